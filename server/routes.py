@@ -1,0 +1,149 @@
+"""The REST contract: trigger, read, cancel and report runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from . import store
+from .errors import NotFoundError, ValidationError
+from .keys import POOL, REGISTRY
+from .representation import utc_now
+from .validation import (
+    MAX_ERROR_CHARS,
+    MAX_MESSAGE_CHARS,
+    check_batch_id,
+    check_collector_names,
+    check_job_id,
+    check_text,
+    collector_list,
+    query_int,
+    read_json_object,
+    reject_unknown_fields,
+)
+
+REPORTABLE_STATUSES = ("running", "completed", "failed", "cancelled")
+MAX_HISTORY = 500
+
+routes = web.RouteTableDef()
+
+
+def versioned_json(request: web.Request, seq: int, body: Any, tag: str) -> web.StreamResponse:
+    """A JSON response carrying ``ETag`` (from seq); ``If-None-Match`` on it gets 304."""
+    etag = f'"{tag}-{seq}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if_none_match = request.headers.get("If-None-Match", "")
+    if etag in {part.strip().removeprefix("W/") for part in if_none_match.split(",")} or if_none_match.strip() == "*":
+        return web.Response(status=304, headers=headers)
+    return web.json_response(body, headers=headers)
+
+
+@routes.post("/api/collectors/run")
+async def trigger_run(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    reject_unknown_fields(body, ("collectors", "priority"))
+    registry = request.app[REGISTRY]
+    names = body.get("collectors")
+    if not isinstance(names, list) or not names:
+        raise ValidationError("collectors must be a non-empty list of collector names")
+    names = check_collector_names(names, registry)
+    priority = body.get("priority", "normal")
+    if priority not in store.PRIORITIES:
+        raise ValidationError(f"priority must be one of {', '.join(store.PRIORITIES)}")
+    created = await store.create_batch(request.app[POOL], [registry[n] for n in names], priority)
+    return web.json_response(created, status=201)
+
+
+@routes.get("/api/collectors")
+async def list_collectors(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    return web.json_response(
+        {
+            "collectors": [
+                {"name": spec.name, "job_name": spec.display_name, "timeout_seconds": spec.timeout}
+                for spec in sorted(registry.values(), key=lambda s: s.name)
+            ]
+        }
+    )
+
+
+@routes.get("/api/collectors/runs/batch/{batch_id}")
+async def get_batch(request: web.Request) -> web.StreamResponse:
+    batch_id = check_batch_id(request.match_info["batch_id"])
+    found = await store.fetch_batch(request.app[POOL], batch_id)
+    if found is None:
+        raise NotFoundError("Batch not found")
+    seq, body = found
+    return versioned_json(request, seq, body, "b")
+
+
+@routes.get("/api/collectors/runs/job/{job_id}")
+async def get_job(request: web.Request) -> web.StreamResponse:
+    job_id = check_job_id(request.match_info["job_id"])
+    found = await store.fetch_job(request.app[POOL], job_id)
+    if found is None:
+        raise NotFoundError("Job not found")
+    seq, body = found
+    return versioned_json(request, seq, body, "j")
+
+
+@routes.get("/api/collectors/runs/latest")
+async def get_latest(request: web.Request) -> web.StreamResponse:
+    registry = request.app[REGISTRY]
+    names = collector_list(request.query.get("collectors"), registry) or sorted(registry)
+    pool = request.app[POOL]
+    seq = await store.current_seq(pool)
+    runs = await store.latest_runs(pool, names)
+    return versioned_json(
+        request, seq, {"latest_runs": runs, "total_runs": len(runs), "generated_at": utc_now()}, "l"
+    )
+
+
+@routes.get("/api/collectors/history")
+async def get_history(request: web.Request) -> web.Response:
+    limit = query_int(request, "limit", 10, 1, MAX_HISTORY)
+    names = collector_list(request.query.get("collectors"), request.app[REGISTRY])
+    runs = await store.history(request.app[POOL], limit, names)
+    return web.json_response({"collection_history": runs, "total_runs": len(runs), "generated_at": utc_now()})
+
+
+@routes.post("/api/collectors/runs/batch/{batch_id}/cancel")
+async def cancel_batch(request: web.Request) -> web.StreamResponse:
+    batch_id = check_batch_id(request.match_info["batch_id"])
+    pool = request.app[POOL]
+    await store.cancel_batch(pool, batch_id)
+    found = await store.fetch_batch(pool, batch_id)
+    assert found is not None
+    return web.json_response(found[1])
+
+
+@routes.post("/api/collectors/runs/job/{job_id}/cancel")
+async def cancel_job(request: web.Request) -> web.StreamResponse:
+    job_id = check_job_id(request.match_info["job_id"])
+    pool = request.app[POOL]
+    await store.cancel_job(pool, job_id)
+    found = await store.fetch_job(pool, job_id)
+    assert found is not None
+    return web.json_response(found[1])
+
+
+@routes.post("/api/collectors/runs/job/{job_id}/progress")
+async def report_progress(request: web.Request) -> web.StreamResponse:
+    """Progress over HTTP, for collectors that cannot reach the database."""
+    job_id = check_job_id(request.match_info["job_id"])
+    body = await read_json_object(request)
+    reject_unknown_fields(body, ("status", "progress_percent", "message", "error"))
+    status = body.get("status")
+    if status not in REPORTABLE_STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(REPORTABLE_STATUSES)}")
+    percent = body.get("progress_percent")
+    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100):
+        raise ValidationError("progress_percent must be an integer from 0 to 100, or null")
+    message = check_text("message", body.get("message"), MAX_MESSAGE_CHARS)
+    error = check_text("error", body.get("error"), MAX_ERROR_CHARS)
+    pool = request.app[POOL]
+    await store.report_progress(pool, job_id, status, percent, message, error)
+    found = await store.fetch_job(pool, job_id)
+    assert found is not None
+    return web.json_response(found[1])

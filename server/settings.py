@@ -1,0 +1,168 @@
+"""Settings, parsed once at the edge (environment and CLI flags) and passed in.
+
+Every ``COLLECTOR_HUB_*`` variable is validated here with a message that names the variable
+and the bad value, so a typo stops the server at start instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "COLLECTOR_HUB_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "collector-hub"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5400
+    database_url: str | None = None
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    collectors_file: Path | None = None
+    # The in-process runner claims and runs queued jobs; turn it off for API-only nodes.
+    run_collectors: bool = True
+    runner_concurrency: int = 4
+    runner_id: str = dataclasses.field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    runner_poll_interval: float = 1.0
+    watchdog_timeout: float = 300.0
+    cancel_grace_period: float = 10.0
+    max_body_bytes: int = 64 * 1024
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    log_level: str = "INFO"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+def _parse_int(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _parse_float(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+    return value
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+
+
+def _parse_host(name: str, raw: str) -> str:
+    host = raw.strip()
+    if not host:
+        raise SettingsError(f"{name} must not be empty")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not all(part and len(part) < 64 for part in host.split(".")) or len(host) > 253:
+            raise SettingsError(f"{name} must be an IP address or host name, got {raw!r}") from None
+    return host
+
+
+def _parse_database_url(name: str, raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")) and "=" not in raw:
+        raise SettingsError(
+            f"{name} must be a PostgreSQL URL (postgresql://user:pass@host:5432/db) "
+            "or a libpq key=value string"
+        )
+    return raw
+
+
+def _parse_log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"{name} must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+def _parse_existing_file(name: str, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name} must name an existing file, got {raw!r}")
+    return path
+
+
+def _parse_runner_id(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 200 or not value.isprintable():
+        raise SettingsError(f"{name} must be 1-200 printable characters, got {raw!r}")
+    return value
+
+
+# setting name -> parser(env name, raw string) -> value
+_PARSERS: dict[str, Any] = {
+    "host": _parse_host,
+    "port": lambda n, r: _parse_int(n, r, 1, 65535),
+    "database_url": _parse_database_url,
+    "data_dir": lambda n, r: Path(r).expanduser(),
+    "collectors_file": _parse_existing_file,
+    "run_collectors": _parse_bool,
+    "runner_concurrency": lambda n, r: _parse_int(n, r, 1, 256),
+    "runner_id": _parse_runner_id,
+    "runner_poll_interval": lambda n, r: _parse_float(n, r, 0.05, 60),
+    "watchdog_timeout": lambda n, r: _parse_float(n, r, 1, 7 * 24 * 3600),
+    "cancel_grace_period": lambda n, r: _parse_float(n, r, 0, 600),
+    "max_body_bytes": lambda n, r: _parse_int(n, r, 1024, 64 * 1024 * 1024),
+    "db_pool_min": lambda n, r: _parse_int(n, r, 0, 100),
+    "db_pool_max": lambda n, r: _parse_int(n, r, 1, 1000),
+    "log_level": _parse_log_level,
+}
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``COLLECTOR_HUB_*`` variables, then CLI overrides (already typed,
+    ``None`` meaning "not given"). Raises :class:`SettingsError` on the first bad value."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field, parse in _PARSERS.items():
+        raw = environ.get(env_name(field))
+        if raw is not None and raw != "":
+            values[field] = parse(env_name(field), raw)
+    for field, value in overrides.items():
+        if field not in _PARSERS:
+            raise SettingsError(f"unknown setting {field!r}")
+        if value is not None:
+            values[field] = _PARSERS[field](f"--{field.replace('_', '-')}", str(value))
+    settings = Settings(**values)
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError(
+            f"{env_name('db_pool_min')} ({settings.db_pool_min}) must not exceed "
+            f"{env_name('db_pool_max')} ({settings.db_pool_max})"
+        )
+    return settings

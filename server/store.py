@@ -1,0 +1,217 @@
+"""Reads and writes of runs in PostgreSQL (aiopg). Shapes come from ``representation``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+
+from collectors.registry import CollectorSpec
+
+from . import representation as rep
+from .errors import ConflictError, NotFoundError
+
+PRIORITIES = ("high", "normal", "low")
+ID_ATTEMPTS = 8
+
+# A job joined with the summary of its batch, as the job GET needs it.
+_JOB_WITH_BATCH = """
+    SELECT j.*, b.status AS batch_status, b.progress_percent AS batch_progress_percent,
+           b.estimated_completion AS batch_estimated_completion, b.message AS batch_message,
+           b.seq AS batch_seq
+      FROM job_runs j JOIN job_batches b USING (batch_id)
+"""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.randbelow(10**8):08d}"
+
+
+@asynccontextmanager
+async def _cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    async with pool.acquire() as conn:
+        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            yield cur
+
+
+@asynccontextmanager
+async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    async with _cursor(pool) as cur:
+        async with cur.begin():
+            yield cur
+
+
+async def create_batch(
+    pool: aiopg.Pool, collectors: Sequence[CollectorSpec], priority: str, requested_by: str | None = None
+) -> dict[str, Any]:
+    """Queue one job per collector in a new batch; returns the 201 body. IDs are random and a
+    collision (unique violation) retries the whole insert with fresh ones."""
+    for _ in range(ID_ATTEMPTS):
+        try:
+            async with _transaction(pool) as cur:
+                await cur.execute(
+                    "INSERT INTO job_batches (batch_id, priority, requested_by, message)"
+                    " VALUES (%s, %s, %s, 'Queued') RETURNING *",
+                    (new_id("bc"), priority, requested_by),
+                )
+                batch = await cur.fetchone()
+                jobs = []
+                for position, spec in enumerate(collectors):
+                    await cur.execute(
+                        "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position, priority,"
+                        " message, started_at) VALUES (%s, %s, %s, %s, %s, %s, 'Queued', %s) RETURNING *",
+                        (
+                            new_id(spec.id_prefix),
+                            batch["batch_id"],
+                            spec.name,
+                            spec.display_name,
+                            position,
+                            priority,
+                            batch["started_at"],
+                        ),
+                    )
+                    jobs.append(await cur.fetchone())
+                await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch["batch_id"],))
+                batch = await cur.fetchone()
+        except psycopg2.errors.UniqueViolation:
+            continue
+        return rep.created_batch_json(batch, jobs)
+    raise RuntimeError("could not allocate unique run ids")
+
+
+async def _batch_rows(cur: Any, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch_id,))
+    batch = await cur.fetchone()
+    if batch is None:
+        return None
+    await cur.execute("SELECT * FROM job_runs WHERE batch_id = %s ORDER BY position, job_id", (batch_id,))
+    return batch, await cur.fetchall()
+
+
+async def fetch_batch(pool: aiopg.Pool, batch_id: str) -> tuple[int, dict[str, Any]] | None:
+    """``(seq, body)`` of a batch, or None. The batch's seq moves with every change to it or
+    to any of its jobs, so it versions the whole body."""
+    async with _transaction(pool) as cur:  # one snapshot for batch and jobs
+        rows = await _batch_rows(cur, batch_id)
+    if rows is None:
+        return None
+    batch, jobs = rows
+    return batch["seq"], rep.batch_json(batch, jobs)
+
+
+async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]] | None:
+    """``(seq, body)`` of a job. The body shows batch fields too, and every job change also
+    changes its batch, so the batch's seq versions the job body."""
+    async with _cursor(pool) as cur:
+        await cur.execute(_JOB_WITH_BATCH + " WHERE j.job_id = %s", (job_id,))
+        job = await cur.fetchone()
+    if job is None:
+        return None
+    return job["batch_seq"], rep.job_json(job)
+
+
+async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[str, Any]]:
+    """Per collector, its active run (queued or running), else its most recent one."""
+    async with _cursor(pool) as cur:
+        await cur.execute(
+            _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1)
+            + " WHERE j.collector = ANY(%s)"
+            " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id",
+            (list(collectors),),
+        )
+        rows = await cur.fetchall()
+    order = {name: i for i, name in enumerate(collectors)}
+    rows.sort(key=lambda row: order[row["collector"]])
+    return [rep.job_json(row) for row in rows]
+
+
+async def history(pool: aiopg.Pool, limit: int, collectors: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Most recent runs first, running ones included."""
+    async with _cursor(pool) as cur:
+        if collectors:
+            await cur.execute(
+                "SELECT * FROM job_runs WHERE collector = ANY(%s) ORDER BY started_at DESC, job_id LIMIT %s",
+                (list(collectors), limit),
+            )
+        else:
+            await cur.execute("SELECT * FROM job_runs ORDER BY started_at DESC, job_id LIMIT %s", (limit,))
+        rows = await cur.fetchall()
+    return [rep.history_entry_json(row) for row in rows]
+
+
+async def current_seq(pool: aiopg.Pool) -> int:
+    """The newest seq handed out (committed or not): a cheap version for list endpoints."""
+    async with _cursor(pool) as cur:
+        await cur.execute("SELECT last_value FROM collector_hub_seq")
+        row = await cur.fetchone()
+    return int(row["last_value"])
+
+
+CANCELLED_MESSAGE = "Cancelled by request"
+
+
+async def cancel_batch(pool: aiopg.Pool, batch_id: str) -> None:
+    """Cancel every job of a batch that has not ended. A runner stops their processes."""
+    async with _transaction(pool) as cur:
+        await cur.execute("SELECT status FROM job_batches WHERE batch_id = %s FOR UPDATE", (batch_id,))
+        batch = await cur.fetchone()
+        if batch is None:
+            raise NotFoundError("Batch not found")
+        if batch["status"] in rep.TERMINAL_STATUSES:
+            raise ConflictError(f"Batch is already {batch['status']}; terminal states are final")
+        await cur.execute(
+            "UPDATE job_runs SET status = 'cancelled', message = %s"
+            " WHERE batch_id = %s AND NOT collector_hub_is_terminal(status)",
+            (CANCELLED_MESSAGE, batch_id),
+        )
+
+
+async def cancel_job(pool: aiopg.Pool, job_id: str) -> None:
+    async with _transaction(pool) as cur:
+        # Lock order batch -> job, the same as the batch refresh trigger takes.
+        await cur.execute(
+            "SELECT b.batch_id FROM job_batches b JOIN job_runs j USING (batch_id)"
+            " WHERE j.job_id = %s FOR UPDATE OF b",
+            (job_id,),
+        )
+        if await cur.fetchone() is None:
+            raise NotFoundError("Job not found")
+        await cur.execute("SELECT status FROM job_runs WHERE job_id = %s FOR UPDATE", (job_id,))
+        job = await cur.fetchone()
+        if job["status"] in rep.TERMINAL_STATUSES:
+            raise ConflictError(f"Job is already {job['status']}; terminal states are final")
+        await cur.execute(
+            "UPDATE job_runs SET status = 'cancelled', message = %s WHERE job_id = %s",
+            (CANCELLED_MESSAGE, job_id),
+        )
+
+
+async def report_progress(
+    pool: aiopg.Pool,
+    job_id: str,
+    status: str,
+    percent: int | None,
+    message: str | None,
+    error: str | None = None,
+) -> None:
+    """A progress update for a job that has not ended (HTTP twin of
+    ``collectors.progress.update_job_progress``)."""
+    async with _transaction(pool) as cur:
+        await cur.execute(
+            "UPDATE job_runs SET status = %s, progress_percent = coalesce(%s, progress_percent),"
+            " message = coalesce(%s, message), error = %s, last_progress_at = clock_timestamp()"
+            " WHERE job_id = %s AND NOT collector_hub_is_terminal(status) RETURNING job_id",
+            (status, percent, message, error, job_id),
+        )
+        if await cur.fetchone() is None:
+            await cur.execute("SELECT status FROM job_runs WHERE job_id = %s", (job_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFoundError("Job not found")
+            raise ConflictError(f"Job is already {row['status']}; terminal states are final")

@@ -1,0 +1,110 @@
+"""Checks for everything a client sends. Each failure is a ValidationError with a message
+that says which field is wrong and what is expected."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .errors import ApiError, ValidationError
+
+BATCH_ID = re.compile(r"^bc_[0-9]{8}$")
+JOB_ID = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")
+MAX_MESSAGE_CHARS = 1000
+MAX_ERROR_CHARS = 4000
+
+
+async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object. The size limit is the app's ``client_max_size``."""
+    if request.content_type not in ("application/json", "application/octet-stream", "text/plain") and request.body_exists:
+        raise ApiError("Content-Type must be application/json", status=415)
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise ValidationError("Request body must be a JSON object")
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValidationError("Request body must be UTF-8 encoded JSON") from None
+    except ValueError as exc:
+        raise ValidationError(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(body, dict):
+        raise ValidationError("Request body must be a JSON object")
+    return body
+
+
+def reject_unknown_fields(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ValidationError(
+            f"Unknown field(s): {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def check_text(name: str, value: Any, max_chars: int, *, optional: bool = True) -> str | None:
+    """A string PostgreSQL can store: UTF-8 encodable (no lone surrogates) and no NUL."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string")
+    if len(value) > max_chars:
+        raise ValidationError(f"{name} must be at most {max_chars} characters, got {len(value)}")
+    if "\x00" in value:
+        raise ValidationError(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+def check_batch_id(value: str) -> str:
+    if not BATCH_ID.match(value):
+        raise ValidationError("Malformed batch id: expected 'bc_' followed by 8 digits")
+    return value
+
+
+def check_job_id(value: str) -> str:
+    if not JOB_ID.match(value):
+        raise ValidationError("Malformed job id: expected two letters or digits, '_', then 8 digits")
+    return value
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw.strip()):
+        raise ValidationError(f"{name} must be an integer between {lo} and {hi}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise ValidationError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def collector_list(raw: str | None, known: Mapping[str, Any], name: str = "collectors") -> list[str] | None:
+    """A comma-separated list of known collector names, or None when the parameter is absent."""
+    if raw is None:
+        return None
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise ValidationError(f"{name} must list at least one collector name")
+    return check_collector_names(names, known, name)
+
+
+def check_collector_names(names: list[Any], known: Mapping[str, Any], name: str = "collectors") -> list[str]:
+    if not all(isinstance(n, str) for n in names):
+        raise ValidationError(f"{name} must be a list of collector names (strings)")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValidationError(f"{name} lists a collector more than once: {', '.join(duplicates)}")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        shown = ", ".join(repr(n[:64]) for n in unknown[:10])
+        raise ValidationError(f"Unknown collector(s): {shown}. Known collectors: {', '.join(sorted(known))}")
+    return names

