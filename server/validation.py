@@ -28,9 +28,14 @@ async def read_json_object(request: web.Request, *, allow_empty: bool = False) -
             return {}
         raise ValidationError("Request body must be a JSON object")
     try:
-        body = json.loads(raw)
+        # Decode ourselves: json.loads(bytes) would guess UTF-16/32 from the first bytes.
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError("Request body must be UTF-8 encoded JSON") from None
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        raise ValidationError("Malformed JSON: nested too deeply") from None
     except ValueError as exc:
         raise ValidationError(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(body, dict):

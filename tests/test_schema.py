@@ -1,0 +1,131 @@
+"""Invariants kept in SQL, whoever writes: seq, terminal finality, batch aggregates."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from server.database import SQL_DIR, apply_migrations
+
+
+def new_batch(db, collectors=("demo", "ninja")):
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO job_batches (batch_id) VALUES ('bc_' || lpad((random()*1e8)::int::text, 8, '0'))"
+                    " RETURNING batch_id")
+        batch_id = cur.fetchone()[0]
+        jobs = []
+        for i, name in enumerate(collectors):
+            cur.execute(
+                "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position)"
+                " VALUES (%s || '_' || lpad((random()*1e8)::int::text, 8, '0'), %s, %s, %s, %s) RETURNING job_id",
+                (name[:2], batch_id, name, f"{name}-collector", i),
+            )
+            jobs.append(cur.fetchone()[0])
+    return batch_id, jobs
+
+
+def fetch(db, sql, *params):
+    with db.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
+
+
+@pytest.mark.parametrize("final", ["completed", "failed", "cancelled"])
+def test_terminal_jobs_cannot_change_even_from_raw_sql(db, final):
+    _, (job, _) = new_batch(db)
+    with db.cursor() as cur:
+        cur.execute("UPDATE job_runs SET status = %s WHERE job_id = %s", (final, job))
+    before = fetch(db, "SELECT status, message, seq FROM job_runs WHERE job_id = %s", job)
+    for change in ("status = 'running'", "message = 'late'", "progress_percent = 3", "status = 'queued'"):
+        with pytest.raises(psycopg2.Error) as caught, db.cursor() as cur:
+            cur.execute(f"UPDATE job_runs SET {change} WHERE job_id = %s", (job,))
+        assert caught.value.pgcode == "CH001"
+        assert "terminal states are final" in caught.value.pgerror
+    assert fetch(db, "SELECT status, message, seq FROM job_runs WHERE job_id = %s", job) == before
+
+
+def test_every_change_bumps_seq_on_job_and_batch(db):
+    batch, (job, _) = new_batch(db)
+    seqs = []
+    for percent in (10, 20, 30):
+        with db.cursor() as cur:
+            cur.execute("UPDATE job_runs SET status='running', progress_percent=%s WHERE job_id=%s", (percent, job))
+        seqs.append(fetch(db, "SELECT j.seq, b.seq FROM job_runs j JOIN job_batches b USING (batch_id)"
+                              " WHERE job_id = %s", job))
+    flat = [s for pair in seqs for s in pair]
+    assert flat == sorted(flat) and len(set(flat)) == len(flat)
+    for job_seq, batch_seq in seqs:
+        assert batch_seq > job_seq  # the batch row is rewritten after its job
+
+
+def test_a_job_cannot_move_to_another_batch(db):
+    _, (job, _) = new_batch(db)
+    other, _ = new_batch(db)
+    with pytest.raises(psycopg2.Error), db.cursor() as cur:
+        cur.execute("UPDATE job_runs SET batch_id = %s WHERE job_id = %s", (other, job))
+
+
+def test_concurrent_writers_leave_consistent_aggregates(database_url, db):
+    """Two transactions finishing two jobs of one batch at the same time: the batch must end
+    completed with 100 %, whichever commits last."""
+    for _ in range(10):
+        batch, jobs = new_batch(db)
+        barrier = threading.Barrier(len(jobs))
+        errors = []
+
+        def finish(job_id):
+            conn = psycopg2.connect(database_url)
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    barrier.wait()
+                    cur.execute("UPDATE job_runs SET status = 'completed' WHERE job_id = %s", (job_id,))
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=finish, args=(job,)) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert fetch(db, "SELECT status, progress_percent FROM job_batches WHERE batch_id = %s", batch) == (
+            "completed",
+            100,
+        )
+
+
+def test_migrations_apply_once_even_when_nodes_start_together(admin_dsn):
+    name = "test_concurrent_migrations"
+    admin = psycopg2.connect(admin_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {name}")
+    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(apply_migrations(dsn))
+        except Exception as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        applied = sorted(f for files in results for f in files)
+        assert applied == sorted(p.name for p in SQL_DIR.glob("*.sql"))  # each file exactly once
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
