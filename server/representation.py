@@ -29,7 +29,8 @@ def duration_seconds(row: Row) -> int | None:
     """Whole seconds from request to end; only for terminal runs."""
     if row["status"] not in TERMINAL_STATUSES or row["ended_at"] is None:
         return None
-    return max(0, round((row["ended_at"] - row["started_at"]).total_seconds()))
+    elapsed: dt.timedelta = row["ended_at"] - row["started_at"]
+    return max(0, round(elapsed.total_seconds()))
 
 
 def format_duration(seconds: int | None) -> str | None:

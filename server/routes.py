@@ -103,7 +103,8 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/collectors/history")
 async def get_history(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, 1, MAX_HISTORY)
-    names = collector_list(request.query.get("collectors"), request.app[REGISTRY])
+    registry = request.app[REGISTRY]
+    names = collector_list(request.query.get("collectors"), registry)
     runs = await store.history(request.app[POOL], limit, names)
     return web.json_response({"collection_history": runs, "total_runs": len(runs), "generated_at": utc_now()})
 

@@ -36,7 +36,7 @@ async def read_json_object(request: web.Request, *, allow_empty: bool = False) -
         body = json.loads(text)
     except RecursionError:
         raise ValidationError("Malformed JSON: nested too deeply") from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValidationError(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(body, dict):
         raise ValidationError("Request body must be a JSON object")
@@ -92,7 +92,7 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -
     return value
 
 
-def collector_list(raw: str | None, known: Mapping[str, Any], name: str = "collectors") -> list[str] | None:
+def collector_list(raw: str | None, known: Mapping[str, object], name: str = "collectors") -> list[str] | None:
     """A comma-separated list of known collector names, or None when the parameter is absent."""
     if raw is None:
         return None
@@ -102,7 +102,7 @@ def collector_list(raw: str | None, known: Mapping[str, Any], name: str = "colle
     return check_collector_names(names, known, name)
 
 
-def check_collector_names(names: list[Any], known: Mapping[str, Any], name: str = "collectors") -> list[str]:
+def check_collector_names(names: list[Any], known: Mapping[str, object], name: str = "collectors") -> list[str]:
     if not all(isinstance(n, str) for n in names):
         raise ValidationError(f"{name} must be a list of collector names (strings)")
     duplicates = sorted({n for n in names if names.count(n) > 1})
