@@ -15,6 +15,7 @@ from .keys import DATABASE_URL, POOL, REGISTRY, RUNNER, SETTINGS
 from .middleware import json_errors
 from .routes import routes
 from .settings import Settings
+from .static_routes import setup_static_routes
 
 log = logging.getLogger(__name__)
 
@@ -82,4 +83,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    setup_static_routes(app)
     return app

@@ -1,0 +1,387 @@
+// Collector Hub browser client: follows a batch, a job or the runs of some collectors, picking
+// the best transport by itself (WebSocket, then Server-Sent Events, then polling), resuming
+// from the last seq it saw, and climbing back to a better transport when it can.
+//
+//   import { track } from "/static/collector-hub-client.js";
+//   const handle = track("bc_12345678", { onUpdate, onComplete, onError, onTransport });
+//   handle.stop();
+//
+// No build step, no dependencies, no network fetch other than to the Collector Hub server.
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const TRANSPORTS = ["websocket", "sse", "poll"];
+
+export function isTerminal(status) {
+  return TERMINAL.has(status);
+}
+
+/** Follow one batch until it reaches a terminal state. */
+export function track(batchId, handlers = {}, options = {}) {
+  return new Tracker({ kind: "batch", id: batchId }, handlers, options);
+}
+
+/** Follow one job until it reaches a terminal state. */
+export function trackJob(jobId, handlers = {}, options = {}) {
+  return new Tracker({ kind: "job", id: jobId }, handlers, options);
+}
+
+/** Follow every run of the named collectors (never completes; call stop()). */
+export function trackCollectors(collectors, handlers = {}, options = {}) {
+  return new Tracker({ kind: "collectors", id: collectors.join(",") }, handlers, options);
+}
+
+function jittered(ms) {
+  return ms / 2 + Math.random() * (ms / 2);
+}
+
+class Tracker {
+  constructor(topic, handlers, options) {
+    this.topic = topic;
+    this.handlers = handlers;
+    this.baseUrl = (options.baseUrl || "").replace(/\/$/, "");
+    this.token = options.token || null; // API key or JWT
+    this.tokenType = options.tokenType || "api-key"; // "api-key" | "bearer"
+    this.transports = (options.transports || TRANSPORTS).filter((t) => TRANSPORTS.includes(t));
+    this.pollMin = options.pollInterval || 5000; // the spec's guidance: 5-10 s
+    this.pollMax = options.maxPollInterval || 10000;
+    this.giveUpAfter = options.giveUpAfter ?? 60000; // polling stops after this long without progress
+    this.upgradeAfter = options.upgradeAfter || 30000; // try a better transport again after this
+    this.longPoll = options.longPoll ?? 25; // seconds; 0 to poll with ETags only
+    this.seq = options.since ?? null;
+    this.states = new Map(); // object key -> latest data, so consumers get whole objects
+    this.level = 0; // index into this.transports
+    this.failures = 0;
+    this.stopped = false;
+    this.done = false;
+    this.current = null; // { name, close() }
+    this.timers = new Set();
+    this._connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    this._closeCurrent();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  get transport() {
+    return this.current ? this.current.name : null;
+  }
+
+  // ---- plumbing shared by every transport ----
+
+  _later(fn, ms) {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopped) fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  _emit(name, ...args) {
+    const fn = this.handlers[name];
+    if (typeof fn === "function") {
+      try {
+        fn(...args);
+      } catch (err) {
+        console.error(`collector-hub: ${name} handler threw`, err);
+      }
+    }
+  }
+
+  _closeCurrent() {
+    if (this.current) {
+      const c = this.current;
+      this.current = null;
+      c.close();
+    }
+  }
+
+  _url(path, params = {}) {
+    const url = new URL(this.baseUrl + path, window.location.href);
+    for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) url.searchParams.set(k, v);
+    return url;
+  }
+
+  _headers() {
+    if (!this.token) return {};
+    return this.tokenType === "bearer" ? { Authorization: `Bearer ${this.token}` } : { "X-API-Key": this.token };
+  }
+
+  _restPath() {
+    const { kind, id } = this.topic;
+    if (kind === "batch") return `/api/collectors/runs/batch/${encodeURIComponent(id)}`;
+    if (kind === "job") return `/api/collectors/runs/job/${encodeURIComponent(id)}`;
+    return `/api/collectors/runs/latest?collectors=${encodeURIComponent(id)}`;
+  }
+
+  _ssePath() {
+    const { kind, id } = this.topic;
+    if (kind === "collectors") return `/api/collectors/events?collectors=${encodeURIComponent(id)}`;
+    return `${this._restPath()}/events`;
+  }
+
+  /** One state message from any transport: {type: "batch"|"job", seq, data}. */
+  _receive(type, seq, data) {
+    if (this.done || this.stopped) return;
+    if (typeof seq === "number" && this.seq !== null && seq < this.seq && this.topic.kind !== "collectors") return;
+    if (typeof seq === "number") this.seq = Math.max(this.seq ?? 0, seq);
+    this.lastProgressAt = Date.now();
+    this.failures = 0;
+    const key = `${type}:${data.batch_id && type === "batch" ? data.batch_id : data.job_id}`;
+    this.states.set(key, data);
+    this._emit("onUpdate", data, { type, seq, transport: this.transport });
+    const mine =
+      (this.topic.kind === "batch" && type === "batch") || (this.topic.kind === "job" && type === "job");
+    if (mine && isTerminal(data.status)) {
+      this.done = true;
+      this._emit("onComplete", data);
+      this.stop();
+    }
+  }
+
+  _connect() {
+    if (this.stopped) return;
+    const name = this.transports[this.level];
+    this._emit("onTransport", name, { state: "connecting" });
+    const start = { websocket: () => this._openWebSocket(), sse: () => this._openEventSource(), poll: () => this._poll() };
+    this.current = { name, close: () => {} };
+    start[name]();
+  }
+
+  /** The transport failed: retry it with backoff, or fall to the next one. */
+  _fail(name, error, { fatal = false } = {}) {
+    if (this.stopped || !this.current || this.current.name !== name) return;
+    this._closeCurrent();
+    this.failures += 1;
+    this._emit("onTransport", name, { state: "lost", error: String(error || "") });
+    if (fatal) {
+      this._emit("onError", error);
+      this.stop();
+      return;
+    }
+    if (this.failures >= 2 && this.level < this.transports.length - 1) {
+      this.level += 1;
+      this.failures = 0;
+      this._scheduleUpgrade();
+      this._later(() => this._connect(), jittered(500));
+      return;
+    }
+    const backoff = Math.min(30000, 1000 * 2 ** Math.min(this.failures, 5));
+    this._later(() => this._connect(), jittered(backoff));
+  }
+
+  /** While on a fallback, now and then try the best transport again. */
+  _scheduleUpgrade() {
+    if (this.upgradeTimer) return;
+    this.upgradeTimer = this._later(() => {
+      this.upgradeTimer = null;
+      if (this.level === 0 || this.done) return;
+      this._probe(this.transports[0]).then((ok) => {
+        if (this.stopped || this.done) return;
+        if (ok) {
+          this._closeCurrent();
+          this.level = 0;
+          this.failures = 0;
+          this._connect();
+        } else {
+          this._scheduleUpgrade();
+        }
+      });
+    }, jittered(this.upgradeAfter));
+  }
+
+  _probe(name) {
+    return new Promise((resolve) => {
+      if (name === "websocket") {
+        let ws;
+        try {
+          ws = new WebSocket(this._wsUrl());
+        } catch {
+          resolve(false);
+          return;
+        }
+        const t = setTimeout(() => { ws.close(); resolve(false); }, 5000);
+        ws.onopen = () => { clearTimeout(t); ws.close(1000); resolve(true); };
+        ws.onerror = () => { clearTimeout(t); resolve(false); };
+      } else {
+        resolve(false);
+      }
+    });
+  }
+
+  // ---- WebSocket ----
+
+  _wsUrl() {
+    const url = this._url("/api/ws", this.token ? { access_token: this.token } : {});
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.toString();
+  }
+
+  _openWebSocket() {
+    let ws;
+    try {
+      ws = new WebSocket(this._wsUrl());
+    } catch (err) {
+      this._fail("websocket", err);
+      return;
+    }
+    let opened = false;
+    this.current.close = () => { ws.onclose = null; ws.close(1000); };
+    const sub = { op: "subscribe" };
+    if (this.topic.kind === "batch") sub.batch_id = this.topic.id;
+    else if (this.topic.kind === "job") sub.job_id = this.topic.id;
+    else sub.collectors = this.topic.id.split(",");
+    if (this.seq !== null) sub.since = this.seq;
+    ws.onopen = () => {
+      opened = true;
+      ws.send(JSON.stringify(sub));
+      this._emit("onTransport", "websocket", { state: "connected" });
+    };
+    ws.onmessage = (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (msg.type === "batch" || msg.type === "job") this._receive(msg.type, msg.seq, msg.data);
+      else if (msg.type === "error") this._handleServerError(msg.error, "websocket", msg.status);
+    };
+    ws.onclose = (event) => {
+      // 1008: the server refused what we sent (or our credentials); not worth retrying blindly.
+      const why = event.reason || `closed (${event.code})`;
+      if (!opened) this.failures += 1; // never connected: count towards falling back faster
+      this._fail("websocket", why, { fatal: event.code === 4401 || event.code === 4403 || event.code === 4404 });
+    };
+  }
+
+  _handleServerError(error, name, status) {
+    const fatal = status === 401 || status === 403 || status === 404 || /not found/i.test(error || "");
+    if (fatal) this._fail(name, error, { fatal: true });
+    else this._emit("onError", error);
+  }
+
+  // ---- Server-Sent Events ----
+
+  _openEventSource() {
+    const params = {};
+    if (this.seq !== null) params.lastEventId = this.seq;
+    if (this.token) params.access_token = this.token;
+    const base = this._ssePath();
+    const url = this._url(base.split("?")[0], { ...Object.fromEntries(new URLSearchParams(base.split("?")[1] || "")), ...params });
+    let source;
+    try {
+      source = new EventSource(url.toString(), { withCredentials: true });
+    } catch (err) {
+      this._fail("sse", err);
+      return;
+    }
+    this.current.close = () => source.close();
+    const onState = (type) => (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this._receive(type, Number(event.lastEventId) || null, data);
+    };
+    source.addEventListener("batch", onState("batch"));
+    source.addEventListener("job", onState("job"));
+    source.onopen = () => this._emit("onTransport", "sse", { state: "connected" });
+    source.onerror = () => {
+      // EventSource reconnects by itself on network errors; a stream that the server ended
+      // (after a terminal state) or refused (HTTP error) ends up CLOSED.
+      if (source.readyState === EventSource.CLOSED && !this.done) {
+        this._checkWhetherGone().then((fatalError) => this._fail("sse", fatalError || "stream closed", { fatal: !!fatalError }));
+      }
+    };
+  }
+
+  /** After a transport failure: a REST call tells whether the object is gone or we lack rights. */
+  async _checkWhetherGone() {
+    try {
+      const resp = await fetch(this._url(this._restPath()), { headers: this._headers(), credentials: "include" });
+      if (resp.status === 401 || resp.status === 403 || resp.status === 404) {
+        const body = await resp.json().catch(() => ({}));
+        return Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
+      }
+      if (resp.ok) {
+        const data = await resp.json();
+        const type = this.topic.kind === "job" ? "job" : this.topic.kind === "batch" ? "batch" : null;
+        if (type) this._receive(type, this._seqFromEtag(resp.headers.get("ETag")), data);
+      }
+    } catch {
+      /* unreachable: not fatal, retry later */
+    }
+    return null;
+  }
+
+  _seqFromEtag(etag) {
+    const m = /-(\d+)"$/.exec(etag || "");
+    return m ? Number(m[1]) : null;
+  }
+
+  // ---- Polling: ETags and long-poll, 5-10 s, backing off when nothing changes ----
+
+  _poll() {
+    this._emit("onTransport", "poll", { state: "connected" });
+    this.pollEtag = null;
+    this.pollInterval = this.pollMin;
+    this.lastProgressAt = Date.now();
+    const controller = new AbortController();
+    this.current.close = () => controller.abort();
+    const tick = async () => {
+      if (this.stopped || this.done || !this.current || this.current.name !== "poll") return;
+      const headers = this._headers();
+      if (this.pollEtag) headers["If-None-Match"] = this.pollEtag;
+      const path = this._restPath();
+      const wait = this.longPoll && this.topic.kind !== "collectors" && this.pollEtag ? { wait: this.longPoll } : {};
+      let resp;
+      try {
+        resp = await fetch(this._url(path.split("?")[0], { ...Object.fromEntries(new URLSearchParams(path.split("?")[1] || "")), ...wait }), {
+          headers, credentials: "include", signal: controller.signal, cache: "no-store",
+        });
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        this._fail("poll", err);
+        return;
+      }
+      if (resp.status === 304) {
+        this.pollInterval = Math.min(this.pollMax, this.pollInterval * 1.5);
+      } else if (resp.ok) {
+        const etag = resp.headers.get("ETag");
+        const changed = etag !== this.pollEtag;
+        this.pollEtag = etag;
+        const data = await resp.json();
+        if (this.topic.kind === "collectors") {
+          for (const run of data.latest_runs || []) this._receive("job", this._seqFromEtag(etag), run);
+        } else {
+          this._receive(this.topic.kind, this._seqFromEtag(etag), data);
+        }
+        if (changed) this.pollInterval = this.pollMin;
+      } else if (resp.status === 429) {
+        const retry = Number(resp.headers.get("Retry-After")) || 10;
+        this._emit("onError", Object.assign(new Error("Rate limited"), { status: 429 }));
+        this._later(tick, retry * 1000);
+        return;
+      } else {
+        const body = await resp.json().catch(() => ({}));
+        const err = Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
+        this._fail("poll", err, { fatal: resp.status === 401 || resp.status === 403 || resp.status === 404 });
+        return;
+      }
+      if (this.done) return;
+      if (this.giveUpAfter && Date.now() - this.lastProgressAt > this.giveUpAfter && this.topic.kind !== "collectors") {
+        this._emit("onError", Object.assign(new Error("No progress for a minute; stopped polling"), { status: 0 }));
+        this.stop();
+        return;
+      }
+      this._later(tick, wait.wait ? 0 : jittered(this.pollInterval));
+    };
+    tick();
+  }
+}
