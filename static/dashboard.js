@@ -254,7 +254,8 @@ async function loadHistory() {
 function init() {
   $("start-form").addEventListener("submit", startRun);
   $("cancel-batch").addEventListener("click", cancelBatch);
-  $("save-key").addEventListener("click", () => {
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
     const value = $("api-key").value.trim();
     if (value) sessionStorage.setItem(KEY_STORAGE, value);
     else sessionStorage.removeItem(KEY_STORAGE);
