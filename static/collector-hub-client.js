@@ -291,12 +291,21 @@ class Tracker {
     };
     source.addEventListener("batch", onState("batch"));
     source.addEventListener("job", onState("job"));
-    source.onopen = () => this._emit("onTransport", "sse", { state: "connected" });
+    let errorsInARow = 0;
+    source.onopen = () => {
+      errorsInARow = 0;
+      this._emit("onTransport", "sse", { state: "connected" });
+    };
     source.onerror = () => {
-      // EventSource reconnects by itself on network errors; a stream that the server ended
-      // (after a terminal state) or refused (HTTP error) ends up CLOSED.
-      if (source.readyState === EventSource.CLOSED && !this.done) {
+      if (this.done) return;
+      // A stream the server refused (HTTP error) ends up CLOSED. On network errors EventSource
+      // reconnects by itself (CONNECTING); if that keeps failing, take over and fall back.
+      errorsInARow += 1;
+      if (source.readyState === EventSource.CLOSED || errorsInARow >= 2) {
+        source.close();
         this._checkWhetherGone().then((fatalError) => this._fail("sse", fatalError || "stream closed", { fatal: !!fatalError }));
+      } else {
+        this._emit("onTransport", "sse", { state: "lost" });
       }
     };
   }
@@ -341,6 +350,7 @@ class Tracker {
       const path = this._restPath();
       const wait = this.longPoll && this.topic.kind !== "collectors" && this.pollEtag ? { wait: this.longPoll } : {};
       let resp;
+      const began = Date.now();
       try {
         resp = await fetch(this._url(path.split("?")[0], { ...Object.fromEntries(new URLSearchParams(path.split("?")[1] || "")), ...wait }), {
           headers, credentials: "include", signal: controller.signal, cache: "no-store",
@@ -354,10 +364,13 @@ class Tracker {
         this.pollInterval = Math.min(this.pollMax, this.pollInterval * 1.5);
       } else if (resp.ok) {
         const etag = resp.headers.get("ETag");
-        const changed = etag !== this.pollEtag;
+        const changed = !etag || etag !== this.pollEtag;
         this.pollEtag = etag;
         const data = await resp.json();
-        if (this.topic.kind === "collectors") {
+        if (!changed) {
+          // A long-poll that ended with nothing new: back off as for a 304.
+          this.pollInterval = Math.min(this.pollMax, this.pollInterval * 1.5);
+        } else if (this.topic.kind === "collectors") {
           for (const run of data.latest_runs || []) this._receive("job", this._seqFromEtag(etag), run);
         } else {
           this._receive(this.topic.kind, this._seqFromEtag(etag), data);
@@ -380,7 +393,10 @@ class Tracker {
         this.stop();
         return;
       }
-      this._later(tick, wait.wait ? 0 : jittered(this.pollInterval));
+      // A long-poll that really waited can be re-issued at once; anything quicker (a server
+      // without long-poll, a change) waits the polling interval, so we never spin.
+      const waited = wait.wait && Date.now() - began >= 1000;
+      this._later(tick, waited ? 0 : jittered(this.pollInterval));
     };
     tick();
   }
