@@ -11,6 +11,7 @@ from aiohttp import web
 from collectors.registry import load_registry
 
 from . import database
+from .docs_routes import setup_docs_routes
 from .keys import DATABASE_URL, POOL, REGISTRY, RUNNER, SETTINGS
 from .middleware import json_errors
 from .routes import routes
@@ -84,4 +85,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     setup_static_routes(app)
+    setup_docs_routes(app)
     return app

@@ -1,0 +1,135 @@
+"""The documentation endpoints: ``/api/docs`` (index), ``/api/docs/{name}`` (one markdown file
+from ``docs/``) and ``/api/openapi.json``.
+
+Nothing outside ``docs/`` can be served, whatever the name: the files are listed once, when the
+app is built, and a request's name is only ever a key looked up in that list. It is never joined
+to a path, so ``..``, encoded slashes, absolute paths and the like simply are not keys. Symlinks
+and anything that is not a plain ``*.md`` file are left out of the list, and the contents are
+read at that moment (without following symlinks), so later changes on disk cannot redirect a
+name either. Edited documents are served after a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+
+from aiohttp import web
+
+from .errors import NotFoundError
+from .keys import REGISTRY
+from .openapi import build_openapi
+
+log = logging.getLogger(__name__)
+
+DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
+# Plain names only: no separators, no leading dot, nothing a shell or a URL would reinterpret.
+DOC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.md$")
+MAX_DOC_BYTES = 1024 * 1024
+MARKDOWN = "text/markdown; charset=utf-8"
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    name: str
+    title: str
+    body: bytes
+    etag: str
+
+
+def _title_of(name: str, text: str) -> str:
+    """The first level-one heading, else the file name without ``.md``."""
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return name.removesuffix(".md")
+
+
+def _read_regular_file(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (not a symlink) of sane size, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DOC_BYTES:
+            return None
+        return handle.read(MAX_DOC_BYTES + 1)  # one byte more reveals a file that grew
+
+
+def load_documents(docs_dir: Path) -> dict[str, Document]:
+    """The allow-list: every plain ``*.md`` file directly inside ``docs_dir``, by file name."""
+    documents: dict[str, Document] = {}
+    try:
+        entries = sorted(os.scandir(docs_dir), key=lambda e: e.name)
+    except OSError as exc:
+        log.warning("documentation directory %s is unreadable: %s", docs_dir, exc)
+        return documents
+    for entry in entries:
+        if not DOC_NAME.match(entry.name) or entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            continue
+        body = _read_regular_file(Path(entry.path))
+        if body is None or len(body) > MAX_DOC_BYTES:
+            log.warning("not serving %s: not a regular file of at most %d bytes", entry.path, MAX_DOC_BYTES)
+            continue
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("not serving %s: not UTF-8", entry.path)
+            continue
+        etag = '"d-' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        documents[entry.name] = Document(entry.name, _title_of(entry.name, text), body, etag)
+    return documents
+
+
+def docs_index_json(documents: dict[str, Document]) -> dict[str, object]:
+    """The body of ``GET /api/docs``."""
+    return {
+        "documents": [
+            {"name": doc.name, "title": doc.title, "url": f"/api/docs/{doc.name}"} for doc in documents.values()
+        ],
+        "openapi_url": "/api/openapi.json",
+    }
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    tags = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
+    return etag in tags or if_none_match.strip() == "*"
+
+
+def setup_docs_routes(app: web.Application, docs_dir: Path = DOCS_DIR) -> None:
+    """Register the documentation endpoints. Needs ``app[REGISTRY]`` (the OpenAPI document
+    lists the known collectors), so call it after the registry is loaded."""
+    documents = load_documents(docs_dir)
+    index_body = json.dumps(docs_index_json(documents)).encode()
+    # Serialized once: the document only depends on the registry, fixed for the app's life.
+    collector_names: list[str] = list(app[REGISTRY].keys())
+    openapi_body = json.dumps(build_openapi(collector_names, documents)).encode()
+    available = ", ".join(documents) or "none"
+
+    async def docs_index(request: web.Request) -> web.Response:
+        return web.Response(body=index_body, content_type="application/json")
+
+    async def doc_file(request: web.Request) -> web.Response:
+        doc = documents.get(request.match_info["name"])
+        if doc is None:
+            # The requested name is not echoed: it may be anything, of any length.
+            raise NotFoundError(f"Document not found; available documents: {available}")
+        headers = {"ETag": doc.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        if _matches(request.headers.get("If-None-Match", ""), doc.etag):
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=doc.body, headers={**headers, "Content-Type": MARKDOWN})
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.Response(body=openapi_body, content_type="application/json")
+
+    app.router.add_get("/api/docs", docs_index)
+    app.router.add_get("/api/docs/{name}", doc_file)
+    app.router.add_get("/api/openapi.json", openapi_json)
