@@ -23,6 +23,7 @@ setup(
             "pytest-asyncio>=0.23",
             "pytest-timeout>=2.3",
             "openapi-spec-validator>=0.7",
+            "jsonschema>=4.18",  # referencing-based $ref resolution in tests/test_openapi.py
         ],
         "dev": ["ruff", "mypy"],
     },

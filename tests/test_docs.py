@@ -235,4 +235,3 @@ async def test_a_missing_docs_directory_gives_an_empty_index(aiohttp_client, tmp
     setup_docs_routes(app, tmp_path / "missing")
     client = await aiohttp_client(app)
     assert (await (await client.get("/api/docs")).json())["documents"] == []
-
