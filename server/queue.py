@@ -1,0 +1,263 @@
+"""The job queue in SQL: claiming queued jobs, recording what became of them, the watchdog,
+and settling jobs a dead runner left behind.
+
+Locking: every writer here locks a job's batch before the job, the same order as
+``store.cancel_batch``/``cancel_job`` (and the batch refresh trigger, which locks the batch on
+every job change). Multi-row statements lock with ``SKIP LOCKED``, so they never wait and
+cannot deadlock; single-job writes take the batch lock first. A deadlock with a writer that
+uses another order is retried.
+
+Every status change is guarded with ``NOT collector_hub_is_terminal(status)``: a collector's
+own final report, a cancellation or the watchdog's verdict is never overwritten. The trigger
+would refuse it anyway (SQLSTATE CH001); the guard turns that into "nothing to do".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+
+T = TypeVar("T")
+RETRYABLE = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
+ATTEMPTS = 4
+# The trigger's "terminal states are final" and "bad transition" errors.
+RULE_VIOLATIONS = frozenset({"CH001", "CH002"})
+
+PRIORITY_ORDER = "(CASE j.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedJob:
+    job_id: str
+    batch_id: str
+    collector: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningJob:
+    """A running job as settling sees it."""
+
+    job_id: str
+    runner_id: str | None
+    host: str | None
+    pid: int | None
+
+
+@asynccontextmanager
+async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    async with pool.acquire() as conn:
+        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            async with cur.begin():
+                yield cur
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a transaction again when PostgreSQL aborted it to break a deadlock."""
+    for n in range(1, ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except RETRYABLE:
+            if n == ATTEMPTS:
+                raise
+            await asyncio.sleep(0.01 * n)
+    raise AssertionError("unreachable")
+
+
+async def claim_jobs(
+    pool: aiopg.Pool, limit: int, runner_id: str, host: str, collectors: Sequence[str]
+) -> list[ClaimedJob]:
+    """Mark up to ``limit`` queued jobs running for this runner (invariant 9): high priority
+    before normal before low, then oldest first. Only collectors this runner knows are
+    claimed, so runners with different collector files can share one queue.
+
+    ``SKIP LOCKED`` on both the job and its batch: two runners never claim the same job, and
+    a claim never waits for (or deadlocks with) a cancel holding the batch."""
+    if limit <= 0:
+        return []
+
+    async def attempt() -> list[ClaimedJob]:
+        async with _transaction(pool) as cur:
+            await cur.execute(
+                f"""
+                WITH next AS (
+                    SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
+                     WHERE j.status = 'queued' AND j.collector = ANY(%(collectors)s)
+                     ORDER BY {PRIORITY_ORDER}, j.started_at, j.job_id
+                     LIMIT %(limit)s
+                       FOR UPDATE OF b, j SKIP LOCKED
+                )
+                UPDATE job_runs j
+                   SET status = 'running', runner_id = %(runner_id)s, host = %(host)s, pid = NULL,
+                       run_started_at = clock_timestamp(), last_progress_at = NULL, exit_code = NULL,
+                       error = NULL, message = 'Starting collector'
+                  FROM next WHERE j.job_id = next.job_id
+                RETURNING j.job_id, j.batch_id, j.collector, {PRIORITY_ORDER} AS rank, j.started_at
+                """,
+                {"collectors": list(collectors), "limit": limit, "runner_id": runner_id, "host": host},
+            )
+            rows = await cur.fetchall()
+        rows.sort(key=lambda r: (r["rank"], r["started_at"], r["job_id"]))
+        return [ClaimedJob(r["job_id"], r["batch_id"], r["collector"]) for r in rows]
+
+    return await _retrying(attempt)
+
+
+async def _update_one_job(pool: aiopg.Pool, job_id: str, assignments: str, guard: str, params: dict[str, Any]) -> bool:
+    """``UPDATE job_runs SET <assignments>`` for one job that is not terminal (and matches
+    ``guard``), batch locked first. True if the row changed."""
+    params = {**params, "job_id": job_id}
+
+    async def attempt() -> bool:
+        async with _transaction(pool) as cur:
+            await cur.execute(
+                "SELECT 1 FROM job_batches b JOIN job_runs j USING (batch_id)"
+                " WHERE j.job_id = %(job_id)s FOR UPDATE OF b",
+                params,
+            )
+            if await cur.fetchone() is None:
+                return False
+            try:
+                await cur.execute(
+                    f"UPDATE job_runs SET {assignments}"
+                    f" WHERE job_id = %(job_id)s AND NOT collector_hub_is_terminal(status) AND {guard}"
+                    " RETURNING job_id",
+                    params,
+                )
+            except psycopg2.Error as exc:
+                if exc.pgcode in RULE_VIOLATIONS:
+                    return False
+                raise
+            return await cur.fetchone() is not None
+
+    return await _retrying(attempt)
+
+
+async def record_pid(pool: aiopg.Pool, job_id: str, runner_id: str, pid: int) -> bool:
+    """The collector process started: remember its pid (its process group too)."""
+    return await _update_one_job(
+        pool,
+        job_id,
+        "pid = %(pid)s, message = 'Collector started'",
+        "status = 'running' AND runner_id = %(runner_id)s",
+        {"pid": pid, "runner_id": runner_id},
+    )
+
+
+async def report_running_progress(
+    pool: aiopg.Pool, job_id: str, runner_id: str, percent: int | None, message: str | None
+) -> bool:
+    """A progress report read from the collector's stdout. False if the job has ended."""
+    return await _update_one_job(
+        pool,
+        job_id,
+        "progress_percent = coalesce(%(percent)s, progress_percent), message = coalesce(%(message)s, message),"
+        " last_progress_at = clock_timestamp()",
+        "status = 'running' AND runner_id = %(runner_id)s",
+        {"percent": percent, "message": message, "runner_id": runner_id},
+    )
+
+
+async def finish_job(
+    pool: aiopg.Pool,
+    job_id: str,
+    runner_id: str,
+    status: str,
+    message: str,
+    error: str | None,
+    exit_code: int | None,
+) -> bool:
+    """Record how this runner's process ended, unless the job already ended (False then)."""
+    return await _update_one_job(
+        pool,
+        job_id,
+        "status = %(status)s, message = %(message)s, error = %(error)s, exit_code = %(exit_code)s",
+        "status = 'running' AND runner_id = %(runner_id)s",
+        {"status": status, "message": message, "error": error, "exit_code": exit_code, "runner_id": runner_id},
+    )
+
+
+async def requeue_job(pool: aiopg.Pool, job_id: str, runner_id: str, message: str) -> bool:
+    """Hand a job this runner was running back to the queue, as if never started."""
+    return await _update_one_job(
+        pool,
+        job_id,
+        "status = 'queued', runner_id = NULL, host = NULL, pid = NULL, run_started_at = NULL,"
+        " last_progress_at = NULL, progress_percent = NULL, exit_code = NULL, message = %(message)s",
+        "status = 'running' AND runner_id = %(runner_id)s",
+        {"runner_id": runner_id, "message": message},
+    )
+
+
+async def fail_abandoned_job(pool: aiopg.Pool, job_id: str, runner_id: str | None, error: str) -> bool:
+    """Fail a job a dead runner left running (only if that runner still owns it)."""
+    return await _update_one_job(
+        pool,
+        job_id,
+        "status = 'failed', message = 'Runner stopped unexpectedly', error = %(error)s",
+        "status = 'running' AND runner_id IS NOT DISTINCT FROM %(runner_id)s",
+        {"runner_id": runner_id, "error": error},
+    )
+
+
+async def job_statuses(pool: aiopg.Pool, job_ids: Sequence[str]) -> dict[str, str]:
+    """Current status of each job (missing ones were deleted): one cheap query."""
+    if not job_ids:
+        return {}
+    async with pool.acquire() as conn:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT job_id, status FROM job_runs WHERE job_id = ANY(%s)", (list(job_ids),))
+            rows = await cur.fetchall()
+    return {job_id: status for job_id, status in rows}
+
+
+async def fail_silent_jobs(pool: aiopg.Pool, silence_seconds: float) -> list[str]:
+    """The watchdog: fail every running job (of any runner) that has reported nothing for
+    ``silence_seconds`` (since its last progress, else since it started). The owning runner
+    sees the failure and stops the process. Returns the failed job ids."""
+    error = (
+        f"No progress reported for {silence_seconds:g} seconds; the watchdog failed the job "
+        "and its process is being stopped (COLLECTOR_HUB_WATCHDOG_TIMEOUT)"
+    )
+
+    async def attempt() -> list[str]:
+        async with _transaction(pool) as cur:
+            await cur.execute(
+                """
+                WITH stale AS (
+                    SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
+                     WHERE j.status = 'running'
+                       AND coalesce(j.last_progress_at, j.run_started_at, j.updated_at)
+                           < clock_timestamp() - make_interval(secs => %(silence)s)
+                       FOR UPDATE OF b, j SKIP LOCKED
+                )
+                UPDATE job_runs j SET status = 'failed', message = 'Stopped by the watchdog', error = %(error)s
+                  FROM stale WHERE j.job_id = stale.job_id
+                RETURNING j.job_id
+                """,
+                {"silence": silence_seconds, "error": error},
+            )
+            return [r["job_id"] for r in await cur.fetchall()]
+
+    return await _retrying(attempt)
+
+
+async def running_jobs_on(pool: aiopg.Pool, host: str, runner_id: str) -> list[RunningJob]:
+    """Running jobs started on ``host`` or owned by ``runner_id``: the candidates for
+    settling when a runner starts."""
+    async with pool.acquire() as conn:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT job_id, runner_id, host, pid FROM job_runs"
+                " WHERE status = 'running' AND (host = %s OR runner_id = %s)",
+                (host, runner_id),
+            )
+            rows = await cur.fetchall()
+    return [RunningJob(*row) for row in rows]

@@ -1,0 +1,243 @@
+"""The runner: claims queued jobs and runs each collector in its own OS process.
+
+One loop, every ``runner_poll_interval`` (sooner when a slot frees up):
+
+1. stop the processes of this runner's jobs that ended elsewhere (cancelled by a user,
+   failed by a watchdog, deleted): one query for all of them;
+2. the watchdog, over every runner's jobs: fail running jobs silent for ``watchdog_timeout``;
+3. claim queued jobs up to ``runner_concurrency`` and start their processes.
+
+Any number of runners (in servers or ``collector-hub runner`` processes, on any host) can
+share one database; claiming with ``SKIP LOCKED`` starts each job exactly once.
+
+On start a runner settles what a dead runner left running: its own jobs (same
+``runner_id``) and jobs of a runner on this host whose process is gone. They fail with a clear
+error, and a collector process still running for them is killed.
+
+On stop it claims nothing more, stops its processes (SIGTERM, then SIGKILL after
+``cancel_grace_period``) and hands their jobs back to the queue, to start again from the
+beginning on the next runner: stopping a server for a deploy should not fail work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import re
+import socket
+from collections.abc import Mapping
+
+import aiopg
+
+from collectors.registry import CollectorSpec
+
+from . import queue
+from .collector_process import (
+    CollectorProcess,
+    StopReason,
+    collector_environment,
+    describe_outcome,
+    kill_orphaned_collector,
+    process_exists,
+)
+from .progress_throttle import ConflatingWriter
+from .settings import Settings
+from .stdout_progress import StdoutProgress
+
+log = logging.getLogger(__name__)
+
+# At most this many stdout progress writes per second per job.
+STDOUT_WRITES_PER_SECOND = 10
+REQUEUED_MESSAGE = "Requeued: the runner stopped before the collector finished"
+# Extra time stop() allows beyond the grace period, for the last database writes.
+STOP_MARGIN_SECONDS = 10.0
+STOPPABLE_STATUSES = frozenset({"cancelled", "failed"})
+
+
+@dataclasses.dataclass
+class _ActiveRun:
+    job: queue.ClaimedJob
+    process: CollectorProcess
+    task: asyncio.Task[None] | None = None
+
+
+class Runner:
+    """Claims and runs jobs for the collectors in ``registry``; see the module docstring."""
+
+    def __init__(
+        self, pool: aiopg.Pool, database_url: str, registry: Mapping[str, CollectorSpec], settings: Settings
+    ) -> None:
+        self._pool = pool
+        self._database_url = database_url
+        self._registry = dict(registry)
+        self._settings = settings
+        self.runner_id = settings.runner_id
+        self.host = socket.gethostname()
+        self._runs: dict[str, _ActiveRun] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._last_watchdog = 0.0
+        # Sweep often enough to catch silence within about a quarter of the timeout.
+        self._watchdog_every = max(settings.runner_poll_interval, min(settings.watchdog_timeout / 4, 5.0))
+
+    @property
+    def running_job_ids(self) -> list[str]:
+        return list(self._runs)
+
+    async def start(self) -> None:
+        """Settle what a dead runner left behind, then start claiming."""
+        try:
+            await self.settle_abandoned_jobs()
+        except Exception:  # the loop retries the database; settling again is the watchdog's job
+            log.exception("runner %s could not settle abandoned jobs", self.runner_id)
+        self._loop_task = asyncio.create_task(self._loop(), name=f"runner {self.runner_id}")
+        log.info(
+            "runner %s started: up to %s collector(s) at once, collectors: %s",
+            self.runner_id,
+            self._settings.runner_concurrency,
+            ", ".join(sorted(self._registry)),
+        )
+
+    async def stop(self) -> None:
+        """Claim nothing more, stop running processes and requeue their jobs. Bounded by the
+        grace period plus a margin; anything slower is cancelled (its process killed)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            # Let the current tick finish: cancelling a claim mid-commit could strand jobs.
+            done, _ = await asyncio.wait({self._loop_task}, timeout=STOP_MARGIN_SECONDS)
+            if not done:
+                self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        runs = list(self._runs.values())
+        for run in runs:
+            run.process.request_stop(StopReason.SHUTDOWN)
+        tasks = [run.task for run in runs if run.task is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._settings.cancel_grace_period + STOP_MARGIN_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("runner %s stopped", self.runner_id)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._tick()
+            except Exception:  # e.g. the database is restarting: keep going, try again
+                log.exception("runner %s: poll failed; retrying", self.runner_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.runner_poll_interval)
+            self._wake.clear()
+
+    async def _tick(self) -> None:
+        await self._stop_jobs_ended_elsewhere()
+        now = asyncio.get_running_loop().time()
+        if now - self._last_watchdog >= self._watchdog_every:
+            self._last_watchdog = now
+            failed = await queue.fail_silent_jobs(self._pool, self._settings.watchdog_timeout)
+            if failed:
+                log.warning("watchdog failed silent job(s): %s", ", ".join(failed))
+                await self._stop_jobs_ended_elsewhere()
+        if not self._stopping:
+            await self._claim_and_start()
+
+    async def _stop_jobs_ended_elsewhere(self) -> None:
+        if not self._runs:
+            return
+        statuses = await queue.job_statuses(self._pool, list(self._runs))
+        for job_id, run in list(self._runs.items()):
+            status = statuses.get(job_id)
+            # A job that completed by its own report is left to exit by itself (its timeout
+            # still applies); one cancelled, failed or deleted has no reason to keep running.
+            if status is None or status in STOPPABLE_STATUSES:
+                run.process.request_stop(StopReason.JOB_ENDED)
+
+    async def _claim_and_start(self) -> None:
+        free = self._settings.runner_concurrency - len(self._runs)
+        claimed = await queue.claim_jobs(self._pool, free, self.runner_id, self.host, list(self._registry))
+        for job in claimed:
+            spec = self._registry[job.collector]
+            env = collector_environment(spec, job.job_id, self._database_url)
+            writer = ConflatingWriter(
+                functools.partial(self._write_stdout_progress, job.job_id), 1.0 / STDOUT_WRITES_PER_SECOND
+            )
+            process = CollectorProcess(spec, env, self._settings.cancel_grace_period, writer.submit)
+            run = _ActiveRun(job, process)
+            self._runs[job.job_id] = run
+            run.task = asyncio.create_task(self._execute(run, writer), name=f"job {job.job_id}")
+            log.info("runner %s started job %s (%s)", self.runner_id, job.job_id, job.collector)
+
+    async def _write_stdout_progress(self, job_id: str, report: StdoutProgress) -> bool:
+        return await queue.report_running_progress(self._pool, job_id, self.runner_id, report.percent, report.message)
+
+    async def _execute(self, run: _ActiveRun, writer: ConflatingWriter) -> None:
+        job = run.job
+        try:
+            result = await run.process.run(lambda pid: self._record_pid(job.job_id, pid))
+            await writer.close()
+            outcome = describe_outcome(result, run.process.spec.timeout)
+            if outcome is not None:
+                recorded = await queue.finish_job(
+                    self._pool,
+                    job.job_id,
+                    self.runner_id,
+                    outcome.status,
+                    outcome.message,
+                    outcome.error,
+                    outcome.exit_code,
+                )
+                log.info(
+                    "job %s (%s) %s%s",
+                    job.job_id,
+                    job.collector,
+                    outcome.message.lower(),
+                    "" if recorded else " (already ended; left as it was)",
+                )
+            elif result.stopped_for is StopReason.SHUTDOWN:
+                if await queue.requeue_job(self._pool, job.job_id, self.runner_id, REQUEUED_MESSAGE):
+                    log.info("job %s (%s) handed back to the queue", job.job_id, job.collector)
+        except Exception:
+            log.exception("job %s (%s): could not record the outcome", job.job_id, job.collector)
+        finally:
+            await writer.cancel()
+            self._runs.pop(job.job_id, None)
+            self._wake.set()
+
+    async def _record_pid(self, job_id: str, pid: int) -> None:
+        await queue.record_pid(self._pool, job_id, self.runner_id, pid)
+
+    async def settle_abandoned_jobs(self) -> list[str]:
+        """Fail the jobs a dead runner left running: this runner's own (same runner_id, so a
+        previous life of it), and those of a runner on this host whose process is gone.
+        Returns the failed job ids."""
+        settled = []
+        for job in await queue.running_jobs_on(self._pool, self.host, self.runner_id):
+            if job.job_id in self._runs:
+                continue
+            if job.runner_id == self.runner_id:
+                why = f"Runner {self.runner_id} restarted while the job was running; the run was abandoned"
+            elif job.host == self.host and self._is_dead_local_runner(job.runner_id):
+                why = f"Runner {job.runner_id} stopped unexpectedly while the job was running"
+            else:
+                continue
+            if job.pid is not None and job.host == self.host and kill_orphaned_collector(job.pid, job.job_id):
+                log.warning("killed orphaned collector process %s of job %s", job.pid, job.job_id)
+            if await queue.fail_abandoned_job(self._pool, job.job_id, job.runner_id, why):
+                settled.append(job.job_id)
+        if settled:
+            log.warning("runner %s settled abandoned job(s): %s", self.runner_id, ", ".join(settled))
+        return settled
+
+    def _is_dead_local_runner(self, runner_id: str | None) -> bool:
+        """True for a runner with the default id ``HOST:PID`` of this host whose process no
+        longer exists. Other ids say nothing about liveness; the watchdog covers those."""
+        match = re.fullmatch(r"(?P<host>.+):(?P<pid>\d+)", runner_id or "")
+        if match is None or match["host"] != self.host:
+            return False
+        return not process_exists(int(match["pid"]))

@@ -1,0 +1,336 @@
+"""The collector runtime: real runners claiming from PostgreSQL and running real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extras
+import pytest
+from aiohttp.test_utils import TestClient
+
+from collectors.registry import load_registry
+from server.app import create_app
+from server.database import create_pool
+from server.keys import RUNNER
+from server.runner import Runner
+from server.settings import Settings
+from tests.conditions import eventually
+from tests.conftest import replace_settings
+
+PROGRAMS = Path(__file__).parent / "collector_programs"
+SPEC_JOB_FIELDS = {
+    "job_name", "job_id", "collector", "status", "started_at", "updated_at", "ended_at",
+    "progress_percent", "message", "error", "duration_seconds",
+}
+SPEC_BATCH_FIELDS = {
+    "batch_id", "status", "progress_percent", "estimated_completion", "started_at", "updated_at",
+    "ended_at", "message", "error", "collectors", "duration_seconds",
+}
+
+
+def program(name: str) -> list[str]:
+    return [sys.executable, str(PROGRAMS / f"{name}.py")]
+
+
+def write_collectors_file(path: Path, collectors: dict[str, dict[str, Any]]) -> Path:
+    """A TOML collectors file (JSON strings and arrays are valid TOML values)."""
+    lines = []
+    for name, entry in collectors.items():
+        lines.append(f"[collectors.{name}]")
+        lines.append(f"command = {json.dumps(entry['command'])}")
+        if "env" in entry:
+            pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in entry["env"].items())
+            lines.append(f"env = {{ {pairs} }}")
+        if "timeout" in entry:
+            lines.append(f"timeout = {entry['timeout']}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(db) -> None:  # type: ignore[no-untyped-def]
+    """Each test starts with no runs, so no runner picks up another test's leftovers."""
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM job_batches")
+
+
+@pytest.fixture
+def runner_settings(settings: Settings, tmp_path: Path) -> Settings:
+    collectors = write_collectors_file(
+        tmp_path / "collectors.toml",
+        {
+            "demo": {
+                "command": [sys.executable, "-m", "collectors.demo"],
+                "env": {"DEMO_PAGES": "5", "DEMO_PAGE_SECONDS": "0.25"},
+            },
+            "quiet": {"command": program("quiet_ok")},
+            "crash": {"command": program("crash")},
+            "hang": {"command": program("hang"), "env": {"PID_FILE": str(tmp_path / "hang.pids")}, "timeout": 1.5},
+            "stubborn": {
+                "command": program("hang"),
+                "env": {"PID_FILE": str(tmp_path / "stubborn.pids"), "IGNORE_TERM": "1"},
+            },
+            "garbage": {"command": program("garbage"), "env": {"RELEASE_FILE": str(tmp_path / "release")}},
+            "flood": {"command": program("flood")},
+            "silent": {"command": program("silent"), "env": {"PID_FILE": str(tmp_path / "silent.pids")}},
+            "selfdone": {"command": program("self_report"), "env": {"FINAL_STATUS": "completed", "EXIT_CODE": "5"}},
+            "selffail": {"command": program("self_report"), "env": {"FINAL_STATUS": "failed", "EXIT_CODE": "0"}},
+            "missing": {"command": [str(tmp_path / "no-such-program")]},
+        },
+    )
+    return replace_settings(
+        settings,
+        run_collectors=True,
+        runner_poll_interval=0.1,
+        cancel_grace_period=0.5,
+        collectors_file=collectors,
+        runner_id="test-runner",
+    )
+
+
+AppFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def runner_client(aiohttp_client, runner_settings: Settings) -> AppFactory:  # type: ignore[no-untyped-def]
+    async def make(**changes: Any) -> TestClient:
+        return await aiohttp_client(create_app(replace_settings(runner_settings, **changes)))
+
+    return make
+
+
+async def trigger(client: TestClient, *names: str, priority: str = "normal") -> dict[str, Any]:
+    response = await client.post("/api/collectors/run", json={"collectors": list(names), "priority": priority})
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def get_job(client: TestClient, job_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/collectors/runs/job/{job_id}")
+    assert response.status == 200
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def job_ended(client: TestClient, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        job = await get_job(client, job_id)
+        return job if job["status"] in ("completed", "failed", "cancelled") else None
+
+    return await eventually(probe, timeout=timeout, what=f"job {job_id} to end")
+
+
+def job_row(db, job_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    with db.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute("SELECT * FROM job_runs WHERE job_id = %s", (job_id,))
+        return dict(cur.fetchone())
+
+
+async def test_demo_runs_to_completed_with_rising_progress(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client()
+    created = await trigger(client, "demo")
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
+    seen: list[tuple[int | None, str | None]] = []
+
+    async def probe() -> dict[str, Any] | None:
+        batch = await (await client.get(f"/api/collectors/runs/batch/{batch_id}")).json()
+        job = batch["collectors"][0]
+        if job["status"] == "running":
+            seen.append((job["progress_percent"], job["message"]))
+        return batch if batch["status"] == "completed" else None
+
+    batch = await eventually(probe, timeout=20, interval=0.05, what="the demo batch to complete")
+    percents = [p for p, _ in seen if p is not None]
+    assert percents == sorted(percents), percents
+    assert len({p for p in percents if 0 < p < 100}) >= 2, seen
+    assert any(m and m.startswith("Processing page ") and m.endswith("/5") for _, m in seen), seen
+    assert set(batch) >= SPEC_BATCH_FIELDS
+    assert batch["progress_percent"] == 100 and batch["duration_seconds"] is not None
+    job = batch["collectors"][0]
+    assert set(job) >= SPEC_JOB_FIELDS
+    assert job["progress_percent"] == 100 and job["ended_at"] and job["error"] is None
+    assert job["message"] == "Demo collection completed: 5 pages"
+    row = job_row(db, job_id)
+    assert row["runner_id"] == "test-runner" and row["host"] == socket.gethostname()
+    assert row["pid"] and row["run_started_at"] and row["last_progress_at"]
+    assert row["exit_code"] is None  # the demo ended its own job; a terminal row is final
+
+
+async def test_exit_zero_without_a_report_completes_with_exit_code(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client()
+    job_id = (await trigger(client, "quiet"))["collectors"][0]["job_id"]
+    job = await job_ended(client, job_id)
+    assert job["status"] == "completed" and job["progress_percent"] == 100
+    assert job_row(db, job_id)["exit_code"] == 0
+
+
+async def test_a_crash_fails_with_exit_code_and_stderr_tail(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client()
+    job_id = (await trigger(client, "crash"))["collectors"][0]["job_id"]
+    job = await job_ended(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("Exited with code 3")
+    assert "crash line 30" in job["error"] and "crash line 11" in job["error"]
+    assert "crash line 10\n" not in job["error"]  # only the last 20 lines
+    assert job_row(db, job_id)["exit_code"] == 3
+
+
+async def test_a_program_that_cannot_start_fails_clearly(runner_client: AppFactory) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, "missing"))["collectors"][0]["job_id"]
+    job = await job_ended(client, job_id)
+    assert job["status"] == "failed"
+    assert "Could not start the collector" in job["error"] and "no-such-program" in job["error"]
+
+
+@pytest.mark.parametrize(
+    ("collector", "status", "message"),
+    [("selfdone", "completed", "Reported completed by the collector"), ("selffail", "failed", None)],
+)
+async def test_a_collectors_own_final_report_is_kept_whatever_it_exits_with(
+    runner_client: AppFactory, db, collector: str, status: str, message: str | None  # type: ignore[no-untyped-def]
+) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, collector))["collectors"][0]["job_id"]
+    job = await job_ended(client, job_id)
+
+    async def process_done() -> bool:
+        return job_id not in client.app[RUNNER].running_job_ids
+
+    await eventually(process_done, what="the process to be reaped")
+    job = await get_job(client, job_id)
+    assert job["status"] == status
+    assert job["message"] == "Reported failed by the collector" if status == "failed" else message
+    if status == "failed":
+        assert job["error"] == "Reported failed by the collector"
+    assert job_row(db, job_id)["exit_code"] is None
+
+
+async def test_a_hanging_collector_times_out_and_its_whole_tree_dies(
+    runner_client: AppFactory, tmp_path: Path, db  # type: ignore[no-untyped-def]
+) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, "hang"))["collectors"][0]["job_id"]
+    pid_file = tmp_path / "hang.pids"
+    pids = await eventually(lambda: _async(read_pids(pid_file)), what="the hang program to start")
+    job = await job_ended(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("Timed out after 1.5 seconds")
+    assert job_row(db, job_id)["exit_code"] == -signal.SIGTERM
+    for pid in pids:  # the program and the child it spawned
+        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=5, what=f"pid {pid} to be gone")
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def test_garbage_on_stdout_is_ignored_and_progress_lines_are_read(
+    runner_client: AppFactory, tmp_path: Path
+) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, "garbage"))["collectors"][0]["job_id"]
+
+    async def reported() -> dict[str, Any] | None:
+        job = await get_job(client, job_id)
+        return job if job["progress_percent"] == 70 else None
+
+    job = await eventually(reported, what="the last progress line to be recorded")
+    assert job["status"] == "running"
+    assert job["message"] == "Sixty via JSON"  # "@progress 70" has no message: the last one stays
+    (tmp_path / "release").touch()
+    job = await job_ended(client, job_id)
+    assert job["status"] == "completed" and job["error"] is None
+
+
+async def test_a_flood_of_progress_lines_is_conflated(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client()
+    job_id = (await trigger(client, "flood"))["collectors"][0]["job_id"]
+    seq_before = job_row(db, job_id)["seq"]
+    await job_ended(client, job_id)
+
+    async def process_done() -> bool:
+        return job_id not in client.app[RUNNER].running_job_ids
+
+    await eventually(process_done, what="the runner to finish the job")
+    row = job_row(db, job_id)
+    assert row["status"] == "completed"
+    # 20001 lines, but each write bumps seq by one: a handful of writes, not thousands.
+    assert row["seq"] - seq_before < 60, row["seq"] - seq_before
+
+
+async def test_the_watchdog_fails_a_silent_job_and_its_process_stops(
+    runner_client: AppFactory, tmp_path: Path, db  # type: ignore[no-untyped-def]
+) -> None:
+    client = await runner_client(watchdog_timeout=1.0)
+    job_id = (await trigger(client, "silent"))["collectors"][0]["job_id"]
+    pids = await eventually(lambda: _async(read_pids(tmp_path / "silent.pids")), what="the silent program to start")
+    job = await job_ended(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("No progress reported for 1 seconds")
+    assert job["message"] == "Stopped by the watchdog"
+    await eventually(lambda: _async(not process_alive(pids[0])), timeout=5, what="the silent process to be killed")
+    assert job_row(db, job_id)["status"] == "failed"  # the exit did not overwrite it
+
+
+async def test_the_watchdog_covers_jobs_of_runners_that_died_elsewhere(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client(run_collectors=False)
+    ghost, fresh = (await trigger(client, "quiet", "crash"))["collectors"]
+    with db.cursor() as cur:
+        cur.execute(
+            "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere',"
+            " run_started_at = now() - interval '1 hour' WHERE job_id = %s",
+            (ghost["job_id"],),
+        )
+        cur.execute(
+            "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere'"
+            " WHERE job_id = %s",
+            (fresh["job_id"],),
+        )
+    other = await runner_client(runner_id="watcher", watchdog_timeout=60.0)
+    job = await job_ended(other, ghost["job_id"])
+    assert job["status"] == "failed" and "No progress reported for 60 seconds" in job["error"]
+    assert job_row(db, fresh["job_id"])["status"] == "running"
+
+
+async def test_cancelling_a_running_job_kills_its_process_and_stays_cancelled(
+    runner_client: AppFactory, tmp_path: Path, db  # type: ignore[no-untyped-def]
+) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, "stubborn"))["collectors"][0]["job_id"]  # ignores SIGTERM
+    pids = await eventually(lambda: _async(read_pids(tmp_path / "stubborn.pids")), what="the program to start")
+    response = await client.post(f"/api/collectors/runs/job/{job_id}/cancel")
+    assert response.status == 200
+    for pid in pids:
+        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=5, what=f"pid {pid} to be gone")
+
+    async def process_done() -> bool:
+        return job_id not in client.app[RUNNER].running_job_ids
+
+    await eventually(process_done, what="the runner to let go of the job")
+    row = job_row(db, job_id)
+    assert row["status"] == "cancelled" and row["message"] == "Cancelled by request"
+    assert row["exit_code"] is None and row["error"] is None
