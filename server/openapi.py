@@ -283,7 +283,7 @@ SERVER_ERROR = error("Unexpected server failure (for example the database is unr
 BAD_BODY = {
     "400": error("Malformed JSON, not an object, an unknown field, or a field with a wrong type or value."),
     "413": error("The request body is larger than the server's limit (COLLECTOR_HUB_MAX_BODY_BYTES)."),
-    "415": error("A body was sent with a Content-Type other than application/json."),
+    "415": error("A body was sent with a Content-Type other than application/json (text/plain is tolerated)."),
 }
 
 
