@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,30 @@ from tests.conftest import replace_settings
 
 PROGRAMS = Path(__file__).parent / "collector_programs"
 SPEC_JOB_FIELDS = {
-    "job_name", "job_id", "collector", "status", "started_at", "updated_at", "ended_at",
-    "progress_percent", "message", "error", "duration_seconds",
+    "job_name",
+    "job_id",
+    "collector",
+    "status",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "progress_percent",
+    "message",
+    "error",
+    "duration_seconds",
 }
 SPEC_BATCH_FIELDS = {
-    "batch_id", "status", "progress_percent", "estimated_completion", "started_at", "updated_at",
-    "ended_at", "message", "error", "collectors", "duration_seconds",
+    "batch_id",
+    "status",
+    "progress_percent",
+    "estimated_completion",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "message",
+    "error",
+    "collectors",
+    "duration_seconds",
 }
 
 
@@ -135,12 +155,12 @@ async def get_job(client: TestClient, job_id: str) -> dict[str, Any]:
     return body
 
 
-async def job_ended(client: TestClient, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
+async def job_ended(client: TestClient, job_id: str) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         job = await get_job(client, job_id)
         return job if job["status"] in ("completed", "failed", "cancelled") else None
 
-    return await eventually(probe, timeout=timeout, what=f"job {job_id} to end")
+    return await eventually(probe, timeout=20, what=f"job {job_id} to end")
 
 
 def job_row(db, job_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -211,7 +231,11 @@ async def test_a_program_that_cannot_start_fails_clearly(runner_client: AppFacto
     [("selfdone", "completed", "Reported completed by the collector"), ("selffail", "failed", None)],
 )
 async def test_a_collectors_own_final_report_is_kept_whatever_it_exits_with(
-    runner_client: AppFactory, db, collector: str, status: str, message: str | None  # type: ignore[no-untyped-def]
+    runner_client: AppFactory,
+    db,
+    collector: str,
+    status: str,
+    message: str | None,  # type: ignore[no-untyped-def]
 ) -> None:
     client = await runner_client()
     job_id = (await trigger(client, collector))["collectors"][0]["job_id"]
@@ -230,7 +254,9 @@ async def test_a_collectors_own_final_report_is_kept_whatever_it_exits_with(
 
 
 async def test_a_hanging_collector_times_out_and_its_whole_tree_dies(
-    runner_client: AppFactory, tmp_path: Path, db  # type: ignore[no-untyped-def]
+    runner_client: AppFactory,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
 ) -> None:
     client = await runner_client()
     job_id = (await trigger(client, "hang"))["collectors"][0]["job_id"]
@@ -283,7 +309,9 @@ async def test_a_flood_of_progress_lines_is_conflated(runner_client: AppFactory,
 
 
 async def test_the_watchdog_fails_a_silent_job_and_its_process_stops(
-    runner_client: AppFactory, tmp_path: Path, db  # type: ignore[no-untyped-def]
+    runner_client: AppFactory,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
 ) -> None:
     client = await runner_client(watchdog_timeout=1.0)
     job_id = (await trigger(client, "silent"))["collectors"][0]["job_id"]
@@ -306,8 +334,7 @@ async def test_the_watchdog_covers_jobs_of_runners_that_died_elsewhere(runner_cl
             (ghost["job_id"],),
         )
         cur.execute(
-            "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere'"
-            " WHERE job_id = %s",
+            "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere' WHERE job_id = %s",
             (fresh["job_id"],),
         )
     other = await runner_client(runner_id="watcher", watchdog_timeout=60.0)
@@ -317,7 +344,9 @@ async def test_the_watchdog_covers_jobs_of_runners_that_died_elsewhere(runner_cl
 
 
 async def test_cancelling_a_running_job_kills_its_process_and_stays_cancelled(
-    runner_client: AppFactory, tmp_path: Path, db  # type: ignore[no-untyped-def]
+    runner_client: AppFactory,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
 ) -> None:
     client = await runner_client()
     job_id = (await trigger(client, "stubborn"))["collectors"][0]["job_id"]  # ignores SIGTERM
@@ -334,3 +363,155 @@ async def test_cancelling_a_running_job_kills_its_process_and_stays_cancelled(
     row = job_row(db, job_id)
     assert row["status"] == "cancelled" and row["message"] == "Cancelled by request"
     assert row["exit_code"] is None and row["error"] is None
+
+
+def record_registry(tmp_path: Path, sleep: str = "0") -> tuple[Path, Path]:
+    record = tmp_path / "runs.txt"
+    path = write_collectors_file(
+        tmp_path / "record.toml",
+        {"record": {"command": program("record_run"), "env": {"RECORD_FILE": str(record), "RECORD_SLEEP": sleep}}},
+    )
+    return path, record
+
+
+@asynccontextmanager
+async def started_runner(settings: Settings, database_url: str, **changes: Any) -> AsyncIterator[Runner]:
+    """A standalone Runner with its own pool, as `collector-hub runner` makes one."""
+    runner_settings = replace_settings(settings, **changes)
+    async with create_pool(database_url, 1, 4) as pool:
+        runner = Runner(pool, database_url, load_registry(runner_settings.collectors_file), runner_settings)
+        await runner.start()
+        try:
+            yield runner
+        finally:
+            await runner.stop()
+
+
+def max_overlap(intervals: list[tuple[Any, Any]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+async def test_two_runners_start_each_job_exactly_once(
+    runner_client: AppFactory,
+    runner_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
+) -> None:
+    collectors, record = record_registry(tmp_path, sleep="0.15")
+    api = await runner_client(run_collectors=False, collectors_file=collectors)
+    job_ids = [(await trigger(api, "record"))["collectors"][0]["job_id"] for _ in range(20)]
+    base = replace_settings(runner_settings, collectors_file=collectors, runner_concurrency=3)
+
+    async def all_completed() -> bool:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM job_runs WHERE status = 'completed'")
+            return bool(cur.fetchone()[0] == 20)
+
+    async with AsyncExitStack() as runners:
+        for runner_id in ("runner-a", "runner-b"):
+            await runners.enter_async_context(started_runner(base, database_url, runner_id=runner_id))
+        await eventually(all_completed, timeout=60, what="all 20 jobs to complete")
+    runs = Counter(line.split()[0] for line in record.read_text().splitlines())
+    assert sorted(runs) == sorted(job_ids) and set(runs.values()) == {1}, runs
+    with db.cursor() as cur:
+        cur.execute("SELECT runner_id, run_started_at, ended_at FROM job_runs")
+        rows = cur.fetchall()
+    by_runner: dict[str, list[tuple[Any, Any]]] = {}
+    for runner_id, started, ended in rows:
+        by_runner.setdefault(runner_id, []).append((started, ended))
+    assert set(by_runner) == {"runner-a", "runner-b"}, {k: len(v) for k, v in by_runner.items()}
+    assert all(max_overlap(intervals) <= 3 for intervals in by_runner.values())
+
+
+async def test_claims_follow_priority_then_age(
+    runner_client: AppFactory, runner_settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    collectors, record = record_registry(tmp_path)
+    api = await runner_client(run_collectors=False, collectors_file=collectors)
+    order = {}
+    for label, priority in [("low", "low"), ("normal-1", "normal"), ("high", "high"), ("normal-2", "normal")]:
+        order[(await trigger(api, "record", priority=priority))["collectors"][0]["job_id"]] = label
+    one_at_a_time = replace_settings(runner_settings, collectors_file=collectors, runner_concurrency=1)
+    async with started_runner(one_at_a_time, database_url):
+        await eventually(
+            lambda: _async(record.exists() and len(record.read_text().splitlines()) == 4), what="four runs"
+        )
+    ran = [order[line.split()[0]] for line in record.read_text().splitlines()]
+    assert ran == ["high", "normal-1", "normal-2", "low"]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+async def test_a_starting_runner_settles_what_a_dead_runner_left_running(
+    runner_client: AppFactory,
+    runner_settings: Settings,
+    database_url: str,
+    db,  # type: ignore[no-untyped-def]
+) -> None:
+    api = await runner_client(run_collectors=False)
+    mine, dead_local, live_local, custom = (
+        job["job_id"] for job in (await trigger(api, "quiet", "crash", "demo", "garbage"))["collectors"]
+    )
+    host = socket.gethostname()
+    # A collector process the dead runner left behind, still running, in its own session.
+    orphan = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import time; time.sleep(60)",
+        env={**os.environ, "COLLECTOR_HUB_JOB_ID": dead_local},
+        start_new_session=True,
+    )
+    try:
+        with db.cursor() as cur:
+            running = "UPDATE job_runs SET status = 'running', runner_id = %s, host = %s, pid = %s WHERE job_id = %s"
+            cur.execute(running, ("test-runner", host, None, mine))
+            cur.execute(running, (f"{host}:{dead_pid()}", host, orphan.pid, dead_local))
+            cur.execute(running, (f"{host}:{os.getpid()}", host, None, live_local))
+            cur.execute(running, ("custom-id", host, None, custom))
+        async with started_runner(runner_settings, database_url, runner_id="test-runner"):
+            pass  # settling happens in start()
+        assert await asyncio.wait_for(orphan.wait(), 5) == -signal.SIGKILL
+    finally:
+        if orphan.returncode is None:
+            orphan.kill()
+            await orphan.wait()
+    assert job_row(db, mine)["status"] == "failed"
+    assert job_row(db, mine)["error"].startswith("Runner test-runner restarted while the job was running")
+    assert job_row(db, dead_local)["status"] == "failed"
+    assert "stopped unexpectedly" in job_row(db, dead_local)["error"]
+    # A live runner's job, and one of a runner whose liveness the id does not tell, stay.
+    assert job_row(db, live_local)["status"] == "running"
+    assert job_row(db, custom)["status"] == "running"
+
+
+async def test_stopping_the_runner_requeues_its_jobs_and_kills_their_processes(
+    runner_client: AppFactory,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
+) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, "stubborn"))["collectors"][0]["job_id"]  # ignores SIGTERM
+    pids = await eventually(lambda: _async(read_pids(tmp_path / "stubborn.pids")), what="the program to start")
+    await client.close()  # the app's cleanup stops the runner
+    assert not any(process_alive(pid) for pid in pids)
+    row = job_row(db, job_id)
+    assert row["status"] == "queued"
+    assert row["runner_id"] is None and row["pid"] is None and row["run_started_at"] is None
+    assert row["message"].startswith("Requeued")
+    (tmp_path / "stubborn.pids").unlink()
+
+    again = await runner_client(runner_id="next-runner")
+    await eventually(lambda: _async(read_pids(tmp_path / "stubborn.pids")), what="the job to start again")
+    assert job_row(db, job_id)["runner_id"] == "next-runner"
+    assert (await again.post(f"/api/collectors/runs/job/{job_id}/cancel")).status == 200
