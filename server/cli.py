@@ -1,15 +1,19 @@
-"""``collector-hub``: serve, migrate, and the collector-side commands."""
+"""``collector-hub``: serve, migrate, a standalone runner, and the collector-side commands
+(report progress, run collectors from cron)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
+from collectors.progress import ProgressError
 from collectors.registry import RegistryError
 
 from .settings import Settings, SettingsError, load_settings
@@ -37,9 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(settings)
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
-    logging.getLogger("collector_hub").info(
-        "serving on http://%s:%s using %s", settings.host, settings.port, where
-    )
+    logging.getLogger("collector_hub").info("serving on http://%s:%s using %s", settings.host, settings.port, where)
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
     return 0
 
@@ -64,6 +66,65 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runner(args: argparse.Namespace) -> int:
+    from .runner_service import run_standalone_runner
+
+    settings = _settings_from(args, "database_url", "data_dir", "runner_concurrency", "runner_id", "collectors_file")
+    _configure_logging(settings)
+    asyncio.run(run_standalone_runner(settings))
+    return 0
+
+
+def _parse_percent(raw: str) -> int | None:
+    if raw == "-":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ProgressError(f"PERCENT must be an integer from 0 to 100, or '-' for none; got {raw!r}") from None
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    import psycopg2
+
+    from collectors.progress import update_job_progress
+
+    try:
+        percent = _parse_percent(args.percent)
+        update_job_progress(
+            args.job_id, args.status, percent, args.message, error=args.error, database_url=args.database_url
+        )
+    except ProgressError as exc:
+        print(f"collector-hub progress: error: {exc}; nothing was recorded", file=sys.stderr)
+        return 2
+    except psycopg2.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"collector-hub progress: error: cannot reach the database: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run_command import RunCommandError, RunOptions, check_base_url, check_interval, run_batch
+
+    try:
+        options = RunOptions(
+            base_url=check_base_url(args.url),
+            collectors=args.collectors,
+            priority=args.priority,
+            wait=not args.no_wait,
+            api_key=args.api_key or os.environ.get("COLLECTOR_HUB_API_KEY") or None,
+            poll_interval=check_interval(args.interval),
+        )
+        return asyncio.run(run_batch(options))
+    except RunCommandError as exc:
+        print(f"collector-hub run: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("collector-hub run: stopped waiting; the batch goes on in the server", file=sys.stderr)
+        return 130
+
+
 def _add_database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: the embedded server)")
     parser.add_argument("--data-dir", help="where the embedded PostgreSQL keeps its data")
@@ -82,6 +143,43 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     _add_database_options(migrate)
     migrate.set_defaults(func=cmd_migrate)
+
+    runner = sub.add_parser("runner", help="run collectors from the queue, without the HTTP server")
+    _add_database_options(runner)
+    runner.add_argument("--concurrency", dest="runner_concurrency", type=int, help="collectors run at once (default 4)")
+    runner.add_argument("--runner-id", dest="runner_id", help="this runner's name (default HOST:PID)")
+    runner.add_argument("--collectors-file", dest="collectors_file", help="TOML file declaring collectors")
+    runner.set_defaults(func=cmd_runner)
+
+    progress = sub.add_parser(
+        "progress",
+        help="report a job's progress (for shell-script collectors)",
+        description="Record a progress update for a job. Invalid input exits 2 and records nothing.",
+    )
+    progress.add_argument("job_id", metavar="JOB_ID", help="e.g. $COLLECTOR_HUB_JOB_ID")
+    progress.add_argument("status", metavar="STATUS", help="running, completed, failed or cancelled")
+    progress.add_argument("percent", metavar="PERCENT", help="0-100, or '-' to leave it as it is")
+    progress.add_argument("message", metavar="MESSAGE", nargs="?", help="what the collector is doing")
+    progress.add_argument("--error", help="why the job failed (default: MESSAGE, for status failed)")
+    progress.add_argument("--database-url", help="PostgreSQL URL (default: $COLLECTOR_HUB_DATABASE_URL)")
+    progress.set_defaults(func=cmd_progress)
+
+    run = sub.add_parser(
+        "run",
+        help="start collectors through the server and wait for them (for cron)",
+        description="Exit status: 0 the batch completed, 1 it failed or was cancelled, 2 usage or connection error.",
+    )
+    run.add_argument("collectors", metavar="NAME", nargs="+", help="collector names, e.g. demo ninja")
+    run.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
+    run.add_argument(
+        "--url",
+        default=os.environ.get("COLLECTOR_HUB_URL") or "http://127.0.0.1:5400",
+        help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
+    )
+    run.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
+    run.add_argument("--no-wait", action="store_true", help="print the batch and exit without waiting")
+    run.add_argument("--interval", type=float, default=1.0, help="seconds between status checks (default 1)")
+    run.set_defaults(func=cmd_run)
 
     return parser
 

@@ -28,7 +28,6 @@ import functools
 import logging
 import re
 import socket
-from collections.abc import Mapping
 
 import aiopg
 
@@ -68,7 +67,7 @@ class Runner:
     """Claims and runs jobs for the collectors in ``registry``; see the module docstring."""
 
     def __init__(
-        self, pool: aiopg.Pool, database_url: str, registry: Mapping[str, CollectorSpec], settings: Settings
+        self, pool: aiopg.Pool, database_url: str, registry: dict[str, CollectorSpec], settings: Settings
     ) -> None:
         self._pool = pool
         self._database_url = database_url
@@ -192,13 +191,10 @@ class Runner:
                     outcome.error,
                     outcome.exit_code,
                 )
-                log.info(
-                    "job %s (%s) %s%s",
-                    job.job_id,
-                    job.collector,
-                    outcome.message.lower(),
-                    "" if recorded else " (already ended; left as it was)",
-                )
+                if recorded:
+                    log.info("job %s (%s) %s: %s", job.job_id, job.collector, outcome.status, outcome.message)
+                else:
+                    log.info("job %s (%s): process ended; the job had already ended", job.job_id, job.collector)
             elif result.stopped_for is StopReason.SHUTDOWN:
                 if await queue.requeue_job(self._pool, job.job_id, self.runner_id, REQUEUED_MESSAGE):
                     log.info("job %s (%s) handed back to the queue", job.job_id, job.collector)

@@ -1,0 +1,174 @@
+"""``collector-hub run NAME...``: start a batch through the HTTP API and wait for it, printing
+each job's progress as it changes. Made for cron: the exit status is the batch's outcome.
+
+Exit status: 0 the batch completed; 1 it failed or was cancelled; 2 a usage error, a request
+the server refused, or a server that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import aiohttp
+
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# How long polling may keep failing (server restarting, network blip) before giving up.
+MAX_OUTAGE_SECONDS = 30.0
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+class RunCommandError(Exception):
+    """Something that ends the command with exit status 2; the message says what."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    base_url: str
+    collectors: list[str]
+    priority: str = "normal"
+    wait: bool = True
+    api_key: str | None = None
+    poll_interval: float = 1.0
+
+
+def check_base_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing slash, or RunCommandError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise RunCommandError(f"--url must be an http:// or https:// URL such as http://127.0.0.1:5400, got {url!r}")
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise RunCommandError(f"--url has an invalid port: {url!r}") from None
+    return url.rstrip("/")
+
+
+def check_interval(seconds: float) -> float:
+    if not 0.1 <= seconds <= 60:
+        raise RunCommandError(f"--interval must be between 0.1 and 60 seconds, got {seconds:g}")
+    return seconds
+
+
+def describe_job(job: dict[str, Any]) -> str:
+    """``[demo de_12345678] running 30% Processing page 3/10``"""
+    percent = job.get("progress_percent")
+    parts = [f"[{job.get('collector') or job.get('job_name')} {job.get('job_id')}]", str(job.get("status"))]
+    if percent is not None:
+        parts.append(f"{percent}%")
+    if job.get("message"):
+        parts.append(str(job["message"]))
+    line = " ".join(parts)
+    if job.get("status") == "failed" and job.get("error"):
+        line += "\n    error: " + str(job["error"]).replace("\n", "\n    ")
+    return line
+
+
+class _Api:
+    def __init__(self, session: aiohttp.ClientSession, options: RunOptions) -> None:
+        self._session = session
+        self._base = options.base_url
+        self._headers = {"X-API-Key": options.api_key} if options.api_key else {}
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        """(status, JSON body or None, headers). Connection problems raise aiohttp errors."""
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        async with self._session.request(method, self._base + path, headers=headers, **kwargs) as response:
+            body = None
+            if response.status != 304:
+                try:
+                    body = await response.json(content_type=None)
+                except ValueError:
+                    body = None
+            return response.status, body, response.headers
+
+
+def _refusal(status: int, body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    return f"the server refused the request (HTTP {status}): {error or 'no error message'}"
+
+
+async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
+    """Start the batch, then (unless told not to) follow it to its end. Returns the exit
+    status; raises RunCommandError for exit status 2."""
+    async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
+        api = _Api(session, options)
+        try:
+            status, body, _ = await api.request(
+                "POST", "/api/collectors/run", json={"collectors": options.collectors, "priority": options.priority}
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise RunCommandError(f"cannot reach the server at {options.base_url}: {reason}") from None
+        if status != 201 or not isinstance(body, dict) or "batch_id" not in body:
+            raise RunCommandError(_refusal(status, body))
+        batch_id = body["batch_id"]
+        jobs = ", ".join(f"{job['collector']} ({job['job_id']})" for job in body.get("collectors", []))
+        print(f"Batch {batch_id} queued: {jobs}", file=out, flush=True)
+        if not options.wait:
+            return EXIT_COMPLETED
+        return await _follow(api, batch_id, options.poll_interval, out)
+
+
+async def _follow(api: _Api, batch_id: str, interval: float, out: TextIO) -> int:
+    shown: dict[str, str] = {}
+    etag: str | None = None
+    loop = asyncio.get_running_loop()
+    failing_since: float | None = None
+    while True:
+        wait = interval
+        try:
+            status, body, headers = await api.request(
+                "GET", f"/api/collectors/runs/batch/{batch_id}", headers={"If-None-Match": etag} if etag else {}
+            )
+            problem = f"HTTP {status}" if status >= 500 else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, body, headers = 0, None, {}
+            problem = str(exc) or type(exc).__name__
+        if problem is None:
+            failing_since = None
+        else:  # a restarting server or a network blip: keep trying for a while
+            failing_since = failing_since or loop.time()
+            if loop.time() - failing_since > MAX_OUTAGE_SECONDS:
+                raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
+        if status == 200 and isinstance(body, dict):
+            batch, etag = body, headers.get("ETag")
+            _print_changes(batch, shown, out)
+            if batch.get("status") in TERMINAL_STATUSES:
+                return _print_outcome(batch, out)
+        elif status == 429:
+            wait = max(interval, _retry_after(headers))
+        elif 400 <= status < 500 and status not in (408, 429):
+            raise RunCommandError(_refusal(status, body))
+        await asyncio.sleep(wait)
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return min(60.0, float(headers.get("Retry-After", "5")))
+    except ValueError:
+        return 5.0
+
+
+def _print_changes(batch: dict[str, Any], shown: dict[str, str], out: TextIO) -> None:
+    for job in batch.get("collectors", []):
+        line = describe_job(job)
+        if shown.get(job.get("job_id", "")) != line:
+            shown[job.get("job_id", "")] = line
+            print(line, file=out, flush=True)
+
+
+def _print_outcome(batch: dict[str, Any], out: TextIO) -> int:
+    status = batch["status"]
+    took = batch.get("duration_seconds")
+    summary = f"Batch {batch['batch_id']} {status}" + (f" in {took}s" if took is not None else "")
+    if batch.get("message"):
+        summary += f": {batch['message']}"
+    print(summary, file=out, flush=True)
+    return EXIT_COMPLETED if status == "completed" else EXIT_FAILED

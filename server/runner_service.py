@@ -1,0 +1,51 @@
+"""``collector-hub runner``: a runner on its own, without the HTTP server, so collectors can
+run on other machines than the API (or more of them). Same database, same queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from collectors.registry import load_registry
+
+from . import database
+from .runner import Runner
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_standalone_runner(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop the runner cleanly (its jobs go back to the
+    queue). Uses COLLECTOR_HUB_DATABASE_URL, else the embedded PostgreSQL in the data
+    directory (shared with a ``serve`` using the same directory)."""
+    registry = load_registry(settings.collectors_file)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    embedded = None
+    try:
+        if settings.database_url is None:
+            embedded = database.EmbeddedPostgres(settings.data_dir)
+            log.info("starting embedded PostgreSQL in %s", embedded.pgdata)
+            dsn = await loop.run_in_executor(None, embedded.start)
+        else:
+            dsn = settings.database_url
+        await loop.run_in_executor(None, database.apply_migrations, dsn)
+        async with database.create_pool(dsn, settings.db_pool_min, settings.db_pool_max) as pool:
+            runner = Runner(pool, dsn, registry, settings)
+            await runner.start()
+            try:
+                await stop.wait()
+                log.info("stopping the runner")
+            finally:
+                await runner.stop()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(RuntimeError):
+                loop.remove_signal_handler(signum)
+        if embedded is not None:
+            await loop.run_in_executor(None, embedded.stop)

@@ -1,0 +1,219 @@
+"""The command line around the runtime: `collector-hub run` against a live server, and a
+standalone `collector-hub runner` process. Both as real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from server.app import create_app
+from server.settings import Settings
+from tests.conditions import eventually
+from tests.conftest import replace_settings
+from tests.test_runner import process_alive, program, read_pids, write_collectors_file
+
+
+async def cli(*args: str, env: dict[str, str] | None = None, seconds: float = 60) -> tuple[int, str, str]:
+    """Run `collector-hub ARGS` to its end without blocking the event loop the server runs on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), seconds)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(db) -> None:  # type: ignore[no-untyped-def]
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM job_batches")
+
+
+@pytest.fixture
+def collectors_file(tmp_path: Path) -> Path:
+    return write_collectors_file(
+        tmp_path / "collectors.toml",
+        {
+            "demo": {
+                "command": [sys.executable, "-m", "collectors.demo"],
+                "env": {"DEMO_PAGES": "4", "DEMO_PAGE_SECONDS": "0.2"},
+            },
+            "slow": {
+                "command": [sys.executable, "-m", "collectors.demo"],
+                "env": {"DEMO_PAGES": "100", "DEMO_PAGE_SECONDS": "0.2"},
+            },
+            "hang": {"command": program("hang"), "env": {"PID_FILE": str(tmp_path / "hang.pids")}},
+        },
+    )
+
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+def live_server(aiohttp_server, settings: Settings, collectors_file: Path) -> ServerFactory:  # type: ignore[no-untyped-def]
+    async def start(**changes: Any) -> TestServer:
+        defaults = {
+            "run_collectors": True,
+            "runner_poll_interval": 0.1,
+            "cancel_grace_period": 0.5,
+            "collectors_file": collectors_file,
+        }
+        app_settings = replace_settings(settings, **{**defaults, **changes})
+        server: TestServer = await aiohttp_server(create_app(app_settings))
+        return server
+
+    return start
+
+
+def base_url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def test_run_waits_prints_progress_and_exits_0_when_completed(live_server: ServerFactory) -> None:
+    server = await live_server()
+    code, out, err = await cli("run", "demo", "--url", base_url(server), "--interval", "0.1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("Batch bc_") and lines[0].endswith(")") and "queued: demo (de_" in lines[0]
+    assert any("running" in line and "Processing page" in line for line in lines), out
+    assert lines[-1].startswith("Batch bc_") and " completed" in lines[-1]
+
+
+async def test_run_exits_1_when_the_batch_fails(live_server: ServerFactory) -> None:
+    server = await live_server()
+    code, out, err = await cli("run", "ninja", "demo", "--url", base_url(server), "--priority", "high")
+    assert code == 1, (out, err)
+    assert "credentials not configured" in out
+    assert "failed" in out.splitlines()[-1]
+
+
+async def test_run_exits_1_when_the_batch_is_cancelled(live_server: ServerFactory) -> None:
+    server = await live_server()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "run",
+        "slow",
+        "--url",
+        base_url(server),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        batch_id = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()[1]
+        while "Processing page" not in (line := (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()):
+            assert line, "the command ended before the job made progress"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base_url(server)}/api/collectors/runs/batch/{batch_id}/cancel") as response:
+                assert response.status == 200
+        rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1, err
+    assert rest.decode().splitlines()[-1].startswith(f"Batch {batch_id} cancelled")
+
+
+async def test_run_with_no_wait_returns_at_once(live_server: ServerFactory) -> None:
+    server = await live_server(run_collectors=False)
+    code, out, _ = await cli("run", "demo", "--no-wait", "--url", base_url(server))
+    assert code == 0
+    assert out.startswith("Batch bc_") and len(out.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["run", "nosuch"], "Unknown collector"),
+        (["run", "demo", "demo"], "the server refused the request (HTTP 400)"),
+        (["run", "demo", "--url", "ftp://example.com"], "--url must be an http:// or https:// URL"),
+        (["run", "demo", "--url", "http://127.0.0.1:99999"], "invalid port"),
+        (["run", "demo", "--priority", "urgent"], "invalid choice"),
+        (["run", "demo", "--interval", "0"], "--interval must be between 0.1 and 60 seconds"),
+        (["run", "demo", "--interval", "soon"], "invalid float value"),
+        (["run"], "the following arguments are required"),
+    ],
+)
+async def test_run_exits_2_on_usage_errors(live_server: ServerFactory, args: list[str], complaint: str) -> None:
+    server = await live_server(run_collectors=False)
+    if "--url" not in args:
+        args = [*args, "--url", base_url(server)]
+    code, out, err = await cli(*args)
+    assert code == 2, (out, err)
+    assert complaint.lower() in err.lower(), err
+    assert "Traceback" not in err
+
+
+async def test_run_exits_2_when_the_server_is_unreachable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, _, err = await cli("run", "demo", "--url", f"http://127.0.0.1:{port}")
+    assert code == 2
+    assert f"cannot reach the server at http://127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+async def test_a_standalone_runner_runs_jobs_and_stops_cleanly_on_sigterm(
+    live_server: ServerFactory,
+    database_url: str,
+    collectors_file: Path,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
+) -> None:
+    server = await live_server(run_collectors=False)  # the API only: the runner is elsewhere
+    with open(tmp_path / "runner.log", "wb") as log:  # noqa: ASYNC230 (a local file, opened once)
+        runner = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", "runner", "--database-url", database_url,
+            "--collectors-file", str(collectors_file), "--runner-id", "standalone", "--concurrency", "2",
+            stdout=log, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "COLLECTOR_HUB_RUNNER_POLL_INTERVAL": "0.1", "COLLECTOR_HUB_CANCEL_GRACE_PERIOD": "0.5"},
+        )  # fmt: skip
+    try:
+        code, out, err = await cli("run", "demo", "--url", base_url(server))
+        assert code == 0, (out, err)
+        code, out, _ = await cli("run", "hang", "--no-wait", "--url", base_url(server))
+        job_id = re.search(r"\((ha_\d{8})\)", out)[1]  # type: ignore[index]
+        pids = await eventually(lambda: _value(read_pids(tmp_path / "hang.pids")), what="the hang program to start")
+        runner.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(runner.wait(), 20) == 0
+    finally:
+        if runner.returncode is None:
+            runner.kill()
+            await runner.wait()
+    assert not any(process_alive(pid) for pid in pids)
+    with db.cursor() as cur:
+        cur.execute("SELECT status, runner_id FROM job_runs WHERE job_id = %s", (job_id,))
+        assert cur.fetchone() == ("queued", None)  # handed back for the next runner
+    log_text = (tmp_path / "runner.log").read_text()
+    assert "runner standalone stopped" in log_text and "Traceback" not in log_text
+
+
+async def _value(value: Any) -> Any:
+    return value
