@@ -28,6 +28,7 @@ class ConflatingWriter:
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._accepting = True
+        self._failing = False
         self.writes = 0
         self._task = asyncio.create_task(self._loop())
 
@@ -73,5 +74,8 @@ class ConflatingWriter:
             self.writes += 1
             if not await self._write(report):
                 self._accepting = False
-        except Exception:  # a database blip loses one report, never the job
-            log.warning("could not record a progress report", exc_info=True)
+            self._failing = False
+        except Exception as exc:  # a database blip loses a report, never the job
+            if not self._failing:
+                log.warning("could not record a progress report (%s); dropping reports until it works", exc)
+            self._failing = True

@@ -145,7 +145,7 @@ async def record_pid(pool: aiopg.Pool, job_id: str, runner_id: str, pid: int) ->
     return await _update_one_job(
         pool,
         job_id,
-        "pid = %(pid)s, message = 'Collector started'",
+        "pid = %(pid)s",
         "status = 'running' AND runner_id = %(runner_id)s",
         {"pid": pid, "runner_id": runner_id},
     )

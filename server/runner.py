@@ -28,8 +28,10 @@ import functools
 import logging
 import re
 import socket
+from collections.abc import Awaitable, Callable
 
 import aiopg
+import psycopg2
 
 from collectors.registry import CollectorSpec
 
@@ -54,6 +56,8 @@ REQUEUED_MESSAGE = "Requeued: the runner stopped before the collector finished"
 # Extra time stop() allows beyond the grace period, for the last database writes.
 STOP_MARGIN_SECONDS = 10.0
 STOPPABLE_STATUSES = frozenset({"cancelled", "failed"})
+# Recording an outcome is retried through about 15 s of database outage.
+OUTCOME_ATTEMPTS = 6
 
 
 @dataclasses.dataclass
@@ -125,11 +129,19 @@ class Runner:
         log.info("runner %s stopped", self.runner_id)
 
     async def _loop(self) -> None:
+        failing = False
         while not self._stopping:
             try:
                 await self._tick()
-            except Exception:  # e.g. the database is restarting: keep going, try again
-                log.exception("runner %s: poll failed; retrying", self.runner_id)
+                if failing:
+                    log.info("runner %s: the database answers again", self.runner_id)
+                failing = False
+            except Exception as exc:  # e.g. the database is restarting: keep going, try again
+                if not failing:  # the whole story once, not once per poll
+                    log.exception("runner %s: poll failed; retrying until it works", self.runner_id)
+                elif not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+                    log.warning("runner %s: poll failed again: %s", self.runner_id, exc)
+                failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.runner_poll_interval)
             self._wake.clear()
@@ -182,21 +194,20 @@ class Runner:
             await writer.close()
             outcome = describe_outcome(result, run.process.spec.timeout)
             if outcome is not None:
-                recorded = await queue.finish_job(
-                    self._pool,
-                    job.job_id,
-                    self.runner_id,
-                    outcome.status,
-                    outcome.message,
-                    outcome.error,
-                    outcome.exit_code,
-                )
+                recorded = await self._persist(
+                    lambda: queue.finish_job(
+                        self._pool, job.job_id, self.runner_id,
+                        outcome.status, outcome.message, outcome.error, outcome.exit_code,
+                    )
+                )  # fmt: skip
                 if recorded:
                     log.info("job %s (%s) %s: %s", job.job_id, job.collector, outcome.status, outcome.message)
                 else:
                     log.info("job %s (%s): process ended; the job had already ended", job.job_id, job.collector)
             elif result.stopped_for is StopReason.SHUTDOWN:
-                if await queue.requeue_job(self._pool, job.job_id, self.runner_id, REQUEUED_MESSAGE):
+                if await self._persist(
+                    lambda: queue.requeue_job(self._pool, job.job_id, self.runner_id, REQUEUED_MESSAGE)
+                ):
                     log.info("job %s (%s) handed back to the queue", job.job_id, job.collector)
         except Exception:
             log.exception("job %s (%s): could not record the outcome", job.job_id, job.collector)
@@ -204,6 +215,19 @@ class Runner:
             await writer.cancel()
             self._runs.pop(job.job_id, None)
             self._wake.set()
+
+    async def _persist(self, write: Callable[[], Awaitable[bool]]) -> bool:
+        """An outcome is worth waiting for: retry through a short database outage (a lost
+        outcome would leave the job running until the watchdog fails it)."""
+        delay = 0.5
+        for _ in range(OUTCOME_ATTEMPTS - 1):
+            try:
+                return await write()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                log.warning("database unavailable (%s); retrying in %gs", str(exc).strip() or type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+        return await write()
 
     async def _record_pid(self, job_id: str, pid: int) -> None:
         await queue.record_pid(self._pool, job_id, self.runner_id, pid)

@@ -515,3 +515,26 @@ async def test_stopping_the_runner_requeues_its_jobs_and_kills_their_processes(
     await eventually(lambda: _async(read_pids(tmp_path / "stubborn.pids")), what="the job to start again")
     assert job_row(db, job_id)["runner_id"] == "next-runner"
     assert (await again.post(f"/api/collectors/runs/job/{job_id}/cancel")).status == 200
+
+
+async def test_jobs_finish_when_every_database_connection_is_dropped_midway(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client()
+    job_id = (await trigger(client, "demo"))["collectors"][0]["job_id"]
+
+    async def progressing() -> bool:
+        return bool((await get_job(client, job_id))["progress_percent"])
+
+    await eventually(progressing, what="the demo to report progress")
+    with db.cursor() as cur:  # the runner's pool and the collector's own connection alike
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cur.fetchone()[0] >= 2
+
+    async def ended() -> str | None:  # read directly: the API's own pool has dead connections too
+        status = job_row(db, job_id)["status"]
+        return status if status in ("completed", "failed", "cancelled") else None
+
+    assert await eventually(ended, what="the demo to end") == "completed"
+    assert job_row(db, job_id)["message"] == "Demo collection completed: 5 pages"
