@@ -287,6 +287,13 @@ BAD_BODY = {
 }
 
 
+def links_to(target: str, *operation_ids: str) -> dict[str, Schema]:
+    """OpenAPI links from a response to the operations that take one of its ids, so clients
+    (and fuzzers) can follow a run from its creation. ``target`` is ``batch`` or ``job``."""
+    source = {"batch": "$response.body#/batch_id", "job": "$response.body#/collectors/0/job_id"}[target]
+    return {op: {"operationId": op, "parameters": {f"{target}_id": source}} for op in operation_ids}
+
+
 def path_id(name: str, schema_name: str) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": ref(schema_name)}
 
@@ -324,7 +331,13 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                 "triggerRun",
                 "Queue one job per named collector in a new batch",
                 {
-                    "201": json_response("The new batch and its queued jobs.", "CreatedBatch"),
+                    "201": {
+                        **json_response("The new batch and its queued jobs.", "CreatedBatch"),
+                        "links": {
+                            **links_to("batch", "getBatch", "cancelBatch"),
+                            **links_to("job", "getJob", "cancelJob", "reportProgress"),
+                        },
+                    },
                     **BAD_BODY,
                     "500": SERVER_ERROR,
                 },
@@ -343,7 +356,10 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                 "getBatch",
                 "A batch with all its jobs",
                 {
-                    "200": json_response("The batch.", "Batch", VERSION_HEADERS),
+                    "200": {
+                        **json_response("The batch.", "Batch", VERSION_HEADERS),
+                        "links": links_to("job", "getJob", "cancelJob", "reportProgress"),
+                    },
                     "304": NOT_MODIFIED,
                     "400": bad_batch_id,
                     "404": error("No batch with this id."),
