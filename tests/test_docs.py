@@ -125,6 +125,24 @@ async def test_document_etag_answers_304(client):
     assert other.status == 200
 
 
+async def test_the_api_reference_mentions_every_route(client):
+    # Same idea as the OpenAPI coverage test, for people: each route appears as "METHOD /path".
+    reference = (DOCS_DIR / "COLLECTOR_RUN_TRACKING_API.md").read_text()
+    missing = sorted(
+        f"{route.method} {route.resource.canonical}"
+        for route in client.app.router.routes()
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not isinstance(route.resource, web.StaticResource)
+        and f"{route.method} {route.resource.canonical}" not in reference
+    )
+    assert not missing, (
+        "Routes not described in docs/COLLECTOR_RUN_TRACKING_API.md: "
+        + ", ".join(missing)
+        + ". Add them to its endpoint table and give each a section."
+    )
+
+
 TRAVERSAL_TARGETS = [
     "/api/docs/../setup.py",
     "/api/docs/../../../../../../etc/passwd",
