@@ -76,13 +76,18 @@ def signal_group(pgid: int, signum: signal.Signals) -> None:
 
 
 def process_exists(pid: int) -> bool:
+    """True if ``pid`` is a live process (a zombie, dead but not yet reaped, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process
-    return True
+        pass  # someone else's process: it exists
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux), or it just went: trust kill()
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def kill_orphaned_collector(pid: int, job_id: str) -> bool:

@@ -85,6 +85,13 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 def read_pids(path: Path) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
@@ -460,10 +467,13 @@ async def test_a_starting_runner_settles_what_a_dead_runner_left_running(
     db,  # type: ignore[no-untyped-def]
 ) -> None:
     api = await runner_client(run_collectors=False)
-    mine, dead_local, live_local, custom = (
-        job["job_id"] for job in (await trigger(api, "quiet", "crash", "demo", "garbage"))["collectors"]
+    mine, dead_local, zombie_local, live_local, custom = (
+        job["job_id"] for job in (await trigger(api, "quiet", "crash", "flood", "demo", "garbage"))["collectors"]
     )
     host = socket.gethostname()
+    # A runner that died but whose parent has not reaped it yet: a zombie is no live runner.
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: ASYNC220 (returns at once)
+    await eventually(lambda: _async(is_zombie(zombie.pid)), what="a zombie process")
     # A collector process the dead runner left behind, still running, in its own session.
     orphan = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -477,12 +487,14 @@ async def test_a_starting_runner_settles_what_a_dead_runner_left_running(
             running = "UPDATE job_runs SET status = 'running', runner_id = %s, host = %s, pid = %s WHERE job_id = %s"
             cur.execute(running, ("test-runner", host, None, mine))
             cur.execute(running, (f"{host}:{dead_pid()}", host, orphan.pid, dead_local))
+            cur.execute(running, (f"{host}:{zombie.pid}", host, None, zombie_local))
             cur.execute(running, (f"{host}:{os.getpid()}", host, None, live_local))
             cur.execute(running, ("custom-id", host, None, custom))
         async with started_runner(runner_settings, database_url, runner_id="test-runner"):
             pass  # settling happens in start()
         assert await asyncio.wait_for(orphan.wait(), 5) == -signal.SIGKILL
     finally:
+        zombie.wait()
         if orphan.returncode is None:
             orphan.kill()
             await orphan.wait()
@@ -490,6 +502,7 @@ async def test_a_starting_runner_settles_what_a_dead_runner_left_running(
     assert job_row(db, mine)["error"].startswith("Runner test-runner restarted while the job was running")
     assert job_row(db, dead_local)["status"] == "failed"
     assert "stopped unexpectedly" in job_row(db, dead_local)["error"]
+    assert job_row(db, zombie_local)["status"] == "failed"
     # A live runner's job, and one of a runner whose liveness the id does not tell, stay.
     assert job_row(db, live_local)["status"] == "running"
     assert job_row(db, custom)["status"] == "running"
