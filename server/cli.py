@@ -105,7 +105,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run_command import RunCommandError, RunOptions, check_base_url, check_interval, run_batch
+    from .run_command import RunCommandError, RunOptions, check_base_url, check_interval, check_timeout, run_batch
 
     try:
         options = RunOptions(
@@ -115,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             wait=not args.no_wait,
             api_key=args.api_key or os.environ.get("COLLECTOR_HUB_API_KEY") or None,
             poll_interval=check_interval(args.interval),
+            wait_timeout=check_timeout(args.timeout),
         )
         return asyncio.run(run_batch(options))
     except RunCommandError as exc:
@@ -167,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="start collectors through the server and wait for them (for cron)",
-        description="Exit status: 0 the batch completed, 1 it failed or was cancelled, 2 usage or connection error.",
+        description="Exit status: 0 the batch completed, 1 it failed, was cancelled or --timeout passed,"
+        " 2 usage or connection error.",
     )
     run.add_argument("collectors", metavar="NAME", nargs="+", help="collector names, e.g. demo ninja")
     run.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
     run.add_argument("--no-wait", action="store_true", help="print the batch and exit without waiting")
     run.add_argument("--interval", type=float, default=1.0, help="seconds between status checks (default 1)")
+    run.add_argument("--timeout", type=float, help="stop waiting after this many seconds and exit 1")
     run.set_defaults(func=cmd_run)
 
     return parser

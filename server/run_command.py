@@ -1,8 +1,8 @@
 """``collector-hub run NAME...``: start a batch through the HTTP API and wait for it, printing
 each job's progress as it changes. Made for cron: the exit status is the batch's outcome.
 
-Exit status: 0 the batch completed; 1 it failed or was cancelled; 2 a usage error, a request
-the server refused, or a server that cannot be reached.
+Exit status: 0 the batch completed; 1 it failed or was cancelled (or ``--timeout`` passed
+first); 2 a usage error, a request the server refused, or a server that cannot be reached.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class RunOptions:
     wait: bool = True
     api_key: str | None = None
     poll_interval: float = 1.0
+    wait_timeout: float | None = None  # give up waiting (exit 1) after this many seconds
 
 
 def check_base_url(url: str) -> str:
@@ -53,6 +54,12 @@ def check_base_url(url: str) -> str:
 def check_interval(seconds: float) -> float:
     if not 0.1 <= seconds <= 60:
         raise RunCommandError(f"--interval must be between 0.1 and 60 seconds, got {seconds:g}")
+    return seconds
+
+
+def check_timeout(seconds: float | None) -> float | None:
+    if seconds is not None and not 0 < seconds <= 7 * 24 * 3600:
+        raise RunCommandError(f"--timeout must be a number of seconds above 0, got {seconds:g}")
     return seconds
 
 
@@ -113,7 +120,16 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
         print(f"Batch {batch_id} queued: {jobs}", file=out, flush=True)
         if not options.wait:
             return EXIT_COMPLETED
-        return await _follow(api, batch_id, options.poll_interval, out)
+        try:
+            async with asyncio.timeout(options.wait_timeout):
+                return await _follow(api, batch_id, options.poll_interval, out)
+        except TimeoutError:
+            print(
+                f"Gave up waiting after {options.wait_timeout:g}s; batch {batch_id} goes on in the server",
+                file=out,
+                flush=True,
+            )
+            return EXIT_FAILED
 
 
 async def _follow(api: _Api, batch_id: str, interval: float, out: TextIO) -> int:

@@ -140,6 +140,13 @@ async def test_run_exits_1_when_the_batch_is_cancelled(live_server: ServerFactor
     assert rest.decode().splitlines()[-1].startswith(f"Batch {batch_id} cancelled")
 
 
+async def test_run_gives_up_after_its_timeout_with_exit_1(live_server: ServerFactory) -> None:
+    server = await live_server(run_collectors=False)  # nothing will run the job
+    code, out, _ = await cli("run", "demo", "--url", base_url(server), "--timeout", "0.5", "--interval", "0.1")
+    assert code == 1
+    assert out.splitlines()[-1].startswith("Gave up waiting after 0.5s; batch bc_")
+
+
 async def test_run_with_no_wait_returns_at_once(live_server: ServerFactory) -> None:
     server = await live_server(run_collectors=False)
     code, out, _ = await cli("run", "demo", "--no-wait", "--url", base_url(server))
@@ -157,6 +164,7 @@ async def test_run_with_no_wait_returns_at_once(live_server: ServerFactory) -> N
         (["run", "demo", "--priority", "urgent"], "invalid choice"),
         (["run", "demo", "--interval", "0"], "--interval must be between 0.1 and 60 seconds"),
         (["run", "demo", "--interval", "soon"], "invalid float value"),
+        (["run", "demo", "--timeout", "-1"], "--timeout must be a number of seconds above 0"),
         (["run"], "the following arguments are required"),
     ],
 )
