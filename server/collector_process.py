@@ -235,9 +235,11 @@ def describe_outcome(result: ProcessResult, timeout: float) -> Outcome | None:
     if result.stopped_for is StopReason.TIMEOUT:
         error = f"Timed out after {timeout:g} seconds (the collector's timeout); the process was stopped{detail}"
         return Outcome("failed", "Timed out", error, code)
+    if code is None:  # not even SIGKILL ended it in time (e.g. stuck in the kernel)
+        return Outcome("failed", "Collector did not exit", f"The process did not exit after SIGKILL{detail}", None)
     if code == 0:
         return Outcome("completed", "Completed successfully", None, 0)
-    if code is not None and code < 0:
+    if code < 0:
         name = _signal_name(-code)
         return Outcome("failed", f"Collector killed by {name}", f"Killed by signal {name} ({-code}){detail}", code)
     return Outcome("failed", f"Collector exited with code {code}", f"Exited with code {code}{detail}", code)

@@ -125,6 +125,7 @@ def runner_settings(settings: Settings, tmp_path: Path) -> Settings:
             "selfdone": {"command": program("self_report"), "env": {"FINAL_STATUS": "completed", "EXIT_CODE": "5"}},
             "selffail": {"command": program("self_report"), "env": {"FINAL_STATUS": "failed", "EXIT_CODE": "0"}},
             "missing": {"command": [str(tmp_path / "no-such-program")]},
+            "killed": {"command": ["/bin/sh", "-c", "echo about to die >&2; kill -KILL $$"]},
         },
     )
     return replace_settings(
@@ -223,6 +224,15 @@ async def test_a_crash_fails_with_exit_code_and_stderr_tail(runner_client: AppFa
     assert "crash line 30" in job["error"] and "crash line 11" in job["error"]
     assert "crash line 10\n" not in job["error"]  # only the last 20 lines
     assert job_row(db, job_id)["exit_code"] == 3
+
+
+async def test_a_collector_killed_by_a_signal_fails_saying_which(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    client = await runner_client()
+    job_id = (await trigger(client, "killed"))["collectors"][0]["job_id"]
+    job = await job_ended(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("Killed by signal SIGKILL (9)") and "about to die" in job["error"]
+    assert job_row(db, job_id)["exit_code"] == -9
 
 
 async def test_a_program_that_cannot_start_fails_clearly(runner_client: AppFactory) -> None:
