@@ -91,6 +91,11 @@ class Runner:
     def running_job_ids(self) -> list[str]:
         return list(self._runs)
 
+    def wake(self) -> None:
+        """Poll now instead of at the next interval (e.g. a batch was just queued here, or a
+        NOTIFY said the queue changed)."""
+        self._wake.set()
+
     async def start(self) -> None:
         """Settle what a dead runner left behind, then start claiming."""
         try:

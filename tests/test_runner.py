@@ -561,3 +561,11 @@ async def test_jobs_finish_when_every_database_connection_is_dropped_midway(runn
 
     assert await eventually(ended, what="the demo to end") == "completed"
     assert job_row(db, job_id)["message"] == "Demo collection completed: 5 pages"
+
+
+async def test_wake_starts_a_queued_job_without_waiting_for_the_next_poll(runner_client: AppFactory) -> None:
+    client = await runner_client(runner_poll_interval=60.0)
+    job_id = (await trigger(client, "quiet"))["collectors"][0]["job_id"]
+    client.app[RUNNER].wake()
+    job = await job_ended(client, job_id)  # well before the 60 s poll
+    assert job["status"] == "completed"
