@@ -1,11 +1,12 @@
 """The job queue in SQL: claiming queued jobs, recording what became of them, the watchdog,
 and settling jobs a dead runner left behind.
 
-Locking: every writer here locks a job's batch before the job, the same order as
-``store.cancel_batch``/``cancel_job`` (and the batch refresh trigger, which locks the batch on
-every job change). Multi-row statements lock with ``SKIP LOCKED``, so they never wait and
-cannot deadlock; single-job writes take the batch lock first. A deadlock with a writer that
-uses another order is retried.
+Locking: every job change also locks the job's batch (the refresh trigger recomputes it), so
+a plain ``UPDATE job_runs`` locks job then batch, while ``store.cancel_batch``/``cancel_job``
+lock batch then job. To never deadlock with a cancel, every writer here locks the batch first:
+single-job writes with an explicit ``SELECT ... FOR UPDATE OF b``, multi-row statements with
+``FOR UPDATE OF b, j SKIP LOCKED`` (which never waits at all). A deadlock with some other
+writer is retried.
 
 Every status change is guarded with ``NOT collector_hub_is_terminal(status)``: a collector's
 own final report, a cancellation or the watchdog's verdict is never overwritten. The trigger
