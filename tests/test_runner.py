@@ -569,3 +569,39 @@ async def test_wake_starts_a_queued_job_without_waiting_for_the_next_poll(runner
     client.app[RUNNER].wake()
     job = await job_ended(client, job_id)  # well before the 60 s poll
     assert job["status"] == "completed"
+
+
+async def test_cancels_racing_with_runners_never_deadlock(
+    runner_client: AppFactory,
+    runner_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+    db,  # type: ignore[no-untyped-def]
+) -> None:
+    script = 'for p in 10 20 30 40 50 60; do echo "@progress $p"; sleep 0.05; done'
+    collectors = write_collectors_file(
+        tmp_path / "race.toml", {name: {"command": ["/bin/sh", "-c", script]} for name in ("qa", "qb", "qc")}
+    )
+    client = await runner_client(collectors_file=collectors, runner_concurrency=4)
+    batches = [(await trigger(client, "qa", "qb", "qc"))["batch_id"] for _ in range(30)]
+    second = replace_settings(runner_settings, collectors_file=collectors, runner_concurrency=4)
+    async with started_runner(second, database_url, runner_id="second-runner"):
+
+        async def cancel(batch_id: str, delay: float) -> int:
+            await asyncio.sleep(delay)
+            response = await client.post(f"/api/collectors/runs/batch/{batch_id}/cancel")
+            return response.status
+
+        statuses = await asyncio.gather(*(cancel(b, 0.05 * i) for i, b in enumerate(batches[::2])))
+
+        async def all_ended() -> bool:
+            with db.cursor() as cur:
+                cur.execute("SELECT count(*) FROM job_runs WHERE NOT collector_hub_is_terminal(status)")
+                return bool(cur.fetchone()[0] == 0)
+
+        await eventually(all_ended, timeout=60, what="every job to end")
+    assert set(statuses) <= {200, 409}, statuses  # never a 500 from a deadlock
+    with db.cursor() as cur:
+        cur.execute("SELECT status, count(*) FROM job_runs GROUP BY status")
+        counts = dict(cur.fetchall())
+    assert set(counts) <= {"completed", "cancelled"} and sum(counts.values()) == 90, counts
