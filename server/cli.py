@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg2
 from aiohttp import web
 
 from collectors.progress import ProgressError
@@ -71,8 +72,17 @@ def cmd_runner(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, "database_url", "data_dir", "runner_concurrency", "runner_id", "collectors_file")
     _configure_logging(settings)
-    asyncio.run(run_standalone_runner(settings))
+    try:
+        asyncio.run(run_standalone_runner(settings))
+    except psycopg2.OperationalError as exc:
+        print(f"collector-hub runner: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _parse_percent(raw: str) -> int | None:
@@ -85,8 +95,6 @@ def _parse_percent(raw: str) -> int | None:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    import psycopg2
-
     from collectors.progress import update_job_progress
 
     try:
@@ -98,8 +106,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
         print(f"collector-hub progress: error: {exc}; nothing was recorded", file=sys.stderr)
         return 2
     except psycopg2.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"collector-hub progress: error: cannot reach the database: {reason}", file=sys.stderr)
+        print(f"collector-hub progress: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -147,9 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     runner = sub.add_parser("runner", help="run collectors from the queue, without the HTTP server")
     _add_database_options(runner)
-    runner.add_argument("--concurrency", dest="runner_concurrency", type=int, help="collectors run at once (default 4)")
-    runner.add_argument("--runner-id", dest="runner_id", help="this runner's name (default HOST:PID)")
-    runner.add_argument("--collectors-file", dest="collectors_file", help="TOML file declaring collectors")
+    runner.add_argument(
+        "--concurrency", "--runner-concurrency", dest="runner_concurrency", type=int, metavar="N",
+        help="collectors run at once (default 4)",
+    )  # fmt: skip
+    runner.add_argument("--runner-id", dest="runner_id", metavar="ID", help="this runner's name (default HOST:PID)")
+    runner.add_argument("--collectors-file", dest="collectors_file", metavar="PATH", help="TOML file of collectors")
     runner.set_defaults(func=cmd_runner)
 
     progress = sub.add_parser(
@@ -178,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("COLLECTOR_HUB_URL") or "http://127.0.0.1:5400",
         help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
     )
-    run.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
+    run.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY, which ps cannot show)")
     run.add_argument("--no-wait", action="store_true", help="print the batch and exit without waiting")
     run.add_argument("--interval", type=float, default=1.0, help="seconds between status checks (default 1)")
     run.add_argument("--timeout", type=float, help="stop waiting after this many seconds and exit 1")

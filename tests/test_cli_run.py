@@ -225,3 +225,11 @@ async def test_a_standalone_runner_runs_jobs_and_stops_cleanly_on_sigterm(
 
 async def _value(value: Any) -> Any:
     return value
+
+
+async def test_a_standalone_runner_without_a_database_says_so() -> None:
+    code, _, err = await cli("runner", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    assert code == 1
+    assert "collector-hub runner: error: cannot reach the database" in err and "Traceback" not in err
+    code, _, err = await cli("runner", "--concurrency", "0", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    assert code == 2 and "--runner-concurrency must be between 1 and 256" in err
