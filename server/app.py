@@ -14,6 +14,7 @@ from . import database
 from .docs_routes import setup_docs_routes
 from .keys import DATABASE_URL, POOL, REGISTRY, RUNNER, SETTINGS
 from .middleware import json_errors
+from .roles import requires
 from .routes import routes
 from .settings import Settings
 from .static_routes import setup_static_routes
@@ -60,10 +61,12 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
         await runner.stop()
 
 
+@requires("public")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@requires("public")
 async def readyz(request: web.Request) -> web.Response:
     try:
         async with request.app[POOL].acquire() as conn:

@@ -25,6 +25,7 @@ from aiohttp import web
 from .errors import NotFoundError
 from .keys import REGISTRY
 from .openapi import build_openapi
+from .roles import requires
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,11 @@ def setup_docs_routes(app: web.Application, docs_dir: Path = DOCS_DIR) -> None:
     openapi_body = json.dumps(build_openapi(collector_names, documents)).encode()
     available = ", ".join(documents) or "none"
 
+    @requires("public")
     async def docs_index(request: web.Request) -> web.Response:
         return web.Response(body=index_body, content_type="application/json")
 
+    @requires("public")
     async def doc_file(request: web.Request) -> web.Response:
         doc = documents.get(request.match_info["name"])
         if doc is None:
@@ -127,6 +130,7 @@ def setup_docs_routes(app: web.Application, docs_dir: Path = DOCS_DIR) -> None:
             return web.Response(status=304, headers=headers)
         return web.Response(body=doc.body, headers={**headers, "Content-Type": MARKDOWN})
 
+    @requires("public")
     async def openapi_json(request: web.Request) -> web.Response:
         return web.Response(body=openapi_body, content_type="application/json")
 

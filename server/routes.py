@@ -10,6 +10,7 @@ from . import store
 from .errors import NotFoundError, ValidationError
 from .keys import POOL, REGISTRY
 from .representation import utc_now
+from .roles import requires
 from .validation import (
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
@@ -40,6 +41,7 @@ def versioned_json(request: web.Request, seq: int, body: Any, tag: str) -> web.S
 
 
 @routes.post("/api/collectors/run")
+@requires("trigger")
 async def trigger_run(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown_fields(body, ("collectors", "priority"))
@@ -56,6 +58,7 @@ async def trigger_run(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/collectors")
+@requires("read")
 async def list_collectors(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     return web.json_response(
@@ -69,6 +72,7 @@ async def list_collectors(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/collectors/runs/batch/{batch_id}")
+@requires("read")
 async def get_batch(request: web.Request) -> web.StreamResponse:
     batch_id = check_batch_id(request.match_info["batch_id"])
     found = await store.fetch_batch(request.app[POOL], batch_id)
@@ -79,6 +83,7 @@ async def get_batch(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/collectors/runs/job/{job_id}")
+@requires("read")
 async def get_job(request: web.Request) -> web.StreamResponse:
     job_id = check_job_id(request.match_info["job_id"])
     found = await store.fetch_job(request.app[POOL], job_id)
@@ -89,6 +94,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/collectors/runs/latest")
+@requires("read")
 async def get_latest(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     names = collector_list(request.query.get("collectors"), registry) or sorted(registry)
@@ -101,6 +107,7 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/collectors/history")
+@requires("read")
 async def get_history(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, 1, MAX_HISTORY)
     registry = request.app[REGISTRY]
@@ -110,6 +117,7 @@ async def get_history(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/collectors/runs/batch/{batch_id}/cancel")
+@requires("trigger")
 async def cancel_batch(request: web.Request) -> web.StreamResponse:
     batch_id = check_batch_id(request.match_info["batch_id"])
     pool = request.app[POOL]
@@ -120,6 +128,7 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/cancel")
+@requires("trigger")
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     job_id = check_job_id(request.match_info["job_id"])
     pool = request.app[POOL]
@@ -130,6 +139,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/progress")
+@requires("trigger")
 async def report_progress(request: web.Request) -> web.StreamResponse:
     """Progress over HTTP, for collectors that cannot reach the database."""
     job_id = check_job_id(request.match_info["job_id"])

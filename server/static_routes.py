@@ -6,6 +6,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .roles import requires
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 # The page loads only its own scripts and talks only to this server; inline script and
@@ -16,6 +18,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+@requires("public")
 async def dashboard(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC_DIR / "index.html",
