@@ -203,6 +203,14 @@ async def report_progress(
     """A progress update for a job that has not ended (HTTP twin of
     ``collectors.progress.update_job_progress``)."""
     async with _transaction(pool) as cur:
+        # Batch first, like cancel_job and the runner: a concurrent cancel never deadlocks us.
+        await cur.execute(
+            "SELECT b.batch_id FROM job_batches b JOIN job_runs j USING (batch_id)"
+            " WHERE j.job_id = %s FOR UPDATE OF b",
+            (job_id,),
+        )
+        if await cur.fetchone() is None:
+            raise NotFoundError("Job not found")
         await cur.execute(
             "UPDATE job_runs SET status = %s, progress_percent = coalesce(%s, progress_percent),"
             " message = coalesce(%s, message), error = %s, last_progress_at = clock_timestamp()"
@@ -212,6 +220,4 @@ async def report_progress(
         if await cur.fetchone() is None:
             await cur.execute("SELECT status FROM job_runs WHERE job_id = %s", (job_id,))
             row = await cur.fetchone()
-            if row is None:
-                raise NotFoundError("Job not found")
             raise ConflictError(f"Job is already {row['status']}; terminal states are final")

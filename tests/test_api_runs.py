@@ -247,6 +247,27 @@ async def test_progress_over_http_and_terminal_is_final(client):
     assert (await get_json(client, f"/api/collectors/runs/job/{job_id}"))["status"] == "completed"
 
 
+async def test_progress_racing_cancels_never_deadlocks(client):
+    """HTTP progress locks the batch before the job, as cancels do: with both orders a
+    concurrent pair deadlocks and PostgreSQL aborts one (a 500 here)."""
+    import asyncio
+
+    for _ in range(5):
+        created = await trigger(client, ["demo", "ninja", "threatlocker"])
+        job_ids = [job["job_id"] for job in created["collectors"]]
+        progress = [
+            client.post(f"/api/collectors/runs/job/{job_id}/progress", json={"status": "running", "progress_percent": p})
+            for p in range(1, 8)
+            for job_id in job_ids
+        ]
+        cancels = [client.post(f"/api/collectors/runs/job/{job_id}/cancel") for job_id in job_ids]
+        cancels.append(client.post(f"/api/collectors/runs/batch/{created['batch_id']}/cancel"))
+        responses = await asyncio.gather(*progress, *cancels)
+        assert sorted({resp.status for resp in responses}) in ([200], [200, 409], [409])
+        batch = await get_json(client, f"/api/collectors/runs/batch/{created['batch_id']}")
+        assert batch["status"] == "cancelled"
+
+
 async def test_unknown_ids_are_404_with_contract_messages(client):
     assert await get_json(client, "/api/collectors/runs/batch/bc_00000000", 404) == {"error": "Batch not found"}
     assert await get_json(client, "/api/collectors/runs/job/ni_00000000", 404) == {"error": "Job not found"}
