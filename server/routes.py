@@ -149,6 +149,9 @@ async def report_progress(request: web.Request) -> web.StreamResponse:
     if status not in REPORTABLE_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(REPORTABLE_STATUSES)}")
     percent = body.get("progress_percent")
+    # JSON has one number type: 50.0 is the integer 50 (many encoders write floats), 50.5 is not.
+    if isinstance(percent, float) and percent.is_integer():
+        percent = int(percent)
     if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100):
         raise ValidationError("progress_percent must be an integer from 0 to 100, or null")
     message = check_text("message", body.get("message"), MAX_MESSAGE_CHARS)

@@ -352,14 +352,10 @@ async def test_unknown_methods_and_paths_answer_in_the_error_shape(client, contr
         contract.check_body(error_schema, await resp.json(), f"{method} {path}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JSON Schema counts 50.0 as an integer (schemathesis sends it) but server/routes.py refuses it; "
-    "accept integral numbers there, then remove this marker",
-)
 async def test_an_integral_float_percent_is_accepted_as_the_schema_says(client, contract):
     body = {"status": "running", "progress_percent": 50.0}
     assert contract.request_schema_accepts(PROGRESS, body)
     _, job_ids = await trigger(client, contract, "demo")
     resp = await client.post(f"/api/collectors/runs/job/{job_ids[0]}/progress", json=body)
     assert resp.status == 200, await resp.text()
+    assert (await resp.json())["progress_percent"] == 50
