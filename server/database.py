@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import aiopg
 import psycopg2
 import psycopg2.errors
+import psycopg2.extras
 
 log = logging.getLogger(__name__)
 
@@ -128,3 +130,72 @@ async def create_pool(dsn: str, minsize: int = 1, maxsize: int = 10) -> AsyncIte
         dsn, minsize=minsize, maxsize=maxsize, enable_hstore=False, enable_json=False
     ) as pool:
         yield pool
+
+
+# A connection that broke under us (server restart, pg_terminate_backend, network). Not the
+# other OperationalErrors: deadlocks and cancelled queries leave the connection usable.
+_BROKEN = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached, or the connection broke mid-request."""
+
+
+# What an outage looks like to callers that wait it out (the runner): ours, or psycopg2's own
+# from code that holds a connection directly.
+OUTAGE_ERRORS = (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+@asynccontextmanager
+async def cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    """A dict cursor on a pooled connection.
+
+    After a PostgreSQL restart every idle connection in the pool is dead, and aiopg only
+    notices one at a time, on use. So the first broken connection empties the pool's idle
+    connections (the next request connects afresh) and surfaces as DatabaseUnavailable.
+    """
+    conn = None
+    try:
+        async with pool.acquire() as conn:
+            async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+    except _BROKEN as exc:
+        if conn is not None and not conn.closed:
+            raise  # a query error such as a deadlock: the connection itself is fine
+        await pool.clear()
+        raise DatabaseUnavailable(str(exc).strip() or type(exc).__name__) from exc
+
+
+@asynccontextmanager
+async def transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    """BEGIN ... COMMIT, or ROLLBACK on any error. Plain statements rather than aiopg's
+    ``cur.begin()``, whose Transaction object warns from ``__del__`` when its connection
+    broke before it could roll back."""
+    async with cursor(pool) as cur:
+        await cur.execute("BEGIN")
+        try:
+            yield cur
+        except BaseException:
+            if not cur.connection.closed:
+                await cur.execute("ROLLBACK")
+            raise
+        await cur.execute("COMMIT")
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def read_only(read: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Run a read-only query function again once if its connection turned out to be dead
+    (safe: reads change nothing). Writes are not retried: a commit that broke may have
+    happened, so the client gets a 503 and decides."""
+
+    @functools.wraps(read)
+    async def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await read(*args, **kwargs)
+        except DatabaseUnavailable:
+            return await read(*args, **kwargs)
+
+    return retrying

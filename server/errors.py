@@ -7,9 +7,10 @@ from __future__ import annotations
 class ApiError(Exception):
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}
         if status is not None:
             self.status = status
 

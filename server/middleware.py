@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .database import DatabaseUnavailable
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_body(exc.status, exc.message)
+        return error_body(exc.status, exc.message, exc.headers)
+    except DatabaseUnavailable as exc:
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_body(503, "Database unavailable; try again shortly", {"Retry-After": "1"})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

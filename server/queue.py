@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiopg
 import psycopg2
 import psycopg2.errors
-import psycopg2.extras
+
+from . import database
 
 T = TypeVar("T")
 RETRYABLE = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
@@ -52,12 +52,7 @@ class RunningJob:
     pid: int | None
 
 
-@asynccontextmanager
-async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
-    async with pool.acquire() as conn:
-        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            async with cur.begin():
-                yield cur
+_transaction = database.transaction
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:

@@ -31,11 +31,10 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import aiopg
-import psycopg2
 
 from collectors.registry import CollectorSpec
 
-from . import queue
+from . import database, queue
 from .collector_process import (
     CollectorProcess,
     StopReason,
@@ -144,7 +143,7 @@ class Runner:
             except Exception as exc:  # e.g. the database is restarting: keep going, try again
                 if not failing:  # the whole story once, not once per poll
                     log.exception("runner %s: poll failed; retrying until it works", self.runner_id)
-                elif not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+                elif not isinstance(exc, database.OUTAGE_ERRORS):
                     log.warning("runner %s: poll failed again: %s", self.runner_id, exc)
                 failing = True
             with contextlib.suppress(TimeoutError):
@@ -228,7 +227,7 @@ class Runner:
         for _ in range(OUTCOME_ATTEMPTS - 1):
             try:
                 return await write()
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            except database.OUTAGE_ERRORS as exc:
                 log.warning("database unavailable (%s); retrying in %gs", str(exc).strip() or type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay *= 2

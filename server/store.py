@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import aiopg
 import psycopg2
 import psycopg2.errors
-import psycopg2.extras
 
 from collectors.registry import CollectorSpec
 
+from . import database
 from . import representation as rep
 from .errors import ConflictError, NotFoundError
 
@@ -33,18 +32,8 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.randbelow(10**8):08d}"
 
 
-@asynccontextmanager
-async def _cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
-    async with pool.acquire() as conn:
-        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            yield cur
-
-
-@asynccontextmanager
-async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
-    async with _cursor(pool) as cur:
-        async with cur.begin():
-            yield cur
+_cursor = database.cursor
+_transaction = database.transaction
 
 
 async def create_batch(
@@ -94,6 +83,7 @@ async def _batch_rows(cur: Any, batch_id: str) -> tuple[dict[str, Any], list[dic
     return batch, await cur.fetchall()
 
 
+@database.read_only
 async def fetch_batch(pool: aiopg.Pool, batch_id: str) -> tuple[int, dict[str, Any]] | None:
     """``(seq, body)`` of a batch, or None. The batch's seq moves with every change to it or
     to any of its jobs, so it versions the whole body."""
@@ -105,6 +95,7 @@ async def fetch_batch(pool: aiopg.Pool, batch_id: str) -> tuple[int, dict[str, A
     return batch["seq"], rep.batch_json(batch, jobs)
 
 
+@database.read_only
 async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]] | None:
     """``(seq, body)`` of a job. The body shows batch fields too, and every job change also
     changes its batch, so the batch's seq versions the job body."""
@@ -116,6 +107,7 @@ async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]]
     return job["batch_seq"], rep.job_json(job)
 
 
+@database.read_only
 async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[str, Any]]:
     """Per collector, its active run (queued or running), else its most recent one."""
     async with _cursor(pool) as cur:
@@ -131,6 +123,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[
     return [rep.job_json(row) for row in rows]
 
 
+@database.read_only
 async def history(pool: aiopg.Pool, limit: int, collectors: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Most recent runs first, running ones included."""
     async with _cursor(pool) as cur:
@@ -145,6 +138,7 @@ async def history(pool: aiopg.Pool, limit: int, collectors: Sequence[str] | None
     return [rep.history_entry_json(row) for row in rows]
 
 
+@database.read_only
 async def current_seq(pool: aiopg.Pool) -> int:
     """The newest seq handed out (committed or not): a cheap version for list endpoints."""
     async with _cursor(pool) as cur:
