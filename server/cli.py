@@ -43,7 +43,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     logging.getLogger("collector_hub").info("serving on http://%s:%s using %s", settings.host, settings.port, where)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    except psycopg2.OperationalError as exc:
+        print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the port is taken, or the address is not this machine's
+        print(f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -60,6 +67,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         dsn = settings.database_url
     try:
         applied = database.apply_migrations(dsn)
+    except psycopg2.OperationalError as exc:
+        print(f"collector-hub migrate: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+        return 1
     finally:
         if embedded is not None:
             embedded.stop()

@@ -54,3 +54,13 @@ def test_serve_refuses_bad_settings_with_a_clear_message(tmp_path: Path):
     assert result.returncode == 2
     assert "collector-hub: error: --port must be between 1 and 65535, got 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    from server.settings import _PARSERS, env_name
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [env_name(field) for field in _PARSERS if env_name(field) not in readme]
+    assert missing == [], "add these settings to README.md's table"
