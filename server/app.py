@@ -11,8 +11,10 @@ from aiohttp import web
 from collectors.registry import load_registry
 
 from . import database
+from .access_log import access_log, add_request_id_header
 from .docs_routes import setup_docs_routes
 from .keys import DATABASE_URL, POOL, REGISTRY, RUNNER, SETTINGS
+from .metrics_routes import setup_metrics_routes
 from .middleware import json_errors
 from .roles import requires
 from .routes import routes
@@ -79,7 +81,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[access_log, json_errors], client_max_size=settings.max_body_bytes)
+    app.on_response_prepare.append(add_request_id_header)
     app[SETTINGS] = settings
     app[REGISTRY] = load_registry(settings.collectors_file)
     app.cleanup_ctx.append(database_ctx)
@@ -89,4 +92,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     setup_static_routes(app)
     setup_docs_routes(app)
+    setup_metrics_routes(app)
     return app

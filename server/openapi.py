@@ -519,6 +519,18 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                 },
             )
         },
+        "/metrics": {
+            "get": operation(
+                "metrics",
+                "Prometheus metrics (text exposition format); role read unless COLLECTOR_HUB_METRICS_PUBLIC",
+                {
+                    "200": {
+                        "description": "Metrics in the Prometheus text format 0.0.4.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            )
+        },
         "/": {
             "get": operation(
                 "dashboard",

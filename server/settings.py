@@ -44,6 +44,8 @@ class Settings:
     db_pool_min: int = 1
     db_pool_max: int = 10
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_public: bool = False
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -107,6 +109,13 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"text", "json"}:
+        raise SettingsError(f"{name} must be text or json, got {raw!r}")
+    return value
+
+
 def _parse_existing_file(name: str, raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -138,6 +147,8 @@ _PARSERS: dict[str, Any] = {
     "db_pool_min": lambda n, r: _parse_int(n, r, 0, 100),
     "db_pool_max": lambda n, r: _parse_int(n, r, 1, 1000),
     "log_level": _parse_log_level,
+    "log_format": _parse_log_format,
+    "metrics_public": _parse_bool,
 }
 
 

@@ -1,0 +1,112 @@
+"""Prometheus metrics: every metric of the server, defined once, in one registry.
+
+Other modules import the metric they update (``from server.metrics import EVENTS_PUBLISHED``)
+and call ``.inc()``, ``.observe()`` or ``.labels(...).inc()`` on it; ``GET /metrics`` renders
+the registry in the Prometheus text format. The registry is this module's own (not
+``prometheus_client``'s global one) so that importing a library that registers its own
+collectors cannot add surprise series, and so tests can read values with
+``sample_value(...)``.
+
+Label values are always from a small closed set (route templates, not paths; statuses;
+transports), so no client can grow the number of series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PREFIX = "collector_hub_"
+
+# --- HTTP (the access-log middleware) ---------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    PREFIX + "http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_REQUEST_DURATION = Histogram(
+    PREFIX + "http_request_duration_seconds",
+    "Time from request to the end of the response (streams: the whole connection), by route template.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+AUTH_FAILURES = Counter(
+    PREFIX + "auth_failures",
+    "Requests refused by authentication or authorisation, by reason (missing, invalid, forbidden, origin).",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+# --- Rate limits ------------------------------------------------------------------------------
+RATE_LIMITED = Counter(
+    PREFIX + "rate_limited_requests",
+    "Requests refused with 429 because the client was over its rate limit.",
+    registry=REGISTRY,
+)
+RATE_LIMIT_BACKEND_ERRORS = Counter(
+    PREFIX + "rate_limit_backend_errors",
+    "Rate-limit checks that could not reach Redis and fell back to in-process counters (fail open).",
+    registry=REGISTRY,
+)
+
+# --- Jobs (set from the database at scrape time) ----------------------------------------------
+JOBS = Gauge(
+    PREFIX + "jobs",
+    "Jobs in the database, by status (read from PostgreSQL when /metrics is scraped).",
+    ["status"],
+    registry=REGISTRY,
+)
+
+# --- Live push (server/realtime/) -------------------------------------------------------------
+OPEN_CONNECTIONS = Gauge(
+    PREFIX + "open_connections",
+    "Open live connections, by transport (websocket, sse, longpoll).",
+    ["transport"],
+    registry=REGISTRY,
+)
+EVENTS_PUBLISHED = Counter(
+    PREFIX + "events_published",
+    "State changes published to this process's subscribers (one per object change, serialized once), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+EVENTS_DELIVERED = Counter(
+    PREFIX + "events_delivered",
+    "Events written to a subscriber, by transport.",
+    ["transport"],
+    registry=REGISTRY,
+)
+FANOUT_LATENCY = Histogram(
+    PREFIX + "fanout_latency_seconds",
+    "Time from the NOTIFY wake-up to the event being handed to every subscriber's outbox.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+SLOW_SUBSCRIBERS_DROPPED = Counter(
+    PREFIX + "slow_subscribers_dropped",
+    "Subscribers disconnected because their outbox stayed over its bound, by transport.",
+    ["transport"],
+    registry=REGISTRY,
+)
+
+# --- Webhooks (server/webhooks/) --------------------------------------------------------------
+WEBHOOK_ATTEMPTS = Counter(
+    PREFIX + "webhook_attempts",
+    "Webhook delivery attempts, by outcome (delivered, failed, timeout, error, gave_up).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def render() -> bytes:
+    """The registry in the Prometheus text exposition format."""
+    return generate_latest(REGISTRY)
+
+
+def sample_value(name: str, labels: dict[str, str] | None = None) -> float:
+    """The current value of one sample (0 when it has never been set): for tests and logs."""
+    value = REGISTRY.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value

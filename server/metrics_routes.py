@@ -1,0 +1,54 @@
+"""``GET /metrics``: the Prometheus text format (see ``server/metrics.py`` for the metrics).
+
+It needs the ``read`` role like every other reading route, unless
+``COLLECTOR_HUB_METRICS_PUBLIC`` makes it public (for a scraper on a private network that
+cannot send credentials).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .keys import POOL, SETTINGS
+from .metrics import CONTENT_TYPE, JOBS, render
+from .roles import requires
+
+log = logging.getLogger(__name__)
+
+JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+
+
+async def refresh_job_counts(app: web.Application) -> None:
+    """Jobs by status, read at scrape time: the database is the truth, and every node reports
+    the same figure (sum over nodes would double count; use ``max`` in queries)."""
+    try:
+        async with app[POOL].acquire() as conn:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT status, count(*) FROM job_runs GROUP BY status")
+                counts = dict(await cur.fetchall())
+    except Exception as exc:  # a scrape must still answer while the database is away
+        log.warning("metrics: cannot count jobs: %s", exc)
+        return
+    for status in JOB_STATUSES:
+        JOBS.labels(status).set(counts.get(status, 0))
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    await refresh_job_counts(request.app)
+    return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+@requires("read")
+async def metrics(request: web.Request) -> web.Response:
+    return await _metrics(request)
+
+
+@requires("public")
+async def public_metrics(request: web.Request) -> web.Response:
+    return await _metrics(request)
+
+
+def setup_metrics_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", public_metrics if app[SETTINGS].metrics_public else metrics)

@@ -1,0 +1,71 @@
+"""Request ids, the access log and /metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from server.log_format import JsonFormatter
+from server.metrics import sample_value
+
+
+async def test_every_response_carries_a_request_id_and_a_client_id_is_kept(client):
+    resp = await client.get("/healthz")
+    generated = resp.headers["X-Request-Id"]
+    assert len(generated) == 32
+    assert (await client.get("/healthz")).headers["X-Request-Id"] != generated
+    kept = await client.get("/healthz", headers={"X-Request-Id": "proxy-42.a:b"})
+    assert kept.headers["X-Request-Id"] == "proxy-42.a:b"
+    replaced = await client.get("/healthz", headers={"X-Request-Id": "bad id\twith spaces"})
+    assert replaced.headers["X-Request-Id"] != "bad id\twith spaces"
+    missing = await client.get("/api/nope")
+    assert missing.status == 404 and missing.headers["X-Request-Id"]
+
+
+async def test_one_access_line_per_request_with_the_id_and_no_token(client, caplog):
+    caplog.set_level(logging.INFO, logger="collector_hub.access")
+    secret = "s3cr3t-value-never-logged"
+    resp = await client.get(f"/api/collectors/history?limit=2&access_token={secret}", headers={"X-Request-Id": "r-1"})
+    assert resp.status == 200
+    lines = [r for r in caplog.records if r.name == "collector_hub.access"]
+    assert len(lines) == 1
+    text = lines[0].getMessage()
+    assert "r-1" in text and "GET /api/collectors/history?limit=2&access_token=REDACTED" in text and " 200 " in text
+    assert secret not in text
+    assert lines[0].__dict__["request_id"] == "r-1"
+
+
+def test_json_log_lines_carry_the_access_fields():
+    record = logging.LogRecord("collector_hub.access", logging.INFO, __file__, 1, "line %s", ("x",), None)
+    record.__dict__.update(request_id="r-2", status=200, path="/healthz")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "line x" and line["request_id"] == "r-2" and line["status"] == 200
+    assert line["time"].endswith("Z") and line["level"] == "INFO"
+
+
+async def test_metrics_count_requests_by_route_template_and_jobs_by_status(client):
+    labels = {"method": "GET", "route": "/api/collectors/runs/job/{job_id}", "status": "404"}
+    before = sample_value("collector_hub_http_requests_total", labels)
+    created = await (await client.post("/api/collectors/run", json={"collectors": ["demo"]})).json()
+    for _ in range(3):
+        assert (await client.get("/api/collectors/runs/job/zz_00000000")).status == 404
+    assert sample_value("collector_hub_http_requests_total", labels) == before + 3
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await resp.text()
+    assert (
+        'collector_hub_http_requests_total{method="GET",route="/api/collectors/runs/job/{job_id}",status="404"}' in text
+    )
+    queued = [line for line in text.splitlines() if line.startswith('collector_hub_jobs{status="queued"}')]
+    assert queued and float(queued[0].split()[-1]) >= len(created["collectors"])
+    for name in (
+        "collector_hub_open_connections",
+        "collector_hub_events_published_total",
+        "collector_hub_events_delivered_total",
+        "collector_hub_fanout_latency_seconds",
+        "collector_hub_slow_subscribers_dropped_total",
+        "collector_hub_webhook_attempts_total",
+        "collector_hub_rate_limited_requests_total",
+    ):
+        assert f"# TYPE {name.removesuffix('_total')}" in text, name
