@@ -26,6 +26,7 @@ setup(
             "pytest-timeout>=2.3",
             "cryptography>=42",  # self-signed certificates and RS/ES keys made by the tests
             "openapi-spec-validator>=0.7",
+            "playwright>=1.48",
             "jsonschema>=4.18",  # referencing-based $ref resolution in tests/test_openapi.py
         ],
         "dev": ["ruff", "mypy"],

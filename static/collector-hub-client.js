@@ -123,13 +123,15 @@ class Tracker {
     return `${this._restPath()}/events`;
   }
 
-  /** One state message from any transport: {type: "batch"|"job", seq, data}. */
-  _receive(type, seq, data) {
+  /** One state message from any transport: {type: "batch"|"job", seq, data}. ``live`` is
+   * false for the REST check after a failure: that state is news, but the failing transport
+   * has not recovered, so its failure count stands (or it would never fall back). */
+  _receive(type, seq, data, { live = true } = {}) {
     if (this.done || this.stopped) return;
     if (typeof seq === "number" && this.seq !== null && seq < this.seq && this.topic.kind !== "collectors") return;
     if (typeof seq === "number") this.seq = Math.max(this.seq ?? 0, seq);
     this.lastProgressAt = Date.now();
-    this.failures = 0;
+    if (live) this.failures = 0;
     const key = `${type}:${data.batch_id && type === "batch" ? data.batch_id : data.job_id}`;
     this.states.set(key, data);
     this._emit("onUpdate", data, { type, seq, transport: this.transport });
@@ -292,7 +294,9 @@ class Tracker {
     source.addEventListener("batch", onState("batch"));
     source.addEventListener("job", onState("job"));
     let errorsInARow = 0;
+    let opened = false;
     source.onopen = () => {
+      opened = true;
       errorsInARow = 0;
       this._emit("onTransport", "sse", { state: "connected" });
     };
@@ -303,6 +307,7 @@ class Tracker {
       errorsInARow += 1;
       if (source.readyState === EventSource.CLOSED || errorsInARow >= 2) {
         source.close();
+        if (!opened) this.failures += 1; // never connected: as for WebSocket, fall back faster
         this._checkWhetherGone().then((fatalError) => this._fail("sse", fatalError || "stream closed", { fatal: !!fatalError }));
       } else {
         this._emit("onTransport", "sse", { state: "lost" });
@@ -321,7 +326,7 @@ class Tracker {
       if (resp.ok) {
         const data = await resp.json();
         const type = this.topic.kind === "job" ? "job" : this.topic.kind === "batch" ? "batch" : null;
-        if (type) this._receive(type, this._seqFromEtag(resp.headers.get("ETag")), data);
+        if (type) this._receive(type, this._seqFromEtag(resp.headers.get("ETag")), data, { live: false });
       }
     } catch {
       /* unreachable: not fatal, retry later */

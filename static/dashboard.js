@@ -64,7 +64,7 @@ const TRANSPORT_NAMES = { websocket: "WebSocket", sse: "Server-Sent Events", pol
 
 function onTransport(name, info) {
   const label = TRANSPORT_NAMES[name] || name;
-  document.body.dataset.transport = name;
+  if (info.state === "connected") document.body.dataset.transport = name; // the one delivering
   if (info.state === "connected") setConnection(`Live via ${label}`, name === "poll" ? "degraded" : "live");
   else if (info.state === "lost") setConnection(`Connection lost (${label}); reconnecting…`, "lost");
   else setConnection(`Connecting via ${label}…`, "degraded");
