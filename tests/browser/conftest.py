@@ -20,6 +20,7 @@ from tests.conftest import replace_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+HTML_MESSAGE = "<img src=x onerror=window.pwned=1><b>bold</b>"
 OUTPUT_DIR = Path(__file__).resolve().parent.parent.parent / "test-output"
 
 
@@ -41,7 +42,7 @@ env = {{ DEMO_PAGES = "200", DEMO_PAGE_SECONDS = "0.3" }}
 job_name = "slow-collector"
 
 [collectors.html]
-command = ["{python}", "-c", "import time; print('@progress 50 <img src=x onerror=window.pwned=1><b>bold</b>', flush=True); time.sleep(1.5)"]
+command = ["{python}", "-c", "import time; print('@progress 50 {HTML_MESSAGE}', flush=True); time.sleep(1.5)"]
 job_name = "html-collector"
 """
     )
@@ -53,14 +54,15 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 @pytest.fixture
 def live_server(aiohttp_server: Any, settings: Settings, browser_collectors_file: Path) -> ServerFactory:
-    async def start(**changes: Any) -> TestServer:
+    async def start(port: int | None = None, **changes: Any) -> TestServer:
         defaults = {
             "run_collectors": True,
             "runner_poll_interval": 0.1,
             "cancel_grace_period": 0.5,
             "collectors_file": browser_collectors_file,
         }
-        server: TestServer = await aiohttp_server(create_app(replace_settings(settings, **{**defaults, **changes})))
+        app = create_app(replace_settings(settings, **{**defaults, **changes}))
+        server: TestServer = await aiohttp_server(app, port=port)
         return server
 
     return start
@@ -68,7 +70,7 @@ def live_server(aiohttp_server: Any, settings: Settings, browser_collectors_file
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
+    if not CHROMIUM.exists():  # noqa: ASYNC240 (one stat, before any I/O worth sparing)
         pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does this)")
     from playwright.async_api import async_playwright
 

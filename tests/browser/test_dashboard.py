@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ServerFactory
+from tests.browser.conftest import HTML_MESSAGE, ServerFactory
 
 # The WebSocket and SSE endpoints are being built (issue 3); remove this mark when they land.
 needs_live_push = pytest.mark.xfail(strict=True, reason="WebSocket/SSE endpoints not on main yet")
@@ -78,7 +78,9 @@ def api_getter(server: Any) -> Any:
 
 
 @needs_live_push
-async def test_a_demo_run_started_from_the_page_completes_live(live_server: ServerFactory, page: Any, screenshot_dir: Any) -> None:
+async def test_a_demo_run_started_from_the_page_completes_live(
+    live_server: ServerFactory, page: Any, screenshot_dir: Any
+) -> None:
     server = await live_server()
     await page.goto(url_of(server))
     batch_id = await start_run_from_page(page, "demo")
@@ -131,6 +133,24 @@ async def test_html_in_a_job_message_is_shown_as_text(live_server: ServerFactory
     await start_run_from_page(page, "html")
     message = page.locator("#jobs .job-message")
     await message.filter(has_text="<b>bold</b>").wait_for(timeout=TIMEOUT_MS)
-    assert await message.text_content() == "<img src=x onerror=window.pwned=1><b>bold</b>"
+    assert await message.text_content() == HTML_MESSAGE
     assert await page.locator("#jobs img, #jobs b").count() == 0
     assert await page.evaluate("() => window.pwned === undefined")
+
+
+async def test_the_page_recovers_by_itself_when_the_server_restarts_mid_run(
+    live_server: ServerFactory, page: Any
+) -> None:
+    server = await live_server()
+    port = server.port
+    await page.goto(url_of(server))
+    batch_id = await start_run_from_page(page, "demo")
+    await page.wait_for_selector('#batch-status[data-status="running"]', timeout=TIMEOUT_MS)
+    # Stopping the server hands its running job back to the queue; the new one runs it again.
+    await server.close()
+    await page.wait_for_selector('#connection[data-state="lost"]', timeout=TIMEOUT_MS)
+    restarted = await live_server(port=port)
+    await wait_for_batch_status(page, "completed")
+    await page.wait_for_selector('#batch-bar[aria-valuenow="100"]')
+    batch = await api_getter(restarted)(f"/api/collectors/runs/batch/{batch_id}")
+    assert batch["status"] == "completed"
