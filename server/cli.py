@@ -136,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             api_key=args.api_key or os.environ.get("COLLECTOR_HUB_API_KEY") or None,
             poll_interval=check_interval(args.interval),
             wait_timeout=check_timeout(args.timeout),
+            watch=args.watch,
         )
         return asyncio.run(run_batch(options))
     except RunCommandError as exc:
@@ -143,6 +144,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         print("collector-hub run: stopped waiting; the batch goes on in the server", file=sys.stderr)
+        return 130
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .run_command import RunCommandError, check_base_url, check_timeout
+    from .validation import BATCH_ID
+    from .watch_command import watch_batch
+
+    try:
+        if not BATCH_ID.fullmatch(args.batch_id):
+            raise RunCommandError(f"BATCH_ID must look like bc_12345678, got {args.batch_id!r}")
+        base_url = check_base_url(args.url)
+        timeout = check_timeout(args.timeout)
+        api_key = args.api_key or os.environ.get("COLLECTOR_HUB_API_KEY") or None
+
+        async def watch() -> int:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await watch_batch(base_url, args.batch_id, api_key)
+            except TimeoutError:
+                print(f"Gave up waiting after {timeout:g}s; the batch goes on in the server", flush=True)
+                return 1
+
+        return asyncio.run(watch())
+    except RunCommandError as exc:
+        print(f"collector-hub watch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("collector-hub watch: stopped watching; the batch goes on in the server", file=sys.stderr)
         return 130
 
 
@@ -205,7 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-wait", action="store_true", help="print the batch and exit without waiting")
     run.add_argument("--interval", type=float, default=1.0, help="seconds between status checks (default 1)")
     run.add_argument("--timeout", type=float, help="stop waiting after this many seconds and exit 1")
+    run.add_argument("--watch", action="store_true", help="show live progress bars from the event stream")
     run.set_defaults(func=cmd_run)
+
+    watch = sub.add_parser(
+        "watch",
+        help="show a batch's live progress bars in the terminal",
+        description="Exit status: 0 the batch completed, 1 it failed, was cancelled or --timeout passed,"
+        " 2 unknown batch, refused, or server unreachable.",
+    )
+    watch.add_argument("batch_id", metavar="BATCH_ID", help="e.g. bc_12345678")
+    watch.add_argument(
+        "--url",
+        default=os.environ.get("COLLECTOR_HUB_URL") or "http://127.0.0.1:5400",
+        help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
+    )
+    watch.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
+    watch.add_argument("--timeout", type=float, help="stop watching after this many seconds and exit 1")
+    watch.set_defaults(func=cmd_watch)
 
     return parser
 

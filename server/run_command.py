@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .stdout_progress import printable
+
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -37,6 +39,7 @@ class RunOptions:
     api_key: str | None = None
     poll_interval: float = 1.0
     wait_timeout: float | None = None  # give up waiting (exit 1) after this many seconds
+    watch: bool = False  # follow the event stream with progress bars instead of polling
 
 
 def check_base_url(url: str) -> str:
@@ -64,16 +67,17 @@ def check_timeout(seconds: float | None) -> float | None:
 
 
 def describe_job(job: dict[str, Any]) -> str:
-    """``[demo de_12345678] running 30% Processing page 3/10``"""
+    """``[demo de_12345678] running 30% Processing page 3/10``. Server text goes through
+    ``printable``: an escape sequence in a job message must not reach the terminal."""
     percent = job.get("progress_percent")
     parts = [f"[{job.get('collector') or job.get('job_name')} {job.get('job_id')}]", str(job.get("status"))]
     if percent is not None:
         parts.append(f"{percent}%")
     if job.get("message"):
         parts.append(str(job["message"]))
-    line = " ".join(parts)
+    line = printable(" ".join(parts))
     if job.get("status") == "failed" and job.get("error"):
-        line += "\n    error: " + str(job["error"]).replace("\n", "\n    ")
+        line += "\n    error: " + printable(str(job["error"]))
     return line
 
 
@@ -122,6 +126,10 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
             return EXIT_COMPLETED
         try:
             async with asyncio.timeout(options.wait_timeout):
+                if options.watch:
+                    from .watch_command import watch_batch
+
+                    return await watch_batch(options.base_url, batch_id, options.api_key, out)
                 return await _follow(api, batch_id, options.poll_interval, out)
         except TimeoutError:
             print(
@@ -157,7 +165,7 @@ async def _follow(api: _Api, batch_id: str, interval: float, out: TextIO) -> int
             batch, etag = body, headers.get("ETag")
             _print_changes(batch, shown, out)
             if batch.get("status") in TERMINAL_STATUSES:
-                return _print_outcome(batch, out)
+                return print_outcome(batch, out)
         elif status == 429:
             wait = max(interval, _retry_after(headers))
         elif 400 <= status < 500 and status not in (408, 429):
@@ -180,7 +188,8 @@ def _print_changes(batch: dict[str, Any], shown: dict[str, str], out: TextIO) ->
             print(line, file=out, flush=True)
 
 
-def _print_outcome(batch: dict[str, Any], out: TextIO) -> int:
+def print_outcome(batch: dict[str, Any], out: TextIO) -> int:
+    """The batch's last line, and the exit status it means."""
     status = batch["status"]
     took = batch.get("duration_seconds")
     summary = f"Batch {batch['batch_id']} {status}" + (f" in {took}s" if took is not None else "")

@@ -27,7 +27,7 @@ import re
 PREFIX = "@progress"
 MAX_LINE_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 1000
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0, DEL and C1 (\x9b is a CSI)
 _PLAIN = re.compile(r"^(?P<percent>-|\d{1,3})(?:\s+(?P<message>.*))?$", re.DOTALL)
 
 

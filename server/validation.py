@@ -69,13 +69,13 @@ def check_text(name: str, value: Any, max_chars: int, *, optional: bool = True) 
 
 
 def check_batch_id(value: str) -> str:
-    if not BATCH_ID.match(value):
+    if not BATCH_ID.fullmatch(value):  # not match: "$" also matches before a final newline
         raise ValidationError("Malformed batch id: expected 'bc_' followed by 8 digits")
     return value
 
 
 def check_job_id(value: str) -> str:
-    if not JOB_ID.match(value):
+    if not JOB_ID.fullmatch(value):
         raise ValidationError("Malformed job id: expected two letters or digits, '_', then 8 digits")
     return value
 
