@@ -131,8 +131,16 @@ function renderJob(job) {
   cancel.disabled = isTerminal(job.status);
 }
 
+/** Job statuses as last shown, so the history table is reloaded when one changes. */
+let shownStatuses = "";
+
 function renderBatch(batch) {
   currentBatch = batch;
+  const statuses = batch.collectors.map((job) => `${job.job_id}:${job.status}`).join(",");
+  if (statuses !== shownStatuses) {
+    shownStatuses = statuses;
+    loadHistory();
+  }
   $("run-panel").hidden = false;
   $("batch-id").textContent = batch.batch_id;
   setStatus($("batch-status"), batch.status);

@@ -154,3 +154,28 @@ async def test_the_page_recovers_by_itself_when_the_server_restarts_mid_run(
     await page.wait_for_selector('#batch-bar[aria-valuenow="100"]')
     batch = await api_getter(restarted)(f"/api/collectors/runs/batch/{batch_id}")
     assert batch["status"] == "completed"
+
+
+async def test_an_unknown_batch_in_the_address_says_not_found(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server, "/?batch=bc_00000000"))
+    error = page.locator("#error")
+    await error.filter(has_text="not found").wait_for(timeout=TIMEOUT_MS)
+    assert await error.get_attribute("role") == "alert"
+
+
+async def test_a_run_can_be_started_and_followed_with_the_keyboard_only(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server))
+    await page.wait_for_selector("input[name=collector][value=demo]:checked")
+    # Focus lands on the first control; Tab through to the Start button and press Enter.
+    for _ in range(20):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement && document.activeElement.id") == "start-button":
+            break
+    else:
+        raise AssertionError("the Start button cannot be reached with Tab")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#batch-id:not(:empty)", timeout=TIMEOUT_MS)
+    # The history table follows the run's status changes without a reload.
+    await page.wait_for_selector("#history tbody .status[data-status=running]", timeout=TIMEOUT_MS)
