@@ -166,16 +166,21 @@ async def cancel_batch(pool: aiopg.Pool, batch_id: str) -> None:
         )
 
 
+async def _lock_batch_of_job(cur: Any, job_id: str) -> None:
+    """Lock the job's batch row, or NotFoundError. Every single-job writer takes the batch
+    first, the order the batch refresh trigger needs, so a concurrent cancel of the batch
+    and a write to one of its jobs never deadlock."""
+    await cur.execute(
+        "SELECT b.batch_id FROM job_batches b JOIN job_runs j USING (batch_id) WHERE j.job_id = %s FOR UPDATE OF b",
+        (job_id,),
+    )
+    if await cur.fetchone() is None:
+        raise NotFoundError("Job not found")
+
+
 async def cancel_job(pool: aiopg.Pool, job_id: str) -> None:
     async with _transaction(pool) as cur:
-        # Lock order batch -> job, the same as the batch refresh trigger takes.
-        await cur.execute(
-            "SELECT b.batch_id FROM job_batches b JOIN job_runs j USING (batch_id)"
-            " WHERE j.job_id = %s FOR UPDATE OF b",
-            (job_id,),
-        )
-        if await cur.fetchone() is None:
-            raise NotFoundError("Job not found")
+        await _lock_batch_of_job(cur, job_id)
         await cur.execute("SELECT status FROM job_runs WHERE job_id = %s FOR UPDATE", (job_id,))
         job = await cur.fetchone()
         if job["status"] in rep.TERMINAL_STATUSES:
@@ -197,14 +202,7 @@ async def report_progress(
     """A progress update for a job that has not ended (HTTP twin of
     ``collectors.progress.update_job_progress``)."""
     async with _transaction(pool) as cur:
-        # Batch first, like cancel_job and the runner: a concurrent cancel never deadlocks us.
-        await cur.execute(
-            "SELECT b.batch_id FROM job_batches b JOIN job_runs j USING (batch_id)"
-            " WHERE j.job_id = %s FOR UPDATE OF b",
-            (job_id,),
-        )
-        if await cur.fetchone() is None:
-            raise NotFoundError("Job not found")
+        await _lock_batch_of_job(cur, job_id)
         await cur.execute(
             "UPDATE job_runs SET status = %s, progress_percent = coalesce(%s, progress_percent),"
             " message = coalesce(%s, message), error = %s, last_progress_at = clock_timestamp()"
