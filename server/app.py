@@ -18,6 +18,7 @@ from .metrics_routes import setup_metrics_routes
 from .middleware import json_errors
 from .roles import requires
 from .routes import routes
+from .security import protected_mode_ctx, setup_security
 from .settings import Settings
 from .static_routes import setup_static_routes
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[REGISTRY] = load_registry(settings.collectors_file)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(protected_mode_ctx)  # before anything runs: no open server on a network
     app.cleanup_ctx.append(runner_ctx)
     app.add_routes(routes)
     app.router.add_get("/healthz", healthz)
@@ -93,4 +95,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_static_routes(app)
     setup_docs_routes(app)
     setup_metrics_routes(app)
+    setup_security(app)  # last: it covers every route registered above
     return app

@@ -41,7 +41,7 @@ def _configure_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
-    settings = _settings_from(args, "host", "port", "database_url", "data_dir")
+    settings = _settings_from(args, "host", "port", "database_url", "data_dir", "allow_insecure")
     _configure_logging(settings)
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
@@ -188,8 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server (and, by default, a runner)")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 5400)")
+    serve.add_argument(
+        "--insecure", dest="allow_insecure", action="store_true", default=None,
+        help="allow a non-loopback --host with no authentication configured",
+    )  # fmt: skip
     _add_database_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+    from .security.key_commands import add_keys_parser
+
+    add_keys_parser(sub, _add_database_options)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     _add_database_options(migrate)

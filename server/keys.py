@@ -13,6 +13,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .runner import Runner
+    from .security.authenticate import Authenticator, Principal
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)
@@ -22,3 +23,7 @@ RUNNER: web.AppKey["Runner"] = web.AppKey("runner")
 
 # Per request
 REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL: web.RequestKey["Principal"] = web.RequestKey("principal")
+
+# Security (server/security/)
+AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")

@@ -46,6 +46,15 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_public: bool = False
+    # Authentication (server/security/). Secrets stay out of repr, so settings can be logged.
+    api_keys: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)  # (role, key)
+    jwt_secret: str | None = dataclasses.field(default=None, repr=False)
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_role_claim: str = "role"
+    # Serve with no authentication on a non-loopback address (otherwise refused at start).
+    allow_insecure: bool = False
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -116,6 +125,32 @@ def _parse_log_format(name: str, raw: str) -> str:
     return value
 
 
+def _parse_api_keys(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    keys = []
+    for entry in raw.split(","):
+        role, sep, key = entry.strip().partition(":")
+        if not sep or role not in ("read", "trigger", "admin"):
+            # Never echo the value: it holds keys.
+            raise SettingsError(f"{name} must be a comma-separated list of ROLE:KEY, ROLE being read, trigger or admin")
+        if len(key) < 20 or not key.isascii() or not key.isprintable() or " " in key:
+            raise SettingsError(f"{name}: each key must be at least 20 printable ASCII characters without spaces")
+        keys.append((role, key))
+    return tuple(keys)
+
+
+def _parse_secret(name: str, raw: str) -> str:
+    if len(raw.encode()) < 32:
+        raise SettingsError(f"{name} must be at least 32 bytes (HS256 needs a key as long as its hash)")
+    return raw
+
+
+def _parse_text(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 500 or not value.isprintable():
+        raise SettingsError(f"{name} must be 1-500 printable characters, got {raw!r}")
+    return value
+
+
 def _parse_existing_file(name: str, raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -149,6 +184,13 @@ _PARSERS: dict[str, Any] = {
     "log_level": _parse_log_level,
     "log_format": _parse_log_format,
     "metrics_public": _parse_bool,
+    "api_keys": _parse_api_keys,
+    "jwt_secret": _parse_secret,
+    "jwt_public_key_file": _parse_existing_file,
+    "jwt_issuer": _parse_text,
+    "jwt_audience": _parse_text,
+    "jwt_role_claim": _parse_text,
+    "allow_insecure": _parse_bool,
 }
 
 

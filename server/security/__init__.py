@@ -1,0 +1,61 @@
+"""Security: authentication and role enforcement, protected mode, CORS, rate limits.
+
+``setup_security(app)`` is called last in ``create_app``, after every route is registered, so
+that CORS preflights cover every route whoever added it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ..keys import AUTHENTICATOR, SETTINGS
+from ..settings import SettingsError
+from .authenticate import Authenticator, enforce_roles
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def protected_mode_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Refuse to serve a network with no authentication, and say so when running open."""
+    settings = app[SETTINGS]
+    if not await app[AUTHENTICATOR].enforcing(app):
+        if is_loopback(settings.host):
+            log.warning(
+                "OPEN MODE: no API key or JWT is configured, so every caller is admin; serving loopback (%s) only. "
+                "Create a key with `collector-hub keys create --role admin --name NAME` to require one.",
+                settings.host,
+            )
+        elif settings.allow_insecure:
+            log.warning(
+                "INSECURE: no API key or JWT is configured and the server listens on %s: anyone who can reach it "
+                "is admin (COLLECTOR_HUB_ALLOW_INSECURE / --insecure)",
+                settings.host,
+            )
+        else:
+            raise SettingsError(
+                f"refusing to listen on {settings.host} with no authentication configured: create a key "
+                "(collector-hub keys create --role admin --name NAME), set COLLECTOR_HUB_API_KEYS, "
+                "COLLECTOR_HUB_JWT_SECRET or COLLECTOR_HUB_JWT_PUBLIC_KEY_FILE, listen on 127.0.0.1, "
+                "or pass --insecure (COLLECTOR_HUB_ALLOW_INSECURE=1)"
+            )
+    yield
+
+
+def setup_security(app: web.Application) -> None:
+    """Enforce roles on every route. Call after all routes are added. (``protected_mode_ctx``
+    is added by ``create_app`` right after the database context.)"""
+    app[AUTHENTICATOR] = Authenticator(app[SETTINGS])
+    app.middlewares.append(enforce_roles)
