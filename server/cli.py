@@ -43,6 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, "host", "port", "database_url", "data_dir", "allow_insecure")
     _configure_logging(settings)
+    from .security import check_protected_mode_before_serving
+
+    try:
+        check_protected_mode_before_serving(settings)
+    except psycopg2.OperationalError as exc:
+        print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     logging.getLogger("collector_hub").info("serving on http://%s:%s using %s", settings.host, settings.port, where)

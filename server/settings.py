@@ -26,6 +26,10 @@ def default_data_dir() -> Path:
     return Path(base) / "collector-hub"
 
 
+# The spec's Security section.
+DEFAULT_CORS_ORIGINS = ("https://dashboards.enersystems.com", "http://localhost:3000", "http://localhost:8080")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -55,6 +59,8 @@ class Settings:
     jwt_role_claim: str = "role"
     # Serve with no authentication on a non-loopback address (otherwise refused at start).
     allow_insecure: bool = False
+    # Browsers (server/security/cors.py): origins allowed by CORS and for WebSocket handshakes.
+    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -105,8 +111,7 @@ def _parse_host(name: str, raw: str) -> str:
 def _parse_database_url(name: str, raw: str) -> str:
     if not raw.startswith(("postgresql://", "postgres://")) and "=" not in raw:
         raise SettingsError(
-            f"{name} must be a PostgreSQL URL (postgresql://user:pass@host:5432/db) "
-            "or a libpq key=value string"
+            f"{name} must be a PostgreSQL URL (postgresql://user:pass@host:5432/db) or a libpq key=value string"
         )
     return raw
 
@@ -131,11 +136,25 @@ def _parse_api_keys(name: str, raw: str) -> tuple[tuple[str, str], ...]:
         role, sep, key = entry.strip().partition(":")
         if not sep or role not in ("read", "trigger", "admin"):
             # Never echo the value: it holds keys.
-            raise SettingsError(f"{name} must be a comma-separated list of ROLE:KEY, ROLE being read, trigger or admin")
+            raise SettingsError(f"{name} must be a comma-separated list of ROLE:KEY (ROLE: read, trigger or admin)")
         if len(key) < 20 or not key.isascii() or not key.isprintable() or " " in key:
             raise SettingsError(f"{name}: each key must be at least 20 printable ASCII characters without spaces")
         keys.append((role, key))
     return tuple(keys)
+
+
+def _parse_origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = []
+    for entry in raw.split(","):
+        origin = entry.strip().rstrip("/")
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or any(c in rest for c in "/?#*@ "):
+            # '*' is refused on purpose: CORS forbids a wildcard with credentials.
+            raise SettingsError(
+                f"{name} must be a comma-separated list of origins like https://host[:port], got {entry!r}"
+            )
+        origins.append(origin)
+    return tuple(origins)
 
 
 def _parse_secret(name: str, raw: str) -> str:
@@ -191,6 +210,7 @@ _PARSERS: dict[str, Any] = {
     "jwt_audience": _parse_text,
     "jwt_role_claim": _parse_text,
     "allow_insecure": _parse_bool,
+    "cors_origins": _parse_origins,
 }
 
 

@@ -25,14 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from server.app import create_app
 from server.roles import requires, role_of_route, role_satisfies
 from server.security.api_keys import create_key, revoke_key
-from server.static_routes import STATIC_DIR
 
 from .conftest import replace_settings
+from .route_paths import concrete_path
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!!"
 SETTINGS_KEYS = {"read": "settings-read-key-0123456789", "admin": "settings-admin-key-0123456789"}
-# Path parameters filled with plausible values; unknown ones (routes added later) get "x".
-SAMPLE_PARAMETERS = {"batch_id": "bc_00000000", "job_id": "zz_00000000", "name": "COLLECTOR_RUN_TRACKING_API.md"}
 REQUEST_TIMEOUT = 10
 
 
@@ -102,25 +100,6 @@ def credential_cases(stored_keys: dict[str, str]) -> Iterator[tuple[str, dict[st
     yield "settings admin key", {"X-API-Key": SETTINGS_KEYS["admin"]}, "admin"
     yield "scope token", {"Authorization": "Bearer " + token({"scope": "openid trigger read"})}, "trigger"
     yield "token with no role", {"Authorization": "Bearer " + token({"sub": "nobody"})}, "none"
-
-
-def concrete_path(route: web.AbstractRoute) -> str:
-    resource = route.resource
-    assert resource is not None
-    if isinstance(resource, web.StaticResource):
-        return resource.canonical.rstrip("/") + "/" + sorted(p.name for p in STATIC_DIR.iterdir())[0]
-    info = resource.get_info()
-    if "path" in info:
-        return str(info["path"])
-    return str(info["formatter"]).format_map(
-        {**dict.fromkeys(_parameters(info["formatter"]), "x"), **SAMPLE_PARAMETERS}
-    )
-
-
-def _parameters(formatter: str) -> list[str]:
-    import string
-
-    return [name for _, name, _, _ in string.Formatter().parse(formatter) if name]
 
 
 async def status_of(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:

@@ -18,6 +18,7 @@ from referencing.jsonschema import DRAFT202012
 
 from server.keys import REGISTRY, SETTINGS
 from server.openapi import build_openapi
+from server.security.cors import is_preflight_route
 
 DOC_URI = "urn:collector-hub:openapi"
 HOW_TO_FIX = "Describe it in server/openapi.py (_paths), with every status it can answer."
@@ -26,11 +27,13 @@ NOT_PROVOKED = {"500", "503", "413"}
 
 
 def routed_operations(app: web.Application) -> set[tuple[str, str]]:
-    """``(METHOD, path template)`` of every route, minus HEAD twins and static file trees."""
+    """``(METHOD, path template)`` of every route, minus HEAD twins, CORS preflights and static file trees."""
     found = set()
     for route in app.router.routes():
         resource = route.resource
         if resource is None or isinstance(resource, web.StaticResource) or route.method == "HEAD":
+            continue
+        if is_preflight_route(route):  # CORS preflights, on every route: described in the API reference
             continue
         found.add((route.method, resource.canonical))
     return found

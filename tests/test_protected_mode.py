@@ -65,7 +65,7 @@ def test_serve_refuses_a_network_address_without_auth(database_url, tmp_path):
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "refusing to listen on 0.0.0.0 with no authentication configured" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 async def test_the_first_key_turns_enforcement_on_without_a_restart(client, database_url):

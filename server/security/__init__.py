@@ -10,11 +10,13 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 
+import psycopg2
 from aiohttp import web
 
 from ..keys import AUTHENTICATOR, SETTINGS
-from ..settings import SettingsError
+from ..settings import Settings, SettingsError
 from .authenticate import Authenticator, enforce_roles
+from .cors import refuse_foreign_websocket_origins, setup_cors
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,50 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def open_network_refusal(host: str) -> SettingsError:
+    return SettingsError(
+        f"refusing to listen on {host} with no authentication configured: create a key "
+        "(collector-hub keys create --role admin --name NAME), set COLLECTOR_HUB_API_KEYS, "
+        "COLLECTOR_HUB_JWT_SECRET or COLLECTOR_HUB_JWT_PUBLIC_KEY_FILE, listen on 127.0.0.1, "
+        "or pass --insecure (COLLECTOR_HUB_ALLOW_INSECURE=1)"
+    )
+
+
+def check_protected_mode_before_serving(settings: Settings) -> None:
+    """``serve``'s check, before the app starts (aiohttp does not clean up contexts that
+    started when a later one fails, so refusing from ``protected_mode_ctx`` alone would leave
+    the pool to be torn down by the interpreter, traceback and all)."""
+    if is_loopback(settings.host) or settings.allow_insecure or settings.api_keys:
+        return
+    if settings.jwt_secret or settings.jwt_public_key_file:
+        return
+    from .. import database
+
+    embedded = None
+    try:
+        if settings.database_url is None:
+            embedded = database.EmbeddedPostgres(settings.data_dir)
+            dsn = embedded.start()
+        else:
+            dsn = settings.database_url
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('api_keys') IS NOT NULL")
+                row = cur.fetchone()
+                if row and row[0]:
+                    cur.execute("SELECT EXISTS (SELECT 1 FROM api_keys)")
+                    row = cur.fetchone()
+                    if row and row[0]:
+                        return
+        finally:
+            conn.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    raise open_network_refusal(settings.host)
 
 
 async def protected_mode_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -45,12 +91,7 @@ async def protected_mode_ctx(app: web.Application) -> AsyncIterator[None]:
                 settings.host,
             )
         else:
-            raise SettingsError(
-                f"refusing to listen on {settings.host} with no authentication configured: create a key "
-                "(collector-hub keys create --role admin --name NAME), set COLLECTOR_HUB_API_KEYS, "
-                "COLLECTOR_HUB_JWT_SECRET or COLLECTOR_HUB_JWT_PUBLIC_KEY_FILE, listen on 127.0.0.1, "
-                "or pass --insecure (COLLECTOR_HUB_ALLOW_INSECURE=1)"
-            )
+            raise open_network_refusal(settings.host)
     yield
 
 
@@ -58,4 +99,6 @@ def setup_security(app: web.Application) -> None:
     """Enforce roles on every route. Call after all routes are added. (``protected_mode_ctx``
     is added by ``create_app`` right after the database context.)"""
     app[AUTHENTICATOR] = Authenticator(app[SETTINGS])
+    app.middlewares.append(refuse_foreign_websocket_origins)
     app.middlewares.append(enforce_roles)
+    setup_cors(app)
