@@ -13,7 +13,7 @@ from collectors.registry import load_registry
 from . import database
 from .access_log import access_log, add_request_id_header
 from .docs_routes import setup_docs_routes
-from .keys import DATABASE_URL, POOL, REGISTRY, RUNNER, SETTINGS
+from .keys import DATABASE_URL, POOL, RATE_LIMITER, REGISTRY, RUNNER, SETTINGS
 from .metrics_routes import setup_metrics_routes
 from .middleware import json_errors
 from .roles import requires
@@ -78,7 +78,12 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure means "not ready"; say which part
         log.warning("readiness check failed: %s", exc)
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+    body = {"status": "ok", "database": "ok"}
+    # Reported, but not a reason to leave the load balancer: rate limits fail open without it.
+    redis_ok = await request.app[RATE_LIMITER].redis_ok()
+    if redis_ok is not None:
+        body["redis"] = "ok" if redis_ok else "unreachable"
+    return web.json_response(body)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -14,16 +14,19 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .runner import Runner
     from .security.authenticate import Authenticator, Principal
+    from .security.ratelimit import Decision, RateLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)
 POOL = web.AppKey("pool", aiopg.Pool)
 REGISTRY = web.AppKey("registry", dict[str, CollectorSpec])
-RUNNER: web.AppKey["Runner"] = web.AppKey("runner")
+RUNNER: web.AppKey[Runner] = web.AppKey("runner")
 
 # Per request
 REQUEST_ID = web.RequestKey("request_id", str)
-PRINCIPAL: web.RequestKey["Principal"] = web.RequestKey("principal")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 # Security (server/security/)
-AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+RATE_LIMIT_DECISION: web.RequestKey[Decision] = web.RequestKey("rate_limit_decision")

@@ -240,7 +240,13 @@ def _other_schemas(doc_names: list[str]) -> dict[str, Schema]:
             {
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
                 "database": {"type": "string", "enum": ["ok", "unreachable"]},
-            }
+                "redis": {
+                    "type": "string",
+                    "enum": ["ok", "unreachable"],
+                    "description": "Only with COLLECTOR_HUB_REDIS_URL; rate limits fail open while it is unreachable.",
+                },
+            },
+            optional=("redis",),
         ),
     }
 

@@ -61,6 +61,11 @@ class Settings:
     allow_insecure: bool = False
     # Browsers (server/security/cors.py): origins allowed by CORS and for WebSocket handshakes.
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
+    # Rate limits (server/security/ratelimit.py); 0 turns them off.
+    rate_limit_per_minute: int = 60
+    redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    # Peers whose X-Forwarded-For is believed (addresses or networks).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -157,6 +162,22 @@ def _parse_origins(name: str, raw: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _parse_redis_url(name: str, raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{name} must be a redis://, rediss:// or unix:// URL")  # no echo: may hold a password
+    return raw
+
+
+def _parse_networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for entry in raw.split(","):
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(f"{name} must list addresses or networks (10.0.0.0/8), got {entry!r}") from None
+    return tuple(networks)
+
+
 def _parse_secret(name: str, raw: str) -> str:
     if len(raw.encode()) < 32:
         raise SettingsError(f"{name} must be at least 32 bytes (HS256 needs a key as long as its hash)")
@@ -211,6 +232,9 @@ _PARSERS: dict[str, Any] = {
     "jwt_role_claim": _parse_text,
     "allow_insecure": _parse_bool,
     "cors_origins": _parse_origins,
+    "rate_limit_per_minute": lambda n, r: _parse_int(n, r, 0, 1_000_000),
+    "redis_url": _parse_redis_url,
+    "trusted_proxies": _parse_networks,
 }
 
 

@@ -17,6 +17,7 @@ from ..keys import AUTHENTICATOR, SETTINGS
 from ..settings import Settings, SettingsError
 from .authenticate import Authenticator, enforce_roles
 from .cors import refuse_foreign_websocket_origins, setup_cors
+from .ratelimit import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
 
 log = logging.getLogger(__name__)
 
@@ -101,4 +102,7 @@ def setup_security(app: web.Application) -> None:
     app[AUTHENTICATOR] = Authenticator(app[SETTINGS])
     app.middlewares.append(refuse_foreign_websocket_origins)
     app.middlewares.append(enforce_roles)
+    app.middlewares.append(enforce_rate_limits)  # after roles: it counts per key or token subject
+    app.on_response_prepare.append(add_rate_limit_headers)
+    app.cleanup_ctx.append(rate_limiter_ctx)
     setup_cors(app)
