@@ -179,3 +179,20 @@ async def test_a_run_can_be_started_and_followed_with_the_keyboard_only(live_ser
     await page.wait_for_selector("#batch-id:not(:empty)", timeout=TIMEOUT_MS)
     # The history table follows the run's status changes without a reload.
     await page.wait_for_selector("#history tbody .status[data-status=running]", timeout=TIMEOUT_MS)
+
+
+async def test_with_auth_on_the_page_asks_for_a_key_then_works_with_it(live_server: ServerFactory, page: Any) -> None:
+    key = "dashboard-test-key-0123456789abcdef"
+    server = await live_server(api_keys=(("trigger", key),))
+    await page.goto(url_of(server))
+    error = page.locator("#error")
+    await error.filter(has_text="Not signed in").wait_for(timeout=TIMEOUT_MS)
+    await page.click("#credentials summary")
+    await page.fill("#api-key", key)
+    await page.click("#save-key")
+    await page.wait_for_selector("#error", state="hidden", timeout=TIMEOUT_MS)
+    await start_run_from_page(page, "demo")
+    await wait_for_batch_status(page, "completed")
+    # The key is kept for this tab only, and never written into the page.
+    assert await page.evaluate("() => sessionStorage.getItem('collector-hub-api-key')") == key
+    assert key not in await page.content()
