@@ -202,7 +202,8 @@ def writer(dsn: str, job_id: str, stop: threading.Event) -> int:
 def run_round(n: int, seconds: float, dsn: str) -> list[dict[str, Any]]:
     port = free_port()
     env = {**os.environ, "COLLECTOR_HUB_DATABASE_URL": dsn, "COLLECTOR_HUB_RUN_COLLECTORS": "0",
-           "COLLECTOR_HUB_LOG_LEVEL": "WARNING"}  # fmt: skip
+           "COLLECTOR_HUB_LOG_LEVEL": "WARNING",
+           "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0"}  # fmt: skip
     server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -96,7 +96,8 @@ async def main() -> None:
         apply_migrations(dsn)
         port = free_port()
         env = {**os.environ, "COLLECTOR_HUB_DATABASE_URL": dsn, "COLLECTOR_HUB_RUN_COLLECTORS": "0",
-               "COLLECTOR_HUB_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "COLLECTOR_HUB_LOG_LEVEL": "WARNING",
+               "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0"}  # fmt: skip
         server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -41,7 +41,9 @@ def _configure_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
-    settings = _settings_from(args, "host", "port", "database_url", "data_dir", "allow_insecure")
+    settings = _settings_from(
+        args, "host", "port", "database_url", "data_dir", "allow_insecure", "tls_cert", "tls_key", "shutdown_timeout"
+    )
     _configure_logging(settings)
     from .security import check_protected_mode_before_serving
 
@@ -50,11 +52,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except psycopg2.OperationalError as exc:
         print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
         return 1
+    from .security.tls import server_ssl_context
+
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
-    logging.getLogger("collector_hub").info("serving on http://%s:%s using %s", settings.host, settings.port, where)
+    scheme = "https" if ssl_context else "http"
+    logging.getLogger("collector_hub").info(
+        "serving on %s://%s:%s using %s", scheme, settings.host, settings.port, where
+    )
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10, access_log=None)
+        # SIGTERM: stop listening, run on_shutdown (live streams are closed there), wait up to
+        # shutdown_timeout for requests in flight, then the cleanup contexts in reverse
+        # (the runner hands its jobs back, then the database closes).
+        web.run_app(
+            app, host=settings.host, port=settings.port, print=None, access_log=None,
+            shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context,
+        )  # fmt: skip
     except psycopg2.OperationalError as exc:
         print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
         return 1
@@ -199,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure", dest="allow_insecure", action="store_true", default=None,
         help="allow a non-loopback --host with no authentication configured",
     )  # fmt: skip
+    serve.add_argument("--tls-cert", dest="tls_cert", metavar="PEM", help="certificate chain: serve HTTPS and WSS")
+    serve.add_argument("--tls-key", dest="tls_key", metavar="PEM", help="private key of --tls-cert")
+    serve.add_argument("--shutdown-timeout", dest="shutdown_timeout", type=float, metavar="SECONDS",
+                       help="on SIGTERM, wait this long for requests in flight (default 10)")  # fmt: skip
     _add_database_options(serve)
     serve.set_defaults(func=cmd_serve)
 

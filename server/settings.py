@@ -66,6 +66,10 @@ class Settings:
     redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     # Peers whose X-Forwarded-For is believed (addresses or networks).
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # HTTPS/WSS (both or neither), and how long serve waits for requests in flight at SIGTERM.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    shutdown_timeout: float = 10.0
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -235,6 +239,9 @@ _PARSERS: dict[str, Any] = {
     "rate_limit_per_minute": lambda n, r: _parse_int(n, r, 0, 1_000_000),
     "redis_url": _parse_redis_url,
     "trusted_proxies": _parse_networks,
+    "tls_cert": _parse_existing_file,
+    "tls_key": _parse_existing_file,
+    "shutdown_timeout": lambda n, r: _parse_float(n, r, 0, 600),
 }
 
 
@@ -257,6 +264,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if value is not None:
             values[field] = _PARSERS[field](f"--{field.replace('_', '-')}", str(value))
     settings = Settings(**values)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError(f"{env_name('tls_cert')} and {env_name('tls_key')} (--tls-cert, --tls-key) go together")
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(
             f"{env_name('db_pool_min')} ({settings.db_pool_min}) must not exceed "

@@ -1,0 +1,211 @@
+"""``collector-hub serve`` as an operator runs it: HTTPS/WSS with a certificate made here,
+graceful SIGTERM with clients connected and a collector running, and no secret in its logs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from .conditions import eventually
+from .processes import ServeProcess, serving
+from .test_runner import process_alive, program, read_pids, write_collectors_file
+
+ADMIN_KEY = "operations-admin-key-0123456789abcdef"
+JWT_SECRET = "operations-jwt-secret-at-least-32-bytes-long"
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "collector-hub test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def base_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "COLLECTOR_HUB_DATABASE_URL": database_url,
+        "COLLECTOR_HUB_DATA_DIR": str(tmp_path),
+        "COLLECTOR_HUB_RUN_COLLECTORS": "0",
+        "COLLECTOR_HUB_API_KEYS": f"admin:{ADMIN_KEY}",
+        **extra,
+    }
+
+
+async def test_https_and_wss_round_trip_with_a_generated_certificate(database_url, tmp_path: Path):
+    cert, key = self_signed_certificate(tmp_path)
+    trust = ssl.create_default_context(cafile=str(cert))
+    server = ServeProcess(
+        base_env(database_url, tmp_path), tmp_path / "serve.log", "--tls-cert", str(cert), "--tls-key", str(key)
+    )
+    server.scheme = "https"
+    try:
+        await server.start(ssl=trust)
+        async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
+            async with session.post(
+                server.url + "/api/collectors/run", json={"collectors": ["demo"]}, ssl=trust
+            ) as resp:
+                assert resp.status == 201
+                batch_id = (await resp.json())["batch_id"]
+            async with session.get(f"{server.url}/api/collectors/runs/batch/{batch_id}", ssl=trust) as resp:
+                assert resp.status == 200 and (await resp.json())["batch_id"] == batch_id
+            # Not a certificate the client trusts: refused by the client, so TLS is really in use.
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.get(server.url + "/healthz")
+            # Plain HTTP to the TLS port gets no HTTP answer.
+            with pytest.raises(aiohttp.ClientError):
+                async with session.get(f"http://127.0.0.1:{server.port}/healthz") as resp:
+                    await resp.read()
+                    assert resp.status != 200
+            # WSS, on the live-push WebSocket when it is there.
+            try:
+                async with session.ws_connect(f"wss://127.0.0.1:{server.port}/api/ws", ssl=trust) as ws:
+                    assert not ws.closed
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 404  # the route has not landed; the TLS handshake itself succeeded
+        assert "serving on https://" in server.log()
+    finally:
+        if server.process is not None:
+            assert await server.stop() == 0
+
+
+def test_tls_settings_go_together_and_bad_files_are_named(tmp_path: Path, database_url):
+    cert, _ = self_signed_certificate(tmp_path)
+    for args, complaint in (
+        (["--tls-cert", str(cert)], "go together"),
+        (["--tls-cert", str(cert), "--tls-key", str(cert)], "cannot load"),
+        (["--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(cert)], "must name an existing file"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "server", "serve", "--database-url", database_url, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert complaint in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_sigterm_with_clients_connected_and_a_collector_running(database_url, tmp_path: Path, db):
+    collectors = write_collectors_file(
+        tmp_path / "collectors.toml",
+        {"hang": {"command": program("hang"), "env": {"PID_FILE": str(tmp_path / "hang.pids")}}},
+    )
+    env = base_env(
+        database_url,
+        tmp_path,
+        COLLECTOR_HUB_RUN_COLLECTORS="1",
+        COLLECTOR_HUB_COLLECTORS_FILE=str(collectors),
+        COLLECTOR_HUB_RUNNER_POLL_INTERVAL="0.1",
+        COLLECTOR_HUB_CANCEL_GRACE_PERIOD="1",
+        COLLECTOR_HUB_SHUTDOWN_TIMEOUT="3",
+    )
+    server = ServeProcess(env, tmp_path / "serve.log")
+    await server.start()
+    ws_closes = []
+    try:
+        async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
+            async with session.post(server.url + "/api/collectors/run", json={"collectors": ["hang"]}) as resp:
+                job_id = (await resp.json())["collectors"][0]["job_id"]
+            pids = await eventually(lambda: _value(read_pids(tmp_path / "hang.pids")), what="the collector to start")
+            # An idle keep-alive connection, and the WebSocket when live push is there.
+            async with session.get(server.url + "/healthz") as resp:
+                assert resp.status == 200
+            ws = None
+            try:
+                ws = await session.ws_connect(server.url + "/api/ws")
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 404
+            started = time.monotonic()
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            if ws is not None:
+                async for _ in ws:
+                    pass
+                ws_closes.append(ws.close_code)
+            code = await server.stop(within=30)
+            elapsed = time.monotonic() - started
+    finally:
+        if server.process is not None and server.process.returncode is None:
+            await server.stop(signal.SIGKILL)
+    assert code == 0, server.log()
+    # Bounded: shutdown timeout (3) + the collector's grace period (1) + margins.
+    assert elapsed < 12, f"took {elapsed:.1f}s"
+    assert all(close == 1001 for close in ws_closes)
+    assert not any(process_alive(pid) for pid in pids)
+    with db.cursor() as cur:
+        cur.execute("SELECT status FROM job_runs WHERE job_id = %s", (job_id,))
+        assert cur.fetchone() == ("queued",)  # handed back for another node's runner
+    assert "Traceback" not in server.log()
+
+
+async def _value(value: object) -> object:
+    return value
+
+
+async def test_no_secret_reaches_the_logs_even_at_debug(database_url, tmp_path: Path):
+    token = jwt.encode({"sub": "dash", "role": "read", "exp": int(time.time()) + 300}, JWT_SECRET)
+    env = base_env(
+        database_url,
+        tmp_path,
+        COLLECTOR_HUB_JWT_SECRET=JWT_SECRET,
+        COLLECTOR_HUB_LOG_LEVEL="DEBUG",
+        COLLECTOR_HUB_LOG_FORMAT="json",
+    )
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "server", "keys", "create", "--role", "read", "--name", "log-test",
+         "--database-url", database_url],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    stored_key = created.stdout.strip()
+    secrets = [ADMIN_KEY, JWT_SECRET, token, stored_key, token.split(".")[2]]
+    async with serving(env, tmp_path / "serve.log") as server, aiohttp.ClientSession() as session:
+        for headers, path in (
+            ({"X-API-Key": ADMIN_KEY, "X-Request-Id": "trace-me"}, "/api/collectors/runs/latest"),
+            ({"Authorization": f"Bearer {token}"}, "/api/collectors/history"),
+            ({"X-API-Key": stored_key}, "/metrics"),
+            ({"X-API-Key": ADMIN_KEY + "x"}, "/api/collectors"),
+            ({}, f"/api/collectors/runs/batch/bc_00000000/events?access_token={token}"),
+            ({}, f"/api/ws?access_token={stored_key}"),
+        ):
+            async with session.get(server.url + path, headers=headers) as resp:
+                await resp.read()
+    log = server.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "collector_hub.access"]
+    assert len(access) >= 6 and all(line["request_id"] for line in access)
+    assert any(line["request_id"] == "trace-me" and line["status"] == 200 for line in access)
+    assert any("access_token=REDACTED" in line["path"] for line in access)
+    leaked = [secret[:12] + "..." for secret in secrets if secret in log]
+    assert not leaked, f"secrets in the log: {leaked}"
