@@ -64,3 +64,13 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [env_name(field) for field in _PARSERS if env_name(field) not in readme]
     assert missing == [], "add these settings to README.md's table"
+
+
+def test_deployment_guide_lists_every_setting():
+    from pathlib import Path
+
+    from server.settings import _PARSERS, env_name
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "DEPLOYMENT.md").read_text()
+    missing = [env_name(field) for field in _PARSERS if env_name(field) not in guide]
+    assert missing == [], "add these settings to the table at the end of docs/DEPLOYMENT.md"
