@@ -563,8 +563,64 @@ def build_openapi(collectors: Iterable[str], doc_names: Iterable[str] = ()) -> d
             ),
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
-        "paths": _paths(collector_names, docs),
+        "paths": with_security(_paths(collector_names, docs)),
         "components": {
             "schemas": {**_run_schemas(), **_request_schemas(collector_names), **_other_schemas(docs)},
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Security (server/security/): applied to every operation, including ones added later, so that
+# a new route is documented as needing credentials unless it is listed as public here. The
+# auth tests check this list against the roles the handlers declare.
+
+PUBLIC_OPERATIONS = frozenset({"listDocs", "getDoc", "getOpenApi", "healthz", "readyz", "dashboard"})
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "A key from `collector-hub keys create` or COLLECTOR_HUB_API_KEYS.",
+    },
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "HS256, RS256 or ES256; exp required; role from the role claim or scope.",
+    },
+}
+RATE_LIMIT_HEADERS: dict[str, Schema] = {
+    "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "RateLimit-Limit": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "RateLimit-Remaining": {"required": True, "schema": {"type": "string", "const": "0"}},
+    "RateLimit-Reset": {
+        "required": True,
+        "description": "Seconds until the window starts again.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+}
+
+
+def is_rate_limited_operation(path: str, method: str) -> bool:
+    return method == "get" and (path.startswith("/api/collectors/runs/") or path == "/api/collectors/history")
+
+
+def with_security(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Credentials, 401 and 403 on every non-public operation; 429 on rate-limited reads."""
+    for path, item in paths.items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            if op["operationId"] not in PUBLIC_OPERATIONS:
+                op["security"] = [{"apiKey": []}, {"bearer": []}]
+                op["responses"].setdefault(
+                    "401", error("Missing, unknown, revoked, expired or forged credentials (WWW-Authenticate: Bearer).")
+                )
+                op["responses"].setdefault("403", error("The credentials' role is not enough for this operation."))
+            if is_rate_limited_operation(path, method):
+                too_many = error("Over the rate limit for this client (COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE).")
+                too_many["headers"] = RATE_LIMIT_HEADERS
+                op["responses"].setdefault("429", too_many)
+    return paths

@@ -22,9 +22,9 @@ def concrete_path(route: web.AbstractRoute) -> str:
     if "path" in info:
         return str(info["path"])
     return str(info["formatter"]).format_map(
-        {**dict.fromkeys(_parameters(info["formatter"]), "x"), **SAMPLE_PARAMETERS}
+        {**dict.fromkeys(path_parameters(info["formatter"]), "x"), **SAMPLE_PARAMETERS}
     )
 
 
-def _parameters(formatter: str) -> list[str]:
+def path_parameters(formatter: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(formatter) if name]

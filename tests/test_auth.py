@@ -250,3 +250,36 @@ async def test_keys_commands_create_list_and_revoke(aiohttp_client, secured_sett
 def test_settings_keep_secrets_out_of_repr(secured_settings):
     shown = repr(secured_settings)
     assert SECRET not in shown and SETTINGS_KEYS["admin"] not in shown
+
+
+async def test_the_openapi_document_says_which_operations_need_credentials(secured, stored_keys):
+    from server.security.cors import is_preflight_route
+
+    from .route_paths import SAMPLE_PARAMETERS, path_parameters
+    from .test_openapi import Contract
+
+    doc = await (await secured.get("/api/openapi.json")).json()
+    contract = Contract(doc)
+    mismatched = []
+    for route in secured.app.router.routes():
+        resource = route.resource
+        if route.method == "HEAD" or is_preflight_route(route) or isinstance(resource, web.StaticResource):
+            continue
+        assert resource is not None
+        template = resource.canonical
+        operation = doc["paths"][template][route.method.lower()]
+        public = role_of_route(route) == "public"
+        if public == ("401" in operation["responses"]) or public == ("security" in operation):
+            mismatched.append(f"{route.method} {template}: role {role_of_route(route)}")
+            continue
+        if public:
+            continue
+        params = {name: SAMPLE_PARAMETERS.get(name, "x") for name in path_parameters(template)}
+        await contract.call(secured, route.method, template, 401, path=params)
+        if role_of_route(route) != "read":
+            await contract.call(
+                secured, route.method, template, 403, path=params, headers={"X-API-Key": stored_keys["read"]}
+            )
+    assert not mismatched, "server/openapi.py PUBLIC_OPERATIONS disagrees with the declared roles: " + ", ".join(
+        mismatched
+    )

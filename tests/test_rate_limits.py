@@ -191,3 +191,13 @@ async def test_the_server_keeps_answering_while_redis_is_down(aiohttp_client, se
         await probe.aclose()
     finally:
         redis_server.stop()
+
+
+async def test_the_429_matches_the_openapi_document(aiohttp_client, settings):
+    from .test_openapi import Contract
+
+    client = await aiohttp_client(create_app(replace_settings(settings, rate_limit_per_minute=1)))
+    contract = Contract(await (await client.get("/api/openapi.json")).json())
+    await contract.call(client, "GET", "/api/collectors/history", 200)
+    await contract.call(client, "GET", "/api/collectors/history", 429)
+    await contract.call(client, "GET", "/api/collectors/runs/batch/{batch_id}", 429, path={"batch_id": "bc_00000000"})
