@@ -28,6 +28,7 @@ setup(
             "openapi-spec-validator>=0.7",
             "playwright>=1.48",
             "jsonschema>=4.18",  # referencing-based $ref resolution in tests/test_openapi.py
+            "standardwebhooks>=1.0",  # an off-the-shelf verifier for our webhook signatures
         ],
         "dev": ["ruff", "mypy"],
     },

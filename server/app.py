@@ -21,6 +21,7 @@ from .routes import routes
 from .security import protected_mode_ctx, setup_security
 from .settings import Settings
 from .static_routes import setup_static_routes
+from .webhooks.setup import setup_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(protected_mode_ctx)  # before anything runs: no open server on a network
     app.cleanup_ctx.append(runner_ctx)
     app.add_routes(routes)
+    setup_webhooks(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     setup_static_routes(app)

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     from .runner import Runner
     from .security.authenticate import Authenticator, Principal
     from .security.ratelimit import Decision, RateLimiter
+    from .webhooks.dispatcher import Dispatcher
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)
 POOL = web.AppKey("pool", aiopg.Pool)
 REGISTRY = web.AppKey("registry", dict[str, CollectorSpec])
 RUNNER: web.AppKey[Runner] = web.AppKey("runner")
+WEBHOOK_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("webhook_dispatcher")
 
 # Per request
 REQUEST_ID = web.RequestKey("request_id", str)

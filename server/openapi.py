@@ -549,6 +549,8 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
 
 def build_openapi(collectors: Iterable[str], doc_names: Iterable[str] = ()) -> dict[str, Any]:
     """The whole document for an app with these collectors and documents (by name)."""
+    from .webhooks.openapi_paths import webhook_paths, webhook_schemas  # it builds on this module
+
     collector_names = sorted(collectors)
     docs = list(doc_names)
     return {
@@ -563,9 +565,14 @@ def build_openapi(collectors: Iterable[str], doc_names: Iterable[str] = ()) -> d
             ),
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
-        "paths": with_security(_paths(collector_names, docs)),
+        "paths": with_security({**_paths(collector_names, docs), **webhook_paths()}),
         "components": {
-            "schemas": {**_run_schemas(), **_request_schemas(collector_names), **_other_schemas(docs)},
+            "schemas": {
+                **_run_schemas(),
+                **_request_schemas(collector_names),
+                **_other_schemas(docs),
+                **webhook_schemas(),
+            },
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

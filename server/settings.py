@@ -14,6 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .webhooks.config import (
+    DEFAULT_RETRY_SCHEDULE,
+    DeclaredWebhook,
+    WebhookConfigError,
+    check_declared,
+    parse_declared_webhooks,
+    parse_retry_schedule,
+)
+
 ENV_PREFIX = "COLLECTOR_HUB_"
 
 
@@ -70,6 +79,14 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     shutdown_timeout: float = 10.0
+    # Webhooks (server/webhooks/): receivers declared here are upserted at start.
+    webhooks: tuple[DeclaredWebhook, ...] = dataclasses.field(default=(), repr=False)
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout: float = 10.0
+    webhook_allow_private: bool = False
+    webhook_poll_interval: float = 1.0
+    webhook_disable_after: float = 5 * 24 * 3600.0
+    webhook_concurrency: int = 8
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -209,6 +226,16 @@ def _parse_runner_id(name: str, raw: str) -> str:
     return value
 
 
+def _webhook_setting(parse: Any) -> Any:
+    def parse_setting(name: str, raw: str) -> Any:
+        try:
+            return parse(name, raw)
+        except WebhookConfigError as exc:
+            raise SettingsError(str(exc)) from None
+
+    return parse_setting
+
+
 # setting name -> parser(env name, raw string) -> value
 _PARSERS: dict[str, Any] = {
     "host": _parse_host,
@@ -242,6 +269,13 @@ _PARSERS: dict[str, Any] = {
     "tls_cert": _parse_existing_file,
     "tls_key": _parse_existing_file,
     "shutdown_timeout": lambda n, r: _parse_float(n, r, 0, 600),
+    "webhooks": _webhook_setting(parse_declared_webhooks),
+    "webhook_retry_schedule": _webhook_setting(parse_retry_schedule),
+    "webhook_timeout": lambda n, r: _parse_float(n, r, 0.1, 300),
+    "webhook_allow_private": _parse_bool,
+    "webhook_poll_interval": lambda n, r: _parse_float(n, r, 0.05, 60),
+    "webhook_disable_after": lambda n, r: _parse_float(n, r, 1, 365 * 24 * 3600),
+    "webhook_concurrency": lambda n, r: _parse_int(n, r, 1, 256),
 }
 
 
@@ -271,4 +305,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             f"{env_name('db_pool_min')} ({settings.db_pool_min}) must not exceed "
             f"{env_name('db_pool_max')} ({settings.db_pool_max})"
         )
+    try:
+        check_declared(env_name("webhooks"), settings.webhooks, allow_private=settings.webhook_allow_private)
+    except WebhookConfigError as exc:
+        raise SettingsError(str(exc)) from None
     return settings

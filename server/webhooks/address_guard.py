@@ -1,0 +1,146 @@
+"""SSRF guard: webhook requests go to public addresses over https only.
+
+A receiver URL is checked three times:
+
+1. when it is registered (``check_receiver_url``): https, no credentials, and a literal IP or a
+   name that resolves must be public; names like ``localhost`` are refused outright;
+2. on every attempt, by ``GuardedConnector``: every address a name resolves to (or the literal
+   IP) must be public, otherwise nothing is sent; DNS is answered afresh, so a name that moved
+   to a private address since registration is caught;
+3. and the address the socket actually connected to is checked again before a byte of the
+   request is written.
+
+``COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1`` lifts all of this (http and private targets) for tests
+and closed networks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import Any
+
+import aiohttp
+import aiohttp.abc
+from aiohttp.abc import ResolveResult
+from yarl import URL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Names that never mean a public host, whatever a resolver says.
+PRIVATE_NAME_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa", ".lan")
+PRIVATE_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+class BlockedAddressError(OSError):
+    """A receiver address is not public (loopback, private, link-local, multicast, ...)."""
+
+
+def is_public_address(address: str | IPAddress) -> bool:
+    """True only for globally routable unicast addresses. IPv4-mapped/compatible IPv6 forms
+    are judged by the IPv4 address they carry."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            return is_public_address(embedded)
+        if ip.packed[:12] == bytes(12):  # deprecated IPv4-compatible ::a.b.c.d
+            return False
+    return bool(
+        ip.is_global
+        and not (ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local)
+        and not (ip.is_reserved or ip.is_unspecified)
+    )
+
+
+def literal_ip(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def url_problem(url: URL, *, allow_private: bool) -> str | None:
+    """Why this URL may not receive webhooks, from the URL alone (no DNS); None if fine."""
+    if url.scheme not in ("https", "http") or not url.is_absolute() or not url.raw_host:
+        return "url must be an absolute http(s) URL"
+    if url.user is not None or url.password is not None:
+        return "url must not contain credentials (user:password@); use the signature to authenticate"
+    if url.fragment:
+        return "url must not contain a fragment (#...)"
+    if allow_private:
+        return None
+    if url.scheme != "https":
+        return "url must use https (set COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1 to allow http on closed networks)"
+    host = url.raw_host.rstrip(".").lower()
+    ip = literal_ip(host)
+    if ip is not None:
+        if not is_public_address(ip):
+            return f"url must not point at a non-public address ({ip})"
+        return None
+    if "." not in host or host in PRIVATE_NAMES or host.endswith(PRIVATE_NAME_SUFFIXES):
+        return f"url host {host!r} is not a public DNS name"
+    # Numeric shorthands such as 2130706433 or 127.1 that resolvers map onto addresses.
+    if all(part.isdigit() or part.startswith("0x") for part in host.split(".")):
+        return f"url host {host!r} is not a canonical address or a DNS name"
+    return None
+
+
+async def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (a seam for tests: there is no DNS in CI)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def resolution_problem(url: URL, *, allow_private: bool, lookup_seconds: float = 3.0) -> str | None:
+    """At registration: a name that resolves to any non-public address is refused. A name that
+    does not resolve (yet) is accepted; every attempt checks again."""
+    if allow_private or url.raw_host is None or literal_ip(url.raw_host) is not None:
+        return None
+    try:
+        addresses = await asyncio.wait_for(resolve_addresses(url.raw_host, url.port or 443), lookup_seconds)
+    except (OSError, TimeoutError):
+        return None
+    for address in addresses:
+        if not is_public_address(address):
+            return f"url host {url.raw_host!r} resolves to a non-public address ({address})"
+    return None
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCP connector that only talks to public addresses.
+
+    It overrides two aiohttp internals (``_resolve_host`` and ``_wrap_create_connection``,
+    stable since aiohttp 3.8); tests/test_webhooks_ssrf.py pins the behaviour, so an aiohttp
+    upgrade that changes them fails loudly instead of silently opening the guard.
+    """
+
+    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
+        results: list[ResolveResult] = await super()._resolve_host(host, port, traces=traces)
+        blocked = [r["host"] for r in results if not is_public_address(r["host"])]
+        if blocked or not results:
+            raise BlockedAddressError(f"refused: {host} resolves to non-public address(es) {', '.join(blocked)}")
+        return results
+
+    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
+        peer = transport.get_extra_info("peername")
+        if not peer or not is_public_address(str(peer[0])):
+            transport.close()
+            req = kwargs["req"]
+            raise aiohttp.ClientConnectorError(
+                req.connection_key, BlockedAddressError(f"refused: connected to non-public address {peer}")
+            )
+        return transport, protocol
+
+
+def make_connector(
+    *, allow_private: bool, limit: int, resolver: aiohttp.abc.AbstractResolver | None = None
+) -> aiohttp.TCPConnector:
+    """The connector for the dispatcher's session. The default resolver is the threaded
+    getaddrinfo one, so /etc/hosts and the system's resolver configuration apply."""
+    cls = aiohttp.TCPConnector if allow_private else GuardedConnector
+    return cls(limit=limit, resolver=resolver or aiohttp.ThreadedResolver(), ttl_dns_cache=10)

@@ -1,0 +1,226 @@
+"""The webhook part of the OpenAPI document (server/openapi.py merges it in)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..openapi import BAD_BODY, SERVER_ERROR, closed_object, error, json_response, nullable, operation, ref
+from .receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
+from .routes import MAX_DELIVERIES
+
+Schema = dict[str, Any]
+ADMIN = "Needs the admin role."
+
+
+def webhook_schemas() -> dict[str, Schema]:
+    text = {"type": "string"}
+    timestamp = ref("Timestamp")
+    webhook = {
+        "id": ref("WebhookId"),
+        "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS},
+        "events": {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")},
+        "description": nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS}),
+        "enabled": {"type": "boolean"},
+        "disabled_reason": {
+            **nullable(text),
+            "description": "Why the receiver is disabled: by request, 410 Gone, or failing for too long.",
+        },
+        "disabled_at": nullable(timestamp),
+        "failing_since": {
+            **nullable(timestamp),
+            "description": "First failed attempt since the last success; null while the receiver answers 2xx.",
+        },
+        "source": {
+            "type": "string",
+            "enum": ["api", "settings"],
+            "description": "settings: declared in COLLECTOR_HUB_WEBHOOKS; only enabled can be changed by the API.",
+        },
+        "previous_secret_expires_at": {
+            **nullable(timestamp),
+            "description": "After a rotation, until when the previous secret also signs.",
+        },
+        "created_at": timestamp,
+        "updated_at": timestamp,
+    }
+    secret = {
+        "type": "string",
+        "pattern": r"^whsec_[A-Za-z0-9+/]{43}=$",
+        "description": "whsec_ + base64 of 32 random bytes; the HMAC key is the decoded bytes. Shown only here.",
+    }
+    description_in = {**nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS, "pattern": "^[^\\u0000]*$"})}
+    url_in = {"type": "string", "minLength": 1, "maxLength": MAX_URL_CHARS, "pattern": "^https?://"}
+    events_in = {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")}
+    return {
+        "WebhookId": {"type": "string", "pattern": WEBHOOK_ID.pattern, "examples": ["wh_3f2a9c0d1b7e4a55"]},
+        "DeliveryId": {
+            "type": "string",
+            "pattern": DELIVERY_ID.pattern,
+            "description": "Also the webhook-id header; the same on every retry.",
+        },
+        "WebhookEvent": {"type": "string", "enum": list(EVENTS)},
+        "Webhook": closed_object(webhook),
+        "WebhookWithSecret": closed_object({**webhook, "secret": secret}),
+        "WebhookList": closed_object({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+        "WebhookAttempt": closed_object(
+            {
+                "attempt": {"type": "integer", "minimum": 1},
+                "attempted_at": timestamp,
+                "url": text,
+                "duration_ms": {"type": "integer", "minimum": 0},
+                "response_status": {"type": ["integer", "null"]},
+                "response_body": {**nullable(text), "description": "The first 1 KiB of the response body."},
+                "error": {**nullable(text), "description": "Network error, timeout, refused address, redirect."},
+            }
+        ),
+        "WebhookDelivery": closed_object(
+            {
+                "delivery_id": ref("DeliveryId"),
+                "webhook_id": ref("WebhookId"),
+                "event": ref("WebhookEvent"),
+                "batch_id": ref("BatchId"),
+                "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+                "created_at": timestamp,
+                "next_attempt_at": nullable(timestamp),
+                "completed_at": nullable(timestamp),
+                "attempt_count": {"type": "integer", "minimum": 0},
+                "attempts": {"type": "array", "items": ref("WebhookAttempt")},
+            }
+        ),
+        "WebhookDeliveryList": closed_object({"deliveries": {"type": "array", "items": ref("WebhookDelivery")}}),
+        "WebhookCreateRequest": closed_object(
+            {"url": url_in, "events": events_in, "description": description_in}, optional=("description",)
+        ),
+        "WebhookUpdateRequest": {
+            **closed_object(
+                {"url": url_in, "events": events_in, "description": description_in, "enabled": {"type": "boolean"}},
+                optional=("url", "events", "description", "enabled"),
+            ),
+            "minProperties": 1,
+        },
+        "EmptyRequest": {**closed_object({}), "description": "No body, or an empty JSON object."},
+    }
+
+
+def webhook_paths() -> dict[str, Schema]:
+    webhook_id = {"name": "webhook_id", "in": "path", "required": True, "schema": ref("WebhookId")}
+    delivery_id = {"name": "delivery_id", "in": "path", "required": True, "schema": ref("DeliveryId")}
+    bad_id = error("Malformed webhook id ('wh_' and 16 hex digits).")
+    missing = error("No webhook with this id.")
+    declared = error("The webhook is declared in COLLECTOR_HUB_WEBHOOKS; change the setting instead.")
+    optional_empty = {"required": False, "content": {"application/json": {"schema": ref("EmptyRequest")}}}
+
+    def body(name: str) -> Schema:
+        return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
+
+    return {
+        "/api/webhooks": {
+            "post": operation(
+                "createWebhook",
+                "Register a receiver; the answer holds its secret, shown only this once. " + ADMIN,
+                {
+                    "201": json_response("The receiver, with its secret.", "WebhookWithSecret"),
+                    **BAD_BODY,
+                    "400": error(
+                        "Bad JSON, unknown field, non-https or non-public url, unknown event, long description."
+                    ),
+                    "500": SERVER_ERROR,
+                },
+                requestBody=body("WebhookCreateRequest"),
+            ),
+            "get": operation(
+                "listWebhooks",
+                "Every receiver (no secrets). " + ADMIN,
+                {"200": json_response("Receivers, oldest first.", "WebhookList"), "500": SERVER_ERROR},
+            ),
+        },
+        "/api/webhooks/{webhook_id}": {
+            "get": operation(
+                "getWebhook",
+                "One receiver (no secret). " + ADMIN,
+                {
+                    "200": json_response("The receiver.", "Webhook"),
+                    "400": bad_id,
+                    "404": missing,
+                    "500": SERVER_ERROR,
+                },
+                parameters=[webhook_id],
+            ),
+            "patch": operation(
+                "updateWebhook",
+                "Change url, events, description or enabled. Re-enabling resumes held deliveries. " + ADMIN,
+                {
+                    "200": json_response("The receiver after the change.", "Webhook"),
+                    **BAD_BODY,
+                    "400": error("Malformed id, bad JSON, unknown field, bad url or events, or nothing to change."),
+                    "404": missing,
+                    "409": declared,
+                    "500": SERVER_ERROR,
+                },
+                parameters=[webhook_id],
+                requestBody=body("WebhookUpdateRequest"),
+            ),
+            "delete": operation(
+                "deleteWebhook",
+                "Delete a receiver and its delivery log. " + ADMIN,
+                {
+                    "204": {"description": "Deleted."},
+                    "400": bad_id,
+                    "404": missing,
+                    "409": declared,
+                    "500": SERVER_ERROR,
+                },
+                parameters=[webhook_id],
+            ),
+        },
+        "/api/webhooks/{webhook_id}/rotate-secret": {
+            "post": operation(
+                "rotateWebhookSecret",
+                "A new secret; the previous one keeps signing too for 24 hours. " + ADMIN,
+                {
+                    "200": json_response("The receiver, with its new secret.", "WebhookWithSecret"),
+                    "400": error("Malformed webhook id, or a non-empty body."),
+                    "404": missing,
+                    "409": declared,
+                    "500": SERVER_ERROR,
+                },
+                parameters=[webhook_id],
+                requestBody=optional_empty,
+            )
+        },
+        "/api/webhooks/{webhook_id}/deliveries": {
+            "get": operation(
+                "listWebhookDeliveries",
+                "Deliveries to this receiver, newest first, each with every attempt. " + ADMIN,
+                {
+                    "200": json_response("Deliveries.", "WebhookDeliveryList"),
+                    "400": error("Malformed webhook id or limit out of range."),
+                    "404": missing,
+                    "500": SERVER_ERROR,
+                },
+                parameters=[
+                    webhook_id,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES, "default": 50},
+                    },
+                ],
+            )
+        },
+        "/api/webhooks/deliveries/{delivery_id}/redeliver": {
+            "post": operation(
+                "redeliverWebhook",
+                "Send a delivery again now (same id, same body), restarting its retry schedule. " + ADMIN,
+                {
+                    "202": json_response("The delivery, due now.", "WebhookDelivery"),
+                    "400": error("Malformed delivery id, or a non-empty body."),
+                    "404": error("No delivery with this id."),
+                    "409": error("The receiver is disabled, or an attempt is in flight right now."),
+                    "500": SERVER_ERROR,
+                },
+                parameters=[delivery_id],
+                requestBody=optional_empty,
+            )
+        },
+    }

@@ -1,0 +1,385 @@
+"""The SQL side of webhooks: receivers, the delivery outbox and its attempts.
+
+Deliveries are created by the trigger in sql/003_webhooks.sql, in the transaction that makes a
+batch terminal. From there a delivery is only ever moved by the functions below:
+``claim_due`` (SKIP LOCKED, with a lease), ``record_attempt`` (by the lease holder only) and
+``redeliver`` (by an admin).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiopg
+import psycopg2.extras
+
+from ..errors import ConflictError, NotFoundError
+from .config import DeclaredWebhook
+
+ROTATION_OVERLAP = "24 hours"
+# Any constant; only nodes upserting declared webhooks at the same time take it.
+DECLARED_LOCK_ID = 0x77686B73  # "whks"
+
+Row = dict[str, Any]
+
+
+@asynccontextmanager
+async def _cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    async with pool.acquire() as conn:
+        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            yield cur
+
+
+@asynccontextmanager
+async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
+    async with _cursor(pool) as cur:
+        async with cur.begin():
+            yield cur
+
+
+# ---------------------------------------------------------------------------------------------
+# Receivers
+
+
+async def create_webhook(
+    pool: aiopg.Pool, url: str, events: Sequence[str], description: str | None, secret: str
+) -> Row:
+    async with _cursor(pool) as cur:
+        await cur.execute(
+            "INSERT INTO webhooks (url, events, description, secret) VALUES (%s, %s, %s, %s) RETURNING *",
+            (url, list(events), description, secret),
+        )
+        row: Row = await cur.fetchone()
+    return row
+
+
+async def list_webhooks(pool: aiopg.Pool) -> list[Row]:
+    async with _cursor(pool) as cur:
+        await cur.execute("SELECT * FROM webhooks ORDER BY created_at, webhook_id")
+        rows: list[Row] = await cur.fetchall()
+    return rows
+
+
+async def get_webhook(pool: aiopg.Pool, webhook_id: str) -> Row:
+    async with _cursor(pool) as cur:
+        await cur.execute("SELECT * FROM webhooks WHERE webhook_id = %s", (webhook_id,))
+        row: Row | None = await cur.fetchone()
+    if row is None:
+        raise NotFoundError("Webhook not found")
+    return row
+
+
+async def _lock_api_webhook(cur: Any, webhook_id: str, action: str) -> Row:
+    await cur.execute("SELECT * FROM webhooks WHERE webhook_id = %s FOR UPDATE", (webhook_id,))
+    row: Row | None = await cur.fetchone()
+    if row is None:
+        raise NotFoundError("Webhook not found")
+    if row["source"] == "settings" and action != "enable":
+        raise ConflictError(
+            f"Webhook is declared in COLLECTOR_HUB_WEBHOOKS and cannot be {action} through the API; change the setting"
+        )
+    return row
+
+
+async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, Any]) -> Row:
+    """PATCH: ``url``, ``events``, ``description``, ``enabled``. Re-enabling clears the reason
+    and the failure clock; disabling records who did it."""
+    async with _transaction(pool) as cur:
+        only_enabled = set(changes) <= {"enabled"}
+        row = await _lock_api_webhook(cur, webhook_id, "enable" if only_enabled else "changed")
+        sets = ["updated_at = clock_timestamp()"]
+        params: list[Any] = []
+        for column in ("url", "events", "description"):
+            if column in changes:
+                sets.append(f"{column} = %s")
+                params.append(list(changes[column]) if column == "events" else changes[column])
+        if "enabled" in changes and changes["enabled"] != row["enabled"]:
+            if changes["enabled"]:
+                sets += ["enabled = true", "disabled_reason = NULL", "disabled_at = NULL", "failing_since = NULL"]
+            else:
+                sets += ["enabled = false", "disabled_reason = 'disabled by request'"]
+                sets += ["disabled_at = clock_timestamp()"]
+        await cur.execute(
+            f"UPDATE webhooks SET {', '.join(sets)} WHERE webhook_id = %s RETURNING *", (*params, webhook_id)
+        )
+        updated: Row = await cur.fetchone()
+    return updated
+
+
+async def delete_webhook(pool: aiopg.Pool, webhook_id: str) -> None:
+    async with _transaction(pool) as cur:
+        await _lock_api_webhook(cur, webhook_id, "deleted")
+        await cur.execute("DELETE FROM webhooks WHERE webhook_id = %s", (webhook_id,))
+
+
+async def rotate_secret(pool: aiopg.Pool, webhook_id: str, new_secret: str) -> Row:
+    """The current secret becomes the previous one, still used to sign for 24 hours."""
+    async with _transaction(pool) as cur:
+        await _lock_api_webhook(cur, webhook_id, "rotated")
+        await cur.execute(
+            "UPDATE webhooks SET previous_secret = secret, secret = %s,"
+            f" previous_secret_expires_at = clock_timestamp() + interval '{ROTATION_OVERLAP}',"
+            " updated_at = clock_timestamp() WHERE webhook_id = %s RETURNING *",
+            (new_secret, webhook_id),
+        )
+        row: Row = await cur.fetchone()
+    return row
+
+
+async def upsert_declared(pool: aiopg.Pool, declared: Sequence[DeclaredWebhook]) -> None:
+    """Make the settings-declared receivers exactly those declared (keyed by URL). A changed
+    secret is a rotation: the old one keeps signing for 24 hours. An auto-disabled declared
+    receiver stays disabled until an admin enables it."""
+    async with _transaction(pool) as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (DECLARED_LOCK_ID,))
+        for hook in declared:
+            await cur.execute(
+                "INSERT INTO webhooks AS w (url, events, description, secret, source)"
+                " VALUES (%s, %s, %s, %s, 'settings')"
+                " ON CONFLICT (url) WHERE source = 'settings' DO UPDATE SET"
+                "   events = EXCLUDED.events, description = EXCLUDED.description, secret = EXCLUDED.secret,"
+                "   previous_secret = CASE WHEN w.secret <> EXCLUDED.secret THEN w.secret ELSE w.previous_secret END,"
+                "   previous_secret_expires_at = CASE WHEN w.secret <> EXCLUDED.secret"
+                f"       THEN clock_timestamp() + interval '{ROTATION_OVERLAP}' ELSE w.previous_secret_expires_at END,"
+                "   updated_at = clock_timestamp()",
+                (hook.url, list(hook.events), hook.description, hook.secret),
+            )
+        await cur.execute(
+            "DELETE FROM webhooks WHERE source = 'settings' AND NOT (url = ANY(%s))", ([h.url for h in declared],)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deliveries, as the API shows them
+
+
+async def list_deliveries(pool: aiopg.Pool, webhook_id: str, limit: int) -> list[tuple[Row, list[Row]]]:
+    """Newest first, each with its attempts in order."""
+    async with _transaction(pool) as cur:
+        await cur.execute("SELECT 1 FROM webhooks WHERE webhook_id = %s", (webhook_id,))
+        if await cur.fetchone() is None:
+            raise NotFoundError("Webhook not found")
+        await cur.execute(
+            "SELECT * FROM webhook_deliveries WHERE webhook_id = %s ORDER BY created_at DESC, delivery_id LIMIT %s",
+            (webhook_id, limit),
+        )
+        deliveries: list[Row] = await cur.fetchall()
+        await cur.execute(
+            "SELECT * FROM webhook_attempts WHERE delivery_id = ANY(%s) ORDER BY delivery_id, attempt_number",
+            ([d["delivery_id"] for d in deliveries],),
+        )
+        attempts: list[Row] = await cur.fetchall()
+    by_delivery: dict[str, list[Row]] = {}
+    for attempt in attempts:
+        by_delivery.setdefault(attempt["delivery_id"], []).append(attempt)
+    return [(d, by_delivery.get(d["delivery_id"], [])) for d in deliveries]
+
+
+async def get_delivery(pool: aiopg.Pool, delivery_id: str) -> tuple[Row, list[Row]]:
+    async with _transaction(pool) as cur:
+        await cur.execute("SELECT * FROM webhook_deliveries WHERE delivery_id = %s", (delivery_id,))
+        delivery: Row | None = await cur.fetchone()
+        if delivery is None:
+            raise NotFoundError("Delivery not found")
+        await cur.execute(
+            "SELECT * FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt_number", (delivery_id,)
+        )
+        attempts: list[Row] = await cur.fetchall()
+    return delivery, attempts
+
+
+async def redeliver(pool: aiopg.Pool, delivery_id: str) -> None:
+    """Due now, with the retry schedule started over; same id and same body bytes."""
+    async with _transaction(pool) as cur:
+        await cur.execute(
+            "SELECT d.*, w.enabled FROM webhook_deliveries d JOIN webhooks w USING (webhook_id)"
+            " WHERE d.delivery_id = %s FOR UPDATE OF d",
+            (delivery_id,),
+        )
+        row: Row | None = await cur.fetchone()
+        if row is None:
+            raise NotFoundError("Delivery not found")
+        if not row["enabled"]:
+            raise ConflictError("The webhook is disabled; enable it (PATCH enabled: true) before redelivering")
+        await cur.execute(
+            "UPDATE webhook_deliveries SET status = 'pending', round_attempts = 0, completed_at = NULL,"
+            " next_attempt_at = clock_timestamp(), claim_token = NULL"
+            " WHERE delivery_id = %s AND NOT (status = 'pending' AND claim_token IS NOT NULL"
+            "                                 AND next_attempt_at > clock_timestamp())"
+            " RETURNING delivery_id",
+            (delivery_id,),
+        )
+        if await cur.fetchone() is None:
+            raise ConflictError("The delivery is being attempted right now; try again when that attempt has ended")
+
+
+# ---------------------------------------------------------------------------------------------
+# Deliveries, as the dispatcher moves them
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A delivery held by this dispatcher until its lease ends."""
+
+    delivery_id: str
+    webhook_id: str
+    event: str
+    batch_id: str
+    body: bytes | None
+    attempt_number: int
+    round_attempts: int
+    created_at: Any
+    url: str
+    secrets: tuple[str, ...]  # newest first
+    token: str
+
+
+async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: float) -> list[Claim]:
+    """Take up to ``limit`` due deliveries of enabled receivers. SKIP LOCKED keeps two nodes off
+    the same row; the lease (``next_attempt_at`` moved forward) keeps it off every other
+    dispatcher until this attempt is recorded, or, if this node dies, until the lease ends."""
+    async with _transaction(pool) as cur:
+        await cur.execute(
+            """
+            WITH due AS (
+                SELECT d.delivery_id
+                  FROM webhook_deliveries d JOIN webhooks w USING (webhook_id)
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND w.enabled
+                 ORDER BY d.next_attempt_at
+                 LIMIT %(limit)s
+                   FOR UPDATE OF d SKIP LOCKED
+            )
+            UPDATE webhook_deliveries d
+               SET claim_token = %(token)s,
+                   next_attempt_at = clock_timestamp() + make_interval(secs => %(lease)s),
+                   attempt_count = d.attempt_count + 1,
+                   round_attempts = d.round_attempts + 1
+              FROM due, webhooks w
+             WHERE d.delivery_id = due.delivery_id AND w.webhook_id = d.webhook_id
+         RETURNING d.delivery_id, d.webhook_id, d.event, d.batch_id, d.body, d.attempt_count, d.round_attempts,
+                   d.created_at, w.url, w.secret, w.previous_secret,
+                   coalesce(w.previous_secret_expires_at > clock_timestamp(), false) AS previous_valid
+            """,
+            {"limit": limit, "token": token, "lease": lease_seconds},
+        )
+        rows = await cur.fetchall()
+    return [
+        Claim(
+            delivery_id=r["delivery_id"],
+            webhook_id=r["webhook_id"],
+            event=r["event"],
+            batch_id=r["batch_id"],
+            body=bytes(r["body"]) if r["body"] is not None else None,
+            attempt_number=r["attempt_count"],
+            round_attempts=r["round_attempts"],
+            created_at=r["created_at"],
+            url=r["url"],
+            secrets=(r["secret"], r["previous_secret"]) if r["previous_valid"] else (r["secret"],),
+            token=token,
+        )
+        for r in rows
+    ]
+
+
+async def store_body(pool: aiopg.Pool, delivery_id: str, body: bytes) -> bytes:
+    """Keep the first body built for a delivery; every later attempt sends these bytes."""
+    async with _cursor(pool) as cur:
+        await cur.execute(
+            "UPDATE webhook_deliveries SET body = coalesce(body, %s) WHERE delivery_id = %s RETURNING body",
+            (psycopg2.Binary(body), delivery_id),
+        )
+        row = await cur.fetchone()
+    return bytes(row["body"])
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptRecord:
+    attempted_at: Any  # datetime
+    duration_ms: int
+    response_status: int | None
+    response_body: str | None
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What an attempt means for its delivery and receiver."""
+
+    delivery_status: str  # pending | succeeded | failed
+    retry_in: float | None = None  # seconds, when pending
+    receiver_ok: bool = False  # a success resets the receiver's failure clock
+    disable_reason: str | None = None  # disable the receiver now (410 Gone)
+
+
+async def record_attempt(
+    pool: aiopg.Pool, claim: Claim, attempt: AttemptRecord, outcome: Outcome, disable_after_seconds: float
+) -> bool:
+    """Log the attempt and move the delivery, in one transaction. Returns False if the lease
+    was lost meanwhile (the attempt is still logged, the delivery left to its new holder)."""
+    async with _transaction(pool) as cur:
+        await cur.execute(
+            "INSERT INTO webhook_attempts (delivery_id, attempt_number, attempted_at, duration_ms, url,"
+            " response_status, response_body, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (delivery_id, attempt_number) DO NOTHING",
+            (
+                claim.delivery_id,
+                claim.attempt_number,
+                attempt.attempted_at,
+                attempt.duration_ms,
+                claim.url,
+                attempt.response_status,
+                attempt.response_body,
+                attempt.error,
+            ),
+        )
+        await cur.execute(
+            "UPDATE webhook_deliveries SET status = %(status)s, claim_token = NULL,"
+            " next_attempt_at = CASE WHEN %(status)s = 'pending'"
+            "     THEN clock_timestamp() + make_interval(secs => %(retry_in)s) ELSE next_attempt_at END,"
+            " completed_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE clock_timestamp() END"
+            " WHERE delivery_id = %(id)s AND claim_token = %(token)s RETURNING delivery_id",
+            {
+                "status": outcome.delivery_status,
+                "retry_in": outcome.retry_in or 0.0,
+                "id": claim.delivery_id,
+                "token": claim.token,
+            },
+        )
+        held = await cur.fetchone() is not None
+        if outcome.receiver_ok:
+            await cur.execute(
+                "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = %s AND failing_since IS NOT NULL",
+                (claim.webhook_id,),
+            )
+        elif outcome.disable_reason:
+            await cur.execute(
+                "UPDATE webhooks SET enabled = false, disabled_reason = %s, disabled_at = clock_timestamp(),"
+                " updated_at = clock_timestamp() WHERE webhook_id = %s AND enabled",
+                (outcome.disable_reason, claim.webhook_id),
+            )
+        else:
+            # Start the failure clock, and disable a receiver that has failed for too long.
+            await cur.execute(
+                """
+                UPDATE webhooks SET
+                       failing_since = coalesce(failing_since, %(at)s),
+                       enabled = false,
+                       disabled_reason = format('failing since %%s (longer than %%s)',
+                                                to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                                make_interval(secs => %(limit)s)),
+                       disabled_at = clock_timestamp(),
+                       updated_at = clock_timestamp()
+                 WHERE webhook_id = %(id)s AND enabled AND failing_since IS NOT NULL
+                   AND failing_since < clock_timestamp() - make_interval(secs => %(limit)s)
+                """,
+                {"at": attempt.attempted_at, "limit": disable_after_seconds, "id": claim.webhook_id},
+            )
+            if cur.rowcount == 0:
+                await cur.execute(
+                    "UPDATE webhooks SET failing_since = %s WHERE webhook_id = %s AND failing_since IS NULL",
+                    (attempt.attempted_at, claim.webhook_id),
+                )
+    return held

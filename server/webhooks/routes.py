@@ -1,0 +1,126 @@
+"""The admin API for receivers and their deliveries. Every route needs the ``admin`` role.
+
+Secrets appear in exactly two answers, creation and rotation, and nowhere else (not in GET,
+not in logs, not in error messages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from ..errors import ValidationError
+from ..keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
+from ..roles import requires
+from ..validation import query_int, read_json_object, reject_unknown_fields
+from . import outbox
+from .address_guard import resolution_problem
+from .receivers import check_delivery_id, check_description, check_events, check_url, check_webhook_id
+from .representation import delivery_json, webhook_json, webhook_with_secret_json
+from .signing import new_secret
+
+MAX_DELIVERIES = 500
+routes = web.RouteTableDef()
+
+
+async def _checked_url(request: web.Request, value: Any) -> str:
+    allow_private = request.app[SETTINGS].webhook_allow_private
+    url = check_url(value, allow_private=allow_private)
+    problem = await resolution_problem(URL(url), allow_private=allow_private)
+    if problem:
+        raise ValidationError(problem)
+    return url
+
+
+@routes.post("/api/webhooks")
+@requires("admin")
+async def create_webhook(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    reject_unknown_fields(body, ("url", "events", "description"))
+    if "url" not in body or "events" not in body:
+        raise ValidationError("url and events are required")
+    events = check_events(body["events"])
+    description = check_description(body.get("description"))
+    url = await _checked_url(request, body["url"])
+    row = await outbox.create_webhook(request.app[POOL], url, events, description, new_secret())
+    return web.json_response(webhook_with_secret_json(row), status=201)
+
+
+@routes.get("/api/webhooks")
+@requires("admin")
+async def list_webhooks(request: web.Request) -> web.Response:
+    rows = await outbox.list_webhooks(request.app[POOL])
+    return web.json_response({"webhooks": [webhook_json(r) for r in rows]})
+
+
+@routes.get("/api/webhooks/{webhook_id}")
+@requires("admin")
+async def get_webhook(request: web.Request) -> web.Response:
+    webhook_id = check_webhook_id(request.match_info["webhook_id"])
+    return web.json_response(webhook_json(await outbox.get_webhook(request.app[POOL], webhook_id)))
+
+
+@routes.patch("/api/webhooks/{webhook_id}")
+@requires("admin")
+async def update_webhook(request: web.Request) -> web.Response:
+    webhook_id = check_webhook_id(request.match_info["webhook_id"])
+    body = await read_json_object(request)
+    reject_unknown_fields(body, ("url", "events", "description", "enabled"))
+    if not body:
+        raise ValidationError("Nothing to change: send one or more of url, events, description, enabled")
+    changes: dict[str, Any] = {}
+    if "events" in body:
+        changes["events"] = check_events(body["events"])
+    if "description" in body:
+        changes["description"] = check_description(body["description"])
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise ValidationError("enabled must be true or false")
+        changes["enabled"] = body["enabled"]
+    if "url" in body:
+        changes["url"] = await _checked_url(request, body["url"])
+    row = await outbox.update_webhook(request.app[POOL], webhook_id, changes)
+    if row["enabled"]:
+        request.app[WEBHOOK_DISPATCHER].wake()  # held deliveries may be due
+    return web.json_response(webhook_json(row))
+
+
+@routes.delete("/api/webhooks/{webhook_id}")
+@requires("admin")
+async def delete_webhook(request: web.Request) -> web.Response:
+    webhook_id = check_webhook_id(request.match_info["webhook_id"])
+    await outbox.delete_webhook(request.app[POOL], webhook_id)
+    return web.Response(status=204)
+
+
+@routes.post("/api/webhooks/{webhook_id}/rotate-secret")
+@requires("admin")
+async def rotate_secret(request: web.Request) -> web.Response:
+    webhook_id = check_webhook_id(request.match_info["webhook_id"])
+    body = await read_json_object(request, allow_empty=True)
+    reject_unknown_fields(body, ())
+    row = await outbox.rotate_secret(request.app[POOL], webhook_id, new_secret())
+    return web.json_response(webhook_with_secret_json(row))
+
+
+@routes.get("/api/webhooks/{webhook_id}/deliveries")
+@requires("admin")
+async def list_deliveries(request: web.Request) -> web.Response:
+    webhook_id = check_webhook_id(request.match_info["webhook_id"])
+    limit = query_int(request, "limit", 50, 1, MAX_DELIVERIES)
+    found = await outbox.list_deliveries(request.app[POOL], webhook_id, limit)
+    return web.json_response({"deliveries": [delivery_json(d, attempts) for d, attempts in found]})
+
+
+@routes.post("/api/webhooks/deliveries/{delivery_id}/redeliver")
+@requires("admin")
+async def redeliver(request: web.Request) -> web.Response:
+    delivery_id = check_delivery_id(request.match_info["delivery_id"])
+    body = await read_json_object(request, allow_empty=True)
+    reject_unknown_fields(body, ())
+    pool = request.app[POOL]
+    await outbox.redeliver(pool, delivery_id)
+    request.app[WEBHOOK_DISPATCHER].wake()
+    delivery, attempts = await outbox.get_delivery(pool, delivery_id)
+    return web.json_response(delivery_json(delivery, attempts), status=202)

@@ -1,0 +1,36 @@
+"""Wiring webhooks into the app: the admin routes and the dispatcher's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ..keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
+from . import outbox
+from .dispatcher import Dispatcher
+from .routes import routes
+
+log = logging.getLogger(__name__)
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Upsert the settings-declared receivers, then run the dispatcher until shutdown."""
+    settings = app[SETTINGS]
+    await outbox.upsert_declared(app[POOL], settings.webhooks)
+    if settings.webhooks:
+        log.info("%d webhook receiver(s) declared in settings", len(settings.webhooks))
+    dispatcher = Dispatcher(app[POOL], settings)
+    app[WEBHOOK_DISPATCHER] = dispatcher
+    await dispatcher.start()
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+
+
+def setup_webhooks(app: web.Application) -> None:
+    """Call after the database context is registered: the dispatcher needs the pool."""
+    app.add_routes(routes)
+    app.cleanup_ctx.append(webhooks_ctx)

@@ -1,0 +1,361 @@
+"""Webhook delivery against real HTTP receivers on loopback: signatures (plain HMAC and the
+``standardwebhooks`` verifier), the transactional outbox, retries with the same id and bytes,
+410, Retry-After, redirects, rotation, auto-disable, shutdown, and two nodes on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import time
+from typing import Any
+
+import psycopg2.extras
+import pytest
+import standardwebhooks
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.settings import Settings
+from tests.conditions import eventually
+from tests.conftest import replace_settings
+from tests.webhook_receivers import Received, Receiver, start_receiver
+
+FAST = {"webhook_allow_private": True, "webhook_poll_interval": 0.05, "webhook_retry_schedule": (0.1, 0.1, 0.1)}
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return replace_settings(settings, **FAST)
+
+
+@pytest.fixture
+async def hub(aiohttp_client, fast_settings) -> TestClient:  # type: ignore[no-untyped-def]
+    return await aiohttp_client(create_app(fast_settings))
+
+
+@pytest.fixture
+async def receiver(aiohttp_server) -> Receiver:  # type: ignore[no-untyped-def]
+    return await start_receiver(aiohttp_server)
+
+
+async def register(client: TestClient, url: str, events: list[str] | None = None) -> dict[str, Any]:
+    events = events or ["batch.completed", "batch.failed", "batch.cancelled"]
+    resp = await client.post("/api/webhooks", json={"url": url, "events": events})
+    assert resp.status == 201, await resp.text()
+    created: dict[str, Any] = await resp.json()
+    return created
+
+
+async def finish_batch(client: TestClient, status: str = "completed") -> str:
+    """A batch of one demo job, driven to ``status`` over HTTP; returns its id."""
+    resp = await client.post("/api/collectors/run", json={"collectors": ["demo"]})
+    assert resp.status == 201
+    created = await resp.json()
+    job_id = created["collectors"][0]["job_id"]
+    if status == "cancelled":
+        resp = await client.post(f"/api/collectors/runs/batch/{created['batch_id']}/cancel")
+    else:
+        report = {"status": status, **({"error": "boom"} if status == "failed" else {})}
+        resp = await client.post(f"/api/collectors/runs/job/{job_id}/progress", json=report)
+    assert resp.status == 200, await resp.text()
+    return str(created["batch_id"])
+
+
+def rows(db, sql: str, *params: Any) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    with db.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(sql, params)
+        return [dict(r) for r in cur.fetchall()]
+
+
+def deliveries_of(db, webhook_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    return rows(db, "SELECT * FROM webhook_deliveries WHERE webhook_id = %s ORDER BY created_at", webhook_id)
+
+
+def attempts_of(db, delivery_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    return rows(db, "SELECT * FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt_number", delivery_id)
+
+
+async def delivery_status(db, webhook_id: str, status: str, count: int = 1) -> list[dict[str, Any]] | None:  # type: ignore[no-untyped-def]
+    found = [d for d in deliveries_of(db, webhook_id) if d["status"] == status]
+    return found if len(found) >= count else None
+
+
+def plain_hmac_ok(secret: str, got: Received) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = "sha256=" + hmac.new(key, got.body, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, sig) for sig in got.headers["x-signature"].split(" "))
+
+
+async def test_a_completed_batch_is_delivered_signed_with_the_batch_as_get_shows_it(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    batch_id = await finish_batch(hub)
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="delivery succeeded")
+    assert len(receiver.received) == 1
+    got = receiver.received[0]
+    payload = json.loads(got.body)
+    batch = await (await hub.get(f"/api/collectors/runs/batch/{batch_id}")).json()
+    assert payload["type"] == "batch.completed" and payload["delivery_id"] == got.delivery_id
+    assert payload["batch_id"] == batch_id and payload["status"] == "completed"
+    assert payload["collectors"] == batch["collectors"]
+    assert {k: payload[k] for k in batch} == batch
+    assert payload["timestamp"].endswith("Z")
+
+    assert got.headers["content-type"] == "application/json"
+    assert plain_hmac_ok(hook["secret"], got)
+    assert not plain_hmac_ok(hook["secret"], Received(got.body + b" ", got.headers))
+    verified = standardwebhooks.Webhook(hook["secret"]).verify(got.body, got.headers)
+    assert verified == payload
+    assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 60
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(hook["secret"]).verify(got.body, {**got.headers, "webhook-id": "msg_other"})
+
+    listed = await (await hub.get(f"/api/webhooks/{hook['id']}/deliveries")).json()
+    (delivery,) = listed["deliveries"]
+    assert delivery["delivery_id"] == got.delivery_id and delivery["status"] == "succeeded"
+    assert delivery["batch_id"] == batch_id and delivery["next_attempt_at"] is None
+    (attempt,) = delivery["attempts"]
+    assert attempt["response_status"] == 200 and attempt["response_body"] == "thanks" and attempt["error"] is None
+
+
+async def test_each_event_reaches_only_its_subscribers(hub, receiver, db):
+    failed_only = await register(hub, receiver.url + "/failed", ["batch.failed"])
+    cancelled_only = await register(hub, receiver.url + "/cancelled", ["batch.cancelled"])
+    await finish_batch(hub, "failed")
+    await finish_batch(hub, "cancelled")
+    await finish_batch(hub, "completed")
+    # The outbox rows exist as soon as the batch is terminal: same transaction.
+    assert [d["event"] for d in deliveries_of(db, failed_only["id"])] == ["batch.failed"]
+    assert [d["event"] for d in deliveries_of(db, cancelled_only["id"])] == ["batch.cancelled"]
+    await eventually(lambda: delivery_status(db, cancelled_only["id"], "succeeded"), what="cancelled delivered")
+    await eventually(lambda: delivery_status(db, failed_only["id"], "succeeded"), what="failed delivered")
+    types = sorted(json.loads(r.body)["type"] for r in receiver.received)
+    assert types == ["batch.cancelled", "batch.failed"]
+    failed_body = next(json.loads(r.body) for r in receiver.received if json.loads(r.body)["type"] == "batch.failed")
+    assert failed_body["status"] == "failed" and failed_body["error"]
+
+
+async def test_the_outbox_row_commits_or_rolls_back_with_the_terminal_batch(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    resp = await hub.post("/api/collectors/run", json={"collectors": ["demo"]})
+    job_id = (await resp.json())["collectors"][0]["job_id"]
+    # Hold the dispatcher off this receiver so the row can be inspected before it is sent.
+    await hub.patch(f"/api/webhooks/{hook['id']}", json={"enabled": False})
+    with db.cursor() as cur:
+        cur.execute("UPDATE webhooks SET enabled = true WHERE webhook_id = %s", (hook["id"],))
+    conn = psycopg2.connect(db.dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE job_runs SET status = 'completed' WHERE job_id = %s", (job_id,))
+            cur.execute("SELECT count(*) FROM webhook_deliveries WHERE webhook_id = %s", (hook["id"],))
+            assert cur.fetchone()[0] == 1  # written by the same transaction...
+            assert deliveries_of(db, hook["id"]) == []  # ...and invisible until it commits
+        conn.rollback()
+    finally:
+        conn.close()
+    assert deliveries_of(db, hook["id"]) == []  # rolled back together with the batch
+
+
+async def test_a_receiver_down_then_up_gets_each_delivery_once_with_the_same_id(aiohttp_client, fast_settings, db):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hub = await aiohttp_client(create_app(replace_settings(fast_settings, webhook_retry_schedule=(0.2,) * 50)))
+    hook = await register(hub, f"http://127.0.0.1:{port}/hook")
+    await finish_batch(hub)
+    await finish_batch(hub, "failed")
+
+    async def refused_twice() -> bool:
+        deliveries = deliveries_of(db, hook["id"])
+        return len(deliveries) == 2 and all(len(attempts_of(db, d["delivery_id"])) >= 2 for d in deliveries)
+
+    await eventually(refused_twice, what="two refused attempts per delivery")
+    assert all(
+        a["error"] and a["response_status"] is None
+        for d in deliveries_of(db, hook["id"])
+        for a in attempts_of(db, d["delivery_id"])
+    )
+
+    receiver = Receiver()
+    server = TestServer(receiver.app(), port=port)
+    await server.start_server()
+    try:
+        await eventually(lambda: delivery_status(db, hook["id"], "succeeded", 2), what="both delivered")
+    finally:
+        await server.close()
+    delivery_ids = sorted(d["delivery_id"] for d in deliveries_of(db, hook["id"]))
+    assert sorted(receiver.ids()) == delivery_ids  # each once, with the outbox id
+    for d in deliveries_of(db, hook["id"]):
+        assert receiver.bodies_for(d["delivery_id"]) == [bytes(d["body"])]
+        assert json.loads(bytes(d["body"]))["delivery_id"] == d["delivery_id"]
+
+
+async def test_retries_send_identical_bytes_with_fresh_timestamps(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    answers = iter([500, 500, 200])
+    receiver.answer = lambda got: web.Response(status=next(answers))
+    await finish_batch(hub)
+    (delivery,) = await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="third attempt")
+    assert len(receiver.received) == 3
+    assert len({r.body for r in receiver.received}) == 1 and len(set(receiver.ids())) == 1
+    for got in receiver.received:
+        standardwebhooks.Webhook(hook["secret"]).verify(got.body, got.headers)
+    assert [a["response_status"] for a in attempts_of(db, delivery["delivery_id"])] == [500, 500, 200]
+
+
+async def test_410_disables_the_receiver(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    receiver.answer = lambda got: web.Response(status=410, text="gone for good")
+    await finish_batch(hub)
+    (delivery,) = await eventually(lambda: delivery_status(db, hook["id"], "failed"), what="failed on 410")
+    shown = await (await hub.get(f"/api/webhooks/{hook['id']}")).json()
+    assert shown["enabled"] is False and "410" in shown["disabled_reason"] and shown["disabled_at"]
+    assert len(attempts_of(db, delivery["delivery_id"])) == 1
+    await finish_batch(hub)
+    assert len(deliveries_of(db, hook["id"])) == 1  # a disabled receiver gets no new deliveries
+    resp = await hub.post(f"/api/webhooks/deliveries/{delivery['delivery_id']}/redeliver")
+    assert resp.status == 409
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_honoured(hub, receiver, db, status):
+    hook = await register(hub, receiver.url)
+    seen: list[float] = []
+
+    def answer(got: Received) -> web.StreamResponse:
+        seen.append(time.monotonic())
+        if len(seen) == 1:
+            return web.Response(status=status, headers={"Retry-After": "1"})
+        return web.Response(status=204)
+
+    receiver.answer = answer
+    await finish_batch(hub)
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="delivered after Retry-After")
+    # The schedule alone would have retried after ~0.1 s.
+    assert 1.0 <= seen[1] - seen[0] < 3.0, seen
+    assert len(set(receiver.ids())) == 1
+
+
+async def test_redirects_are_not_followed_and_count_as_failures(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    receiver.answer = lambda got: web.Response(status=307, headers={"Location": "/hook/elsewhere"})
+    await finish_batch(hub)
+    (delivery,) = await eventually(lambda: delivery_status(db, hook["id"], "failed"), what="schedule exhausted")
+    attempts = attempts_of(db, delivery["delivery_id"])
+    assert len(attempts) == 4  # first attempt + the 3 scheduled retries
+    assert all(a["response_status"] == 307 and "redirect not followed" in a["error"] for a in attempts)
+    assert len(receiver.received) == 4  # never a request to /hook/elsewhere
+
+    receiver.answer = lambda got: web.Response(status=200)
+    resp = await hub.post(f"/api/webhooks/deliveries/{delivery['delivery_id']}/redeliver")
+    assert resp.status == 202 and (await resp.json())["status"] == "pending"
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="redelivered")
+    assert len(set(receiver.ids())) == 1 and len({r.body for r in receiver.received}) == 1
+
+
+async def test_rotation_signs_with_both_secrets_for_a_while(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    rotated = await (await hub.post(f"/api/webhooks/{hook['id']}/rotate-secret")).json()
+    await finish_batch(hub)
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="delivered")
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    assert len(got.headers["x-signature"].split(" ")) == 2
+    for secret in (hook["secret"], rotated["secret"]):
+        standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+        assert plain_hmac_ok(secret, got)
+
+    with db.cursor() as cur:  # the 24 hours are over
+        cur.execute(
+            "UPDATE webhooks SET previous_secret_expires_at = now() - interval '1 second' WHERE webhook_id = %s",
+            (hook["id"],),
+        )
+    await finish_batch(hub)
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded", 2), what="delivered after expiry")
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    standardwebhooks.Webhook(rotated["secret"]).verify(got.body, got.headers)
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(hook["secret"]).verify(got.body, got.headers)
+
+
+async def test_a_receiver_failing_for_days_is_disabled_and_says_so(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    receiver.answer = lambda got: web.Response(status=500, text="still broken")
+    with db.cursor() as cur:  # it has been failing for six days already
+        cur.execute(
+            "UPDATE webhooks SET failing_since = now() - interval '6 days' WHERE webhook_id = %s", (hook["id"],)
+        )
+    await finish_batch(hub)
+    shown = await eventually(lambda: _webhook_if(hub, hook["id"], lambda w: not w["enabled"]), what="receiver disabled")
+    assert shown["disabled_reason"].startswith("failing since") and shown["failing_since"]
+    (delivery,) = deliveries_of(db, hook["id"])
+    assert delivery["status"] == "pending"  # held, not lost: re-enabling resumes it
+    receiver.answer = lambda got: web.Response(status=200)
+    resp = await hub.patch(f"/api/webhooks/{hook['id']}", json={"enabled": True})
+    assert (await resp.json())["failing_since"] is None
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="resumed after re-enable")
+
+
+async def test_a_success_resets_the_failure_clock(hub, receiver, db):
+    hook = await register(hub, receiver.url)
+    answers = iter([500, 200])
+    receiver.answer = lambda got: web.Response(status=next(answers))
+    await finish_batch(hub)
+    await eventually(lambda: _webhook_if(hub, hook["id"], lambda w: w["failing_since"]), what="failing")
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="delivered")
+    shown = await (await hub.get(f"/api/webhooks/{hook['id']}")).json()
+    assert shown["failing_since"] is None and shown["enabled"]
+
+
+async def _webhook_if(hub: TestClient, webhook_id: str, predicate: Any) -> dict[str, Any] | None:
+    shown: dict[str, Any] = await (await hub.get(f"/api/webhooks/{webhook_id}")).json()
+    return shown if predicate(shown) else None
+
+
+async def test_shutdown_finishes_an_attempt_in_flight(aiohttp_client, fast_settings, aiohttp_server, db):
+    receiver = Receiver()
+    arrived = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        receiver.received.append(Received(await request.read(), dict(request.headers)))
+        arrived.set()
+        await asyncio.sleep(0.5)  # the receiver's own pace, not a wait for a condition
+        return web.Response(status=200, text="slow but fine")
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    server = await aiohttp_server(app)
+    hub = await aiohttp_client(create_app(fast_settings))
+    hook = await register(hub, str(server.make_url("/hook")))
+    await finish_batch(hub)
+    await asyncio.wait_for(arrived.wait(), 20)
+    await hub.close()  # runs the app's cleanup: the dispatcher stops while the attempt is open
+    (delivery,) = deliveries_of(db, hook["id"])
+    assert delivery["status"] == "succeeded"
+    assert [a["response_body"] for a in attempts_of(db, delivery["delivery_id"])] == ["slow but fine"]
+
+
+async def test_two_nodes_on_one_database_deliver_each_event_exactly_once(aiohttp_client, fast_settings, receiver, db):
+    node_settings = replace_settings(fast_settings, webhook_poll_interval=0.01)
+    first = await aiohttp_client(create_app(node_settings))
+    second = await aiohttp_client(create_app(node_settings))
+    hooks = [await register(first, receiver.url + f"/{i}") for i in range(3)]
+    answers = iter([500] * 4 + [200] * 1000)  # a few retries in the mix
+    receiver.answer = lambda got: web.Response(status=next(answers))
+    batches = await asyncio.gather(*(finish_batch(node) for node in (first, second) * 4))
+    assert len(set(batches)) == 8
+
+    async def all_delivered() -> bool:
+        return all([await delivery_status(db, h["id"], "succeeded", 8) for h in hooks])
+
+    await eventually(all_delivered, what="24 deliveries succeeded")
+    deliveries = [d for h in hooks for d in deliveries_of(db, h["id"])]
+    assert len(deliveries) == 24
+    attempts = [a for d in deliveries for a in attempts_of(db, d["delivery_id"])]
+    assert len(receiver.received) == len(attempts) == 24 + 4  # every request was one recorded attempt
+    assert sorted(set(receiver.ids())) == sorted(d["delivery_id"] for d in deliveries)
