@@ -130,10 +130,8 @@ class GuardedConnector(aiohttp.TCPConnector):
         peer = transport.get_extra_info("peername")
         if not peer or not is_public_address(str(peer[0])):
             transport.close()
-            req = kwargs["req"]
-            raise aiohttp.ClientConnectorError(
-                req.connection_key, BlockedAddressError(f"refused: connected to non-public address {peer}")
-            )
+            blocked = BlockedAddressError(f"refused: connected to non-public address {peer}")
+            raise aiohttp.ClientConnectorError(kwargs["req"].connection_key, blocked) from blocked
         return transport, protocol
 
 

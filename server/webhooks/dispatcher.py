@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 STORED_RESPONSE_BYTES = 1024  # what the deliveries API shows of a response body
 MAX_RETRY_AFTER = 24 * 3600.0
 JITTER = 0.1  # each scheduled delay is stretched or shrunk by up to 10 %
-LEASE_MARGIN = 30.0  # seconds a claim outlives the attempt timeout
+LEASE_MARGIN = 5.0  # a claim lasts twice the attempt timeout plus this, then another node may retry
 USER_AGENT = "collector-hub-webhooks/1"
 
 
@@ -149,7 +149,7 @@ class Dispatcher:
 
     async def _claim_and_start(self, free: int) -> int:
         token = f"{self._token_prefix}-{secrets.token_hex(6)}"
-        lease = self._settings.webhook_timeout + LEASE_MARGIN
+        lease = 2 * self._settings.webhook_timeout + LEASE_MARGIN
         try:
             claims = await outbox.claim_due(self._pool, token, free, lease)
         except Exception as exc:  # the database is down or restarting: keep polling
