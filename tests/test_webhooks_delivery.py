@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
+from server.metrics import sample_value
 from server.settings import Settings
 from tests.conditions import eventually
 from tests.conftest import replace_settings
@@ -194,12 +195,19 @@ async def test_a_receiver_down_then_up_gets_each_delivery_once_with_the_same_id(
         assert json.loads(bytes(d["body"]))["delivery_id"] == d["delivery_id"]
 
 
+def attempts_metric(outcome: str) -> float:
+    return sample_value("collector_hub_webhook_attempts_total", {"outcome": outcome})
+
+
 async def test_retries_send_identical_bytes_with_fresh_timestamps(hub, receiver, db):
     hook = await register(hub, receiver.url)
     answers = iter([500, 500, 200])
     receiver.answer = lambda got: web.Response(status=next(answers))
+    failed_before, delivered_before = attempts_metric("failed"), attempts_metric("delivered")
     await finish_batch(hub)
     (delivery,) = await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="third attempt")
+    assert attempts_metric("failed") - failed_before == 2
+    assert attempts_metric("delivered") - delivered_before == 1
     assert len(receiver.received) == 3
     assert len({r.body for r in receiver.received}) == 1 and len(set(receiver.ids())) == 1
     for got in receiver.received:
@@ -359,3 +367,31 @@ async def test_two_nodes_on_one_database_deliver_each_event_exactly_once(aiohttp
     attempts = [a for d in deliveries for a in attempts_of(db, d["delivery_id"])]
     assert len(receiver.received) == len(attempts) == 24 + 4  # every request was one recorded attempt
     assert sorted(set(receiver.ids())) == sorted(d["delivery_id"] for d in deliveries)
+
+
+async def test_a_receiver_slower_than_the_timeout_is_retried(aiohttp_client, fast_settings, aiohttp_server, db):
+    release = asyncio.Event()
+    calls: list[Received] = []
+
+    async def slow_first(request: web.Request) -> web.StreamResponse:
+        calls.append(Received(await request.read(), {k.lower(): v for k, v in request.headers.items()}))
+        if len(calls) == 1:
+            await release.wait()  # answers only when the test ends
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", slow_first)
+    server = await aiohttp_server(app)
+    hub = await aiohttp_client(create_app(replace_settings(fast_settings, webhook_timeout=0.3)))
+    hook = await register(hub, str(server.make_url("/hook")))
+    timeouts_before = attempts_metric("timeout")
+    try:
+        await finish_batch(hub)
+        (delivery,) = await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), what="second attempt")
+    finally:
+        release.set()
+    first, second = attempts_of(db, delivery["delivery_id"])
+    assert first["error"] == "timed out after 0.3 s" and first["response_status"] is None
+    assert 250 <= first["duration_ms"] < 2000
+    assert second["response_status"] == 200
+    assert attempts_metric("timeout") - timeouts_before == 1

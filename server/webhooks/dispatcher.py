@@ -26,6 +26,7 @@ import aiohttp
 import aiopg
 from yarl import URL
 
+from ..metrics import WEBHOOK_ATTEMPTS
 from ..settings import Settings
 from . import outbox
 from .address_guard import make_connector, url_problem
@@ -72,6 +73,17 @@ def decide(
         return outbox.Outcome("pending", retry_in=retry_after)
     delay = schedule[round_attempts - 1]
     return outbox.Outcome("pending", retry_in=delay * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+def metric_outcome(record: outbox.AttemptRecord, outcome: outbox.Outcome) -> str:
+    """The ``outcome`` label of collector_hub_webhook_attempts_total."""
+    if outcome.delivery_status == "succeeded":
+        return "delivered"
+    if outcome.delivery_status == "failed":
+        return "gave_up"
+    if record.response_status is None:
+        return "timeout" if record.error and record.error.startswith("timed out") else "error"
+    return "failed"
 
 
 async def read_some(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -182,6 +194,7 @@ class Dispatcher:
             record.response_status, retry_after, claim.round_attempts, self._settings.webhook_retry_schedule
         )
         held = await outbox.record_attempt(self._pool, claim, record, outcome, self._settings.webhook_disable_after)
+        WEBHOOK_ATTEMPTS.labels(outcome=metric_outcome(record, outcome)).inc()
         log.info(
             "webhook %s delivery %s attempt %d: %s -> %s%s",
             claim.webhook_id,
