@@ -395,3 +395,36 @@ async def test_a_receiver_slower_than_the_timeout_is_retried(aiohttp_client, fas
     assert 250 <= first["duration_ms"] < 2000
     assert second["response_status"] == 200
     assert attempts_metric("timeout") - timeouts_before == 1
+
+
+async def test_deleting_a_receiver_during_an_attempt_is_quietly_fine(hub, aiohttp_server, db, caplog):
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await release.wait()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", held)
+    server = await aiohttp_server(app)
+    hook = await register(hub, str(server.make_url("/hook")))
+    delivered_before = attempts_metric("delivered")
+    await finish_batch(hub)
+    await asyncio.wait_for(arrived.wait(), 20)
+    assert (await hub.delete(f"/api/webhooks/{hook['id']}")).status == 204
+    release.set()
+
+    async def attempt_over() -> bool:
+        return attempts_metric("delivered") > delivered_before
+
+    await eventually(attempt_over, what="the attempt's end handled")
+    assert (
+        rows(
+            db,
+            "SELECT * FROM webhook_attempts a JOIN webhook_deliveries d USING (delivery_id) WHERE d.webhook_id = %s",
+            hook["id"],
+        )
+        == []
+    )
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

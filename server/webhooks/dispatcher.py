@@ -189,6 +189,8 @@ class Dispatcher:
         if body is None:
             built = await build_body(self._pool, claim.event, claim.delivery_id, claim.batch_id, claim.created_at)
             body = await outbox.store_body(self._pool, claim.delivery_id, built)
+            if body is None:
+                return
         record, retry_after = await self._post(claim, body)
         outcome = decide(
             record.response_status, retry_after, claim.round_attempts, self._settings.webhook_retry_schedule

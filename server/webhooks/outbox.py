@@ -284,15 +284,16 @@ async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: flo
     ]
 
 
-async def store_body(pool: aiopg.Pool, delivery_id: str, body: bytes) -> bytes:
-    """Keep the first body built for a delivery; every later attempt sends these bytes."""
+async def store_body(pool: aiopg.Pool, delivery_id: str, body: bytes) -> bytes | None:
+    """Keep the first body built for a delivery; every later attempt sends these bytes. None if
+    the delivery is gone (its receiver was deleted)."""
     async with _cursor(pool) as cur:
         await cur.execute(
             "UPDATE webhook_deliveries SET body = coalesce(body, %s) WHERE delivery_id = %s RETURNING body",
             (psycopg2.Binary(body), delivery_id),
         )
         row = await cur.fetchone()
-    return bytes(row["body"])
+    return None if row is None else bytes(row["body"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,6 +321,10 @@ async def record_attempt(
     """Log the attempt and move the delivery, in one transaction. Returns False if the lease
     was lost meanwhile (the attempt is still logged, the delivery left to its new holder)."""
     async with _transaction(pool) as cur:
+        # The receiver may have been deleted (with its deliveries) while the attempt ran.
+        await cur.execute("SELECT 1 FROM webhook_deliveries WHERE delivery_id = %s FOR UPDATE", (claim.delivery_id,))
+        if await cur.fetchone() is None:
+            return False
         await cur.execute(
             "INSERT INTO webhook_attempts (delivery_id, attempt_number, attempted_at, duration_ms, url,"
             " response_status, response_body, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
