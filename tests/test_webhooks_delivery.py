@@ -428,3 +428,17 @@ async def test_deleting_a_receiver_during_an_attempt_is_quietly_fine(hub, aiohtt
         == []
     )
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+async def test_the_idle_dispatcher_never_holds_a_lock_across_its_event_loop(aiohttp_client, fast_settings, db):
+    # Test code (and any blocking call) may hold the event loop while it takes a heavy lock,
+    # e.g. TRUNCATE job_batches CASCADE, which reaches the outbox. If a poll held its lock
+    # between statements, the loop could never finish that poll: a deadlock PostgreSQL cannot
+    # see. A lock_timeout turns such a hang into an error here.
+    await aiohttp_client(create_app(replace_settings(fast_settings, webhook_poll_interval=0.001)))
+    with db.cursor() as cur:
+        cur.execute("SET lock_timeout = '3s'")
+        for _ in range(200):
+            await asyncio.sleep(0.002)  # let the dispatcher be in the middle of a poll
+            cur.execute("TRUNCATE job_batches CASCADE")
+        cur.execute("RESET lock_timeout")

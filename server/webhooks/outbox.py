@@ -240,8 +240,12 @@ class Claim:
 async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: float) -> list[Claim]:
     """Take up to ``limit`` due deliveries of enabled receivers. SKIP LOCKED keeps two nodes off
     the same row; the lease (``next_attempt_at`` moved forward) keeps it off every other
-    dispatcher until this attempt is recorded, or, if this node dies, until the lease ends."""
-    async with _transaction(pool) as cur:
+    dispatcher until this attempt is recorded, or, if this node dies, until the lease ends.
+
+    One statement in autocommit, not BEGIN ... COMMIT: the lock it takes is released by the
+    server when the statement ends, never held while this process's event loop is busy
+    elsewhere (a blocked loop holding a lock could otherwise stall, say, a TRUNCATE forever)."""
+    async with _cursor(pool) as cur:
         await cur.execute(
             """
             WITH due AS (
