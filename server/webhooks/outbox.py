@@ -319,76 +319,87 @@ class Outcome:
     disable_reason: str | None = None  # disable the receiver now (410 Gone)
 
 
+# What an attempt does to its receiver, by outcome (a CTE of the one statement below).
+_RECEIVER_OK = "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = %(webhook)s AND failing_since IS NOT NULL"
+_RECEIVER_GONE = (
+    "UPDATE webhooks SET enabled = false, disabled_reason = %(reason)s, disabled_at = clock_timestamp(),"
+    " updated_at = clock_timestamp() WHERE webhook_id = %(webhook)s AND enabled"
+)
+# Start the failure clock; disable a receiver whose clock is older than the limit. In SET and
+# WHERE, column names mean the values before this update.
+_TOO_LONG = (
+    "enabled AND failing_since IS NOT NULL AND failing_since < clock_timestamp() - make_interval(secs => %(limit)s)"
+)
+_RECEIVER_FAILED = f"""
+    UPDATE webhooks SET
+           failing_since = coalesce(failing_since, %(at)s),
+           enabled = enabled AND NOT ({_TOO_LONG}),
+           disabled_reason = CASE WHEN {_TOO_LONG}
+               THEN format('failing since %%s (longer than %%s)',
+                           to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                           make_interval(secs => %(limit)s))
+               ELSE disabled_reason END,
+           disabled_at = CASE WHEN {_TOO_LONG} THEN clock_timestamp() ELSE disabled_at END,
+           updated_at = CASE WHEN {_TOO_LONG} THEN clock_timestamp() ELSE updated_at END
+     WHERE webhook_id = %(webhook)s
+"""
+
+
 async def record_attempt(
     pool: aiopg.Pool, claim: Claim, attempt: AttemptRecord, outcome: Outcome, disable_after_seconds: float
 ) -> bool:
-    """Log the attempt and move the delivery, in one transaction. Returns False if the lease
-    was lost meanwhile (the attempt is still logged, the delivery left to its new holder)."""
-    async with _transaction(pool) as cur:
-        # The receiver may have been deleted (with its deliveries) while the attempt ran.
-        await cur.execute("SELECT 1 FROM webhook_deliveries WHERE delivery_id = %s FOR UPDATE", (claim.delivery_id,))
-        if await cur.fetchone() is None:
-            return False
+    """Log the attempt, move the delivery and update the receiver, atomically. Returns False if
+    the lease was lost meanwhile (the attempt is still logged, the delivery left to its new
+    holder) or the delivery is gone (its receiver was deleted while the attempt ran).
+
+    One statement in autocommit, like ``claim_due``: its locks never outlive it, whatever this
+    process's event loop is doing."""
+    if outcome.receiver_ok:
+        receiver_update = _RECEIVER_OK
+    elif outcome.disable_reason:
+        receiver_update = _RECEIVER_GONE
+    else:
+        receiver_update = _RECEIVER_FAILED
+    async with _cursor(pool) as cur:
         await cur.execute(
-            "INSERT INTO webhook_attempts (delivery_id, attempt_number, attempted_at, duration_ms, url,"
-            " response_status, response_body, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (delivery_id, attempt_number) DO NOTHING",
-            (
-                claim.delivery_id,
-                claim.attempt_number,
-                attempt.attempted_at,
-                attempt.duration_ms,
-                claim.url,
-                attempt.response_status,
-                attempt.response_body,
-                attempt.error,
-            ),
-        )
-        await cur.execute(
-            "UPDATE webhook_deliveries SET status = %(status)s, claim_token = NULL,"
-            " next_attempt_at = CASE WHEN %(status)s = 'pending'"
-            "     THEN clock_timestamp() + make_interval(secs => %(retry_in)s) ELSE next_attempt_at END,"
-            " completed_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE clock_timestamp() END"
-            " WHERE delivery_id = %(id)s AND claim_token = %(token)s RETURNING delivery_id",
+            f"""
+            WITH delivery AS (  -- no FOR UPDATE: "moved" updates this row in the same statement
+                SELECT delivery_id FROM webhook_deliveries WHERE delivery_id = %(id)s
+            ), logged AS (
+                INSERT INTO webhook_attempts (delivery_id, attempt_number, attempted_at, duration_ms, url,
+                                              response_status, response_body, error)
+                SELECT delivery_id, %(number)s, %(at)s, %(ms)s, %(url)s, %(status_code)s, %(body)s, %(error)s
+                  FROM delivery
+                ON CONFLICT (delivery_id, attempt_number) DO NOTHING
+            ), moved AS (
+                UPDATE webhook_deliveries SET status = %(status)s, claim_token = NULL,
+                       next_attempt_at = CASE WHEN %(status)s = 'pending'
+                           THEN clock_timestamp() + make_interval(secs => %(retry_in)s) ELSE next_attempt_at END,
+                       completed_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE clock_timestamp() END
+                 WHERE delivery_id = %(id)s AND claim_token = %(token)s
+                RETURNING delivery_id
+            ), receiver AS (
+                {receiver_update}
+                   AND EXISTS (SELECT 1 FROM delivery)
+            )
+            SELECT count(*) AS held FROM moved
+            """,
             {
+                "id": claim.delivery_id,
+                "number": claim.attempt_number,
+                "at": attempt.attempted_at,
+                "ms": attempt.duration_ms,
+                "url": claim.url,
+                "status_code": attempt.response_status,
+                "body": attempt.response_body,
+                "error": attempt.error,
                 "status": outcome.delivery_status,
                 "retry_in": outcome.retry_in or 0.0,
-                "id": claim.delivery_id,
                 "token": claim.token,
+                "webhook": claim.webhook_id,
+                "reason": outcome.disable_reason,
+                "limit": disable_after_seconds,
             },
         )
-        held = await cur.fetchone() is not None
-        if outcome.receiver_ok:
-            await cur.execute(
-                "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = %s AND failing_since IS NOT NULL",
-                (claim.webhook_id,),
-            )
-        elif outcome.disable_reason:
-            await cur.execute(
-                "UPDATE webhooks SET enabled = false, disabled_reason = %s, disabled_at = clock_timestamp(),"
-                " updated_at = clock_timestamp() WHERE webhook_id = %s AND enabled",
-                (outcome.disable_reason, claim.webhook_id),
-            )
-        else:
-            # Start the failure clock, and disable a receiver that has failed for too long.
-            await cur.execute(
-                """
-                UPDATE webhooks SET
-                       failing_since = coalesce(failing_since, %(at)s),
-                       enabled = false,
-                       disabled_reason = format('failing since %%s (longer than %%s)',
-                                                to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                                                make_interval(secs => %(limit)s)),
-                       disabled_at = clock_timestamp(),
-                       updated_at = clock_timestamp()
-                 WHERE webhook_id = %(id)s AND enabled AND failing_since IS NOT NULL
-                   AND failing_since < clock_timestamp() - make_interval(secs => %(limit)s)
-                """,
-                {"at": attempt.attempted_at, "limit": disable_after_seconds, "id": claim.webhook_id},
-            )
-            if cur.rowcount == 0:
-                await cur.execute(
-                    "UPDATE webhooks SET failing_since = %s WHERE webhook_id = %s AND failing_since IS NULL",
-                    (attempt.attempted_at, claim.webhook_id),
-                )
-    return held
+        row = await cur.fetchone()
+    return bool(row["held"])

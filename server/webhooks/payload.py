@@ -1,9 +1,10 @@
 """The body of a delivery: the spec's webhook payload, built once per delivery.
 
 ``batch_id``, ``status`` and ``collectors`` (and every other field of the batch) are exactly
-what ``GET /api/collectors/runs/batch/{id}`` returns, read through ``store.fetch_batch`` so the
-two cannot drift apart; ``type``, ``delivery_id`` and ``timestamp`` (when the batch ended,
-i.e. when the delivery was written) are added. A terminal batch does not change any more, so
+what ``GET /api/collectors/runs/batch/{id}`` returns: read by ``store``'s query and shaped by
+``representation.batch_json``, like the GET, so the two cannot drift apart; ``type``,
+``delivery_id`` and ``timestamp`` (when the batch ended, i.e. when the delivery was written)
+are added. A terminal batch does not change any more, so
 building the body at the first attempt sends the final state.
 """
 
@@ -13,16 +14,23 @@ import datetime as dt
 import json
 
 import aiopg
+import psycopg2.extras
 
+from .. import representation as rep
 from .. import store
 from ..representation import format_timestamp
 
 
 async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:
-    found = await store.fetch_batch(pool, batch_id)
-    if found is None:  # deleting a batch deletes its deliveries, so this is a race at worst
+    # The rows and the shape of store.fetch_batch, but without its transaction: the batch is
+    # terminal, so its rows no longer change and two autocommit reads agree, and no lock is
+    # held between them while the event loop is busy elsewhere.
+    async with pool.acquire() as conn:
+        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            rows = await store._batch_rows(cur, batch_id)
+    if rows is None:  # deleting a batch deletes its deliveries, so this is a race at worst
         raise LookupError(f"batch {batch_id} no longer exists")
-    _, batch = found
+    batch = rep.batch_json(*rows)
     payload = {
         "type": event,
         "delivery_id": delivery_id,
