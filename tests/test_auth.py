@@ -137,8 +137,13 @@ async def test_every_route_by_every_credential(secured, stored_keys):
 
 
 async def test_refusals_say_why_in_the_error_shape(secured, stored_keys):
+    from server.metrics import sample_value
+
+    failures = "collector_hub_auth_failures_total"
+    missing_before = sample_value(failures, {"reason": "missing"})
     resp = await secured.get("/api/collectors/history")
     assert resp.status == 401
+    assert sample_value(failures, {"reason": "missing"}) == missing_before + 1
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert "X-API-Key" in (await resp.json())["error"]
     resp = await secured.get("/api/collectors/history", headers={"X-API-Key": stored_keys["revoked"]})

@@ -27,7 +27,7 @@ from ..metrics import AUTH_FAILURES
 from ..middleware import error_body
 from ..roles import role_of_route, role_satisfies
 from ..settings import Settings
-from .api_keys import ConfiguredKey, find_stored_key, hash_key, match_configured_key
+from .api_keys import ConfiguredKey, any_stored_key, find_stored_key, hash_key, match_configured_key
 from .tokens import TokenError, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ ANONYMOUS = Principal(None, None, "none")
 
 class Unauthenticated(Exception):
     """401: the message says what was wrong, never echoing the credential."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason  # the collector_hub_auth_failures_total label
 
 
 def is_stream_request(request: web.Request) -> bool:
@@ -88,8 +92,6 @@ class Authenticator:
             return True
         now = time.monotonic()
         if now >= self._next_check:
-            from .api_keys import any_stored_key
-
             self._next_check = now + OPEN_MODE_RECHECK_SECONDS
             if await any_stored_key(app[POOL]):
                 self._enforcing = True
@@ -141,7 +143,9 @@ def presented_credential(request: web.Request) -> tuple[str, str]:
         in_url = request.query.get(STREAM_TOKEN_NAME) or request.cookies.get(STREAM_TOKEN_NAME)
         if in_url:
             return in_url, STREAM_TOKEN_NAME
-    raise Unauthenticated("credentials required: send an X-API-Key header or Authorization: Bearer <token>")
+    raise Unauthenticated(
+        "credentials required: send an X-API-Key header or Authorization: Bearer <token>", reason="missing"
+    )
 
 
 def refusal(status: int, reason: str, message: str) -> web.Response:
@@ -168,8 +172,7 @@ async def enforce_roles(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         principal = await authenticator.authenticate(request)
     except Unauthenticated as exc:
-        reason = "missing" if str(exc).startswith("credentials required") else "invalid"
-        return refusal(401, reason, str(exc)[:200])
+        return refusal(401, exc.reason, str(exc)[:200])
     if principal.role is None or not role_satisfies(principal.role, needed):
         granted = principal.role or "no role"
         return refusal(403, "forbidden", f"This needs the {needed} role; these credentials grant {granted}")
