@@ -13,9 +13,10 @@ from collectors.registry import load_registry
 from . import database
 from .access_log import access_log, add_request_id_header
 from .docs_routes import setup_docs_routes
-from .keys import DATABASE_URL, POOL, RATE_LIMITER, REGISTRY, RUNNER, SETTINGS
+from .keys import DATABASE_URL, HUB, POOL, RATE_LIMITER, REGISTRY, RUNNER, SETTINGS
 from .metrics_routes import setup_metrics_routes
 from .middleware import json_errors
+from .realtime import setup_realtime
 from .roles import requires
 from .routes import routes
 from .security import protected_mode_ctx, setup_security
@@ -80,10 +81,17 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness check failed: %s", exc)
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     body = {"status": "ok", "database": "ok"}
+    # Live push needs the LISTEN connection: while it reconnects, clients are better served
+    # by another node (their streams would stall until the resync).
+    hub = request.app.get(HUB)
+    body["listener"] = hub.listener.state if hub is not None and hub.listener is not None else "stopped"
     # Reported, but not a reason to leave the load balancer: rate limits fail open without it.
     redis_ok = await request.app[RATE_LIMITER].redis_ok()
     if redis_ok is not None:
         body["redis"] = "ok" if redis_ok else "unreachable"
+    if body["listener"] != "listening":
+        body["status"] = "unavailable"
+        return web.json_response(body, status=503)
     return web.json_response(body)
 
 
@@ -94,6 +102,7 @@ def create_app(settings: Settings) -> web.Application:
     app[REGISTRY] = load_registry(settings.collectors_file)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(protected_mode_ctx)  # before anything runs: no open server on a network
+    setup_realtime(app)  # the hub and its LISTEN connection, before the runner it wakes
     app.cleanup_ctx.append(runner_ctx)
     app.add_routes(routes)
     setup_webhooks(app)

@@ -12,6 +12,7 @@ from collectors.registry import CollectorSpec
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .realtime.hub import Hub
     from .runner import Runner
     from .security.authenticate import Authenticator, Principal
     from .security.ratelimit import Decision, RateLimiter
@@ -32,3 +33,4 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 RATE_LIMIT_DECISION: web.RequestKey[Decision] = web.RequestKey("rate_limit_decision")
+HUB: web.AppKey[Hub] = web.AppKey("hub")

@@ -245,8 +245,9 @@ def _other_schemas(doc_names: list[str]) -> dict[str, Schema]:
                     "enum": ["ok", "unreachable"],
                     "description": "Only with COLLECTOR_HUB_REDIS_URL; rate limits fail open while it is unreachable.",
                 },
+                "listener": {"type": "string", "enum": ["starting", "listening", "reconnecting", "stopped"]},
             },
-            optional=("redis",),
+            optional=("redis", "listener"),
         ),
     }
 
@@ -284,6 +285,17 @@ IF_NONE_MATCH = {
     "required": False,
     "description": "An ETag from an earlier response (or a comma-separated list, or *): 304 if still current.",
     "schema": {"type": "string"},
+}
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": (
+        "Long-poll: hold the request up to this many seconds until the state differs from the one named by "
+        "If-None-Match (or from the state when the request arrived). Answers at once for a terminal object; "
+        "when the wait ends unchanged, 304 if If-None-Match still matches, else the unchanged state."
+    ),
+    "schema": {"type": "integer", "minimum": 0, "maximum": 30},
 }
 SERVER_ERROR = error("Unexpected server failure (for example the database is unreachable).")
 BAD_BODY = {
@@ -371,7 +383,7 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                     "404": error("No batch with this id."),
                     "500": SERVER_ERROR,
                 },
-                parameters=[batch_id, IF_NONE_MATCH],
+                parameters=[batch_id, IF_NONE_MATCH, WAIT],
             )
         },
         "/api/collectors/runs/batch/{batch_id}/cancel": {
@@ -399,7 +411,7 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                     "404": error("No job with this id."),
                     "500": SERVER_ERROR,
                 },
-                parameters=[job_id, IF_NONE_MATCH],
+                parameters=[job_id, IF_NONE_MATCH, WAIT],
             )
         },
         "/api/collectors/runs/job/{job_id}/cancel": {
@@ -512,6 +524,7 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                 },
             )
         },
+        **_live_paths(collector_names),
         "/healthz": {
             "get": operation("healthz", "Liveness: the process answers", {"200": json_response("Alive.", "Health")})
         },
@@ -542,6 +555,89 @@ def _paths(collector_names: list[str], doc_names: list[str]) -> dict[str, Schema
                 "dashboard",
                 "The dashboard page (its files are under /static/)",
                 {"200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            )
+        },
+    }
+
+
+SSE_RESUME = [
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "description": "Resume: the last seq received (EventSource sends it on reconnect).",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    },
+    {
+        "name": "lastEventId",
+        "in": "query",
+        "required": False,
+        "description": "Resume, for a first connect (browsers cannot set headers on EventSource).",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    },
+]
+SSE_BODY = {
+    "text/event-stream": {
+        "schema": {
+            "type": "string",
+            "description": (
+                "Events 'id: <seq>', 'event: batch|job', 'data: <the GET JSON>'; a 'retry:' hint first and a "
+                "': heartbeat' comment every COLLECTOR_HUB_STREAM_HEARTBEAT seconds. See docs/LIVE_PUSH.md."
+            ),
+        }
+    }
+}
+
+
+def _stream(operation_id: str, summary: str, ends: bool, params: list[Schema], errors: Mapping[str, Any]) -> Schema:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "The current state (if newer than the resume id), then every change"
+            + (", ending after the terminal state." if ends else "; never ends by itself."),
+            "content": SSE_BODY,
+        },
+        **errors,
+        "500": SERVER_ERROR,
+        "503": error("The server is shutting down; reconnect (to another node)."),
+    }
+    if ends:
+        responses["204"] = {"description": "The resume id is already the terminal state: nothing more will come."}
+    return {"get": operation(operation_id, summary, responses, parameters=[*params, *SSE_RESUME])}
+
+
+def _live_paths(collector_names: list[str]) -> dict[str, Schema]:
+    bad_resume = "Malformed batch id, or a Last-Event-ID / lastEventId that is not a seq."
+    return {
+        "/api/collectors/runs/batch/{batch_id}/events": _stream(
+            "streamBatch",
+            "Server-Sent Events: a batch's state, live",
+            True,
+            [path_id("batch_id", "BatchId")],
+            {"400": error(bad_resume), "404": error("No batch with this id (answered before the stream starts).")},
+        ),
+        "/api/collectors/runs/job/{job_id}/events": _stream(
+            "streamJob",
+            "Server-Sent Events: a job's state, live",
+            True,
+            [path_id("job_id", "JobId")],
+            {"400": error(bad_resume.replace("batch", "job")), "404": error("No job with this id.")},
+        ),
+        "/api/collectors/events": _stream(
+            "streamCollectors",
+            "Server-Sent Events: every run of the named collectors (default: all), live",
+            False,
+            [collectors_query(collector_names, "Collectors to follow.")],
+            {"400": error("Unknown or repeated collector names, or a resume id that is not a seq.")},
+        ),
+        "/api/ws": {
+            "get": operation(
+                "websocket",
+                "WebSocket: subscribe to batches, jobs and collectors over one connection (docs/LIVE_PUSH.md)",
+                {
+                    "101": {"description": "Switching to the WebSocket protocol."},
+                    "400": error("Not a WebSocket upgrade request."),
+                    "503": error("The server is shutting down; reconnect (to another node)."),
+                },
             )
         },
     }

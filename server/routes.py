@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from . import store
-from .errors import NotFoundError, ValidationError
+from .errors import ValidationError
 from .keys import POOL, REGISTRY
+from .realtime.polling import poll_batch, poll_job
 from .representation import utc_now
 from .roles import requires
 from .validation import (
@@ -74,23 +75,14 @@ async def list_collectors(request: web.Request) -> web.Response:
 @routes.get("/api/collectors/runs/batch/{batch_id}")
 @requires("read")
 async def get_batch(request: web.Request) -> web.StreamResponse:
-    batch_id = check_batch_id(request.match_info["batch_id"])
-    found = await store.fetch_batch(request.app[POOL], batch_id)
-    if found is None:
-        raise NotFoundError("Batch not found")
-    seq, body = found
-    return versioned_json(request, seq, body, "b")
+    """Served from the live-push cache; ``?wait=N`` long-polls (realtime/polling.py)."""
+    return await poll_batch(request, check_batch_id(request.match_info["batch_id"]))
 
 
 @routes.get("/api/collectors/runs/job/{job_id}")
 @requires("read")
 async def get_job(request: web.Request) -> web.StreamResponse:
-    job_id = check_job_id(request.match_info["job_id"])
-    found = await store.fetch_job(request.app[POOL], job_id)
-    if found is None:
-        raise NotFoundError("Job not found")
-    seq, body = found
-    return versioned_json(request, seq, body, "j")
+    return await poll_job(request, check_job_id(request.match_info["job_id"]))
 
 
 @routes.get("/api/collectors/runs/latest")

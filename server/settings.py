@@ -87,6 +87,19 @@ class Settings:
     webhook_poll_interval: float = 1.0
     webhook_disable_after: float = 5 * 24 * 3600.0
     webhook_concurrency: int = 8
+    # Live push (issue 3): streams, WebSocket limits, the LISTEN connection, the state cache.
+    workers: int = 1
+    stream_heartbeat: float = 15.0
+    stream_retry_ms: int = 3000
+    stream_outbox_limit: int = 256
+    stream_send_timeout: float = 30.0
+    ws_max_message_bytes: int = 4096
+    ws_max_subscriptions: int = 100
+    ws_max_bad_messages: int = 5
+    ws_compression: bool = False
+    listener_ping_interval: float = 10.0
+    listener_max_backoff: float = 30.0
+    state_cache_size: int = 2000
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -276,6 +289,18 @@ _PARSERS: dict[str, Any] = {
     "webhook_poll_interval": lambda n, r: _parse_float(n, r, 0.05, 60),
     "webhook_disable_after": lambda n, r: _parse_float(n, r, 1, 365 * 24 * 3600),
     "webhook_concurrency": lambda n, r: _parse_int(n, r, 1, 256),
+    "workers": lambda n, r: _parse_int(n, r, 1, 64),
+    "stream_heartbeat": lambda n, r: _parse_float(n, r, 0.05, 3600),
+    "stream_retry_ms": lambda n, r: _parse_int(n, r, 100, 600_000),
+    "stream_outbox_limit": lambda n, r: _parse_int(n, r, 1, 100_000),
+    "stream_send_timeout": lambda n, r: _parse_float(n, r, 0.1, 3600),
+    "ws_max_message_bytes": lambda n, r: _parse_int(n, r, 256, 1024 * 1024),
+    "ws_max_subscriptions": lambda n, r: _parse_int(n, r, 1, 10_000),
+    "ws_max_bad_messages": lambda n, r: _parse_int(n, r, 1, 1000),
+    "ws_compression": _parse_bool,
+    "listener_ping_interval": lambda n, r: _parse_float(n, r, 0.1, 3600),
+    "listener_max_backoff": lambda n, r: _parse_float(n, r, 0.1, 3600),
+    "state_cache_size": lambda n, r: _parse_int(n, r, 10, 1_000_000),
 }
 
 

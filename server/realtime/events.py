@@ -1,0 +1,86 @@
+"""Events and the state they come from, each encoded once per process (DESIGN.md invariant 5).
+
+An :class:`Event` holds the exact bytes of the matching GET body; the SSE frame and the
+WebSocket message around them are built at most once, on first use, and then the same
+``bytes`` object goes to every subscriber.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ..representation import TERMINAL_STATUSES
+
+
+def encode_body(body: Any) -> bytes:
+    """The bytes ``web.json_response`` sends for ``body`` (same ``json.dumps`` defaults), so a
+    pushed ``data`` is byte-for-byte what the GET returns."""
+    return json.dumps(body).encode("utf-8")
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Event:
+    """One state of one object: ``kind`` is ``batch`` or ``job``."""
+
+    kind: str
+    object_id: str
+    seq: int
+    data: bytes
+    status: str
+    collector: str | None = None
+    _sse: bytes | None = None
+    _ws: bytes | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.object_id}"
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def sse_frame(self) -> bytes:
+        if self._sse is None:
+            self._sse = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.kind.encode(), self.data)
+        return self._sse
+
+    def ws_message(self) -> bytes:
+        if self._ws is None:
+            self._ws = b'{"type": "%s", "seq": %d, "data": %s}' % (self.kind.encode(), self.seq, self.data)
+        return self._ws
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Control:
+    """A message for one WebSocket client (acknowledgement, error, pong): never conflated."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> Control:
+        return cls(json.dumps(message).encode("utf-8"))
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class BatchSnapshot:
+    """A batch and all its jobs, read in one transaction: the batch's GET body and every job's
+    GET body, encoded."""
+
+    batch_id: str
+    seq: int
+    batch: Event
+    jobs: dict[str, Event]
+
+    @property
+    def terminal(self) -> bool:
+        return self.batch.terminal
+
+
+def job_event(body: dict[str, Any], seq: int) -> Event:
+    return Event("job", body["job_id"], seq, encode_body(body), body["status"], body["collector"])
+
+
+def batch_event(body: dict[str, Any], seq: int) -> Event:
+    return Event("batch", body["batch_id"], seq, encode_body(body), body["status"])

@@ -1,0 +1,275 @@
+"""The one LISTEN connection of a server process (DESIGN.md invariant 4).
+
+A dedicated psycopg2 asynchronous connection, not one from the pool: a pooled connection
+would be handed to requests, and LISTEN belongs to a session. Notifications are handed to
+``on_notify`` synchronously, from the event loop's reader callback, in the order PostgreSQL
+sends them (commit order).
+
+If the connection drops (PostgreSQL restart, ``pg_terminate_backend``, a dead network found by
+the periodic ping), the listener reconnects with exponential backoff and jitter, LISTENs again
+and then calls ``on_listening`` so that the hub can resynchronise what it missed.
+
+``fence()`` is how the hot-state cache stays exact: it runs one round trip on this connection.
+PostgreSQL delivers a listening session's pending notifications before it answers a query, so
+when the round trip returns, every notification of a transaction that committed before the
+fence started has been handed to ``on_notify``. Concurrent fences share one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "collector_hub"
+CONNECT_TIMEOUT = 10.0
+QUERY_TIMEOUT = 10.0
+BACKOFF_BASE = 0.2
+
+
+class ConnectionLost(Exception):
+    """The LISTEN connection broke."""
+
+
+class _AsyncPgConnection:
+    """A psycopg2 ``async_`` connection driven by the event loop (as aiopg does), so that
+    notifications can be dispatched in the same callback that reads them."""
+
+    def __init__(self, dsn: str, on_notify: Callable[[str], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_notify = on_notify
+        self._conn = psycopg2.connect(
+            dsn, async_=True, keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+        )
+        self._fd: int | None = self._conn.fileno()
+        self._writing = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.lost: asyncio.Future[None] = self._loop.create_future()
+        self.lost.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._loop.add_reader(self._fd, self._ready)
+
+    def _ready(self) -> None:
+        try:
+            state = self._conn.poll()
+            while self._conn.notifies:
+                notify = self._conn.notifies.pop(0)
+                self._dispatch(notify.payload)
+        except psycopg2.Error as exc:
+            self._fail(ConnectionLost(str(exc).strip() or type(exc).__name__))
+            return
+        if state == psycopg2.extensions.POLL_OK:
+            self._set_writing(False)
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+        elif state == psycopg2.extensions.POLL_WRITE:
+            self._set_writing(True)
+        elif state == psycopg2.extensions.POLL_READ:
+            self._set_writing(False)
+
+    def _dispatch(self, payload: str) -> None:
+        try:
+            self._on_notify(payload)
+        except Exception:  # a bug in one handler must not kill the listener
+            log.exception("handling notification %r failed", payload[:200])
+
+    def _set_writing(self, writing: bool) -> None:
+        if self._fd is None or writing == self._writing:
+            return
+        if writing:
+            self._loop.add_writer(self._fd, self._ready)
+        else:
+            self._loop.remove_writer(self._fd)
+        self._writing = writing
+
+    def _fail(self, exc: Exception) -> None:
+        self.close()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        if not self.lost.done():
+            self.lost.set_exception(exc)
+
+    async def _wait(self, seconds: float) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            self._ready()
+            await asyncio.wait_for(asyncio.shield(self._waiter), seconds)
+        except TimeoutError:
+            self._fail(ConnectionLost(f"no answer from PostgreSQL within {seconds:g}s"))
+            raise ConnectionLost(f"no answer from PostgreSQL within {seconds:g}s") from None
+        finally:
+            self._waiter = None
+
+    async def connect(self) -> None:
+        await self._wait(CONNECT_TIMEOUT)  # asynchronous connections are always autocommit
+
+    async def execute(self, sql: str, seconds: float = QUERY_TIMEOUT) -> list[tuple[Any, ...]]:
+        if self._fd is None:
+            raise ConnectionLost("connection closed")
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql)
+        except psycopg2.Error as exc:
+            self._fail(ConnectionLost(str(exc).strip()))
+            raise ConnectionLost(str(exc).strip()) from exc
+        await self._wait(seconds)
+        rows = cur.fetchall() if cur.description is not None else []
+        cur.close()
+        return rows
+
+    def backend_pid(self) -> int:
+        return int(self._conn.get_backend_pid())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            if self._writing:
+                self._loop.remove_writer(self._fd)
+                self._writing = False
+            self._fd = None
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+
+class Listener:
+    """Holds the LISTEN connection open for the life of the app; see the module docstring."""
+
+    def __init__(
+        self,
+        dsn: str,
+        on_notify: Callable[[str], None],
+        on_listening: Callable[[], Awaitable[None]],
+        *,
+        ping_interval: float = 10.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._dsn = dsn
+        self._on_notify = on_notify
+        self._on_listening = on_listening
+        self._ping_interval = ping_interval
+        self._max_backoff = max_backoff
+        self.state = "starting"
+        self.generation = 0  # bumped on every (re)connect; cached state is per generation
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self.connected_at: float | None = None
+        self.last_db_time: dt.datetime | None = None  # PostgreSQL's clock at the last good round trip
+        self.backend_pid: int | None = None
+        self._conn: _AsyncPgConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._fence_wanted = asyncio.Event()
+        self._fence_waiters: list[asyncio.Future[bool]] = []
+
+    @property
+    def listening(self) -> bool:
+        return self.state == "listening"
+
+    async def start(self, wait: float = CONNECT_TIMEOUT) -> None:
+        """Start the loop and wait (up to ``wait`` seconds) for the first LISTEN, so that an app
+        that has started does not miss the first writes."""
+        self._task = asyncio.create_task(self._run(), name="collector-hub listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), wait)
+
+    async def stop(self) -> None:
+        self.state = "stopped"
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._release_fences(False)
+
+    async def fence(self) -> bool:
+        """Wait until every notification committed before this call has been dispatched.
+        False when the listener is not connected (the caller must read the database)."""
+        if not self.listening:
+            return False
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._fence_waiters.append(waiter)
+        self._fence_wanted.set()
+        return await waiter
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reconnects": self.reconnects,
+            "connected_for_seconds": round(time.monotonic() - self.connected_at, 1)
+            if self.connected_at is not None and self.listening
+            else None,
+            "last_error": self.last_error,
+        }
+
+    def _release_fences(self, result: bool) -> None:
+        waiters, self._fence_waiters = self._fence_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(result)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            conn: _AsyncPgConnection | None = None
+            try:
+                conn = _AsyncPgConnection(self._dsn, self._on_notify)
+                await conn.connect()
+                await conn.execute(f"LISTEN {CHANNEL}")
+                self.backend_pid = conn.backend_pid()
+                self._conn = conn
+                self.generation += 1
+                self.state = "listening"
+                self.connected_at = time.monotonic()
+                self._listening.set()
+                if failures or self.generation > 1:
+                    log.info("listener: listening again (generation %s)", self.generation)
+                failures = 0
+                await self._on_listening()
+                await self._serve(conn)
+            except asyncio.CancelledError:
+                if conn is not None:
+                    conn.close()
+                raise
+            except Exception as exc:
+                self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.warning("listener: connection lost or refused: %s", self.last_error)
+            if conn is not None:
+                conn.close()
+            self._conn = None
+            self.state = "reconnecting"
+            self._listening.clear()
+            self._release_fences(False)
+            failures += 1
+            self.reconnects += 1
+            delay = min(self._max_backoff, BACKOFF_BASE * 2 ** min(failures, 10))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _serve(self, conn: _AsyncPgConnection) -> None:
+        """Answer fences; ping when idle so that a silently dead connection is found."""
+        while True:
+            wanted: asyncio.Future[Any] = asyncio.ensure_future(self._fence_wanted.wait())
+            try:
+                await asyncio.wait({wanted, conn.lost}, timeout=self._ping_interval, return_when="FIRST_COMPLETED")
+            finally:
+                wanted.cancel()
+            if conn.lost.done():
+                conn.lost.result()  # raises ConnectionLost
+            self._fence_wanted.clear()
+            waiters, self._fence_waiters = self._fence_waiters, []
+            ok = False
+            try:
+                rows = await conn.execute("SELECT clock_timestamp()")
+                self.last_db_time = rows[0][0] if rows else None
+                ok = True
+            finally:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(ok)

@@ -1,0 +1,225 @@
+"""WebSocket ``/api/ws``: several subscriptions over one connection (protocol in
+docs/LIVE_PUSH.md).
+
+Client -> server: ``{"op": "subscribe"|"unsubscribe", "batch_id"|"job_id"|"collectors": ...,
+"since": <seq>}`` and ``{"op": "ping"}``. Server -> client: ``subscribed`` / ``unsubscribed``
+acknowledgements, ``pong``, state messages ``{"type": "batch"|"job", "seq": N, "data": <GET
+JSON>}`` and ``{"type": "error", "error": "..."}``. A client that keeps sending malformed
+messages is closed with 1008; one that cannot keep up, with 1008 and a reason saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..errors import ApiError, NotFoundError, ValidationError
+from ..keys import HUB, REGISTRY, SETTINGS
+from ..roles import requires
+from ..validation import check_batch_id, check_collector_names, check_job_id
+from .events import Control, Event
+from .hub import Hub, Subscription
+from .subscriber import Subscriber
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+TARGETS = ("batch_id", "job_id", "collectors")
+FIELDS = {"subscribe": {"op", "since", *TARGETS}, "unsubscribe": {"op", *TARGETS}, "ping": {"op"}}
+MAX_SEQ = 10**18
+
+
+class BadMessage(Exception):
+    """A message the protocol does not allow; counts towards the 1008 close."""
+
+
+class Session:
+    """One WebSocket connection: its subscriptions and its outbox."""
+
+    def __init__(self, ws: web.WebSocketResponse, hub: Hub, registry: dict[str, Any], settings: Any) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.registry = registry
+        self.settings = settings
+        self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket")
+        self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self.bad_messages = 0
+
+    def reply(self, message: dict[str, Any], *, first: bool = False) -> None:
+        self.subscriber.send_control(Control.of(message), first=first)
+
+    async def handle(self, msg: Any) -> None:
+        try:
+            if msg.type == WSMsgType.BINARY:
+                raise BadMessage("messages must be JSON text frames, not binary")
+            await self.handle_text(msg.data)
+        except BadMessage as exc:
+            self.bad_messages += 1
+            self.reply({"type": "error", "error": str(exc)})
+            if self.bad_messages >= self.settings.ws_max_bad_messages:
+                self.subscriber.close("too many malformed messages", WSCloseCode.POLICY_VIOLATION, drain=True)
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except (ValueError, RecursionError):
+            raise BadMessage("malformed JSON: every message must be a JSON object") from None
+        if not isinstance(message, dict):
+            raise BadMessage("every message must be a JSON object with an 'op'")
+        op = message.get("op")
+        if op not in FIELDS:
+            shown = json.dumps(op)[:40] if op is not None else "missing"
+            raise BadMessage(f"unknown op {shown}; ops are subscribe, unsubscribe, ping")
+        unknown = sorted(set(message) - FIELDS[op])
+        if unknown:
+            raise BadMessage(f"unknown field(s) for {op}: {', '.join(repr(k[:40]) for k in unknown)}")
+        if op == "ping":
+            self.reply({"type": "pong"})
+            return
+        kind, target, echo = self.target_of(message)
+        if op == "subscribe":
+            await self.subscribe(kind, target, echo, self.since_of(message))
+        else:
+            self.unsubscribe(kind, target, echo)
+
+    def target_of(self, message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        given = [t for t in TARGETS if t in message]
+        if len(given) != 1:
+            raise BadMessage("give exactly one of batch_id, job_id or collectors")
+        field = given[0]
+        value = message[field]
+        try:
+            if field == "collectors":
+                if not isinstance(value, list) or not value:
+                    raise ValidationError("collectors must be a non-empty list of collector names")
+                names = sorted(check_collector_names(value, self.registry))
+                return "collectors", ",".join(names), {"collectors": names}
+            if not isinstance(value, str):
+                raise ValidationError(f"{field} must be a string")
+            checked = check_batch_id(value) if field == "batch_id" else check_job_id(value)
+        except ValidationError as exc:
+            raise BadMessage(exc.message) from None
+        return field.removesuffix("_id"), checked, {field: checked}
+
+    @staticmethod
+    def since_of(message: dict[str, Any]) -> int | None:
+        since = message.get("since")
+        if since is None:
+            return None
+        if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since < MAX_SEQ:
+            raise BadMessage("since must be a seq: a non-negative integer")
+        return since
+
+    def _prune(self) -> None:
+        for key in [k for k, sub in self.subscriptions.items() if sub.ended]:
+            del self.subscriptions[key]
+
+    async def subscribe(self, kind: str, target: str, shown: dict[str, Any], since: int | None) -> None:
+        self._prune()
+        old = self.subscriptions.pop((kind, target), None)
+        if old is not None:
+            self.hub.unsubscribe(old)  # subscribing again restarts it (e.g. with a new since)
+        if len(self.subscriptions) >= self.settings.ws_max_subscriptions:
+            limit = self.settings.ws_max_subscriptions
+            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **shown})
+            return
+        before = self.subscriber.pending
+        try:
+            if kind == "batch":
+                sub = await self.hub.subscribe_batch(self.subscriber, target, since)
+            elif kind == "job":
+                sub = await self.hub.subscribe_job(self.subscriber, target, since)
+            else:
+                sub = await self.hub.subscribe_collectors(self.subscriber, frozenset(target.split(",")), since)
+        except NotFoundError as exc:
+            self.reply({"type": "error", "error": exc.message, "status": 404, **shown})
+            return
+        except ApiError as exc:
+            self.reply({"type": "error", "error": exc.message, "status": exc.status, **shown})
+            return
+        self.subscriptions[(kind, target)] = sub
+        # The acknowledgement goes ahead of the state it acknowledges.
+        self.reply({"type": "subscribed", **shown}, first=self.subscriber.pending > before)
+
+    def unsubscribe(self, kind: str, target: str, shown: dict[str, Any]) -> None:
+        sub = self.subscriptions.pop((kind, target), None)
+        if sub is None:
+            self.reply({"type": "error", "error": "not subscribed to that", **shown})
+            return
+        self.hub.unsubscribe(sub)
+        self.reply({"type": "unsubscribed", **shown})
+
+    async def write_loop(self) -> None:
+        """Send the outbox, one message at a time; a client that accepts nothing for
+        ``stream_send_timeout`` seconds is cut off."""
+        timeout = self.settings.stream_send_timeout
+        while True:
+            item = await self.subscriber.next()
+            if item is None:
+                break
+            data = item.ws_message() if isinstance(item, Event) else item.data
+            try:
+                await asyncio.wait_for(self.ws.send_frame(data, WSMsgType.TEXT), timeout)
+            except TimeoutError:
+                log.warning("WebSocket client accepted nothing for %gs; disconnected", timeout)
+                self.subscriber.close(f"too slow: nothing accepted for {timeout:g}s", WSCloseCode.POLICY_VIOLATION)
+                transport = self.ws._req.transport if self.ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
+                return
+            except (ConnectionError, RuntimeError):
+                return
+        reason = self.subscriber.close_reason or "closed"
+        code = self.subscriber.close_code or WSCloseCode.OK
+        log.info("WebSocket closed by the server (%s): %s", code, reason)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
+
+    def end(self) -> None:
+        for sub in self.subscriptions.values():
+            self.hub.unsubscribe(sub)
+        self.subscriptions.clear()
+
+
+@routes.get("/api/ws")
+@requires("read")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    hub = request.app[HUB]
+    settings = request.app[SETTINGS]
+    if hub.closing:
+        raise ApiError("Server is shutting down; try again", status=503)
+    ws = web.WebSocketResponse(
+        heartbeat=settings.stream_heartbeat,
+        max_msg_size=settings.ws_max_message_bytes,
+        compress=settings.ws_compression,
+    )
+    await ws.prepare(request)
+    session = Session(ws, hub, request.app[REGISTRY], settings)
+    hub.subscribers.add(session.subscriber)
+    writer = asyncio.create_task(session.write_loop(), name="websocket writer")
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await session.handle(msg)
+            if session.subscriber.closed:
+                break
+        if session.subscriber.closed:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), settings.stream_send_timeout + 3)
+    finally:
+        session.end()
+        hub.subscribers.discard(session.subscriber)
+        if not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+        if not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close()
+    return ws

@@ -1,0 +1,73 @@
+"""Helpers for the live-push tests: reading raw SSE off a real socket, arranging rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import ClientResponse
+
+
+class SseStream:
+    """Parses ``text/event-stream`` bytes as they arrive (blocks separated by a blank line)."""
+
+    def __init__(self, resp: ClientResponse) -> None:
+        self.resp = resp
+        self.comments: list[str] = []
+        self.retry: int | None = None
+
+    async def block(self, wait: float = 15.0) -> list[str] | None:
+        """The next block's lines; None at end of stream."""
+        lines: list[str] = []
+        while True:
+            raw = await asyncio.wait_for(self.resp.content.readline(), wait)
+            if raw == b"":
+                return lines or None
+            line = raw.decode("utf-8").rstrip("\n")
+            if line == "":
+                if lines:
+                    return lines
+                continue
+            lines.append(line)
+
+    async def event(self, wait: float = 15.0) -> dict[str, Any] | None:
+        """The next event as {"id", "event", "data" (raw str)}; comments and retry are noted."""
+        while True:
+            lines = await self.block(wait)
+            if lines is None:
+                return None
+            fields: dict[str, Any] = {}
+            for line in lines:
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "retry":
+                    self.retry = int(value)
+                else:
+                    fields[name] = value
+            if "data" in fields:
+                return fields
+
+    async def events_until(self, status: str, wait: float = 20.0) -> list[dict[str, Any]]:
+        seen = []
+        while True:
+            event = await self.event(wait)
+            assert event is not None, f"stream ended before status {status}: {seen}"
+            seen.append(event)
+            if json.loads(event["data"])["status"] == status:
+                return seen
+
+
+def set_job(db: Any, job_id: str, **columns: Any) -> None:
+    sets = ", ".join(f"{name} = %s" for name in columns)
+    with db.cursor() as cur:
+        cur.execute(f"UPDATE job_runs SET {sets} WHERE job_id = %s", (*columns.values(), job_id))
+
+
+async def trigger(client: Any, collectors: tuple[str, ...] | list[str] = ("demo",)) -> dict[str, Any]:
+    resp = await client.post("/api/collectors/run", json={"collectors": list(collectors)})
+    assert resp.status == 201, await resp.text()
+    return await resp.json()  # type: ignore[no-any-return]
