@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from server.app import create_app
-from server.roles import requires, role_of_route, role_satisfies
+from server.roles import role_of_route, role_satisfies
 from server.security.api_keys import create_key, revoke_key
 
 from .conftest import replace_settings
@@ -176,20 +176,15 @@ async def test_a_route_without_a_declared_role_is_refused_to_everyone(aiohttp_cl
 async def test_streams_take_the_credential_from_the_query_or_a_cookie_and_nothing_else_does(
     aiohttp_client, secured_settings, stored_keys
 ):
-    @requires("read")
-    async def events(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    app = create_app(secured_settings)
-    app.router.add_get("/api/collectors/runs/batch/{batch_id}/events", events)
-    client = await aiohttp_client(app)
+    # The real SSE route (issue 3): an unknown batch is 404 once the credential is accepted.
+    client = await aiohttp_client(create_app(secured_settings))
     stream = "/api/collectors/runs/batch/bc_00000000/events"
     read_key, read_token = stored_keys["read"], token({"role": "read", "sub": "browser"})
     assert (await client.get(stream)).status == 401
-    assert (await client.get(stream, params={"access_token": read_key})).status == 200
-    assert (await client.get(stream, params={"access_token": read_token})).status == 200
+    assert (await client.get(stream, params={"access_token": read_key})).status == 404
+    assert (await client.get(stream, params={"access_token": read_token})).status == 404
     assert (await client.get(stream, params={"access_token": "wrong"})).status == 401
-    assert (await client.get(stream, headers={"Cookie": f"access_token={read_token}"})).status == 200
+    assert (await client.get(stream, headers={"Cookie": f"access_token={read_token}"})).status == 404
     # Not a stream: the URL and cookies are ignored.
     assert (await client.get("/api/collectors/history", params={"access_token": read_key})).status == 401
     assert (await client.get("/api/collectors/history", headers={"Cookie": f"access_token={read_key}"})).status == 401

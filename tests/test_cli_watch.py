@@ -103,7 +103,6 @@ async def test_cli_watch_refuses_a_malformed_batch_id() -> None:
     assert b"BATCH_ID must look like bc_12345678" in err
 
 
-@pytest.mark.xfail(strict=True, reason="the SSE endpoints (issue 3) are not on main yet; remove when they land")
 async def test_run_with_watch_follows_a_real_batch_to_completion(
     aiohttp_server: Any, settings: Any, tmp_path: Any
 ) -> None:

@@ -33,8 +33,7 @@ def test_one_small_notify_per_job_write_whatever_the_message(database_url, db):
                 " ('ni_00000001', 'bc_00000001', 'ninja', 'ninja-collector')"
             )
             cur.execute(
-                "UPDATE job_runs SET message = repeat('x', 100000), status = 'running'"
-                " WHERE job_id = 'ni_00000001'"
+                "UPDATE job_runs SET message = repeat('x', 100000), status = 'running' WHERE job_id = 'ni_00000001'"
             )
             cur.execute("SELECT seq FROM job_batches WHERE batch_id = 'bc_00000001'")
             batch_seq = cur.fetchone()[0]
@@ -175,9 +174,7 @@ async def test_stream_errors_are_json_before_the_stream_starts(client, path, sta
 
 async def test_bad_last_event_id_header_is_400(client):
     created = await trigger(client)
-    resp = await client.get(
-        f"/api/collectors/runs/batch/{created['batch_id']}/events", headers={"Last-Event-ID": "-1"}
-    )
+    resp = await client.get(f"/api/collectors/runs/batch/{created['batch_id']}/events", headers={"Last-Event-ID": "-1"})
     assert resp.status == 400
     assert "Last-Event-ID" in (await resp.json())["error"]
 

@@ -164,6 +164,7 @@ class Listener:
         self.connected_at: float | None = None
         self.last_db_time: dt.datetime | None = None  # PostgreSQL's clock at the last good round trip
         self.backend_pid: int | None = None
+        self._db_clock: tuple[dt.datetime, float] = (dt.datetime.now(dt.UTC), time.monotonic())
         self._conn: _AsyncPgConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -222,6 +223,8 @@ class Listener:
             try:
                 conn = _AsyncPgConnection(self._dsn, self._on_notify)
                 await conn.connect()
+                rows = await conn.execute("SELECT clock_timestamp()")
+                self._db_clock = (rows[0][0], time.monotonic())
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self.backend_pid = conn.backend_pid()
                 self._conn = conn
@@ -266,8 +269,11 @@ class Listener:
             waiters, self._fence_waiters = self._fence_waiters, []
             ok = False
             try:
-                rows = await conn.execute("SELECT clock_timestamp()")
-                self.last_db_time = rows[0][0] if rows else None
+                # LISTEN again: a no-op round trip, and the session keeps showing its LISTEN in
+                # pg_stat_activity (operators find and kill it by that).
+                await conn.execute(f"LISTEN {CHANNEL}")
+                db_time, at = self._db_clock
+                self.last_db_time = db_time + dt.timedelta(seconds=time.monotonic() - at)
                 ok = True
             finally:
                 for waiter in waiters:

@@ -35,12 +35,22 @@ class Subscriber:
         self.close_reason: str | None = None
         self.close_code: int | None = None
         self._drain_before_close = False
+        self._held = 0
         self.delivered = 0
         self.conflated = 0
 
     @property
     def closed(self) -> bool:
         return self.close_reason is not None
+
+    def hold(self) -> None:
+        """Send nothing until ``release``: a WebSocket subscribe holds the outbox so that its
+        acknowledgement can go ahead of the states queued meanwhile."""
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        self._ready.set()
 
     @property
     def pending(self) -> int:
@@ -107,7 +117,7 @@ class Subscriber:
 
     async def next(self, wait: float | None = None) -> Event | Control | None:
         """The next message to send; None on timeout (time for a heartbeat) or once closed."""
-        while not self._pending and not self.closed:
+        while (not self._pending or self._held) and not self.closed:
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), wait)

@@ -120,16 +120,16 @@ class Session:
         for key in [k for k, sub in self.subscriptions.items() if sub.ended]:
             del self.subscriptions[key]
 
-    async def subscribe(self, kind: str, target: str, shown: dict[str, Any], since: int | None) -> None:
+    async def subscribe(self, kind: str, target: str, echo: dict[str, Any], since: int | None) -> None:
         self._prune()
         old = self.subscriptions.pop((kind, target), None)
         if old is not None:
             self.hub.unsubscribe(old)  # subscribing again restarts it (e.g. with a new since)
         if len(self.subscriptions) >= self.settings.ws_max_subscriptions:
             limit = self.settings.ws_max_subscriptions
-            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **shown})
+            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
             return
-        before = self.subscriber.pending
+        self.subscriber.hold()
         try:
             if kind == "batch":
                 sub = await self.hub.subscribe_batch(self.subscriber, target, since)
@@ -138,14 +138,16 @@ class Session:
             else:
                 sub = await self.hub.subscribe_collectors(self.subscriber, frozenset(target.split(",")), since)
         except NotFoundError as exc:
-            self.reply({"type": "error", "error": exc.message, "status": 404, **shown})
+            self.reply({"type": "error", "error": exc.message, "status": 404, **echo})
             return
         except ApiError as exc:
-            self.reply({"type": "error", "error": exc.message, "status": exc.status, **shown})
+            self.reply({"type": "error", "error": exc.message, "status": exc.status, **echo})
             return
+        finally:
+            self.subscriber.release()
         self.subscriptions[(kind, target)] = sub
-        # The acknowledgement goes ahead of the state it acknowledges.
-        self.reply({"type": "subscribed", **shown}, first=self.subscriber.pending > before)
+        # The acknowledgement goes ahead of the states queued while the outbox was held.
+        self.reply({"type": "subscribed", **echo}, first=True)
 
     def unsubscribe(self, kind: str, target: str, shown: dict[str, Any]) -> None:
         sub = self.subscriptions.pop((kind, target), None)

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.browser.conftest import HTML_MESSAGE, ServerFactory
-
-# The WebSocket and SSE endpoints are being built (issue 3); remove this mark when they land.
-needs_live_push = pytest.mark.xfail(strict=True, reason="WebSocket/SSE endpoints not on main yet")
 
 TIMEOUT_MS = 30_000
 
@@ -77,7 +72,6 @@ def api_getter(server: Any) -> Any:
     return get
 
 
-@needs_live_push
 async def test_a_demo_run_started_from_the_page_completes_live(
     live_server: ServerFactory, page: Any, screenshot_dir: Any
 ) -> None:
@@ -97,7 +91,6 @@ async def test_a_demo_run_started_from_the_page_completes_live(
     await page.wait_for_selector("#history tbody tr .status[data-status=completed]", timeout=TIMEOUT_MS)
 
 
-@needs_live_push
 async def test_without_websocket_the_client_uses_server_sent_events(live_server: ServerFactory, page: Any) -> None:
     server = await live_server()
     await block_websocket(page)
