@@ -42,11 +42,10 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import create_app
-
     settings = _settings_from(
-        args, "host", "port", "database_url", "data_dir", "allow_insecure", "tls_cert", "tls_key", "shutdown_timeout"
-    )
+        args, "host", "port", "database_url", "data_dir", "allow_insecure", "tls_cert", "tls_key", "shutdown_timeout",
+        "workers",
+    )  # fmt: skip
     _configure_logging(settings)
     from .security import check_protected_mode_before_serving
 
@@ -60,18 +59,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ssl_context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
+    if settings.workers > 1:
+        return _serve_workers(settings, ssl_context)
+    return _serve_one(settings, ssl_context)
+
+
+def _serve_one(settings: Settings, ssl_context: Any, sock: Any = None) -> int:
+    from .app import create_app
+
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     scheme = "https" if ssl_context else "http"
     logging.getLogger("collector_hub").info(
         "serving on %s://%s:%s using %s", scheme, settings.host, settings.port, where
     )
+    where_to_listen: dict[str, Any] = (
+        {"sock": sock} if sock is not None else {"host": settings.host, "port": settings.port}
+    )
     try:
         # SIGTERM: stop listening, run on_shutdown (live streams are closed there), wait up to
         # shutdown_timeout for requests in flight, then the cleanup contexts in reverse
         # (the runner hands its jobs back, then the database closes).
         web.run_app(
-            app, host=settings.host, port=settings.port, print=None, access_log=None,
+            app, **where_to_listen, print=None, access_log=None,
             shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context,
         )  # fmt: skip
     except psycopg2.OperationalError as exc:
@@ -81,6 +91,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _serve_workers(settings: Settings, ssl_context: Any) -> int:
+    """N processes on one port (server/workers.py). The master starts the embedded PostgreSQL
+    (if no URL is set) and migrates once, so the workers share one server."""
+    import dataclasses
+
+    from . import database
+    from .workers import run_workers
+
+    embedded = None
+    try:
+        if settings.database_url is None:
+            embedded = database.EmbeddedPostgres(settings.data_dir)
+            settings = dataclasses.replace(settings, database_url=embedded.start())
+        assert settings.database_url is not None
+        database.apply_migrations(settings.database_url)
+        try:
+            return run_workers(settings, lambda worker, sock: _serve_one(worker, ssl_context, sock))
+        except OSError as exc:
+            print(
+                f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
+            )
+            return 1
+    except psycopg2.OperationalError as exc:
+        print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -220,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--tls-cert", dest="tls_cert", metavar="PEM", help="certificate chain: serve HTTPS and WSS")
     serve.add_argument("--tls-key", dest="tls_key", metavar="PEM", help="private key of --tls-cert")
+    serve.add_argument("--workers", type=int, metavar="N", help="server processes sharing the port (default 1)")
     serve.add_argument("--shutdown-timeout", dest="shutdown_timeout", type=float, metavar="SECONDS",
                        help="on SIGTERM, wait this long for requests in flight (default 10)")  # fmt: skip
     _add_database_options(serve)
