@@ -11,8 +11,8 @@ import logging
 
 from aiohttp import web
 
-from .keys import POOL, SETTINGS
-from .metrics import CONTENT_TYPE, JOBS, render
+from .keys import HUB, POOL, SETTINGS
+from .metrics import CONTENT_TYPE, JOBS, OPEN_CONNECTIONS, render
 from .roles import requires
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,16 @@ async def refresh_job_counts(app: web.Application) -> None:
         JOBS.labels(status).set(counts.get(status, 0))
 
 
+def refresh_open_connections(app: web.Application) -> None:
+    hub = app.get(HUB)
+    if hub is not None:
+        for transport, count in hub.open_connections().items():
+            OPEN_CONNECTIONS.labels(transport).set(count)
+
+
 async def _metrics(request: web.Request) -> web.Response:
     await refresh_job_counts(request.app)
+    refresh_open_connections(request.app)
     return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -23,12 +23,14 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import aiopg
 
 from ..errors import NotFoundError
+from ..metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from . import state
 from .events import BatchSnapshot, Event
 from .listener import Listener
@@ -69,6 +71,7 @@ class BatchEntry:
     interest: int = 0
     watchers: set[asyncio.Event] = dataclasses.field(default_factory=set)
     changed_jobs: set[str] = dataclasses.field(default_factory=set)
+    notified_at: float | None = None  # monotonic time of the first unpublished NOTIFY (fanout latency)
 
 
 class Hub:
@@ -122,6 +125,8 @@ class Hub:
         if entry.snapshot is not None and seq <= entry.snapshot.seq:
             return
         if entry.interest or self._collector_subs:
+            if entry.notified_at is None:
+                entry.notified_at = time.monotonic()
             self._schedule_refresh(batch_id, entry)
 
     async def on_listening(self) -> None:
@@ -258,6 +263,7 @@ class Hub:
             self._job_batch[job_id] = new.batch_id
         if old is None or (not old.batch.terminal and old.batch.data != new.batch.data):
             self._deliver(self._batch_subs.get(new.batch_id, ()), new.batch)
+            EVENTS_PUBLISHED.labels("batch").inc()
         for job_id, event in new.jobs.items():
             before = old.jobs.get(job_id) if old is not None else None
             if before is not None and (before.terminal or before.data == event.data):
@@ -265,11 +271,15 @@ class Hub:
             if before is None and event.terminal and job_id not in entry.changed_jobs:
                 continue  # first sight of a run that ended earlier: not news
             self._deliver(self._job_subs.get(job_id, ()), event)
+            EVENTS_PUBLISHED.labels("job").inc()
             if event.collector is not None:
                 self._deliver(self._collector_subs.get(event.collector, ()), event)
         entry.changed_jobs.clear()
         for watcher in entry.watchers:
             watcher.set()
+        if entry.notified_at is not None:  # NOTIFY -> every subscriber's outbox offered
+            FANOUT_LATENCY.observe(time.monotonic() - entry.notified_at)
+            entry.notified_at = None
         self.stats["published"] += 1
 
     def _deliver(self, subscriptions: Iterable[Subscription], event: Event) -> None:
@@ -405,6 +415,12 @@ class Hub:
         for entry in self._entries.values():
             for watcher in entry.watchers:
                 watcher.set()
+
+    def open_connections(self) -> dict[str, int]:
+        """For the ``collector_hub_open_connections`` gauge (read at scrape time)."""
+        counts = collections.Counter(subscriber.transport for subscriber in self.subscribers)
+        counts["longpoll"] = sum(len(entry.watchers) for entry in self._entries.values())
+        return {transport: counts.get(transport, 0) for transport in ("websocket", "sse", "longpoll")}
 
     def status(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ..errors import ApiError, ValidationError
 from ..keys import HUB, REGISTRY, SETTINGS
+from ..metrics import SLOW_SUBSCRIBERS_DROPPED
 from ..roles import requires
 from ..validation import check_batch_id, check_job_id, collector_list
 from .events import Event
@@ -63,7 +64,7 @@ async def stream(
     settings = request.app[SETTINGS]
     if hub.closing:
         raise ApiError("Server is shutting down; try again", status=503)
-    subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}")
+    subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}", "sse")
     sub = await subscribe(subscriber)
     try:
         if sub.ended and subscriber.pending == 0:
@@ -88,6 +89,7 @@ async def stream(
                 break
         return response
     except TimeoutError:
+        SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
         log.warning(
             "SSE %s: client accepted nothing for %gs; disconnected (it resumes from its last id)",
             request.path,

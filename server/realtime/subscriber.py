@@ -15,6 +15,7 @@ import collections
 import itertools
 from collections.abc import Callable
 
+from ..metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
 from .events import Control, Event
 
 _control_ids = itertools.count()
@@ -26,9 +27,10 @@ MAX_REMEMBERED = 4096
 class Subscriber:
     """The queue between the hub and one connection's writer."""
 
-    def __init__(self, limit: int, description: str = "client") -> None:
+    def __init__(self, limit: int, description: str = "client", transport: str = "other") -> None:
         self.limit = limit
         self.description = description
+        self.transport = transport  # metric label: websocket or sse
         self._pending: collections.OrderedDict[str, Event | Control] = collections.OrderedDict()
         self._offered: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._ready = asyncio.Event()
@@ -78,6 +80,7 @@ class Subscriber:
             self._pending[key] = event
             if len(self._pending) > self.limit:
                 self.close(f"too slow: more than {self.limit} objects waiting to be sent; reconnect to resume", 1008)
+                SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
                 return
         self._ready.set()
 
@@ -92,6 +95,7 @@ class Subscriber:
             self._pending.move_to_end(key, last=False)
         if len(self._pending) > self.limit:
             self.close(f"too slow: more than {self.limit} messages waiting to be sent", 1008)
+            SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
             return
         self._ready.set()
 
@@ -127,4 +131,6 @@ class Subscriber:
             return None
         _, item = self._pending.popitem(last=False)
         self.delivered += 1
+        if isinstance(item, Event):
+            EVENTS_DELIVERED.labels(self.transport).inc()
         return item

@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..errors import ApiError, NotFoundError, ValidationError
 from ..keys import HUB, REGISTRY, SETTINGS
+from ..metrics import SLOW_SUBSCRIBERS_DROPPED
 from ..roles import requires
 from ..validation import check_batch_id, check_collector_names, check_job_id
 from .events import Control, Event
@@ -47,7 +48,7 @@ class Session:
         self.hub = hub
         self.registry = registry
         self.settings = settings
-        self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket")
+        self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket", "websocket")
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self.bad_messages = 0
 
@@ -170,6 +171,7 @@ class Session:
                 await asyncio.wait_for(self.ws.send_frame(data, WSMsgType.TEXT), timeout)
             except TimeoutError:
                 log.warning("WebSocket client accepted nothing for %gs; disconnected", timeout)
+                SLOW_SUBSCRIBERS_DROPPED.labels("websocket").inc()
                 self.subscriber.close(f"too slow: nothing accepted for {timeout:g}s", WSCloseCode.POLICY_VIOLATION)
                 transport = self.ws._req.transport if self.ws._req is not None else None
                 if transport is not None:
