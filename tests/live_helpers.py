@@ -17,6 +17,11 @@ class SseStream:
         self.comments: list[str] = []
         self.retry: int | None = None
 
+    def close(self) -> None:
+        """Give the connection back now: a stream left open is an unclosed-connection
+        ResourceWarning whenever the garbage collector meets it, in some later test."""
+        self.resp.close()
+
     async def block(self, wait: float = 15.0) -> list[str] | None:
         """The next block's lines; None at end of stream."""
         lines: list[str] = []

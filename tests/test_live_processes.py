@@ -59,6 +59,7 @@ async def test_two_server_processes_each_deliver_the_same_run(database_url, db, 
                     over_ws = message["data"]
             assert over_sse == over_ws
             await ws.close()
+            sse.close()
     finally:
         for server in servers:
             if server.process is not None and server.process.returncode is None:
@@ -85,6 +86,7 @@ async def test_serve_workers_runs_n_processes_on_one_port(database_url, db, tmp_
             set_job(db, created["collectors"][0]["job_id"], status="completed")
             for sse in streams:
                 await sse.events_until("completed")
+                sse.close()
     finally:
         assert server.process is not None
         code = await server.stop(signal.SIGTERM)
