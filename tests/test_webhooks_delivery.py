@@ -446,3 +446,12 @@ async def test_the_idle_dispatcher_never_holds_a_lock_across_its_event_loop(aioh
             await asyncio.sleep(0.002)  # let the dispatcher be in the middle of a poll
             cur.execute("TRUNCATE job_batches CASCADE")
         cur.execute("RESET lock_timeout")
+
+
+async def test_a_batch_ending_wakes_the_dispatcher_through_notify(aiohttp_client, fast_settings, receiver, db):
+    """With a poll interval of a minute, only the NOTIFY of the job that ended the batch can
+    explain a delivery within seconds."""
+    client = await aiohttp_client(create_app(replace_settings(fast_settings, webhook_poll_interval=60.0)))
+    hook = await register(client, receiver.url)
+    await finish_batch(client)
+    await eventually(lambda: delivery_status(db, hook["id"], "succeeded"), timeout=10, what="delivered at once")

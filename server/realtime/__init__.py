@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import DATABASE_URL, HUB, POOL, RUNNER, SETTINGS
+from ..keys import DATABASE_URL, HUB, POOL, RUNNER, SETTINGS, WEBHOOK_DISPATCHER
 from .hub import Hub
 from .listener import Listener
 
@@ -24,7 +24,17 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         if runner is not None:
             runner.wake()
 
-    hub = Hub(app[POOL], cache_size=settings.state_cache_size, on_job_queued=wake_runner)
+    def wake_webhook_dispatcher() -> None:
+        dispatcher = app.get(WEBHOOK_DISPATCHER)
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    hub = Hub(
+        app[POOL],
+        cache_size=settings.state_cache_size,
+        on_job_queued=wake_runner,
+        on_job_ended=wake_webhook_dispatcher,
+    )
     listener = Listener(
         app[DATABASE_URL],
         hub.on_notify,

@@ -31,6 +31,7 @@ import aiopg
 
 from ..errors import NotFoundError
 from ..metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
+from ..representation import TERMINAL_STATUSES
 from . import state
 from .events import BatchSnapshot, Event
 from .listener import Listener
@@ -75,10 +76,19 @@ class BatchEntry:
 
 
 class Hub:
-    def __init__(self, pool: aiopg.Pool, *, cache_size: int = 2000, on_job_queued: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        pool: aiopg.Pool,
+        *,
+        cache_size: int = 2000,
+        on_job_queued: Callable[[], None] | None = None,
+        on_job_ended: Callable[[], None] | None = None,
+    ):
         self._pool = pool
         self._cache_size = cache_size
         self._on_job_queued = on_job_queued
+        # A job that ended may have ended its batch (the webhook outbox then has a delivery).
+        self._on_job_ended = on_job_ended
         self.listener: Listener | None = None
         self._entries: collections.OrderedDict[str, BatchEntry] = collections.OrderedDict()
         self._job_batch: dict[str, str] = {}
@@ -104,8 +114,12 @@ class Hub:
             log.warning("ignoring malformed notification %r", payload[:200])
             return
         self.stats["notifications"] += 1
-        if message.get("kind") == "job" and message.get("status") == "queued" and self._on_job_queued:
-            self._on_job_queued()
+        if message.get("kind") == "job":
+            status = message.get("status")
+            if status == "queued" and self._on_job_queued:
+                self._on_job_queued()
+            elif status in TERMINAL_STATUSES and self._on_job_ended:
+                self._on_job_ended()
         self._note_change(batch_id, seq, message.get("job_id"))
 
     def _note_change(self, batch_id: str, seq: int, job_id: str | None) -> None:
