@@ -86,6 +86,7 @@ async def test_serve_workers_runs_n_processes_on_one_port(database_url, db, tmp_
             set_job(db, created["collectors"][0]["job_id"], status="completed")
             for sse in streams:
                 await sse.events_until("completed")
+                assert await sse.event() is None  # the stream ended after the terminal state
                 sse.close()
     finally:
         assert server.process is not None

@@ -32,6 +32,8 @@ class Event:
     collector: str | None = None
     _sse: bytes | None = None
     _ws: bytes | None = None
+    _sse_chunk: bytes | None = None
+    _ws_frame: bytes | None = None
 
     @property
     def key(self) -> str:
@@ -50,6 +52,28 @@ class Event:
         if self._ws is None:
             self._ws = b'{"type": "%s", "seq": %d, "data": %s}' % (self.kind.encode(), self.seq, self.data)
         return self._ws
+
+    def sse_chunk(self) -> bytes:
+        """The SSE frame as one HTTP/1.1 chunk: what goes on the wire of every SSE stream."""
+        if self._sse_chunk is None:
+            frame = self.sse_frame()
+            self._sse_chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
+        return self._sse_chunk
+
+    def ws_frame(self) -> bytes:
+        """The WebSocket message as one unmasked, uncompressed text frame (RFC 6455 5.2):
+        what goes on the wire of every WebSocket without compression."""
+        if self._ws_frame is None:
+            payload = self.ws_message()
+            size = len(payload)
+            if size < 126:
+                header = bytes((0x81, size))
+            elif size < 1 << 16:
+                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+            else:
+                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+            self._ws_frame = header + payload
+        return self._ws_frame
 
 
 @dataclasses.dataclass(eq=False, slots=True)

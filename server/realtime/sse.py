@@ -74,6 +74,9 @@ async def stream(
         response.enable_chunked_encoding()
         await response.prepare(request)
         await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
+        # Events whose stream goes on are written straight to the socket (one shared chunk);
+        # a terminal one goes through this loop, which ends the stream after it.
+        subscriber.write_directly(request.transport, lambda e: None if ends and e.terminal else e.sse_chunk())
         while True:
             item = await subscriber.next(wait=settings.stream_heartbeat)
             if item is None:

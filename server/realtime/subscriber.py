@@ -19,6 +19,8 @@ from ..metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
 from .events import Control, Event
 
 _control_ids = itertools.count()
+# A socket whose kernel-side buffer holds more than this is not written to directly.
+DIRECT_WRITE_LIMIT = 64 * 1024
 # Keys of objects whose last offered seq is remembered (to drop an older state that arrives
 # after a newer one); pruned oldest-first past this many.
 MAX_REMEMBERED = 4096
@@ -31,6 +33,7 @@ class Subscriber:
         self.limit = limit
         self.description = description
         self.transport = transport  # metric label: websocket or sse
+        self._delivered_metric = EVENTS_DELIVERED.labels(transport)  # resolved once: hot path
         self._pending: collections.OrderedDict[str, Event | Control] = collections.OrderedDict()
         self._offered: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._ready = asyncio.Event()
@@ -38,12 +41,31 @@ class Subscriber:
         self.close_code: int | None = None
         self._drain_before_close = False
         self._held = 0
+        # The fast path: a connection whose socket takes data gets an event written at once, in
+        # the hub's loop, with no task switch; only a busy or slow one queues (see ``direct``).
+        self.direct: Callable[[Event], bool] | None = None
+        self.busy = False
         self.delivered = 0
         self.conflated = 0
 
     @property
     def closed(self) -> bool:
         return self.close_reason is not None
+
+    def write_directly(self, transport: asyncio.Transport | None, frame: Callable[[Event], bytes | None]) -> None:
+        """Enable the fast path: ``frame(event)`` gives the wire bytes (shared by every
+        subscriber), or None when this event must go through the writer task."""
+
+        def direct(event: Event) -> bool:
+            if transport is None or transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+                return False
+            data = frame(event)
+            if data is None:
+                return False
+            transport.write(data)
+            return True
+
+        self.direct = direct
 
     def hold(self) -> None:
         """Send nothing until ``release``: a WebSocket subscribe holds the outbox so that its
@@ -73,6 +95,10 @@ class Subscriber:
         self._offered.move_to_end(key)
         if len(self._offered) > MAX_REMEMBERED:
             self._offered.popitem(last=False)
+        if not self._pending and not self.busy and not self._held and self.direct is not None and self.direct(event):
+            self.delivered += 1
+            self._delivered_metric.inc()
+            return
         if key in self._pending:
             self._pending[key] = event  # same position: the older state is replaced, unsent
             self.conflated += 1
@@ -120,7 +146,9 @@ class Subscriber:
         self._ready.set()
 
     async def next(self, wait: float | None = None) -> Event | Control | None:
-        """The next message to send; None on timeout (time for a heartbeat) or once closed."""
+        """The next message to send; None on timeout (time for a heartbeat) or once closed.
+        Asking for the next message says the previous one is written."""
+        self.busy = False
         while (not self._pending or self._held) and not self.closed:
             self._ready.clear()
             try:
@@ -132,5 +160,6 @@ class Subscriber:
         _, item = self._pending.popitem(last=False)
         self.delivered += 1
         if isinstance(item, Event):
-            EVENTS_DELIVERED.labels(self.transport).inc()
+            self._delivered_metric.inc()
+        self.busy = True
         return item

@@ -206,6 +206,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     session = Session(ws, hub, request.app[REGISTRY], settings)
     hub.subscribers.add(session.subscriber)
+    if not ws.compress:  # compressed frames differ per connection: no shared bytes
+        session.subscriber.write_directly(request.transport, lambda e: e.ws_frame())
     writer = asyncio.create_task(session.write_loop(), name="websocket writer")
     try:
         async for msg in ws:
