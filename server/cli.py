@@ -128,20 +128,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, "database_url", "data_dir")
     _configure_logging(settings)
-    embedded = None
-    if settings.database_url is None:
-        embedded = database.EmbeddedPostgres(settings.data_dir)
-        dsn = embedded.start()
-    else:
-        dsn = settings.database_url
     try:
-        applied = database.apply_migrations(dsn)
+        with database.database_url_for(settings.database_url, settings.data_dir) as dsn:
+            applied = database.apply_migrations(dsn)
     except psycopg2.OperationalError as exc:
         print(f"collector-hub migrate: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
         return 1
-    finally:
-        if embedded is not None:
-            embedded.stop()
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 

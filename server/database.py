@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -130,6 +131,21 @@ async def create_pool(dsn: str, minsize: int = 1, maxsize: int = 10) -> AsyncIte
         dsn, minsize=minsize, maxsize=maxsize, enable_hstore=False, enable_json=False
     ) as pool:
         yield pool
+
+
+@contextlib.contextmanager
+def database_url_for(database_url: str | None, data_dir: Path) -> Iterator[str]:
+    """The URL for a short command (migrate, keys, serve's start checks): ``database_url``
+    as given, or the embedded server in ``data_dir``, started for the duration."""
+    if database_url is not None:
+        yield database_url
+        return
+    embedded = EmbeddedPostgres(data_dir)
+    dsn = embedded.start()
+    try:
+        yield dsn
+    finally:
+        embedded.stop()
 
 
 # A connection that broke under us (server restart, pg_terminate_backend, network). Not the

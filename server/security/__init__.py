@@ -50,13 +50,7 @@ def check_protected_mode_before_serving(settings: Settings) -> None:
         return
     from .. import database
 
-    embedded = None
-    try:
-        if settings.database_url is None:
-            embedded = database.EmbeddedPostgres(settings.data_dir)
-            dsn = embedded.start()
-        else:
-            dsn = settings.database_url
+    with database.database_url_for(settings.database_url, settings.data_dir) as dsn:
         conn = psycopg2.connect(dsn)
         try:
             with conn.cursor() as cur:
@@ -69,9 +63,6 @@ def check_protected_mode_before_serving(settings: Settings) -> None:
                         return
         finally:
             conn.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
     raise open_network_refusal(settings.host)
 
 

@@ -21,19 +21,14 @@ from .api_keys import GRANTABLE_ROLES, ApiKeyError, KeyRecord, create_key, list_
 
 def _with_connection(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
     settings = load_settings(database_url=args.database_url, data_dir=args.data_dir)
-    embedded = None
     try:
-        if settings.database_url is None:
-            embedded = database.EmbeddedPostgres(settings.data_dir)
-            dsn = embedded.start()
-        else:
-            dsn = settings.database_url
-        database.apply_migrations(dsn)
-        conn = psycopg2.connect(dsn)
-        try:
-            return action(conn)
-        finally:
-            conn.close()
+        with database.database_url_for(settings.database_url, settings.data_dir) as dsn:
+            database.apply_migrations(dsn)
+            conn = psycopg2.connect(dsn)
+            try:
+                return action(conn)
+            finally:
+                conn.close()
     except psycopg2.OperationalError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"collector-hub keys: error: cannot reach the database: {first}", file=sys.stderr)
@@ -41,9 +36,6 @@ def _with_connection(args: argparse.Namespace, action: Callable[[Any], int]) -> 
     except ApiKeyError as exc:
         print(f"collector-hub keys: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def _describe(record: KeyRecord) -> str:
