@@ -694,6 +694,9 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "description": "HS256, RS256 or ES256; exp required; role from the role claim or scope.",
     },
 }
+# Operations that never touch the database (readyz documents its own 503). Every other one
+# may: its own queries, or the API-key lookup of its credentials.
+NO_DATABASE_OPERATIONS = frozenset({"listDocs", "getDoc", "getOpenApi", "healthz", "readyz", "dashboard"})
 RATE_LIMIT_HEADERS: dict[str, Schema] = {
     "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     "RateLimit-Limit": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
@@ -711,7 +714,8 @@ def is_rate_limited_operation(path: str, method: str) -> bool:
 
 
 def with_security(paths: dict[str, Schema]) -> dict[str, Schema]:
-    """Credentials, 401 and 403 on every non-public operation; 429 on rate-limited reads."""
+    """Credentials, 401 and 403 on every non-public operation; 503 where the database is
+    needed; 429 on rate-limited reads."""
     for path, item in paths.items():
         for method, op in item.items():
             if not isinstance(op, dict) or "responses" not in op:
@@ -722,6 +726,10 @@ def with_security(paths: dict[str, Schema]) -> dict[str, Schema]:
                     "401", error("Missing, unknown, revoked, expired or forged credentials (WWW-Authenticate: Bearer).")
                 )
                 op["responses"].setdefault("403", error("The credentials' role is not enough for this operation."))
+            if op["operationId"] not in NO_DATABASE_OPERATIONS:
+                unavailable = error("PostgreSQL cannot be reached, or the connection broke mid-request; try again.")
+                unavailable["headers"] = {"Retry-After": {"required": True, "schema": {"type": "string", "const": "1"}}}
+                op["responses"].setdefault("503", unavailable)
             if is_rate_limited_operation(path, method):
                 too_many = error("Over the rate limit for this client (COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE).")
                 too_many["headers"] = RATE_LIMIT_HEADERS
