@@ -90,9 +90,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 async def get_latest(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     names = collector_list(request.query.get("collectors"), registry) or sorted(registry)
-    pool = request.app[POOL]
-    seq = await store.current_seq(pool)
-    runs = await store.latest_runs(pool, names)
+    seq, runs = await store.latest_runs(request.app[POOL], names)
     return versioned_json(
         request, seq, {"latest_runs": runs, "total_runs": len(runs), "generated_at": utc_now()}, "l"
     )

@@ -108,8 +108,13 @@ async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]]
 
 
 @database.read_only
-async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[str, Any]]:
-    """Per collector, its active run (queued or running), else its most recent one."""
+async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int, list[dict[str, Any]]]:
+    """Per collector, its active run (queued or running), else its most recent one; and the
+    newest seq among those rows and their batches, the version of exactly this answer.
+
+    Not the sequence's ``last_value``: a value handed to a transaction that has not committed
+    yet would version an answer that does not include it, and after that commit the same
+    version would wrongly answer 304."""
     async with _cursor(pool) as cur:
         await cur.execute(
             _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1)
@@ -120,7 +125,8 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[
         rows = await cur.fetchall()
     order = {name: i for i, name in enumerate(collectors)}
     rows.sort(key=lambda row: order[row["collector"]])
-    return [rep.job_json(row) for row in rows]
+    seq = max((max(row["seq"], row["batch_seq"]) for row in rows), default=0)
+    return int(seq), [rep.job_json(row) for row in rows]
 
 
 @database.read_only
@@ -136,15 +142,6 @@ async def history(pool: aiopg.Pool, limit: int, collectors: Sequence[str] | None
             await cur.execute("SELECT * FROM job_runs ORDER BY started_at DESC, job_id LIMIT %s", (limit,))
         rows = await cur.fetchall()
     return [rep.history_entry_json(row) for row in rows]
-
-
-@database.read_only
-async def current_seq(pool: aiopg.Pool) -> int:
-    """The newest seq handed out (committed or not): a cheap version for list endpoints."""
-    async with _cursor(pool) as cur:
-        await cur.execute("SELECT last_value FROM collector_hub_seq")
-        row = await cur.fetchone()
-    return int(row["last_value"])
 
 
 CANCELLED_MESSAGE = "Cancelled by request"

@@ -303,3 +303,28 @@ async def test_etag_and_304_on_batch_and_job(client, db):
     resp = await client.get(path, headers={"If-None-Match": etag})
     assert resp.status == 200
     assert resp.headers["ETag"] != etag
+
+
+async def test_latest_etag_never_hides_a_change_that_committed_after_the_read(client, db, database_url):
+    """The version of a latest answer is the newest seq in it, so a write that was in flight
+    during the read (its seq already handed out) still changes the ETag once it commits."""
+    import psycopg2
+
+    created = await trigger(client, ["threatlocker"])
+    job_id = created["collectors"][0]["job_id"]
+    path = "/api/collectors/runs/latest?collectors=threatlocker"
+    writer = psycopg2.connect(database_url)  # not autocommit: the update stays in flight
+    try:
+        with writer.cursor() as cur:
+            cur.execute("UPDATE job_runs SET status = 'running', progress_percent = 50 WHERE job_id = %s", (job_id,))
+        resp = await client.get(path)
+        assert (await resp.json())["latest_runs"][0]["progress_percent"] is None
+        etag = resp.headers["ETag"]
+        writer.commit()
+    finally:
+        writer.close()
+    resp = await client.get(path, headers={"If-None-Match": etag})
+    assert resp.status == 200
+    assert (await resp.json())["latest_runs"][0]["progress_percent"] == 50
+    again = await client.get(path, headers={"If-None-Match": resp.headers["ETag"]})
+    assert again.status == 304
