@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .errors import NotFoundError
+from .http_cache import not_modified
 from .keys import REGISTRY
 from .openapi import build_openapi
 from .roles import requires
@@ -100,11 +101,6 @@ def docs_index_json(documents: dict[str, Document]) -> dict[str, object]:
     }
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
-    tags = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
-    return etag in tags or if_none_match.strip() == "*"
-
-
 def setup_docs_routes(app: web.Application, docs_dir: Path = DOCS_DIR) -> None:
     """Register the documentation endpoints. Needs ``app[REGISTRY]`` (the OpenAPI document
     lists the known collectors), so call it after the registry is loaded."""
@@ -126,7 +122,7 @@ def setup_docs_routes(app: web.Application, docs_dir: Path = DOCS_DIR) -> None:
             # The requested name is not echoed: it may be anything, of any length.
             raise NotFoundError(f"Document not found; available documents: {available}")
         headers = {"ETag": doc.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-        if _matches(request.headers.get("If-None-Match", ""), doc.etag):
+        if not_modified(request, doc.etag):
             return web.Response(status=304, headers=headers)
         return web.Response(body=doc.body, headers={**headers, "Content-Type": MARKDOWN})
 

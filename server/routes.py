@@ -8,6 +8,7 @@ from aiohttp import web
 
 from . import store
 from .errors import ValidationError
+from .http_cache import not_modified
 from .keys import POOL, REGISTRY
 from .realtime.polling import poll_batch, poll_job
 from .representation import utc_now
@@ -35,8 +36,7 @@ def versioned_json(request: web.Request, seq: int, body: Any, tag: str) -> web.S
     """A JSON response carrying ``ETag`` (from seq); ``If-None-Match`` on it gets 304."""
     etag = f'"{tag}-{seq}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if_none_match = request.headers.get("If-None-Match", "")
-    if etag in {part.strip().removeprefix("W/") for part in if_none_match.split(",")} or if_none_match.strip() == "*":
+    if not_modified(request, etag):
         return web.Response(status=304, headers=headers)
     return web.json_response(body, headers=headers)
 

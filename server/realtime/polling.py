@@ -15,6 +15,7 @@ import time
 from aiohttp import web
 
 from ..errors import NotFoundError
+from ..http_cache import not_modified
 from ..keys import HUB
 from ..validation import query_int
 from .events import BatchSnapshot, Event
@@ -37,9 +38,7 @@ def answer(request: web.Request, event: Event, tag: str) -> web.Response:
     """The GET body (the exact bytes the streams carry) with its ETag, or 304."""
     etag = etag_of(tag, event.seq)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if_none_match = request.headers.get("If-None-Match", "")
-    tags = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
-    if etag in tags or if_none_match.strip() == "*":
+    if not_modified(request, etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=event.data, content_type="application/json", charset="utf-8", headers=headers)
 
