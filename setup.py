@@ -32,5 +32,5 @@ setup(
         ],
         "dev": ["ruff", "mypy"],
     },
-    entry_points={"console_scripts": ["collector-hub=server.cli:main"]},
+    entry_points={"console_scripts": ["collector-hub=server.cli.main:main"]},
 )

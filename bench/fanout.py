@@ -122,7 +122,9 @@ async def probe_subscriber(
                     record(json.loads(text[6:]))
 
 
-def client_process(kind: str, n: int, port: int, batch_id: str, ready: Any, measure: Any, stop: Any, results: Any) -> None:
+def client_process(
+    kind: str, n: int, port: int, batch_id: str, ready: Any, measure: Any, stop: Any, results: Any
+) -> None:
     async def main() -> None:
         base = f"http://127.0.0.1:{port}"
         latencies: list[float] = []
@@ -132,7 +134,9 @@ def client_process(kind: str, n: int, port: int, batch_id: str, ready: Any, meas
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
             tasks = []
             for _ in range(min(PROBES, n)):
-                tasks.append(asyncio.create_task(probe_subscriber(kind, session, base, batch_id, latencies, probe_counts)))
+                tasks.append(
+                    asyncio.create_task(probe_subscriber(kind, session, base, batch_id, latencies, probe_counts))
+                )
             raw = max(0, n - PROBES)
             for start in range(0, raw, CONNECT_AT_ONCE):
                 wave = [

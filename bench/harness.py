@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(os.environ.get("BENCH_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
-from server.database import apply_migrations  # noqa: E402
+from server.db.database import apply_migrations  # noqa: E402
 
 
 def free_port() -> int:

@@ -42,7 +42,9 @@ async def settled_transactions(dsn: str) -> int:
     return last
 
 
-async def load(url: str, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float], dict[int, int]]:
+async def load(
+    url: str, headers: dict[str, str], requests: int, concurrency: int
+) -> tuple[float, list[float], dict[int, int]]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(range(requests))

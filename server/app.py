@@ -9,20 +9,19 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from collectors.registry import load_registry
-
-from . import database
-from .access_log import access_log, add_request_id_header
-from .docs_routes import setup_docs_routes
-from .keys import DATABASE_URL, HUB, POOL, RATE_LIMITER, REGISTRY, RUNNER, SETTINGS
-from .metrics_routes import setup_metrics_routes
-from .middleware import json_errors
-from .realtime import setup_realtime
-from .roles import requires
-from .routes import routes
-from .security import protected_mode_ctx, setup_security
-from .settings import Settings
-from .static_routes import setup_static_routes
-from .webhooks.setup import setup_webhooks
+from server.api.doc_routes import setup_docs_routes
+from server.api.middleware import json_errors
+from server.api.roles import requires
+from server.api.run_routes import routes
+from server.api.static_routes import setup_static_routes
+from server.db import database
+from server.keys import DATABASE_URL, HUB, POOL, RATE_LIMITER, REGISTRY, RUNNER, SETTINGS
+from server.observability.access_log import access_log, add_request_id_header
+from server.observability.metrics_route import setup_metrics_routes
+from server.realtime import setup_realtime
+from server.security import protected_mode_ctx, setup_security
+from server.settings import Settings
+from server.webhooks.setup import setup_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.run_collectors:
         yield
         return
-    from .runner import Runner
+    from server.runner.runner import Runner
 
     runner = Runner(app[POOL], app[DATABASE_URL], app[REGISTRY], settings)
     app[RUNNER] = runner

@@ -8,15 +8,14 @@ import aiopg
 from aiohttp import web
 
 from collectors.registry import CollectorSpec
-
-from .settings import Settings
+from server.settings import Settings
 
 if TYPE_CHECKING:
-    from .realtime.hub import Hub
-    from .runner import Runner
-    from .security.authenticate import Authenticator, Principal
-    from .security.ratelimit import Decision, RateLimiter
-    from .webhooks.dispatcher import Dispatcher
+    from server.realtime.hub import Hub
+    from server.runner.runner import Runner
+    from server.security.authenticate import Authenticator, Principal
+    from server.security.ratelimit import Decision, RateLimiter
+    from server.webhooks.dispatcher import Dispatcher
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .webhooks.config import (
+from server.webhooks.config import (
     DEFAULT_RETRY_SCHEDULE,
     DeclaredWebhook,
     WebhookConfigError,

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
-from server.database import apply_migrations
+from server.db.database import apply_migrations
 from server.settings import Settings
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .conditions import eventually
+from tests.conditions import eventually
 
 
 def free_port() -> int:

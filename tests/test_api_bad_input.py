@@ -65,8 +65,11 @@ async def test_unknown_collector_error_lists_known_ones(client):
 async def test_body_over_the_limit_is_413(client, db):
     before = snapshot(db)
     padding = "x" * (200 * 1024)
-    resp = await client.post("/api/collectors/run", data=json.dumps({"collectors": ["demo"], "p": padding}),
-                             headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/collectors/run",
+        data=json.dumps({"collectors": ["demo"], "p": padding}),
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status == 413
     assert await resp.json() == {"error": "Request body too large"}
     assert snapshot(db) == before
@@ -82,8 +85,11 @@ async def test_form_encoded_body_is_415(client, db):
 
 async def test_fetch_without_content_type_still_works(client):
     # The spec's migration example posts JSON with no Content-Type (browsers send text/plain).
-    resp = await client.post("/api/collectors/run", data=json.dumps({"collectors": ["demo"]}),
-                             headers={"Content-Type": "text/plain;charset=UTF-8"})
+    resp = await client.post(
+        "/api/collectors/run",
+        data=json.dumps({"collectors": ["demo"]}),
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
     assert resp.status == 201
 
 

@@ -8,17 +8,49 @@ import pytest
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 BATCH_FIELDS = {
-    "batch_id", "status", "priority", "progress_percent", "estimated_completion", "started_at",
-    "updated_at", "ended_at", "message", "error", "collectors", "duration_seconds",
+    "batch_id",
+    "status",
+    "priority",
+    "progress_percent",
+    "estimated_completion",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "message",
+    "error",
+    "collectors",
+    "duration_seconds",
 }
 BATCH_JOB_FIELDS = {
-    "job_name", "job_id", "collector", "status", "started_at", "updated_at", "ended_at",
-    "progress_percent", "message", "error", "duration_seconds",
+    "job_name",
+    "job_id",
+    "collector",
+    "status",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "progress_percent",
+    "message",
+    "error",
+    "duration_seconds",
 }
 JOB_FIELDS = {
-    "job_id", "batch_id", "job_name", "collector", "status", "started_at", "updated_at", "ended_at",
-    "progress_percent", "message", "error", "duration_seconds", "batch_status",
-    "batch_progress_percent", "estimated_completion", "batch_message",
+    "job_id",
+    "batch_id",
+    "job_name",
+    "collector",
+    "status",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "progress_percent",
+    "message",
+    "error",
+    "duration_seconds",
+    "batch_status",
+    "batch_progress_percent",
+    "estimated_completion",
+    "batch_message",
 }
 
 
@@ -185,8 +217,7 @@ async def test_history_lists_recent_runs_with_durations(client, db):
     job_id = created["collectors"][0]["job_id"]
     with db.cursor() as cur:
         cur.execute(
-            "UPDATE job_runs SET status = 'completed', ended_at = started_at + interval '80 seconds'"
-            " WHERE job_id = %s",
+            "UPDATE job_runs SET status = 'completed', ended_at = started_at + interval '80 seconds' WHERE job_id = %s",
             (job_id,),
         )
     running = await trigger(client, ["ninja"])
@@ -196,8 +227,18 @@ async def test_history_lists_recent_runs_with_durations(client, db):
     newest, done = body["collection_history"]
     assert (newest["duration"], newest["duration_seconds"]) == (None, None)
     assert (done["duration"], done["duration_seconds"], done["progress_percent"]) == ("1m 20s", 80, 100)
-    for field in ("job_id", "job_name", "started_at", "ended_at", "status", "message", "progress_percent",
-                  "updated_at", "duration", "duration_seconds"):
+    for field in (
+        "job_id",
+        "job_name",
+        "started_at",
+        "ended_at",
+        "status",
+        "message",
+        "progress_percent",
+        "updated_at",
+        "duration",
+        "duration_seconds",
+    ):
         assert field in done
     only_demo = await get_json(client, "/api/collectors/history?collectors=demo&limit=50")
     assert {r["job_name"] for r in only_demo["collection_history"]} == {"demo-collector"}
@@ -256,7 +297,9 @@ async def test_progress_racing_cancels_never_deadlocks(client):
         created = await trigger(client, ["demo", "ninja", "threatlocker"])
         job_ids = [job["job_id"] for job in created["collectors"]]
         progress = [
-            client.post(f"/api/collectors/runs/job/{job_id}/progress", json={"status": "running", "progress_percent": p})
+            client.post(
+                f"/api/collectors/runs/job/{job_id}/progress", json={"status": "running", "progress_percent": p}
+            )
             for p in range(1, 8)
             for job_id in job_ids
         ]
@@ -292,8 +335,10 @@ async def test_wrong_method_answers_json_405(client):
 
 async def test_etag_and_304_on_batch_and_job(client, db):
     created = await trigger(client, ["demo"])
-    for path in (f"/api/collectors/runs/batch/{created['batch_id']}",
-                 f"/api/collectors/runs/job/{created['collectors'][0]['job_id']}"):
+    for path in (
+        f"/api/collectors/runs/batch/{created['batch_id']}",
+        f"/api/collectors/runs/job/{created['collectors'][0]['job_id']}",
+    ):
         resp = await client.get(path)
         etag = resp.headers["ETag"]
         resp = await client.get(path, headers={"If-None-Match": etag})

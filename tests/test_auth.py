@@ -22,12 +22,11 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from server.api.roles import role_of_route, role_satisfies
 from server.app import create_app
-from server.roles import role_of_route, role_satisfies
 from server.security.api_keys import create_key, revoke_key
-
-from .conftest import replace_settings
-from .route_paths import concrete_path
+from tests.conftest import replace_settings
+from tests.route_paths import concrete_path
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!!"
 SETTINGS_KEYS = {"read": "settings-read-key-0123456789", "admin": "settings-admin-key-0123456789"}
@@ -137,7 +136,7 @@ async def test_every_route_by_every_credential(secured, stored_keys):
 
 
 async def test_refusals_say_why_in_the_error_shape(secured, stored_keys):
-    from server.metrics import sample_value
+    from server.observability.metrics import sample_value
 
     failures = "collector_hub_auth_failures_total"
     missing_before = sample_value(failures, {"reason": "missing"})
@@ -254,9 +253,8 @@ def test_settings_keep_secrets_out_of_repr(secured_settings):
 
 async def test_the_openapi_document_says_which_operations_need_credentials(secured, stored_keys):
     from server.security.cors import is_preflight_route
-
-    from .route_paths import SAMPLE_PARAMETERS, path_parameters
-    from .test_openapi import Contract
+    from tests.route_paths import SAMPLE_PARAMETERS, path_parameters
+    from tests.test_openapi import Contract
 
     doc = await (await secured.get("/api/openapi.json")).json()
     contract = Contract(doc)

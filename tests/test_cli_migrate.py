@@ -8,13 +8,15 @@ import sys
 import psycopg2
 import psycopg2.extensions
 
-from server.database import migration_files
+from server.db.database import migration_files
 
 
 def run_migrate(dsn: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server", "migrate", "--database-url", dsn],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from server.run_command import RunCommandError
-from server.watch_command import watch_batch
+from server.cli.run import RunCommandError
+from server.cli.watch import watch_batch
 
 
 def batch_event(seq: int, status: str, percent: int, message: str) -> bytes:

@@ -6,12 +6,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from server.api.roles import requires
 from server.app import create_app
-from server.roles import requires
 from server.settings import DEFAULT_CORS_ORIGINS
-
-from .conftest import replace_settings
-from .route_paths import concrete_path
+from tests.conftest import replace_settings
+from tests.route_paths import concrete_path
 
 ALLOWED = "http://localhost:3000"
 FOREIGN = "https://evil.example"

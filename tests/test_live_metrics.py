@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-from server.metrics import sample_value
+from server.observability.metrics import sample_value
 from server.realtime.events import Event
 from server.realtime.subscriber import Subscriber
-
-from .conditions import eventually
-from .live_helpers import SseStream, trigger
+from tests.conditions import eventually
+from tests.live_helpers import SseStream, trigger
 
 
 def metric_line(text: str, series: str) -> float:

@@ -24,9 +24,7 @@ def serve_env(database_url: str) -> dict[str, str]:
 
 def listen_connections(db) -> int:
     with db.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-        )
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
         return int(cur.fetchone()[0])
 
 

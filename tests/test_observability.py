@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from server.log_format import JsonFormatter
-from server.metrics import sample_value
+from server.observability.log_format import JsonFormatter
+from server.observability.metrics import sample_value
 
 
 async def test_every_response_carries_a_request_id_and_a_client_id_is_kept(client):
@@ -74,9 +74,9 @@ async def test_metrics_count_requests_by_route_template_and_jobs_by_status(clien
 async def test_lines_logged_while_handling_a_request_carry_its_id(aiohttp_client, settings):
     from aiohttp import web
 
-    from server.access_log import RequestIdFilter
+    from server.api.roles import requires
     from server.app import create_app
-    from server.roles import requires
+    from server.observability.access_log import RequestIdFilter
 
     seen: list[logging.LogRecord] = []
 

@@ -14,8 +14,8 @@ import pytest
 
 from collectors import progress
 from collectors.progress import ProgressError, update_job_progress
-from server.progress_throttle import ConflatingWriter
-from server.stdout_progress import LineSplitter, StdoutProgress, parse_progress_line
+from server.runner.protocol import LineSplitter, StdoutProgress, parse_progress_line
+from server.runner.throttle import ConflatingWriter
 
 BATCH = "bc_00000001"
 QUEUED, RUNNING, DONE = "de_00000001", "de_00000002", "de_00000003"

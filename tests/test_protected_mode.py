@@ -17,9 +17,8 @@ from server.app import create_app
 from server.security import is_loopback
 from server.security.api_keys import create_key
 from server.settings import SettingsError
-
-from .conditions import eventually
-from .conftest import replace_settings
+from tests.conditions import eventually
+from tests.conftest import replace_settings
 
 
 def test_loopback_addresses():

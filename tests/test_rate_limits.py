@@ -16,12 +16,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.app import create_app
-from server.metrics import sample_value
+from server.observability.metrics import sample_value
 from server.security.ratelimit import REDIS_KEY_PREFIX
-
-from .conditions import eventually
-from .conftest import replace_settings
-from .processes import RedisServer, serving
+from tests.conditions import eventually
+from tests.conftest import replace_settings
+from tests.processes import RedisServer, serving
 
 LIMITED = "/api/collectors/runs/latest"
 SECRET = "rate-limit-test-secret-at-least-32-bytes"
@@ -194,7 +193,7 @@ async def test_the_server_keeps_answering_while_redis_is_down(aiohttp_client, se
 
 
 async def test_the_429_matches_the_openapi_document(aiohttp_client, settings):
-    from .test_openapi import Contract
+    from tests.test_openapi import Contract
 
     client = await aiohttp_client(create_app(replace_settings(settings, rate_limit_per_minute=1)))
     contract = Contract(await (await client.get("/api/openapi.json")).json())

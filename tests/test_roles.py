@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.api.roles import ROLES, requires, role_of_route, role_satisfies
 from server.app import create_app
-from server.roles import ROLES, requires, role_of_route, role_satisfies
 
 
 def test_every_route_declares_a_role(settings):

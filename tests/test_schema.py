@@ -8,13 +8,15 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from server.database import SQL_DIR, apply_migrations
+from server.db.database import SQL_DIR, apply_migrations
 
 
 def new_batch(db, collectors=("demo", "ninja")):
     with db.cursor() as cur:
-        cur.execute("INSERT INTO job_batches (batch_id) VALUES ('bc_' || lpad((random()*1e8)::int::text, 8, '0'))"
-                    " RETURNING batch_id")
+        cur.execute(
+            "INSERT INTO job_batches (batch_id) VALUES ('bc_' || lpad((random()*1e8)::int::text, 8, '0'))"
+            " RETURNING batch_id"
+        )
         batch_id = cur.fetchone()[0]
         jobs = []
         for i, name in enumerate(collectors):
@@ -53,8 +55,9 @@ def test_every_change_bumps_seq_on_job_and_batch(db):
     for percent in (10, 20, 30):
         with db.cursor() as cur:
             cur.execute("UPDATE job_runs SET status='running', progress_percent=%s WHERE job_id=%s", (percent, job))
-        seqs.append(fetch(db, "SELECT j.seq, b.seq FROM job_runs j JOIN job_batches b USING (batch_id)"
-                              " WHERE job_id = %s", job))
+        seqs.append(
+            fetch(db, "SELECT j.seq, b.seq FROM job_runs j JOIN job_batches b USING (batch_id) WHERE job_id = %s", job)
+        )
     flat = [s for pair in seqs for s in pair]
     assert flat == sorted(flat) and len(set(flat)) == len(flat)
     for job_seq, batch_seq in seqs:

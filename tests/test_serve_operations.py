@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .conditions import eventually
-from .processes import ServeProcess, serving
-from .test_runner import process_alive, program, read_pids, write_collectors_file
+from tests.conditions import eventually
+from tests.processes import ServeProcess, serving
+from tests.test_runner import process_alive, program, read_pids, write_collectors_file
 
 ADMIN_KEY = "operations-admin-key-0123456789abcdef"
 JWT_SECRET = "operations-jwt-secret-at-least-32-bytes-long"

@@ -49,7 +49,10 @@ def test_settings_are_immutable():
 def test_serve_refuses_bad_settings_with_a_clear_message(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "server", "serve", "--port", "0"],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode == 2
     assert "collector-hub: error: --port must be between 1 and 65535, got 0" in result.stderr

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
-from server.metrics import sample_value
+from server.observability.metrics import sample_value
 from server.settings import Settings
 from tests.conditions import eventually
 from tests.conftest import replace_settings

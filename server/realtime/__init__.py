@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import DATABASE_URL, HUB, POOL, RUNNER, SETTINGS, WEBHOOK_DISPATCHER
-from .hub import Hub
-from .listener import Listener
+from server.keys import DATABASE_URL, HUB, POOL, RUNNER, SETTINGS, WEBHOOK_DISPATCHER
+from server.realtime.hub import Hub
+from server.realtime.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ async def close_streams(app: web.Application) -> None:
 
 
 def setup_realtime(app: web.Application) -> None:
-    from .sse import routes as sse_routes
-    from .ws import routes as ws_routes
+    from server.realtime.sse import routes as sse_routes
+    from server.realtime.ws import routes as ws_routes
 
     app.cleanup_ctx.append(realtime_ctx)
     app.on_shutdown.append(close_streams)

@@ -29,13 +29,13 @@ from typing import Any
 
 import aiopg
 
-from ..errors import NotFoundError
-from ..metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
-from ..representation import TERMINAL_STATUSES
-from . import state
-from .events import BatchSnapshot, Event
-from .listener import Listener
-from .subscriber import Subscriber
+from server.api.representation import TERMINAL_STATUSES
+from server.errors import NotFoundError
+from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
+from server.realtime import state
+from server.realtime.events import BatchSnapshot, Event
+from server.realtime.listener import Listener
+from server.realtime.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 

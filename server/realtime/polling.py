@@ -14,12 +14,12 @@ import time
 
 from aiohttp import web
 
-from ..errors import NotFoundError
-from ..http_cache import not_modified
-from ..keys import HUB
-from ..validation import query_int
-from .events import BatchSnapshot, Event
-from .hub import Hub
+from server.api.http_cache import not_modified
+from server.api.validation import query_int
+from server.errors import NotFoundError
+from server.keys import HUB
+from server.realtime.events import BatchSnapshot, Event
+from server.realtime.hub import Hub
 
 MAX_WAIT_SECONDS = 30
 

@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import ApiError, ValidationError
-from ..keys import HUB, REGISTRY, SETTINGS
-from ..metrics import SLOW_SUBSCRIBERS_DROPPED
-from ..roles import requires
-from ..validation import check_batch_id, check_job_id, collector_list
-from .events import Event
-from .hub import Subscription
-from .subscriber import Subscriber
+from server.api.roles import requires
+from server.api.validation import check_batch_id, check_job_id, collector_list
+from server.errors import ApiError, ValidationError
+from server.keys import HUB, REGISTRY, SETTINGS
+from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
+from server.realtime.events import Event
+from server.realtime.hub import Subscription
+from server.realtime.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import aiopg
 
-from .. import database
-from .. import representation as rep
-from .events import BatchSnapshot, Event, batch_event, job_event
+from server.api import representation as rep
+from server.db import database
+from server.realtime.events import BatchSnapshot, Event, batch_event, job_event
 
 _BATCH_BY_ID = "SELECT * FROM job_batches WHERE batch_id = %s"
 _BATCH_BY_JOB = "SELECT * FROM job_batches WHERE batch_id = (SELECT batch_id FROM job_runs WHERE job_id = %s)"

@@ -15,8 +15,8 @@ import collections
 import itertools
 from collections.abc import Callable
 
-from ..metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
-from .events import Control, Event
+from server.observability.metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
+from server.realtime.events import Control, Event
 
 _control_ids = itertools.count()
 # A socket whose kernel-side buffer holds more than this is not written to directly.

@@ -18,14 +18,14 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..errors import ApiError, NotFoundError, ValidationError
-from ..keys import HUB, REGISTRY, SETTINGS
-from ..metrics import SLOW_SUBSCRIBERS_DROPPED
-from ..roles import requires
-from ..validation import check_batch_id, check_collector_names, check_job_id
-from .events import Control, Event
-from .hub import Hub, Subscription
-from .subscriber import Subscriber
+from server.api.roles import requires
+from server.api.validation import check_batch_id, check_collector_names, check_job_id
+from server.errors import ApiError, NotFoundError, ValidationError
+from server.keys import HUB, REGISTRY, SETTINGS
+from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
+from server.realtime.events import Control, Event
+from server.realtime.hub import Hub, Subscription
+from server.realtime.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 

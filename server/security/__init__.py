@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 import psycopg2
 from aiohttp import web
 
-from ..keys import AUTHENTICATOR, SETTINGS
-from ..settings import Settings, SettingsError
-from .authenticate import Authenticator, enforce_roles
-from .cors import refuse_foreign_websocket_origins, setup_cors
-from .ratelimit import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
+from server.keys import AUTHENTICATOR, SETTINGS
+from server.security.authenticate import Authenticator, enforce_roles
+from server.security.cors import refuse_foreign_websocket_origins, setup_cors
+from server.security.ratelimit import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
+from server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def check_protected_mode_before_serving(settings: Settings) -> None:
         return
     if settings.jwt_secret or settings.jwt_public_key_file:
         return
-    from .. import database
+    from server.db import database
 
     with database.database_url_for(settings.database_url, settings.data_dir) as dsn:
         conn = psycopg2.connect(dsn)

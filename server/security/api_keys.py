@@ -23,7 +23,7 @@ import aiopg
 import psycopg2.errors
 import psycopg2.extras
 
-from .. import database
+from server.db import database
 
 KEY_PREFIX = "chk_"
 _KEY_SHAPE = re.compile(r"^chk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")

@@ -22,13 +22,13 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..keys import AUTHENTICATOR, POOL, PRINCIPAL
-from ..metrics import AUTH_FAILURES
-from ..middleware import error_body
-from ..roles import role_of_route, role_satisfies
-from ..settings import Settings
-from .api_keys import ConfiguredKey, any_stored_key, find_stored_key, hash_key, match_configured_key
-from .tokens import TokenError, TokenVerifier
+from server.api.middleware import error_body
+from server.api.roles import role_of_route, role_satisfies
+from server.keys import AUTHENTICATOR, POOL, PRINCIPAL
+from server.observability.metrics import AUTH_FAILURES
+from server.security.api_keys import ConfiguredKey, any_stored_key, find_stored_key, hash_key, match_configured_key
+from server.security.tokens import TokenError, TokenVerifier
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

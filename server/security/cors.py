@@ -23,10 +23,10 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp_cors.preflight_handler import _PreflightHandler
 
-from ..keys import SETTINGS
-from ..metrics import AUTH_FAILURES
-from ..middleware import error_body
-from ..roles import requires
+from server.api.middleware import error_body
+from server.api.roles import requires
+from server.keys import SETTINGS
+from server.observability.metrics import AUTH_FAILURES
 
 CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 CORS_REQUEST_HEADERS = (

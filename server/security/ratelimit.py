@@ -33,11 +33,11 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER, SETTINGS
-from ..metrics import RATE_LIMIT_BACKEND_ERRORS, RATE_LIMITED
-from ..middleware import error_body
-from ..settings import Settings
-from .client_address import client_address
+from server.api.middleware import error_body
+from server.keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER, SETTINGS
+from server.observability.metrics import RATE_LIMIT_BACKEND_ERRORS, RATE_LIMITED
+from server.security.client_address import client_address
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from ..settings import SettingsError
+from server.settings import SettingsError
 
 
 def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -21,8 +21,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ..roles import ROLES
-from ..settings import SettingsError
+from server.api.roles import ROLES
+from server.settings import SettingsError
 
 # Clock skew tolerated between the token issuer and this server, for exp/nbf/iat.
 LEEWAY_SECONDS = 30

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from ..errors import ValidationError
-from .receivers import check_description, check_events, check_url
-from .signing import is_valid_secret
+from server.errors import ValidationError
+from server.webhooks.receivers import check_description, check_events, check_url
+from server.webhooks.signing import is_valid_secret
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MAX_DECLARED = 100

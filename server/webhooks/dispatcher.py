@@ -26,12 +26,12 @@ import aiohttp
 import aiopg
 from yarl import URL
 
-from ..metrics import WEBHOOK_ATTEMPTS
-from ..settings import Settings
-from . import outbox
-from .address_guard import make_connector, url_problem
-from .payload import build_body
-from .signing import signature_headers
+from server.observability.metrics import WEBHOOK_ATTEMPTS
+from server.settings import Settings
+from server.webhooks import outbox
+from server.webhooks.address_guard import make_connector, url_problem
+from server.webhooks.payload import build_body
+from server.webhooks.signing import signature_headers
 
 log = logging.getLogger(__name__)
 

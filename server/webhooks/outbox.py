@@ -16,8 +16,8 @@ from typing import Any
 import aiopg
 import psycopg2.extras
 
-from ..errors import ConflictError, NotFoundError
-from .config import DeclaredWebhook
+from server.errors import ConflictError, NotFoundError
+from server.webhooks.config import DeclaredWebhook
 
 ROTATION_OVERLAP = "24 hours"
 # Any constant; only nodes upserting declared webhooks at the same time take it.

@@ -1,7 +1,7 @@
 """The body of a delivery: the spec's webhook payload, built once per delivery.
 
 ``batch_id``, ``status`` and ``collectors`` (and every other field of the batch) are exactly
-what ``GET /api/collectors/runs/batch/{id}`` returns: read by ``store``'s query and shaped by
+what ``GET /api/collectors/runs/batch/{id}`` returns: read by ``server.db.runs``'s query and shaped by
 ``representation.batch_json``, like the GET, so the two cannot drift apart; ``type``,
 ``delivery_id`` and ``timestamp`` (when the batch ended, i.e. when the delivery was written)
 are added. A terminal batch does not change any more, so
@@ -16,18 +16,18 @@ import json
 import aiopg
 import psycopg2.extras
 
-from .. import representation as rep
-from .. import store
-from ..representation import format_timestamp
+from server.api import representation as rep
+from server.api.representation import format_timestamp
+from server.db import runs
 
 
 async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:
-    # The rows and the shape of store.fetch_batch, but without its transaction: the batch is
+    # The rows and the shape of runs.fetch_batch, but without its transaction: the batch is
     # terminal, so its rows no longer change and two autocommit reads agree, and no lock is
     # held between them while the event loop is busy elsewhere.
     async with pool.acquire() as conn:
         async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            rows = await store._batch_rows(cur, batch_id)
+            rows = await runs._batch_rows(cur, batch_id)
     if rows is None:  # deleting a batch deletes its deliveries, so this is a race at worst
         raise LookupError(f"batch {batch_id} no longer exists")
     batch = rep.batch_json(*rows)

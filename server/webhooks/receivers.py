@@ -8,8 +8,8 @@ from typing import Any
 
 from yarl import URL
 
-from ..errors import ValidationError
-from .address_guard import url_problem
+from server.errors import ValidationError
+from server.webhooks.address_guard import url_problem
 
 EVENTS = ("batch.completed", "batch.failed", "batch.cancelled")
 MAX_URL_CHARS = 2048

@@ -10,15 +10,15 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from ..errors import ValidationError
-from ..keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
-from ..roles import requires
-from ..validation import query_int, read_json_object, reject_unknown_fields
-from . import outbox
-from .address_guard import resolution_problem
-from .receivers import check_delivery_id, check_description, check_events, check_url, check_webhook_id
-from .representation import delivery_json, webhook_json, webhook_with_secret_json
-from .signing import new_secret
+from server.api.roles import requires
+from server.api.validation import query_int, read_json_object, reject_unknown_fields
+from server.errors import ValidationError
+from server.keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
+from server.webhooks import outbox
+from server.webhooks.address_guard import resolution_problem
+from server.webhooks.receivers import check_delivery_id, check_description, check_events, check_url, check_webhook_id
+from server.webhooks.representation import delivery_json, webhook_json, webhook_with_secret_json
+from server.webhooks.signing import new_secret
 
 MAX_DELIVERIES = 500
 routes = web.RouteTableDef()

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
-from . import outbox
-from .dispatcher import Dispatcher
-from .routes import routes
+from server.keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
+from server.webhooks import outbox
+from server.webhooks.dispatcher import Dispatcher
+from server.webhooks.routes import routes
 
 log = logging.getLogger(__name__)
 

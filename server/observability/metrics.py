@@ -1,6 +1,6 @@
 """Prometheus metrics: every metric of the server, defined once, in one registry.
 
-Other modules import the metric they update (``from server.metrics import EVENTS_PUBLISHED``)
+Other modules import the metric they update (``from server.observability.metrics import EVENTS_PUBLISHED``)
 and call ``.inc()``, ``.observe()`` or ``.labels(...).inc()`` on it; ``GET /metrics`` renders
 the registry in the Prometheus text format. The registry is this module's own (not
 ``prometheus_client``'s global one) so that importing a library that registers its own

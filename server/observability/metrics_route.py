@@ -11,9 +11,9 @@ import logging
 
 from aiohttp import web
 
-from .keys import HUB, POOL, SETTINGS
-from .metrics import CONTENT_TYPE, JOBS, OPEN_CONNECTIONS, render
-from .roles import requires
+from server.api.roles import requires
+from server.keys import HUB, POOL, SETTINGS
+from server.observability.metrics import CONTENT_TYPE, JOBS, OPEN_CONNECTIONS, render
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..openapi import BAD_BODY, SERVER_ERROR, closed_object, error, json_response, nullable, operation, ref
-from .receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
-from .routes import MAX_DELIVERIES
+from server.openapi.document import (
+    BAD_BODY,
+    SERVER_ERROR,
+    closed_object,
+    error,
+    json_response,
+    nullable,
+    operation,
+    ref,
+)
+from server.webhooks.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
+from server.webhooks.routes import MAX_DELIVERIES
 
 Schema = dict[str, Any]
 ADMIN = "Needs the admin role."

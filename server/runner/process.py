@@ -20,8 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from collectors.registry import CollectorSpec
-
-from .stdout_progress import LineSplitter, StdoutProgress, parse_progress_line, printable
+from server.runner.protocol import LineSplitter, StdoutProgress, parse_progress_line, printable
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg2
 
-from .. import database
-from ..settings import load_settings
-from .api_keys import GRANTABLE_ROLES, ApiKeyError, KeyRecord, create_key, list_keys, revoke_key
+from server.db import database
+from server.security.api_keys import GRANTABLE_ROLES, ApiKeyError, KeyRecord, create_key, list_keys, revoke_key
+from server.settings import load_settings
 
 
 def _with_connection(args: argparse.Namespace, action: Callable[[Any], int]) -> int:

@@ -24,7 +24,7 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 
-from . import database
+from server.db import database
 
 T = TypeVar("T")
 RETRYABLE = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)

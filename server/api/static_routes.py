@@ -6,9 +6,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .roles import requires
+from server.api.roles import requires
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
 # The page loads only its own scripts and talks only to this server; inline script and
 # markup injected through server text cannot run.

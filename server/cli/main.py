@@ -16,8 +16,7 @@ from aiohttp import web
 
 from collectors.progress import ProgressError
 from collectors.registry import RegistryError
-
-from .settings import Settings, SettingsError, load_settings
+from server.settings import Settings, SettingsError, load_settings
 
 
 def _settings_from(args: argparse.Namespace, *fields: str) -> Settings:
@@ -28,12 +27,12 @@ def _settings_from(args: argparse.Namespace, *fields: str) -> Settings:
 def _configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
-        from .log_format import JsonFormatter
+        from server.observability.log_format import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    from .access_log import RequestIdFilter
+    from server.observability.access_log import RequestIdFilter
 
     handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=settings.log_level, handlers=[handler])
@@ -47,14 +46,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "workers",
     )  # fmt: skip
     _configure_logging(settings)
-    from .security import check_protected_mode_before_serving
+    from server.security import check_protected_mode_before_serving
 
     try:
         check_protected_mode_before_serving(settings)
     except psycopg2.OperationalError as exc:
         print(f"collector-hub serve: error: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
         return 1
-    from .security.tls import server_ssl_context
+    from server.security.tls import server_ssl_context
 
     ssl_context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
@@ -65,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_one(settings: Settings, ssl_context: Any, sock: Any = None) -> int:
-    from .app import create_app
+    from server.app import create_app
 
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
@@ -98,8 +97,8 @@ def _serve_workers(settings: Settings, ssl_context: Any) -> int:
     (if no URL is set) and migrates once, so the workers share one server."""
     import dataclasses
 
-    from . import database
-    from .workers import run_workers
+    from server.cli.workers import run_workers
+    from server.db import database
 
     embedded = None
     try:
@@ -124,7 +123,7 @@ def _serve_workers(settings: Settings, ssl_context: Any) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from . import database
+    from server.db import database
 
     settings = _settings_from(args, "database_url", "data_dir")
     _configure_logging(settings)
@@ -139,7 +138,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_runner(args: argparse.Namespace) -> int:
-    from .runner_service import run_standalone_runner
+    from server.cli.runner import run_standalone_runner
 
     settings = _settings_from(args, "database_url", "data_dir", "runner_concurrency", "runner_id", "collectors_file")
     _configure_logging(settings)
@@ -183,7 +182,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run_command import RunCommandError, RunOptions, check_base_url, check_interval, check_timeout, run_batch
+    from server.cli.run import RunCommandError, RunOptions, check_base_url, check_interval, check_timeout, run_batch
 
     try:
         options = RunOptions(
@@ -206,9 +205,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from .run_command import RunCommandError, check_base_url, check_timeout
-    from .validation import BATCH_ID
-    from .watch_command import watch_batch
+    from server.api.validation import BATCH_ID
+    from server.cli.run import RunCommandError, check_base_url, check_timeout
+    from server.cli.watch import watch_batch
 
     try:
         if not BATCH_ID.fullmatch(args.batch_id):
@@ -258,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_database_options(serve)
     serve.set_defaults(func=cmd_serve)
 
-    from .security.key_commands import add_keys_parser
+    from server.cli.keys import add_keys_parser
 
     add_keys_parser(sub, _add_database_options)
 

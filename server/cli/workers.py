@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from .settings import Settings
+from server.settings import Settings
 
 log = logging.getLogger("collector_hub")
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .representation import TERMINAL_STATUSES
-from .routes import MAX_HISTORY, REPORTABLE_STATUSES
-from .store import PRIORITIES
-from .validation import BATCH_ID, JOB_ID, MAX_ERROR_CHARS, MAX_MESSAGE_CHARS
+from server.api.representation import TERMINAL_STATUSES
+from server.api.run_routes import MAX_HISTORY, REPORTABLE_STATUSES
+from server.api.validation import BATCH_ID, JOB_ID, MAX_ERROR_CHARS, MAX_MESSAGE_CHARS
+from server.db.runs import PRIORITIES
 
 Schema = dict[str, Any]
 
@@ -645,7 +645,7 @@ def _live_paths(collector_names: list[str]) -> dict[str, Schema]:
 
 def build_openapi(collectors: Iterable[str], doc_names: Iterable[str] = ()) -> dict[str, Any]:
     """The whole document for an app with these collectors and documents (by name)."""
-    from .webhooks.openapi_paths import webhook_paths, webhook_schemas  # it builds on this module
+    from server.openapi.webhooks import webhook_paths, webhook_schemas  # it builds on this module
 
     collector_names = sorted(collectors)
     docs = list(doc_names)

@@ -7,8 +7,8 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .database import DatabaseUnavailable
-from .errors import ApiError
+from server.db.database import DatabaseUnavailable
+from server.errors import ApiError
 
 log = logging.getLogger(__name__)
 

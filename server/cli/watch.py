@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from .run_command import MAX_OUTAGE_SECONDS, TERMINAL_STATUSES, RunCommandError, describe_job, print_outcome
-from .stdout_progress import printable
+from server.cli.run import MAX_OUTAGE_SECONDS, TERMINAL_STATUSES, RunCommandError, describe_job, print_outcome
+from server.runner.protocol import printable
 
 BAR_WIDTH = 24
 MAX_EVENT_BYTES = 1024 * 1024  # a batch body is a few KiB; anything huge is not ours

@@ -33,9 +33,8 @@ from collections.abc import Awaitable, Callable
 import aiopg
 
 from collectors.registry import CollectorSpec
-
-from . import database, queue
-from .collector_process import (
+from server.db import database, queue
+from server.runner.process import (
     CollectorProcess,
     StopReason,
     collector_environment,
@@ -43,9 +42,9 @@ from .collector_process import (
     kill_orphaned_collector,
     process_exists,
 )
-from .progress_throttle import ConflatingWriter
-from .settings import Settings
-from .stdout_progress import StdoutProgress
+from server.runner.protocol import StdoutProgress
+from server.runner.throttle import ConflatingWriter
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

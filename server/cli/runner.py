@@ -9,10 +9,9 @@ import logging
 import signal
 
 from collectors.registry import load_registry
-
-from . import database
-from .runner import Runner
-from .settings import Settings
+from server.db import database
+from server.runner.runner import Runner
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import psycopg2.extras
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 EMBEDDED_DATABASE = "collector_hub"
 # Any constant works; it only has to be the same for every node running migrations.
 MIGRATION_LOCK_ID = 0x636F6C6C  # "coll"
@@ -127,9 +127,7 @@ def apply_migrations(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
 @asynccontextmanager
 async def create_pool(dsn: str, minsize: int = 1, maxsize: int = 10) -> AsyncIterator[aiopg.Pool]:
     # hstore lookups cost a round trip per connection and we use no hstore.
-    async with aiopg.create_pool(
-        dsn, minsize=minsize, maxsize=maxsize, enable_hstore=False, enable_json=False
-    ) as pool:
+    async with aiopg.create_pool(dsn, minsize=minsize, maxsize=maxsize, enable_hstore=False, enable_json=False) as pool:
         yield pool
 
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from .stdout_progress import StdoutProgress
+from server.runner.protocol import StdoutProgress
 
 log = logging.getLogger(__name__)
 

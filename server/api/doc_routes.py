@@ -22,15 +22,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .errors import NotFoundError
-from .http_cache import not_modified
-from .keys import REGISTRY
-from .openapi import build_openapi
-from .roles import requires
+from server.api.http_cache import not_modified
+from server.api.roles import requires
+from server.errors import NotFoundError
+from server.keys import REGISTRY
+from server.openapi.document import build_openapi
 
 log = logging.getLogger(__name__)
 
-DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 # Plain names only: no separators, no leading dot, nothing a shell or a URL would reinterpret.
 DOC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.md$")
 MAX_DOC_BYTES = 1024 * 1024

@@ -6,14 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import store
-from .errors import ValidationError
-from .http_cache import not_modified
-from .keys import POOL, REGISTRY
-from .realtime.polling import poll_batch, poll_job
-from .representation import utc_now
-from .roles import requires
-from .validation import (
+from server.api.http_cache import not_modified
+from server.api.representation import utc_now
+from server.api.roles import requires
+from server.api.validation import (
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
     check_batch_id,
@@ -25,6 +21,10 @@ from .validation import (
     read_json_object,
     reject_unknown_fields,
 )
+from server.db import runs
+from server.errors import ValidationError
+from server.keys import POOL, REGISTRY
+from server.realtime.polling import poll_batch, poll_job
 
 REPORTABLE_STATUSES = ("running", "completed", "failed", "cancelled")
 MAX_HISTORY = 500
@@ -52,9 +52,9 @@ async def trigger_run(request: web.Request) -> web.Response:
         raise ValidationError("collectors must be a non-empty list of collector names")
     names = check_collector_names(names, registry)
     priority = body.get("priority", "normal")
-    if priority not in store.PRIORITIES:
-        raise ValidationError(f"priority must be one of {', '.join(store.PRIORITIES)}")
-    created = await store.create_batch(request.app[POOL], [registry[n] for n in names], priority)
+    if priority not in runs.PRIORITIES:
+        raise ValidationError(f"priority must be one of {', '.join(runs.PRIORITIES)}")
+    created = await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority)
     return web.json_response(created, status=201)
 
 
@@ -90,9 +90,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 async def get_latest(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     names = collector_list(request.query.get("collectors"), registry) or sorted(registry)
-    seq, runs = await store.latest_runs(request.app[POOL], names)
+    seq, latest = await runs.latest_runs(request.app[POOL], names)
     return versioned_json(
-        request, seq, {"latest_runs": runs, "total_runs": len(runs), "generated_at": utc_now()}, "l"
+        request, seq, {"latest_runs": latest, "total_runs": len(latest), "generated_at": utc_now()}, "l"
     )
 
 
@@ -102,8 +102,8 @@ async def get_history(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, 1, MAX_HISTORY)
     registry = request.app[REGISTRY]
     names = collector_list(request.query.get("collectors"), registry)
-    runs = await store.history(request.app[POOL], limit, names)
-    return web.json_response({"collection_history": runs, "total_runs": len(runs), "generated_at": utc_now()})
+    entries = await runs.history(request.app[POOL], limit, names)
+    return web.json_response({"collection_history": entries, "total_runs": len(entries), "generated_at": utc_now()})
 
 
 @routes.post("/api/collectors/runs/batch/{batch_id}/cancel")
@@ -111,8 +111,8 @@ async def get_history(request: web.Request) -> web.Response:
 async def cancel_batch(request: web.Request) -> web.StreamResponse:
     batch_id = check_batch_id(request.match_info["batch_id"])
     pool = request.app[POOL]
-    await store.cancel_batch(pool, batch_id)
-    found = await store.fetch_batch(pool, batch_id)
+    await runs.cancel_batch(pool, batch_id)
+    found = await runs.fetch_batch(pool, batch_id)
     assert found is not None
     return web.json_response(found[1])
 
@@ -122,8 +122,8 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     job_id = check_job_id(request.match_info["job_id"])
     pool = request.app[POOL]
-    await store.cancel_job(pool, job_id)
-    found = await store.fetch_job(pool, job_id)
+    await runs.cancel_job(pool, job_id)
+    found = await runs.fetch_job(pool, job_id)
     assert found is not None
     return web.json_response(found[1])
 
@@ -147,7 +147,7 @@ async def report_progress(request: web.Request) -> web.StreamResponse:
     message = check_text("message", body.get("message"), MAX_MESSAGE_CHARS)
     error = check_text("error", body.get("error"), MAX_ERROR_CHARS)
     pool = request.app[POOL]
-    await store.report_progress(pool, job_id, status, percent, message, error)
-    found = await store.fetch_job(pool, job_id)
+    await runs.report_progress(pool, job_id, status, percent, message, error)
+    found = await runs.fetch_job(pool, job_id)
     assert found is not None
     return web.json_response(found[1])

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .stdout_progress import printable
+from server.runner.protocol import printable
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -127,7 +127,7 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
         try:
             async with asyncio.timeout(options.wait_timeout):
                 if options.watch:
-                    from .watch_command import watch_batch
+                    from server.cli.watch import watch_batch
 
                     return await watch_batch(options.base_url, batch_id, options.api_key, out)
                 return await _follow(api, batch_id, options.poll_interval, out)

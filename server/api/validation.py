@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import ApiError, ValidationError
+from server.errors import ApiError, ValidationError
 
 BATCH_ID = re.compile(r"^bc_[0-9]{8}$")
 JOB_ID = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")
@@ -20,7 +20,10 @@ MAX_ERROR_CHARS = 4000
 
 async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object. The size limit is the app's ``client_max_size``."""
-    if request.content_type not in ("application/json", "application/octet-stream", "text/plain") and request.body_exists:
+    if (
+        request.content_type not in ("application/json", "application/octet-stream", "text/plain")
+        and request.body_exists
+    ):
         raise ApiError("Content-Type must be application/json", status=415)
     raw = await request.read()
     if not raw.strip():

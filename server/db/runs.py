@@ -11,10 +11,9 @@ import psycopg2
 import psycopg2.errors
 
 from collectors.registry import CollectorSpec
-
-from . import database
-from . import representation as rep
-from .errors import ConflictError, NotFoundError
+from server.api import representation as rep
+from server.db import database
+from server.errors import ConflictError, NotFoundError
 
 PRIORITIES = ("high", "normal", "low")
 ID_ATTEMPTS = 8
@@ -117,8 +116,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
     version would wrongly answer 304."""
     async with _cursor(pool) as cur:
         await cur.execute(
-            _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1)
-            + " WHERE j.collector = ANY(%s)"
+            _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1) + " WHERE j.collector = ANY(%s)"
             " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id",
             (list(collectors),),
         )
