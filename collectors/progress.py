@@ -24,7 +24,6 @@ MESSAGE`` or print progress lines on stdout (see ``server/stdout_progress.py``).
 from __future__ import annotations
 
 import os
-import re
 import threading
 from typing import Any
 
@@ -32,13 +31,15 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-JOB_ID_ENV = "COLLECTOR_HUB_JOB_ID"
-DATABASE_URL_ENV = "COLLECTOR_HUB_DATABASE_URL"
-REPORTABLE_STATUSES = ("running", "completed", "failed", "cancelled")
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-MAX_MESSAGE_CHARS = 1000
-MAX_ERROR_CHARS = 4000
-JOB_ID = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")
+from collectors.contract import (
+    DATABASE_URL_ENV,
+    JOB_ID,
+    JOB_ID_ENV,
+    MAX_ERROR_CHARS,
+    MAX_MESSAGE_CHARS,
+    REPORTABLE_STATUSES,
+)
+
 # A lost race with a concurrent writer of the same batch is retried, not reported.
 RETRYABLE = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
 ATTEMPTS = 3

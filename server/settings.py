@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from collectors.contract import ENV_PREFIX
 from server.webhooks.config import (
     DEFAULT_RETRY_SCHEDULE,
     DeclaredWebhook,
@@ -22,8 +23,6 @@ from server.webhooks.config import (
     parse_declared_webhooks,
     parse_retry_schedule,
 )
-
-ENV_PREFIX = "COLLECTOR_HUB_"
 
 
 class SettingsError(ValueError):

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+from collectors.contract import TERMINAL_STATUSES
 
 Row = Mapping[str, Any]
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 from aiohttp import web
 
-from server.api.http_cache import not_modified
+from collectors.contract import (
+    DEFAULT_PRIORITY,
+    MAX_ERROR_CHARS,
+    MAX_HISTORY,
+    MAX_MESSAGE_CHARS,
+    PRIORITIES,
+    REPORTABLE_STATUSES,
+)
+from server.api.http_cache import versioned_response
 from server.api.representation import utc_now
 from server.api.roles import requires
 from server.api.validation import (
-    MAX_ERROR_CHARS,
-    MAX_MESSAGE_CHARS,
     check_batch_id,
     check_collector_names,
     check_job_id,
@@ -26,19 +32,7 @@ from server.errors import ValidationError
 from server.keys import POOL, REGISTRY
 from server.realtime.polling import poll_batch, poll_job
 
-REPORTABLE_STATUSES = ("running", "completed", "failed", "cancelled")
-MAX_HISTORY = 500
-
 routes = web.RouteTableDef()
-
-
-def versioned_json(request: web.Request, seq: int, body: Any, tag: str) -> web.StreamResponse:
-    """A JSON response carrying ``ETag`` (from seq); ``If-None-Match`` on it gets 304."""
-    etag = f'"{tag}-{seq}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if not_modified(request, etag):
-        return web.Response(status=304, headers=headers)
-    return web.json_response(body, headers=headers)
 
 
 @routes.post("/api/collectors/run")
@@ -51,9 +45,9 @@ async def trigger_run(request: web.Request) -> web.Response:
     if not isinstance(names, list) or not names:
         raise ValidationError("collectors must be a non-empty list of collector names")
     names = check_collector_names(names, registry)
-    priority = body.get("priority", "normal")
-    if priority not in runs.PRIORITIES:
-        raise ValidationError(f"priority must be one of {', '.join(runs.PRIORITIES)}")
+    priority = body.get("priority", DEFAULT_PRIORITY)
+    if priority not in PRIORITIES:
+        raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
     created = await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority)
     return web.json_response(created, status=201)
 
@@ -91,9 +85,8 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     names = collector_list(request.query.get("collectors"), registry) or sorted(registry)
     seq, latest = await runs.latest_runs(request.app[POOL], names)
-    return versioned_json(
-        request, seq, {"latest_runs": latest, "total_runs": len(latest), "generated_at": utc_now()}, "l"
-    )
+    body = {"latest_runs": latest, "total_runs": len(latest), "generated_at": utc_now()}
+    return versioned_response(request, "l", seq, json.dumps(body).encode())
 
 
 @routes.get("/api/collectors/history")

@@ -10,12 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from collectors.contract import BATCH_ID, JOB_ID
 from server.errors import ApiError, ValidationError
-
-BATCH_ID = re.compile(r"^bc_[0-9]{8}$")
-JOB_ID = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")
-MAX_MESSAGE_CHARS = 1000
-MAX_ERROR_CHARS = 4000
 
 
 async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:

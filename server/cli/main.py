@@ -14,6 +14,7 @@ from typing import Any
 import psycopg2
 from aiohttp import web
 
+from collectors.contract import DEFAULT_PRIORITY, PRIORITIES
 from collectors.progress import ProgressError
 from collectors.registry import RegistryError
 from server.settings import Settings, SettingsError, load_settings
@@ -205,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from server.api.validation import BATCH_ID
+    from collectors.contract import BATCH_ID
     from server.cli.run import RunCommandError, check_base_url, check_timeout
     from server.cli.watch import watch_batch
 
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         " 2 usage or connection error.",
     )
     run.add_argument("collectors", metavar="NAME", nargs="+", help="collector names, e.g. demo ninja")
-    run.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
+    run.add_argument("--priority", choices=PRIORITIES, default=DEFAULT_PRIORITY)
     run.add_argument(
         "--url",
         default=os.environ.get("COLLECTOR_HUB_URL") or "http://127.0.0.1:5400",

@@ -15,14 +15,17 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from collectors.contract import DEFAULT_PRIORITY, TERMINAL_STATUSES
+from collectors.retry_after import parse_retry_after
 from server.runner.protocol import printable
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # How long polling may keep failing (server restarting, network blip) before giving up.
 MAX_OUTAGE_SECONDS = 30.0
+MAX_RETRY_AFTER = 60.0  # a 429 never parks the CLI for longer than this
+DEFAULT_RETRY_AFTER = 5.0  # when the 429 gives no usable Retry-After
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
@@ -34,7 +37,7 @@ class RunCommandError(Exception):
 class RunOptions:
     base_url: str
     collectors: list[str]
-    priority: str = "normal"
+    priority: str = DEFAULT_PRIORITY
     wait: bool = True
     api_key: str | None = None
     poll_interval: float = 1.0
@@ -167,17 +170,16 @@ async def _follow(api: _Api, batch_id: str, interval: float, out: TextIO) -> int
             if batch.get("status") in TERMINAL_STATUSES:
                 return print_outcome(batch, out)
         elif status == 429:
-            wait = max(interval, _retry_after(headers))
+            wait = max(interval, retry_delay(headers.get("Retry-After")))
         elif 400 <= status < 500 and status not in (408, 429):
             raise RunCommandError(_refusal(status, body))
         await asyncio.sleep(wait)
 
 
-def _retry_after(headers: Any) -> float:
-    try:
-        return min(60.0, float(headers.get("Retry-After", "5")))
-    except ValueError:
-        return 5.0
+def retry_delay(retry_after: str | None) -> float:
+    """How long the CLI waits after a 429: the server's ``Retry-After``, at most a minute."""
+    delay = parse_retry_after(retry_after, cap=MAX_RETRY_AFTER)
+    return DEFAULT_RETRY_AFTER if delay is None else delay
 
 
 def _print_changes(batch: dict[str, Any], shown: dict[str, str], out: TextIO) -> None:

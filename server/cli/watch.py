@@ -22,7 +22,8 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from server.cli.run import MAX_OUTAGE_SECONDS, TERMINAL_STATUSES, RunCommandError, describe_job, print_outcome
+from collectors.contract import TERMINAL_STATUSES
+from server.cli.run import MAX_OUTAGE_SECONDS, RunCommandError, describe_job, print_outcome, retry_delay
 from server.runner.protocol import printable
 
 BAR_WIDTH = 24
@@ -172,12 +173,5 @@ async def _refused(response: aiohttp.ClientResponse) -> str:
     if 400 <= response.status < 500 and response.status not in (408, 429):
         raise RunCommandError(f"the server refused the stream (HTTP {response.status}): {error or 'no error message'}")
     if response.status == 429:
-        await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
+        await asyncio.sleep(retry_delay(response.headers.get("Retry-After")))
     return f"HTTP {response.status}"
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, min(60.0, float(value or "5")))
-    except ValueError:
-        return 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -10,12 +11,12 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 
+from collectors.contract import TERMINAL_STATUSES
 from collectors.registry import CollectorSpec
 from server.api import representation as rep
 from server.db import database
 from server.errors import ConflictError, NotFoundError
 
-PRIORITIES = ("high", "normal", "low")
 ID_ATTEMPTS = 8
 
 # A job joined with the summary of its batch, as the job GET needs it.
@@ -83,11 +84,26 @@ async def _batch_rows(cur: Any, batch_id: str) -> tuple[dict[str, Any], list[dic
 
 
 @database.read_only
+async def batch_rows(
+    pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The rows of batch ``batch_id`` (or of the batch of ``job_id``) and of its jobs, read in
+    one snapshot; None when there is no such batch."""
+    async with _transaction(pool) as cur:
+        if batch_id is None:
+            await cur.execute("SELECT batch_id FROM job_runs WHERE job_id = %s", (job_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            batch_id = row["batch_id"]
+        return await _batch_rows(cur, batch_id)
+
+
+@database.read_only
 async def fetch_batch(pool: aiopg.Pool, batch_id: str) -> tuple[int, dict[str, Any]] | None:
     """``(seq, body)`` of a batch, or None. The batch's seq moves with every change to it or
     to any of its jobs, so it versions the whole body."""
-    async with _transaction(pool) as cur:  # one snapshot for batch and jobs
-        rows = await _batch_rows(cur, batch_id)
+    rows = await batch_rows(pool, batch_id=batch_id)
     if rows is None:
         return None
     batch, jobs = rows
@@ -107,6 +123,39 @@ async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]]
 
 
 @database.read_only
+async def latest_job_rows(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[str, Any]]:
+    """Per collector, its active job (queued or running), else its most recent one, joined
+    with its batch's summary."""
+    async with _cursor(pool) as cur:
+        await cur.execute(
+            _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1) + " WHERE j.collector = ANY(%s)"
+            " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id",
+            (list(collectors),),
+        )
+        return list(await cur.fetchall())
+
+
+@database.read_only
+async def batch_seqs(pool: aiopg.Pool, batch_ids: Sequence[str]) -> dict[str, int]:
+    """Current seq of each batch that still exists."""
+    async with _cursor(pool) as cur:
+        await cur.execute("SELECT batch_id, seq FROM job_batches WHERE batch_id = ANY(%s)", (list(batch_ids),))
+        return {row["batch_id"]: int(row["seq"]) for row in await cur.fetchall()}
+
+
+@database.read_only
+async def batches_changed_since(pool: aiopg.Pool, seq: int, since: dt.datetime | None) -> dict[str, int]:
+    """Batches whose seq is above ``seq`` or that changed after ``since`` (a transaction can
+    commit after one that drew a higher seq, so the time bound catches late commits)."""
+    async with _cursor(pool) as cur:
+        await cur.execute(
+            "SELECT batch_id, seq FROM job_batches WHERE seq > %s OR updated_at >= %s",
+            (seq, since or dt.datetime.now(dt.UTC)),
+        )
+        return {row["batch_id"]: int(row["seq"]) for row in await cur.fetchall()}
+
+
+@database.read_only
 async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int, list[dict[str, Any]]]:
     """Per collector, its active run (queued or running), else its most recent one; and the
     newest seq among those rows and their batches, the version of exactly this answer.
@@ -114,13 +163,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
     Not the sequence's ``last_value``: a value handed to a transaction that has not committed
     yet would version an answer that does not include it, and after that commit the same
     version would wrongly answer 304."""
-    async with _cursor(pool) as cur:
-        await cur.execute(
-            _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1) + " WHERE j.collector = ANY(%s)"
-            " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id",
-            (list(collectors),),
-        )
-        rows = await cur.fetchall()
+    rows = await latest_job_rows(pool, collectors)
     order = {name: i for i, name in enumerate(collectors)}
     rows.sort(key=lambda row: order[row["collector"]])
     seq = max((max(row["seq"], row["batch_seq"]) for row in rows), default=0)
@@ -152,7 +195,7 @@ async def cancel_batch(pool: aiopg.Pool, batch_id: str) -> None:
         batch = await cur.fetchone()
         if batch is None:
             raise NotFoundError("Batch not found")
-        if batch["status"] in rep.TERMINAL_STATUSES:
+        if batch["status"] in TERMINAL_STATUSES:
             raise ConflictError(f"Batch is already {batch['status']}; terminal states are final")
         await cur.execute(
             "UPDATE job_runs SET status = 'cancelled', message = %s"
@@ -178,7 +221,7 @@ async def cancel_job(pool: aiopg.Pool, job_id: str) -> None:
         await _lock_batch_of_job(cur, job_id)
         await cur.execute("SELECT status FROM job_runs WHERE job_id = %s FOR UPDATE", (job_id,))
         job = await cur.fetchone()
-        if job["status"] in rep.TERMINAL_STATUSES:
+        if job["status"] in TERMINAL_STATUSES:
             raise ConflictError(f"Job is already {job['status']}; terminal states are final")
         await cur.execute(
             "UPDATE job_runs SET status = 'cancelled', message = %s WHERE job_id = %s",

@@ -11,13 +11,12 @@ import logging
 
 from aiohttp import web
 
+from collectors.contract import JOB_STATUSES
 from server.api.roles import requires
 from server.keys import HUB, POOL, SETTINGS
 from server.observability.metrics import CONTENT_TYPE, JOBS, OPEN_CONNECTIONS, render
 
 log = logging.getLogger(__name__)
-
-JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
 
 async def refresh_job_counts(app: web.Application) -> None:

@@ -13,14 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from server.api.representation import TERMINAL_STATUSES
-from server.api.run_routes import MAX_HISTORY, REPORTABLE_STATUSES
-from server.api.validation import BATCH_ID, JOB_ID, MAX_ERROR_CHARS, MAX_MESSAGE_CHARS
-from server.db.runs import PRIORITIES
+from collectors.contract import (
+    BATCH_ID,
+    DEFAULT_PRIORITY,
+    JOB_ID,
+    JOB_STATUSES,
+    MAX_ERROR_CHARS,
+    MAX_HISTORY,
+    MAX_MESSAGE_CHARS,
+    PRIORITIES,
+    REPORTABLE_STATUSES,
+    TERMINAL_STATUSES,
+)
 
 Schema = dict[str, Any]
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
 NO_NUL = "^[^\\u0000]*$"
 
@@ -68,7 +75,7 @@ def _run_schemas() -> dict[str, Schema]:
             **closed_object({"error": {"type": "string", "minLength": 1}}),
             "description": "Every error response: a human-readable message saying what is wrong.",
         },
-        "Status": {"type": "string", "enum": list(STATUSES)},
+        "Status": {"type": "string", "enum": list(JOB_STATUSES)},
         "Priority": {"type": "string", "enum": list(PRIORITIES)},
         "BatchId": {"type": "string", "pattern": BATCH_ID.pattern, "examples": ["bc_12345678"]},
         "JobId": {
@@ -179,7 +186,7 @@ def _request_schemas(collector_names: list[str]) -> dict[str, Schema]:
                     "items": {"type": "string", "enum": collector_names},
                     "description": "Names of known collectors (GET /api/collectors lists them), each at most once.",
                 },
-                "priority": {**ref("Priority"), "default": "normal"},
+                "priority": {**ref("Priority"), "default": DEFAULT_PRIORITY},
             },
             optional=("priority",),
         ),

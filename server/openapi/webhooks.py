@@ -16,6 +16,7 @@ from server.openapi.document import (
 )
 from server.webhooks.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
 from server.webhooks.routes import MAX_DELIVERIES
+from server.webhooks.signing import SECRET_PATTERN
 
 Schema = dict[str, Any]
 ADMIN = "Needs the admin role."
@@ -53,7 +54,7 @@ def webhook_schemas() -> dict[str, Schema]:
     }
     secret = {
         "type": "string",
-        "pattern": r"^whsec_[A-Za-z0-9+/]{43}=$",
+        "pattern": SECRET_PATTERN.pattern,
         "description": "whsec_ + base64 of 32 random bytes; the HMAC key is the decoded bytes. Shown only here.",
     }
     description_in = {**nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS, "pattern": "^[^\\u0000]*$"})}

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from typing import Any
 
-from server.api.representation import TERMINAL_STATUSES
+from collectors.contract import TERMINAL_STATUSES
 
 
 def encode_body(body: Any) -> bytes:

@@ -29,7 +29,8 @@ from typing import Any
 
 import aiopg
 
-from server.api.representation import TERMINAL_STATUSES
+from collectors.contract import TERMINAL_STATUSES
+from server.db import runs
 from server.errors import NotFoundError
 from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from server.realtime import state
@@ -150,7 +151,7 @@ class Hub:
         generation = listener.generation if listener else -1
         known = list(self._entries)
         if known:
-            seqs = await state.read_batch_seqs(self._pool, known)
+            seqs = await runs.batch_seqs(self._pool, known)
             for batch_id in known:
                 entry = self._entries.get(batch_id)
                 if entry is None:
@@ -166,7 +167,7 @@ class Hub:
             since = None
             if listener.last_db_time is not None:
                 since = listener.last_db_time - dt.timedelta(seconds=RESYNC_MARGIN_SECONDS)
-            for batch_id, seq in (await state.read_batches_changed_since(self._pool, self._high_water, since)).items():
+            for batch_id, seq in (await runs.batches_changed_since(self._pool, self._high_water, since)).items():
                 self._note_change(batch_id, seq, None)
         self.stats["resyncs"] += 1
 

@@ -9,12 +9,11 @@ when the wait ends (then 304 if the client's ETag still matches, else the unchan
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 from aiohttp import web
 
-from server.api.http_cache import not_modified
+from server.api.http_cache import client_seq, versioned_response
 from server.api.validation import query_int
 from server.errors import NotFoundError
 from server.keys import HUB
@@ -24,23 +23,9 @@ from server.realtime.hub import Hub
 MAX_WAIT_SECONDS = 30
 
 
-def etag_of(tag: str, seq: int) -> str:
-    return f'"{tag}-{seq}"'
-
-
-def client_seq(request: web.Request, tag: str) -> int | None:
-    """The seq in the client's ``If-None-Match`` for this kind of object, if any."""
-    found = re.findall(rf'"{tag}-([0-9]{{1,18}})"', request.headers.get("If-None-Match", ""))
-    return max(map(int, found)) if found else None
-
-
 def answer(request: web.Request, event: Event, tag: str) -> web.Response:
     """The GET body (the exact bytes the streams carry) with its ETag, or 304."""
-    etag = etag_of(tag, event.seq)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if not_modified(request, etag):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=event.data, content_type="application/json", charset="utf-8", headers=headers)
+    return versioned_response(request, tag, event.seq, event.data)
 
 
 async def _poll(request: web.Request, read: _Reader, tag: str) -> web.Response:

@@ -19,13 +19,12 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from collectors.contract import DATABASE_URL_ENV, ENV_PREFIX, JOB_ID_ENV
 from collectors.registry import CollectorSpec
 from server.runner.protocol import LineSplitter, StdoutProgress, parse_progress_line, printable
 
 log = logging.getLogger(__name__)
 
-JOB_ID_ENV = "COLLECTOR_HUB_JOB_ID"
-DATABASE_URL_ENV = "COLLECTOR_HUB_DATABASE_URL"
 STDERR_KEEP_BYTES = 16 * 1024
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARS = 2000
@@ -60,7 +59,7 @@ class Outcome:
 def collector_environment(spec: CollectorSpec, job_id: str, database_url: str) -> dict[str, str]:
     """The runner's environment without its own ``COLLECTOR_HUB_*`` settings (they may hold
     secrets a collector has no use for), then the spec's variables, then the job's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_HUB_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.setdefault("PYTHONUNBUFFERED", "1")  # stdout progress lines should arrive as printed
     env.update(spec.env)
     env[JOB_ID_ENV] = job_id

@@ -14,7 +14,7 @@ import json
 
 from server.errors import ValidationError
 from server.webhooks.receivers import check_description, check_events, check_url
-from server.webhooks.signing import is_valid_secret
+from server.webhooks.signing import SECRET_PREFIX, is_valid_secret
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MAX_DECLARED = 100
@@ -50,7 +50,7 @@ def parse_declared_webhooks(name: str, raw: str) -> tuple[DeclaredWebhook, ...]:
         if unknown:
             raise WebhookConfigError(f"{where} has unknown field(s) {', '.join(unknown)}")
         if not is_valid_secret(item.get("secret")):
-            raise WebhookConfigError(f"{where}.secret must be 'whsec_' followed by base64 of 32 bytes")
+            raise WebhookConfigError(f"{where}.secret must be '{SECRET_PREFIX}' followed by base64 of 32 bytes")
         try:
             url = check_url(item.get("url"), allow_private=True)
             events = tuple(check_events(item.get("events")))

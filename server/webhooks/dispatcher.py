@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import email.utils
 import logging
 import random
 import secrets
@@ -26,6 +25,7 @@ import aiohttp
 import aiopg
 from yarl import URL
 
+from collectors.retry_after import parse_retry_after
 from server.observability.metrics import WEBHOOK_ATTEMPTS
 from server.settings import Settings
 from server.webhooks import outbox
@@ -40,23 +40,6 @@ MAX_RETRY_AFTER = 24 * 3600.0
 JITTER = 0.1  # each scheduled delay is stretched or shrunk by up to 10 %
 LEASE_MARGIN = 5.0  # a claim lasts twice the attempt timeout plus this, then another node may retry
 USER_AGENT = "collector-hub-webhooks/1"
-
-
-def parse_retry_after(raw: str | None, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at a day."""
-    if raw is None:
-        return None
-    raw = raw.strip()
-    if raw.isdigit():
-        return min(float(raw), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    delay = when.timestamp() - (time.time() if now is None else now)
-    return min(max(delay, 0.0), MAX_RETRY_AFTER)
 
 
 def decide(
@@ -236,7 +219,7 @@ class Dispatcher:
                     status = response.status
                     raw = await read_some(response, STORED_RESPONSE_BYTES)
                     response_body = raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), cap=MAX_RETRY_AFTER)
                     if 300 <= status < 400:
                         error = f"redirect not followed (Location: {response.headers.get('Location', '')[:500]})"
             except TimeoutError:

@@ -1,0 +1,43 @@
+"""The facts of the run-tracking contract, in one place.
+
+Everything that names a status, checks an id, reads a ``COLLECTOR_HUB_*`` variable shared by
+the server and a collector process, or enforces a length limit of the API imports it from
+here: the server (validation, representation, OpenAPI, metrics, the CLI) and the collector
+side (``collectors.progress``) alike. ``tests/test_contract.py`` fails when a copy appears
+elsewhere.
+
+This module imports nothing from the project, so anything may import it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# Job and batch statuses, in lifecycle order (the order lists and metrics show them in).
+JOB_STATUSES: Final = ("queued", "running", "completed", "failed", "cancelled")
+# A terminal status is final: the database refuses to change it (sql/001_runs.sql).
+TERMINAL_STATUSES: Final = frozenset({"completed", "failed", "cancelled"})
+ACTIVE_STATUSES: Final = frozenset({"queued", "running"})
+# What a collector (or a client on its behalf) may report; only the runner queues a job.
+REPORTABLE_STATUSES: Final = ("running", "completed", "failed", "cancelled")
+
+# Priorities, most urgent first: the order the runner claims in.
+PRIORITIES: Final = ("high", "normal", "low")
+DEFAULT_PRIORITY: Final = "normal"
+
+# Ids: a batch is bc_ + 8 digits; a job is a two-character collector prefix + 8 digits.
+BATCH_ID: Final = re.compile(r"^bc_[0-9]{8}$")
+JOB_ID: Final = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")
+
+# Limits on what a progress report may carry.
+MAX_MESSAGE_CHARS: Final = 1000
+MAX_ERROR_CHARS: Final = 4000
+# The most entries GET /api/collectors/runs/history answers at once.
+MAX_HISTORY: Final = 500
+
+# Every setting of the server is COLLECTOR_HUB_<NAME>; the runner hands a collector process
+# these two so that it can report progress with nothing configured.
+ENV_PREFIX: Final = "COLLECTOR_HUB_"
+JOB_ID_ENV: Final = ENV_PREFIX + "JOB_ID"
+DATABASE_URL_ENV: Final = ENV_PREFIX + "DATABASE_URL"
