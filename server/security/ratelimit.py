@@ -62,12 +62,16 @@ BackendErrors = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 
 
 def is_rate_limited(request: web.Request) -> bool:
+    return is_rate_limited_route(request.method, request.path)
+
+
+def is_rate_limited_route(method: str, path: str) -> bool:
     """Reads (polls) of the spec's paths. The spec's runs/* were all reads; the writes added
     under it (a collector's progress reports, cancels) are not polls, and a collector
-    reporting every second must not be refused for it (the runner throttles those writes)."""
-    if request.method not in ("GET", "HEAD"):
+    reporting every second must not be refused for it (the runner throttles those writes).
+    ``path`` may also be a route template: the OpenAPI document asks with those."""
+    if method not in ("GET", "HEAD"):
         return False
-    path = request.path
     return path.startswith("/api/collectors/runs/") or path == "/api/collectors/history"
 
 
