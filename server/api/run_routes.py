@@ -34,6 +34,9 @@ from server.realtime.polling import poll_batch, poll_job
 
 routes = web.RouteTableDef()
 
+# How many runs GET /api/collectors/history answers without ?limit= (at most MAX_HISTORY).
+DEFAULT_HISTORY = 10
+
 
 @routes.post("/api/collectors/run")
 @requires("trigger")
@@ -92,7 +95,7 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/collectors/history")
 @requires("read")
 async def get_history(request: web.Request) -> web.Response:
-    limit = query_int(request, "limit", 10, 1, MAX_HISTORY)
+    limit = query_int(request, "limit", DEFAULT_HISTORY, 1, MAX_HISTORY)
     registry = request.app[REGISTRY]
     names = collector_list(request.query.get("collectors"), registry)
     entries = await runs.history(request.app[POOL], limit, names)

@@ -21,6 +21,7 @@ from server.webhooks.representation import delivery_json, webhook_json, webhook_
 from server.webhooks.signing import new_secret
 
 MAX_DELIVERIES = 500
+DEFAULT_DELIVERIES = 50  # answered without ?limit=
 routes = web.RouteTableDef()
 
 
@@ -108,7 +109,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 @requires("admin")
 async def list_deliveries(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
-    limit = query_int(request, "limit", 50, 1, MAX_DELIVERIES)
+    limit = query_int(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)
     found = await outbox.list_deliveries(request.app[POOL], webhook_id, limit)
     return web.json_response({"deliveries": [delivery_json(d, attempts) for d, attempts in found]})
 
