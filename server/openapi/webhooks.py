@@ -1,12 +1,14 @@
-"""The webhook part of the OpenAPI document (server/openapi.py merges it in)."""
+"""The webhook paths of the OpenAPI document: receivers, their deliveries and redelivery."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from server.openapi.document import (
+from server.openapi.components import (
     BAD_BODY,
+    NO_NUL,
     SERVER_ERROR,
+    Names,
+    Part,
+    Schema,
     closed_object,
     error,
     json_response,
@@ -15,14 +17,13 @@ from server.openapi.document import (
     ref,
 )
 from server.webhooks.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
-from server.webhooks.routes import MAX_DELIVERIES
+from server.webhooks.routes import DEFAULT_DELIVERIES, MAX_DELIVERIES
 from server.webhooks.signing import SECRET_PATTERN
 
-Schema = dict[str, Any]
 ADMIN = "Needs the admin role."
 
 
-def webhook_schemas() -> dict[str, Schema]:
+def webhook_schemas(names: Names) -> dict[str, Schema]:
     text = {"type": "string"}
     timestamp = ref("Timestamp")
     webhook = {
@@ -57,7 +58,7 @@ def webhook_schemas() -> dict[str, Schema]:
         "pattern": SECRET_PATTERN.pattern,
         "description": "whsec_ + base64 of 32 random bytes; the HMAC key is the decoded bytes. Shown only here.",
     }
-    description_in = {**nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS, "pattern": "^[^\\u0000]*$"})}
+    description_in = {**nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS, "pattern": NO_NUL})}
     url_in = {"type": "string", "minLength": 1, "maxLength": MAX_URL_CHARS, "pattern": "^https?://"}
     events_in = {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")}
     return {
@@ -111,7 +112,7 @@ def webhook_schemas() -> dict[str, Schema]:
     }
 
 
-def webhook_paths() -> dict[str, Schema]:
+def webhook_paths(names: Names) -> dict[str, Schema]:
     webhook_id = {"name": "webhook_id", "in": "path", "required": True, "schema": ref("WebhookId")}
     delivery_id = {"name": "delivery_id", "in": "path", "required": True, "schema": ref("DeliveryId")}
     bad_id = error("Malformed webhook id ('wh_' and 16 hex digits).")
@@ -213,7 +214,12 @@ def webhook_paths() -> dict[str, Schema]:
                         "name": "limit",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES, "default": 50},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_DELIVERIES,
+                            "default": DEFAULT_DELIVERIES,
+                        },
                     },
                 ],
             )
@@ -234,3 +240,6 @@ def webhook_paths() -> dict[str, Schema]:
             )
         },
     }
+
+
+PART = Part(schemas=webhook_schemas, paths=webhook_paths)

@@ -1,0 +1,135 @@
+"""The service paths of the OpenAPI document: the documentation (``/api/docs``, this
+document), liveness and readiness, the metrics and the dashboard page, with their schemas."""
+
+from __future__ import annotations
+
+from server.openapi.components import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    VERSION_HEADERS,
+    Names,
+    Part,
+    Schema,
+    closed_object,
+    error,
+    json_response,
+    operation,
+)
+
+
+def service_schemas(names: Names) -> dict[str, Schema]:
+    doc_names = names.docs
+    return {
+        "DocsIndex": closed_object(
+            {
+                "documents": {
+                    "type": "array",
+                    "items": closed_object(
+                        {
+                            "name": {"type": "string", "enum": doc_names} if doc_names else {"type": "string"},
+                            "title": {"type": "string"},
+                            "url": {"type": "string", "pattern": "^/api/docs/[^/]+$"},
+                        }
+                    ),
+                },
+                "openapi_url": {"type": "string", "const": "/api/openapi.json"},
+            }
+        ),
+        "Health": closed_object({"status": {"type": "string", "const": "ok"}}),
+        "Readiness": closed_object(
+            {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "database": {"type": "string", "enum": ["ok", "unreachable"]},
+                "redis": {
+                    "type": "string",
+                    "enum": ["ok", "unreachable"],
+                    "description": "Only with COLLECTOR_HUB_REDIS_URL; rate limits fail open while it is unreachable.",
+                },
+                "listener": {"type": "string", "enum": ["starting", "listening", "reconnecting", "stopped"]},
+            },
+            optional=("redis", "listener"),
+        ),
+    }
+
+
+def service_paths(names: Names) -> dict[str, Schema]:
+    doc_names = names.docs
+    return {
+        "/api/docs": {
+            "get": operation(
+                "listDocs", "Index of the documentation", {"200": json_response("The documents.", "DocsIndex")}
+            )
+        },
+        "/api/docs/{name}": {
+            "get": operation(
+                "getDoc",
+                "One document, as markdown",
+                {
+                    "200": {
+                        "description": "The document.",
+                        "headers": VERSION_HEADERS,
+                        "content": {"text/markdown": {"schema": {"type": "string"}}},
+                    },
+                    "304": NOT_MODIFIED,
+                    "404": error("No document of that name (the error lists the available ones)."),
+                },
+                parameters=[
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "description": "A file name as listed by GET /api/docs, including '.md'.",
+                        "schema": {"type": "string", "enum": doc_names} if doc_names else {"type": "string"},
+                    },
+                    IF_NONE_MATCH,
+                ],
+            )
+        },
+        "/api/openapi.json": {
+            "get": operation(
+                "getOpenApi",
+                "This document",
+                {
+                    "200": {
+                        "description": "The OpenAPI document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            )
+        },
+        "/healthz": {
+            "get": operation("healthz", "Liveness: the process answers", {"200": json_response("Alive.", "Health")})
+        },
+        "/readyz": {
+            "get": operation(
+                "readyz",
+                "Readiness: the database answers",
+                {
+                    "200": json_response("Ready.", "Readiness"),
+                    "503": json_response("The database is unreachable.", "Readiness"),
+                },
+            )
+        },
+        "/metrics": {
+            "get": operation(
+                "metrics",
+                "Prometheus metrics (text exposition format); role read unless COLLECTOR_HUB_METRICS_PUBLIC",
+                {
+                    "200": {
+                        "description": "Metrics in the Prometheus text format 0.0.4.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            )
+        },
+        "/": {
+            "get": operation(
+                "dashboard",
+                "The dashboard page (its files are under /static/)",
+                {"200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            )
+        },
+    }
+
+
+PART = Part(schemas=service_schemas, paths=service_paths)
