@@ -73,9 +73,8 @@ async def healthz(request: web.Request) -> web.Response:
 @requires("public")
 async def readyz(request: web.Request) -> web.Response:
     try:
-        async with request.app[POOL].acquire() as conn:
-            async with conn.cursor() as cur:
-                await cur.execute("SELECT 1")
+        async with database.cursor(request.app[POOL]) as cur:
+            await cur.execute("SELECT 1")
     except Exception as exc:  # any failure means "not ready"; say which part
         log.warning("readiness check failed: %s", exc)
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)

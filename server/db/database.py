@@ -1,4 +1,19 @@
-"""PostgreSQL: the embedded server for one-command set-up, the connection pool, migrations."""
+"""PostgreSQL: the embedded server for one-command set-up, the connection pool, migrations,
+and the one way the server reaches the pool.
+
+Every query goes through ``cursor`` or ``transaction`` (``read_only`` for reads worth retrying);
+nothing else calls ``pool.acquire()`` or aiopg's ``cur.begin()`` (tests/test_database_path.py
+checks). That keeps two rules in one place:
+
+- An outage is ``DatabaseUnavailable`` (the API answers 503 with Retry-After, the runner and
+  the dispatcher wait it out), and the first broken connection empties the pool's idle ones.
+- No lock is held across an await that is not the transaction's own SQL. Row locks live until
+  COMMIT, and while a coroutine holds them the event loop may be busy elsewhere for as long as
+  it likes, stalling every other writer (or a TRUNCATE) on those rows. So:
+  ``transaction()`` bodies run SQL only (no HTTP, no subprocess, no sleeping), and a hot path
+  that locks rows another node also wants (a claim, recording an attempt) is one statement
+  under ``cursor()``, whose locks the server releases when the statement ends.
+"""
 
 from __future__ import annotations
 
@@ -155,14 +170,15 @@ class DatabaseUnavailable(Exception):
     """PostgreSQL could not be reached, or the connection broke mid-request."""
 
 
-# What an outage looks like to callers that wait it out (the runner): ours, or psycopg2's own
-# from code that holds a connection directly.
+# What an outage looks like to callers that wait it out (the runner, background loops): ours,
+# or psycopg2's own when ``cursor`` let it through because the connection still looked open.
 OUTAGE_ERRORS = (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 @asynccontextmanager
 async def cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
-    """A dict cursor on a pooled connection.
+    """A dict cursor on a pooled connection, in autocommit: each statement is its own
+    transaction, and whatever it locks is released when it ends.
 
     After a PostgreSQL restart every idle connection in the pool is dead, and aiopg only
     notices one at a time, on use. So the first broken connection empties the pool's idle

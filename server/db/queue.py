@@ -52,9 +52,6 @@ class RunningJob:
     pid: int | None
 
 
-_transaction = database.transaction
-
-
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     """Run a transaction again when PostgreSQL aborted it to break a deadlock."""
     for n in range(1, ATTEMPTS + 1):
@@ -80,7 +77,7 @@ async def claim_jobs(
         return []
 
     async def attempt() -> list[ClaimedJob]:
-        async with _transaction(pool) as cur:
+        async with database.transaction(pool) as cur:
             await cur.execute(
                 f"""
                 WITH next AS (
@@ -112,7 +109,7 @@ async def _update_one_job(pool: aiopg.Pool, job_id: str, assignments: str, guard
     params = {**params, "job_id": job_id}
 
     async def attempt() -> bool:
-        async with _transaction(pool) as cur:
+        async with database.transaction(pool) as cur:
             await cur.execute(
                 "SELECT 1 FROM job_batches b JOIN job_runs j USING (batch_id)"
                 " WHERE j.job_id = %(job_id)s FOR UPDATE OF b",
@@ -207,11 +204,10 @@ async def job_statuses(pool: aiopg.Pool, job_ids: Sequence[str]) -> dict[str, st
     """Current status of each job (missing ones were deleted): one cheap query."""
     if not job_ids:
         return {}
-    async with pool.acquire() as conn:
-        async with conn.cursor() as cur:
-            await cur.execute("SELECT job_id, status FROM job_runs WHERE job_id = ANY(%s)", (list(job_ids),))
-            rows = await cur.fetchall()
-    return {job_id: status for job_id, status in rows}
+    async with database.cursor(pool) as cur:
+        await cur.execute("SELECT job_id, status FROM job_runs WHERE job_id = ANY(%s)", (list(job_ids),))
+        rows = await cur.fetchall()
+    return {row["job_id"]: row["status"] for row in rows}
 
 
 async def fail_silent_jobs(pool: aiopg.Pool, silence_seconds: float) -> list[str]:
@@ -224,7 +220,7 @@ async def fail_silent_jobs(pool: aiopg.Pool, silence_seconds: float) -> list[str
     )
 
     async def attempt() -> list[str]:
-        async with _transaction(pool) as cur:
+        async with database.transaction(pool) as cur:
             await cur.execute(
                 """
                 WITH stale AS (
@@ -248,12 +244,11 @@ async def fail_silent_jobs(pool: aiopg.Pool, silence_seconds: float) -> list[str
 async def running_jobs_on(pool: aiopg.Pool, host: str, runner_id: str) -> list[RunningJob]:
     """Running jobs started on ``host`` or owned by ``runner_id``: the candidates for
     settling when a runner starts."""
-    async with pool.acquire() as conn:
-        async with conn.cursor() as cur:
-            await cur.execute(
-                "SELECT job_id, runner_id, host, pid FROM job_runs"
-                " WHERE status = 'running' AND (host = %s OR runner_id = %s)",
-                (host, runner_id),
-            )
-            rows = await cur.fetchall()
-    return [RunningJob(*row) for row in rows]
+    async with database.cursor(pool) as cur:
+        await cur.execute(
+            "SELECT job_id, runner_id, host, pid FROM job_runs"
+            " WHERE status = 'running' AND (host = %s OR runner_id = %s)",
+            (host, runner_id),
+        )
+        rows = await cur.fetchall()
+    return [RunningJob(**row) for row in rows]

@@ -32,10 +32,6 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.randbelow(10**8):08d}"
 
 
-_cursor = database.cursor
-_transaction = database.transaction
-
-
 async def create_batch(
     pool: aiopg.Pool, collectors: Sequence[CollectorSpec], priority: str, requested_by: str | None = None
 ) -> dict[str, Any]:
@@ -43,7 +39,7 @@ async def create_batch(
     collision (unique violation) retries the whole insert with fresh ones."""
     for _ in range(ID_ATTEMPTS):
         try:
-            async with _transaction(pool) as cur:
+            async with database.transaction(pool) as cur:
                 await cur.execute(
                     "INSERT INTO job_batches (batch_id, priority, requested_by, message)"
                     " VALUES (%s, %s, %s, 'Queued') RETURNING *",
@@ -89,13 +85,21 @@ async def batch_rows(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The rows of batch ``batch_id`` (or of the batch of ``job_id``) and of its jobs, read in
     one snapshot; None when there is no such batch."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         if batch_id is None:
             await cur.execute("SELECT batch_id FROM job_runs WHERE job_id = %s", (job_id,))
             row = await cur.fetchone()
             if row is None:
                 return None
             batch_id = row["batch_id"]
+        return await _batch_rows(cur, batch_id)
+
+
+@database.read_only
+async def ended_batch_rows(pool: aiopg.Pool, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """``batch_rows`` for a batch that has ended, without its transaction: a terminal batch's
+    rows no longer change, so two autocommit reads agree and hold no lock between them."""
+    async with database.cursor(pool) as cur:
         return await _batch_rows(cur, batch_id)
 
 
@@ -114,7 +118,7 @@ async def fetch_batch(pool: aiopg.Pool, batch_id: str) -> tuple[int, dict[str, A
 async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]] | None:
     """``(seq, body)`` of a job. The body shows batch fields too, and every job change also
     changes its batch, so the batch's seq versions the job body."""
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute(_JOB_WITH_BATCH + " WHERE j.job_id = %s", (job_id,))
         job = await cur.fetchone()
     if job is None:
@@ -126,7 +130,7 @@ async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]]
 async def latest_job_rows(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[str, Any]]:
     """Per collector, its active job (queued or running), else its most recent one, joined
     with its batch's summary."""
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute(
             _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1) + " WHERE j.collector = ANY(%s)"
             " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id",
@@ -138,7 +142,7 @@ async def latest_job_rows(pool: aiopg.Pool, collectors: Sequence[str]) -> list[d
 @database.read_only
 async def batch_seqs(pool: aiopg.Pool, batch_ids: Sequence[str]) -> dict[str, int]:
     """Current seq of each batch that still exists."""
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute("SELECT batch_id, seq FROM job_batches WHERE batch_id = ANY(%s)", (list(batch_ids),))
         return {row["batch_id"]: int(row["seq"]) for row in await cur.fetchall()}
 
@@ -147,7 +151,7 @@ async def batch_seqs(pool: aiopg.Pool, batch_ids: Sequence[str]) -> dict[str, in
 async def batches_changed_since(pool: aiopg.Pool, seq: int, since: dt.datetime | None) -> dict[str, int]:
     """Batches whose seq is above ``seq`` or that changed after ``since`` (a transaction can
     commit after one that drew a higher seq, so the time bound catches late commits)."""
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute(
             "SELECT batch_id, seq FROM job_batches WHERE seq > %s OR updated_at >= %s",
             (seq, since or dt.datetime.now(dt.UTC)),
@@ -173,7 +177,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
 @database.read_only
 async def history(pool: aiopg.Pool, limit: int, collectors: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Most recent runs first, running ones included."""
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         if collectors:
             await cur.execute(
                 "SELECT * FROM job_runs WHERE collector = ANY(%s) ORDER BY started_at DESC, job_id LIMIT %s",
@@ -190,7 +194,7 @@ CANCELLED_MESSAGE = "Cancelled by request"
 
 async def cancel_batch(pool: aiopg.Pool, batch_id: str) -> None:
     """Cancel every job of a batch that has not ended. A runner stops their processes."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await cur.execute("SELECT status FROM job_batches WHERE batch_id = %s FOR UPDATE", (batch_id,))
         batch = await cur.fetchone()
         if batch is None:
@@ -217,7 +221,7 @@ async def _lock_batch_of_job(cur: Any, job_id: str) -> None:
 
 
 async def cancel_job(pool: aiopg.Pool, job_id: str) -> None:
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await _lock_batch_of_job(cur, job_id)
         await cur.execute("SELECT status FROM job_runs WHERE job_id = %s FOR UPDATE", (job_id,))
         job = await cur.fetchone()
@@ -239,7 +243,7 @@ async def report_progress(
 ) -> None:
     """A progress update for a job that has not ended (HTTP twin of
     ``collectors.progress.update_job_progress``)."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await _lock_batch_of_job(cur, job_id)
         await cur.execute(
             "UPDATE job_runs SET status = %s, progress_percent = coalesce(%s, progress_percent),"

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from collectors.contract import JOB_STATUSES
 from server.api.roles import requires
+from server.db import database
 from server.keys import HUB, POOL, SETTINGS
 from server.observability.metrics import CONTENT_TYPE, JOBS, OPEN_CONNECTIONS, render
 
@@ -23,10 +24,9 @@ async def refresh_job_counts(app: web.Application) -> None:
     """Jobs by status, read at scrape time: the database is the truth, and every node reports
     the same figure (sum over nodes would double count; use ``max`` in queries)."""
     try:
-        async with app[POOL].acquire() as conn:
-            async with conn.cursor() as cur:
-                await cur.execute("SELECT status, count(*) FROM job_runs GROUP BY status")
-                counts = dict(await cur.fetchall())
+        async with database.cursor(app[POOL]) as cur:
+            await cur.execute("SELECT status, count(*) AS jobs FROM job_runs GROUP BY status")
+            counts = {row["status"]: row["jobs"] for row in await cur.fetchall()}
     except Exception as exc:  # a scrape must still answer while the database is away
         log.warning("metrics: cannot count jobs: %s", exc)
         return

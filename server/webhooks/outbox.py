@@ -9,13 +9,13 @@ batch terminal. From there a delivery is only ever moved by the functions below:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import aiopg
-import psycopg2.extras
+import psycopg2
 
+from server.db import database
 from server.errors import ConflictError, NotFoundError
 from server.webhooks.config import DeclaredWebhook
 
@@ -26,20 +26,6 @@ DECLARED_LOCK_ID = 0x77686B73  # "whks"
 Row = dict[str, Any]
 
 
-@asynccontextmanager
-async def _cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
-    async with pool.acquire() as conn:
-        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            yield cur
-
-
-@asynccontextmanager
-async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
-    async with _cursor(pool) as cur:
-        async with cur.begin():
-            yield cur
-
-
 # ---------------------------------------------------------------------------------------------
 # Receivers
 
@@ -47,7 +33,7 @@ async def _transaction(pool: aiopg.Pool) -> AsyncIterator[Any]:
 async def create_webhook(
     pool: aiopg.Pool, url: str, events: Sequence[str], description: str | None, secret: str
 ) -> Row:
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute(
             "INSERT INTO webhooks (url, events, description, secret) VALUES (%s, %s, %s, %s) RETURNING *",
             (url, list(events), description, secret),
@@ -56,15 +42,17 @@ async def create_webhook(
     return row
 
 
+@database.read_only
 async def list_webhooks(pool: aiopg.Pool) -> list[Row]:
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute("SELECT * FROM webhooks ORDER BY created_at, webhook_id")
         rows: list[Row] = await cur.fetchall()
     return rows
 
 
+@database.read_only
 async def get_webhook(pool: aiopg.Pool, webhook_id: str) -> Row:
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute("SELECT * FROM webhooks WHERE webhook_id = %s", (webhook_id,))
         row: Row | None = await cur.fetchone()
     if row is None:
@@ -87,7 +75,7 @@ async def _lock_api_webhook(cur: Any, webhook_id: str, action: str) -> Row:
 async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, Any]) -> Row:
     """PATCH: ``url``, ``events``, ``description``, ``enabled``. Re-enabling clears the reason
     and the failure clock; disabling records who did it."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         only_enabled = set(changes) <= {"enabled"}
         row = await _lock_api_webhook(cur, webhook_id, "enable" if only_enabled else "changed")
         sets = ["updated_at = clock_timestamp()"]
@@ -110,14 +98,14 @@ async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, A
 
 
 async def delete_webhook(pool: aiopg.Pool, webhook_id: str) -> None:
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await _lock_api_webhook(cur, webhook_id, "deleted")
         await cur.execute("DELETE FROM webhooks WHERE webhook_id = %s", (webhook_id,))
 
 
 async def rotate_secret(pool: aiopg.Pool, webhook_id: str, new_secret: str) -> Row:
     """The current secret becomes the previous one, still used to sign for 24 hours."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await _lock_api_webhook(cur, webhook_id, "rotated")
         await cur.execute(
             "UPDATE webhooks SET previous_secret = secret, secret = %s,"
@@ -133,7 +121,7 @@ async def upsert_declared(pool: aiopg.Pool, declared: Sequence[DeclaredWebhook])
     """Make the settings-declared receivers exactly those declared (keyed by URL). A changed
     secret is a rotation: the old one keeps signing for 24 hours. An auto-disabled declared
     receiver stays disabled until an admin enables it."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(%s)", (DECLARED_LOCK_ID,))
         for hook in declared:
             await cur.execute(
@@ -156,9 +144,10 @@ async def upsert_declared(pool: aiopg.Pool, declared: Sequence[DeclaredWebhook])
 # Deliveries, as the API shows them
 
 
+@database.read_only
 async def list_deliveries(pool: aiopg.Pool, webhook_id: str, limit: int) -> list[tuple[Row, list[Row]]]:
     """Newest first, each with its attempts in order."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await cur.execute("SELECT 1 FROM webhooks WHERE webhook_id = %s", (webhook_id,))
         if await cur.fetchone() is None:
             raise NotFoundError("Webhook not found")
@@ -178,8 +167,9 @@ async def list_deliveries(pool: aiopg.Pool, webhook_id: str, limit: int) -> list
     return [(d, by_delivery.get(d["delivery_id"], [])) for d in deliveries]
 
 
+@database.read_only
 async def get_delivery(pool: aiopg.Pool, delivery_id: str) -> tuple[Row, list[Row]]:
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await cur.execute("SELECT * FROM webhook_deliveries WHERE delivery_id = %s", (delivery_id,))
         delivery: Row | None = await cur.fetchone()
         if delivery is None:
@@ -193,7 +183,7 @@ async def get_delivery(pool: aiopg.Pool, delivery_id: str) -> tuple[Row, list[Ro
 
 async def redeliver(pool: aiopg.Pool, delivery_id: str) -> None:
     """Due now, with the retry schedule started over; same id and same body bytes."""
-    async with _transaction(pool) as cur:
+    async with database.transaction(pool) as cur:
         await cur.execute(
             "SELECT d.*, w.enabled FROM webhook_deliveries d JOIN webhooks w USING (webhook_id)"
             " WHERE d.delivery_id = %s FOR UPDATE OF d",
@@ -242,10 +232,9 @@ async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: flo
     the same row; the lease (``next_attempt_at`` moved forward) keeps it off every other
     dispatcher until this attempt is recorded, or, if this node dies, until the lease ends.
 
-    One statement in autocommit, not BEGIN ... COMMIT: the lock it takes is released by the
-    server when the statement ends, never held while this process's event loop is busy
-    elsewhere (a blocked loop holding a lock could otherwise stall, say, a TRUNCATE forever)."""
-    async with _cursor(pool) as cur:
+    One statement under ``database.cursor`` (autocommit), not a transaction: see the lock rule
+    in server/db/database.py."""
+    async with database.cursor(pool) as cur:
         await cur.execute(
             """
             WITH due AS (
@@ -291,7 +280,7 @@ async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: flo
 async def store_body(pool: aiopg.Pool, delivery_id: str, body: bytes) -> bytes | None:
     """Keep the first body built for a delivery; every later attempt sends these bytes. None if
     the delivery is gone (its receiver was deleted)."""
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute(
             "UPDATE webhook_deliveries SET body = coalesce(body, %s) WHERE delivery_id = %s RETURNING body",
             (psycopg2.Binary(body), delivery_id),
@@ -352,15 +341,15 @@ async def record_attempt(
     the lease was lost meanwhile (the attempt is still logged, the delivery left to its new
     holder) or the delivery is gone (its receiver was deleted while the attempt ran).
 
-    One statement in autocommit, like ``claim_due``: its locks never outlive it, whatever this
-    process's event loop is doing."""
+    One statement in autocommit, like ``claim_due``: its locks never outlive it (the lock rule
+    in server/db/database.py)."""
     if outcome.receiver_ok:
         receiver_update = _RECEIVER_OK
     elif outcome.disable_reason:
         receiver_update = _RECEIVER_GONE
     else:
         receiver_update = _RECEIVER_FAILED
-    async with _cursor(pool) as cur:
+    async with database.cursor(pool) as cur:
         await cur.execute(
             f"""
             WITH delivery AS (  -- no FOR UPDATE: "moved" updates this row in the same statement

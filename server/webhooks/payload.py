@@ -14,7 +14,6 @@ import datetime as dt
 import json
 
 import aiopg
-import psycopg2.extras
 
 from server.api import representation as rep
 from server.api.representation import format_timestamp
@@ -22,12 +21,8 @@ from server.db import runs
 
 
 async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:
-    # The rows and the shape of runs.fetch_batch, but without its transaction: the batch is
-    # terminal, so its rows no longer change and two autocommit reads agree, and no lock is
-    # held between them while the event loop is busy elsewhere.
-    async with pool.acquire() as conn:
-        async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            rows = await runs._batch_rows(cur, batch_id)
+    # The rows and the shape of runs.fetch_batch; the batch has ended, so no transaction.
+    rows = await runs.ended_batch_rows(pool, batch_id)
     if rows is None:  # deleting a batch deletes its deliveries, so this is a race at worst
         raise LookupError(f"batch {batch_id} no longer exists")
     batch = rep.batch_json(*rows)
