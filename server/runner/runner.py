@@ -22,7 +22,6 @@ beginning on the next runner: stopping a server for a deploy should not fail wor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -33,6 +32,7 @@ from collections.abc import Awaitable, Callable
 import aiopg
 
 from collectors.registry import CollectorSpec
+from server.background import BackgroundLoop
 from server.db import database, queue
 from server.runner.process import (
     CollectorProcess,
@@ -62,7 +62,6 @@ OUTCOME_ATTEMPTS = 6
 class _ActiveRun:
     job: queue.ClaimedJob
     process: CollectorProcess
-    task: asyncio.Task[None] | None = None
 
 
 class Runner:
@@ -78,9 +77,7 @@ class Runner:
         self.runner_id = settings.runner_id
         self.host = socket.gethostname()
         self._runs: dict[str, _ActiveRun] = {}
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(f"runner {self.runner_id}", self._tick, interval=settings.runner_poll_interval)
         self._last_watchdog = 0.0
         # Sweep often enough to catch silence within about a quarter of the timeout.
         self._watchdog_every = max(settings.runner_poll_interval, min(settings.watchdog_timeout / 4, 5.0))
@@ -92,7 +89,7 @@ class Runner:
     def wake(self) -> None:
         """Poll now instead of at the next interval (e.g. a batch was just queued here, or a
         NOTIFY said the queue changed)."""
-        self._wake.set()
+        self._loop.wake()
 
     async def start(self) -> None:
         """Settle what a dead runner left behind, then start claiming."""
@@ -100,7 +97,7 @@ class Runner:
             await self.settle_abandoned_jobs()
         except Exception:  # the loop retries the database; settling again is the watchdog's job
             log.exception("runner %s could not settle abandoned jobs", self.runner_id)
-        self._loop_task = asyncio.create_task(self._loop(), name=f"runner {self.runner_id}")
+        self._loop.start()
         log.info(
             "runner %s started: up to %s collector(s) at once, collectors: %s",
             self.runner_id,
@@ -111,45 +108,14 @@ class Runner:
     async def stop(self) -> None:
         """Claim nothing more, stop running processes and requeue their jobs. Bounded by the
         grace period plus a margin; anything slower is cancelled (its process killed)."""
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task is not None:
-            # Let the current tick finish: cancelling a claim mid-commit could strand jobs.
-            done, _ = await asyncio.wait({self._loop_task}, timeout=STOP_MARGIN_SECONDS)
-            if not done:
-                self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        runs = list(self._runs.values())
-        for run in runs:
+        # Let the current tick finish: cancelling a claim mid-commit could strand jobs.
+        await self._loop.stop(STOP_MARGIN_SECONDS)
+        for run in list(self._runs.values()):
             run.process.request_stop(StopReason.SHUTDOWN)
-        tasks = [run.task for run in runs if run.task is not None]
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=self._settings.cancel_grace_period + STOP_MARGIN_SECONDS)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._loop.drain(self._settings.cancel_grace_period + STOP_MARGIN_SECONDS)
         log.info("runner %s stopped", self.runner_id)
 
-    async def _loop(self) -> None:
-        failing = False
-        while not self._stopping:
-            try:
-                await self._tick()
-                if failing:
-                    log.info("runner %s: the database answers again", self.runner_id)
-                failing = False
-            except Exception as exc:  # e.g. the database is restarting: keep going, try again
-                if not failing:  # the whole story once, not once per poll
-                    log.exception("runner %s: poll failed; retrying until it works", self.runner_id)
-                elif not isinstance(exc, database.OUTAGE_ERRORS):
-                    log.warning("runner %s: poll failed again: %s", self.runner_id, exc)
-                failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.runner_poll_interval)
-            self._wake.clear()
-
-    async def _tick(self) -> None:
+    async def _tick(self) -> bool:
         await self._stop_jobs_ended_elsewhere()
         now = asyncio.get_running_loop().time()
         if now - self._last_watchdog >= self._watchdog_every:
@@ -158,8 +124,9 @@ class Runner:
             if failed:
                 log.warning("watchdog failed silent job(s): %s", ", ".join(failed))
                 await self._stop_jobs_ended_elsewhere()
-        if not self._stopping:
+        if not self._loop.stopping:
             await self._claim_and_start()
+        return False  # a slot that frees up wakes the loop
 
     async def _stop_jobs_ended_elsewhere(self) -> None:
         if not self._runs:
@@ -184,7 +151,7 @@ class Runner:
             process = CollectorProcess(spec, env, self._settings.cancel_grace_period, writer.submit)
             run = _ActiveRun(job, process)
             self._runs[job.job_id] = run
-            run.task = asyncio.create_task(self._execute(run, writer), name=f"job {job.job_id}")
+            await self._loop.spawn(self._execute(run, writer), name=f"job {job.job_id}")
             log.info("runner %s started job %s (%s)", self.runner_id, job.job_id, job.collector)
 
     async def _write_stdout_progress(self, job_id: str, report: StdoutProgress) -> bool:
@@ -217,7 +184,6 @@ class Runner:
         finally:
             await writer.cancel()
             self._runs.pop(job.job_id, None)
-            self._wake.set()
 
     async def _persist(self, write: Callable[[], Awaitable[bool]]) -> bool:
         """An outcome is worth waiting for: retry through a short database outage (a lost

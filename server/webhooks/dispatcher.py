@@ -13,8 +13,6 @@ the delivery is failed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -26,6 +24,7 @@ import aiopg
 from yarl import URL
 
 from collectors.retry_after import parse_retry_after
+from server.background import BackgroundLoop
 from server.observability.metrics import WEBHOOK_ATTEMPTS
 from server.settings import Settings
 from server.webhooks import outbox
@@ -92,13 +91,11 @@ class Dispatcher:
     def __init__(self, pool: aiopg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(
+            "webhook dispatcher", self._claim_and_start, interval=settings.webhook_poll_interval
+        )
         self._session: aiohttp.ClientSession | None = None
         self._token_prefix = secrets.token_hex(6)
-        self._failing_poll = False
 
     async def start(self) -> None:
         connector = make_connector(
@@ -106,66 +103,35 @@ class Dispatcher:
         )
         # trust_env stays off: a proxy from the environment would bypass the address guard.
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+        self._loop.start()
 
     def wake(self) -> None:
         """Look for due deliveries now (a batch just ended), not at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
         """Stop claiming, give in-flight attempts up to the attempt timeout to finish and be
         recorded, then cancel what is left (those deliveries are retried after their lease)."""
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task is not None:
-            await self._loop_task
-        if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=self._settings.webhook_timeout + 2)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("cancelled %d webhook attempt(s) at shutdown; they are retried later", len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
+        grace = self._settings.webhook_timeout + 2
+        await self._loop.stop(grace)
+        cancelled = await self._loop.drain(grace)
+        if cancelled:
+            log.warning("cancelled %d webhook attempt(s) at shutdown; they are retried later", cancelled)
         if self._session is not None:
             await self._session.close()
 
-    async def _run(self) -> None:
-        interval = self._settings.webhook_poll_interval
-        while not self._stopping:
-            free = self._settings.webhook_concurrency - len(self._inflight)
-            claimed = 0
-            if free > 0:
-                claimed = await self._claim_and_start(free)
-            if claimed and claimed == free:
-                continue  # there may be more due rows right now
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
-
-    async def _claim_and_start(self, free: int) -> int:
+    async def _claim_and_start(self) -> bool:
+        """One poll: claim as many due deliveries as there are free slots and start each
+        attempt. True when every slot was filled (there may be more due rows right now)."""
+        free = self._settings.webhook_concurrency - self._loop.in_flight
+        if free <= 0:
+            return False  # an attempt that ends wakes the loop
         token = f"{self._token_prefix}-{secrets.token_hex(6)}"
         lease = 2 * self._settings.webhook_timeout + LEASE_MARGIN
-        try:
-            claims = await outbox.claim_due(self._pool, token, free, lease)
-        except Exception as exc:  # the database is down or restarting: keep polling
-            if not self._failing_poll:
-                log.warning("webhook dispatcher cannot claim deliveries: %s", exc)
-            self._failing_poll = True
-            return 0
-        if self._failing_poll:
-            log.info("webhook dispatcher reaches the database again")
-            self._failing_poll = False
+        claims = await outbox.claim_due(self._pool, token, free, lease)
         for claim in claims:
-            task = asyncio.create_task(self._deliver(claim), name=f"webhook-{claim.delivery_id}")
-            self._inflight.add(task)
-            task.add_done_callback(self._attempt_done)
-        return len(claims)
-
-    def _attempt_done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wake.set()  # capacity freed
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhook attempt crashed", exc_info=task.exception())
+            await self._loop.spawn(self._deliver(claim), name=f"webhook-{claim.delivery_id}")
+        return len(claims) == free
 
     async def _deliver(self, claim: outbox.Claim) -> None:
         body = claim.body
