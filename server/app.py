@@ -1,29 +1,51 @@
-"""The application factory and the lifetime of its resources."""
+"""The application factory and the lifetime of its resources.
+
+``create_app`` adds the parts in ``PARTS``, in that order, and that order is the whole story:
+cleanup contexts start in it and stop in reverse, middlewares run in it, and security wraps
+the routes added before it. Each part says why it stands where it does, what its startup
+reads (``needs``) and what its startup makes (``starts``); ``check_start_order`` refuses an
+order in which a startup would read a key that nothing before it has made.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence, Set
+from typing import Any
 
 from aiohttp import web
 
 from collectors.registry import load_registry
 from server.api.doc_routes import setup_docs_routes
+from server.api.health_routes import setup_health_routes
 from server.api.middleware import json_errors
-from server.api.roles import requires
-from server.api.run_routes import routes
+from server.api.run_routes import routes as run_routes
 from server.api.static_routes import setup_static_routes
 from server.db import database
-from server.keys import DATABASE_URL, HUB, POOL, RATE_LIMITER, REGISTRY, RUNNER, SETTINGS
+from server.keys import (
+    AUTHENTICATOR,
+    DATABASE_URL,
+    HUB,
+    POOL,
+    RATE_LIMITER,
+    REGISTRY,
+    RUNNER,
+    SETTINGS,
+    WEBHOOK_DISPATCHER,
+)
 from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
 from server.realtime import setup_realtime
+from server.runner.runner import Runner
 from server.security import protected_mode_ctx, setup_security
 from server.settings import Settings
 from server.webhooks.setup import setup_webhooks
 
 log = logging.getLogger(__name__)
+
+Key = web.AppKey[Any]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -54,8 +76,6 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.run_collectors:
         yield
         return
-    from server.runner.runner import Runner
-
     runner = Runner(app[POOL], app[DATABASE_URL], app[REGISTRY], settings)
     app[RUNNER] = runner
     await runner.start()
@@ -65,32 +85,68 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
         await runner.stop()
 
 
-@requires("public")
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One part of the app, as ``create_app`` adds it."""
+
+    name: str
+    add: Callable[[web.Application], None]
+    why: str  # why it stands where it does in PARTS
+    needs: tuple[Key, ...] = ()  # read by its startup (cleanup context)
+    starts: tuple[Key, ...] = ()  # made by its startup, for the parts after it
 
 
-@requires("public")
-async def readyz(request: web.Request) -> web.Response:
-    try:
-        async with database.cursor(request.app[POOL]) as cur:
-            await cur.execute("SELECT 1")
-    except Exception as exc:  # any failure means "not ready"; say which part
-        log.warning("readiness check failed: %s", exc)
-        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    body = {"status": "ok", "database": "ok"}
-    # Live push needs the LISTEN connection: while it reconnects, clients are better served
-    # by another node (their streams would stall until the resync).
-    hub = request.app.get(HUB)
-    body["listener"] = hub.listener.state if hub is not None and hub.listener is not None else "stopped"
-    # Reported, but not a reason to leave the load balancer: rate limits fail open without it.
-    redis_ok = await request.app[RATE_LIMITER].redis_ok()
-    if redis_ok is not None:
-        body["redis"] = "ok" if redis_ok else "unreachable"
-    if body["listener"] != "listening":
-        body["status"] = "unavailable"
-        return web.json_response(body, status=503)
-    return web.json_response(body)
+def _context(ctx: Callable[[web.Application], AsyncIterator[None]]) -> Callable[[web.Application], None]:
+    return lambda app: app.cleanup_ctx.append(ctx)
+
+
+def _routes(table: web.RouteTableDef) -> Callable[[web.Application], None]:
+    def add(app: web.Application) -> None:
+        app.add_routes(table)
+
+    return add
+
+
+# fmt: off
+PARTS: tuple[Part, ...] = (
+    Part("database", _context(database_ctx),
+         "first: every startup after it reads the pool",
+         needs=(SETTINGS,), starts=(DATABASE_URL, POOL)),
+    Part("protected mode", _context(protected_mode_ctx),
+         "before anything runs: no runner, dispatcher or listener on a network without authentication",
+         needs=(SETTINGS, AUTHENTICATOR, POOL)),
+    Part("realtime", setup_realtime,
+         "LISTEN before the runner's and the dispatcher's first claim: work queued in between is either"
+         " seen by that claim or NOTIFYs them",
+         needs=(SETTINGS, POOL, DATABASE_URL), starts=(HUB,)),
+    Part("runner", _context(runner_ctx),
+         "after realtime (see there)",
+         needs=(SETTINGS, POOL, DATABASE_URL, REGISTRY), starts=(RUNNER,)),
+    Part("run routes", _routes(run_routes), "any place before security"),
+    Part("webhooks", setup_webhooks,
+         "after realtime, like the runner",
+         needs=(SETTINGS, POOL), starts=(WEBHOOK_DISPATCHER,)),
+    Part("health routes", setup_health_routes, "any place before security"),
+    Part("static routes", setup_static_routes, "any place before security"),
+    Part("docs routes", setup_docs_routes, "any place before security"),
+    Part("metrics route", setup_metrics_routes, "any place before security"),
+    Part("security", setup_security,
+         "last: its role, origin and rate-limit middlewares and CORS cover every route added above",
+         needs=(SETTINGS,), starts=(RATE_LIMITER,)),
+)
+# fmt: on
+
+
+def check_start_order(parts: Sequence[Part], present: Set[Key]) -> None:
+    """Raise if a part's startup needs a key that is neither ``present`` once the app is built
+    nor started by a part before it."""
+    started: set[Key] = set()
+    for part in parts:
+        missing = [key for key in part.needs if key not in present and key not in started]
+        if missing:
+            names = ", ".join(key._name.rpartition(".")[2] for key in missing)
+            raise RuntimeError(f"the {part.name} part starts before anything makes {names}")
+        started.update(part.starts)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -98,16 +154,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_request_id_header)
     app[SETTINGS] = settings
     app[REGISTRY] = load_registry(settings.collectors_file)
-    app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(protected_mode_ctx)  # before anything runs: no open server on a network
-    setup_realtime(app)  # the hub and its LISTEN connection, before the runner it wakes
-    app.cleanup_ctx.append(runner_ctx)
-    app.add_routes(routes)
-    setup_webhooks(app)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    setup_static_routes(app)
-    setup_docs_routes(app)
-    setup_metrics_routes(app)
-    setup_security(app)  # last: it covers every route registered above
+    for part in PARTS:
+        part.add(app)
+    check_start_order(PARTS, {key for part in PARTS for key in part.needs if key in app})
     return app
