@@ -26,6 +26,11 @@ REPORTABLE_STATUSES: Final = ("running", "completed", "failed", "cancelled")
 PRIORITIES: Final = ("high", "normal", "low")
 DEFAULT_PRIORITY: Final = "normal"
 
+# Roles, least to most: each implies the ones before it. ``public`` needs no credentials;
+# the others can be granted to an API key or carried by a token.
+ROLES: Final = ("public", "read", "trigger", "admin")
+GRANTABLE_ROLES: Final = ROLES[1:]
+
 # Ids: a batch is bc_ + 8 digits; a job is a two-character collector prefix + 8 digits.
 BATCH_ID: Final = re.compile(r"^bc_[0-9]{8}$")
 JOB_ID: Final = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")

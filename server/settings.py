@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from collectors.contract import ENV_PREFIX
+from collectors.contract import ENV_PREFIX, GRANTABLE_ROLES
 from server.webhooks.config import (
     DEFAULT_RETRY_SCHEDULE,
     DeclaredWebhook,
@@ -172,7 +172,7 @@ def _parse_api_keys(name: str, raw: str) -> tuple[tuple[str, str], ...]:
     keys = []
     for entry in raw.split(","):
         role, sep, key = entry.strip().partition(":")
-        if not sep or role not in ("read", "trigger", "admin"):
+        if not sep or role not in GRANTABLE_ROLES:
             # Never echo the value: it holds keys.
             raise SettingsError(f"{name} must be a comma-separated list of ROLE:KEY (ROLE: read, trigger or admin)")
         if len(key) < 20 or not key.isascii() or not key.isprintable() or " " in key:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from server.cli.run import RunCommandError
+from server.cli.client import RunCommandError
 from server.cli.watch import watch_batch
 
 

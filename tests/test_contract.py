@@ -37,6 +37,8 @@ FACT_SETS = {
     "terminal statuses": contract.TERMINAL_STATUSES,
     "reportable statuses": frozenset(contract.REPORTABLE_STATUSES),
     "priorities": frozenset(contract.PRIORITIES),
+    "roles": frozenset(contract.ROLES),
+    "grantable roles": frozenset(contract.GRANTABLE_ROLES),
 }
 
 

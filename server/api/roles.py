@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-ROLES = ("public", "read", "trigger", "admin")
+from collectors.contract import ROLES
+
 _ATTR = "__collector_hub_role__"
 
 F = TypeVar("F", bound=Callable[..., Any])

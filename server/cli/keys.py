@@ -15,7 +15,7 @@ from typing import Any
 import psycopg2
 
 from server.db import database
-from server.security.api_keys import GRANTABLE_ROLES, ApiKeyError, KeyRecord, create_key, list_keys, revoke_key
+from server.security.api_keys import ApiKeyError, KeyRecord, create_key, list_keys, revoke_key
 from server.settings import load_settings
 
 
@@ -76,21 +76,6 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return _with_connection(args, revoke)
 
 
-def add_keys_parser(sub: Any, add_database_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    actions = keys.add_subparsers(dest="keys_command", required=True)
-
-    create = actions.add_parser("create", help="make a key; it is printed once, only its hash is stored")
-    create.add_argument("--role", required=True, choices=GRANTABLE_ROLES)
-    create.add_argument("--name", required=True, help="who or what uses the key, e.g. dashboard")
-    add_database_options(create)
-    create.set_defaults(func=cmd_create)
-
-    listing = actions.add_parser("list", help="list keys (never the keys themselves)")
-    add_database_options(listing)
-    listing.set_defaults(func=cmd_list)
-
-    revoke = actions.add_parser("revoke", help="revoke a key by id or name")
-    revoke.add_argument("key", metavar="ID_OR_NAME")
-    add_database_options(revoke)
-    revoke.set_defaults(func=cmd_revoke)
+def run(args: argparse.Namespace) -> int:
+    actions = {"create": cmd_create, "list": cmd_list, "revoke": cmd_revoke}
+    return actions[args.keys_command](args)

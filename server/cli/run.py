@@ -7,30 +7,31 @@ first); 2 a usage error, a request the server refused, or a server that cannot b
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from collectors.contract import DEFAULT_PRIORITY, TERMINAL_STATUSES
-from collectors.retry_after import parse_retry_after
-from server.runner.protocol import printable
+from server.cli.client import (
+    API_KEY_ENV,
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    MAX_OUTAGE_SECONDS,
+    RunCommandError,
+    check_base_url,
+    check_timeout,
+    describe_job,
+    print_outcome,
+    retry_delay,
+)
+from server.cli.watch import watch_batch
 
-EXIT_COMPLETED = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-# How long polling may keep failing (server restarting, network blip) before giving up.
-MAX_OUTAGE_SECONDS = 30.0
-MAX_RETRY_AFTER = 60.0  # a 429 never parks the CLI for longer than this
-DEFAULT_RETRY_AFTER = 5.0  # when the 429 gives no usable Retry-After
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-class RunCommandError(Exception):
-    """Something that ends the command with exit status 2; the message says what."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,43 +46,10 @@ class RunOptions:
     watch: bool = False  # follow the event stream with progress bars instead of polling
 
 
-def check_base_url(url: str) -> str:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash, or RunCommandError."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise RunCommandError(f"--url must be an http:// or https:// URL such as http://127.0.0.1:5400, got {url!r}")
-    try:
-        parts.port  # noqa: B018 (raises ValueError for a bad port)
-    except ValueError:
-        raise RunCommandError(f"--url has an invalid port: {url!r}") from None
-    return url.rstrip("/")
-
-
 def check_interval(seconds: float) -> float:
     if not 0.1 <= seconds <= 60:
         raise RunCommandError(f"--interval must be between 0.1 and 60 seconds, got {seconds:g}")
     return seconds
-
-
-def check_timeout(seconds: float | None) -> float | None:
-    if seconds is not None and not 0 < seconds <= 7 * 24 * 3600:
-        raise RunCommandError(f"--timeout must be a number of seconds above 0, got {seconds:g}")
-    return seconds
-
-
-def describe_job(job: dict[str, Any]) -> str:
-    """``[demo de_12345678] running 30% Processing page 3/10``. Server text goes through
-    ``printable``: an escape sequence in a job message must not reach the terminal."""
-    percent = job.get("progress_percent")
-    parts = [f"[{job.get('collector') or job.get('job_name')} {job.get('job_id')}]", str(job.get("status"))]
-    if percent is not None:
-        parts.append(f"{percent}%")
-    if job.get("message"):
-        parts.append(str(job["message"]))
-    line = printable(" ".join(parts))
-    if job.get("status") == "failed" and job.get("error"):
-        line += "\n    error: " + printable(str(job["error"]))
-    return line
 
 
 class _Api:
@@ -130,8 +98,6 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
         try:
             async with asyncio.timeout(options.wait_timeout):
                 if options.watch:
-                    from server.cli.watch import watch_batch
-
                     return await watch_batch(options.base_url, batch_id, options.api_key, out)
                 return await _follow(api, batch_id, options.poll_interval, out)
         except TimeoutError:
@@ -176,12 +142,6 @@ async def _follow(api: _Api, batch_id: str, interval: float, out: TextIO) -> int
         await asyncio.sleep(wait)
 
 
-def retry_delay(retry_after: str | None) -> float:
-    """How long the CLI waits after a 429: the server's ``Retry-After``, at most a minute."""
-    delay = parse_retry_after(retry_after, cap=MAX_RETRY_AFTER)
-    return DEFAULT_RETRY_AFTER if delay is None else delay
-
-
 def _print_changes(batch: dict[str, Any], shown: dict[str, str], out: TextIO) -> None:
     for job in batch.get("collectors", []):
         line = describe_job(job)
@@ -190,12 +150,22 @@ def _print_changes(batch: dict[str, Any], shown: dict[str, str], out: TextIO) ->
             print(line, file=out, flush=True)
 
 
-def print_outcome(batch: dict[str, Any], out: TextIO) -> int:
-    """The batch's last line, and the exit status it means."""
-    status = batch["status"]
-    took = batch.get("duration_seconds")
-    summary = f"Batch {batch['batch_id']} {status}" + (f" in {took}s" if took is not None else "")
-    if batch.get("message"):
-        summary += f": {batch['message']}"
-    print(summary, file=out, flush=True)
-    return EXIT_COMPLETED if status == "completed" else EXIT_FAILED
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = RunOptions(
+            base_url=check_base_url(args.url),
+            collectors=args.collectors,
+            priority=args.priority,
+            wait=not args.no_wait,
+            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+            poll_interval=check_interval(args.interval),
+            wait_timeout=check_timeout(args.timeout),
+            watch=args.watch,
+        )
+        return asyncio.run(run_batch(options))
+    except RunCommandError as exc:
+        print(f"collector-hub run: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("collector-hub run: stopped waiting; the batch goes on in the server", file=sys.stderr)
+        return 130

@@ -3,12 +3,16 @@ run on other machines than the API (or more of them). Same database, same queue.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 
+import psycopg2
+
 from collectors.registry import load_registry
+from server.cli.console import configure_logging, database_unreachable, settings_from
 from server.db import database
 from server.runner.runner import Runner
 from server.settings import Settings
@@ -48,3 +52,13 @@ async def run_standalone_runner(settings: Settings) -> None:
                 loop.remove_signal_handler(signum)
         if embedded is not None:
             await loop.run_in_executor(None, embedded.stop)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args, "database_url", "data_dir", "runner_concurrency", "runner_id", "collectors_file")
+    configure_logging(settings)
+    try:
+        asyncio.run(run_standalone_runner(settings))
+    except psycopg2.OperationalError as exc:
+        return database_unreachable("runner", exc)
+    return 0

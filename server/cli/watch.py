@@ -12,8 +12,10 @@ is unknown, the server refused us, or it could not be reached for ``MAX_OUTAGE_S
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import sys
@@ -22,8 +24,17 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from collectors.contract import TERMINAL_STATUSES
-from server.cli.run import MAX_OUTAGE_SECONDS, RunCommandError, describe_job, print_outcome, retry_delay
+from collectors.contract import BATCH_ID, TERMINAL_STATUSES
+from server.cli.client import (
+    API_KEY_ENV,
+    MAX_OUTAGE_SECONDS,
+    RunCommandError,
+    check_base_url,
+    check_timeout,
+    describe_job,
+    print_outcome,
+    retry_delay,
+)
 from server.runner.protocol import printable
 
 BAR_WIDTH = 24
@@ -175,3 +186,28 @@ async def _refused(response: aiohttp.ClientResponse) -> str:
     if response.status == 429:
         await asyncio.sleep(retry_delay(response.headers.get("Retry-After")))
     return f"HTTP {response.status}"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if not BATCH_ID.fullmatch(args.batch_id):
+            raise RunCommandError(f"BATCH_ID must look like bc_12345678, got {args.batch_id!r}")
+        base_url = check_base_url(args.url)
+        timeout = check_timeout(args.timeout)
+        api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+
+        async def watch() -> int:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await watch_batch(base_url, args.batch_id, api_key)
+            except TimeoutError:
+                print(f"Gave up waiting after {timeout:g}s; the batch goes on in the server", flush=True)
+                return 1
+
+        return asyncio.run(watch())
+    except RunCommandError as exc:
+        print(f"collector-hub watch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("collector-hub watch: stopped watching; the batch goes on in the server", file=sys.stderr)
+        return 130

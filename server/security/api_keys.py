@@ -23,11 +23,11 @@ import aiopg
 import psycopg2.errors
 import psycopg2.extras
 
+from collectors.contract import GRANTABLE_ROLES
 from server.db import database
 
 KEY_PREFIX = "chk_"
 _KEY_SHAPE = re.compile(r"^chk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
-GRANTABLE_ROLES = ("read", "trigger", "admin")
 MAX_NAME_CHARS = 100
 
 

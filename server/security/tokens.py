@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from server.api.roles import ROLES
+from collectors.contract import ROLES
 from server.settings import SettingsError
 
 # Clock skew tolerated between the token issuer and this server, for exp/nbf/iat.

