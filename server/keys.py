@@ -8,14 +8,14 @@ import aiopg
 from aiohttp import web
 
 from collectors.registry import CollectorSpec
+from server.runner.runner import Runner
+from server.security.credentials import Authenticator, Principal
+from server.security.limiter import Decision, RateLimiter
 from server.settings import Settings
+from server.webhooks.dispatcher import Dispatcher
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # server/realtime/__init__.py imports this module
     from server.realtime.hub import Hub
-    from server.runner.runner import Runner
-    from server.security.authenticate import Authenticator, Principal
-    from server.security.ratelimit import Decision, RateLimiter
-    from server.webhooks.dispatcher import Dispatcher
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)

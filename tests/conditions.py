@@ -11,7 +11,11 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 20.0,  # noqa: ASYNC109 (a deadline for the whole poll, not for one await)
+    interval: float = 0.05,
+    what: str = "condition",
 ) -> T:
     """Call ``probe`` until it returns something truthy; return that. Fails after ``timeout``."""
     deadline = time.monotonic() + timeout

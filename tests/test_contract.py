@@ -86,11 +86,10 @@ def test_retry_after_is_parsed_in_one_place() -> None:
 
 
 def test_the_server_uses_the_contract_values() -> None:
-    from server.api import run_routes, validation
+    from server.api import validation
     from server.openapi import document
 
     assert validation.check_job_id.__module__ == "server.api.validation"
     doc = document.build_openapi({})
     assert doc["components"]["schemas"]["Status"]["enum"] == list(contract.JOB_STATUSES)
     assert doc["components"]["schemas"]["BatchId"]["pattern"] == contract.BATCH_ID.pattern
-    assert run_routes.MAX_HISTORY is contract.MAX_HISTORY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import select
+from typing import Any
 
 import psycopg2
 import pytest
@@ -37,7 +38,7 @@ def test_one_small_notify_per_job_write_whatever_the_message(database_url, db):
             )
             cur.execute("SELECT seq FROM job_batches WHERE batch_id = 'bc_00000001'")
             batch_seq = cur.fetchone()[0]
-        received = []
+        received: list[Any] = []
         while select.select([listen], [], [], 2.0)[0]:
             listen.poll()
             received.extend(n.payload for n in listen.notifies)

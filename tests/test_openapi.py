@@ -219,6 +219,7 @@ async def test_cancellation_matches_the_document(client, contract):
 
 async def test_client_errors_match_the_document(client, contract):
     c = contract
+    body: Any
     for body in ({"collectors": []}, {"collectors": ["nope"]}, {"collectors": ["demo"], "extra": 1}):
         await c.call(client, "POST", RUN, 400, json=body)
     await c.call(client, "POST", RUN, 400, data=b"{not json", headers={"Content-Type": "application/json"})
@@ -291,6 +292,7 @@ async def test_every_documented_status_of_the_run_endpoints_is_provoked(client, 
 
 def request_cases() -> Iterator[tuple[str, Any]]:
     """Bodies for the two POST endpoints that take one, valid and not."""
+    body: Any
     for body in (
         {"collectors": ["demo"]},
         {"collectors": ["demo", "ninja"], "priority": "low"},

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 
 from server.app import create_app
-from server.security import is_loopback
 from server.security.api_keys import create_key
+from server.security.setup import is_loopback
 from server.settings import SettingsError
 from tests.conditions import eventually
 from tests.conftest import replace_settings

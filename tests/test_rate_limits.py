@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from server.app import create_app
 from server.observability.metrics import sample_value
-from server.security.ratelimit import REDIS_KEY_PREFIX
+from server.security.limiter import REDIS_KEY_PREFIX
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.processes import RedisServer, serving
@@ -163,12 +163,12 @@ async def test_the_server_keeps_answering_while_redis_is_down(aiohttp_client, se
         probe = aioredis.from_url(redis_server.url)
         assert (await client.get(LIMITED)).status == 200
         keys = [k async for k in probe.scan_iter(REDIS_KEY_PREFIX + "*")]
-        assert len(keys) == 1 and int(await probe.get(keys[0])) == 1
+        assert len(keys) == 1 and int(await probe.get(keys[0])) == 1  # type: ignore[arg-type]
         await probe.aclose()
         assert (await (await client.get("/readyz")).json())["redis"] == "ok"
 
         redis_server.stop()
-        caplog.set_level(logging.WARNING, logger="server.security.ratelimit")
+        caplog.set_level(logging.WARNING, logger="server.security.limiter")
         errors_before = sample_value("collector_hub_rate_limit_backend_errors_total")
         for _ in range(5):
             resp = await client.get(LIMITED)

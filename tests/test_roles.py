@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from server.api.roles import ROLES, requires, role_of_route, role_satisfies
+from collectors.contract import ROLES
+from server.api.roles import requires, role_of_route, role_satisfies
 from server.app import create_app
 
 
 def test_every_route_declares_a_role(settings):
     app = create_app(settings)
     missing = [
-        f"{route.method} {route.resource.canonical}"
+        f"{route.method} {route.resource.canonical}"  # type: ignore[union-attr]
         for route in app.router.routes()
         if route.method != "HEAD" and role_of_route(route) is None
     ]
@@ -20,7 +21,7 @@ def test_every_route_declares_a_role(settings):
 
 def test_trigger_routes_need_more_than_read(settings):
     app = create_app(settings)
-    roles = {(r.method, r.resource.canonical): role_of_route(r) for r in app.router.routes()}
+    roles = {(r.method, r.resource.canonical): role_of_route(r) for r in app.router.routes()}  # type: ignore[union-attr]
     assert roles[("POST", "/api/collectors/run")] == "trigger"
     assert roles[("GET", "/api/collectors/runs/batch/{batch_id}")] == "read"
     assert roles[("GET", "/")] == "public"

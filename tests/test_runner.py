@@ -284,7 +284,7 @@ async def test_a_hanging_collector_times_out_and_its_whole_tree_dies(
     assert job["error"].startswith("Timed out after 1.5 seconds")
     assert job_row(db, job_id)["exit_code"] == -signal.SIGTERM
     for pid in pids:  # the program and the child it spawned
-        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=5, what=f"pid {pid} to be gone")
+        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=5, what=f"pid {pid} to be gone")  # type: ignore[misc]
 
 
 async def _async(value: Any) -> Any:
@@ -371,7 +371,7 @@ async def test_cancelling_a_running_job_kills_its_process_and_stays_cancelled(
     response = await client.post(f"/api/collectors/runs/job/{job_id}/cancel")
     assert response.status == 200
     for pid in pids:
-        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=5, what=f"pid {pid} to be gone")
+        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=5, what=f"pid {pid} to be gone")  # type: ignore[misc]
 
     async def process_done() -> bool:
         return job_id not in client.app[RUNNER].running_job_ids

