@@ -3,11 +3,11 @@
 -- Invariants kept here, in SQL, so that every writer (the API, a runner, a collector process,
 -- the CLI, or someone with psql) keeps them:
 --   * every committed change bumps the global sequence collector_hub_seq, stored in `seq`
---     (DESIGN.md invariant 2);
---   * terminal states are final (invariant 7): a trigger refuses any change to a job that is
+--     (docs/ARCHITECTURE.md, rule 2);
+--   * terminal states are final (rule 7): a trigger refuses any change to a job that is
 --     completed, failed or cancelled;
 --   * a batch's aggregates are recomputed from its jobs in the same transaction as every job
---     change (invariant 8).
+--     change (rule 8).
 
 CREATE SEQUENCE collector_hub_seq;
 

@@ -1,6 +1,6 @@
 -- Live push: every committed change to a job or a batch wakes every server process.
 --
--- NOTIFY is only a wake-up (DESIGN.md invariant 1): the payload carries identifiers and the
+-- NOTIFY is only a wake-up (docs/ARCHITECTURE.md, rule 1): the payload carries identifiers and the
 -- batch's new seq, never message text, so it stays under ~120 bytes whatever a row holds
 -- (the limit is 8000). Listeners re-read state from the tables.
 --

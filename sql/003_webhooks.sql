@@ -1,5 +1,5 @@
 -- Signed webhooks on batch completion (issue 4), delivered through a transactional outbox
--- (DESIGN.md invariant 10).
+-- (docs/ARCHITECTURE.md, rule 10).
 --
 --   webhooks            receivers: url, events, secret (+ the previous one for 24 h after a
 --                       rotation), enabled or disabled with a reason

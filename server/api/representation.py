@@ -1,4 +1,4 @@
-"""The JSON shapes of the contract (spec/COLLECTOR_RUN_TRACKING_API.md), built from table rows.
+"""The JSON shapes of the contract (docs/COLLECTOR_RUN_TRACKING_API.md), built from table rows.
 
 One function per shape, so polling, push and webhooks all send the same thing.
 """

@@ -67,7 +67,7 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
 async def claim_jobs(
     pool: aiopg.Pool, limit: int, runner_id: str, host: str, collectors: Sequence[str]
 ) -> list[ClaimedJob]:
-    """Mark up to ``limit`` queued jobs running for this runner (invariant 9): high priority
+    """Mark up to ``limit`` queued jobs running for this runner (docs/ARCHITECTURE.md, rule 9): high priority
     before normal before low, then oldest first. Only collectors this runner knows are
     claimed, so runners with different collector files can share one queue.
 
