@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from server.keys import REGISTRY, SETTINGS
-from server.openapi import build_openapi
+from server.openapi.document import build_openapi
 from server.security.cors import is_preflight_route
 
 DOC_URI = "urn:collector-hub:openapi"

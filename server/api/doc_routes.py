@@ -26,7 +26,7 @@ from server.api.http_cache import not_modified
 from server.api.roles import requires
 from server.errors import NotFoundError
 from server.keys import REGISTRY
-from server.openapi import build_openapi
+from server.openapi.document import build_openapi
 
 log = logging.getLogger(__name__)
 
