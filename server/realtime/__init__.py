@@ -42,7 +42,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         ping_interval=settings.listener_ping_interval,
         max_backoff=settings.listener_max_backoff,
     )
-    hub.listener = listener
+    hub.attach(listener)
     app[HUB] = hub
     await listener.start()
     try:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -23,8 +22,8 @@ from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Event
-from server.realtime.hub import Subscription
 from server.realtime.subscriber import Subscriber
+from server.realtime.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +55,24 @@ def resume_seq(request: web.Request) -> int | None:
     return int(raw)
 
 
-async def stream(
-    request: web.Request, subscribe: Callable[[Subscriber], Awaitable[Subscription]], *, ends: bool
-) -> web.StreamResponse:
+async def stream(request: web.Request, kind: str, target: str | frozenset[str], *, ends: bool) -> web.StreamResponse:
     """Subscribe (errors answer as JSON: nothing has been sent yet), then stream."""
+    since = resume_seq(request)
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
     if hub.closing:
         raise ApiError("Server is shutting down; try again", status=503)
     subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}", "sse")
-    sub = await subscribe(subscriber)
-    try:
+    async with hub.subscribe(subscriber, kind, target, since) as sub:
         if sub.ended and subscriber.pending == 0:
             return web.Response(status=204, headers={"Cache-Control": "no-cache"})
-        hub.subscribers.add(subscriber)
+        with hub.connected(subscriber):
+            return await _stream(request, subscriber, sub, ends=ends)
+
+
+async def _stream(request: web.Request, subscriber: Subscriber, sub: Subscription, *, ends: bool) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    try:
         response = web.StreamResponse(headers=SSE_HEADERS)
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -103,9 +106,6 @@ async def stream(
         raise asyncio.CancelledError from None
     except (ConnectionResetError, ConnectionError):
         raise asyncio.CancelledError from None
-    finally:
-        hub.unsubscribe(sub)
-        hub.subscribers.discard(subscriber)
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
@@ -123,18 +123,14 @@ async def _say_goodbye(response: web.StreamResponse, reason: str) -> None:
 @requires("read")
 async def batch_events(request: web.Request) -> web.StreamResponse:
     batch_id = check_batch_id(request.match_info["batch_id"])
-    since = resume_seq(request)
-    hub = request.app[HUB]
-    return await stream(request, lambda s: hub.subscribe_batch(s, batch_id, since), ends=True)
+    return await stream(request, "batch", batch_id, ends=True)
 
 
 @routes.get("/api/collectors/runs/job/{job_id}/events")
 @requires("read")
 async def job_events(request: web.Request) -> web.StreamResponse:
     job_id = check_job_id(request.match_info["job_id"])
-    since = resume_seq(request)
-    hub = request.app[HUB]
-    return await stream(request, lambda s: hub.subscribe_job(s, job_id, since), ends=True)
+    return await stream(request, "job", job_id, ends=True)
 
 
 @routes.get("/api/collectors/events")
@@ -142,6 +138,4 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 async def collector_events(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     names = frozenset(collector_list(request.query.get("collectors"), registry) or registry)
-    since = resume_seq(request)
-    hub = request.app[HUB]
-    return await stream(request, lambda s: hub.subscribe_collectors(s, names, since), ends=False)
+    return await stream(request, "collectors", names, ends=False)

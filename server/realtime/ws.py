@@ -24,8 +24,9 @@ from server.errors import ApiError, NotFoundError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
-from server.realtime.hub import Hub, Subscription
+from server.realtime.hub import Hub
 from server.realtime.subscriber import Subscriber
+from server.realtime.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,8 @@ class Session:
             return
         self.subscriber.hold()
         try:
-            if kind == "batch":
-                sub = await self.hub.subscribe_batch(self.subscriber, target, since)
-            elif kind == "job":
-                sub = await self.hub.subscribe_job(self.subscriber, target, since)
-            else:
-                sub = await self.hub.subscribe_collectors(self.subscriber, frozenset(target.split(",")), since)
+            topic = frozenset(target.split(",")) if kind == "collectors" else target
+            sub = await self.hub.follow(self.subscriber, kind, topic, since)
         except NotFoundError as exc:
             self.reply({"type": "error", "error": exc.message, "status": 404, **echo})
             return
@@ -185,7 +182,20 @@ class Session:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
 
+    async def read_loop(self, writer: asyncio.Task[None]) -> None:
+        """Handle the client's messages until it leaves or this side closes (then let
+        ``writer`` send what explains the close)."""
+        async for msg in self.ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await self.handle(msg)
+            if self.subscriber.closed:
+                break
+        if self.subscriber.closed:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), self.settings.stream_send_timeout + 3)
+
     def end(self) -> None:
+        """Unsubscribe from everything (the connection is over)."""
         for sub in self.subscriptions.values():
             self.hub.unsubscribe(sub)
         self.subscriptions.clear()
@@ -205,22 +215,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     session = Session(ws, hub, request.app[REGISTRY], settings)
-    hub.subscribers.add(session.subscriber)
     if not ws.compress:  # compressed frames differ per connection: no shared bytes
         session.subscriber.write_directly(request.transport, lambda e: e.ws_frame())
     writer = asyncio.create_task(session.write_loop(), name="websocket writer")
     try:
-        async for msg in ws:
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await session.handle(msg)
-            if session.subscriber.closed:
-                break
-        if session.subscriber.closed:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(writer), settings.stream_send_timeout + 3)
+        with hub.connected(session.subscriber):
+            try:
+                await session.read_loop(writer)
+            finally:
+                session.end()
     finally:
-        session.end()
-        hub.subscribers.discard(session.subscriber)
         if not writer.done():
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

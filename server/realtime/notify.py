@@ -1,0 +1,71 @@
+"""What a NOTIFY says, and what this process remembers of it.
+
+The trigger in sql/002_notify.sql sends small payloads: a batch id, the seq of the change and,
+for a job row, the job id and its new status. They are wake-ups (DESIGN.md invariant 1): the
+state itself is re-read from the tables. This module parses them, remembers the newest seq
+notified per batch (so that a read which raced a commit is spotted).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+
+log = logging.getLogger(__name__)
+
+# How many batches' latest notified seq is remembered, cached or not (to spot a read that
+# raced a commit); far more than can change while one read is in flight.
+NOTIFIED_MEMORY = 10_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notification:
+    """One parsed payload; ``job_id`` and ``status`` are set for a job row's change."""
+
+    batch_id: str
+    seq: int
+    kind: str | None = None
+    job_id: str | None = None
+    status: str | None = None
+
+
+def parse_notification(payload: str) -> Notification | None:
+    """The payload's fields, or None (logged) when it is not one of ours."""
+    try:
+        message = json.loads(payload)
+        batch_id = str(message["batch_id"])
+        seq = int(message["seq"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring malformed notification %r", payload[:200])
+        return None
+    kind, job_id, status = (message.get(name) for name in ("kind", "job_id", "status"))
+    return Notification(
+        batch_id,
+        seq,
+        kind if isinstance(kind, str) else None,
+        job_id if isinstance(job_id, str) else None,
+        status if isinstance(status, str) else None,
+    )
+
+
+class NotifiedSeqs:
+    """The newest seq notified per batch (the most recent ``size`` batches), and overall."""
+
+    def __init__(self, size: int = NOTIFIED_MEMORY) -> None:
+        self._size = size
+        self._seqs: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self.high_water = 0
+
+    def note(self, batch_id: str, seq: int) -> None:
+        self.high_water = max(self.high_water, seq)
+        if seq > self._seqs.get(batch_id, 0):
+            self._seqs[batch_id] = seq
+            self._seqs.move_to_end(batch_id)
+            if len(self._seqs) > self._size:
+                self._seqs.popitem(last=False)
+
+    def latest(self, batch_id: str) -> int:
+        """The newest seq notified for the batch; 0 if none is remembered."""
+        return self._seqs.get(batch_id, 0)

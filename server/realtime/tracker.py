@@ -1,0 +1,207 @@
+"""Keeping the state cache exact: which batches to re-read, when, and when not to.
+
+A notification marks a batch's entry stale (``note_change``); a batch that someone follows is
+re-read at once, once per process however many follow it, until the read is at least as new
+as every notification about it. ``current_batch`` / ``current_job`` answer from the cache only
+when the listener vouches for it: a fence (one shared round trip on the LISTEN connection)
+proves every earlier commit has been notified, and the entry was verified in the listener's
+current generation. After every (re)connect ``resync`` compares the cache with the tables
+(DESIGN.md invariant 4). Each newer snapshot is handed to ``on_new_state`` (the hub's fanout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiopg
+
+from server.db import runs
+from server.observability.metrics import FANOUT_LATENCY
+from server.realtime import state
+from server.realtime.cache import BatchEntry, StateCache
+from server.realtime.events import BatchSnapshot
+from server.realtime.listener import Listener
+from server.realtime.notify import NotifiedSeqs
+
+log = logging.getLogger(__name__)
+
+# A transaction that drew its seq earlier than the newest seq seen may commit later; after a
+# reconnect, batches changed this long before the last good round trip are looked at too.
+RESYNC_MARGIN_SECONDS = 60
+
+# (entry, the snapshot it held before or None, the newer snapshot it holds now)
+NewStateHandler = Callable[[BatchEntry, BatchSnapshot | None, BatchSnapshot], None]
+
+
+class StateTracker:
+    def __init__(
+        self,
+        pool: aiopg.Pool,
+        cache: StateCache,
+        on_new_state: NewStateHandler,
+        follows_every_batch: Callable[[], bool],
+        stats: collections.Counter[str],
+    ) -> None:
+        self._pool = pool
+        self.cache = cache
+        self._on_new_state = on_new_state
+        # True while some topic (a collectors topic) may care about a batch nobody named: then
+        # every notified batch is cached and re-read at once.
+        self._follows_every_batch = follows_every_batch
+        self._stats = stats
+        self.notified = NotifiedSeqs()
+        self.listener: Listener | None = None
+
+    # ---- what moved ----
+
+    def note_change(self, batch_id: str, seq: int, job_id: str | None) -> None:
+        self.notified.note(batch_id, seq)
+        entry = self.cache.get(batch_id)
+        if entry is None:
+            if not self._follows_every_batch():
+                return  # nobody here cares about this batch
+            entry = self.cache.entry(batch_id)
+        if job_id is not None:
+            entry.changed_jobs.add(job_id)
+        if entry.snapshot is not None and seq <= entry.snapshot.seq:
+            return
+        if entry.interest or self._follows_every_batch():
+            if entry.notified_at is None:
+                entry.notified_at = time.monotonic()
+            self._schedule_refresh(batch_id, entry)
+
+    async def resync(self) -> None:
+        """After every (re)connect: compare what we hold with the tables and re-read what moved
+        while no notification could reach us."""
+        listener = self.listener
+        generation = listener.generation if listener else -1
+        known = self.cache.batch_ids()
+        if known:
+            seqs = await runs.batch_seqs(self._pool, known)
+            for batch_id in known:
+                entry = self.cache.get(batch_id)
+                if entry is None:
+                    continue
+                seq = seqs.get(batch_id)
+                if seq is None:
+                    continue  # deleted: a GET will say 404
+                if entry.snapshot is not None and entry.snapshot.seq == seq:
+                    entry.verified_generation = generation
+                else:
+                    self.note_change(batch_id, seq, None)
+        if self._follows_every_batch() and listener is not None and listener.generation > 1:
+            since = None
+            if listener.last_db_time is not None:
+                since = listener.last_db_time - dt.timedelta(seconds=RESYNC_MARGIN_SECONDS)
+            high_water = self.notified.high_water
+            for batch_id, seq in (await runs.batches_changed_since(self._pool, high_water, since)).items():
+                self.note_change(batch_id, seq, None)
+        self._stats["resyncs"] += 1
+
+    def add_interest(self, batch_id: str) -> BatchEntry:
+        """Keep the batch re-read as soon as it changes (until ``cache.drop_interest``)."""
+        entry = self.cache.add_interest(batch_id)
+        if entry.snapshot is not None and self.notified.latest(batch_id) > entry.snapshot.seq:
+            self._schedule_refresh(batch_id, entry)
+        return entry
+
+    # ---- reading ----
+
+    async def current_batch(self, batch_id: str) -> BatchSnapshot | None:
+        """The batch as of now: from the cache when the listener vouches for it (one shared
+        round trip on the LISTEN connection, no pool connection, no table read), else read."""
+        fenced = await self._fence()
+        entry = self.cache.get(batch_id)
+        if fenced and entry is not None and self._is_current(batch_id, entry):
+            self.cache.touch(batch_id)
+            self._stats["cache_hits"] += 1
+            return entry.snapshot
+        if fenced:
+            entry = self.cache.entry(batch_id)
+            return await asyncio.shield(self._schedule_refresh(batch_id, entry))
+        return await self._read_direct(batch_id=batch_id)
+
+    async def current_job(self, job_id: str) -> BatchSnapshot | None:
+        """The snapshot of the job's batch (the job's body is in ``.jobs``), or None."""
+        batch_id = self.cache.batch_of(job_id)
+        if batch_id is not None:
+            snapshot = await self.current_batch(batch_id)
+            if snapshot is not None and job_id in snapshot.jobs:
+                return snapshot
+        fenced = await self._fence()
+        return await self._read_direct(job_id=job_id, fenced=fenced)
+
+    def _generation(self) -> int:
+        listener = self.listener
+        return listener.generation if listener is not None and listener.listening else -1
+
+    def _is_current(self, batch_id: str, entry: BatchEntry) -> bool:
+        snapshot = entry.snapshot
+        return (
+            snapshot is not None
+            and entry.verified_generation == self._generation() != -1
+            and self.notified.latest(batch_id) <= snapshot.seq
+        )
+
+    async def _fence(self) -> bool:
+        return self.listener is not None and await self.listener.fence()
+
+    def _schedule_refresh(self, batch_id: str, entry: BatchEntry) -> asyncio.Task[BatchSnapshot | None]:
+        if entry.refresh is None or entry.refresh.done():
+            entry.refresh = asyncio.create_task(self._refresh(batch_id, entry), name=f"refresh {batch_id}")
+            entry.refresh.add_done_callback(_log_failure)
+        return entry.refresh
+
+    async def _refresh(self, batch_id: str, entry: BatchEntry) -> BatchSnapshot | None:
+        """Read the batch until the read is at least as new as every notification about it."""
+        while True:
+            generation = self._generation()
+            snapshot = await state.read_batch_snapshot(self._pool, batch_id=batch_id)
+            self._stats["reads"] += 1
+            if snapshot is None:
+                return None
+            self._adopt(entry, snapshot, generation)
+            if self.notified.latest(batch_id) <= snapshot.seq:
+                return snapshot
+
+    async def _read_direct(
+        self, *, batch_id: str | None = None, job_id: str | None = None, fenced: bool = False
+    ) -> BatchSnapshot | None:
+        generation = self._generation() if fenced else -1
+        snapshot = await state.read_batch_snapshot(self._pool, batch_id=batch_id, job_id=job_id)
+        self._stats["reads"] += 1
+        if snapshot is not None:
+            self._adopt(self.cache.entry(snapshot.batch_id), snapshot, generation)
+        return snapshot
+
+    def _adopt(self, entry: BatchEntry, new: BatchSnapshot, generation: int) -> None:
+        """Take a fresh read (read in listener ``generation``) if it is newer, and publish it."""
+        old = entry.snapshot
+        if old is not None and new.seq <= old.seq:
+            if new.seq == old.seq and generation != -1 and generation == self._generation():
+                entry.verified_generation = generation
+            return
+        self.cache.adopt(entry, new)
+        entry.verified_generation = generation if generation == self._generation() else -1
+        self._on_new_state(entry, old, new)
+        entry.changed_jobs.clear()
+        for watcher in entry.watchers:
+            watcher.set()
+        if entry.notified_at is not None:  # NOTIFY -> every subscriber's outbox offered
+            FANOUT_LATENCY.observe(time.monotonic() - entry.notified_at)
+            entry.notified_at = None
+        self._stats["published"] += 1
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.warning("re-reading %s failed: %s", task.get_name(), exc)
