@@ -37,7 +37,7 @@ from server.keys import (
 )
 from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
-from server.realtime import setup_realtime
+from server.realtime.setup import setup_realtime
 from server.runner.runner import Runner
 from server.security.setup import protected_mode_ctx, setup_security
 from server.settings import Settings
@@ -78,6 +78,7 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     runner = Runner(app[POOL], app[DATABASE_URL], app[REGISTRY], settings)
     app[RUNNER] = runner
+    app[HUB].wake_ups.when_job_queued(runner.wake)  # a NOTIFY says a job was queued: claim now
     await runner.start()
     try:
         yield
@@ -117,15 +118,15 @@ PARTS: tuple[Part, ...] = (
          needs=(SETTINGS, AUTHENTICATOR, POOL)),
     Part("realtime", setup_realtime,
          "LISTEN before the runner's and the dispatcher's first claim: work queued in between is either"
-         " seen by that claim or NOTIFYs them",
+         " seen by that claim or NOTIFYs them (they register their wake-ups with the hub)",
          needs=(SETTINGS, POOL, DATABASE_URL), starts=(HUB,)),
     Part("runner", _context(runner_ctx),
          "after realtime (see there)",
-         needs=(SETTINGS, POOL, DATABASE_URL, REGISTRY), starts=(RUNNER,)),
+         needs=(SETTINGS, POOL, DATABASE_URL, REGISTRY, HUB), starts=(RUNNER,)),
     Part("run routes", _routes(run_routes), "any place before security"),
     Part("webhooks", setup_webhooks,
          "after realtime, like the runner",
-         needs=(SETTINGS, POOL), starts=(WEBHOOK_DISPATCHER,)),
+         needs=(SETTINGS, POOL, HUB), starts=(WEBHOOK_DISPATCHER,)),
     Part("health routes", setup_health_routes, "any place before security"),
     Part("static routes", setup_static_routes, "any place before security"),
     Part("docs routes", setup_docs_routes, "any place before security"),

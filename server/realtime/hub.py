@@ -1,11 +1,12 @@
 """The hub: one per process, between the listener and the transports (SSE, WebSocket,
 long-poll). Data flows one way: database -> listener -> hub -> transports.
 
-A NOTIFY reaches ``on_notify``: the state tracker (``tracker.py``) marks the batch's cache
-entry (``cache.py``) stale, re-reading it at once if anyone follows it. Each newer snapshot
-comes back to ``_publish``, which offers what changed to every subscription
-(``subscriptions.py``) covering it: the same :class:`Event` objects, hence the same bytes, to
-every subscriber.
+A NOTIFY reaches ``on_notify``: the job wake-ups registered with ``wake_ups`` fire (the runner
+and the webhook dispatcher register themselves; nothing here imports them) and the state
+tracker (``tracker.py``) marks the batch's cache entry (``cache.py``) stale, re-reading it at
+once if anyone follows it. Each newer snapshot comes back to ``_publish``, which offers what
+changed to every subscription (``subscriptions.py``) covering it: the same :class:`Event`
+objects, hence the same bytes, to every subscriber.
 
 Rules that keep clients simple:
   * a batch or job event is offered only when its GET body changed;
@@ -24,19 +25,18 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import aiopg
 
-from collectors.contract import TERMINAL_STATUSES
 from server.errors import NotFoundError
 from server.observability.metrics import EVENTS_PUBLISHED
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.listener import Listener
-from server.realtime.notify import parse_notification
+from server.realtime.notify import JobWakeUps, parse_notification
 from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
 from server.realtime.tracker import StateTracker
@@ -45,18 +45,9 @@ log = logging.getLogger(__name__)
 
 
 class Hub:
-    def __init__(
-        self,
-        pool: aiopg.Pool,
-        *,
-        cache_size: int = 2000,
-        on_job_queued: Callable[[], None] | None = None,
-        on_job_ended: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, pool: aiopg.Pool, *, cache_size: int = 2000) -> None:
         self._pool = pool
-        self._on_job_queued = on_job_queued
-        # A job that ended may have ended its batch (the webhook outbox then has a delivery).
-        self._on_job_ended = on_job_ended
+        self.wake_ups = JobWakeUps()
         self._subs = SubscriptionRegistry()
         self.closing = False
         self.stats = collections.Counter[str]()
@@ -87,11 +78,7 @@ class Hub:
         if notification is None:
             return
         self.stats["notifications"] += 1
-        if notification.kind == "job":
-            if notification.status == "queued" and self._on_job_queued:
-                self._on_job_queued()
-            elif notification.status in TERMINAL_STATUSES and self._on_job_ended:
-                self._on_job_ended()
+        self.wake_ups.fire(notification)
         self._tracker.note_change(notification.batch_id, notification.seq, notification.job_id)
 
     async def on_listening(self) -> None:

@@ -3,7 +3,9 @@
 The trigger in sql/002_notify.sql sends small payloads: a batch id, the seq of the change and,
 for a job row, the job id and its new status. They are wake-ups (DESIGN.md invariant 1): the
 state itself is re-read from the tables. This module parses them, remembers the newest seq
-notified per batch (so that a read which raced a commit is spotted).
+notified per batch (so that a read which raced a commit is spotted), and tells whoever
+registered that a job was queued or ended: the runner and the webhook dispatcher register
+here at setup, so nothing in ``server/realtime/`` imports them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import collections
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
+
+from collectors.contract import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +74,34 @@ class NotifiedSeqs:
     def latest(self, batch_id: str) -> int:
         """The newest seq notified for the batch; 0 if none is remembered."""
         return self._seqs.get(batch_id, 0)
+
+
+class JobWakeUps:
+    """Callbacks for "a job was queued" and "a job ended" (which may have ended its batch, and
+    so put a delivery in the webhook outbox). Each is cheap and synchronous: it runs in the
+    listener's reader callback."""
+
+    def __init__(self) -> None:
+        self._queued: list[Callable[[], None]] = []
+        self._ended: list[Callable[[], None]] = []
+
+    def when_job_queued(self, callback: Callable[[], None]) -> None:
+        self._queued.append(callback)
+
+    def when_job_ended(self, callback: Callable[[], None]) -> None:
+        self._ended.append(callback)
+
+    def fire(self, notification: Notification) -> None:
+        if notification.kind != "job":
+            return
+        if notification.status == "queued":
+            callbacks = self._queued
+        elif notification.status in TERMINAL_STATUSES:
+            callbacks = self._ended
+        else:
+            return
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one broken wake-up must not stop the others, nor the hub
+                log.exception("job wake-up %r failed", callback)

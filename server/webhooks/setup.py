@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
+from server.keys import HUB, POOL, SETTINGS, WEBHOOK_DISPATCHER
 from server.webhooks import outbox
 from server.webhooks.dispatcher import Dispatcher
 from server.webhooks.routes import routes
@@ -23,6 +23,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("%d webhook receiver(s) declared in settings", len(settings.webhooks))
     dispatcher = Dispatcher(app[POOL], settings)
     app[WEBHOOK_DISPATCHER] = dispatcher
+    app[HUB].wake_ups.when_job_ended(dispatcher.wake)  # the job may have ended its batch: a delivery is due
     await dispatcher.start()
     try:
         yield
@@ -31,6 +32,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_webhooks(app: web.Application) -> None:
-    """Call after the database context is registered: the dispatcher needs the pool."""
+    """Call after the database and realtime contexts are registered: the dispatcher needs the
+    pool, and registers its wake-up with the hub."""
     app.add_routes(routes)
     app.cleanup_ctx.append(webhooks_ctx)

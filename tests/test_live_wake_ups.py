@@ -1,0 +1,80 @@
+"""Data flows one way (database -> listener -> hub -> transports): the runner and the webhook
+dispatcher register their wake-ups with the hub; nothing in server/realtime/ reaches back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from server.keys import HUB
+from tests.conditions import eventually
+from tests.live_helpers import set_job, trigger
+
+REALTIME = Path(__file__).resolve().parent.parent / "server" / "realtime"
+
+
+def test_realtime_never_imports_the_runner_or_the_webhooks():
+    reaching_back = []
+    for path in sorted(REALTIME.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Name) and node.id in ("RUNNER", "WEBHOOK_DISPATCHER"):
+                names = [node.id]
+            reaching_back += [
+                f"{path.name}:{getattr(node, 'lineno', '?')} {name}"
+                for name in names
+                if name.startswith(("server.runner", "server.webhooks")) or name in ("RUNNER", "WEBHOOK_DISPATCHER")
+            ]
+    assert reaching_back == []
+
+
+async def test_notify_fires_the_registered_wake_ups_queued_then_ended(client, db):
+    queued: list[str] = []
+    ended: list[str] = []
+    wake_ups = client.app[HUB].wake_ups
+    wake_ups.when_job_queued(lambda: queued.append("queued"))
+    wake_ups.when_job_ended(lambda: ended.append("ended"))
+
+    created = await trigger(client)
+    job_id = created["collectors"][0]["job_id"]
+
+    async def woke_queued() -> bool:
+        return bool(queued)
+
+    await eventually(woke_queued, what="the job-queued wake-up")
+    assert ended == []
+    set_job(db, job_id, status="running", progress_percent=50)
+    set_job(db, job_id, status="completed", progress_percent=100)
+
+    async def woke_ended() -> bool:
+        return bool(ended)
+
+    await eventually(woke_ended, what="the job-ended wake-up")
+    assert queued == ["queued"]
+
+
+async def test_a_failing_wake_up_stops_neither_the_others_nor_the_push(client, db):
+    woken: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("broken wake-up")
+
+    wake_ups = client.app[HUB].wake_ups
+    wake_ups.when_job_ended(broken)
+    wake_ups.when_job_ended(lambda: woken.append("ended"))
+    created = await trigger(client)
+    path = f"/api/collectors/runs/batch/{created['batch_id']}"
+    etag = (await client.get(path)).headers["ETag"]
+    set_job(db, created["collectors"][0]["job_id"], status="failed")
+
+    async def woke() -> bool:
+        return bool(woken)
+
+    await eventually(woke, what="the second job-ended wake-up")
+    resp = await client.get(path, params={"wait": "10"}, headers={"If-None-Match": etag})
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "failed"
