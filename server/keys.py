@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiopg
 from aiohttp import web
 
 from collectors.registry import CollectorSpec
+from server.realtime.hub import Hub
 from server.runner.runner import Runner
 from server.security.credentials import Authenticator, Principal
 from server.security.limiter import Decision, RateLimiter
 from server.settings import Settings
 from server.webhooks.dispatcher import Dispatcher
-
-if TYPE_CHECKING:  # server/realtime/__init__.py imports this module
-    from server.realtime.hub import Hub
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)

@@ -1,4 +1,4 @@
-"""Events and the state they come from, each encoded once per process (DESIGN.md invariant 5).
+"""Events and the state they come from, each encoded once per process (docs/ARCHITECTURE.md, rule 5).
 
 An :class:`Event` holds the exact bytes of the matching GET body; the SSE frame and the
 WebSocket message around them are built at most once, on first use, and then the same

@@ -1,4 +1,4 @@
-"""The one LISTEN connection of a server process (DESIGN.md invariant 4).
+"""The one LISTEN connection of a server process (docs/ARCHITECTURE.md, rule 4).
 
 A dedicated psycopg2 asynchronous connection, not one from the pool: a pooled connection
 would be handed to requests, and LISTEN belongs to a session. Notifications are handed to

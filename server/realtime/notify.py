@@ -1,11 +1,11 @@
 """What a NOTIFY says, and what this process remembers of it.
 
 The trigger in sql/002_notify.sql sends small payloads: a batch id, the seq of the change and,
-for a job row, the job id and its new status. They are wake-ups (DESIGN.md invariant 1): the
-state itself is re-read from the tables. This module parses them, remembers the newest seq
+for a job row, the job id and its new status. They are wake-ups (docs/ARCHITECTURE.md, rule 1):
+the state itself is re-read from the tables. This module parses them, remembers the newest seq
 notified per batch (so that a read which raced a commit is spotted), and tells whoever
-registered that a job was queued or ended: the runner and the webhook dispatcher register
-here at setup, so nothing in ``server/realtime/`` imports them.
+registered that a job was queued or ended: the runner and the webhook dispatcher register here
+at setup, so nothing in ``server/realtime/`` imports them.
 """
 
 from __future__ import annotations

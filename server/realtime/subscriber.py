@@ -1,4 +1,4 @@
-"""One connected client's bounded, conflating outbox (DESIGN.md invariant 6).
+"""One connected client's bounded, conflating outbox (docs/ARCHITECTURE.md, rule 6).
 
 The hub offers events without ever waiting for a client. An unsent older state of an object
 is replaced by its newer state (conflation), in place, so a slow client skips intermediate

@@ -1,12 +1,13 @@
 """Keeping the state cache exact: which batches to re-read, when, and when not to.
 
 A notification marks a batch's entry stale (``note_change``); a batch that someone follows is
-re-read at once, once per process however many follow it, until the read is at least as new
-as every notification about it. ``current_batch`` / ``current_job`` answer from the cache only
+re-read at once, once per process however many follow it, until the read is at least as new as
+every notification about it. ``current_batch`` / ``current_job`` answer from the cache only
 when the listener vouches for it: a fence (one shared round trip on the LISTEN connection)
 proves every earlier commit has been notified, and the entry was verified in the listener's
 current generation. After every (re)connect ``resync`` compares the cache with the tables
-(DESIGN.md invariant 4). Each newer snapshot is handed to ``on_new_state`` (the hub's fanout).
+(docs/ARCHITECTURE.md, rule 4). Each newer snapshot is handed to ``on_new_state`` (the hub's
+fanout).
 """
 
 from __future__ import annotations
