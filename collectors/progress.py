@@ -18,7 +18,7 @@ raise. Each accepted update also stamps ``last_progress_at``, which the watchdog
 a working collector from a stuck one.
 
 Programs that cannot import Python can run ``collector-hub progress JOB_ID STATUS PERCENT
-MESSAGE`` or print progress lines on stdout (see ``server/stdout_progress.py``).
+MESSAGE`` or print progress lines on stdout (see ``server/runner/protocol.py``).
 """
 
 from __future__ import annotations
