@@ -9,7 +9,6 @@ order in which a startup would read a key that nothing before it has made.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence, Set
@@ -51,23 +50,12 @@ Key = web.AppKey[Any]
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the embedded PostgreSQL if no URL is set, migrate, open the pool."""
     settings = app[SETTINGS]
-    loop = asyncio.get_running_loop()
-    embedded = None
-    if settings.database_url is None:
-        embedded = database.EmbeddedPostgres(settings.data_dir)
-        log.info("starting embedded PostgreSQL in %s", embedded.pgdata)
-        dsn = await loop.run_in_executor(None, embedded.start)
-    else:
-        dsn = settings.database_url
-    try:
-        await loop.run_in_executor(None, database.apply_migrations, dsn)
+    async with database.serving_database(
+        settings.database_url, settings.data_dir, settings.db_pool_min, settings.db_pool_max
+    ) as (dsn, pool):
         app[DATABASE_URL] = dsn
-        async with database.create_pool(dsn, settings.db_pool_min, settings.db_pool_max) as pool:
-            app[POOL] = pool
-            yield
-    finally:
-        if embedded is not None:
-            await loop.run_in_executor(None, embedded.stop)
+        app[POOL] = pool
+        yield
 
 
 async def runner_ctx(app: web.Application) -> AsyncIterator[None]:

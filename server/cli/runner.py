@@ -29,16 +29,10 @@ async def run_standalone_runner(settings: Settings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    embedded = None
     try:
-        if settings.database_url is None:
-            embedded = database.EmbeddedPostgres(settings.data_dir)
-            log.info("starting embedded PostgreSQL in %s", embedded.pgdata)
-            dsn = await loop.run_in_executor(None, embedded.start)
-        else:
-            dsn = settings.database_url
-        await loop.run_in_executor(None, database.apply_migrations, dsn)
-        async with database.create_pool(dsn, settings.db_pool_min, settings.db_pool_max) as pool:
+        async with database.serving_database(
+            settings.database_url, settings.data_dir, settings.db_pool_min, settings.db_pool_max
+        ) as (dsn, pool):
             runner = Runner(pool, dsn, registry, settings)
             await runner.start()
             try:
@@ -50,8 +44,6 @@ async def run_standalone_runner(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(RuntimeError):
                 loop.remove_signal_handler(signum)
-        if embedded is not None:
-            await loop.run_in_executor(None, embedded.stop)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ checks). That keeps two rules in one place:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -165,6 +166,29 @@ def database_url_for(database_url: str | None, data_dir: Path) -> Iterator[str]:
         yield dsn
     finally:
         embedded.stop()
+
+
+@asynccontextmanager
+async def serving_database(
+    database_url: str | None, data_dir: Path, minsize: int, maxsize: int
+) -> AsyncIterator[tuple[str, aiopg.Pool]]:
+    """The database a long-running process works on, as ``(dsn, pool)``: ``database_url``, else
+    the embedded server in ``data_dir`` (started here, stopped on exit); migrated first."""
+    loop = asyncio.get_running_loop()
+    embedded = None
+    if database_url is None:
+        embedded = EmbeddedPostgres(data_dir)
+        log.info("starting embedded PostgreSQL in %s", embedded.pgdata)
+        dsn = await loop.run_in_executor(None, embedded.start)
+    else:
+        dsn = database_url
+    try:
+        await loop.run_in_executor(None, apply_migrations, dsn)
+        async with create_pool(dsn, minsize, maxsize) as pool:
+            yield dsn, pool
+    finally:
+        if embedded is not None:
+            await loop.run_in_executor(None, embedded.stop)
 
 
 # A connection that broke under us (server restart, pg_terminate_backend, network). Not the
