@@ -46,3 +46,17 @@ MAX_HISTORY: Final = 500
 ENV_PREFIX: Final = "COLLECTOR_HUB_"
 JOB_ID_ENV: Final = ENV_PREFIX + "JOB_ID"
 DATABASE_URL_ENV: Final = ENV_PREFIX + "DATABASE_URL"
+
+
+def text_problem(name: str, value: str, max_chars: int) -> str | None:
+    """What makes ``value`` unfit for a text column of at most ``max_chars`` characters (too
+    long, a NUL, a lone surrogate PostgreSQL cannot store), or None when it fits."""
+    if len(value) > max_chars:
+        return f"{name} must be at most {max_chars} characters, got {len(value)}"
+    if "\x00" in value:
+        return f"{name} must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{name} must be valid Unicode text (no lone surrogates)"
+    return None

@@ -38,6 +38,7 @@ from collectors.contract import (
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
     REPORTABLE_STATUSES,
+    text_problem,
 )
 
 # A lost race with a concurrent writer of the same batch is retried, not reported.
@@ -56,14 +57,9 @@ def _check_text(name: str, value: object, limit: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise ProgressError(f"{name} must be a string or None, got {type(value).__name__}")
-    if len(value) > limit:
-        raise ProgressError(f"{name} must be at most {limit} characters, got {len(value)}")
-    if "\x00" in value:
-        raise ProgressError(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ProgressError(f"{name} must be valid Unicode text (no lone surrogates)") from None
+    problem = text_problem(name, value, limit)
+    if problem is not None:
+        raise ProgressError(problem)
     return value
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collectors.contract import BATCH_ID, JOB_ID
+from collectors.contract import BATCH_ID, JOB_ID, text_problem
 from server.errors import ApiError, ValidationError
 
 
@@ -56,14 +56,9 @@ def check_text(name: str, value: Any, max_chars: int, *, optional: bool = True) 
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string")
-    if len(value) > max_chars:
-        raise ValidationError(f"{name} must be at most {max_chars} characters, got {len(value)}")
-    if "\x00" in value:
-        raise ValidationError(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates)") from None
+    problem = text_problem(name, value, max_chars)
+    if problem is not None:
+        raise ValidationError(problem)
     return value
 
 
