@@ -1,0 +1,54 @@
+"""Encode once, send many: a change is turned into JSON once per process, however many
+clients follow it, and every client gets the same bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from server.realtime import events
+from tests.conditions import eventually
+from tests.live_helpers import SseStream, set_job, trigger
+
+FOLLOWERS = 5
+
+
+async def test_a_change_is_encoded_once_however_many_clients_follow_it(client, db, monkeypatch: pytest.MonkeyPatch):
+    created = await trigger(client, ["demo"])
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
+    streams = []
+    try:
+        for _ in range(FOLLOWERS):
+            resp = await client.get(f"/api/collectors/runs/batch/{batch_id}/events")
+            assert resp.status == 200
+            stream = SseStream(resp)
+            streams.append(stream)
+            assert (await stream.event())["event"] == "batch"  # the current state
+
+        encoded: list[bytes] = []
+        real_encode = events.encode_body
+
+        def counting_encode(body: dict[str, Any]) -> bytes:
+            data = real_encode(body)
+            if body.get("batch_id") == batch_id and "collectors" in body:  # the batch body
+                encoded.append(data)
+            return data
+
+        monkeypatch.setattr(events, "encode_body", counting_encode)
+        set_job(db, job_id, status="running", progress_percent=40, message="page 4 of 10")
+
+        received = [await stream.event() for stream in streams]
+        assert {e["event"] for e in received} == {"batch"}
+        assert len({e["data"] for e in received}) == 1, "every client gets the same bytes"
+        assert json.loads(received[0]["data"])["collectors"][0]["progress_percent"] == 40
+        await eventually(lambda: _value(len(encoded) >= 1), what="the change to be encoded")
+        assert len(encoded) == 1, f"the batch was encoded {len(encoded)} times for {FOLLOWERS} clients"
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+async def _value(value: bool) -> bool:
+    return value
