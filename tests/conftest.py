@@ -45,6 +45,16 @@ def _admin_execute(admin_dsn: str, sql: str) -> None:
         conn.close()
 
 
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data directory for a ``serve`` on the embedded PostgreSQL, outside pytest's own
+    temporary root: run as root, PostgreSQL runs as a user of its own that must reach the
+    directory, and every pytest process that starts resets /tmp/pytest-of-USER to 0700, which
+    cuts a server off in the middle of initdb when two test runs share the machine."""
+    with tempfile.TemporaryDirectory(prefix="ch-data-") as tmp:
+        yield Path(tmp) / "data"
+
+
 @pytest.fixture(scope="module")
 def database_url(admin_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database for each test module."""

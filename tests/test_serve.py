@@ -42,13 +42,13 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+def served(tmp_path: Path, embedded_data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [*collector_hub_command(), "serve", "--port", str(port)],
-            env=clean_environment(COLLECTOR_HUB_DATA_DIR=str(tmp_path / "data")),
+            env=clean_environment(COLLECTOR_HUB_DATA_DIR=str(embedded_data_dir)),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -60,7 +60,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]
             proc.wait(30)
 
 
-async def test_serve_runs_a_demo_batch_on_embedded_postgres(served, tmp_path):
+async def test_serve_runs_a_demo_batch_on_embedded_postgres(served, embedded_data_dir):
     url, proc, log_path = served
     async with aiohttp.ClientSession() as http:
 
@@ -88,12 +88,12 @@ async def test_serve_runs_a_demo_batch_on_embedded_postgres(served, tmp_path):
     (job,) = batch["collectors"]
     assert SPEC_JOB_FIELDS <= job.keys()
     assert job["status"] == "completed" and job["duration_seconds"] >= 1 and job["error"] is None
-    assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+    assert (embedded_data_dir / "pgdata" / "PG_VERSION").exists()
 
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 60) == 0, log_path.read_text()
     # The embedded PostgreSQL stopped with the server: no postmaster left on its data dir.
-    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()
+    assert not (embedded_data_dir / "pgdata" / "postmaster.pid").exists()
 
 
 def test_serve_with_unreachable_database_says_so_and_exits_1(tmp_path):
