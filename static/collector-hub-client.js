@@ -82,21 +82,18 @@ class Tracker {
 
   _emit(name, ...args) {
     const fn = this.handlers[name];
-    if (typeof fn === "function") {
-      try {
-        fn(...args);
-      } catch (err) {
-        console.error(`collector-hub: ${name} handler threw`, err);
-      }
+    if (typeof fn !== "function") return;
+    try {
+      fn(...args);
+    } catch (err) {
+      console.error(`collector-hub: ${name} handler threw`, err);
     }
   }
 
   _closeCurrent() {
-    if (this.current) {
-      const c = this.current;
-      this.current = null;
-      c.close();
-    }
+    const c = this.current;
+    this.current = null;
+    if (c) c.close();
   }
 
   _url(path, params = {}) {
@@ -131,7 +128,7 @@ class Tracker {
     if (typeof seq === "number" && this.seq !== null && seq < this.seq && this.topic.kind !== "collectors") return;
     if (typeof seq === "number") this.seq = Math.max(this.seq ?? 0, seq);
     this.lastProgressAt = Date.now();
-    if (live) this.failures = 0;
+    if (live) this.failures = this.attempt = 0;
     const key = `${type}:${data.batch_id && type === "batch" ? data.batch_id : data.job_id}`;
     this.states.set(key, data);
     this._emit("onUpdate", data, { type, seq, transport: this.transport });
@@ -158,21 +155,24 @@ class Tracker {
     if (this.stopped || !this.current || this.current.name !== name) return;
     this._closeCurrent();
     this.failures += 1;
-    this._emit("onTransport", name, { state: "lost", error: String(error || "") });
+    this.attempt = (this.attempt || 0) + 1; // failures since the last good state, all transports
+    const lost = { state: "lost", error: String(error || ""), attempt: this.attempt };
     if (fatal) {
+      this._emit("onTransport", name, lost);
       this._emit("onError", error);
       this.stop();
       return;
     }
-    if (this.failures >= 2 && this.level < this.transports.length - 1) {
+    const fallBack = this.failures >= 2 && this.level < this.transports.length - 1;
+    const delay = fallBack ? jittered(500) : jittered(Math.min(30000, 1000 * 2 ** Math.min(this.failures, 5)));
+    // The next try: which transport, and when (so a page can say "retrying in 4 s").
+    this._emit("onTransport", name, { ...lost, next: this.transports[fallBack ? this.level + 1 : this.level], retryInMs: delay });
+    if (fallBack) {
       this.level += 1;
       this.failures = 0;
       this._scheduleUpgrade();
-      this._later(() => this._connect(), jittered(500));
-      return;
     }
-    const backoff = Math.min(30000, 1000 * 2 ** Math.min(this.failures, 5));
-    this._later(() => this._connect(), jittered(backoff));
+    this._later(() => this._connect(), delay);
   }
 
   /** While on a fallback, now and then try the best transport again. */
@@ -185,8 +185,7 @@ class Tracker {
         if (this.stopped || this.done) return;
         if (ok) {
           this._closeCurrent();
-          this.level = 0;
-          this.failures = 0;
+          this.level = this.failures = 0;
           this._connect();
         } else {
           this._scheduleUpgrade();
@@ -195,22 +194,17 @@ class Tracker {
     }, jittered(this.upgradeAfter));
   }
 
+  /** Does the best transport (WebSocket; the only one probed) open now? */
   _probe(name) {
     return new Promise((resolve) => {
-      if (name === "websocket") {
-        let ws;
-        try {
-          ws = new WebSocket(this._wsUrl());
-        } catch {
-          resolve(false);
-          return;
-        }
-        const t = setTimeout(() => { ws.close(); resolve(false); }, 5000);
-        ws.onopen = () => { clearTimeout(t); ws.close(1000); resolve(true); };
-        ws.onerror = () => { clearTimeout(t); resolve(false); };
-      } else {
-        resolve(false);
-      }
+      let ws;
+      try {
+        ws = name === "websocket" ? new WebSocket(this._wsUrl()) : null;
+      } catch { /* refused at once */ }
+      if (!ws) return resolve(false);
+      const t = setTimeout(() => { ws.close(); resolve(false); }, 5000);
+      ws.onopen = () => { clearTimeout(t); ws.close(1000); resolve(true); };
+      ws.onerror = () => { clearTimeout(t); resolve(false); };
     });
   }
 
@@ -240,15 +234,12 @@ class Tracker {
     ws.onopen = () => {
       opened = true;
       ws.send(JSON.stringify(sub));
+      this.attempt = 0;
       this._emit("onTransport", "websocket", { state: "connected" });
     };
     ws.onmessage = (event) => {
       let msg;
-      try {
-        msg = JSON.parse(event.data);
-      } catch {
-        return;
-      }
+      try { msg = JSON.parse(event.data); } catch { return; }
       if (msg.type === "batch" || msg.type === "job") this._receive(msg.type, msg.seq, msg.data);
       else if (msg.type === "error") this._handleServerError(msg.error, "websocket", msg.status);
     };
@@ -272,8 +263,7 @@ class Tracker {
     const params = {};
     if (this.seq !== null) params.lastEventId = this.seq;
     if (this.token) params.access_token = this.token;
-    const base = this._ssePath();
-    const url = this._url(base.split("?")[0], { ...Object.fromEntries(new URLSearchParams(base.split("?")[1] || "")), ...params });
+    const url = this._url(this._ssePath(), params);
     let source;
     try {
       source = new EventSource(url.toString(), { withCredentials: true });
@@ -284,11 +274,7 @@ class Tracker {
     this.current.close = () => source.close();
     const onState = (type) => (event) => {
       let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        return;
-      }
+      try { data = JSON.parse(event.data); } catch { return; }
       this._receive(type, Number(event.lastEventId) || null, data);
     };
     source.addEventListener("batch", onState("batch"));
@@ -297,7 +283,7 @@ class Tracker {
     let opened = false;
     source.onopen = () => {
       opened = true;
-      errorsInARow = 0;
+      errorsInARow = this.attempt = 0;
       this._emit("onTransport", "sse", { state: "connected" });
     };
     source.onerror = () => {
@@ -310,7 +296,7 @@ class Tracker {
         if (!opened) this.failures += 1; // never connected: as for WebSocket, fall back faster
         this._checkWhetherGone().then((fatalError) => this._fail("sse", fatalError || "stream closed", { fatal: !!fatalError }));
       } else {
-        this._emit("onTransport", "sse", { state: "lost" });
+        this._emit("onTransport", "sse", { state: "lost", attempt: errorsInARow, next: "sse", retryInMs: 3000 });
       }
     };
   }
@@ -342,8 +328,8 @@ class Tracker {
   // ---- Polling: ETags and long-poll, 5-10 s, backing off when nothing changes ----
 
   _poll() {
-    this._emit("onTransport", "poll", { state: "connected" });
     this.pollEtag = null;
+    let answered = false; // "connected" only once the server has answered a poll
     this.pollInterval = this.pollMin;
     this.lastProgressAt = Date.now();
     const controller = new AbortController();
@@ -357,13 +343,18 @@ class Tracker {
       let resp;
       const began = Date.now();
       try {
-        resp = await fetch(this._url(path.split("?")[0], { ...Object.fromEntries(new URLSearchParams(path.split("?")[1] || "")), ...wait }), {
+        resp = await fetch(this._url(path, wait), {
           headers, credentials: "include", signal: controller.signal, cache: "no-store",
         });
       } catch (err) {
         if (controller.signal.aborted) return;
         this._fail("poll", err);
         return;
+      }
+      if ((resp.ok || resp.status === 304) && !answered) {
+        answered = true;
+        this.attempt = 0;
+        this._emit("onTransport", "poll", { state: "connected" });
       }
       if (resp.status === 304) {
         this.pollInterval = Math.min(this.pollMax, this.pollInterval * 1.5);
