@@ -1,4 +1,9 @@
-"""The dashboard at ``/`` and its files under ``/static/`` (no build step, no CDN)."""
+"""The operator console and its files under ``/static/`` (no build step, no CDN).
+
+Each console view has its own address, so a link can be shared and the browser's back and
+forward work: every one of them answers the same page, and the page's router
+(``static/console/router.js``) draws the view the address names.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from collectors.contract import BATCH_ID
 from server.api.roles import requires
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -17,9 +23,18 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+# The console's addresses (aiohttp path templates; a malformed id is the router's 404). The
+# OpenAPI document lists the same tuple.
+CONSOLE_PATHS = (
+    "/",
+    "/runs",
+    "/runs/{batch_id:" + BATCH_ID.pattern.strip("^$") + "}",
+    "/collectors/{collector:[A-Za-z0-9_.-]{1,64}}",
+)
+
 
 @requires("public")
-async def dashboard(request: web.Request) -> web.FileResponse:
+async def console_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC_DIR / "index.html",
         headers={
@@ -30,7 +45,18 @@ async def dashboard(request: web.Request) -> web.FileResponse:
     )
 
 
+@requires("public")
+async def favicon(request: web.Request) -> web.FileResponse:
+    """Browsers ask for ``/favicon.ico`` whatever the page links; the page links the SVG."""
+    return web.FileResponse(
+        STATIC_DIR / "favicon.ico",
+        headers={"Content-Type": "image/x-icon", "Cache-Control": "max-age=86400"},
+    )
+
+
 def setup_static_routes(app: web.Application) -> None:
-    app.router.add_get("/", dashboard)
+    for path in CONSOLE_PATHS:
+        app.router.add_get(path, console_page)
+    app.router.add_get("/favicon.ico", favicon)
     # add_static resolves names inside STATIC_DIR only and does not follow symlinks out of it.
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

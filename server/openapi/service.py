@@ -1,5 +1,5 @@
 """The service paths of the OpenAPI document: the documentation (``/api/docs``, this
-document), liveness and readiness, the metrics and the dashboard page, with their schemas."""
+document), liveness and readiness, the metrics, the console's pages and its icon, with their schemas."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from server.openapi.components import (
     error,
     json_response,
     operation,
+    path_id,
 )
 
 
@@ -49,6 +50,40 @@ def service_schemas(names: Names) -> dict[str, Schema]:
             },
             optional=("redis", "listener"),
         ),
+    }
+
+
+# The console's views (server/api/static_routes.py CONSOLE_PATHS): one page, drawn by its router.
+CONSOLE_VIEWS = {
+    "/": ("consoleOverview", "Console: every active run, queue, runners and collectors at a glance", []),
+    "/runs": ("consoleRuns", "Console: the runs, newest first, with filters", []),
+    "/runs/{batch_id}": (
+        "consoleRun",
+        "Console: one run, its jobs and their logs, live",
+        [path_id("batch_id", "BatchId")],
+    ),
+    "/collectors/{collector}": (
+        "consoleCollector",
+        "Console: one collector's durations, success and recent runs",
+        [
+            {
+                "name": "collector",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+            }
+        ],
+    ),
+}
+
+
+def console_paths() -> dict[str, Schema]:
+    page = {
+        "200": {"description": "The console's HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+    }
+    return {
+        path: {"get": operation(op, summary, page, **({"parameters": params} if params else {}))}
+        for path, (op, summary, params) in CONSOLE_VIEWS.items()
     }
 
 
@@ -122,11 +157,12 @@ def service_paths(names: Names) -> dict[str, Schema]:
                 },
             )
         },
-        "/": {
+        **console_paths(),
+        "/favicon.ico": {
             "get": operation(
-                "dashboard",
-                "The dashboard page (its files are under /static/)",
-                {"200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+                "favicon",
+                "The console's icon",
+                {"200": {"description": "An ICO image.", "content": {"image/x-icon": {"schema": {"type": "string"}}}}},
             )
         },
     }
