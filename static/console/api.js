@@ -1,0 +1,92 @@
+// REST calls from the console: the API key (kept in sessionStorage: this tab only), errors
+// turned into sentences a person can act on, and what the key may do.
+
+const KEY_STORAGE = "collector-hub-api-key";
+const listeners = new Set();
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_STORAGE) || null;
+}
+
+export function setApiKey(value) {
+  if (value) sessionStorage.setItem(KEY_STORAGE, value);
+  else sessionStorage.removeItem(KEY_STORAGE);
+  permissions = null;
+  for (const fn of listeners) fn();
+}
+
+/** Called after the key changes (views reload, trackers reconnect with it). */
+export function onKeyChange(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+let unauthorizedHandler = () => {};
+export function onUnauthorized(fn) {
+  unauthorizedHandler = fn;
+}
+
+function headers(extra = {}) {
+  const key = apiKey();
+  return key ? { "X-API-Key": key, ...extra } : { ...extra };
+}
+
+async function describe(resp) {
+  const body = await resp.json().catch(() => ({}));
+  const detail = body.error ? `: ${body.error}` : "";
+  switch (resp.status) {
+    case 401: return `Not signed in${detail}. Enter an API key.`;
+    case 403: return `This API key may not do that${detail}.`;
+    case 404: return `Not found${detail}.`;
+    case 429: return `Too many requests; try again in ${resp.headers.get("Retry-After") || "a few"} seconds.`;
+    default: return `The server answered ${resp.status}${detail}.`;
+  }
+}
+
+/** fetch + JSON; throws ApiError with a readable message. */
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), signal };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (err) {
+    if (signal && signal.aborted) throw err;
+    throw new ApiError("The server is unreachable; the console retries by itself.", 0);
+  }
+  if (resp.status === 401) unauthorizedHandler();
+  if (!resp.ok) throw new ApiError(await describe(resp), resp.status);
+  if (resp.status === 204) return null;
+  return resp.json();
+}
+
+// What the key may do. There is no "who am I" route, so ask the security layer with requests
+// that change nothing whatever the answer: a 403 means the role is missing; any other answer
+// (404 for an id that cannot exist, 400 for a body that cannot be valid) means it is granted.
+let permissions = null;
+
+async function allowed(path, method, body) {
+  try {
+    await api(path, { method, body });
+    return true;
+  } catch (err) {
+    return err.status !== 403 && err.status !== 401;
+  }
+}
+
+export async function can() {
+  if (!permissions) {
+    permissions = Promise.all([
+      allowed("/api/collectors/runs/batch/bc_00000000/cancel", "POST"),
+      allowed("/api/webhooks", "POST", {}),
+    ]).then(([trigger, admin]) => ({ trigger, admin }));
+  }
+  return permissions;
+}

@@ -1,0 +1,87 @@
+"""What the console's browser tests share: addresses, transport blocking, waiting on the page,
+screenshots, and REST calls to check the page against the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+TIMEOUT_MS = 30_000
+TRANSPORTS = ("websocket", "sse", "poll")
+
+
+def url_of(server: Any, path: str = "/") -> str:
+    return str(server.make_url(path))
+
+
+async def block_websocket(page: Any) -> None:
+    async def refuse(ws: Any) -> None:
+        await ws.close(code=1011, reason="blocked by the test")
+
+    await page.route_web_socket("**/api/ws*", refuse)
+
+
+async def block_event_source(page: Any) -> None:
+    await page.route("**/events*", lambda route: route.abort())
+
+
+async def force_transport(page: Any, transport: str) -> None:
+    """Leave the page only ``transport``: WebSocket blocked for sse, WebSocket and SSE for poll."""
+    if transport in ("sse", "poll"):
+        await block_websocket(page)
+    if transport == "poll":
+        await block_event_source(page)
+
+
+async def wait_live(page: Any, transport: str) -> None:
+    """The connection indicator says the console is live on ``transport``."""
+    state = "polling" if transport == "poll" else "live"
+    await page.wait_for_selector(f'#connection[data-state="{state}"]', timeout=TIMEOUT_MS)
+    assert await page.get_attribute("body", "data-transport") == transport
+
+
+async def api_get(server: Any, path: str, key: str | None = None) -> Any:
+    headers = {"X-API-Key": key} if key else {}
+    async with aiohttp.ClientSession() as http, http.get(url_of(server, path), headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def api_post(server: Any, path: str, body: Any, key: str | None = None) -> Any:
+    headers = {"X-API-Key": key} if key else {}
+    async with aiohttp.ClientSession() as http, http.post(url_of(server, path), json=body, headers=headers) as resp:
+        assert resp.status in (200, 201), await resp.text()
+        return await resp.json()
+
+
+async def start_from_overview(page: Any, *collectors: str) -> str:
+    """Tick exactly ``collectors`` on the Overview and press Start; returns the new batch id
+    (the newest card in the active list)."""
+    await page.wait_for_selector("#start-form input[name=collector]", timeout=TIMEOUT_MS)
+    before = set(
+        await page.eval_on_selector_all("#active-batches [data-batch-id]", "els => els.map(e => e.dataset.batchId)")
+    )
+    for box in await page.query_selector_all("#start-form input[name=collector]"):
+        if (await box.get_attribute("value")) in collectors:
+            await box.check()
+        else:
+            await box.uncheck()
+    await page.click("#start-button")
+    handle = await page.wait_for_function(
+        """(before) => [...document.querySelectorAll('#active-batches [data-batch-id]')]
+               .map(e => e.dataset.batchId).find(id => !before.includes(id))""",
+        arg=sorted(before),
+        timeout=TIMEOUT_MS,
+    )
+    return str(await handle.json_value())
+
+
+async def no_horizontal_scroll(page: Any) -> None:
+    width = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the page is {width[0]} px wide in a {width[1]} px window"
+
+
+async def screenshot(page: Any, directory: Path, name: str) -> None:
+    await page.screenshot(path=str(directory / f"{name}.png"), full_page=True)

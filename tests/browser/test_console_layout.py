@@ -1,0 +1,76 @@
+"""Every view at phone and desktop widths, light and dark: no horizontal scroll, screenshots in
+test-output/ (console-<view>-<width>[-dark].png), and an axe-core scan with no serious or
+critical violation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from axe_playwright_python.async_playwright import Axe
+
+from tests.browser.conftest import ServerFactory
+from tests.browser.console_helpers import (
+    TIMEOUT_MS,
+    api_get,
+    api_post,
+    no_horizontal_scroll,
+    screenshot,
+    url_of,
+    wait_live,
+)
+
+
+async def views_with_data(server: Any) -> dict[str, str]:
+    """A finished run, a failed one and one in progress; the address of each view."""
+    done = await api_post(server, "/api/collectors/run", {"collectors": ["demo", "html"]})
+    running = await api_post(server, "/api/collectors/run", {"collectors": ["slow"], "priority": "high"})
+    for batch in (done, running):
+        batch_id = batch["batch_id"]
+
+        async def ready(batch_id: str = batch_id) -> bool:
+            body = await api_get(server, f"/api/collectors/runs/batch/{batch_id}")
+            return body["status"] in ("completed", "running") and (body["progress_percent"] or 0) > 0
+
+        from tests.conditions import eventually
+
+        await eventually(ready, timeout=30, what=f"{batch_id} under way")
+    return {
+        "overview": "/",
+        "runs": "/runs",
+        "run": f"/runs/{running['batch_id']}",
+        "collector": "/collectors/demo",
+    }
+
+
+async def test_every_view_fits_a_phone_and_passes_axe(
+    live_server: ServerFactory, browser: Any, screenshot_dir: Path
+) -> None:
+    server = await live_server()
+    views = await views_with_data(server)
+    axe = Axe()
+    problems: list[str] = []
+    for scheme in ("light", "dark"):
+        for width, height in ((390, 844), (1280, 900)):
+            context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            try:
+                for name, path in views.items():
+                    await page.goto(url_of(server, path))
+                    await wait_live(page, "websocket")
+                    await page.wait_for_selector("main h1", timeout=TIMEOUT_MS)
+                    await page.wait_for_load_state("networkidle")
+                    await no_horizontal_scroll(page)
+                    suffix = "" if scheme == "light" else "-dark"
+                    await screenshot(page, screenshot_dir, f"console-{name}-{width}{suffix}")
+                    results = await axe.run(page)
+                    for violation in results.response["violations"]:
+                        if violation["impact"] in ("serious", "critical"):
+                            targets = [node["target"] for node in violation["nodes"]][:3]
+                            problems.append(f"{name} {width}px {scheme}: {violation['id']} {targets}")
+            finally:
+                await context.close()
+            assert errors == []
+    assert problems == []

@@ -1,0 +1,181 @@
+"""The console's shell: addresses and history, the connection indicator through a server
+restart, the API key prompt, keyboard-only use, the icon, and server text shown as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from tests.browser.conftest import HTML_MESSAGE, ServerFactory
+from tests.browser.console_helpers import (
+    TIMEOUT_MS,
+    api_get,
+    api_post,
+    start_from_overview,
+    url_of,
+    wait_live,
+)
+
+
+async def test_the_icon_is_served(live_server: ServerFactory) -> None:
+    server = await live_server()
+    async with aiohttp.ClientSession() as http, http.get(url_of(server, "/favicon.ico")) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "image/x-icon"
+        assert (await resp.read())[:4] == b"\x00\x00\x01\x00"  # an ICO header
+
+
+async def test_each_view_has_an_address_and_back_and_forward_work(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["demo"]})
+    batch_id = created["batch_id"]
+    # A shared link opens its view directly.
+    await page.goto(url_of(server, f"/runs/{batch_id}"))
+    await page.wait_for_selector(f'#run-batch [data-batch-id="{batch_id}"]', timeout=TIMEOUT_MS)
+    assert await page.title() == f"Run {batch_id} · Collector Hub"
+    await page.click('nav a[href="/runs"]')
+    await page.wait_for_selector(f'#runs a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
+    await page.select_option("#filter-collector", "slow")
+    await page.click("#runs-filters button[type=submit]")
+    await page.wait_for_url("**/runs?collector=slow")
+    await page.wait_for_selector("#runs td[colspan]", timeout=TIMEOUT_MS)  # no slow run yet
+    # Back: the unfiltered list, then the run; forward again: the filtered list. No reloads.
+    await page.evaluate("() => { window.sameDocument = true; }")
+    await page.go_back()
+    await page.wait_for_url(url_of(server, "/runs"))
+    await page.wait_for_selector(f'#runs a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
+    await page.go_back()
+    await page.wait_for_url(f"**/runs/{batch_id}")
+    await page.wait_for_selector(f'#run-batch [data-batch-id="{batch_id}"]', timeout=TIMEOUT_MS)
+    await page.go_forward()
+    await page.go_forward()
+    await page.wait_for_url("**/runs?collector=slow")
+    await page.wait_for_function("() => document.querySelector('#filter-collector').value === 'slow'")
+    assert await page.evaluate("() => window.sameDocument") is True
+    assert await page.get_attribute('nav a[href="/runs"]', "aria-current") == "page"
+
+
+async def test_an_unknown_run_says_not_found(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server, "/runs/bc_00000000"))
+    await page.locator("#error").filter(has_text="was not found").wait_for(timeout=TIMEOUT_MS)
+    async with aiohttp.ClientSession() as http, http.get(url_of(server, "/runs/bc_0")) as resp:
+        assert resp.status == 404  # a malformed id is not a console address
+
+
+async def test_a_run_in_progress_when_the_page_opens_is_shown_at_once(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["slow", "demo"]})
+    batch_id = created["batch_id"]
+    await page.goto(url_of(server))
+    card = page.locator(f'#active-batches [data-batch-id="{batch_id}"]')
+    await card.wait_for(timeout=TIMEOUT_MS)
+    assert await card.locator(".job-row").count() == 2  # both jobs, each with its bar
+    await card.locator(".cancel-batch").click()
+    await page.wait_for_selector(f'#finished-batches [data-batch-id="{batch_id}"] .status[data-status="cancelled"]')
+    assert (await api_get(server, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "cancelled"
+    assert "cancelled" in (await page.text_content("#announcer") or "")
+
+
+async def test_the_indicator_tells_the_truth_through_a_server_restart(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    port = server.port
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    batch_id = await start_from_overview(page, "demo")
+    await server.close()
+    # Down: reconnecting, saying which attempt and when the next one comes; never "live".
+    indicator = page.locator('#connection[data-state="reconnecting"]')
+    await indicator.filter(has_text="attempt").wait_for(timeout=TIMEOUT_MS)
+    assert await page.get_attribute("body", "data-transport") is None
+    restarted = await live_server(port=port)
+    # Back by itself; the run that was interrupted is re-run by the new server and completes.
+    await page.wait_for_selector('#connection[data-state="live"], #connection[data-state="polling"]', timeout=60_000)
+    await page.wait_for_selector(
+        f'[data-batch-id="{batch_id}"] > .batch-head .status[data-status="completed"]', timeout=60_000
+    )
+    assert (await api_get(restarted, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "completed"
+
+
+async def test_offline_is_said_when_the_browser_loses_the_network(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    await page.context.set_offline(True)
+    await page.wait_for_selector('#connection[data-state="offline"]', timeout=TIMEOUT_MS)
+    await page.context.set_offline(False)
+    await page.wait_for_selector('#connection[data-state="live"], #connection[data-state="polling"]', timeout=60_000)
+
+
+async def test_html_in_a_job_message_is_shown_as_text(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server))
+    await start_from_overview(page, "html")
+    message = page.locator("#active-batches .job-message")
+    await message.filter(has_text="<b>bold</b>").first.wait_for(timeout=TIMEOUT_MS)
+    assert await message.first.text_content() == HTML_MESSAGE
+    assert await page.locator("main img, main b").count() == 0
+    assert await page.evaluate("() => window.pwned === undefined")
+
+
+async def test_with_auth_on_the_page_asks_for_a_key_once_per_tab(live_server: ServerFactory, page: Any) -> None:
+    key = "console-test-key-0123456789abcdef"
+    server = await live_server(api_keys=(("trigger", key),))
+    await page.goto(url_of(server))
+    await page.wait_for_selector("#key-dialog[open]", timeout=TIMEOUT_MS)
+    await page.fill("#api-key", key)
+    await page.keyboard.press("Enter")
+    await wait_live(page, "websocket")
+    batch_id = await start_from_overview(page, "demo")
+    # Kept for this tab: a reload does not ask again; never written into the page.
+    await page.reload()
+    await wait_live(page, "websocket")
+    assert not await page.is_visible("#key-dialog")
+    assert await page.evaluate("() => sessionStorage.getItem('collector-hub-api-key')") == key
+    assert await page.evaluate("() => localStorage.length") == 0
+    assert key not in await page.content()
+    await page.goto(url_of(server, f"/runs/{batch_id}"))
+    await page.wait_for_selector(f'#run-batch [data-batch-id="{batch_id}"]', timeout=TIMEOUT_MS)
+
+
+async def test_a_read_only_key_hides_the_buttons_it_cannot_use(live_server: ServerFactory, page: Any) -> None:
+    reader = "console-reader-key-0123456789abcdef"
+    trigger = "console-trigger-key-0123456789abcd"
+    server = await live_server(api_keys=(("read", reader), ("trigger", trigger)))
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["slow"]}, key=trigger)
+    await page.goto(url_of(server))
+    await page.fill("#api-key", reader)
+    await page.click("#save-key")
+    card = page.locator(f'#active-batches [data-batch-id="{created["batch_id"]}"]')
+    await card.wait_for(timeout=TIMEOUT_MS)
+    await page.wait_for_selector("#queue dd", timeout=TIMEOUT_MS)
+    assert await page.locator("#start-form, .cancel-batch, .cancel-job").count() == 0
+    await page.goto(url_of(server, f"/runs/{created['batch_id']}"))
+    await page.wait_for_selector("#run-batch .job-row", timeout=TIMEOUT_MS)
+    assert await page.locator(".cancel-batch, .cancel-job").count() == 0
+
+
+async def test_keyboard_only_start_a_run_and_open_it(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server))
+    await page.wait_for_selector("#start-form input[value=demo]")
+
+    async def tab_to(selector: str) -> None:
+        for _ in range(40):
+            await page.keyboard.press("Tab")
+            if await page.evaluate(f"() => document.activeElement.matches({selector!r})"):
+                return
+        raise AssertionError(f"{selector} cannot be reached with Tab")
+
+    await tab_to("#start-form input[value=demo]")
+    await page.keyboard.press("Space")
+    await tab_to("#start-button")
+    await page.keyboard.press("Enter")
+    await tab_to("#active-batches .batch-link")
+    batch_id = await page.evaluate("() => document.activeElement.textContent")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**/runs/{batch_id}")
+    # Focus moves to the new view's heading, as after a page load.
+    await page.wait_for_function("() => document.activeElement.tagName === 'H1'")
+    await page.wait_for_selector('main[data-status="completed"]', timeout=TIMEOUT_MS)
