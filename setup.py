@@ -29,6 +29,9 @@ setup(
             "playwright>=1.48",
             "jsonschema>=4.18",  # referencing-based $ref resolution in tests/test_openapi.py
             "standardwebhooks>=1.0",  # an off-the-shelf verifier for our webhook signatures
+            # axe-core (MPL-2.0) for the console's accessibility scan; pinned: the rules it checks
+            # change between releases
+            "axe-playwright-python==0.1.8",
         ],
         # Pinned: a new release may add findings, and CI fails on any.
         "dev": ["ruff==0.17.6", "mypy==2.4.1"],
