@@ -155,6 +155,16 @@ def _apply(conn: Any, values: dict[str, Any]) -> None:
             raise ProgressError(f"job {values['job_id']} is already {state}; terminal states are final")
 
 
+def apply_update_in_transaction(
+    conn: Any, job_id: str | None, status: str, percent: int | None = None, message: str | None = None
+) -> None:
+    """The update of :func:`update_job_progress`, made inside the caller's open transaction on
+    ``conn`` (a psycopg2 connection), so that a collector can commit its own writes and its
+    final status together, or neither. Raises :class:`ProgressError` like the other."""
+    job_id, status, percent, message, error = check_update(job_id, status, percent, message)
+    _apply(conn, {"job_id": job_id, "status": status, "percent": percent, "message": message, "error": error})
+
+
 def update_job_progress(
     job_id: str | None,
     status: str,

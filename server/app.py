@@ -23,6 +23,7 @@ from server.api.middleware import json_errors
 from server.api.run_routes import routes as run_routes
 from server.api.static_routes import setup_static_routes
 from server.db import database
+from server.inventory.routes import routes as inventory_routes
 from server.keys import (
     AUTHENTICATOR,
     DATABASE_URL,
@@ -115,6 +116,7 @@ PARTS: tuple[Part, ...] = (
     Part("webhooks", setup_webhooks,
          "after realtime, like the runner",
          needs=(SETTINGS, POOL, HUB), starts=(WEBHOOK_DISPATCHER,)),
+    Part("inventory routes", _routes(inventory_routes), "any place before security"),
     Part("health routes", setup_health_routes, "any place before security"),
     Part("static routes", setup_static_routes, "any place before security"),
     Part("docs routes", setup_docs_routes, "any place before security"),

@@ -27,7 +27,7 @@ def is_rate_limited_route(method: str, path: str) -> bool:
     ``path`` may also be a route template: the OpenAPI document asks with those."""
     if method not in ("GET", "HEAD"):
         return False
-    return path.startswith("/api/collectors/runs/") or path == "/api/collectors/history"
+    return path.startswith(("/api/collectors/runs/", "/api/inventory/")) or path == "/api/collectors/history"
 
 
 def client_of(request: web.Request) -> str:

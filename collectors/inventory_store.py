@@ -1,0 +1,238 @@
+"""Writing the inventory from a vendor collector process (psycopg2, one connection).
+
+- One run of a source at a time: the writer holds a PostgreSQL advisory lock on the source for
+  the whole run; a second run of the same source is refused at once (two runs never
+  interleave their writes). The lock goes with the connection, so a killed collector never
+  leaves it behind.
+- Each page is one transaction: a run that stops anywhere leaves whole pages, never half of
+  one, and memory holds one page at a time.
+- Devices a run does not see are marked removed only by :meth:`InventoryWriter.complete`, in the
+  same transaction that marks the job completed; if the job ended meanwhile (cancelled, failed
+  by the watchdog), nothing is marked (DESIGN.md invariant 14).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+from collectors.inventory_records import DeviceRecord
+from collectors.progress import ProgressError, apply_update_in_transaction
+
+# pg_try_advisory_lock(key1, key2): key1 says "inventory run", key2 is the source.
+LOCK_NAMESPACE = 0x696E76  # "inv"
+
+
+class RunRefused(Exception):
+    """Another run of the same source is writing the inventory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunCounts:
+    seen: int
+    new: int
+    gone: int
+
+
+_UPSERT = """
+    INSERT INTO inventory_devices AS d (
+        source, vendor_id, organization_id, organization_name, display_name, host_name, dns_name,
+        host_key, platform, device_class, os_name, serial_number, manufacturer, model,
+        ip_addresses, mac_addresses, online, last_contact_at, raw, last_seen_job_id, last_seen_run
+    ) VALUES %s
+    ON CONFLICT (source, vendor_id) DO UPDATE SET
+        organization_id = EXCLUDED.organization_id,
+        organization_name = EXCLUDED.organization_name,
+        display_name = EXCLUDED.display_name,
+        host_name = EXCLUDED.host_name,
+        dns_name = EXCLUDED.dns_name,
+        host_key = EXCLUDED.host_key,
+        platform = EXCLUDED.platform,
+        device_class = EXCLUDED.device_class,
+        os_name = EXCLUDED.os_name,
+        -- hardware details may come later in the run (NinjaOne's computer-systems report):
+        -- keep what is known until then
+        serial_number = coalesce(EXCLUDED.serial_number, d.serial_number),
+        manufacturer = coalesce(EXCLUDED.manufacturer, d.manufacturer),
+        model = coalesce(EXCLUDED.model, d.model),
+        ip_addresses = EXCLUDED.ip_addresses,
+        mac_addresses = EXCLUDED.mac_addresses,
+        online = EXCLUDED.online,
+        last_contact_at = EXCLUDED.last_contact_at,
+        raw = EXCLUDED.raw,
+        last_seen_at = clock_timestamp(),
+        last_seen_job_id = EXCLUDED.last_seen_job_id,
+        last_seen_run = EXCLUDED.last_seen_run,
+        removed_at = NULL
+"""
+_TEMPLATE = "(" + ", ".join(["%s"] * 18) + ", %s::jsonb, %s, %s)"
+
+_DETAILS = """
+    UPDATE inventory_devices d
+       SET manufacturer = coalesce(v.manufacturer, d.manufacturer),
+           model = coalesce(v.model, d.model),
+           serial_number = coalesce(v.serial_number, d.serial_number)
+      FROM (VALUES %s) AS v (vendor_id, manufacturer, model, serial_number)
+     WHERE d.source = %s AND d.vendor_id = v.vendor_id
+"""
+
+
+def _row(source: str, record: DeviceRecord, job_id: str, run_id: int) -> tuple[Any, ...]:
+    return (
+        source, record.vendor_id, record.organization_id, record.organization_name, record.display_name,
+        record.host_name, record.dns_name, record.host_key, record.platform, record.device_class, record.os_name,
+        record.serial_number, record.manufacturer, record.model, list(record.ip_addresses),
+        list(record.mac_addresses), record.online, record.last_contact_at,
+        json.dumps(record.raw, separators=(",", ":")).replace("\\u0000", ""), job_id, run_id,
+    )  # fmt: skip
+
+
+class InventoryWriter:
+    """The inventory writes of one collector run; see the module docstring."""
+
+    def __init__(self, dsn: str, source: str, job_id: str) -> None:
+        self.source = source
+        self.job_id = job_id
+        self.run_id = 0
+        self.seen = 0
+        self.new = 0
+        self._dsn = dsn
+        self._conn: Any = None
+
+    def open(self, expected: int | None = None) -> None:
+        """Connect, take the source's lock (or raise :class:`RunRefused`) and record the run."""
+        self._conn = psycopg2.connect(self._dsn, application_name=f"collector-hub-{self.source}", connect_timeout=10)
+        with self._conn, self._conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self._source_key()))
+            row = cur.fetchone()
+            if not row or not row[0]:
+                cur.execute(
+                    "SELECT job_id FROM inventory_runs WHERE source = %s AND status = 'running'"
+                    " ORDER BY run_id DESC LIMIT 1",
+                    (self.source,),
+                )
+                holder = cur.fetchone()
+                who = f" (job {holder[0]})" if holder else ""
+                raise RunRefused(
+                    f"another {self.source} run{who} is writing the inventory; this run was refused so that"
+                    " two runs never interleave their writes"
+                )
+            # We hold the lock, so any run still marked running died without saying so.
+            cur.execute(
+                "UPDATE inventory_runs SET status = 'abandoned', finished_at = clock_timestamp()"
+                " WHERE source = %s AND status = 'running'",
+                (self.source,),
+            )
+            cur.execute(
+                "INSERT INTO inventory_runs (source, job_id, batch_id, expected)"
+                " SELECT %(source)s, %(job_id)s, (SELECT batch_id FROM job_runs WHERE job_id = %(job_id)s), %(exp)s"
+                " RETURNING run_id",
+                {"source": self.source, "job_id": self.job_id, "exp": expected},
+            )
+            self.run_id = cur.fetchone()[0]
+
+    def _source_key(self) -> int:
+        return zlib.crc32(self.source.encode()) & 0x7FFFFFFF
+
+    def previous_count(self) -> int | None:
+        """How many devices the last complete, successful run of this source saw."""
+        with self._conn, self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT devices_seen FROM inventory_runs WHERE source = %s AND status = 'completed'"
+                " ORDER BY finished_at DESC LIMIT 1",
+                (self.source,),
+            )
+            row = cur.fetchone()
+            return int(row[0]) if row else None
+
+    def write_page(self, records: Sequence[DeviceRecord]) -> int:
+        """Upsert one page in one transaction; return how many of its devices are new (never
+        seen, or seen again after being marked removed)."""
+        if not records:
+            return 0
+        ids = [r.vendor_id for r in records]
+        with self._conn, self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(DISTINCT vendor_id) FROM inventory_devices"
+                " WHERE source = %s AND vendor_id = ANY(%s) AND removed_at IS NULL",
+                (self.source, ids),
+            )
+            present = int(cur.fetchone()[0])
+            rows = [_row(self.source, r, self.job_id, self.run_id) for r in records]
+            psycopg2.extras.execute_values(cur, _UPSERT, rows, template=_TEMPLATE, page_size=len(rows))
+            # A vendor page may repeat a device; count each once.
+            distinct = len(set(ids))
+            new = distinct - min(present, distinct)
+            self.seen += distinct
+            self.new += new
+            cur.execute(
+                "UPDATE inventory_runs SET devices_seen = %s, devices_new = %s WHERE run_id = %s",
+                (self.seen, self.new, self.run_id),
+            )
+        return int(new)
+
+    def write_details(self, details: Sequence[tuple[str, str | None, str | None, str | None]]) -> None:
+        """Hardware details (vendor id, manufacturer, model, serial number) for devices already
+        written by this run; one transaction."""
+        if not details:
+            return
+        with self._conn, self._conn.cursor() as cur:
+            # VALUES needs one value per key: the last report row of a device wins.
+            latest = {d[0]: d for d in details}
+            psycopg2.extras.execute_values(
+                cur, _DETAILS, list(latest.values()), template="(%s, %s, %s, %s)", page_size=len(latest)
+            )
+
+    def complete(self, message: str) -> RunCounts:
+        """Mark removed what this complete run did not see, and the job completed with
+        ``message`` (``{new}``/``{gone}``/``{seen}`` filled in), in one transaction. Raises
+        :class:`ProgressError` (and marks nothing) if the job is no longer running."""
+        with self._conn, self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT j.status FROM job_batches b JOIN job_runs j USING (batch_id)"
+                " WHERE j.job_id = %s FOR UPDATE OF b",
+                (self.job_id,),
+            )
+            row = cur.fetchone()
+            if row is None or row[0] != "running":
+                raise ProgressError(f"job {self.job_id} is {row[0] if row else 'gone'}; nothing was marked removed")
+            cur.execute(
+                "UPDATE inventory_devices SET removed_at = clock_timestamp()"
+                " WHERE source = %s AND removed_at IS NULL AND last_seen_run <> %s",
+                (self.source, self.run_id),
+            )
+            gone = cur.rowcount
+            counts = RunCounts(self.seen, self.new, gone)
+            cur.execute(
+                "UPDATE inventory_runs SET status = 'completed', finished_at = clock_timestamp(),"
+                " devices_seen = %s, devices_new = %s, devices_gone = %s WHERE run_id = %s",
+                (counts.seen, counts.new, counts.gone, self.run_id),
+            )
+            text = message.format(seen=f"{counts.seen:,}", new=f"{counts.new:,}", gone=f"{counts.gone:,}")
+            apply_update_in_transaction(self._conn, self.job_id, "completed", 100, text)
+        return counts
+
+    def close(self, status: str = "failed") -> None:
+        """Record how an unfinished run ended (``failed`` or ``stopped``) and disconnect."""
+        if self._conn is None:
+            return
+        try:
+            if self.run_id and not self._conn.closed:
+                with self._conn, self._conn.cursor() as cur:
+                    cur.execute(
+                        "UPDATE inventory_runs SET status = %s, finished_at = clock_timestamp()"
+                        " WHERE run_id = %s AND status = 'running'",
+                        (status, self.run_id),
+                    )
+        except psycopg2.Error:
+            pass  # the run row stays 'running'; the next run of the source marks it abandoned
+        finally:
+            self._conn.close()
+            self._conn = None
