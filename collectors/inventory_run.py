@@ -31,9 +31,10 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import psycopg2
 
+from collectors.contract import DATABASE_URL_ENV, JOB_ID_ENV
 from collectors.inventory_records import DeviceRecord
 from collectors.inventory_store import InventoryWriter, RunRefused
-from collectors.progress import DATABASE_URL_ENV, JOB_ID_ENV, ProgressError, update_job_progress
+from collectors.progress import ProgressError, update_job_progress
 from collectors.vendor_http import VendorError, redact
 from collectors.vendor_settings import VendorSettingsError
 

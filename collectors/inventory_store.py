@@ -79,8 +79,8 @@ _DETAILS = """
        SET manufacturer = coalesce(v.manufacturer, d.manufacturer),
            model = coalesce(v.model, d.model),
            serial_number = coalesce(v.serial_number, d.serial_number)
-      FROM (VALUES %s) AS v (vendor_id, manufacturer, model, serial_number)
-     WHERE d.source = %s AND d.vendor_id = v.vendor_id
+      FROM (VALUES %s) AS v (source, vendor_id, manufacturer, model, serial_number)
+     WHERE d.source = v.source AND d.vendor_id = v.vendor_id
 """
 
 
@@ -185,9 +185,9 @@ class InventoryWriter:
             return
         with self._conn, self._conn.cursor() as cur:
             # VALUES needs one value per key: the last report row of a device wins.
-            latest = {d[0]: d for d in details}
+            latest = {d[0]: (self.source, *d) for d in details}
             psycopg2.extras.execute_values(
-                cur, _DETAILS, list(latest.values()), template="(%s, %s, %s, %s)", page_size=len(latest)
+                cur, _DETAILS, list(latest.values()), template="(%s, %s, %s, %s, %s)", page_size=len(latest)
             )
 
     def complete(self, message: str) -> RunCounts:

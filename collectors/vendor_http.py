@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import email.utils
 import json
 import logging
 import random
@@ -29,6 +28,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from collectors.retry_after import parse_retry_after
 from collectors.vendor_settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -74,23 +74,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, "[redacted]")
     return text
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if absent or
-    unreadable (the caller then backs off on its own schedule)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class RequestLimiter:
@@ -185,7 +168,8 @@ class VendorClient:
                     problem = f"HTTP {resp.status}" + (f": {detail}" if detail else "")
                     if resp.status not in RETRYABLE_STATUSES:
                         raise self._status_error(what, resp.status, problem)
-                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                    # No cap here: a longer wait than we accept fails the run, saying so.
+                    wait = parse_retry_after(resp.headers.get("Retry-After"), cap=float("inf"))
                     if wait is not None and wait > self.settings.max_retry_after:
                         raise VendorUnavailable(
                             f"{self.vendor} asked to wait {wait:g} s before retrying {what} (HTTP {resp.status},"

@@ -15,6 +15,7 @@ Devices are generated from their index, so 50,000 of them cost no memory.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ class FakeNinja:
         organizations: int = 3,
         token_lifetime: float = 3600.0,
         id_step: int = 3,
+        page_delay: float = 0.0,
     ) -> None:
         self.device_count = devices
         self.client_id = client_id
@@ -45,6 +47,7 @@ class FakeNinja:
         self.organization_count = organizations
         self.token_lifetime = token_lifetime
         self.id_step = id_step
+        self.page_delay = page_delay  # the server's latency per device page
         self.removed: set[int] = set()  # device indexes gone from the account
         self.faults = FaultPlan()
         self.requests: list[RequestRecord] = []
@@ -184,6 +187,8 @@ class FakeNinja:
         if not self._authorized(request):
             return self._unauthorized()
         size, after = self._page_params(request)
+        if self.page_delay:
+            await asyncio.sleep(self.page_delay)
         page = []
         for index in self.present(self.index_after(after)):
             if len(page) == size:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -34,6 +35,7 @@ class FakeThreatLocker:
         organization_id: str = "7f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f",
         totals: str = "pagination",
         name_offset: int = 0,
+        page_delay: float = 0.0,
     ) -> None:
         self.computer_count = computers
         self.api_token = api_token
@@ -41,6 +43,7 @@ class FakeThreatLocker:
         self.totals = totals
         self.name_offset = name_offset  # computer i is named like NinjaOne's device i + offset
         self.removed: set[int] = set()
+        self.page_delay = page_delay  # the server's latency per page
         self.faults = FaultPlan()
         self.requests: list[RequestRecord] = []
 
@@ -105,6 +108,8 @@ class FakeThreatLocker:
             return self._error(400, "Invalid parameters")
         if size < 1 or number < 1:
             return self._error(400, "Invalid parameters")
+        if self.page_delay:
+            await asyncio.sleep(self.page_delay)
         present = self.present()
         total = len(present)
         first = (number - 1) * size
