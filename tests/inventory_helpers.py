@@ -10,7 +10,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from server.app import create_app
+from server.settings import Settings
 from tests.conditions import eventually
+from tests.conftest import replace_settings
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import BASE_PATH, FakeThreatLocker
 
@@ -94,3 +97,28 @@ async def all_devices(client: TestClient, query: str = "") -> list[dict[str, Any
         cursor = body["next_cursor"]
         if cursor is None:
             return devices
+
+
+def hub_factory(aiohttp_client: Any, settings: Settings, tmp_path: Path) -> Any:
+    """``await make(envs)``: a server whose runner runs the vendor collectors named in ``envs``
+    (name -> environment) against the fakes; no rate limit on the tests' polling."""
+
+    async def make(envs: dict[str, dict[str, str]]) -> TestClient:
+        collectors = write_collectors_file(tmp_path / "collectors.toml", envs)
+        app_settings = replace_settings(
+            settings,
+            run_collectors=True,
+            runner_poll_interval=0.1,
+            cancel_grace_period=5,
+            collectors_file=collectors,
+            rate_limit_per_minute=0,
+        )
+        client: TestClient = await aiohttp_client(create_app(app_settings))
+        return client
+
+    return make
+
+
+def empty_inventory(db: Any) -> None:
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM job_batches; DELETE FROM inventory_devices; DELETE FROM inventory_runs")

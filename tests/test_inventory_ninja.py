@@ -13,21 +13,26 @@ import psycopg2.extras
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.app import create_app
 from server.settings import Settings
 from tests.conditions import eventually
-from tests.conftest import replace_settings
 from tests.fakes.common import Fault, serve
 from tests.fakes.ninja import FakeNinja
-from tests.inventory_helpers import all_devices, follow_job, get_json, ninja_env, trigger, write_collectors_file
+from tests.inventory_helpers import (
+    all_devices,
+    empty_inventory,
+    follow_job,
+    get_json,
+    hub_factory,
+    ninja_env,
+    trigger,
+)
 
 Hub = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture(autouse=True)
 def empty_tables(db) -> None:  # type: ignore[no-untyped-def]
-    with db.cursor() as cur:
-        cur.execute("DELETE FROM job_batches; DELETE FROM inventory_devices; DELETE FROM inventory_runs")
+    empty_inventory(db)
 
 
 @pytest.fixture
@@ -38,21 +43,13 @@ async def stack() -> Any:
 
 @pytest.fixture
 def hub(aiohttp_client, settings: Settings, tmp_path: Path) -> Hub:  # type: ignore[no-untyped-def]
-    """A server with a runner whose ninja collector has ``env``."""
+    make = hub_factory(aiohttp_client, settings, tmp_path)
 
-    async def make(env: dict[str, str]) -> TestClient:
-        collectors = write_collectors_file(tmp_path / "collectors.toml", {"ninja": env})
-        app_settings = replace_settings(
-            settings,
-            run_collectors=True,
-            runner_poll_interval=0.1,
-            cancel_grace_period=5,
-            collectors_file=collectors,
-            rate_limit_per_minute=0,
-        )
-        return await aiohttp_client(create_app(app_settings))
+    async def make_ninja(env: dict[str, str]) -> TestClient:
+        client: TestClient = await make({"ninja": env})
+        return client
 
-    return make
+    return make_ninja
 
 
 async def run_ninja(client: TestClient) -> tuple[dict[str, Any], list[Any]]:

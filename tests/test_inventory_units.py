@@ -1,0 +1,49 @@
+"""Small pieces of the vendor collectors that are clearer tested alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+from collectors.inventory_records import host_key
+from collectors.inventory_run import ProgressText
+from collectors.vendor_http import RequestLimiter, redact
+
+
+def test_progress_with_a_vendor_total() -> None:
+    progress = ProgressText("computers", estimate=None, ceiling=99)
+    assert progress.fetched(3000, 12400) == (24, "Fetched 3,000 of 12,400 computers")
+    assert progress.fetched(12400, 12400) == (99, "Fetched 12,400 of 12,400 computers")  # 100 only at the end
+
+
+def test_progress_estimated_from_the_previous_run_never_reaches_100_and_never_falls() -> None:
+    progress = ProgressText("devices", estimate=1000, ceiling=99)
+    assert progress.fetched(500, None) == (49, "Fetched 500 of about 1,000 devices")
+    assert progress.fetched(1500, None) == (99, "Fetched 1,500 devices (about 1,000 expected)")
+    progress = ProgressText("devices", estimate=1000, ceiling=90)
+    assert progress.fetched(1000, None)[0] == 90
+
+
+def test_progress_with_nothing_to_estimate_from_is_null() -> None:
+    assert ProgressText("devices", estimate=None, ceiling=99).fetched(100, None) == (None, "Fetched 100 devices")
+
+
+def test_host_names_match_without_domain_or_case_and_addresses_are_not_names() -> None:
+    assert host_key("WS-01.corp.example") == host_key("ws-01") == "ws-01"
+    assert host_key("10.1.2.3", None, "  Laptop7 ") == "laptop7"
+    assert host_key(None, "", "fe80::1") is None
+
+
+def test_redact_replaces_every_secret() -> None:
+    assert redact("token abcd1234 and abcd1234x", ["abcd1234"]) == "token [redacted] and [redacted]x"
+    assert redact("short ab", ["ab"]) == "short ab"  # too short to be a credential worth hiding
+
+
+async def test_the_request_limiter_holds_the_request_over_the_limit() -> None:
+    limiter = RequestLimiter(2)
+    await limiter.acquire()
+    await limiter.acquire()
+    third = asyncio.ensure_future(limiter.acquire())
+    done, _ = await asyncio.wait({third}, timeout=0.2)
+    assert not done  # the third of a 2-per-minute limit waits for the window
+    third.cancel()
+    await RequestLimiter(0).acquire()  # 0: no limit
