@@ -83,7 +83,9 @@ class ProgressText:
         expected, about = (total, "") if total is not None else (self.estimate, "about ")
         if expected is None or expected <= 0:
             return self.percent, f"Fetched {seen:,} {self.noun}"
-        self.percent = max(self.percent or 0, min(self.ceiling, seen * self.ceiling // expected))
+        # The fetch is the whole run (ceiling 99) or its first part (a second phase follows).
+        share = 100 if self.ceiling >= 99 else self.ceiling
+        self.percent = max(self.percent or 0, min(self.ceiling, seen * share // expected))
         if seen > expected:
             return self.percent, f"Fetched {seen:,} {self.noun} ({about}{expected:,} expected)"
         return self.percent, f"Fetched {seen:,} of {about}{expected:,} {self.noun}"
