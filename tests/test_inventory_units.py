@@ -17,7 +17,7 @@ def test_progress_with_a_vendor_total() -> None:
 
 def test_progress_estimated_from_the_previous_run_never_reaches_100_and_never_falls() -> None:
     progress = ProgressText("devices", estimate=1000, ceiling=99)
-    assert progress.fetched(500, None) == (49, "Fetched 500 of about 1,000 devices")
+    assert progress.fetched(500, None) == (50, "Fetched 500 of about 1,000 devices")
     assert progress.fetched(1500, None) == (99, "Fetched 1,500 devices (about 1,000 expected)")
     progress = ProgressText("devices", estimate=1000, ceiling=90)
     assert progress.fetched(1000, None)[0] == 90
