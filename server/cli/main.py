@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, listing, revoke):
         _add_database_options(action)
 
+    from server.cli.collectors import add_collectors_parser
+
+    add_collectors_parser(sub)
+
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     _add_database_options(migrate)
     migrate.set_defaults(command_module="migrate")

@@ -1,0 +1,55 @@
+"""``collector-hub collectors check``: credentials and connectivity, no run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.fakes.common import serve
+from tests.fakes.ninja import FakeNinja
+from tests.fakes.threatlocker import FakeThreatLocker
+from tests.inventory_helpers import ninja_env, threatlocker_env, write_collectors_file
+
+
+async def check(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "collectors", "check", *args,
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_check_reports_what_each_vendor_collector_finds(tmp_path: Path) -> None:
+    ninja, threatlocker = FakeNinja(devices=3), FakeThreatLocker(computers=1234)
+    async with serve(ninja.app(), ninja.faults) as ninja_url, serve(threatlocker.app(), threatlocker.faults) as tl_url:
+        # ninja's settings from the environment, threatlocker's from the collectors file's env table
+        collectors = write_collectors_file(
+            tmp_path / "c.toml", {"threatlocker": threatlocker_env(threatlocker, tl_url)}
+        )
+        env = {**ninja_env(ninja, ninja_url), "COLLECTOR_HUB_COLLECTORS_FILE": str(collectors)}
+        code, out, err = await check(env=env)
+        assert code == 0, err
+        assert "ninja: OK: NinjaOne at http://127.0.0.1:" in out and "token granted (scope 'monitoring')" in out
+        assert "threatlocker: OK: ThreatLocker at http://127.0.0.1:" in out and "1,234 computers" in out
+
+        env["NINJA_CLIENT_SECRET"] = "not-the-secret-at-all"
+        code, out, err = await check("ninja", env=env)
+        assert code == 1
+        assert "ninja: FAILED: NinjaOne rejected the client credentials (HTTP 401)" in err
+        assert "not-the-secret-at-all" not in out + err
+        assert all(r.path in ("/ws/oauth/token", "/v2/organizations", "/v2/devices-detailed") for r in ninja.requests)
+
+
+async def test_check_without_credentials_and_with_unknown_names(tmp_path: Path) -> None:
+    env = {"NINJA_CLIENT_ID": "", "NINJA_CLIENT_SECRET": "", "THREATLOCKER_API_TOKEN": ""}
+    code, _, err = await check("ninja", "demo", env=env)
+    assert code == 1
+    assert "ninja: FAILED: credentials not configured (set NINJA_CLIENT_ID and NINJA_CLIENT_SECRET" in err
+    code, out, _ = await check("demo", env=env)
+    assert code == 0 and "demo: nothing to check" in out
+    code, _, err = await check("crowdstrike", env=env)
+    assert code == 2 and "unknown collector(s): crowdstrike" in err
