@@ -12,6 +12,7 @@ from collectors.inventory_store import InventoryWriter
 from server.app import create_app
 from tests.conftest import replace_settings
 from tests.inventory_helpers import all_devices, empty_inventory, get_json
+from tests.test_openapi import NOT_PROVOKED, Contract
 
 
 def _job(db: Any, collector: str, job_id: str, batch_id: str) -> None:
@@ -154,3 +155,22 @@ async def test_inventory_reads_need_the_read_role_and_are_rate_limited(aiohttp_c
     assert (await client.get("/api/inventory/devices", headers=headers)).status == 200
     limited = await client.get("/api/inventory/devices", headers=headers)
     assert limited.status == 429 and "Retry-After" in limited.headers
+
+
+async def test_every_inventory_answer_matches_the_openapi_document(client, filled) -> None:  # type: ignore[no-untyped-def]
+    doc = await (await client.get("/api/openapi.json")).json()
+    contract = Contract(doc)
+    devices = "/api/inventory/devices"
+    page = await contract.call(client, "GET", devices, 200, params={"limit": "3", "removed": "any"})
+    await contract.call(client, "GET", devices, 200, params={"cursor": page["next_cursor"], "q": "WS"})
+    await contract.call(client, "GET", devices, 400, params={"platform": "amiga"})
+    one = "/api/inventory/devices/{source}/{device_id}"
+    await contract.call(client, "GET", one, 200, path={"source": "ninja", "device_id": "12"})
+    await contract.call(client, "GET", one, 200, path={"source": "threatlocker", "device_id": "guid-5"})
+    await contract.call(client, "GET", one, 404, path={"source": "ninja", "device_id": "404"})
+    await contract.call(client, "GET", one, 400, path={"source": "nope", "device_id": "1"})
+    await contract.call(client, "GET", "/api/inventory/summary", 200)
+    documented = {(m, p, s) for p, item in doc["paths"].items() if p.startswith("/api/inventory/")
+                  for m, op in item.items() for s in op["responses"]}  # fmt: skip
+    provoked = {(m.lower(), p, s) for m, p, s in contract.seen}
+    assert {d for d in documented if d[2] not in NOT_PROVOKED} == provoked

@@ -135,13 +135,13 @@ async def list_devices(request: web.Request) -> web.Response:
     return web.json_response({"devices": [device_json(r) for r in rows], "next_cursor": next_cursor})
 
 
-@routes.get("/api/inventory/devices/{source}/{vendor_id}")
+@routes.get("/api/inventory/devices/{source}/{device_id}")
 @requires("read")
 async def get_device(request: web.Request) -> web.Response:
     source = request.match_info["source"]
     if source not in SOURCES:
         raise ValidationError(f"Unknown inventory source {source[:40]!r}; sources: {', '.join(SOURCES)}")
-    vendor_id = request.match_info["vendor_id"]
+    vendor_id = request.match_info["device_id"]
     if not VENDOR_ID.fullmatch(vendor_id):
         raise ValidationError("Malformed device id: 1-100 letters, digits, '.', '_', ':' or '-'")
     row = await store.get_device(request.app[POOL], source, vendor_id)
