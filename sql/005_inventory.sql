@@ -52,5 +52,3 @@ CREATE TABLE inventory_devices (
 );
 
 CREATE INDEX inventory_devices_present_host_idx ON inventory_devices (host_key, source) WHERE removed_at IS NULL;
-CREATE INDEX inventory_devices_run_idx ON inventory_devices (source, last_seen_run) WHERE removed_at IS NULL;
-CREATE INDEX inventory_devices_seen_idx ON inventory_devices (last_seen_at);

@@ -92,6 +92,7 @@ async def test_a_run_fills_the_inventory_and_a_second_marks_the_vanished_device_
     ]  # fmt: skip
 
     fake.removed.add(7)
+    fake.page_delay = 0.2  # slow enough to watch every page's progress
     job, seen = await run_ninja(client)
     assert job["message"] == "Collected 249 devices (0 new, 1 gone)", job
     # Now the previous run's count is the estimate: percents rise, never 100 before the end.

@@ -57,7 +57,7 @@ async def run(client: TestClient, name: str) -> tuple[dict[str, Any], list[Any]]
 
 @pytest.mark.parametrize("totals", ["pagination", "separate", "rows", "none"])
 async def test_totals_are_read_from_whichever_headers_the_answer_carries(hub: Hub, stack, totals: str) -> None:  # type: ignore[no-untyped-def]
-    fake = FakeThreatLocker(computers=250, totals=totals)
+    fake = FakeThreatLocker(computers=250, totals=totals, page_delay=0.2)  # slow enough to watch
     url = await stack.enter_async_context(serve(fake.app(), fake.faults))
     client = await hub({"threatlocker": threatlocker_env(fake, url)})
     job, seen = await run(client, "threatlocker")

@@ -175,7 +175,7 @@ class FakeNinja:
         if not self._authorized(request):
             return self._unauthorized()
         size, after = self._page_params(request)
-        orgs = [
+        orgs: list[dict[str, Any]] = [
             {"id": n, "name": f"Org {n}", "description": None, "nodeApprovalMode": "AUTOMATIC", "tags": [],
              "fields": {}, "userData": {}}
             for n in range(1, self.organization_count + 1)
@@ -189,7 +189,7 @@ class FakeNinja:
         size, after = self._page_params(request)
         if self.page_delay:
             await asyncio.sleep(self.page_delay)
-        page = []
+        page: list[dict[str, Any]] = []
         for index in self.present(self.index_after(after)):
             if len(page) == size:
                 break
