@@ -16,6 +16,7 @@ Devices are generated from their index, so 50,000 of them cost no memory.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from collections.abc import Iterator
@@ -202,7 +203,8 @@ class FakeNinja:
         size = int(request.query.get("pageSize", "1000"))
         cursor = request.query.get("cursor")
         offset = int(cursor.split("-")[1]) if cursor else 0
-        present = list(self.present())  # report rows in device order
+        # report rows in device order
+        page = itertools.islice(self.present(), offset, offset + size)
         rows = [
             {
                 "deviceId": self.device_id(index),
@@ -219,7 +221,7 @@ class FakeNinja:
                 "chassisType": "DESKTOP",
                 "timestamp": EPOCH + 0.75,
             }
-            for index in present[offset : offset + size]
+            for index in page
         ]
         name = f"cs-{offset + len(rows)}-{secrets.token_hex(4)}"
         cursor_info = {"name": name, "offset": offset, "count": len(rows), "expires": EPOCH + 3600.0}
