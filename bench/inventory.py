@@ -11,8 +11,9 @@ the bench's own (or COLLECTOR_HUB_DATABASE_URL). Two runs per size: the first in
 device, the second (same account) updates them all. Rate: devices / wall time of the process,
 start to exit. Peak RSS: the process's ru_maxrss from wait4. The client-side request limit is
 off (NINJA_/THREATLOCKER_REQUESTS_PER_MINUTE=0): the figure is our side's throughput, not the
-vendor's limit. Everything shares this machine (the fake's JSON encoding too). Results also go
-to bench/results/inventory.json.
+vendor's limit. Everything shares this machine (the fake's JSON encoding too), so each row
+shows the machine's load average when it ended: compare rows taken at a similar load. Results
+also go to bench/results/inventory.json.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ async def measure(dsn: str, collector: str, devices: int, label: str) -> dict[st
     if code != 0 or status != "completed":
         raise RuntimeError(f"{collector} {label}: exit {code}, job {status}: {message}")
     return {
+        "load_average": round(os.getloadavg()[0], 1),
         "collector": collector,
         "devices": devices,
         "run": label,
@@ -149,7 +151,8 @@ async def bench(sizes: list[int], collectors: list[str]) -> list[dict[str, Any]]
                     rows.append(row)
                     print(
                         f"{collector:<13} {devices:>7,} {label:<7} {row['seconds']:>7.2f} s"
-                        f" {row['devices_per_second']:>8,}/s {row['peak_rss_mib']:>7.1f} MiB",
+                        f" {row['devices_per_second']:>8,}/s {row['peak_rss_mib']:>7.1f} MiB"
+                        f"   (load average {row['load_average']})",
                         flush=True,
                     )
     return rows

@@ -22,7 +22,7 @@ import aiohttp
 
 from collectors.inventory_records import DeviceRecord, clean_list, clean_text, epoch_seconds
 from collectors.inventory_run import Details, Page, vendor_main
-from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed
+from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorStatusError
 from collectors.vendor_settings import Environment, HttpSettings, VendorSettingsError, missing_credentials
 
 NAME = "ninja"
@@ -110,10 +110,10 @@ class NinjaApi:
         }
         try:
             resp = await self.client.request("POST", self.config.token_path, form=form)
-        except VendorAuthError as exc:
+        except VendorStatusError as exc:
+            if exc.status not in (400, 401, 403):  # OAuth servers answer bad credentials with 400 or 401
+                raise
             raise VendorAuthError(f"NinjaOne rejected the client credentials (HTTP {exc.status})", exc.status) from None
-        except VendorMalformed:
-            raise
         body = resp.body
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
