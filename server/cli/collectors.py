@@ -42,7 +42,8 @@ def check_environment(spec: CollectorSpec) -> dict[str, str]:
     return env
 
 
-def cmd_collectors_check(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``collectors check`` (the only sub-command)."""
     settings = load_settings(collectors_file=args.collectors_file)
     registry = load_registry(settings.collectors_file)
     names: list[str] = args.names or [n for n, s in sorted(registry.items()) if vendor_module(s)]
@@ -68,17 +69,3 @@ def cmd_collectors_check(args: argparse.Namespace) -> int:
             failed += 1
             print(f"{name}: FAILED: {text}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def add_collectors_parser(sub: Any) -> None:
-    collectors = sub.add_parser("collectors", help="inspect the configured collectors")
-    commands = collectors.add_subparsers(dest="collectors_command", required=True)
-    check = commands.add_parser(
-        "check",
-        help="test a vendor collector's credentials and connectivity without starting a run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    check.add_argument("names", metavar="NAME", nargs="*", help="collectors to check (default: every vendor collector)")
-    check.add_argument("--collectors-file", dest="collectors_file", metavar="PATH", help="TOML file of collectors")
-    check.set_defaults(func=cmd_collectors_check)

@@ -58,9 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, listing, revoke):
         _add_database_options(action)
 
-    from server.cli.collectors import add_collectors_parser
-
-    add_collectors_parser(sub)
+    collectors = sub.add_parser("collectors", help="check the vendor collectors' settings and credentials")
+    collectors.set_defaults(command_module="collectors")
+    collectors_actions = collectors.add_subparsers(dest="collectors_command", required=True)
+    check = collectors_actions.add_parser(
+        "check",
+        help="test a vendor collector's credentials and connectivity without starting a run",
+        description="Prints what each vendor collector found, or the error a run would give. Exit status: 0 every"
+        " check passed, 1 one failed, 2 usage error.",
+    )
+    check.add_argument("names", metavar="NAME", nargs="*", help="collectors to check (default: every vendor collector)")
+    check.add_argument("--collectors-file", dest="collectors_file", metavar="PATH", help="TOML file of collectors")
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     _add_database_options(migrate)
