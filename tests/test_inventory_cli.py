@@ -7,10 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+import aiohttp
+
 from tests.fakes.common import serve
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import FakeThreatLocker
-from tests.inventory_helpers import ninja_env, threatlocker_env, write_collectors_file
+from tests.inventory_helpers import empty_inventory, ninja_env, threatlocker_env, write_collectors_file
+from tests.processes import serving
 
 
 async def check(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -53,3 +56,35 @@ async def test_check_without_credentials_and_with_unknown_names(tmp_path: Path) 
     assert code == 0 and "demo: nothing to check" in out
     code, _, err = await check("crowdstrike", env=env)
     assert code == 2 and "unknown collector(s): crowdstrike" in err
+
+
+async def test_collector_hub_run_ninja_threatlocker_then_the_summary(database_url: str, tmp_path: Path, db) -> None:  # type: ignore[no-untyped-def]
+    """The issue's "done": a real serve process (its runner starts the real collectors) with the
+    fakes' URLs and credentials in its environment, `collector-hub run ninja threatlocker`,
+    then the summary shows both sources with their counts and the coverage gap."""
+    empty_inventory(db)
+    ninja, threatlocker = FakeNinja(devices=150), FakeThreatLocker(computers=120, name_offset=50)
+    async with serve(ninja.app(), ninja.faults) as ninja_url, serve(threatlocker.app(), threatlocker.faults) as tl_url:
+        env = {
+            "COLLECTOR_HUB_DATABASE_URL": database_url,
+            "COLLECTOR_HUB_RUNNER_POLL_INTERVAL": "0.1",
+            **ninja_env(ninja, ninja_url),
+            **threatlocker_env(threatlocker, tl_url),
+        }
+        async with serving(env, tmp_path / "serve.log") as server:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "server", "run", "ninja", "threatlocker", "--url", server.url, "--timeout", "90",
+                env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+            assert proc.returncode == 0, (out.decode(), err.decode(), server.log())
+            async with aiohttp.ClientSession() as session:
+                async with session.get(server.url + "/api/inventory/summary") as resp:
+                    summary = await resp.json()
+        log = server.log()
+    counts = {s["source"]: s["devices"] for s in summary["sources"]}
+    assert counts == {"ninja": 150, "threatlocker": 120}
+    gaps = {(c["source"], c["missing_from"]): c["devices"] for c in summary["coverage"]}
+    assert gaps == {("ninja", "threatlocker"): 50, ("threatlocker", "ninja"): 20}
+    for secret in (ninja.client_secret, threatlocker.api_token, *ninja.tokens):
+        assert secret not in log + out.decode() + err.decode()
