@@ -276,3 +276,17 @@ async def test_25000_devices(hub: Hub, stack) -> None:  # type: ignore[no-untype
     summary = await get_json(client, "/api/inventory/summary")
     ninja = next(s for s in summary["sources"] if s["source"] == "ninja")
     assert ninja["devices"] == 25_000 and ninja["last_successful_run"]["job_id"] == job["job_id"]
+
+
+async def test_a_failed_run_only_adds_and_updates(hub: Hub, stack) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeNinja(devices=250)
+    url = await stack.enter_async_context(serve(fake.app(), fake.faults))
+    client = await hub(ninja_env(fake, url))
+    assert (await run_ninja(client))[0]["status"] == "completed"
+    fake.removed.add(3)
+    fake.device_count = 260  # ten new devices, the last page
+    fake.faults.add(Fault("/devices-detailed", status=503, skip=2, times=10))  # the third page never comes
+    job, _ = await run_ninja(client)
+    assert job["status"] == "failed" and "HTTP 503" in job["error"]
+    assert await all_devices(client, "source=ninja&removed=true") == []  # device 3 is not marked
+    assert len(await all_devices(client, "source=ninja")) == 250  # pages one and two were stored
