@@ -62,6 +62,7 @@ CONSOLE_VIEWS = {
         "Console: one run, its jobs and their logs, live",
         [path_id("batch_id", "BatchId")],
     ),
+    "/inventory": ("consoleInventory", "Console: devices per source, the coverage gap, device search", []),
     "/collectors/{collector}": (
         "consoleCollector",
         "Console: one collector's durations, success and recent runs",

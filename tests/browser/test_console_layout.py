@@ -19,6 +19,7 @@ from tests.browser.console_helpers import (
     url_of,
     wait_live,
 )
+from tests.test_inventory_api import filled  # noqa: F401 (the fixture: devices for the Inventory view)
 
 
 async def views_with_data(server: Any) -> dict[str, str]:
@@ -40,11 +41,15 @@ async def views_with_data(server: Any) -> dict[str, str]:
         "runs": "/runs",
         "run": f"/runs/{running['batch_id']}",
         "collector": "/collectors/demo",
+        "inventory": "/inventory",
     }
 
 
 async def test_every_view_fits_a_phone_and_passes_axe(
-    live_server: ServerFactory, browser: Any, screenshot_dir: Path
+    live_server: ServerFactory,
+    browser: Any,
+    screenshot_dir: Path,
+    filled: Any,  # noqa: F811
 ) -> None:
     server = await live_server()
     views = await views_with_data(server)
