@@ -47,6 +47,11 @@ ENV_PREFIX: Final = "COLLECTOR_HUB_"
 JOB_ID_ENV: Final = ENV_PREFIX + "JOB_ID"
 DATABASE_URL_ENV: Final = ENV_PREFIX + "DATABASE_URL"
 
+# Schedules (server/schedules/, docs/SCHEDULES.md): what happens when a due time finds the
+# previous batch still active, and which missed due times fire after downtime; defaults first.
+SCHEDULE_OVERLAP_POLICIES: Final = ("skip", "queue")
+SCHEDULE_CATCH_UP_POLICIES: Final = ("none", "latest")
+
 
 def text_problem(name: str, value: str, max_chars: int) -> str | None:
     """What makes ``value`` unfit for a text column of at most ``max_chars`` characters (too

@@ -8,7 +8,8 @@ A collectors file (``COLLECTOR_HUB_COLLECTORS_FILE``) looks like::
     timeout = 3600           # seconds; the job fails when it runs longer
     job_name = "ninja-collector"   # optional; defaults to NAME-collector
 
-Entries in the file replace built-ins of the same name.
+Entries in the file replace built-ins of the same name. The file may also declare
+``[schedules.NAME]`` tables; the server reads those (server/schedules/declared.py).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:
         raise RegistryError(f"cannot read collectors file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"collectors"}
+    unknown = set(data) - {"collectors", "schedules"}
     if unknown:
         raise RegistryError(f"{path}: unknown top-level keys: {', '.join(sorted(unknown))}")
     table = data.get("collectors", {})

@@ -32,6 +32,7 @@ from server.keys import (
     RATE_LIMITER,
     REGISTRY,
     RUNNER,
+    SCHEDULER,
     SETTINGS,
     WEBHOOK_DISPATCHER,
 )
@@ -39,6 +40,7 @@ from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
 from server.realtime.setup import setup_realtime
 from server.runner.runner import Runner
+from server.schedules.setup import setup_schedules
 from server.security.setup import protected_mode_ctx, setup_security
 from server.settings import Settings
 from server.webhooks.setup import setup_webhooks
@@ -117,6 +119,10 @@ PARTS: tuple[Part, ...] = (
          "after realtime, like the runner",
          needs=(SETTINGS, POOL, HUB), starts=(WEBHOOK_DISPATCHER,)),
     Part("inventory routes", _routes(inventory_routes), "any place before security"),
+    Part("schedules", setup_schedules,
+         "after the runner, so it stops first: nothing is fired while the runner hands its jobs back at"
+         " shutdown; before security, for its routes",
+         needs=(SETTINGS, POOL, REGISTRY), starts=(SCHEDULER,)),
     Part("health routes", setup_health_routes, "any place before security"),
     Part("static routes", setup_static_routes, "any place before security"),
     Part("docs routes", setup_docs_routes, "any place before security"),

@@ -99,6 +99,11 @@ class Settings:
     listener_ping_interval: float = 10.0
     listener_max_backoff: float = 30.0
     state_cache_size: int = 2000
+    # Schedules (server/schedules/): whether this process fires them, how often it looks, and
+    # how late a due time may be and still count as on time (later ones follow catch_up).
+    run_schedules: bool = True
+    schedule_poll_interval: float = 1.0
+    schedule_misfire_grace: float = 60.0
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -300,6 +305,9 @@ _PARSERS: dict[str, Any] = {
     "listener_ping_interval": lambda n, r: _parse_float(n, r, 0.1, 3600),
     "listener_max_backoff": lambda n, r: _parse_float(n, r, 0.1, 3600),
     "state_cache_size": lambda n, r: _parse_int(n, r, 10, 1_000_000),
+    "run_schedules": _parse_bool,
+    "schedule_poll_interval": lambda n, r: _parse_float(n, r, 0.05, 60),
+    "schedule_misfire_grace": lambda n, r: _parse_float(n, r, 1, 7 * 24 * 3600),
 }
 
 

@@ -78,6 +78,19 @@ def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
         "error": batch["error"],
         "collectors": [batch_job_json(job) for job in jobs],
         "duration_seconds": duration_seconds(batch),
+        "schedule": batch_schedule_json(batch),
+    }
+
+
+def batch_schedule_json(batch: Row) -> dict[str, Any] | None:
+    """The schedule that started a batch and the due time it fired for (null: not scheduled;
+    ``due_at`` null: started with "run now")."""
+    if batch.get("schedule_id") is None:
+        return None
+    return {
+        "schedule_id": batch["schedule_id"],
+        "name": batch["schedule_name"],
+        "due_at": format_timestamp(batch["scheduled_for"]),
     }
 
 

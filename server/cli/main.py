@@ -14,7 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from collectors.contract import DEFAULT_PRIORITY, GRANTABLE_ROLES, PRIORITIES
+from collectors.contract import (
+    DEFAULT_PRIORITY,
+    GRANTABLE_ROLES,
+    PRIORITIES,
+    SCHEDULE_CATCH_UP_POLICIES,
+    SCHEDULE_OVERLAP_POLICIES,
+)
 from collectors.registry import RegistryError
 from server.settings import SettingsError
 
@@ -69,6 +75,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("names", metavar="NAME", nargs="*", help="collectors to check (default: every vendor collector)")
     check.add_argument("--collectors-file", dest="collectors_file", metavar="PATH", help="TOML file of collectors")
+    schedules = sub.add_parser(
+        "schedules",
+        help="list, add, pause, resume and remove schedules (through the server)",
+        description="Manage schedules through a running server. Exit status: 0 done; 1 the server refused"
+        " (its message is shown); 2 usage error or server unreachable.",
+    )
+    schedules.set_defaults(command_module="schedules")
+    schedule_actions = schedules.add_subparsers(dest="schedules_action", required=True)
+    schedule_actions.add_parser("list", help="every schedule, its next fire time and last batch")
+    add = schedule_actions.add_parser("add", help="create a schedule")
+    add.add_argument("name", metavar="NAME", help="lower-case letters, digits, '-', '_', '.'")
+    add.add_argument("--cron", required=True, help="five fields, e.g. '0 2 * * *', or @daily, @hourly, ...")
+    add.add_argument("--collectors", required=True, metavar="A,B", help="comma-separated collector names")
+    add.add_argument("--timezone", default="UTC", help="IANA time zone the cron expression is read in (default UTC)")
+    add.add_argument("--priority", choices=PRIORITIES, default=DEFAULT_PRIORITY)
+    add.add_argument("--overlap", choices=SCHEDULE_OVERLAP_POLICIES, default=SCHEDULE_OVERLAP_POLICIES[0],
+                     help="skip: no new batch while the previous one runs (default)")  # fmt: skip
+    add.add_argument("--catch-up", dest="catch_up", choices=SCHEDULE_CATCH_UP_POLICIES,
+                     default=SCHEDULE_CATCH_UP_POLICIES[0],
+                     help="after downtime: none skips missed times (default); latest fires the last one")  # fmt: skip
+    add.add_argument("--paused", action="store_true", help="create it paused")
+    for name, text in (
+        ("pause", "stop firing a schedule until it is resumed"),
+        ("resume", "fire again, from the next due time after now"),
+        ("remove", "delete a schedule (its batches keep naming it)"),
+        ("next", "the next five fire times, on the schedule's clock and in UTC"),
+    ):
+        schedule_actions.add_parser(name, help=text).add_argument("schedule", metavar="NAME_OR_ID")
+    for action in schedule_actions.choices.values():
+        action.add_argument(
+            "--url",
+            default=os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL,
+            help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
+        )
+        action.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     _add_database_options(migrate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Sequence
@@ -40,34 +41,69 @@ async def create_batch(
     for _ in range(ID_ATTEMPTS):
         try:
             async with database.transaction(pool) as cur:
-                await cur.execute(
-                    "INSERT INTO job_batches (batch_id, priority, requested_by, message)"
-                    " VALUES (%s, %s, %s, 'Queued') RETURNING *",
-                    (new_id("bc"), priority, requested_by),
-                )
-                batch = await cur.fetchone()
-                jobs = []
-                for position, spec in enumerate(collectors):
-                    await cur.execute(
-                        "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position, priority,"
-                        " message, started_at) VALUES (%s, %s, %s, %s, %s, %s, 'Queued', %s) RETURNING *",
-                        (
-                            new_id(spec.id_prefix),
-                            batch["batch_id"],
-                            spec.name,
-                            spec.display_name,
-                            position,
-                            priority,
-                            batch["started_at"],
-                        ),
-                    )
-                    jobs.append(await cur.fetchone())
-                await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch["batch_id"],))
-                batch = await cur.fetchone()
+                batch, jobs = await _insert_batch(cur, collectors, priority, requested_by)
         except psycopg2.errors.UniqueViolation:
             continue
         return rep.created_batch_json(batch, jobs)
     raise RuntimeError("could not allocate unique run ids")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleStamp:
+    """What a batch started by a schedule records: which one, and the due time it fired for
+    (None for a "run now")."""
+
+    schedule_id: str
+    name: str
+    due_at: dt.datetime | None
+
+
+async def insert_batch(
+    cur: Any,
+    collectors: Sequence[CollectorSpec],
+    priority: str,
+    requested_by: str | None,
+    schedule: ScheduleStamp | None = None,
+) -> dict[str, Any]:
+    """``create_batch`` inside the caller's transaction (a savepoint retries an id collision
+    without losing the rest of it); returns the 201 body."""
+    for _ in range(ID_ATTEMPTS):
+        await cur.execute("SAVEPOINT new_batch")
+        try:
+            batch, jobs = await _insert_batch(cur, collectors, priority, requested_by, schedule)
+        except psycopg2.errors.UniqueViolation:
+            await cur.execute("ROLLBACK TO SAVEPOINT new_batch")
+            continue
+        await cur.execute("RELEASE SAVEPOINT new_batch")
+        return rep.created_batch_json(batch, jobs)
+    raise RuntimeError("could not allocate unique run ids")
+
+
+async def _insert_batch(
+    cur: Any,
+    collectors: Sequence[CollectorSpec],
+    priority: str,
+    requested_by: str | None,
+    schedule: ScheduleStamp | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    stamp = (schedule.schedule_id, schedule.name, schedule.due_at) if schedule else (None, None, None)
+    await cur.execute(
+        "INSERT INTO job_batches (batch_id, priority, requested_by, message, schedule_id, schedule_name, scheduled_for)"
+        " VALUES (%s, %s, %s, 'Queued', %s, %s, %s) RETURNING *",
+        (new_id("bc"), priority, requested_by, *stamp),
+    )
+    batch = await cur.fetchone()
+    jobs = []
+    for position, spec in enumerate(collectors):
+        await cur.execute(
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position, priority,"
+            " message, started_at) VALUES (%s, %s, %s, %s, %s, %s, 'Queued', %s) RETURNING *",
+            (new_id(spec.id_prefix), batch["batch_id"], spec.name, spec.display_name, position, priority,
+             batch["started_at"]),
+        )  # fmt: skip
+        jobs.append(await cur.fetchone())
+    await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch["batch_id"],))
+    return await cur.fetchone(), jobs
 
 
 async def _batch_rows(cur: Any, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:

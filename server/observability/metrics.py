@@ -100,6 +100,21 @@ WEBHOOK_ATTEMPTS = Counter(
     registry=REGISTRY,
 )
 
+# --- Schedules (server/schedules/) ------------------------------------------------------------
+SCHEDULE_FIRES = Counter(
+    PREFIX + "schedule_fires",
+    "Due times of schedules dealt with, by schedule name and outcome (fired, skipped_overlap,"
+    " skipped_missed, skipped_invalid).",
+    ["schedule", "outcome"],
+    registry=REGISTRY,
+)
+SCHEDULE_LAG = Histogram(
+    PREFIX + "schedule_lag_seconds",
+    "Time from a schedule's due time to the creation of the batch it fired.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     """The registry in the Prometheus text exposition format."""

@@ -15,12 +15,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.openapi import components, inventory, live, runs, service, webhooks
+from server.openapi import components, inventory, live, runs, schedules, service, webhooks
 from server.openapi.components import Names, Part
 from server.openapi.security import SECURITY_SCHEMES, with_security
 
 # In document order. Two parts may not define the same path or schema.
-PARTS: tuple[Part, ...] = (components.PART, runs.PART, live.PART, service.PART, webhooks.PART, inventory.PART)
+PARTS: tuple[Part, ...] = (
+    components.PART,
+    runs.PART,
+    live.PART,
+    service.PART,
+    webhooks.PART,
+    inventory.PART,
+    schedules.PART,
+)
 
 DESCRIPTION = (
     "Tracks collector runs (batches of jobs) and their progress. Every error is a JSON object "

@@ -101,6 +101,10 @@ def run_schemas(names: Names) -> dict[str, Schema]:
                 "error": nullable(text),
                 "collectors": {"type": "array", "items": ref("BatchJob")},
                 "duration_seconds": ref("DurationSeconds"),
+                "schedule": {
+                    **nullable(ref("BatchSchedule")),
+                    "description": "The schedule that started this batch (docs/SCHEDULES.md); null otherwise.",
+                },
             }
         ),
         "Job": closed_object(
