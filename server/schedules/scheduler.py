@@ -86,9 +86,6 @@ class Scheduler:
         else:
             log.warning("schedule %s: due %s, %s: %s", result.name, result.due_at, result.outcome, result.detail)
 
-    def wake(self) -> None:
-        self._loop.wake()
-
     def start(self) -> None:
         self._loop.start()
 

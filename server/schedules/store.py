@@ -68,13 +68,6 @@ async def get_schedule(pool: aiopg.Pool, schedule_id: str) -> Row:
     return row
 
 
-async def find_by_name(pool: aiopg.Pool, name: str) -> Row | None:
-    async with database.cursor(pool) as cur:
-        await cur.execute("SELECT schedule_id FROM schedules WHERE name = %s", (name,))
-        row: Row | None = await cur.fetchone()
-    return row
-
-
 def _next_due(cron: str, timezone: str, now: dt.datetime) -> dt.datetime:
     return next_fire_time(cron, timezone, now)
 
