@@ -103,8 +103,8 @@ def hub_factory(aiohttp_client: Any, settings: Settings, tmp_path: Path) -> Any:
     """``await make(envs)``: a server whose runner runs the vendor collectors named in ``envs``
     (name -> environment) against the fakes; no rate limit on the tests' polling."""
 
-    async def make(envs: dict[str, dict[str, str]]) -> TestClient:
-        collectors = write_collectors_file(tmp_path / "collectors.toml", envs)
+    async def make(envs: dict[str, dict[str, str]], job_timeout: float = 120) -> TestClient:
+        collectors = write_collectors_file(tmp_path / "collectors.toml", envs, job_timeout)
         app_settings = replace_settings(
             settings,
             run_collectors=True,

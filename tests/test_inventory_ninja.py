@@ -45,8 +45,8 @@ async def stack() -> Any:
 def hub(aiohttp_client, settings: Settings, tmp_path: Path) -> Hub:  # type: ignore[no-untyped-def]
     make = hub_factory(aiohttp_client, settings, tmp_path)
 
-    async def make_ninja(env: dict[str, str]) -> TestClient:
-        client: TestClient = await make({"ninja": env})
+    async def make_ninja(env: dict[str, str], job_timeout: float = 120) -> TestClient:
+        client: TestClient = await make({"ninja": env}, job_timeout)
         return client
 
     return make_ninja
@@ -290,3 +290,20 @@ async def test_a_failed_run_only_adds_and_updates(hub: Hub, stack) -> None:  # t
     assert job["status"] == "failed" and "HTTP 503" in job["error"]
     assert await all_devices(client, "source=ninja&removed=true") == []  # device 3 is not marked
     assert len(await all_devices(client, "source=ninja")) == 250  # pages one and two were stored
+
+
+async def test_the_job_timeout_stops_the_run_between_pages_and_marks_nothing_removed(hub: Hub, stack, db) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeNinja(devices=200)
+    url = await stack.enter_async_context(serve(fake.app(), fake.faults))
+    client = await hub(ninja_env(fake, url), job_timeout=5)
+    assert (await run_ninja(client))[0]["status"] == "completed"
+    fake.removed.add(150)
+    fake.page_delay = 4.0  # the second page ends past the 5-second timeout
+    job, _ = await run_ninja(client)
+    assert job["status"] == "failed" and job["error"].startswith("Timed out after 5 seconds"), job
+
+    async def stopped() -> bool:
+        return inventory_runs(db)[-1]["status"] == "stopped"
+
+    await eventually(stopped, what="the collector to record that it stopped")
+    assert await all_devices(client, "source=ninja&removed=true") == []
