@@ -1,12 +1,43 @@
+import re
+import shutil
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+# The one copy of the version is server/__init__.py; read as text so that building needs none
+# of the dependencies.
+VERSION = re.search(r'^__version__ = "([^"]+)"$', (HERE / "server" / "__init__.py").read_text(), re.M)
+assert VERSION is not None, "server/__init__.py must set __version__"
+# Kept at the top of the repository (the one copy in git) and copied into the package when a
+# wheel is built; server/package_data.py finds them in either place.
+RESOURCE_DIRS = ("sql", "docs", "static")
+
+
+class BuildWithResources(build_py):
+    """build_py that also copies sql/, docs/ and static/ into server/_data/ of the build."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads them from the checkout
+        for name in RESOURCE_DIRS:
+            source = HERE / name
+            if not source.is_dir():
+                raise SystemExit(f"cannot build: {source} is missing")
+            target = Path(self.build_lib) / "server" / "_data" / name
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
 
 setup(
     name="collector-hub",
-    version="0.1.0",
+    version=VERSION.group(1),
     description="Tracks collector runs and pushes their progress live (WebSocket, SSE, polling, webhooks)",
     python_requires=">=3.11",
     packages=find_packages(include=["server", "server.*", "collectors", "collectors.*"]),
-    # sql/, docs/ and static/ are read from beside the packages; install in place (pip install -e .)
+    cmdclass={"build_py": BuildWithResources},
     install_requires=[
         "aiohttp>=3.9",
         "aiohttp-cors>=0.7",
@@ -34,6 +65,8 @@ setup(
             # axe-core (MPL-2.0) for the console's accessibility scan; pinned: the rules it checks
             # change between releases
             "axe-playwright-python==0.1.8",
+            "build>=1.2",  # tests/test_packaging.py builds the sdist and wheel as a user would
+            "setuptools>=70.1",  # ... without build isolation (no package index needed); builds wheels itself
         ],
         # Pinned: a new release may add findings, and CI fails on any.
         "dev": ["ruff==0.17.6", "mypy==2.4.1"],

@@ -27,10 +27,10 @@ from server.api.roles import requires
 from server.errors import NotFoundError
 from server.keys import REGISTRY
 from server.openapi.document import build_openapi
+from server.package_data import DOCS_DIR
 
 log = logging.getLogger(__name__)
 
-DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 # Plain names only: no separators, no leading dot, nothing a shell or a URL would reinterpret.
 DOC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.md$")
 MAX_DOC_BYTES = 1024 * 1024

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from server import __version__
 from server.api.roles import requires
 from server.db import database
 from server.keys import HUB, POOL, RATE_LIMITER
@@ -25,8 +26,10 @@ async def readyz(request: web.Request) -> web.Response:
             await cur.execute("SELECT 1")
     except Exception as exc:  # any failure means "not ready"; say which part
         log.warning("readiness check failed: %s", exc)
-        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    body = {"status": "ok", "database": "ok"}
+        return web.json_response(
+            {"status": "unavailable", "database": "unreachable", "version": __version__}, status=503
+        )
+    body = {"status": "ok", "database": "ok", "version": __version__}
     # Live push needs the LISTEN connection: while it reconnects, clients are better served
     # by another node (their streams would stall until the resync).
     hub = request.app.get(HUB)

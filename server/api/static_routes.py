@@ -7,14 +7,11 @@ forward work: every one of them answers the same page, and the page's router
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
 from collectors.contract import BATCH_ID
 from server.api.roles import requires
-
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+from server.package_data import STATIC_DIR
 
 # The page loads only its own scripts and talks only to this server; inline script and
 # markup injected through server text cannot run.

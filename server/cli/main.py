@@ -22,6 +22,7 @@ from collectors.contract import (
     SCHEDULE_OVERLAP_POLICIES,
 )
 from collectors.registry import RegistryError
+from server import __version__
 from server.settings import SettingsError
 
 SERVER_URL_ENV = "COLLECTOR_HUB_URL"
@@ -35,6 +36,7 @@ def _add_database_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collector-hub", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"collector-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP server (and, by default, a runner)")

