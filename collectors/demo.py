@@ -16,6 +16,9 @@ import time
 
 from collectors.progress import ProgressError, update_job_progress
 
+# Its settings, read from the environment (docs/COLLECTORS.md documents each).
+SETTINGS = ("DEMO_PAGES", "DEMO_PAGE_SECONDS", "DEMO_FAIL_AT_PAGE")
+
 
 class DemoConfigError(ValueError):
     """A DEMO_* variable has a value the demo cannot use."""

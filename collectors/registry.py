@@ -27,6 +27,10 @@ from typing import Any
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9][a-z0-9_-]{0,30}$")
 DEFAULT_TIMEOUT = 3600.0
 MAX_TIMEOUT = 7 * 24 * 3600.0
+# The keys a collectors file may hold: the top level, and each [collectors.NAME] table.
+# docs/COLLECTORS.md documents every one (tests/test_collectors_doc.py checks).
+FILE_KEYS = ("collectors", "schedules")
+ENTRY_KEYS = ("command", "env", "timeout", "job_name")
 
 
 class RegistryError(ValueError):
@@ -67,7 +71,7 @@ def _parse_entry(name: str, entry: Any, where: str) -> CollectorSpec:
         )
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: [collectors.{name}] must be a table")
-    unknown = set(entry) - {"command", "env", "timeout", "job_name"}
+    unknown = set(entry) - set(ENTRY_KEYS)
     if unknown:
         raise RegistryError(f"{where}: [collectors.{name}] has unknown keys: {', '.join(sorted(unknown))}")
     command = entry.get("command")
@@ -98,7 +102,7 @@ def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:
         raise RegistryError(f"cannot read collectors file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"collectors", "schedules"}
+    unknown = set(data) - set(FILE_KEYS)
     if unknown:
         raise RegistryError(f"{path}: unknown top-level keys: {', '.join(sorted(unknown))}")
     table = data.get("collectors", {})

@@ -53,7 +53,7 @@ async def test_check_without_credentials_and_with_unknown_names(tmp_path: Path) 
     assert code == 1
     assert "ninja: FAILED: credentials not configured (set NINJA_CLIENT_ID and NINJA_CLIENT_SECRET" in err
     code, out, _ = await check("demo", env=env)
-    assert code == 0 and "demo: nothing to check" in out
+    assert code == 0 and "demo: OK:" in out and "not a vendor collector: nothing more to check" in out
     code, _, err = await check("crowdstrike", env=env)
     assert code == 2 and "unknown collector(s): crowdstrike" in err
 

@@ -1,23 +1,33 @@
-"""``collector-hub collectors check [NAME ...]``: test a vendor collector's settings,
-credentials and connectivity without starting a run, and print what it found or why not.
+"""``collector-hub collectors list|check``: what a runner would run, without starting one.
 
-The check sees the environment a run would get: this process's environment without the
-server's own ``COLLECTOR_HUB_*`` variables, then the collector's ``env`` table from the
-collectors file. Exit status: 0 every check passed, 1 one failed, 2 usage error.
+``list`` prints each collector the registry holds (the built-ins, overlaid by the collectors
+file): its name, job name, timeout, command and the names of the variables its ``env`` adds
+(never their values: they are often credentials). ``check`` reads the file with the rules the
+server applies and looks up each command's program the way the runner will start it; for a
+vendor collector it also tests the settings, credentials and connectivity a run would use
+(the environment a run gets: this process's, without the server's own ``COLLECTOR_HUB_*``
+variables, then the collector's ``env`` table).
+
+Exit status: 0 all is well; 1 ``check`` found a program that cannot be started or a vendor
+check failed; 2 the collectors file is invalid (the message names the file, the entry and the
+rule) or a name is unknown.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from collectors import ninja, threatlocker
 from collectors.contract import ENV_PREFIX
 from collectors.inventory_run import check_collector
-from collectors.registry import CollectorSpec, load_registry
+from collectors.registry import CollectorSpec, builtin_collectors, load_registry
 from server.settings import load_settings
 
 # The collector module a command runs (``python -m MODULE``) -> how to check it.
@@ -25,6 +35,19 @@ VENDOR_CHECKS: dict[str, tuple[Callable[[Mapping[str, str]], Any], Callable[...,
     "collectors.ninja": (ninja.load_config, ninja.check),
     "collectors.threatlocker": (threatlocker.load_config, threatlocker.check),
 }
+
+
+def _registry(args: argparse.Namespace) -> tuple[dict[str, CollectorSpec], Path | None]:
+    settings = load_settings(collectors_file=args.collectors_file)
+    return load_registry(settings.collectors_file), settings.collectors_file
+
+
+def run_environment(spec: CollectorSpec) -> dict[str, str]:
+    """The environment a run of ``spec`` gets, as far as finding its program goes: this
+    process's, without the server's own settings, plus the entry's ``env``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(spec.env)
+    return env
 
 
 def vendor_module(spec: CollectorSpec) -> str | None:
@@ -36,17 +59,41 @@ def vendor_module(spec: CollectorSpec) -> str | None:
     return None
 
 
-def check_environment(spec: CollectorSpec) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(spec.env)
-    return env
+def program_problem(spec: CollectorSpec, env: Mapping[str, str]) -> str | None:
+    """Why the runner could not start ``spec``'s program, or None if it can."""
+    program = spec.command[0]
+    if "/" in program:
+        path = Path(program)
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()}, the runner's working directory)"
+        if not path.exists():
+            return f"{program} does not exist{where}"
+        if path.is_dir() or not os.access(path, os.X_OK):
+            return f"{program} is not an executable file{where}"
+        return None
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        return f"{program!r} is not found on the PATH a run gets ({env.get('PATH', os.defpath)})"
+    return None
 
 
-def run(args: argparse.Namespace) -> int:
-    """``collectors check`` (the only sub-command)."""
-    settings = load_settings(collectors_file=args.collectors_file)
-    registry = load_registry(settings.collectors_file)
-    names: list[str] = args.names or [n for n, s in sorted(registry.items()) if vendor_module(s)]
+def cmd_collectors_list(args: argparse.Namespace) -> int:
+    registry, path = _registry(args)
+    builtins = builtin_collectors()
+    print(f"collectors file: {path or 'none (COLLECTOR_HUB_COLLECTORS_FILE is not set)'}")
+    rows = []
+    for name, spec in sorted(registry.items()):
+        origin = "built-in" if builtins.get(name) == spec else "file"
+        env = ", ".join(sorted(spec.env)) or "-"
+        rows.append((name, spec.display_name, f"{spec.timeout:g}s", origin, env, shlex.join(spec.command)))
+    header = ("NAME", "JOB NAME", "TIMEOUT", "FROM", "ENV", "COMMAND")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def cmd_collectors_check(args: argparse.Namespace) -> int:
+    registry, path = _registry(args)  # an invalid file raises RegistryError: exit 2
+    names: list[str] = args.names or sorted(registry)
     unknown = [n for n in names if n not in registry]
     if unknown:
         print(
@@ -55,17 +102,33 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    print(f"collectors file: {path or 'none (COLLECTOR_HUB_COLLECTORS_FILE is not set)'}: valid")
     failed = 0
     for name in names:
-        module = vendor_module(registry[name])
-        if module is None:
-            print(f"{name}: nothing to check (not a vendor collector; its command is run as it is)")
-            continue
-        load_config, check = VENDOR_CHECKS[module]
-        ok, text = check_collector(load_config, check, check_environment(registry[name]))
+        ok, text = check_one(registry[name])
         if ok:
             print(f"{name}: OK: {text}")
         else:
             failed += 1
             print(f"{name}: FAILED: {text}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def check_one(spec: CollectorSpec) -> tuple[bool, str]:
+    """Whether a run of ``spec`` could start, and for a vendor collector whether its settings
+    and credentials work; with what was found or why not."""
+    env = run_environment(spec)
+    problem = program_problem(spec, env)
+    if problem is not None:
+        return False, f"{problem}; a run would fail at once"
+    module = vendor_module(spec)
+    if module is None:
+        return True, f"{shlex.join(spec.command)} (not a vendor collector: nothing more to check)"
+    load_config, check = VENDOR_CHECKS[module]
+    return check_collector(load_config, check, env)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.collectors_command == "list":
+        return cmd_collectors_list(args)
+    return cmd_collectors_check(args)

@@ -35,7 +35,11 @@ def _add_database_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="collector-hub", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="collector-hub",
+        description="Collector Hub: serve the API and the dashboard, run collectors, report their progress,"
+        " follow runs from the terminal.",
+    )
     parser.add_argument("--version", action="version", version=f"collector-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -66,17 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, listing, revoke):
         _add_database_options(action)
 
-    collectors = sub.add_parser("collectors", help="check the vendor collectors' settings and credentials")
-    collectors.set_defaults(command_module="collectors")
-    collectors_actions = collectors.add_subparsers(dest="collectors_command", required=True)
-    check = collectors_actions.add_parser(
-        "check",
-        help="test a vendor collector's credentials and connectivity without starting a run",
-        description="Prints what each vendor collector found, or the error a run would give. Exit status: 0 every"
-        " check passed, 1 one failed, 2 usage error.",
+    collectors = sub.add_parser(
+        "collectors",
+        help="list the configured collectors, or check the collectors file",
+        description="list: the collectors a runner would know (env values are never shown). check: validate"
+        " the collectors file, find each command's program, and test the vendor collectors' credentials and"
+        " connectivity (no run is started). Exit status: 0 all is well; 1 a program cannot be started or a"
+        " vendor check failed; 2 the collectors file is invalid or a name is unknown.",
     )
-    check.add_argument("names", metavar="NAME", nargs="*", help="collectors to check (default: every vendor collector)")
-    check.add_argument("--collectors-file", dest="collectors_file", metavar="PATH", help="TOML file of collectors")
+    collectors.set_defaults(command_module="collectors")
+    collectors_commands = collectors.add_subparsers(dest="collectors_command", required=True)
+    collectors_list = collectors_commands.add_parser("list", help="the collectors a runner would know")
+    collectors_check = collectors_commands.add_parser(
+        "check", help="validate the collectors file, find each program, test vendor credentials"
+    )
+    collectors_check.add_argument("names", metavar="NAME", nargs="*", help="collectors to check (default: all)")
+    for action in (collectors_list, collectors_check):
+        action.add_argument(
+            "--collectors-file", dest="collectors_file", metavar="PATH",
+            help="TOML file of collectors (default $COLLECTOR_HUB_COLLECTORS_FILE)",
+        )  # fmt: skip
     schedules = sub.add_parser(
         "schedules",
         help="list, add, pause, resume and remove schedules (through the server)",
