@@ -52,6 +52,11 @@ class ProgressError(ValueError):
     already ended. Nothing was written."""
 
 
+class NotInAJobError(ProgressError):
+    """The process was not started by a runner: no job id or database given, and neither
+    ``COLLECTOR_HUB_JOB_ID`` nor ``COLLECTOR_HUB_DATABASE_URL`` to fall back on."""
+
+
 def _check_text(name: str, value: object, limit: int) -> str | None:
     if value is None:
         return None
@@ -74,7 +79,7 @@ def check_update(
     if job_id is None or job_id == "":
         job_id = os.environ.get(JOB_ID_ENV, "")
         if not job_id:
-            raise ProgressError(f"no job id given and {JOB_ID_ENV} is not set")
+            raise NotInAJobError(f"no job id given and {JOB_ID_ENV} is not set (is this running outside a job?)")
     if not isinstance(job_id, str) or not JOB_ID.match(job_id):
         raise ProgressError(f"malformed job id {job_id!r}: expected two letters or digits, '_', then 8 digits")
     if status not in REPORTABLE_STATUSES:
@@ -182,7 +187,9 @@ def update_job_progress(
     job_id, status, percent, message, error = check_update(job_id, status, percent, message, error)
     dsn = database_url or os.environ.get(DATABASE_URL_ENV)
     if not dsn:
-        raise ProgressError(f"{DATABASE_URL_ENV} is not set; cannot reach the database")
+        raise NotInAJobError(
+            f"{DATABASE_URL_ENV} is not set (is this running outside a job?); cannot reach the database"
+        )
     values = {"job_id": job_id, "status": status, "percent": percent, "message": message, "error": error}
     with _connection._lock:
         for attempt in range(1, ATTEMPTS + 1):

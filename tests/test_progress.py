@@ -247,7 +247,9 @@ def test_the_progress_command_records_an_update(db, database_url: str) -> None: 
     ("args", "complaint"),
     [
         ((RUNNING, "running", "fifty", "x"), "PERCENT must be an integer from 0 to 100, or '-'"),
-        ((RUNNING, "running", "500", "x"), "percent must be an integer from 0 to 100"),
+        # A shell user writes '-' for "no percent"; Python's None means nothing to them.
+        ((RUNNING, "running", "500", "x"), "PERCENT must be an integer from 0 to 100, or '-' to keep the current one"),
+        ((RUNNING, "running", "None", "x"), "or '-' to keep the current one; got 'None'"),
         ((RUNNING, "paused", "5", "x"), "status must be one of running, completed, failed, cancelled"),
         ((DONE, "running", "5", "x"), "already completed; terminal states are final"),
         (("de_99999999", "running", "5", "x"), "unknown job"),
@@ -264,13 +266,21 @@ def test_the_progress_command_refuses_bad_input_and_writes_nothing(
     result = progress_cli(*args, database_url=database_url)
     assert result.returncode == 2
     assert complaint in result.stderr and "nothing was recorded" in result.stderr
+    assert "None" not in result.stderr.replace("got 'None'", "")
     assert "Traceback" not in result.stderr
     assert all_seqs(db) == before
 
 
-def test_the_progress_command_without_a_database_says_so() -> None:
+def test_the_progress_command_outside_a_job_exits_1_as_documented() -> None:
+    """docs/COLLECTORS.md: 1 when it cannot be recorded where it runs (2 is for bad input)."""
     result = progress_cli(RUNNING, "running", "5", "x")
-    assert result.returncode == 2 and "COLLECTOR_HUB_DATABASE_URL is not set" in result.stderr
+    assert result.returncode == 1 and "COLLECTOR_HUB_DATABASE_URL is not set" in result.stderr
+    assert "outside a job" in result.stderr
+    result = progress_cli("", "running", "5", "x", database_url="postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 1 and "COLLECTOR_HUB_JOB_ID is not set" in result.stderr
+
+
+def test_the_progress_command_without_a_database_says_so() -> None:
     result = progress_cli(RUNNING, "running", "5", "x", database_url="postgresql://nobody@127.0.0.1:1/none")
     assert result.returncode == 1 and "cannot reach the database" in result.stderr
     assert "Traceback" not in result.stderr
