@@ -107,10 +107,30 @@ async def test_fetch_without_content_type_still_works(client):
         "/api/collectors/runs/job/%27%20OR%201=1--",
     ],
 )
-async def test_malformed_ids_are_400(client, path):
-    resp = await client.get(path)
+async def test_malformed_ids_in_paths_are_404_not_found(client, path):
+    """The seed's clients (and the integration guide) treat an invalid batch id as a 404, and
+    its own mock data uses ids such as bc_test123. The id is not echoed back."""
+    kind = "Batch" if "/batch/" in path else "Job"
+    for method, url in (("GET", path), ("POST", path + "/cancel"), ("GET", path + "/events")):
+        resp = await client.request(method, url)
+        assert resp.status == 404, (method, url)
+        error = (await resp.json())["error"]
+        assert error.startswith(f"{kind} not found"), error
+        assert "12345678" in error or "look like" in error  # the expected shape, not the id sent
+    if kind == "Job":
+        resp = await client.post(path + "/progress", json={"status": "running"})
+        assert resp.status == 404 and (await resp.json())["error"].startswith("Job not found")
+
+
+async def test_the_guides_mock_batch_id_is_a_404(client):
+    resp = await client.get("/api/collectors/runs/batch/bc_test123")
+    assert resp.status == 404
+    assert (await resp.json())["error"].startswith("Batch not found")
+
+
+async def test_malformed_ids_in_bodies_and_queries_stay_400(client):
+    resp = await client.get("/api/collectors/runs/latest?collectors=bc_test123")
     assert resp.status == 400
-    assert "Malformed" in (await resp.json())["error"]
 
 
 @pytest.mark.parametrize(

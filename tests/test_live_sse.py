@@ -161,7 +161,7 @@ async def test_job_stream_and_collectors_stream(client, db):
     [
         ("/api/collectors/runs/batch/bc_00000000/events", 404, "Batch not found"),
         ("/api/collectors/runs/job/zz_00000000/events", 404, "Job not found"),
-        ("/api/collectors/runs/batch/bc_1/events", 400, "Malformed batch id"),
+        ("/api/collectors/runs/batch/bc_1/events", 404, "Batch not found"),
         ("/api/collectors/events?collectors=nope", 400, "Unknown collector"),
         ("/api/collectors/events?lastEventId=abc", 400, "lastEventId must be a seq"),
     ],

@@ -232,9 +232,10 @@ async def test_client_errors_match_the_document(client, contract):
     ):
         method = "POST" if template.endswith("cancel") else "GET"
         await c.call(client, method, template, 404, path=unknown)
-        await c.call(client, method, template, 400, path=malformed)
+        await c.call(client, method, template, 404, path=malformed)  # a malformed path id names nothing
     await c.call(client, "POST", PROGRESS, 404, path=UNKNOWN_JOB, json={"status": "running"})
-    await c.call(client, "POST", PROGRESS, 400, path={"job_id": "x"}, json={"status": "running"})
+    await c.call(client, "POST", PROGRESS, 404, path={"job_id": "x"}, json={"status": "running"})
+    await c.call(client, "POST", PROGRESS, 400, path=UNKNOWN_JOB, json={"status": "paused"})
     await c.call(
         client,
         "POST",

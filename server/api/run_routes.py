@@ -18,11 +18,11 @@ from server.api.http_cache import versioned_response
 from server.api.representation import utc_now
 from server.api.roles import requires
 from server.api.validation import (
-    check_batch_id,
     check_collector_names,
-    check_job_id,
     check_text,
     collector_list,
+    path_batch_id,
+    path_job_id,
     query_int,
     read_json_object,
     reject_unknown_fields,
@@ -73,13 +73,13 @@ async def list_collectors(request: web.Request) -> web.Response:
 @requires("read")
 async def get_batch(request: web.Request) -> web.StreamResponse:
     """Served from the live-push cache; ``?wait=N`` long-polls (realtime/polling.py)."""
-    return await poll_batch(request, check_batch_id(request.match_info["batch_id"]))
+    return await poll_batch(request, path_batch_id(request))
 
 
 @routes.get("/api/collectors/runs/job/{job_id}")
 @requires("read")
 async def get_job(request: web.Request) -> web.StreamResponse:
-    return await poll_job(request, check_job_id(request.match_info["job_id"]))
+    return await poll_job(request, path_job_id(request))
 
 
 @routes.get("/api/collectors/runs/latest")
@@ -105,7 +105,7 @@ async def get_history(request: web.Request) -> web.Response:
 @routes.post("/api/collectors/runs/batch/{batch_id}/cancel")
 @requires("trigger")
 async def cancel_batch(request: web.Request) -> web.StreamResponse:
-    batch_id = check_batch_id(request.match_info["batch_id"])
+    batch_id = path_batch_id(request)
     pool = request.app[POOL]
     await runs.cancel_batch(pool, batch_id)
     found = await runs.fetch_batch(pool, batch_id)
@@ -116,7 +116,7 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/collectors/runs/job/{job_id}/cancel")
 @requires("trigger")
 async def cancel_job(request: web.Request) -> web.StreamResponse:
-    job_id = check_job_id(request.match_info["job_id"])
+    job_id = path_job_id(request)
     pool = request.app[POOL]
     await runs.cancel_job(pool, job_id)
     found = await runs.fetch_job(pool, job_id)
@@ -128,7 +128,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
 @requires("trigger")
 async def report_progress(request: web.Request) -> web.StreamResponse:
     """Progress over HTTP, for collectors that cannot reach the database."""
-    job_id = check_job_id(request.match_info["job_id"])
+    job_id = path_job_id(request)
     body = await read_json_object(request)
     reject_unknown_fields(body, ("status", "progress_percent", "message", "error"))
     status = body.get("status")

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from collectors.contract import BATCH_ID, JOB_ID, text_problem
-from server.errors import ApiError, ValidationError
+from server.errors import ApiError, NotFoundError, ValidationError
 
 
 async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -71,6 +71,29 @@ def check_batch_id(value: str) -> str:
 def check_job_id(value: str) -> str:
     if not JOB_ID.fullmatch(value):
         raise ValidationError("Malformed job id: expected two letters or digits, '_', then 8 digits")
+    return value
+
+
+# A malformed id in a URL path names nothing, so it is answered like an unknown one: clients
+# written to the contract handle a bad batch id as a 404 (docs/DASHBOARD_AI_COLLECTOR_TRACKING_GUIDE.md).
+# Ids in bodies, queries and WebSocket messages stay 400s: there they are input to correct.
+BATCH_NOT_FOUND = "Batch not found (batch ids look like bc_12345678)"
+JOB_NOT_FOUND = "Job not found (job ids look like de_12345678: two letters or digits, '_', 8 digits)"
+
+
+def path_batch_id(request: web.Request) -> str:
+    """The ``{batch_id}`` of the URL; a malformed one is a 404."""
+    value = request.match_info["batch_id"]
+    if not BATCH_ID.fullmatch(value):  # not match: "$" also matches before a final newline
+        raise NotFoundError(BATCH_NOT_FOUND)
+    return value
+
+
+def path_job_id(request: web.Request) -> str:
+    """The ``{job_id}`` of the URL; a malformed one is a 404."""
+    value = request.match_info["job_id"]
+    if not JOB_ID.fullmatch(value):
+        raise NotFoundError(JOB_NOT_FOUND)
     return value
 
 

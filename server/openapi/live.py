@@ -65,21 +65,24 @@ def _stream(operation_id: str, summary: str, ends: bool, params: list[Schema], e
 
 def live_paths(names: Names) -> dict[str, Schema]:
     collector_names = names.collectors
-    bad_resume = "Malformed batch id, or a Last-Event-ID / lastEventId that is not a seq."
+    bad_resume = "A Last-Event-ID / lastEventId that is not a seq."
     return {
         "/api/collectors/runs/batch/{batch_id}/events": _stream(
             "streamBatch",
             "Server-Sent Events: a batch's state, live",
             True,
             [path_id("batch_id", "BatchId")],
-            {"400": error(bad_resume), "404": error("No batch with this id (answered before the stream starts).")},
+            {
+                "400": error(bad_resume),
+                "404": error("No batch with this id, or a malformed one (answered before the stream starts)."),
+            },
         ),
         "/api/collectors/runs/job/{job_id}/events": _stream(
             "streamJob",
             "Server-Sent Events: a job's state, live",
             True,
             [path_id("job_id", "JobId")],
-            {"400": error(bad_resume.replace("batch", "job")), "404": error("No job with this id.")},
+            {"400": error(bad_resume), "404": error("No job with this id (or a malformed one).")},
         ),
         "/api/collectors/events": _stream(
             "streamCollectors",

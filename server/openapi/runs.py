@@ -206,8 +206,8 @@ def run_paths(names: Names) -> dict[str, Schema]:
     collector_names = names.collectors
     batch_id = path_id("batch_id", "BatchId")
     job_id = path_id("job_id", "JobId")
-    bad_batch_id = error("Malformed batch id (expected 'bc_' and 8 digits).")
-    bad_job_id = error("Malformed job id (two letters or digits, '_', 8 digits).")
+    no_batch = error("No batch with this id; a malformed id is one that does not exist.")
+    no_job = error("No job with this id; a malformed id is one that does not exist.")
     terminal = ", ".join(sorted(TERMINAL_STATUSES))
     return {
         "/api/collectors/run": {
@@ -245,8 +245,7 @@ def run_paths(names: Names) -> dict[str, Schema]:
                         "links": links_to("job", "getJob", "cancelJob", "reportProgress"),
                     },
                     "304": NOT_MODIFIED,
-                    "400": bad_batch_id,
-                    "404": error("No batch with this id."),
+                    "404": no_batch,
                     "500": SERVER_ERROR,
                 },
                 parameters=[batch_id, IF_NONE_MATCH, WAIT],
@@ -258,8 +257,7 @@ def run_paths(names: Names) -> dict[str, Schema]:
                 "Cancel every job of the batch that has not ended",
                 {
                     "200": json_response("The batch after cancellation.", "Batch"),
-                    "400": bad_batch_id,
-                    "404": error("No batch with this id."),
+                    "404": no_batch,
                     "409": error(f"The batch is already terminal ({terminal}); nothing changed."),
                     "500": SERVER_ERROR,
                 },
@@ -273,8 +271,7 @@ def run_paths(names: Names) -> dict[str, Schema]:
                 {
                     "200": json_response("The job.", "Job", VERSION_HEADERS),
                     "304": NOT_MODIFIED,
-                    "400": bad_job_id,
-                    "404": error("No job with this id."),
+                    "404": no_job,
                     "500": SERVER_ERROR,
                 },
                 parameters=[job_id, IF_NONE_MATCH, WAIT],
@@ -286,8 +283,7 @@ def run_paths(names: Names) -> dict[str, Schema]:
                 "Cancel one job",
                 {
                     "200": json_response("The job after cancellation.", "Job"),
-                    "400": bad_job_id,
-                    "404": error("No job with this id."),
+                    "404": no_job,
                     "409": error(f"The job is already terminal ({terminal}); nothing changed."),
                     "500": SERVER_ERROR,
                 },
@@ -301,8 +297,8 @@ def run_paths(names: Names) -> dict[str, Schema]:
                 {
                     "200": json_response("The job after the update.", "Job"),
                     **BAD_BODY,
-                    "400": error("Malformed job id, malformed JSON, an unknown field, or a bad field value."),
-                    "404": error("No job with this id."),
+                    "400": error("Malformed JSON, an unknown field, or a bad field value."),
+                    "404": no_job,
                     "409": error(f"The job is already terminal ({terminal}); nothing changed."),
                     "500": SERVER_ERROR,
                 },

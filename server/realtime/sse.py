@@ -17,7 +17,7 @@ import re
 from aiohttp import web
 
 from server.api.roles import requires
-from server.api.validation import check_batch_id, check_job_id, collector_list
+from server.api.validation import collector_list, path_batch_id, path_job_id
 from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
@@ -122,14 +122,14 @@ async def _say_goodbye(response: web.StreamResponse, reason: str) -> None:
 @routes.get("/api/collectors/runs/batch/{batch_id}/events")
 @requires("read")
 async def batch_events(request: web.Request) -> web.StreamResponse:
-    batch_id = check_batch_id(request.match_info["batch_id"])
+    batch_id = path_batch_id(request)
     return await stream(request, "batch", batch_id, ends=True)
 
 
 @routes.get("/api/collectors/runs/job/{job_id}/events")
 @requires("read")
 async def job_events(request: web.Request) -> web.StreamResponse:
-    job_id = check_job_id(request.match_info["job_id"])
+    job_id = path_job_id(request)
     return await stream(request, "job", job_id, ends=True)
 
 
