@@ -57,7 +57,18 @@ async def test_every_route_answers_preflights_without_credentials(aiohttp_client
 async def test_preflight_for_a_method_outside_the_list_is_refused(client):
     resp = await client.options("/api/collectors/history", headers=preflight_headers(ALLOWED, "TRACE"))
     assert resp.status == 403
-    assert "error" in await resp.json()
+    error = (await resp.json())["error"]
+    assert error.startswith("CORS preflight refused:") and "'TRACE' is not allowed" in error, error
+    assert "allowed methods: GET, POST" in error
+
+
+async def test_a_refused_preflight_says_the_origin_is_not_allowed_and_which_setting_allows_it(client):
+    """It used to say only "Forbidden"."""
+    resp = await client.options("/api/collectors", headers=preflight_headers(FOREIGN, "GET"))
+    assert resp.status == 403
+    error = (await resp.json())["error"]
+    assert f"origin {FOREIGN!r} is not allowed" in error, error
+    assert "COLLECTOR_HUB_CORS_ORIGINS" in error and ALLOWED in error
 
 
 async def test_responses_to_an_allowed_origin_carry_cors_headers_even_when_refused(aiohttp_client, secured_settings):

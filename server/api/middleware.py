@@ -9,12 +9,20 @@ from aiohttp.typedefs import Handler
 
 from server.db.database import DatabaseUnavailable
 from server.errors import ApiError
+from server.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
 
 def error_body(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _too_large(request: web.Request) -> str:
+    limit = request.app.get(SETTINGS)
+    if limit is None:
+        return "Request body too large"
+    return f"Request body too large: the limit is {limit.max_body_bytes} bytes (COLLECTOR_HUB_MAX_BODY_BYTES)"
 
 
 @web.middleware
@@ -33,7 +41,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         message = {
             404: "Not found",
             405: f"Method {request.method} not allowed",
-            413: "Request body too large",
+            413: _too_large(request),
         }.get(exc.status, exc.reason)
         return error_body(exc.status, message, headers)
     except Exception:

@@ -102,7 +102,7 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -
     if raw is None:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", raw.strip()):
-        raise ValidationError(f"{name} must be an integer between {lo} and {hi}")
+        raise ValidationError(f"{name} must be an integer between {lo} and {hi}, got {raw[:20]!r}")
     value = int(raw)
     if not lo <= value <= hi:
         raise ValidationError(f"{name} must be between {lo} and {hi}, got {value}")

@@ -23,6 +23,13 @@ from server.webhooks.signing import SECRET_PATTERN
 ADMIN = "Needs the admin role."
 
 
+# What the server accepts as a receiver URL by default (server/webhooks/address_guard.py has the
+# whole rule, which also resolves the name): https, a host of DNS labels with at least one dot, an
+# optional port, then a path or query without whitespace or a fragment.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+RECEIVER_URL_PATTERN = rf"^https://{_LABEL}(?:\.{_LABEL})+\.?(?::[0-9]{{1,5}})?(?:[/?][^\s#]*)?$"
+
+
 def webhook_schemas(names: Names) -> dict[str, Schema]:
     text = {"type": "string"}
     timestamp = ref("Timestamp")
@@ -59,7 +66,16 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
         "description": "whsec_ + base64 of 32 random bytes; the HMAC key is the decoded bytes. Shown only here.",
     }
     description_in = {**nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS, "pattern": NO_NUL})}
-    url_in = {"type": "string", "minLength": 1, "maxLength": MAX_URL_CHARS, "pattern": "^https?://"}
+    url_in = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_URL_CHARS,
+        "pattern": RECEIVER_URL_PATTERN,
+        "description": "An https URL whose host is a public DNS name or address: no credentials, no fragment, no"
+        " whitespace. A name that resolves to a private address is refused too. With"
+        " COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1 the server also takes http and private hosts.",
+        "examples": ["https://ci.example.com/collector-hub"],
+    }
     events_in = {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")}
     return {
         "WebhookId": {"type": "string", "pattern": WEBHOOK_ID.pattern, "examples": ["wh_3f2a9c0d1b7e4a55"]},

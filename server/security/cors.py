@@ -85,6 +85,36 @@ def is_same_origin(request: web.Request, origin: str) -> bool:
     return bool(sep) and rest.lower() == request.host.lower()
 
 
+PREFLIGHT_FAILED = "CORS preflight request failed: "
+ORIGINS_SETTING = "COLLECTOR_HUB_CORS_ORIGINS"
+
+
+def preflight_refusal(request: web.Request, reason: str) -> str:
+    """What a refused preflight tells the developer: which part was refused and, for an
+    origin, the setting that allows it (aiohttp-cors's own text, a bare 403, says neither)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return "CORS preflight refused: the request has no Origin header"
+    if reason.startswith("origin ") or reason == "no origins are allowed":
+        return (
+            f"CORS preflight refused: origin {origin[:200]!r} is not allowed; the server allows "
+            f"{', '.join(request.app[SETTINGS].cors_origins) or 'no origin'} (setting {ORIGINS_SETTING})"
+        )
+    return f"CORS preflight refused: {reason}; allowed methods: {', '.join(CORS_METHODS)}; allowed headers: " + (
+        ", ".join(CORS_REQUEST_HEADERS)
+    )
+
+
+@web.middleware
+async def explain_refused_preflights(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPForbidden as exc:
+        if request.method != hdrs.METH_OPTIONS or not (exc.text or "").startswith(PREFLIGHT_FAILED):
+            raise
+        return error_body(403, preflight_refusal(request, (exc.text or "").removeprefix(PREFLIGHT_FAILED)))
+
+
 @web.middleware
 async def refuse_foreign_websocket_origins(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":

@@ -16,7 +16,7 @@ from aiohttp import web
 from server.db import database
 from server.keys import AUTHENTICATOR, POOL, SETTINGS
 from server.security.authenticate import enforce_roles
-from server.security.cors import refuse_foreign_websocket_origins, setup_cors
+from server.security.cors import explain_refused_preflights, refuse_foreign_websocket_origins, setup_cors
 from server.security.credentials import Authenticator
 from server.security.ratelimit import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
 from server.settings import Settings, SettingsError
@@ -92,6 +92,7 @@ def setup_security(app: web.Application) -> None:
     is added by ``create_app`` right after the database context.)"""
     app[AUTHENTICATOR] = Authenticator(app[SETTINGS])
     app.middlewares.append(refuse_foreign_websocket_origins)
+    app.middlewares.append(explain_refused_preflights)
     app.middlewares.append(enforce_roles)
     app.middlewares.append(enforce_rate_limits)  # after roles: it counts per key or token subject
     app.on_response_prepare.append(add_rate_limit_headers)

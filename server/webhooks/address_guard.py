@@ -63,6 +63,12 @@ def literal_ip(host: str) -> IPAddress | None:
         return None
 
 
+# Every refusal that the setting lifts names it.
+ALLOW_PRIVATE_HINT = (
+    " (set COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1 to allow http and private addresses on closed networks)"
+)
+
+
 def url_problem(url: URL, *, allow_private: bool) -> str | None:
     """Why this URL may not receive webhooks, from the URL alone (no DNS); None if fine."""
     if url.scheme not in ("https", "http") or not url.is_absolute() or not url.raw_host:
@@ -74,15 +80,15 @@ def url_problem(url: URL, *, allow_private: bool) -> str | None:
     if allow_private:
         return None
     if url.scheme != "https":
-        return "url must use https (set COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1 to allow http on closed networks)"
+        return "url must use https" + ALLOW_PRIVATE_HINT
     host = url.raw_host.rstrip(".").lower()
     ip = literal_ip(host)
     if ip is not None:
         if not is_public_address(ip):
-            return f"url must not point at a non-public address ({ip})"
+            return f"url must not point at a non-public address ({ip}){ALLOW_PRIVATE_HINT}"
         return None
     if "." not in host or host in PRIVATE_NAMES or host.endswith(PRIVATE_NAME_SUFFIXES):
-        return f"url host {host!r} is not a public DNS name"
+        return f"url host {host!r} is not a public DNS name{ALLOW_PRIVATE_HINT}"
     # Numeric shorthands such as 2130706433 or 127.1 that resolvers map onto addresses.
     if all(part.isdigit() or part.startswith("0x") for part in host.split(".")):
         return f"url host {host!r} is not a canonical address or a DNS name"
@@ -106,7 +112,7 @@ async def resolution_problem(url: URL, *, allow_private: bool, lookup_seconds: f
         return None
     for address in addresses:
         if not is_public_address(address):
-            return f"url host {url.raw_host!r} resolves to a non-public address ({address})"
+            return f"url host {url.raw_host!r} resolves to a non-public address ({address}){ALLOW_PRIVATE_HINT}"
     return None
 
 
