@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     progress = sub.add_parser(
         "progress",
         help="report a job's progress (for shell-script collectors)",
-        description="Record a progress update for a job. Invalid input exits 2 and records nothing.",
+        description="Record a progress update for a job. Exit status: 0 recorded; 2 invalid input (nothing"
+        " recorded); 1 not recorded where it runs (outside a job, or the database is unreachable).",
     )
     progress.add_argument("job_id", metavar="JOB_ID", help="e.g. $COLLECTOR_HUB_JOB_ID")
     progress.add_argument("status", metavar="STATUS", help="running, completed, failed or cancelled")

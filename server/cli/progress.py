@@ -8,17 +8,21 @@ import sys
 
 import psycopg2
 
-from collectors.progress import ProgressError, update_job_progress
+from collectors.progress import NotInAJobError, ProgressError, update_job_progress
 from server.cli.console import database_unreachable
 
 
 def _parse_percent(raw: str) -> int | None:
+    """PERCENT as the shell gives it: ``-`` keeps the current value (Python's None)."""
     if raw == "-":
         return None
     try:
-        return int(raw)
+        percent = int(raw)
     except ValueError:
-        raise ProgressError(f"PERCENT must be an integer from 0 to 100, or '-' for none; got {raw!r}") from None
+        percent = -1
+    if not 0 <= percent <= 100:
+        raise ProgressError(f"PERCENT must be an integer from 0 to 100, or '-' to keep the current one; got {raw!r}")
+    return percent
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
         update_job_progress(
             args.job_id, args.status, percent, args.message, error=args.error, database_url=args.database_url
         )
+    except NotInAJobError as exc:  # where it runs, not what it says: like an unreachable database
+        print(f"collector-hub progress: error: {exc}; nothing was recorded", file=sys.stderr)
+        return 1
     except ProgressError as exc:
         print(f"collector-hub progress: error: {exc}; nothing was recorded", file=sys.stderr)
         return 2
