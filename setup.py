@@ -67,6 +67,7 @@ setup(
             "axe-playwright-python==0.1.8",
             "build>=1.2",  # tests/test_packaging.py builds the sdist and wheel as a user would
             "setuptools>=70.1",  # ... without build isolation (no package index needed); builds wheels itself
+            "schemathesis>=4.32",  # tests/test_fuzz.py: property-based requests from our OpenAPI document
         ],
         # Pinned: a new release may add findings, and CI fails on any.
         "dev": ["ruff==0.17.6", "mypy==2.4.1"],

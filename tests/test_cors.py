@@ -128,3 +128,13 @@ async def test_websocket_from_allowed_same_or_no_origin_connects(ws_client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await ws_client.ws_connect("/api/test/ws", headers={"Origin": ALLOWED})
     assert refused.value.status == 401
+
+
+async def test_options_that_is_not_a_preflight_is_405_with_allow(client):
+    """OPTIONS exists only for CORS preflights (the fuzz test sent a bare OPTIONS and got 403)."""
+    resp = await client.options("/api/collectors/run")
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "POST"
+    assert "only answers CORS preflights" in (await resp.json())["error"]
+    resp = await client.options("/api/collectors/run", headers={"Origin": ALLOWED})  # no requested method
+    assert resp.status == 405

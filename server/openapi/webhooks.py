@@ -25,9 +25,12 @@ ADMIN = "Needs the admin role."
 
 # What the server accepts as a receiver URL by default (server/webhooks/address_guard.py has the
 # whole rule, which also resolves the name): https, a host of DNS labels with at least one dot, an
-# optional port, then a path or query without whitespace or a fragment.
+# optional port, then a path or query without whitespace or a fragment. The last label starts
+# with a letter, as every top-level domain does: that leaves out numeric hosts (public IP
+# literals, which the server also takes, and shorthands like 127.1, which it refuses).
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-RECEIVER_URL_PATTERN = rf"^https://{_LABEL}(?:\.{_LABEL})+\.?(?::[0-9]{{1,5}})?(?:[/?][^\s#]*)?$"
+_TLD = "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+RECEIVER_URL_PATTERN = rf"^https://(?:{_LABEL}\.)+{_TLD}\.?(?::[0-9]{{1,5}})?(?:[/?][^\s#]*)?$"
 
 
 def webhook_schemas(names: Names) -> dict[str, Schema]:
@@ -71,9 +74,10 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
         "minLength": 1,
         "maxLength": MAX_URL_CHARS,
         "pattern": RECEIVER_URL_PATTERN,
-        "description": "An https URL whose host is a public DNS name or address: no credentials, no fragment, no"
-        " whitespace. A name that resolves to a private address is refused too. With"
-        " COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1 the server also takes http and private hosts.",
+        "description": "An https URL whose host is a public DNS name: no credentials, no fragment, no whitespace."
+        " Beyond this pattern the server refuses local names (localhost, *.local, *.internal, *.lan, ...) and"
+        " names that resolve to a non-public address, and also takes a public IP address. With"
+        " COLLECTOR_HUB_WEBHOOK_ALLOW_PRIVATE=1 it takes http and private hosts too.",
         "examples": ["https://ci.example.com/collector-hub"],
     }
     events_in = {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")}

@@ -105,8 +105,21 @@ def preflight_refusal(request: web.Request, reason: str) -> str:
     )
 
 
+def is_preflight_request(request: web.Request) -> bool:
+    return hdrs.ORIGIN in request.headers and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+
+
 @web.middleware
 async def explain_refused_preflights(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """OPTIONS exists only for CORS preflights: any other OPTIONS request is a 405 listing
+    the path's methods, and a refused preflight says what was refused."""
+    route = request.match_info.route
+    if request.method == hdrs.METH_OPTIONS and is_preflight_route(route) and not is_preflight_request(request):
+        resource = route.resource
+        allowed = sorted({r.method for r in (resource or []) if r.method != hdrs.METH_OPTIONS})
+        return error_body(
+            405, "Method OPTIONS not allowed (it only answers CORS preflights)", {"Allow": ", ".join(allowed)}
+        )
     try:
         return await handler(request)
     except web.HTTPForbidden as exc:
