@@ -7,7 +7,7 @@ import string
 
 from aiohttp import web
 
-from server.api.static_routes import STATIC_DIR
+from server.package_data import STATIC_DIR
 
 # Path parameters filled with plausible values; unknown ones (routes added later) get "x".
 SAMPLE_PARAMETERS = {"batch_id": "bc_00000000", "job_id": "zz_00000000", "name": "COLLECTOR_RUN_TRACKING_API.md"}

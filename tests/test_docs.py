@@ -14,9 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from collectors.registry import load_registry
-from server.api.doc_routes import DOCS_DIR, setup_docs_routes
+from server.api.doc_routes import setup_docs_routes
 from server.api.middleware import json_errors
 from server.keys import REGISTRY
+from server.package_data import DOCS_DIR
 from server.security.cors import is_preflight_route
 
 REPO = Path(__file__).resolve().parent.parent

@@ -52,7 +52,7 @@ STREAMING_OPERATIONS = ("streamBatch", "streamJob", "streamCollectors", "websock
 NOT_DECIDED_BY_THE_SCHEMA = {"createWebhook": [positive_data_acceptance], "updateWebhook": [positive_data_acceptance]}
 # Requests sent, per (identity, operation id): the last test reports and checks them.
 SENT: collections.Counter[tuple[str, str]] = collections.Counter()
-STARTED = time.monotonic()
+STARTED: list[float] = []  # when the first fuzz request was sent
 
 
 class LoopbackResolver(aiohttp.abc.AbstractResolver):
@@ -143,6 +143,8 @@ def send_and_check(case: Any, base_url: str, identity: str) -> None:
     headers = {"X-API-Key": ADMIN_KEY} if identity == "admin" else {}
     if isinstance(case.query, dict) and "wait" in case.query:
         case.query["wait"] = "1"  # long-poll: a second is enough to exercise it
+    if not STARTED:
+        STARTED.append(time.monotonic())
     response = case.call(base_url=base_url, headers=headers, timeout=15)
     operation = case.operation.definition.raw
     SENT[(identity, operation["operationId"])] += 1
@@ -193,5 +195,5 @@ def test_fuzz_reached_every_operation_both_ways(capsys: pytest.CaptureFixture[st
     with capsys.disabled():
         print(
             f"\nfuzz: {sum(SENT.values())} requests to {len(operations)} operations"
-            f" in {time.monotonic() - STARTED:.1f} s"
+            f" in {time.monotonic() - STARTED[0]:.1f} s"
         )

@@ -8,7 +8,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from server.db.database import SQL_DIR, apply_migrations
+from server.db.database import apply_migrations
+from server.package_data import SQL_DIR
 
 
 def new_batch(db, collectors=("demo", "ninja")):
