@@ -83,8 +83,14 @@ def console_paths() -> dict[str, Schema]:
     page = {
         "200": {"description": "The console's HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
     }
+    # A path parameter that is not of its shape matches no route: the JSON 404 of any unknown path.
+    not_a_page = {"404": error("The path names no page (the id or name is not of its shape).")}
     return {
-        path: {"get": operation(op, summary, page, **({"parameters": params} if params else {}))}
+        path: {
+            "get": operation(
+                op, summary, {**page, **not_a_page} if params else page, **({"parameters": params} if params else {})
+            )
+        }
         for path, (op, summary, params) in CONSOLE_VIEWS.items()
     }
 
