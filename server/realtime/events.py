@@ -34,14 +34,13 @@ class Event:
     _ws: bytes | None = None
     _sse_chunk: bytes | None = None
     _ws_frame: bytes | None = None
+    # Worked out once, read once per subscriber by the fanout:
+    key: str = dataclasses.field(init=False)  # the object: conflation and resume memory key by it
+    terminal: bool = dataclasses.field(init=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.object_id}"
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+    def __post_init__(self) -> None:
+        self.key = f"{self.kind}:{self.object_id}"
+        self.terminal = self.status in TERMINAL_STATUSES
 
     def sse_frame(self) -> bytes:
         if self._sse is None:

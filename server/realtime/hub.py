@@ -25,23 +25,30 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import aiopg
 
 from server.errors import NotFoundError
-from server.observability.metrics import EVENTS_PUBLISHED
+from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.listener import Listener
 from server.realtime.notify import JobWakeUps, parse_notification
-from server.realtime.subscriber import Subscriber
+from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
 from server.realtime.tracker import StateTracker
 
 log = logging.getLogger(__name__)
+
+# Subscriptions offered an event in one turn of the loop; a larger fanout goes on in the next
+# turns (in order: the next event waits for the end of this one's).
+FANOUT_SLICE = 1000
+_PUBLISHED_BATCH = EVENTS_PUBLISHED.labels("batch")
+_PUBLISHED_JOB = EVENTS_PUBLISHED.labels("job")
 
 
 class Hub:
@@ -55,6 +62,13 @@ class Hub:
             pool, StateCache(cache_size), self._publish, lambda: bool(self._subs.by_collector), self.stats
         )
         self._cache = self._tracker.cache
+        # Offers waiting for their turn: (subscriptions, event, single-object topics?, and for
+        # the end marker of one state's fanout (event None) the time of its NOTIFY).
+        self._fanouts: collections.deque[tuple[list[Subscription], Event | None, bool, float | None]] = (
+            collections.deque()
+        )
+        self._fanout_position = 0  # in the first queued list
+        self._fanout_scheduled = False
 
     @property
     def listener(self) -> Listener | None:
@@ -98,27 +112,83 @@ class Hub:
     def _publish(self, entry: BatchEntry, old: BatchSnapshot | None, new: BatchSnapshot) -> None:
         """Offer what changed between two snapshots of a batch to the subscriptions covering it."""
         subs = self._subs
-        if old is None or (not old.batch.terminal and old.batch.data != new.batch.data):
-            self._deliver(subs.by_batch.get(new.batch_id, ()), new.batch)
-            EVENTS_PUBLISHED.labels("batch").inc()
-        for job_id, event in new.jobs.items():
-            before = old.jobs.get(job_id) if old is not None else None
-            if before is not None and (before.terminal or before.data == event.data):
-                continue
-            if before is None and event.terminal and job_id not in entry.changed_jobs:
-                continue  # first sight of a run that ended earlier: not news
-            self._deliver(subs.by_job.get(job_id, ()), event)
-            EVENTS_PUBLISHED.labels("job").inc()
-            if event.collector is not None:
-                self._deliver(subs.by_collector.get(event.collector, ()), event)
+        notified_at = entry.notified_at
+        try:
+            if old is None or (not old.batch.terminal and old.batch.data != new.batch.data):
+                self._deliver(subs.by_batch.get(new.batch_id), new.batch, single=True)
+                _PUBLISHED_BATCH.inc()
+            for job_id, event in new.jobs.items():
+                before = old.jobs.get(job_id) if old is not None else None
+                if before is not None and (before.terminal or before.data == event.data):
+                    continue
+                if before is None and event.terminal and job_id not in entry.changed_jobs:
+                    continue  # first sight of a run that ended earlier: not news
+                self._deliver(subs.by_job.get(job_id), event, single=True)
+                _PUBLISHED_JOB.inc()
+                if event.collector is not None:
+                    self._deliver(subs.by_collector.get(event.collector), event, single=False)
+        finally:
+            self._fanouts.append(([], None, False, notified_at))
+            if not self._fanout_scheduled:
+                self._run_fanouts()
 
-    def _deliver(self, subscriptions: Iterable[Subscription], event: Event) -> None:
-        for sub in list(subscriptions):
-            self._offer(sub, event)
+    def _deliver(self, subscriptions: Iterable[Subscription] | None, event: Event, *, single: bool) -> None:
+        """Queue the offer of ``event`` to these subscriptions (as they are now); ``single``:
+        batch or job topics, each covering just the event's object."""
+        if subscriptions:
+            self._fanouts.append((list(subscriptions), event, single, None))
+
+    def _run_fanouts(self) -> None:
+        """Offer queued events in order, at most FANOUT_SLICE subscriptions per turn of the
+        loop, so a large fanout cannot keep reads (and writers) waiting."""
+        self._fanout_scheduled = False
+        queue = self._fanouts
+        budget = FANOUT_SLICE
+        try:
+            while queue and budget > 0:
+                subs, event, single, notified_at = queue[0]
+                if event is None:  # the end of one state's fanout
+                    queue.popleft()
+                    if notified_at is not None:  # NOTIFY -> every subscriber's outbox offered
+                        FANOUT_LATENCY.observe(time.monotonic() - notified_at)
+                    continue
+                start = self._fanout_position
+                end = min(len(subs), start + budget)
+                self._fanout_position = end
+                if single:
+                    self._offer_single(subs[start:end] if start or end < len(subs) else subs, event)
+                else:
+                    for sub in subs[start:end]:
+                        self._offer(sub, event)
+                budget -= end - start
+                if end == len(subs):
+                    queue.popleft()
+                    self._fanout_position = 0
+        finally:
+            count_delivered()
+            if queue and not self._fanout_scheduled:
+                self._fanout_scheduled = True
+                asyncio.get_running_loop().call_soon(self._run_fanouts)
+
+    def _offer_single(self, subs: list[Subscription], event: Event) -> None:
+        """The hot loop: per follower, two comparisons and ``Subscriber.offer`` (usually one
+        write of the shared frame)."""
+        seq = event.seq
+        terminal = event.terminal
+        for sub in subs:
+            if sub.ended or seq <= sub.last_seq:
+                continue
+            sub.last_seq = seq
+            sub.subscriber.offer(event)
+            if terminal:
+                sub.ended = True
+                self._unregister(sub)
 
     def _offer(self, sub: Subscription, event: Event) -> None:
-        if sub.ended or (sub.since is not None and event.seq <= sub.since):
+        if sub.ended or event.seq <= sub.last_seq:
             return
+        if sub.kind != "collectors":
+            sub.last_seq = event.seq
         sub.subscriber.offer(event)
         if sub.kind != "collectors" and event.terminal:
             sub.ended = True

@@ -79,7 +79,7 @@ async def _stream(request: web.Request, subscriber: Subscriber, sub: Subscriptio
         await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
         # Events whose stream goes on are written straight to the socket (one shared chunk);
         # a terminal one goes through this loop, which ends the stream after it.
-        subscriber.write_directly(request.transport, lambda e: None if ends and e.terminal else e.sse_chunk())
+        subscriber.write_directly(request.transport, Event.sse_chunk, terminal=not ends)
         while True:
             item = await subscriber.next(wait=settings.stream_heartbeat)
             if item is None:

@@ -1,11 +1,21 @@
 """One connected client's bounded, conflating outbox (docs/ARCHITECTURE.md, rule 6).
 
-The hub offers events without ever waiting for a client. An unsent older state of an object
-is replaced by its newer state (conflation), in place, so a slow client skips intermediate
-states but never sees them out of order and never loses a terminal one (nothing follows a
-terminal state). A client whose outbox holds more than ``limit`` distinct objects, or whose
-socket accepted nothing for ``send_timeout`` seconds, is disconnected with a reason; it
-resumes from its last seq on reconnect.
+The hub offers events without ever waiting for a client. A client that is keeping up (nothing
+queued, its writer idle, its socket taking data) gets the event's shared frame written to its
+socket at once, and that is all an offer costs. Only a client that is behind queues: an unsent
+older state of an object is replaced by its newer state (conflation), in place, so a slow
+client skips intermediate states but never sees them out of order and never loses a terminal
+one (nothing follows a terminal state). A client whose outbox holds more than ``limit``
+distinct objects, or whose socket accepted nothing for ``send_timeout`` seconds, is
+disconnected with a reason; it resumes from its last seq on reconnect.
+
+"Never an older state after a newer one" is kept by each topic (a batch or job subscription
+remembers the last seq it offered: ``Topic.last_seq``). Only a subscriber that follows
+collectors (many objects per topic, and topics that can overlap a job topic) remembers the
+last seq offered per object, here.
+
+Events written directly are counted in a tally per transport, added to the
+``events_delivered`` metric once per fanout (``count_delivered``), not once per message.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import asyncio
 import collections
 import itertools
 from collections.abc import Callable
+from typing import Protocol
 
 from server.observability.metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
@@ -26,89 +37,179 @@ DIRECT_WRITE_LIMIT = 64 * 1024
 MAX_REMEMBERED = 4096
 
 
+class Topic(Protocol):
+    """What a subscriber needs to know of the subscriptions it holds."""
+
+    kind: str
+    target: str | frozenset[str]
+    last_seq: int
+
+
+class _Tally:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_direct_deliveries: dict[str, _Tally] = {}
+
+
+def count_delivered() -> None:
+    """Add the events written directly since the last call to ``events_delivered`` (one
+    ``inc(n)`` per transport). The hub calls it at the end of every fanout slice, before it
+    gives the loop back, so a scrape never sees a count behind the sockets."""
+    for transport, tally in _direct_deliveries.items():
+        if tally.count:
+            EVENTS_DELIVERED.labels(transport).inc(tally.count)
+            tally.count = 0
+
+
+def _key(topic: Topic) -> str:
+    return f"{topic.kind}:{topic.target}"
+
+
 class Subscriber:
     """The queue between the hub and one connection's writer."""
+
+    __slots__ = (
+        "_busy", "_direct_terminal", "_drain_before_close", "_frame", "_held", "_offered", "_pending", "_quiet",
+        "_sink", "_tally", "_topics", "_waiter", "close_code", "close_reason", "description", "limit", "transport",
+    )  # fmt: skip
 
     def __init__(self, limit: int, description: str = "client", transport: str = "other") -> None:
         self.limit = limit
         self.description = description
         self.transport = transport  # metric label: websocket or sse
-        self._delivered_metric = EVENTS_DELIVERED.labels(transport)  # resolved once: hot path
+        self._tally = _direct_deliveries.setdefault(transport, _Tally())
         self._pending: collections.OrderedDict[str, Event | Control] = collections.OrderedDict()
-        self._offered: collections.OrderedDict[str, int] = collections.OrderedDict()
-        self._ready = asyncio.Event()
+        self._offered: collections.OrderedDict[str, int] | None = None  # only while following collectors
+        self._topics: list[Topic] = []
+        self._waiter: asyncio.Future[None] | None = None
         self.close_reason: str | None = None
         self.close_code: int | None = None
         self._drain_before_close = False
         self._held = 0
-        # The fast path: a connection whose socket takes data gets an event written at once, in
-        # the hub's loop, with no task switch; only a busy or slow one queues (see ``direct``).
-        self.direct: Callable[[Event], bool] | None = None
-        self.busy = False
-        self.delivered = 0
-        self.conflated = 0
+        self._busy = False  # the writer is sending an item: direct writes would overtake it
+        # The fast path (``write_directly``): the socket, the shared frame of an event for it,
+        # and whether a terminal event may go that way too.
+        self._sink: asyncio.Transport | None = None
+        self._frame: Callable[[Event], bytes] = Event.ws_frame
+        self._direct_terminal = True
+        self._quiet = False  # sink set, open, nothing queued or held, writer idle: write directly
+
+    def _update(self) -> None:
+        self._quiet = (
+            self._sink is not None
+            and self.close_reason is None
+            and not self._pending
+            and not self._held
+            and not self._busy
+        )
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     @property
     def closed(self) -> bool:
         return self.close_reason is not None
 
-    def write_directly(self, transport: asyncio.Transport | None, frame: Callable[[Event], bytes | None]) -> None:
+    def write_directly(
+        self, transport: asyncio.BaseTransport | None, frame: Callable[[Event], bytes], *, terminal: bool = True
+    ) -> None:
         """Enable the fast path: ``frame(event)`` gives the wire bytes (shared by every
-        subscriber), or None when this event must go through the writer task."""
+        subscriber, e.g. ``Event.ws_frame``); with ``terminal=False`` a terminal event goes
+        through the writer (which ends the stream after it)."""
+        self._sink = transport if isinstance(transport, asyncio.Transport) else None
+        self._frame = frame
+        self._direct_terminal = terminal
+        self._update()
 
-        def direct(event: Event) -> bool:
-            if transport is None or transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
-                return False
-            data = frame(event)
-            if data is None:
-                return False
-            transport.write(data)
-            return True
+    # ---- the topics held (kept by the subscription registry) ----
 
-        self.direct = direct
+    def add_topic(self, topic: Topic) -> None:
+        self._topics.append(topic)
+        if topic.kind == "collectors" and self._offered is None:
+            # From now on topics may overlap: remember per object, starting from what each
+            # single-object topic has offered.
+            self._offered = collections.OrderedDict(
+                (_key(t), t.last_seq) for t in self._topics if t.kind != "collectors" and t.last_seq >= 0
+            )
+
+    def remove_topic(self, topic: Topic) -> None:
+        if topic in self._topics:
+            self._topics.remove(topic)
+        offered = self._offered
+        if offered is not None and not any(t.kind == "collectors" for t in self._topics):
+            for t in self._topics:
+                t.last_seq = max(t.last_seq, offered.get(_key(t), -1))
+            self._offered = None
+
+    # ---- offering ----
+
+    def offer(self, event: Event) -> None:
+        """Write ``event`` now if this client keeps up, else queue it, unless this client
+        already has (or is about to get) a newer state of the object."""
+        if self._offered is not None and not self._remember(event):
+            return
+        sink = self._sink
+        if (
+            self._quiet
+            and sink is not None
+            and sink.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
+            and not sink.is_closing()
+            and (self._direct_terminal or not event.terminal)
+        ):
+            sink.write(self._frame(event))
+            self._tally.count += 1
+            return
+        self._queue(event)
+
+    def _remember(self, event: Event) -> bool:
+        offered = self._offered
+        assert offered is not None
+        key = event.key
+        previous = offered.get(key)
+        if previous is not None and event.seq <= previous:
+            return False
+        offered[key] = event.seq
+        offered.move_to_end(key)
+        if len(offered) > MAX_REMEMBERED:
+            offered.popitem(last=False)
+        return True
+
+    def _queue(self, event: Event) -> None:
+        if self.close_reason is not None:
+            return
+        key = event.key
+        pending = self._pending
+        if key in pending:
+            pending[key] = event  # same position: the older state is replaced, unsent
+        else:
+            pending[key] = event
+            if len(pending) > self.limit:
+                self.close(f"too slow: more than {self.limit} objects waiting to be sent; reconnect to resume", 1008)
+                SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
+                return
+        self._quiet = False
+        self._wake()
 
     def hold(self) -> None:
         """Send nothing until ``release``: a WebSocket subscribe holds the outbox so that its
         acknowledgement can go ahead of the states queued meanwhile."""
         self._held += 1
+        self._quiet = False
 
     def release(self) -> None:
         self._held -= 1
-        self._ready.set()
+        self._update()
+        self._wake()
 
     @property
     def pending(self) -> int:
         return len(self._pending)
-
-    def last_seq(self, key: str) -> int | None:
-        return self._offered.get(key)
-
-    def offer(self, event: Event) -> None:
-        """Queue ``event`` unless this client already has (or is about to get) a newer state."""
-        if self.closed:
-            return
-        key = event.key
-        previous = self._offered.get(key)
-        if previous is not None and event.seq <= previous:
-            return
-        self._offered[key] = event.seq
-        self._offered.move_to_end(key)
-        if len(self._offered) > MAX_REMEMBERED:
-            self._offered.popitem(last=False)
-        if not self._pending and not self.busy and not self._held and self.direct is not None and self.direct(event):
-            self.delivered += 1
-            self._delivered_metric.inc()
-            return
-        if key in self._pending:
-            self._pending[key] = event  # same position: the older state is replaced, unsent
-            self.conflated += 1
-        else:
-            self._pending[key] = event
-            if len(self._pending) > self.limit:
-                self.close(f"too slow: more than {self.limit} objects waiting to be sent; reconnect to resume", 1008)
-                SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
-                return
-        self._ready.set()
 
     def send_control(self, message: Control, *, first: bool = False) -> None:
         """Queue a message for this client only; ``first`` puts it ahead of everything pending
@@ -123,18 +224,23 @@ class Subscriber:
             self.close(f"too slow: more than {self.limit} messages waiting to be sent", 1008)
             SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
             return
-        self._ready.set()
+        self._quiet = False
+        self._wake()
 
     def discard(self, keys: set[str]) -> None:
         """Forget unsent states of these objects (an unsubscribe takes effect at once)."""
         for key in keys:
             self._pending.pop(key, None)
-            self._offered.pop(key, None)
+            if self._offered is not None:
+                self._offered.pop(key, None)
+        self._update()
 
     def discard_where(self, predicate: Callable[[Event], bool]) -> None:
         for key in [k for k, item in self._pending.items() if isinstance(item, Event) and predicate(item)]:
             del self._pending[key]
-            self._offered.pop(key, None)
+            if self._offered is not None:
+                self._offered.pop(key, None)
+        self._update()
 
     def close(self, reason: str, code: int = 1000, *, drain: bool = False) -> None:
         """Ask the writer to end the connection with ``reason``; with ``drain``, after what is
@@ -143,23 +249,27 @@ class Subscriber:
             self.close_reason = reason
             self.close_code = code
             self._drain_before_close = drain
-        self._ready.set()
+        self._quiet = False
+        self._wake()
 
     async def next(self, wait: float | None = None) -> Event | Control | None:
         """The next message to send; None on timeout (time for a heartbeat) or once closed.
         Asking for the next message says the previous one is written."""
-        self.busy = False
+        self._busy = False
+        self._update()
         while (not self._pending or self._held) and not self.closed:
-            self._ready.clear()
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(self._ready.wait(), wait)
+                await asyncio.wait_for(waiter, wait)
             except TimeoutError:
                 return None
+            finally:
+                self._waiter = None
         if self.closed and not (self._drain_before_close and self._pending):
             return None
         _, item = self._pending.popitem(last=False)
-        self.delivered += 1
         if isinstance(item, Event):
-            self._delivered_metric.inc()
-        self.busy = True
+            EVENTS_DELIVERED.labels(self.transport).inc()
+        self._busy = True
+        self._quiet = False
         return item

@@ -3,7 +3,9 @@
 A :class:`Subscription` is one topic (a batch, a job, or every run of some collectors)
 followed by one :class:`Subscriber`. The registry indexes subscriptions by the id an event
 names, so that publishing a state costs one dictionary lookup per index, then one
-``Subscriber.offer`` per follower. Connections (one subscriber per SSE stream or WebSocket) are
+``Subscriber.offer`` per follower (no key built, no per-follower bookkeeping). Each
+subscription is also told to its subscriber (``Subscriber.add_topic``), which needs to know when
+its topics can overlap. Connections (one subscriber per SSE stream or WebSocket) are
 registered apart from their subscriptions: shutdown closes them and the open-connections
 gauge counts them.
 """
@@ -21,7 +23,7 @@ from server.realtime.subscriber import Subscriber
 TRANSPORTS = ("websocket", "sse")
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Subscription:
     """One topic followed by one subscriber: ``kind`` is batch, job or collectors."""
 
@@ -31,6 +33,13 @@ class Subscription:
     since: int | None = None
     batch_id: str | None = None  # the batch whose cache entry this subscription keeps hot
     ended: bool = False  # its object reached a terminal state and that state was offered
+    # A batch or job topic: the seq of the last state offered (``since`` at first), so that an
+    # older state read before a newer one was offered is never offered after it. A collectors
+    # topic keeps ``since`` here (its subscriber remembers per object).
+    last_seq: int = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last_seq = -1 if self.since is None else self.since
 
     def covers(self, event: Event) -> bool:
         if self.kind == "collectors":
@@ -48,6 +57,7 @@ class SubscriptionRegistry:
         self.connections: set[Subscriber] = set()
 
     def add(self, sub: Subscription) -> None:
+        sub.subscriber.add_topic(sub)
         if sub.kind == "batch":
             self.by_batch.setdefault(str(sub.target), set()).add(sub)
         elif sub.kind == "job":
@@ -64,6 +74,7 @@ class SubscriptionRegistry:
         else:
             for name in sub.target:
                 _discard(self.by_collector, name, sub)
+        sub.subscriber.remove_topic(sub)
 
     @contextlib.contextmanager
     def connected(self, subscriber: Subscriber) -> Iterator[Subscriber]:

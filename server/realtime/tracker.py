@@ -23,7 +23,6 @@ from typing import Any
 import aiopg
 
 from server.db import runs
-from server.observability.metrics import FANOUT_LATENCY
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot
@@ -36,7 +35,8 @@ log = logging.getLogger(__name__)
 # reconnect, batches changed this long before the last good round trip are looked at too.
 RESYNC_MARGIN_SECONDS = 60
 
-# (entry, the snapshot it held before or None, the newer snapshot it holds now)
+# (entry, the snapshot it held before or None, the newer snapshot it holds now); the entry's
+# ``notified_at`` is still set during the call.
 NewStateHandler = Callable[[BatchEntry, BatchSnapshot | None, BatchSnapshot], None]
 
 
@@ -194,9 +194,7 @@ class StateTracker:
         entry.changed_jobs.clear()
         for watcher in entry.watchers:
             watcher.set()
-        if entry.notified_at is not None:  # NOTIFY -> every subscriber's outbox offered
-            FANOUT_LATENCY.observe(time.monotonic() - entry.notified_at)
-            entry.notified_at = None
+        entry.notified_at = None  # the fanout has taken it (it times NOTIFY -> every outbox)
         self._stats["published"] += 1
 
 

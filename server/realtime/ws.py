@@ -216,7 +216,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     session = Session(ws, hub, request.app[REGISTRY], settings)
     if not ws.compress:  # compressed frames differ per connection: no shared bytes
-        session.subscriber.write_directly(request.transport, lambda e: e.ws_frame())
+        session.subscriber.write_directly(request.transport, Event.ws_frame)
     writer = asyncio.create_task(session.write_loop(), name="websocket writer")
     try:
         with hub.connected(session.subscriber):

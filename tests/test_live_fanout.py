@@ -1,0 +1,222 @@
+"""The fanout's fast path keeps every invariant (docs/ARCHITECTURE.md, rules 5 and 6): a client
+that keeps up gets the shared frame written to its socket at once; one that is behind is
+conflated (never out of order, never without its terminal state), bounded, and counted.
+
+Subscribers here write to real loopback sockets; the hub's fanout is driven with snapshots
+(what the state tracker hands it after a read)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.observability.metrics import sample_value
+from server.realtime import hub as hub_module
+from server.realtime.cache import BatchEntry
+from server.realtime.events import BatchSnapshot, Event
+from server.realtime.hub import Hub
+from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, count_delivered
+from server.realtime.subscriptions import Subscription
+from tests.live_helpers import trigger
+
+
+class Socket:
+    """A loopback TCP connection: ``transport`` is the server side, ``reader`` the client's."""
+
+    def __init__(self, transport: asyncio.Transport, reader: asyncio.StreamReader) -> None:
+        self.transport = transport
+        self.reader = reader
+        self.received = b""
+
+    async def read_until(self, needle: bytes) -> bytes:
+        while needle not in self.received:
+            self.received += await asyncio.wait_for(self.reader.read(65536), 15)
+        return self.received
+
+
+class Sockets:
+    def __init__(self) -> None:
+        self.made: list[tuple[Socket, asyncio.StreamWriter]] = []
+        self.accepted: asyncio.Queue[asyncio.Transport] = asyncio.Queue()
+        self.server: asyncio.Server | None = None
+
+    async def connect(self) -> Socket:
+        if self.server is None:
+            accepted = self.accepted
+
+            class Accept(asyncio.Protocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    assert isinstance(transport, asyncio.Transport)
+                    accepted.put_nowait(transport)
+
+            self.server = await asyncio.get_running_loop().create_server(Accept, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = Socket(await self.accepted.get(), reader)
+        self.made.append((sock, writer))
+        return sock
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[Sockets]:
+    made = Sockets()
+    yield made
+    for sock, writer in made.made:
+        sock.transport.abort()
+        writer.close()
+    if made.server is not None:
+        made.server.close()
+        await made.server.wait_closed()
+
+
+def event(seq: int, status: str = "running", object_id: str = "bc_00000001", kind: str = "batch") -> Event:
+    body = {"batch_id": object_id, "status": status, "seq_in_body": seq}
+    return Event(kind, object_id, seq, json.dumps(body).encode(), status, "demo" if kind == "job" else None)
+
+
+def snapshot(seq: int, status: str = "running") -> BatchSnapshot:
+    return BatchSnapshot("bc_00000001", seq, event(seq, status), {})
+
+
+async def test_a_client_that_keeps_up_gets_the_shared_frame_at_once_and_is_counted(sockets):
+    sock = await sockets.connect()
+    subscriber = Subscriber(10, "test", "websocket")
+    subscriber.write_directly(sock.transport, Event.ws_frame)
+    before = sample_value("collector_hub_events_delivered_total", {"transport": "websocket"})
+    first = event(1)
+    subscriber.offer(first)
+    assert subscriber.pending == 0  # written, not queued
+    count_delivered()
+    assert sample_value("collector_hub_events_delivered_total", {"transport": "websocket"}) == before + 1
+    assert (await sock.read_until(first.ws_message())).endswith(first.ws_frame())
+
+
+async def test_a_client_behind_is_conflated_in_order_and_keeps_the_terminal_state(sockets):
+    sock = await sockets.connect()
+    subscriber = Subscriber(10, "test", "websocket")
+    subscriber.write_directly(sock.transport, Event.ws_frame)
+    subscriber.hold()  # behind: e.g. a subscribe in progress
+    subscriber.offer(event(1))
+    subscriber.offer(event(2, object_id="bc_00000002"))
+    subscriber.offer(event(3))
+    subscriber.offer(event(4, "completed"))
+    assert subscriber.pending == 2  # one entry per object, each at its newest state
+    subscriber.release()
+    first, second = await subscriber.next(), await subscriber.next()
+    assert isinstance(first, Event) and isinstance(second, Event)
+    assert (first.object_id, first.seq, first.status) == ("bc_00000001", 4, "completed")  # in bc_1's place
+    assert (second.object_id, second.seq) == ("bc_00000002", 2)
+    # Caught up (the writer asks for more): the fast path is back.
+    waiting = asyncio.ensure_future(subscriber.next())
+    await asyncio.sleep(0)
+    fifth = event(5, object_id="bc_00000003")
+    subscriber.offer(fifth)
+    assert subscriber.pending == 0 and not waiting.done()
+    await sock.read_until(fifth.ws_message())
+    waiting.cancel()
+
+
+async def test_a_stream_that_ends_sends_its_terminal_state_through_its_writer(sockets):
+    sock = await sockets.connect()
+    subscriber = Subscriber(10, "test", "sse")
+    subscriber.write_directly(sock.transport, Event.sse_chunk, terminal=False)
+    subscriber.offer(event(1))
+    assert subscriber.pending == 0
+    subscriber.offer(event(2, "failed"))
+    assert subscriber.pending == 1  # the writer sends it, then ends the stream
+    item = await subscriber.next()
+    assert isinstance(item, Event) and item.status == "failed"
+    assert b"event: batch" in await sock.read_until(b"\n\n")
+
+
+async def test_a_client_that_reads_nothing_queues_then_is_cut_off_at_its_bound(sockets):
+    sock = await sockets.connect()
+    sock.transport.pause_reading()
+    subscriber = Subscriber(3, "test", "sse")
+    subscriber.write_directly(sock.transport, Event.sse_chunk)
+    dropped = sample_value("collector_hub_slow_subscribers_dropped_total", {"transport": "sse"})
+    big = Event("batch", "bc_00000009", 1, b'"' + b"x" * 60000 + b'"', "running")
+    n = 0
+    while subscriber.pending == 0:  # the kernel and the transport take data until they are full
+        n += 1
+        assert n < 10_000, "the socket never filled"
+        subscriber.offer(Event("batch", "bc_00000009", n, big.data, "running"))
+    assert sock.transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT
+    for k in range(3):
+        subscriber.offer(event(n + 1 + k, object_id=f"bc_0000010{k}"))
+    assert subscriber.closed and "too slow" in (subscriber.close_reason or "")
+    assert sample_value("collector_hub_slow_subscribers_dropped_total", {"transport": "sse"}) == dropped + 1
+
+
+async def test_a_sliced_fanout_reaches_everyone_in_order_and_lets_the_loop_run(sockets, monkeypatch):
+    monkeypatch.setattr(hub_module, "FANOUT_SLICE", 2)
+    hub = Hub(None)  # type: ignore[arg-type]  # the fanout reads nothing
+    socks = [await sockets.connect() for _ in range(5)]
+    for sock in socks:
+        subscriber = Subscriber(10, "test", "websocket")
+        subscriber.write_directly(sock.transport, Event.ws_frame)
+        hub._subs.add(Subscription(subscriber, "batch", "bc_00000001"))
+    entry = BatchEntry()
+    hub._publish(entry, None, snapshot(1))
+    hub._publish(entry, snapshot(1), snapshot(2, "completed"))
+    turns = 0
+    while hub._fanouts:
+        turns += 1
+        await asyncio.sleep(0)
+    assert turns >= 2  # the loop ran between slices
+    assert "bc_00000001" not in hub._subs.by_batch  # every subscription ended with its terminal state
+    for sock in socks:
+        received = await sock.read_until(b'"completed"')
+        assert received.index(b'"seq": 1') < received.index(b'"seq": 2')
+        assert received.count(b'"type": "batch"') == 2
+
+
+async def test_overlapping_topics_offer_a_job_state_once_and_never_an_older_one(sockets):
+    hub = Hub(None)  # type: ignore[arg-type]
+    sock = await sockets.connect()
+    subscriber = Subscriber(10, "test", "websocket")
+    subscriber.write_directly(sock.transport, Event.ws_frame)
+    job_topic = Subscription(subscriber, "job", "de_00000001")
+    hub._subs.add(job_topic)
+    hub._offer(job_topic, event(5, object_id="de_00000001", kind="job"))
+    collectors = Subscription(subscriber, "collectors", frozenset({"demo"}))
+    hub._subs.add(collectors)
+    hub._offer(collectors, event(4, object_id="de_00000001", kind="job"))  # read before seq 5 went out
+    hub._offer(collectors, event(6, object_id="de_00000001", kind="job"))
+    hub._offer(job_topic, event(6, object_id="de_00000001", kind="job"))  # the same state, other topic
+    hub.unsubscribe(collectors)
+    hub._offer(job_topic, event(6, object_id="de_00000001", kind="job"))
+    hub._offer(job_topic, event(7, object_id="de_00000001", kind="job"))
+    received = await sock.read_until(b'"seq": 7')
+    seqs = [int(part.split(b",", 1)[0]) for part in received.split(b'"seq": ')[1:]]
+    assert seqs == [5, 6, 7]
+
+
+async def test_delivered_metric_counts_exactly_what_clients_received(client):
+    created = await trigger(client)
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
+    clients = []
+    for _ in range(3):
+        ws = await client.ws_connect("/api/ws")
+        await ws.send_json({"op": "subscribe", "batch_id": batch_id})
+        while json.loads((await ws.receive(timeout=15)).data).get("type") != "batch":
+            pass
+        clients.append(ws)
+    before = sample_value("collector_hub_events_delivered_total", {"transport": "websocket"})
+    progress = {"status": "running", "progress_percent": 40, "message": "page 4"}
+    assert (await client.post(f"/api/collectors/runs/job/{job_id}/progress", json=progress)).status == 200
+    received = 0
+    for ws in clients:
+        while True:
+            message = json.loads((await ws.receive(timeout=15)).data)
+            received += message.get("type") == "batch"
+            if message.get("type") == "batch" and message["data"]["progress_percent"] == 40:
+                break
+    # Counted once per fanout (inc(n)), before the loop lets any client read.
+    assert received >= 3
+    assert sample_value("collector_hub_events_delivered_total", {"transport": "websocket"}) == before + received
+    for ws in clients:
+        await ws.close()
