@@ -69,6 +69,8 @@ setup(
             "setuptools>=70.1",  # ... without build isolation (no package index needed); builds wheels itself
             "schemathesis>=4.32",  # tests/test_fuzz.py: property-based requests from our OpenAPI document
         ],
+        # The peers bench/peers.py measures the hub against (never needed to run the server).
+        "peers": ["websockets>=13", "python-socketio>=5.11"],
         # Pinned: a new release may add findings, and CI fails on any.
         "dev": ["ruff==0.17.6", "mypy==2.4.1"],
     },

@@ -1,0 +1,306 @@
+"""The hub side by side with its peers: server CPU per delivered message, latency, delivery
+and memory per idle connection, for the same clients and the same message.
+
+    python bench/peers.py                                   # every peer, N = 1000 and 5000
+    python bench/peers.py --peers hub-ws,bare-ws --subscribers 1000 --seconds 8 --repeat 3
+
+Peers (one server process each, on 127.0.0.1, 20 updates a second of the hub's own batch
+message, about 740 bytes):
+
+    hub-ws, hub-sse   `collector-hub serve` (no runner): a writer commits 20 updates a second
+                      to a job through PostgreSQL; NOTIFY -> re-read -> fanout to N followers
+                      of its batch, over WebSocket or SSE
+    bare-ws, bare-sse a bare aiohttp loop writing one pre-built frame (SSE: chunk) to each
+                      transport: the floor the hub is held to
+    naive-ws          a bare aiohttp loop awaiting ``ws.send_str`` for each client
+    websockets        the websockets library's ``broadcast()``
+    socketio          python-socketio in aiohttp mode, ``emit`` to a room
+    node-ws           Node's ``ws`` (when ``node`` is on PATH; bench/node is npm-installed once)
+
+The peers are optional: ``pip install -e '.[peers]'``. Clients are raw asyncio protocols
+(bench/peer_clients.py) in their own processes, the same for every peer; 100 probes spread
+over the connection order time every message from the update's stamp to its receipt, the
+others count. Everything shares one machine: compare the ratios of one run (each ratio is
+against the bare pre-built loop of the same transport and N, measured in the same
+repetition), not figures of different runs. Results also go to bench/results/peers-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fanout
+import harness
+import peer_clients
+import psycopg2
+
+BENCH = Path(__file__).resolve().parent
+PEERS = ("hub-ws", "bare-ws", "hub-sse", "bare-sse", "naive-ws", "websockets", "socketio", "node-ws")
+PROBES = 100
+
+
+@dataclass
+class Server:
+    pid: int
+    target: peer_clients.Target
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+def transport_of(peer: str) -> str:
+    return "sse" if peer.endswith("sse") else "ws"
+
+
+def http_json(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def new_batch(base: str, dsn: str) -> tuple[str, str]:
+    """A batch with one demo job, running, whose message is ``bench t=0``."""
+    created = http_json("POST", base + "/api/collectors/run", {"collectors": ["demo"]})
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
+    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
+        conn.autocommit = True
+        cur.execute(
+            "UPDATE job_runs SET status = 'running', progress_percent = 1, message = 'bench t=0' WHERE job_id = %s",
+            (job_id,),
+        )
+    return batch_id, job_id
+
+
+def body_template(dsn: str) -> str:
+    """The hub's batch GET body with ``BENCH_STAMP`` where the update's time goes."""
+    with harness.served(dsn) as (base, _):
+        batch_id, _ = new_batch(base, dsn)
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(f"{base}/api/collectors/runs/batch/{batch_id}", timeout=30) as resp:
+                text: str = resp.read().decode()
+            if "bench t=0" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    return text.replace("bench t=0", "bench t=BENCH_STAMP")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the peer exited with status {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the peer did not listen within 30 s")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def hub_server(peer: str, dsn: str) -> Iterator[Server]:
+    with harness.served(dsn) as (base, proc):
+        port = int(base.rsplit(":", 1)[1])
+        batch_id, job_id = new_batch(base, dsn)
+        halt = threading.Event()
+        thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
+        target = peer_clients.hub_target(transport_of(peer), port, batch_id)
+
+        def stop() -> None:
+            halt.set()
+            if thread.is_alive():
+                thread.join(10)
+
+        yield Server(proc.pid, target, thread.start, stop)
+        stop()
+
+
+@contextlib.contextmanager
+def peer_server(peer: str, body_file: Path) -> Iterator[Server]:
+    port = free_port()
+    if peer == "node-ws":
+        command = ["node", str(BENCH / "node" / "ws_peer.js"), str(port), str(body_file)]
+    else:
+        command = [sys.executable, str(BENCH / "peer_servers.py"), peer, "--port", str(port), "--body", str(body_file)]
+    proc = subprocess.Popen(command)
+    try:
+        wait_for_port(port, proc)
+        protocol = "socketio" if peer == "socketio" else transport_of(peer)
+        yield Server(proc.pid, peer_clients.peer_target(protocol, port), lambda: proc.send_signal(signal.SIGUSR2),
+                     lambda: None)  # fmt: skip
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_round(peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int) -> dict[str, Any]:
+    server_cm = hub_server(peer, dsn) if peer.startswith("hub") else peer_server(peer, body_file)
+    ctx = mp.get_context("fork")
+    with server_cm as server:
+        rss_before = fanout.rss_bytes(server.pid)
+        results = ctx.Queue()
+        measure, stop = ctx.Event(), ctx.Event()
+        procs, readies = [], []
+        share = -(-n // processes)
+        for k in range(processes):
+            count = min(share, n - k * share)
+            if count <= 0:
+                break
+            ready = ctx.Event()
+            spec = {"target": vars(server.target), "n": count, "probe_every": max(1, n // PROBES), "offset": k * share}
+            proc = ctx.Process(
+                target=peer_clients.run_clients,
+                args=(spec, {"ready": ready, "measure": measure, "stop": stop}, results),
+            )
+            proc.start()
+            procs.append(proc)
+            readies.append(ready)
+        for ready in readies:
+            if not ready.wait(180):
+                raise RuntimeError(f"{peer}: clients did not all connect")
+        idle_kib = (fanout.rss_bytes(server.pid) - rss_before) / n / 1024
+        server.start()
+        time.sleep(2)  # warm-up
+        cpu_before = fanout.cpu_seconds(server.pid)
+        measure.set()
+        time.sleep(seconds)
+        stop.set()
+        cpu = fanout.cpu_seconds(server.pid) - cpu_before
+        rss = fanout.rss_bytes(server.pid)
+        server.stop()
+        reports = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(30)
+    messages = sum(r["messages"] for r in reports)
+    window = statistics.mean(r["seconds"] for r in reports)
+    lat = sorted(x for r in reports for x in r["latencies_ms"])
+    return {
+        "peer": peer,
+        "transport": transport_of(peer),
+        "subscribers": n,
+        "delivered_percent": round(100 * messages / (n * fanout.UPDATES_PER_SECOND * window), 1),
+        "p50_ms": round(statistics.median(lat), 1) if lat else None,
+        "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)], 1) if lat else None,
+        "server_cpu_percent": round(100 * cpu / seconds, 1),
+        "cpu_us_per_message": round(cpu * 1e6 / messages, 2) if messages else None,
+        "kib_per_idle_connection": round(idle_kib, 1),
+        "server_rss_mib": round(rss / 2**20),
+        "clients_closed": sum(r["closed"] for r in reports),
+    }
+
+
+def with_ratios(rows: list[dict[str, Any]]) -> None:
+    """CPU per message and p99 as multiples of the bare pre-built loop of the same transport,
+    N and repetition."""
+    for row in rows:
+        floor = next(
+            (r for r in rows if r["peer"] == f"bare-{row['transport']}" and r["subscribers"] == row["subscribers"]
+             and r["repetition"] == row["repetition"]),
+            None,
+        )  # fmt: skip
+        for key, name in (("cpu_us_per_message", "cpu_ratio"), ("p99_ms", "p99_ratio")):
+            ok = floor is not None and floor[key] and row[key] is not None
+            row[name] = round(row[key] / floor[key], 2) if ok else None  # type: ignore[index]
+
+
+def node_ready() -> bool:
+    if shutil.which("node") is None:
+        return False
+    if not (BENCH / "node" / "node_modules" / "ws").is_dir() and shutil.which("npm"):
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=BENCH / "node", check=False)
+    return (BENCH / "node" / "node_modules" / "ws").is_dir()
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()}
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    head = f"{'peer':<11} {'N':>5} {'rep':>3} {'deliv %':>7} {'p50 ms':>7} {'p99 ms':>8} {'CPU %':>6}"
+    print(head + f" {'CPU us/msg':>10} {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8} {'closed':>6}")
+    for r in rows:
+        print(
+            f"{r['peer']:<11} {r['subscribers']:>5} {r['repetition']:>3} {r['delivered_percent']:>7}"
+            f" {r['p50_ms']!s:>7} {r['p99_ms']!s:>8} {r['server_cpu_percent']:>6} {r['cpu_us_per_message']!s:>10}"
+            f" {r['cpu_ratio']!s:>6} {r['p99_ratio']!s:>10} {r['kib_per_idle_connection']:>8} {r['clients_closed']:>6}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
+    parser.add_argument("--subscribers", default="1000,5000", help="comma-separated N")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
+    parser.add_argument("--repeat", type=int, default=1, help="repetitions of the whole set of rounds")
+    parser.add_argument("--client-processes", type=int, default=2)
+    args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peer(s): {', '.join(sorted(unknown))}")
+    if "node-ws" in peers and not node_ready():
+        print("node-ws skipped: no node on PATH, or `npm install` in bench/node failed")
+        peers.remove("node-ws")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and clients inherit it
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    about = machine()
+    rows: list[dict[str, Any]] = []
+    with harness.database() as dsn, tempfile.TemporaryDirectory(prefix="ch-peers-") as tmp:
+        body_file = Path(tmp) / "body.json"
+        body_file.write_text(body_template(dsn))
+        for repetition in range(1, args.repeat + 1):
+            for n in (int(x) for x in args.subscribers.split(",")):
+                for peer in peers:
+                    row = run_round(peer, n, args.seconds, dsn, body_file, args.client_processes)
+                    row["repetition"] = repetition
+                    rows.append(row)
+                    print(f"  {peer} N={n} rep {repetition}: {row['cpu_us_per_message']} us/msg", flush=True)
+    with_ratios(rows)
+    about["load_after"] = os.getloadavg()
+    print(f"\n{started}, {about['cpu']} ({about['cores']} cores, shared), Python {about['python']}; "
+          f"load average {about['load'][0]:.1f} before, {about['load_after'][0]:.1f} after; "
+          f"{fanout.UPDATES_PER_SECOND} updates/s, {args.seconds:g} s measured per round\n")  # fmt: skip
+    print_rows(rows)
+    out = harness.ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"peers-{started.replace(':', '')}.json").write_text(json.dumps({"machine": about, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
