@@ -14,9 +14,8 @@ Rules that keep clients simple:
     moves with its batch's summary; polling sees that, streams have ended);
   * a subscriber never gets an older state after a newer one (``Subscriber.offer``).
 
-Transports hold their connection with ``connected`` (counted, closed at shutdown), follow
-topics with ``subscribe`` (an async context manager) or ``follow``/``unsubscribe`` (a
-WebSocket's subscriptions come and go), and long-poll with ``watching``.
+Transports hold their connection with ``connect``/``disconnect`` (counted, closed at
+shutdown), follow topics with ``follow``/``unsubscribe``, and long-poll with ``watching``.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiopg
@@ -202,22 +201,15 @@ class Hub:
             self._cache.drop_interest(sub.batch_id)
             sub.batch_id = None
 
-    @contextlib.contextmanager
-    def connected(self, subscriber: Subscriber) -> Iterator[Subscriber]:
-        """Hold ``subscriber`` as an open connection: counted by the gauge, closed at shutdown."""
-        with self._subs.connected(subscriber):
-            yield subscriber
+    def connect(self, subscriber: Subscriber) -> None:
+        """Hold ``subscriber`` as an open connection, counted by the gauge and closed at
+        shutdown, until ``disconnect`` (call it in a ``finally``). Plain calls rather than a
+        context manager: a generator frame per connection is memory that idle connections
+        pay for."""
+        self._subs.connections.add(subscriber)
 
-    @contextlib.asynccontextmanager
-    async def subscribe(
-        self, subscriber: Subscriber, kind: str, target: str | frozenset[str], since: int | None
-    ) -> AsyncIterator[Subscription]:
-        """``follow`` for the life of the block; unsubscribed however the block ends."""
-        sub = await self.follow(subscriber, kind, target, since)
-        try:
-            yield sub
-        finally:
-            self.unsubscribe(sub)
+    def disconnect(self, subscriber: Subscriber) -> None:
+        self._subs.connections.discard(subscriber)
 
     async def follow(
         self, subscriber: Subscriber, kind: str, target: str | frozenset[str], since: int | None

@@ -63,11 +63,17 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
     if hub.closing:
         raise ApiError("Server is shutting down; try again", status=503)
     subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}", "sse")
-    async with hub.subscribe(subscriber, kind, target, since) as sub:
+    sub = await hub.follow(subscriber, kind, target, since)
+    try:
         if sub.ended and subscriber.pending == 0:
             return web.Response(status=204, headers={"Cache-Control": "no-cache"})
-        with hub.connected(subscriber):
+        hub.connect(subscriber)
+        try:
             return await _stream(request, subscriber, sub, ends=ends)
+        finally:
+            hub.disconnect(subscriber)
+    finally:
+        hub.unsubscribe(sub)
 
 
 async def _stream(request: web.Request, subscriber: Subscriber, sub: Subscription, *, ends: bool) -> web.StreamResponse:

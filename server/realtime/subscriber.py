@@ -73,8 +73,9 @@ class Subscriber:
     """The queue between the hub and one connection's writer."""
 
     __slots__ = (
-        "_busy", "_direct_terminal", "_drain_before_close", "_frame", "_held", "_offered", "_pending", "_quiet",
-        "_sink", "_tally", "_topics", "_waiter", "close_code", "close_reason", "description", "limit", "transport",
+        "_busy", "_direct_terminal", "_drain_before_close", "_frame", "_held", "_offered", "_on_wake", "_pending",
+        "_quiet", "_sink", "_tally", "_topics", "_waiter", "close_code", "close_reason", "description", "limit",
+        "transport",
     )  # fmt: skip
 
     def __init__(self, limit: int, description: str = "client", transport: str = "other") -> None:
@@ -85,7 +86,8 @@ class Subscriber:
         self._pending: collections.OrderedDict[str, Event | Control] = collections.OrderedDict()
         self._offered: collections.OrderedDict[str, int] | None = None  # only while following collectors
         self._topics: list[Topic] = []
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None  # a writer waiting in ``next``
+        self._on_wake: Callable[[], None] | None = None  # else: start a writer (``write_when_queued``)
         self.close_reason: str | None = None
         self.close_code: int | None = None
         self._drain_before_close = False
@@ -109,8 +111,11 @@ class Subscriber:
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(True)
+        elif self._on_wake is not None:
+            self._on_wake()
 
     @property
     def closed(self) -> bool:
@@ -126,6 +131,13 @@ class Subscriber:
         self._frame = frame
         self._direct_terminal = terminal
         self._update()
+
+    def write_when_queued(self, start_writer: Callable[[], None]) -> None:
+        """For a connection with no writer task while it keeps up: ``start_writer()`` is
+        called whenever something is queued (or the connection is to be closed) and no writer
+        waits in ``next``; the writer sends with ``take`` until it gets None, then ends. It
+        must not start a second writer while one runs."""
+        self._on_wake = start_writer
 
     # ---- the topics held (kept by the subscription registry) ----
 
@@ -257,19 +269,36 @@ class Subscriber:
         Asking for the next message says the previous one is written."""
         self._busy = False
         self._update()
+        loop = asyncio.get_running_loop()
         while (not self._pending or self._held) and not self.closed:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = loop.create_future()
+            timer = None if wait is None else loop.call_later(wait, _expire, waiter)
             try:
-                await asyncio.wait_for(waiter, wait)
-            except TimeoutError:
-                return None
+                if not await waiter:
+                    return None
             finally:
                 self._waiter = None
-        if self.closed and not (self._drain_before_close and self._pending):
+                if timer is not None:
+                    timer.cancel()
+        return self.take()
+
+    def take(self) -> Event | Control | None:
+        """The next message to send now, or None: nothing to send (or the outbox is held), or
+        closed (after what is queued, if the close asked to drain). Asking says the previous
+        message is written."""
+        self._busy = False
+        pending = self._pending
+        if (self.closed and not (self._drain_before_close and pending)) or not pending or self._held:
+            self._update()
             return None
-        _, item = self._pending.popitem(last=False)
+        _, item = pending.popitem(last=False)
         if isinstance(item, Event):
             EVENTS_DELIVERED.labels(self.transport).inc()
         self._busy = True
         self._quiet = False
         return item
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

@@ -13,9 +13,7 @@ gauge counts them.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 
 from server.realtime.events import Event
 from server.realtime.subscriber import Subscriber
@@ -75,15 +73,6 @@ class SubscriptionRegistry:
             for name in sub.target:
                 _discard(self.by_collector, name, sub)
         sub.subscriber.remove_topic(sub)
-
-    @contextlib.contextmanager
-    def connected(self, subscriber: Subscriber) -> Iterator[Subscriber]:
-        """Count ``subscriber`` as an open connection (to close at shutdown) while inside."""
-        self.connections.add(subscriber)
-        try:
-            yield subscriber
-        finally:
-            self.connections.discard(subscriber)
 
     def close_connections(self, reason: str, code: int) -> None:
         for subscriber in list(self.connections):

@@ -44,6 +44,8 @@ class BadMessage(Exception):
 class Session:
     """One WebSocket connection: its subscriptions and its outbox."""
 
+    __slots__ = ("bad_messages", "hub", "registry", "settings", "subscriber", "subscriptions", "writer", "ws")
+
     def __init__(self, ws: web.WebSocketResponse, hub: Hub, registry: dict[str, Any], settings: Any) -> None:
         self.ws = ws
         self.hub = hub
@@ -52,6 +54,8 @@ class Session:
         self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket", "websocket")
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self.bad_messages = 0
+        self.writer: asyncio.Task[None] | None = None  # only while there is something to send
+        self.subscriber.write_when_queued(self.start_writer)
 
     def reply(self, message: dict[str, Any], *, first: bool = False) -> None:
         self.subscriber.send_control(Control.of(message), first=first)
@@ -155,14 +159,26 @@ class Session:
         self.hub.unsubscribe(sub)
         self.reply({"type": "unsubscribed", **shown})
 
+    def start_writer(self) -> None:
+        """Something is queued (or the connection is to be closed): send it from a task of its
+        own, unless one runs. A connection that keeps up has no writer task at all: the hub
+        writes its events to the socket directly."""
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self.write_loop(), name="websocket writer")
+
     async def write_loop(self) -> None:
-        """Send the outbox, one message at a time; a client that accepts nothing for
-        ``stream_send_timeout`` seconds is cut off."""
+        """Send the outbox, one message at a time, until it is empty; a client that accepts
+        nothing for ``stream_send_timeout`` seconds is cut off. Closes the socket once the
+        subscriber is closed."""
+        try:
+            await self._write_loop()
+        finally:
+            if self.writer is asyncio.current_task():
+                self.writer = None  # a finished task is memory too
+
+    async def _write_loop(self) -> None:
         timeout = self.settings.stream_send_timeout
-        while True:
-            item = await self.subscriber.next()
-            if item is None:
-                break
+        while (item := self.subscriber.take()) is not None:
             data = item.ws_message() if isinstance(item, Event) else item.data
             try:
                 await asyncio.wait_for(self.ws.send_frame(data, WSMsgType.TEXT), timeout)
@@ -176,21 +192,26 @@ class Session:
                 return
             except (ConnectionError, RuntimeError):
                 return
+        if not self.subscriber.closed:
+            return  # sent everything: the next message queued starts a writer again
         reason = self.subscriber.close_reason or "closed"
         code = self.subscriber.close_code or WSCloseCode.OK
         log.info("WebSocket closed by the server (%s): %s", code, reason)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
 
-    async def read_loop(self, writer: asyncio.Task[None]) -> None:
-        """Handle the client's messages until it leaves or this side closes (then let
-        ``writer`` send what explains the close)."""
+    async def read_loop(self) -> None:
+        """Handle the client's messages until it leaves or this side closes (then let the
+        writer send what explains the close)."""
         async for msg in self.ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await self.handle(msg)
             if self.subscriber.closed:
                 break
         if self.subscriber.closed:
+            self.start_writer()  # one that already ran to the end is not running any more
+            writer = self.writer
+            assert writer is not None
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(writer), self.settings.stream_send_timeout + 3)
 
@@ -217,15 +238,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     session = Session(ws, hub, request.app[REGISTRY], settings)
     if not ws.compress:  # compressed frames differ per connection: no shared bytes
         session.subscriber.write_directly(request.transport, Event.ws_frame)
-    writer = asyncio.create_task(session.write_loop(), name="websocket writer")
+    hub.connect(session.subscriber)
     try:
-        with hub.connected(session.subscriber):
-            try:
-                await session.read_loop(writer)
-            finally:
-                session.end()
+        try:
+            await session.read_loop()
+        finally:
+            session.end()
     finally:
-        if not writer.done():
+        hub.disconnect(session.subscriber)
+        writer = session.writer
+        if writer is not None and not writer.done():
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
