@@ -207,9 +207,10 @@ OUTAGE_ERRORS = (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.Interf
 
 
 @asynccontextmanager
-async def cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
+async def cursor(pool: aiopg.Pool, *, tuples: bool = False) -> AsyncIterator[Any]:
     """A dict cursor on a pooled connection, in autocommit: each statement is its own
-    transaction, and whatever it locks is released when it ends.
+    transaction, and whatever it locks is released when it ends. ``tuples``: rows as tuples
+    (for a join whose two sides share column names; ``cur.description`` names them).
 
     After a PostgreSQL restart every idle connection in the pool is dead, and aiopg only
     notices one at a time, on use. So the first broken connection empties the pool's idle
@@ -218,7 +219,8 @@ async def cursor(pool: aiopg.Pool) -> AsyncIterator[Any]:
     conn = None
     try:
         async with pool.acquire() as conn:
-            async with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            factory = psycopg2.extensions.cursor if tuples else psycopg2.extras.RealDictCursor
+            async with conn.cursor(cursor_factory=factory) as cur:
                 yield cur
     except _BROKEN as exc:
         if conn is not None and not conn.closed:

@@ -115,20 +115,37 @@ async def _batch_rows(cur: Any, batch_id: str) -> tuple[dict[str, Any], list[dic
     return batch, await cur.fetchall()
 
 
+# A batch and its jobs in one statement, hence one snapshot: under READ COMMITTED each statement
+# of a transaction sees the commits made before it started, so two SELECTs, even between BEGIN
+# and COMMIT, could pair a batch row with job rows of a later commit. ``jobs_follow`` marks
+# where the batch's columns end and the job's begin (both tables have a batch_id and a status).
+_BATCH_WITH_JOBS = """
+    SELECT b.*, NULL AS jobs_follow, j.*
+      FROM job_batches b LEFT JOIN job_runs j ON j.batch_id = b.batch_id
+     WHERE b.batch_id = {batch}
+     ORDER BY j.position, j.job_id
+"""
+
+
 @database.read_only
 async def batch_rows(
     pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The rows of batch ``batch_id`` (or of the batch of ``job_id``) and of its jobs, read in
-    one snapshot; None when there is no such batch."""
-    async with database.transaction(pool) as cur:
-        if batch_id is None:
-            await cur.execute("SELECT batch_id FROM job_runs WHERE job_id = %s", (job_id,))
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            batch_id = row["batch_id"]
-        return await _batch_rows(cur, batch_id)
+    one snapshot, in one round trip; None when there is no such batch."""
+    where = "%s" if batch_id is not None else "(SELECT batch_id FROM job_runs WHERE job_id = %s)"
+    async with database.cursor(pool, tuples=True) as cur:
+        await cur.execute(_BATCH_WITH_JOBS.format(batch=where), (batch_id if batch_id is not None else job_id,))
+        rows = await cur.fetchall()
+        names = [column.name for column in cur.description]
+    if not rows:
+        return None
+    split = names.index("jobs_follow")
+    batch = dict(zip(names[:split], rows[0][:split], strict=True))
+    job_names = names[split + 1 :]
+    job_key = split + 1 + job_names.index("job_id")
+    jobs = [dict(zip(job_names, row[split + 1 :], strict=True)) for row in rows if row[job_key] is not None]
+    return batch, jobs
 
 
 @database.read_only
