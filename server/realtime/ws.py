@@ -234,7 +234,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         max_msg_size=settings.ws_max_message_bytes,
         compress=settings.ws_compression,
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:  # the client left during the upgrade: nobody to answer
+        raise asyncio.CancelledError from None
     session = Session(ws, hub, request.app[REGISTRY], settings)
     if not ws.compress:  # compressed frames differ per connection: no shared bytes
         session.subscriber.write_directly(request.transport, Event.ws_frame)
