@@ -7,6 +7,7 @@ import logging
 
 from server.observability.log_format import JsonFormatter
 from server.observability.metrics import sample_value
+from tests.conditions import eventually
 
 
 async def test_every_response_carries_a_request_id_and_a_client_id_is_kept(client):
@@ -103,3 +104,30 @@ async def test_lines_logged_while_handling_a_request_carry_its_id(aiohttp_client
     assert [r.__dict__.get("request_id") for r in seen] == ["inner-1"]
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", (), None)
     assert RequestIdFilter().filter(outside) and not hasattr(outside, "request_id")
+
+
+async def test_task_and_fd_gauges_follow_open_connections(client):
+    def gauges(text: str) -> tuple[float, float]:
+        found = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("collector_hub_event_loop_tasks", "collector_hub_open_fds"):
+                found[name] = float(value)
+        return found["collector_hub_event_loop_tasks"], found["collector_hub_open_fds"]
+
+    tasks, fds = gauges(await (await client.get("/metrics")).text())
+    assert tasks >= 1 and fds >= 1
+    sockets = [await client.ws_connect("/api/ws") for _ in range(3)]
+    for ws in sockets:  # answered: the server side of each connection is up
+        await ws.send_json({"op": "ping"})
+        assert (await ws.receive_json(timeout=15))["type"] == "pong"
+    more_tasks, more_fds = gauges(await (await client.get("/metrics")).text())
+    assert more_tasks >= tasks + 3 and more_fds >= fds + 3
+    for ws in sockets:
+        await ws.close()
+
+    async def back_down() -> bool:
+        now_tasks, now_fds = gauges(await (await client.get("/metrics")).text())
+        return now_tasks <= tasks and now_fds <= fds
+
+    await eventually(back_down, what="tasks and descriptors of the closed connections to be gone")

@@ -85,6 +85,16 @@ FANOUT_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+EVENT_LOOP_TASKS = Gauge(
+    PREFIX + "event_loop_tasks",
+    "Tasks alive in this process's event loop (read at scrape time): steady with steady traffic, or something leaks.",
+    registry=REGISTRY,
+)
+OPEN_FDS = Gauge(
+    PREFIX + "open_fds",
+    "File descriptors open in this process (read at scrape time from /proc/self/fd; 0 where there is none).",
+    registry=REGISTRY,
+)
 SLOW_SUBSCRIBERS_DROPPED = Counter(
     PREFIX + "slow_subscribers_dropped",
     "Subscribers disconnected because their outbox stayed over its bound, by transport.",

@@ -7,7 +7,9 @@ cannot send credentials).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 
 from aiohttp import web
 
@@ -15,7 +17,7 @@ from collectors.contract import JOB_STATUSES
 from server.api.roles import requires
 from server.db import database
 from server.keys import HUB, POOL, SETTINGS
-from server.observability.metrics import CONTENT_TYPE, JOBS, OPEN_CONNECTIONS, render
+from server.observability.metrics import CONTENT_TYPE, EVENT_LOOP_TASKS, JOBS, OPEN_CONNECTIONS, OPEN_FDS, render
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,20 @@ def refresh_open_connections(app: web.Application) -> None:
             OPEN_CONNECTIONS.labels(transport).set(count)
 
 
+def refresh_process_counts() -> None:
+    """Tasks and file descriptors of this process: a leak shows as a count that grows while
+    the traffic does not (bench/soak.py reads them)."""
+    EVENT_LOOP_TASKS.set(len(asyncio.all_tasks()))
+    try:
+        OPEN_FDS.set(len(os.listdir("/proc/self/fd")))
+    except OSError:
+        OPEN_FDS.set(0)
+
+
 async def _metrics(request: web.Request) -> web.Response:
     await refresh_job_counts(request.app)
     refresh_open_connections(request.app)
+    refresh_process_counts()
     return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE})
 
 
