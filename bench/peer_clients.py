@@ -67,7 +67,6 @@ class Tally:
         self.closed = 0
         self.latencies_ms: list[float] = []
         self.measuring = False
-        self.terminal = 0  # messages holding the terminal marker (soak)
 
 
 class Client(asyncio.Protocol):
@@ -84,7 +83,8 @@ class Client(asyncio.Protocol):
         self.is_ready = False
         self.tail = b""
         self.stamps = b""
-        self.lost = asyncio.get_running_loop().create_future()
+        self.ready_at: float | None = None  # wall clock, when the subscription was on
+        self.closed_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -93,8 +93,7 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.tally.closed += 1
-        if not self.lost.done():
-            self.lost.set_result(None)
+        self.closed_at = time.time()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -140,6 +139,7 @@ class Client(asyncio.Protocol):
     def _ready(self) -> None:
         if not self.is_ready:
             self.is_ready = True
+            self.ready_at = time.time()
             self.tally.ready += 1
 
     def _stamps(self, data: bytes) -> None:
