@@ -124,8 +124,8 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def hub_server(peer: str, dsn: str) -> Iterator[Server]:
-    with harness.served(dsn) as (base, proc):
+def hub_server(peer: str, dsn: str, workers: int) -> Iterator[Server]:
+    with harness.served(dsn, workers=workers) as (base, proc):
         port = int(base.rsplit(":", 1)[1])
         batch_id, job_id = new_batch(base, dsn)
         halt = threading.Event()
@@ -163,8 +163,10 @@ def peer_server(peer: str, body_file: Path) -> Iterator[Server]:
             proc.wait()
 
 
-def run_round(peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int) -> dict[str, Any]:
-    server_cm = hub_server(peer, dsn) if peer.startswith("hub") else peer_server(peer, body_file)
+def run_round(
+    peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int, workers: int = 1
+) -> dict[str, Any]:
+    server_cm = hub_server(peer, dsn, workers) if peer.startswith("hub") else peer_server(peer, body_file)
     ctx = mp.get_context("fork")
     with server_cm as server:
         rss_before = fanout.rss_bytes(server.pid)
@@ -205,7 +207,7 @@ def run_round(peer: str, n: int, seconds: float, dsn: str, body_file: Path, proc
     window = statistics.mean(r["seconds"] for r in reports)
     lat = sorted(x for r in reports for x in r["latencies_ms"])
     return {
-        "peer": peer,
+        "peer": peer if workers == 1 or not peer.startswith("hub") else f"{peer}x{workers}",
         "transport": transport_of(peer),
         "subscribers": n,
         "delivered_percent": round(100 * messages / (n * fanout.UPDATES_PER_SECOND * window), 1),
@@ -268,6 +270,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of the whole set of rounds")
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers for the hub (CPU and RSS: all of them)")
     args = parser.parse_args()
     peers = [p for p in args.peers.split(",") if p]
     unknown = set(peers) - set(PEERS)
@@ -287,7 +290,7 @@ def main() -> None:
         for repetition in range(1, args.repeat + 1):
             for n in (int(x) for x in args.subscribers.split(",")):
                 for peer in peers:
-                    row = run_round(peer, n, args.seconds, dsn, body_file, args.client_processes)
+                    row = run_round(peer, n, args.seconds, dsn, body_file, args.client_processes, args.workers)
                     row["repetition"] = repetition
                     rows.append(row)
                     print(f"  {peer} N={n} rep {repetition}: {row['cpu_us_per_message']} us/msg", flush=True)
