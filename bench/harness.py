@@ -49,10 +49,10 @@ def database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def served(dsn: str, workers: int = 1, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def served(dsn: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A serve process on a free loopback port (no runner, no rate limit, quiet logs unless
-    overridden; ``workers`` > 1: that many processes on the port, children of the one
-    yielded); yields its base URL once /readyz answers 200, and the process."""
+    overridden; ``workers="2"``: two processes on the port, children of the one yielded);
+    yields its base URL once /readyz answers 200, and the process."""
     port = free_port()
     env = {
         **os.environ,
@@ -62,8 +62,7 @@ def served(dsn: str, workers: int = 1, **settings: str) -> Iterator[tuple[str, s
         "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0",
         **{f"COLLECTOR_HUB_{name.upper()}": value for name, value in settings.items()},
     }
-    command = [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)]
-    server = subprocess.Popen(command, env=env, cwd=ROOT)
+    server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

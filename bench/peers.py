@@ -125,7 +125,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def hub_server(peer: str, dsn: str, workers: int) -> Iterator[Server]:
-    with harness.served(dsn, workers=workers) as (base, proc):
+    with harness.served(dsn, workers=str(workers)) as (base, proc):
         port = int(base.rsplit(":", 1)[1])
         batch_id, job_id = new_batch(base, dsn)
         halt = threading.Event()

@@ -98,7 +98,7 @@ def client_process(spec: dict[str, Any], stop: Any, results: Any) -> None:
                 opened += 1
             next_at += step
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        report = [(c.ready_at, c.closed_at, sorted(ended)) for c, ended in records]
+        report = [(c.ready_at, c.closed_at, sorted(ended), c.target.protocol) for c, ended in records]
         for client in live:
             client.close()
         await asyncio.sleep(0.5)
@@ -207,11 +207,16 @@ def main() -> None:
     warm_fds = warm["fds"] - warm.get("ws", 0) - warm.get("sse", 0)
     clients = [c for r in reports for c in r["clients"]]
     checked = missed = 0
+    misses = []
     for job_id, at in ends:
-        for ready_at, closed_at, seen in clients:
+        for ready_at, closed_at, seen, protocol in clients:
             if ready_at is not None and ready_at < at and (closed_at is None or closed_at > at + args.grace):
                 checked += 1
-                missed += job_id not in seen
+                if job_id not in seen:
+                    missed += 1
+                    closed_after = None if closed_at is None else round(closed_at - at, 3)
+                    misses.append({"job_id": job_id, "protocol": protocol, "closed_after_s": closed_after,
+                                   "subscribed_before_s": round(at - ready_at, 3)})  # fmt: skip
     result = {
         "started": started, "machine": peers.machine(), "args": vars(args),
         "clients_connected": len(clients), "clients_closed_before_subscribed": sum(r["failed"] for r in reports),
@@ -219,8 +224,8 @@ def main() -> None:
         "rss_mib_after_warmup": round(warm["rss_mib"], 1), "rss_mib_end": round(samples[-1]["rss_mib"], 1),
         "rss_growth_percent": round(100 * (samples[-1]["rss_mib"] - warm["rss_mib"]) / warm["rss_mib"], 2),
         "rss_mib_after_clients_left": round(rss_end, 1), "server_cpu_percent": round(100 * cpu, 1),
-        "before_clients": before, "fds_less_connections_after_warmup": warm_fds, "after_clients_left": after,
-        "samples": samples,
+        "misses": misses, "before_clients": before, "fds_less_connections_after_warmup": warm_fds,
+        "after_clients_left": after, "samples": samples,
     }  # fmt: skip
     ok = (
         result["rss_growth_percent"] < 5
