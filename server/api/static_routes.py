@@ -27,6 +27,7 @@ CONSOLE_PATHS = (
     "/runs",
     "/runs/{batch_id:" + BATCH_ID.pattern.strip("^$") + "}",
     "/inventory",
+    "/schedules",
     "/collectors/{collector:[A-Za-z0-9_.-]{1,64}}",
 )
 

@@ -64,6 +64,7 @@ CONSOLE_VIEWS = {
         [path_id("batch_id", "BatchId")],
     ),
     "/inventory": ("consoleInventory", "Console: devices per source, the coverage gap, device search", []),
+    "/schedules": ("consoleSchedules", "Console: the schedules, their next fire times and last results", []),
     "/collectors/{collector}": (
         "consoleCollector",
         "Console: one collector's durations, success and recent runs",

@@ -43,6 +43,17 @@ function updateJobRow(row, job) {
   if (button) button.hidden = isTerminal(job.status);
 }
 
+/** Who or what started a batch: a schedule (for which due time), a re-run of another batch, or
+ * a person through the API. */
+export function startedBy(batch) {
+  if (batch.schedule) {
+    const due = batch.schedule.due_at ? [" for ", timeEl(batch.schedule.due_at)] : " (run now)";
+    return h("span", { class: "started-by" }, "schedule ", h("a", { href: "/schedules" }, batch.schedule.name), due);
+  }
+  if (batch.rerun_of) return h("span", { class: "started-by" }, "re-run of ", h("a", { href: `/runs/${batch.rerun_of}` }, batch.rerun_of));
+  return h("span", { class: "started-by muted" }, "by hand");
+}
+
 /** A new card for `batch` (the live.js shape: summary fields + jobs Map). */
 export function batchCard(batch, options) {
   const cancelButton = options.canTrigger

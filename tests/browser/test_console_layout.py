@@ -23,9 +23,16 @@ from tests.test_inventory_api import filled  # noqa: F401 (the fixture: devices 
 
 
 async def views_with_data(server: Any) -> dict[str, str]:
-    """A finished run, a failed one and one in progress; the address of each view."""
+    """A finished run, one in progress and a schedule; the address of each view."""
     done = await api_post(server, "/api/collectors/run", {"collectors": ["demo", "html"]})
     running = await api_post(server, "/api/collectors/run", {"collectors": ["slow"], "priority": "high"})
+    schedule = {
+        "name": "nightly-inventory",
+        "collectors": ["demo", "html"],
+        "cron": "30 2 * * *",
+        "timezone": "Europe/Paris",
+    }
+    await api_post(server, "/api/schedules", schedule)
     for batch in (done, running):
         batch_id = batch["batch_id"]
 
@@ -42,6 +49,7 @@ async def views_with_data(server: Any) -> dict[str, str]:
         "run": f"/runs/{running['batch_id']}",
         "collector": "/collectors/demo",
         "inventory": "/inventory",
+        "schedules": "/schedules",
     }
 
 

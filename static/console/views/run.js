@@ -4,7 +4,7 @@
 import { track, isTerminal } from "../../collector-hub-client.js";
 import { apiKey, can } from "../api.js";
 import { announce, duration, exactUtc, h, showError, timeEl } from "../dom.js";
-import { batchCard, updateBatchCard } from "../runcards.js";
+import { batchCard, startedBy, updateBatchCard } from "../runcards.js";
 
 function details(body) {
   const rows = [
@@ -13,6 +13,7 @@ function details(body) {
     ["Ended", timeEl(body.ended_at)],
     ["Duration", duration(body.duration_seconds)],
     ["Estimated completion", isTerminal(body.status) ? "finished" : body.estimated_completion ? exactUtc(body.estimated_completion) : "—"],
+    ["Started by", startedBy(body)],
   ];
   return rows.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)));
 }
