@@ -171,9 +171,16 @@ async def test_keyboard_only_start_a_run_and_open_it(live_server: ServerFactory,
     await tab_to("#start-form input[value=demo]")
     await page.keyboard.press("Space")
     await tab_to("#start-button")
+    before = await page.eval_on_selector_all("[data-batch-id]", "els => els.map(e => e.dataset.batchId)")
     await page.keyboard.press("Enter")
-    await tab_to("#active-batches .batch-link")
-    batch_id = await page.evaluate("() => document.activeElement.textContent")
+    new_card = await page.wait_for_function(
+        "(before) => [...document.querySelectorAll('#active-batches [data-batch-id]')]"
+        ".map(e => e.dataset.batchId).find(id => !before.includes(id))",
+        arg=before,
+        timeout=TIMEOUT_MS,
+    )
+    batch_id = await new_card.json_value()
+    await tab_to(f'[data-batch-id="{batch_id}"] .batch-link')
     await page.keyboard.press("Enter")
     await page.wait_for_url(f"**/runs/{batch_id}")
     # Focus moves to the new view's heading, as after a page load.
