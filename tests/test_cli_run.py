@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
@@ -184,8 +185,49 @@ async def test_run_exits_2_when_the_server_is_unreachable() -> None:
         port = sock.getsockname()[1]
     code, _, err = await cli("run", "demo", "--url", f"http://127.0.0.1:{port}")
     assert code == 2
-    assert f"cannot reach the server at http://127.0.0.1:{port}" in err
+    assert f"cannot reach the server at http://127.0.0.1:{port}: cannot connect to 127.0.0.1:{port}" in err
+    assert "connection refused" in err
+    assert "ssl:default" not in err and "Connect call failed" not in err  # aiohttp's noise
     assert "Traceback" not in err
+
+
+async def test_following_a_run_costs_one_request_not_one_per_second(
+    aiohttp_server, settings: Settings, collectors_file: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """With polling, a run spent the client's whole rate limit (60 a minute) and got 429s, and
+    so did anything else from the same host. Now: one event stream, whatever the interval."""
+    app = create_app(
+        replace_settings(
+            settings, run_collectors=True, runner_poll_interval=0.1, collectors_file=collectors_file,
+            rate_limit_per_minute=3,
+        )
+    )  # fmt: skip
+    reads: list[str] = []
+
+    @web.middleware
+    async def count_reads(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "GET":
+            reads.append(request.path)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.insert(0, count_reads)
+    server = await aiohttp_server(app)
+    code, out, err = await cli("run", "demo", "--url", base_url(server), "--interval", "0.1", seconds=30)
+    assert code == 0, (out, err)
+    assert out.splitlines()[-1].endswith("All 1 collector(s) completed")
+    assert len(reads) == 1 and reads[0].endswith("/events"), reads
+    assert "429" not in out + err and "Rate limit" not in out + err
+
+
+async def test_a_lost_server_is_said_at_once_with_each_attempt() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, out, err = await cli("watch", "bc_12345678", "--url", f"http://127.0.0.1:{port}", "--timeout", "2")
+    assert code == 1, (out, err)  # --timeout passed while it kept trying
+    assert f"reconnecting to http://127.0.0.1:{port} (attempt 1)" in err
+    assert f"reconnecting to http://127.0.0.1:{port} (attempt 2)" in err
+    assert "connection refused" in err and "ssl:default" not in err
 
 
 async def test_a_standalone_runner_runs_jobs_and_stops_cleanly_on_sigterm(

@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 
 from server.cli.client import RunCommandError
-from server.cli.watch import watch_batch
+from server.cli.watch import fit, watch_batch
 
 
-def batch_event(seq: int, status: str, percent: int, message: str) -> bytes:
-    body = {
+def batch_body(status: str, percent: int, message: str) -> dict[str, Any]:
+    return {
         "batch_id": "bc_00000001",
         "status": status,
         "progress_percent": percent,
@@ -29,7 +29,10 @@ def batch_event(seq: int, status: str, percent: int, message: str) -> bytes:
              "progress_percent": percent, "message": message, "error": None},
         ],
     }  # fmt: skip
-    text = json.dumps(body, indent=1)  # several lines: joined again by the parser
+
+
+def batch_event(seq: int, status: str, percent: int, message: str) -> bytes:
+    text = json.dumps(batch_body(status, percent, message), indent=1)  # several lines: joined again by the parser
     data = "".join(f"data: {line}\n" for line in text.splitlines())
     return f"id: {seq}\nevent: batch\n{data}\n".encode()
 
@@ -77,6 +80,37 @@ async def test_watch_unknown_batch_is_an_error_not_a_retry(scripted_stream: Any)
     base_url, _ = scripted_stream
     with pytest.raises(RunCommandError, match=r"HTTP 404.*Batch not found"):
         await watch_batch(base_url, "bc_00000404", out=io.StringIO())
+
+
+async def test_where_the_stream_does_not_work_it_long_polls(aiohttp_server: Any) -> None:
+    """A proxy that answers the events URL with its own page: follow by long-poll instead."""
+    polls: list[tuple[str | None, str | None]] = []
+    states = [(5, "running", 50, "Halfway"), (8, "completed", 100, "Done")]
+
+    async def proxy_page(request: web.Request) -> web.Response:
+        return web.Response(text="<html>buffered</html>", content_type="text/html")
+
+    async def long_poll(request: web.Request) -> web.Response:
+        polls.append((request.query.get("wait"), request.headers.get("If-None-Match")))
+        seq, status, percent, message = states[min(len(polls), len(states)) - 1]
+        return web.json_response(batch_body(status, percent, message), headers={"ETag": f'"{seq}"'})
+
+    app = web.Application()
+    app.router.add_get("/api/collectors/runs/batch/bc_00000001/events", proxy_page)
+    app.router.add_get("/api/collectors/runs/batch/bc_00000001", long_poll)
+    server = await aiohttp_server(app)
+    out = io.StringIO()
+    assert await watch_batch(str(server.make_url("")).rstrip("/"), "bc_00000001", out=out) == 0
+    assert polls == [("30", None), ("30", '"5"')]
+    assert out.getvalue().splitlines()[-1] == "Batch bc_00000001 completed in 3s: Done"
+
+
+def test_bars_cut_the_message_between_words() -> None:
+    line = "demo [######] 50% running Processing the second page of devices from the vendor"
+    cut = fit(line, 50)
+    assert len(cut) <= 50 and cut.endswith("…")
+    assert cut[:-1] in line and line[len(cut) - 1] == " "  # it stopped where a word ended
+    assert fit("short", 50) == "short"
 
 
 class Tty(io.StringIO):

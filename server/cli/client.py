@@ -3,8 +3,11 @@ statuses, argument checks, how a job and a batch's outcome are printed, how long
 
 from __future__ import annotations
 
+import os
 from typing import Any, TextIO
 from urllib.parse import urlsplit
+
+import aiohttp
 
 from collectors.retry_after import parse_retry_after
 from server.runner.protocol import printable
@@ -55,6 +58,20 @@ def describe_job(job: dict[str, Any]) -> str:
     if job.get("status") == "failed" and job.get("error"):
         line += "\n    error: " + printable(str(job["error"]))
     return line
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """A failed connection in a few plain words ("connection refused"), without aiohttp's
+    ``ssl:default [Connect call failed ...]`` decoration."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        errno = exc.os_error.errno
+        reason = os.strerror(errno) if errno else (exc.os_error.strerror or type(exc.os_error).__name__)
+        return f"cannot connect to {exc.host}:{exc.port}: {reason[:1].lower() + reason[1:]}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 def retry_delay(retry_after: str | None) -> float:

@@ -169,9 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY, which ps cannot show)")
     run.add_argument("--no-wait", action="store_true", help="print the batch and exit without waiting")
-    run.add_argument("--interval", type=float, default=1.0, help="seconds between status checks (default 1)")
+    run.add_argument(
+        "--interval", type=float, default=1.0,
+        help="accepted for old scripts and ignored: the batch is followed over one event stream, not polled",
+    )  # fmt: skip
     run.add_argument("--timeout", type=float, help="stop waiting after this many seconds and exit 1")
-    run.add_argument("--watch", action="store_true", help="show live progress bars from the event stream")
+    run.add_argument("--watch", action="store_true", help="bars redrawn in place, not a line per change")
     run.set_defaults(command_module="run")
 
     watch = sub.add_parser(

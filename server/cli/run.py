@@ -1,5 +1,7 @@
 """``collector-hub run NAME...``: start a batch through the HTTP API and wait for it, printing
 each job's progress as it changes. Made for cron: the exit status is the batch's outcome.
+Following the batch is one request (its event stream, see watch.py), not one per second: a
+long run does not spend the client's rate limit.
 
 Exit status: 0 the batch completed; 1 it failed or was cancelled (or ``--timeout`` passed
 first); 2 a usage error, a request the server refused, or a server that cannot be reached.
@@ -16,18 +18,15 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from collectors.contract import DEFAULT_PRIORITY, TERMINAL_STATUSES
+from collectors.contract import DEFAULT_PRIORITY
 from server.cli.client import (
     API_KEY_ENV,
     EXIT_COMPLETED,
     EXIT_FAILED,
-    MAX_OUTAGE_SECONDS,
     RunCommandError,
     check_base_url,
     check_timeout,
-    describe_job,
-    print_outcome,
-    retry_delay,
+    describe_connection_error,
 )
 from server.cli.watch import watch_batch
 
@@ -41,9 +40,9 @@ class RunOptions:
     priority: str = DEFAULT_PRIORITY
     wait: bool = True
     api_key: str | None = None
-    poll_interval: float = 1.0
+    poll_interval: float = 1.0  # checked for old scripts; the batch is followed over its event stream
     wait_timeout: float | None = None  # give up waiting (exit 1) after this many seconds
-    watch: bool = False  # follow the event stream with progress bars instead of polling
+    watch: bool = False  # progress bars redrawn in place instead of one line per change
 
 
 def check_interval(seconds: float) -> float:
@@ -86,8 +85,9 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
                 "POST", "/api/collectors/run", json={"collectors": options.collectors, "priority": options.priority}
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise RunCommandError(f"cannot reach the server at {options.base_url}: {reason}") from None
+            raise RunCommandError(
+                f"cannot reach the server at {options.base_url}: {describe_connection_error(exc)}"
+            ) from None
         if status != 201 or not isinstance(body, dict) or "batch_id" not in body:
             raise RunCommandError(_refusal(status, body))
         batch_id = body["batch_id"]
@@ -97,9 +97,9 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
             return EXIT_COMPLETED
         try:
             async with asyncio.timeout(options.wait_timeout):
-                if options.watch:
-                    return await watch_batch(options.base_url, batch_id, options.api_key, out)
-                return await _follow(api, batch_id, options.poll_interval, out)
+                return await watch_batch(
+                    options.base_url, batch_id, options.api_key, out, bars=options.watch, command="run"
+                )
         except TimeoutError:
             print(
                 f"Gave up waiting after {options.wait_timeout:g}s; batch {batch_id} goes on in the server",
@@ -107,47 +107,6 @@ async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
                 flush=True,
             )
             return EXIT_FAILED
-
-
-async def _follow(api: _Api, batch_id: str, interval: float, out: TextIO) -> int:
-    shown: dict[str, str] = {}
-    etag: str | None = None
-    loop = asyncio.get_running_loop()
-    failing_since: float | None = None
-    while True:
-        wait = interval
-        try:
-            status, body, headers = await api.request(
-                "GET", f"/api/collectors/runs/batch/{batch_id}", headers={"If-None-Match": etag} if etag else {}
-            )
-            problem = f"HTTP {status}" if status >= 500 else None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            status, body, headers = 0, None, {}
-            problem = str(exc) or type(exc).__name__
-        if problem is None:
-            failing_since = None
-        else:  # a restarting server or a network blip: keep trying for a while
-            failing_since = failing_since or loop.time()
-            if loop.time() - failing_since > MAX_OUTAGE_SECONDS:
-                raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
-        if status == 200 and isinstance(body, dict):
-            batch, etag = body, headers.get("ETag")
-            _print_changes(batch, shown, out)
-            if batch.get("status") in TERMINAL_STATUSES:
-                return print_outcome(batch, out)
-        elif status == 429:
-            wait = max(interval, retry_delay(headers.get("Retry-After")))
-        elif 400 <= status < 500 and status not in (408, 429):
-            raise RunCommandError(_refusal(status, body))
-        await asyncio.sleep(wait)
-
-
-def _print_changes(batch: dict[str, Any], shown: dict[str, str], out: TextIO) -> None:
-    for job in batch.get("collectors", []):
-        line = describe_job(job)
-        if shown.get(job.get("job_id", "")) != line:
-            shown[job.get("job_id", "")] = line
-            print(line, file=out, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,13 @@
-"""``collector-hub watch BATCH_ID`` (and ``run ... --watch``): live progress bars in the
-terminal from the batch's Server-Sent Events stream, exiting with the batch's outcome.
+"""``collector-hub watch BATCH_ID`` (and ``run``): follow a batch over its Server-Sent Events
+stream, exiting with the batch's outcome. One request follows the whole run, so following
+costs one unit of the client's rate limit, not one per second.
 
-On a terminal the bars are redrawn in place; when output is a file or a pipe, each change is
-one line (the same lines ``run`` prints), so logs stay readable. A dropped stream (server
-restart, network blip) is resumed with ``Last-Event-ID``; the server then sends the current
-state only if it moved, so nothing is missed and nothing is shown twice.
+On a terminal ``watch`` (and ``run --watch``) redraws bars in place; ``run``, and any output
+that is a file or a pipe, prints one line per change, so logs stay readable. A dropped stream
+(server restart, network blip) is said at once on stderr and resumed with ``Last-Event-ID``;
+the server then sends the current state only if it moved, so nothing is missed and nothing is
+shown twice. Where the stream cannot work (a proxy that buffers or cuts it), the batch is
+long-polled instead.
 
 Exit status: 0 completed; 1 failed or cancelled (or ``--timeout`` passed first); 2 the batch
 is unknown, the server refused us, or it could not be reached for ``MAX_OUTAGE_SECONDS``.
@@ -31,6 +34,7 @@ from server.cli.client import (
     RunCommandError,
     check_base_url,
     check_timeout,
+    describe_connection_error,
     describe_job,
     print_outcome,
     retry_delay,
@@ -41,6 +45,11 @@ BAR_WIDTH = 24
 MAX_EVENT_BYTES = 1024 * 1024  # a batch body is a few KiB; anything huge is not ours
 # Connect and first byte within this; an idle stream is fine (heartbeats keep it alive).
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+# Streams that end before their first event (every stream starts with the current state)
+# before following by long-poll instead.
+STREAMS_BEFORE_POLLING = 2
+LONG_POLL_SECONDS = 30  # the server's most
+POLL_TIMEOUT = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 15, connect=10)
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str, str]]:
@@ -75,9 +84,9 @@ async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[st
 class Display:
     """Bars redrawn in place on a terminal; one line per change otherwise."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, *, bars: bool = True) -> None:
         self.out = out
-        self.live = out.isatty()
+        self.live = bars and out.isatty()
         self.drawn = 0  # lines drawn last time (live mode)
         self.shown: dict[str, str] = {}
 
@@ -111,7 +120,18 @@ class Display:
         # Server text is printed as text: control characters could move the cursor or worse.
         text = printable(str(text or ""))
         line = f"{printable(name)[:22]:<22} [{bar}] {figure} {printable(str(obj.get('status'))):<9} {text}"
-        return line[: max(20, width - 1)]
+        return fit(line, max(20, width - 1))
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` in ``width`` characters, cut between words (with "…") rather than mid-word."""
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    space = cut.rfind(" ")
+    if space > width // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
 
 
 async def watch_batch(
@@ -120,58 +140,131 @@ async def watch_batch(
     api_key: str | None = None,
     out: TextIO = sys.stdout,
     session: aiohttp.ClientSession | None = None,
+    *,
+    bars: bool = True,
+    err: TextIO = sys.stderr,
+    command: str = "watch",
 ) -> int:
-    """Follow the batch's event stream to its terminal state; returns the exit status."""
+    """Follow the batch to its terminal state; returns the exit status. ``bars=False`` prints
+    one line per change even on a terminal (``run`` without ``--watch``)."""
     owned = session is None
     session = session or aiohttp.ClientSession(timeout=STREAM_TIMEOUT)
+    follower = _Follower(session, base_url, batch_id, api_key, Display(out, bars=bars), out, err, command)
     try:
-        return await _watch(session, base_url, batch_id, api_key, out)
+        return await follower.follow()
     finally:
         if owned:
             await session.close()
 
 
-async def _watch(session: aiohttp.ClientSession, base_url: str, batch_id: str, api_key: str | None, out: TextIO) -> int:
-    display = Display(out)
-    url = f"{base_url}/api/collectors/runs/batch/{batch_id}/events"
-    last_id: str | None = None
-    loop = asyncio.get_running_loop()
-    failing_since: float | None = None
-    attempt = 0
-    while True:
-        headers = {"Accept": "text/event-stream"}
-        if api_key:
-            headers["X-API-Key"] = api_key
-        if last_id is not None:
-            headers["Last-Event-ID"] = last_id
-        problem: str
-        try:
-            async with session.get(url, headers=headers, timeout=STREAM_TIMEOUT) as response:
-                if response.status != 200:
+class _Follower:
+    """One request for the whole run: the batch's event stream, resumed with Last-Event-ID
+    after a drop. Where the stream does not work (a proxy that buffers it or cuts it before
+    the first event), long-polls instead: one request per change, or per 30 s of quiet."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        batch_id: str,
+        api_key: str | None,
+        display: Display,
+        out: TextIO,
+        err: TextIO,
+        command: str,
+    ) -> None:
+        self.session, self.base_url, self.batch_id = session, base_url, batch_id
+        self.headers = {"X-API-Key": api_key} if api_key else {}
+        self.display, self.out, self.err, self.command = display, out, err, command
+        self.failing_since: float | None = None
+        self.attempt = 0
+
+    async def follow(self) -> int:
+        last_id: str | None = None
+        streams_without_events = 0
+        url = f"{self.base_url}/api/collectors/runs/batch/{self.batch_id}/events"
+        while streams_without_events < STREAMS_BEFORE_POLLING:
+            headers = {**self.headers, "Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                async with self.session.get(url, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                    if response.status != 200:
+                        problem = await _refused(response)
+                    elif response.content_type != "text/event-stream":
+                        break  # something between us and the server answers instead of it
+                    else:
+                        got_event = False
+                        async for event_id, event, data in sse_events(response):
+                            got_event = True
+                            self.connected()
+                            if event_id is not None:
+                                last_id = event_id
+                            outcome = self.show(event, data)
+                            if outcome is not None:
+                                return outcome
+                        streams_without_events = 0 if got_event else streams_without_events + 1
+                        problem = "the stream ended before the batch did"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = describe_connection_error(exc)
+            await self.reconnecting(problem)
+        return await self.long_poll()
+
+    async def long_poll(self) -> int:
+        url = f"{self.base_url}/api/collectors/runs/batch/{self.batch_id}"
+        etag: str | None = None
+        while True:
+            headers = {**self.headers, **({"If-None-Match": etag} if etag else {})}
+            try:
+                async with self.session.get(
+                    url, params={"wait": str(LONG_POLL_SECONDS)}, headers=headers, timeout=POLL_TIMEOUT
+                ) as response:
+                    if response.status in (200, 304):
+                        self.connected()
+                        if response.status == 200:
+                            etag = response.headers.get("ETag")
+                            outcome = self.show("batch", await response.text())
+                            if outcome is not None:
+                                return outcome
+                        continue
                     problem = await _refused(response)
-                else:
-                    async for event_id, event, data in sse_events(response):
-                        failing_since, attempt = None, 0
-                        if event_id is not None:
-                            last_id = event_id
-                        if event != "batch":
-                            continue
-                        try:
-                            batch = json.loads(data)
-                        except ValueError:
-                            continue
-                        display.update(batch)
-                        if batch.get("status") in TERMINAL_STATUSES:
-                            return print_outcome(batch, out)
-                    problem = "the stream ended before the batch did"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            problem = str(exc) or type(exc).__name__
-        # The server is restarting, or the network blinked: resume from the last event id.
-        failing_since = failing_since or loop.time()
-        if loop.time() - failing_since > MAX_OUTAGE_SECONDS:
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = describe_connection_error(exc)
+            await self.reconnecting(problem)
+
+    def show(self, event: str, data: str) -> int | None:
+        """Display a batch state; the exit status once it is terminal."""
+        if event != "batch":
+            return None
+        try:
+            batch = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(batch, dict):
+            return None
+        self.display.update(batch)
+        if batch.get("status") in TERMINAL_STATUSES:
+            return print_outcome(batch, self.out)
+        return None
+
+    def connected(self) -> None:
+        if self.attempt:
+            print(f"collector-hub {self.command}: reconnected to {self.base_url}", file=self.err, flush=True)
+        self.failing_since, self.attempt = None, 0
+
+    async def reconnecting(self, problem: str) -> None:
+        """Say so at once, keep trying for MAX_OUTAGE_SECONDS, then give up (exit 2)."""
+        loop = asyncio.get_running_loop()
+        self.failing_since = self.failing_since or loop.time()
+        if loop.time() - self.failing_since > MAX_OUTAGE_SECONDS:
             raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
-        attempt += 1
-        await asyncio.sleep(min(5.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+        self.attempt += 1
+        print(
+            f"collector-hub {self.command}: {problem}; reconnecting to {self.base_url} (attempt {self.attempt})",
+            file=self.err,
+            flush=True,
+        )
+        await asyncio.sleep(min(5.0, 0.25 * 2**self.attempt) * random.uniform(0.5, 1.0))
 
 
 async def _refused(response: aiohttp.ClientResponse) -> str:
