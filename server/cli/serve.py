@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.cli.console import configure_logging, database_unreachable, settings_from
-from server.cli.workers import run_workers
+from server.cli.workers import bind_socket, run_workers
 from server.db import database
 from server.security.setup import check_protected_mode_before_serving
 from server.security.tls import server_ssl_context
@@ -27,45 +28,53 @@ def run(args: argparse.Namespace) -> int:
         "workers",
     )  # fmt: skip
     configure_logging(settings)
+    # The port first: a start that cannot listen must fail before anything runs. Otherwise the
+    # runner would claim queued jobs, start their collectors, then kill and requeue them when
+    # the bind failed (a collector with side effects would run twice: DESIGN invariant 12).
     try:
-        check_protected_mode_before_serving(settings)
-    except psycopg2.OperationalError as exc:
-        return database_unreachable("serve", exc)
-    ssl_context = None
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
-    if settings.workers > 1:
-        return _serve_workers(settings, ssl_context)
-    return _serve_one(settings, ssl_context)
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:  # e.g. the port is taken, or the address is not this machine's
+        return _cannot_listen(settings, exc)
+    with sock:
+        try:
+            check_protected_mode_before_serving(settings)
+        except psycopg2.OperationalError as exc:
+            return database_unreachable("serve", exc)
+        ssl_context = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
+        if settings.workers > 1:
+            return _serve_workers(settings, ssl_context, sock)
+        return _serve_one(settings, ssl_context, sock)
 
 
-def _serve_one(settings: Settings, ssl_context: Any, sock: Any = None) -> int:
+def _cannot_listen(settings: Settings, exc: OSError) -> int:
+    reason = exc.strerror or str(exc)
+    print(f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {reason}", file=sys.stderr)
+    return 1
+
+
+def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket) -> int:
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     scheme = "https" if ssl_context else "http"
     logging.getLogger("collector_hub").info(
         "serving on %s://%s:%s using %s", scheme, settings.host, settings.port, where
     )
-    where_to_listen: dict[str, Any] = (
-        {"sock": sock} if sock is not None else {"host": settings.host, "port": settings.port}
-    )
     try:
         # SIGTERM: stop listening, run on_shutdown (live streams are closed there), wait up to
         # shutdown_timeout for requests in flight, then the cleanup contexts in reverse
         # (the runner hands its jobs back, then the database closes).
         web.run_app(
-            app, **where_to_listen, print=None, access_log=None,
+            app, sock=sock, print=None, access_log=None,
             shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context,
         )  # fmt: skip
     except psycopg2.OperationalError as exc:
         return database_unreachable("serve", exc)
-    except OSError as exc:  # e.g. the port is taken, or the address is not this machine's
-        print(f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 
-def _serve_workers(settings: Settings, ssl_context: Any) -> int:
+def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket) -> int:
     """N processes on one port (server/workers.py). The master starts the embedded PostgreSQL
     (if no URL is set) and migrates once, so the workers share one server."""
     embedded = None
@@ -75,13 +84,7 @@ def _serve_workers(settings: Settings, ssl_context: Any) -> int:
             settings = dataclasses.replace(settings, database_url=embedded.start())
         assert settings.database_url is not None
         database.apply_migrations(settings.database_url)
-        try:
-            return run_workers(settings, lambda worker, sock: _serve_one(worker, ssl_context, sock))
-        except OSError as exc:
-            print(
-                f"collector-hub serve: error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
-            )
-            return 1
+        return run_workers(settings, lambda worker, worker_sock: _serve_one(worker, ssl_context, worker_sock), sock)
     except psycopg2.OperationalError as exc:
         return database_unreachable("serve", exc)
     finally:

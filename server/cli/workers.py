@@ -43,10 +43,13 @@ def worker_settings(settings: Settings, index: int, default_runner_id: bool) -> 
     return dataclasses.replace(settings, runner_id=runner_id, workers=1)
 
 
-def run_workers(settings: Settings, serve_one: Callable[[Settings, socket.socket], int]) -> int:
-    """Fork ``settings.workers`` workers running ``serve_one(worker_settings, sock)``; supervise."""
+def run_workers(
+    settings: Settings, serve_one: Callable[[Settings, socket.socket], int], sock: socket.socket | None = None
+) -> int:
+    """Fork ``settings.workers`` workers running ``serve_one(worker_settings, sock)``; supervise.
+    ``sock``: the listening socket, if the caller bound it already."""
     default_runner_id = settings.runner_id == f"{socket.gethostname()}:{os.getpid()}"
-    sock = bind_socket(settings.host, settings.port)
+    sock = sock or bind_socket(settings.host, settings.port)
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     status = 0
