@@ -263,6 +263,7 @@ class NinjaSource:
         page, or an answer without a cursor name, is the last)."""
         path = "/queries/computer-systems"
         cursor: str | None = None
+        previous_first: Any = None
         while True:
             params: dict[str, str | int] = {"pageSize": self.config.page_size}
             if cursor:
@@ -271,6 +272,12 @@ class NinjaSource:
             results = body.get("results") if isinstance(body, dict) else None
             if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
                 raise VendorMalformed(f"NinjaOne's answer to GET {self.config.api_prefix}{path} has no results list")
+            # The cursor's name may stay the same from page to page (a server-side cursor) or
+            # change; either way a page that starts where the previous one started is stuck.
+            first = results[0].get("deviceId") if results else None
+            if first is not None and first == previous_first:
+                raise VendorMalformed("NinjaOne's computer-systems report paging did not advance")
+            previous_first = first
             rows: Details = []
             for row in results:
                 device_id = row.get("deviceId")

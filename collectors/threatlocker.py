@@ -166,9 +166,17 @@ class ThreatLockerSource:
 
     async def pages(self) -> AsyncIterator[Page]:
         page_number = 1
+        previous_first: Any = None
         while True:
             resp = await self.list_page(page_number, self.config.page_size)
             rows: list[dict[str, Any]] = resp.body
+            # A server that ignored pageNumber would answer the first page forever.
+            first = rows[0].get("computerId") if rows else None
+            if first is not None and first == previous_first:
+                raise VendorMalformed(
+                    f"ThreatLocker's paging did not advance (page {page_number} repeats the one before)"
+                )
+            previous_first = first
             total_items, total_pages = read_totals(resp.headers, rows)
             records = [normalize_computer(row) for row in rows if row.get("isDeleted") is not True]
             yield Page(records, total_items)

@@ -171,6 +171,7 @@ async def test_a_page_that_hangs_past_the_timeout_is_retried(hub: Hub, stack) ->
         ("no credentials", {"NINJA_CLIENT_ID": "", "NINJA_CLIENT_SECRET": ""},
          "credentials not configured (set NINJA_CLIENT_ID and NINJA_CLIENT_SECRET in the environment"),
         ("unreachable", {"NINJA_BASE_URL": "http://127.0.0.1:9"}, "NinjaOne did not answer POST /ws/oauth/token"),
+        ("stuck report", {}, "NinjaOne's computer-systems report paging did not advance"),
     ],
 )  # fmt: skip
 async def test_each_way_to_fail_has_a_clear_error_and_no_secret(  # type: ignore[no-untyped-def]
@@ -186,6 +187,7 @@ async def test_each_way_to_fail_has_a_clear_error_and_no_secret(  # type: ignore
     }.get(setup)
     if fault is not None:
         fake.faults.add(fault)
+    fake.stuck_report = setup == "stuck report"
     client = await hub({**ninja_env(fake, url), **env})
     job, _ = await run_ninja(client)
     assert job["status"] == "failed", job

@@ -102,6 +102,7 @@ async def test_the_token_is_sent_raw_and_the_organization_as_managed_organizatio
         ("no credentials", {"THREATLOCKER_API_TOKEN": "", "THREATLOCKER_BASE_URL": ""},
          "credentials not configured (set THREATLOCKER_BASE_URL and THREATLOCKER_API_TOKEN"),
         ("retries exhausted", {}, "ThreatLocker did not answer POST /Computer/ComputerGetByAllParameters"),
+        ("page number ignored", {}, "ThreatLocker's paging did not advance (page 2 repeats the one before)"),
     ],
 )  # fmt: skip
 async def test_each_way_to_fail_has_a_clear_error(  # type: ignore[no-untyped-def]
@@ -111,6 +112,7 @@ async def test_each_way_to_fail_has_a_clear_error(  # type: ignore[no-untyped-de
     url = await stack.enter_async_context(serve(fake.app(), fake.faults))
     if setup == "malformed":
         fake.faults.add(Fault("/ComputerGetByAllParameters", kind="malformed", skip=1))
+    fake.ignore_page_number = setup == "page number ignored"
     if setup == "retries exhausted":
         fake.faults.add(Fault("/ComputerGetByAllParameters", status=502, times=10))
     client = await hub({"threatlocker": {**threatlocker_env(fake, url), **env}})

@@ -55,6 +55,8 @@ class FakeNinja:
         self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.tokens_issued = 0
         self.expired_token_uses = 0
+        self.cursors: dict[str, int] = {}  # computer-systems cursor name -> next offset
+        self.stuck_report = False  # a broken server: the report cursor never advances
 
     # --- the account -------------------------------------------------------------------
     def device_id(self, index: int) -> int:
@@ -202,7 +204,13 @@ class FakeNinja:
             return self._unauthorized()
         size = int(request.query.get("pageSize", "1000"))
         cursor = request.query.get("cursor")
-        offset = int(cursor.split("-")[1]) if cursor else 0
+        # A server-side cursor: one name for the whole listing, the position kept here.
+        if cursor is None:
+            cursor = f"computer-systems-{secrets.token_hex(6)}"
+            self.cursors[cursor] = 0
+        if cursor not in self.cursors:
+            return web.json_response({"error": "cursor not found or expired"}, status=400)
+        offset = self.cursors[cursor]
         # report rows in device order
         page = itertools.islice(self.present(), offset, offset + size)
         rows = [
@@ -223,7 +231,8 @@ class FakeNinja:
             }
             for index in page
         ]
-        name = f"cs-{offset + len(rows)}-{secrets.token_hex(4)}"
-        cursor_info = {"name": name, "offset": offset, "count": len(rows), "expires": EPOCH + 3600.0}
+        if not self.stuck_report:
+            self.cursors[cursor] = offset + len(rows)
+        cursor_info = {"name": cursor, "offset": offset, "count": len(rows), "expires": EPOCH + 3600.0}
         body = {"cursor": cursor_info, "results": rows}
         return web.json_response(body)

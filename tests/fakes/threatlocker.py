@@ -44,6 +44,7 @@ class FakeThreatLocker:
         self.name_offset = name_offset  # computer i is named like NinjaOne's device i + offset
         self.removed: set[int] = set()
         self.page_delay = page_delay  # the server's latency per page
+        self.ignore_page_number = False  # a broken server: always the first page
         self.faults = FaultPlan()
         self.requests: list[RequestRecord] = []
 
@@ -112,7 +113,7 @@ class FakeThreatLocker:
             await asyncio.sleep(self.page_delay)
         present = self.present()
         total = len(present)
-        first = (number - 1) * size
+        first = 0 if self.ignore_page_number else (number - 1) * size
         rows = [self.computer(i) for i in present[first : first + size]]
         pages = (total + size - 1) // size
         headers: dict[str, str] = {}
