@@ -65,3 +65,27 @@ def text_problem(name: str, value: str, max_chars: int) -> str | None:
     except UnicodeEncodeError:
         return f"{name} must be valid Unicode text (no lone surrogates)"
     return None
+
+# Job logs (issue 12): what the runner keeps of a collector's output, per job. Past either cap
+# the newest lines are kept; a longer line is cut to MAX_LOG_LINE_BYTES with a marker.
+DEFAULT_JOB_LOG_MAX_LINES: Final = 10_000
+DEFAULT_JOB_LOG_MAX_BYTES: Final = 2 * 1024 * 1024
+MAX_LOG_LINE_BYTES: Final = 8 * 1024
+LOG_STREAMS: Final = ("stdout", "stderr", "system")
+# Environment entries of a collector whose values are redacted from its logs (by name, any case).
+SECRET_ENV_WORDS: Final = ("SECRET", "TOKEN", "PASSWORD", "KEY")
+REDACTED: Final = "[redacted]"
+# The most log lines GET .../logs answers at once.
+MAX_LOG_PAGE: Final = 5000
+
+# Re-runs: what POST .../batch/{id}/rerun may re-run ("failed" means failed and cancelled).
+RERUN_SCOPES: Final = ("failed", "all")
+RERUN_STATUSES: Final = frozenset({"failed", "cancelled"})
+
+# Statistics windows (GET /api/collectors/stats?window=): from an hour to 90 days.
+MIN_STATS_WINDOW_SECONDS: Final = 3600
+MAX_STATS_WINDOW_SECONDS: Final = 90 * 24 * 3600
+
+# Runners record a heartbeat this often; one silent for three heartbeats is not live.
+RUNNER_HEARTBEAT_SECONDS: Final = 10.0
+RUNNER_LIVE_SECONDS: Final = 3 * RUNNER_HEARTBEAT_SECONDS

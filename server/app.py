@@ -19,9 +19,14 @@ from aiohttp import web
 from collectors.registry import load_registry
 from server.api.doc_routes import setup_docs_routes
 from server.api.health_routes import setup_health_routes
+from server.api.history_routes import routes as history_routes
+from server.api.log_routes import routes as log_routes
 from server.api.middleware import json_errors
+from server.api.rerun_routes import routes as rerun_routes
 from server.api.run_routes import routes as run_routes
 from server.api.static_routes import setup_static_routes
+from server.api.stats_routes import routes as stats_routes
+from server.api.validation import reject_unknown_query_parameters
 from server.db import database
 from server.inventory.routes import routes as inventory_routes
 from server.keys import (
@@ -99,6 +104,10 @@ def _routes(table: web.RouteTableDef) -> Callable[[web.Application], None]:
     return add
 
 
+def _middleware(middleware: Any) -> Callable[[web.Application], None]:
+    return lambda app: app.middlewares.append(middleware)
+
+
 # fmt: off
 PARTS: tuple[Part, ...] = (
     Part("database", _context(database_ctx),
@@ -115,6 +124,10 @@ PARTS: tuple[Part, ...] = (
          "after realtime (see there)",
          needs=(SETTINGS, POOL, DATABASE_URL, REGISTRY, HUB), starts=(RUNNER,)),
     Part("run routes", _routes(run_routes), "any place before security"),
+    Part("history routes", _routes(history_routes), "any place before security"),
+    Part("rerun routes", _routes(rerun_routes), "any place before security"),
+    Part("stats routes", _routes(stats_routes), "any place before security"),
+    Part("log routes", _routes(log_routes), "any place before security"),
     Part("webhooks", setup_webhooks,
          "after realtime, like the runner",
          needs=(SETTINGS, POOL, HUB), starts=(WEBHOOK_DISPATCHER,)),
@@ -128,8 +141,11 @@ PARTS: tuple[Part, ...] = (
     Part("docs routes", setup_docs_routes, "any place before security"),
     Part("metrics route", setup_metrics_routes, "any place before security"),
     Part("security", setup_security,
-         "last: its role, origin and rate-limit middlewares and CORS cover every route added above",
+         "after every route: its role, origin and rate-limit middlewares and CORS cover every route added above",
          needs=(SETTINGS,), starts=(RATE_LIMITER,)),
+    Part("query parameters", _middleware(reject_unknown_query_parameters),
+         "after security, so its middleware runs inside it: a caller without credentials gets 401, not a list"
+         " of the parameters a route accepts"),
 )
 # fmt: on
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from collectors.contract import ENV_PREFIX, GRANTABLE_ROLES
+from collectors.contract import DEFAULT_JOB_LOG_MAX_BYTES, DEFAULT_JOB_LOG_MAX_LINES, ENV_PREFIX, GRANTABLE_ROLES
 from server.webhooks.config import (
     DEFAULT_RETRY_SCHEDULE,
     DeclaredWebhook,
@@ -104,6 +104,11 @@ class Settings:
     run_schedules: bool = True
     schedule_poll_interval: float = 1.0
     schedule_misfire_grace: float = 60.0
+    # Operating runs (issue 12): job log caps and retention, failing unclaimable jobs.
+    job_log_max_lines: int = DEFAULT_JOB_LOG_MAX_LINES
+    job_log_max_bytes: int = DEFAULT_JOB_LOG_MAX_BYTES
+    log_retention_days: float = 30.0
+    unclaimable_timeout: float = 3600.0
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -308,6 +313,10 @@ _PARSERS: dict[str, Any] = {
     "run_schedules": _parse_bool,
     "schedule_poll_interval": lambda n, r: _parse_float(n, r, 0.05, 60),
     "schedule_misfire_grace": lambda n, r: _parse_float(n, r, 1, 7 * 24 * 3600),
+    "job_log_max_lines": lambda n, r: _parse_int(n, r, 10, 10_000_000),
+    "job_log_max_bytes": lambda n, r: _parse_int(n, r, 64 * 1024, 1024 * 1024 * 1024),
+    "log_retention_days": lambda n, r: _parse_float(n, r, 0.01, 36_500),
+    "unclaimable_timeout": lambda n, r: _parse_float(n, r, 10, 30 * 24 * 3600),
 }
 
 

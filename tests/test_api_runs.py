@@ -20,6 +20,7 @@ BATCH_FIELDS = {
     "error",
     "collectors",
     "duration_seconds",
+    "rerun_of",  # issue 12: the batch this one re-runs
 }
 BATCH_JOB_FIELDS = {
     "job_name",
@@ -33,6 +34,7 @@ BATCH_JOB_FIELDS = {
     "message",
     "error",
     "duration_seconds",
+    "rerun_of",  # issue 12: the job this one re-runs
 }
 JOB_FIELDS = {
     "job_id",
@@ -51,6 +53,7 @@ JOB_FIELDS = {
     "batch_progress_percent",
     "estimated_completion",
     "batch_message",
+    "rerun_of",
 }
 
 

@@ -263,6 +263,17 @@ async def test_other_endpoints_match_the_document(client, contract):
     await c.call(client, "GET", "/healthz", 200)
     await c.call(client, "GET", "/readyz", 200)
     await c.call(client, "GET", "/", 200)
+    # Every operation refuses a query parameter it does not accept (tests/test_query_parameters.py).
+    for template, path in (
+        ("/api/collectors", {}),
+        ("/api/openapi.json", {}),
+        ("/api/docs", {}),
+        ("/api/docs/{name}", name),
+        ("/healthz", {}),
+        ("/readyz", {}),
+        ("/", {}),
+    ):
+        await c.call(client, "GET", template, 400, path=path, params={"unknown": "1"})
 
 
 async def test_body_too_large_is_the_documented_error(client, contract):

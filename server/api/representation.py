@@ -6,10 +6,11 @@ One function per shape, so polling, push and webhooks all send the same thing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collectors.contract import TERMINAL_STATUSES
+from collectors.contract import JOB_STATUSES, TERMINAL_STATUSES
 
 Row = Mapping[str, Any]
 
@@ -60,6 +61,7 @@ def batch_job_json(job: Row) -> dict[str, Any]:
         "message": job["message"],
         "error": job["error"],
         "duration_seconds": duration_seconds(job),
+        "rerun_of": job["rerun_of"],
     }
 
 
@@ -79,6 +81,7 @@ def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
         "collectors": [batch_job_json(job) for job in jobs],
         "duration_seconds": duration_seconds(batch),
         "schedule": batch_schedule_json(batch),
+        "rerun_of": batch["rerun_of"],
     }
 
 
@@ -116,6 +119,7 @@ def job_json(job: Row) -> dict[str, Any]:
         "batch_progress_percent": job["batch_progress_percent"],
         "estimated_completion": format_timestamp(job["batch_estimated_completion"]),
         "batch_message": job["batch_message"],
+        "rerun_of": job["rerun_of"],
     }
 
 
@@ -155,4 +159,37 @@ def created_batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
             }
             for job in jobs
         ],
+    }
+
+
+def batch_summary_json(batch: Row) -> dict[str, Any]:
+    """One row of ``GET /api/collectors/batches``: the batch without its jobs' details, with
+    how many of its jobs are in each status and which collectors they run."""
+    seconds = duration_seconds(batch)
+    counts = json.loads(batch["job_statuses"] or "{}")
+    return {
+        "batch_id": batch["batch_id"],
+        "status": batch["status"],
+        "priority": batch["priority"],
+        "progress_percent": batch["progress_percent"],
+        "started_at": format_timestamp(batch["started_at"]),
+        "ended_at": format_timestamp(batch["ended_at"]),
+        "message": batch["message"],
+        "error": batch["error"],
+        "collectors": list(batch["job_collectors"] or []),
+        "job_statuses": {status: counts.get(status, 0) for status in JOB_STATUSES},
+        "duration": format_duration(seconds),
+        "duration_seconds": seconds,
+        "rerun_of": batch["rerun_of"],
+    }
+
+
+def log_line_json(line: Row) -> dict[str, Any]:
+    """One line of a job's log."""
+    return {
+        "line": line["line_no"],
+        "stream": line["stream"],
+        "progress": line["progress"],
+        "time": format_timestamp(line["logged_at"]),
+        "text": line["text"],
     }

@@ -9,21 +9,20 @@ from aiohttp import web
 from collectors.contract import (
     DEFAULT_PRIORITY,
     MAX_ERROR_CHARS,
-    MAX_HISTORY,
     MAX_MESSAGE_CHARS,
     PRIORITIES,
     REPORTABLE_STATUSES,
 )
+from server.api.collector_filter import named_collectors
 from server.api.http_cache import versioned_response
 from server.api.representation import utc_now
 from server.api.roles import requires
 from server.api.validation import (
+    accepts_query,
     check_collector_names,
     check_text,
-    collector_list,
     path_batch_id,
     path_job_id,
-    query_int,
     read_json_object,
     reject_unknown_fields,
 )
@@ -33,9 +32,6 @@ from server.keys import POOL, REGISTRY
 from server.realtime.polling import poll_batch, poll_job
 
 routes = web.RouteTableDef()
-
-# How many runs GET /api/collectors/history answers without ?limit= (at most MAX_HISTORY).
-DEFAULT_HISTORY = 10
 
 
 @routes.post("/api/collectors/run")
@@ -71,6 +67,7 @@ async def list_collectors(request: web.Request) -> web.Response:
 
 @routes.get("/api/collectors/runs/batch/{batch_id}")
 @requires("read")
+@accepts_query("wait")
 async def get_batch(request: web.Request) -> web.StreamResponse:
     """Served from the live-push cache; ``?wait=N`` long-polls (realtime/polling.py)."""
     return await poll_batch(request, path_batch_id(request))
@@ -78,28 +75,28 @@ async def get_batch(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/collectors/runs/job/{job_id}")
 @requires("read")
+@accepts_query("wait")
 async def get_job(request: web.Request) -> web.StreamResponse:
     return await poll_job(request, path_job_id(request))
 
 
 @routes.get("/api/collectors/runs/latest")
 @requires("read")
+@accepts_query("collectors")
 async def get_latest(request: web.Request) -> web.StreamResponse:
+    """Any collector with runs may be named, configured or not; the answer says which of the
+    named ones are no longer configured."""
+    named, unconfigured = await named_collectors(request)
     registry = request.app[REGISTRY]
-    names = collector_list(request.query.get("collectors"), registry) or sorted(registry)
+    names = named or sorted(registry)
     seq, latest = await runs.latest_runs(request.app[POOL], names)
-    body = {"latest_runs": latest, "total_runs": len(latest), "generated_at": utc_now()}
+    body = {
+        "latest_runs": latest,
+        "total_runs": len(latest),
+        "generated_at": utc_now(),
+        "unconfigured_collectors": unconfigured,
+    }
     return versioned_response(request, "l", seq, json.dumps(body).encode())
-
-
-@routes.get("/api/collectors/history")
-@requires("read")
-async def get_history(request: web.Request) -> web.Response:
-    limit = query_int(request, "limit", DEFAULT_HISTORY, 1, MAX_HISTORY)
-    registry = request.app[REGISTRY]
-    names = collector_list(request.query.get("collectors"), registry)
-    entries = await runs.history(request.app[POOL], limit, names)
-    return web.json_response({"collection_history": entries, "total_runs": len(entries), "generated_at": utc_now()})
 
 
 @routes.post("/api/collectors/runs/batch/{batch_id}/cancel")

@@ -3,15 +3,59 @@ that says which field is wrong and what is expected."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 
-from collectors.contract import BATCH_ID, JOB_ID, text_problem
+from collectors.contract import BATCH_ID, JOB_ID, JOB_STATUSES, text_problem
 from server.errors import ApiError, NotFoundError, ValidationError
+from server.security.credentials import STREAM_TOKEN_NAME, is_stream_request
+
+F = TypeVar("F", bound=Callable[..., Any])
+_QUERY_ATTR = "__collector_hub_query__"
+
+
+def accepts_query(*names: str) -> Callable[[F], F]:
+    """Declare the query parameters a handler reads. Any other parameter is a 400 that lists
+    these (``reject_unknown_query_parameters``); a handler that declares none accepts none.
+    Returns the same function, like ``roles.requires``."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, _QUERY_ATTR, tuple(names))
+        return handler
+
+    return mark
+
+
+def accepted_query(handler: Any) -> tuple[str, ...]:
+    """The query parameters ``handler`` declared (for the OpenAPI test and the middleware)."""
+    return tuple(getattr(handler, _QUERY_ATTR, ()))
+
+
+@web.middleware
+async def reject_unknown_query_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one check, for every route: a misspelt parameter (``?colectors=``) would otherwise
+    be ignored silently and answer something the client did not ask for. CORS preflights are
+    let through (a browser repeats the real request's query on them)."""
+    match_info = request.match_info
+    if not request.query or match_info.http_exception is not None or request.method == hdrs.METH_OPTIONS:
+        return await handler(request)
+    accepted = set(accepted_query(match_info.handler))
+    if is_stream_request(request):
+        accepted.add(STREAM_TOKEN_NAME)  # streams may carry the credential in the URL
+    unknown = sorted(set(request.query) - accepted)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:10])
+        known = ", ".join(sorted(accepted)) if accepted else "none"
+        raise ValidationError(f"Unknown query parameter(s): {shown}; this route accepts: {known}")
+    return await handler(request)
 
 
 async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -130,3 +174,77 @@ def check_collector_names(names: list[Any], known: Mapping[str, object], name: s
         shown = ", ".join(repr(n[:64]) for n in unknown[:10])
         raise ValidationError(f"Unknown collector(s): {shown}. Known collectors: {', '.join(sorted(known))}")
     return names
+
+
+def query_list(request: web.Request, name: str) -> list[str] | None:
+    """A list parameter, comma-separated and/or repeated (``?status=failed,cancelled`` or
+    ``?status=failed&status=cancelled``); None when absent."""
+    raw = request.query.getall(name, [])
+    if not raw:
+        return None
+    values = [part.strip() for item in raw for part in item.split(",") if part.strip()]
+    if not values:
+        raise ValidationError(f"{name} must list at least one value")
+    return values
+
+
+def check_statuses(values: list[str] | None, name: str = "status") -> list[str] | None:
+    if values is None:
+        return None
+    unknown = [v for v in values if v not in JOB_STATUSES]
+    if unknown:
+        shown = ", ".join(repr(v[:40]) for v in unknown[:10])
+        raise ValidationError(f"{name}: unknown status {shown}; statuses are {', '.join(JOB_STATUSES)}")
+    return list(dict.fromkeys(values))
+
+
+def query_timestamp(request: web.Request, name: str) -> dt.datetime | None:
+    """An ISO 8601 timestamp (``2026-11-29T14:00:00Z``, an offset, or a date); without an
+    offset it is UTC."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    # An unencoded "+01:00" arrives as " 01:00" (a "+" in a query string is a space).
+    text = re.sub(r" (\d\d:?\d\d)$", r"+\1", raw.strip())
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{name} must be a UTC timestamp like 2026-11-29T14:00:00Z, got {raw[:40]!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def encode_cursor(started_at: dt.datetime, row_id: str) -> str:
+    """An opaque cursor for the position after (started_at, row_id)."""
+    raw = f"{started_at.astimezone(dt.UTC).isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(request: web.Request, id_pattern: re.Pattern[str]) -> tuple[dt.datetime, str] | None:
+    """``?cursor=`` as (started_at, id), None when absent; a 400 for anything this server
+    did not hand out."""
+    raw = request.query.get("cursor")
+    if raw is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4)).decode()
+        stamp, row_id = text.split("|")
+        started_at = dt.datetime.fromisoformat(stamp)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor is not valid: pass the next_cursor of a previous page unchanged") from None
+    if started_at.tzinfo is None or not id_pattern.fullmatch(row_id):
+        raise ValidationError("cursor is not valid: pass the next_cursor of a previous page unchanged")
+    return started_at, row_id
+
+
+def query_window(request: web.Request, lo_seconds: int, hi_seconds: int, default: str) -> tuple[str, int]:
+    """``?window=`` as hours or days (``24h``, ``7d``): the text and its length in seconds."""
+    raw = request.query.get("window", default).strip()
+    match = re.fullmatch(r"([0-9]{1,5})([hd])", raw)
+    if match is None:
+        raise ValidationError(f"window must be a number of hours or days like 24h or 7d, got {raw[:40]!r}")
+    seconds = int(match[1]) * (3600 if match[2] == "h" else 86400)
+    if not lo_seconds <= seconds <= hi_seconds:
+        raise ValidationError(f"window must be from {lo_seconds // 3600}h to {hi_seconds // 86400}d, got {raw!r}")
+    return raw, seconds

@@ -34,14 +34,25 @@ def new_id(prefix: str) -> str:
 
 
 async def create_batch(
-    pool: aiopg.Pool, collectors: Sequence[CollectorSpec], priority: str, requested_by: str | None = None
+    pool: aiopg.Pool,
+    collectors: Sequence[CollectorSpec],
+    priority: str,
+    requested_by: str | None = None,
+    *,
+    rerun_of: str | None = None,
+    rerun_jobs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Queue one job per collector in a new batch; returns the 201 body. IDs are random and a
-    collision (unique violation) retries the whole insert with fresh ones."""
+    collision (unique violation) retries the whole insert with fresh ones.
+
+    A re-run names the batch it re-runs (``rerun_of``) and, per collector, the job
+    (``rerun_jobs``, in the same order)."""
     for _ in range(ID_ATTEMPTS):
         try:
             async with database.transaction(pool) as cur:
-                batch, jobs = await _insert_batch(cur, collectors, priority, requested_by)
+                batch, jobs = await _insert_batch(
+                    cur, collectors, priority, requested_by, rerun_of=rerun_of, rerun_jobs=rerun_jobs
+                )
         except psycopg2.errors.UniqueViolation:
             continue
         return rep.created_batch_json(batch, jobs)
@@ -85,21 +96,24 @@ async def _insert_batch(
     priority: str,
     requested_by: str | None,
     schedule: ScheduleStamp | None = None,
+    *,
+    rerun_of: str | None = None,
+    rerun_jobs: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     stamp = (schedule.schedule_id, schedule.name, schedule.due_at) if schedule else (None, None, None)
     await cur.execute(
-        "INSERT INTO job_batches (batch_id, priority, requested_by, message, schedule_id, schedule_name, scheduled_for)"
-        " VALUES (%s, %s, %s, 'Queued', %s, %s, %s) RETURNING *",
-        (new_id("bc"), priority, requested_by, *stamp),
+        "INSERT INTO job_batches (batch_id, priority, requested_by, message, schedule_id, schedule_name, scheduled_for,"
+        " rerun_of) VALUES (%s, %s, %s, 'Queued', %s, %s, %s, %s) RETURNING *",
+        (new_id("bc"), priority, requested_by, *stamp, rerun_of),
     )
     batch = await cur.fetchone()
     jobs = []
     for position, spec in enumerate(collectors):
         await cur.execute(
             "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position, priority,"
-            " message, started_at) VALUES (%s, %s, %s, %s, %s, %s, 'Queued', %s) RETURNING *",
+            " message, started_at, rerun_of) VALUES (%s, %s, %s, %s, %s, %s, 'Queued', %s, %s) RETURNING *",
             (new_id(spec.id_prefix), batch["batch_id"], spec.name, spec.display_name, position, priority,
-             batch["started_at"]),
+             batch["started_at"], rerun_jobs[position] if rerun_jobs else None),
         )  # fmt: skip
         jobs.append(await cur.fetchone())
     await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch["batch_id"],))
@@ -225,21 +239,6 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
     rows.sort(key=lambda row: order[row["collector"]])
     seq = max((max(row["seq"], row["batch_seq"]) for row in rows), default=0)
     return int(seq), [rep.job_json(row) for row in rows]
-
-
-@database.read_only
-async def history(pool: aiopg.Pool, limit: int, collectors: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Most recent runs first, running ones included."""
-    async with database.cursor(pool) as cur:
-        if collectors:
-            await cur.execute(
-                "SELECT * FROM job_runs WHERE collector = ANY(%s) ORDER BY started_at DESC, job_id LIMIT %s",
-                (list(collectors), limit),
-            )
-        else:
-            await cur.execute("SELECT * FROM job_runs ORDER BY started_at DESC, job_id LIMIT %s", (limit,))
-        rows = await cur.fetchall()
-    return [rep.history_entry_json(row) for row in rows]
 
 
 CANCELLED_MESSAGE = "Cancelled by request"

@@ -13,7 +13,12 @@ transports), so no client can grow the number of series.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,6 +64,73 @@ JOBS = Gauge(
     ["status"],
     registry=REGISTRY,
 )
+
+
+@dataclasses.dataclass
+class JobFigures:
+    """What the job metrics export, as read from the database at the last scrape."""
+
+    bounds: Sequence[float] = ()
+    # (collector, status, finished, duration bucket counts, duration sum, wait bucket counts, wait sum, wait count)
+    finished: Sequence[tuple[str, str, int, Sequence[int], float, Sequence[int], float, int]] = ()
+    queue_depth: dict[str, int] = dataclasses.field(default_factory=dict)
+    oldest_queued_seconds: float = 0.0
+
+
+class JobMetrics(Collector):
+    """Job durations, queue waits, finished counts and the queue, exported from the figures
+    of the last scrape (server/observability/metrics_route.py reads them from PostgreSQL:
+    sql/006_run_operations.sql counts each job once when it ends, whoever ended it, so every
+    process exports the same values; use ``max`` across processes, never ``sum``)."""
+
+    def __init__(self) -> None:
+        self.figures = JobFigures()
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures
+        duration = HistogramMetricFamily(
+            PREFIX + "job_duration_seconds",
+            "Duration of ended jobs from process start (or request, if never started) to end, by collector and status.",
+            labels=["collector", "status"],
+        )
+        wait = HistogramMetricFamily(
+            PREFIX + "job_queue_wait_seconds",
+            "Time ended jobs waited from request to process start, by collector.",
+            labels=["collector"],
+        )
+        finished = CounterMetricFamily(
+            PREFIX + "jobs_finished", "Jobs that ended, by collector and final status.", labels=["collector", "status"]
+        )
+        waits: dict[str, tuple[list[int], float]] = {}
+        for collector, status, count, d_buckets, d_sum, w_buckets, w_sum, _ in figures.finished:
+            duration.add_metric([collector, status], _cumulative(figures.bounds, d_buckets), d_sum)
+            finished.add_metric([collector, status], count)
+            counts, total = waits.get(collector, ([0] * len(w_buckets), 0.0))
+            waits[collector] = ([a + b for a, b in zip(counts, w_buckets, strict=True)], total + w_sum)
+        for collector, (counts, total) in sorted(waits.items()):
+            wait.add_metric([collector], _cumulative(figures.bounds, counts), total)
+        depth = GaugeMetricFamily(PREFIX + "queue_depth", "Queued jobs, by collector.", labels=["collector"])
+        for collector, queued in sorted(figures.queue_depth.items()):
+            depth.add_metric([collector], queued)
+        oldest = GaugeMetricFamily(
+            PREFIX + "oldest_queued_seconds", "How long the oldest queued job has waited (0 when none is queued)."
+        )
+        oldest.add_metric([], figures.oldest_queued_seconds)
+        yield from (duration, wait, finished, depth, oldest)
+
+
+def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one +Inf) as Prometheus's cumulative ``le`` buckets."""
+    running = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip([*map(str, bounds), "+Inf"], counts, strict=True):
+        running += count
+        buckets.append((bound, running))
+    return buckets
+
+
+JOB_METRICS = JobMetrics()
+REGISTRY.register(JOB_METRICS)
 
 # --- Live push (server/realtime/) -------------------------------------------------------------
 OPEN_CONNECTIONS = Gauge(

@@ -17,7 +17,16 @@ from collectors.contract import JOB_STATUSES
 from server.api.roles import requires
 from server.db import database
 from server.keys import HUB, POOL, SETTINGS
-from server.observability.metrics import CONTENT_TYPE, EVENT_LOOP_TASKS, JOBS, OPEN_CONNECTIONS, OPEN_FDS, render
+from server.observability.metrics import (
+    CONTENT_TYPE,
+    EVENT_LOOP_TASKS,
+    JOB_METRICS,
+    JOBS,
+    OPEN_CONNECTIONS,
+    OPEN_FDS,
+    JobFigures,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,42 @@ async def refresh_job_counts(app: web.Application) -> None:
         return
     for status in JOB_STATUSES:
         JOBS.labels(status).set(counts.get(status, 0))
+    try:
+        JOB_METRICS.figures = await read_job_figures(app)
+    except Exception as exc:
+        log.warning("metrics: cannot read job figures: %s", exc)
+
+
+async def read_job_figures(app: web.Application) -> JobFigures:
+    """The job histograms and counters (kept by sql/006_run_operations.sql) and the queue."""
+    async with database.cursor(app[POOL]) as cur:
+        await cur.execute("SELECT collector_hub_metric_buckets() AS bounds")
+        bounds = (await cur.fetchone())["bounds"]
+        await cur.execute("SELECT * FROM job_finish_metrics ORDER BY collector, status")
+        finished = [
+            (
+                row["collector"],
+                row["status"],
+                int(row["finished"]),
+                [int(n) for n in row["duration_buckets"]],
+                float(row["duration_sum"]),
+                [int(n) for n in row["wait_buckets"]],
+                float(row["wait_sum"]),
+                int(row["wait_count"]),
+            )
+            for row in await cur.fetchall()
+        ]
+        await cur.execute(
+            "SELECT collector, count(*) AS queued, extract(epoch FROM clock_timestamp() - min(started_at)) AS oldest"
+            " FROM job_runs WHERE status = 'queued' GROUP BY collector"
+        )
+        queued = await cur.fetchall()
+    return JobFigures(
+        bounds=[float(b) for b in bounds],
+        finished=finished,
+        queue_depth={row["collector"]: int(row["queued"]) for row in queued},
+        oldest_queued_seconds=max((float(row["oldest"]) for row in queued), default=0.0),
+    )
 
 
 def refresh_open_connections(app: web.Application) -> None:

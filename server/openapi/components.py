@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from collectors.contract import BATCH_ID, JOB_ID, JOB_STATUSES, PRIORITIES
+from collectors.registry import NAME_PATTERN
 
 Schema = dict[str, Any]
 
@@ -159,8 +160,41 @@ def collectors_query(collector_names: list[str], description: str) -> Schema:
     }
 
 
+def named_collectors_query(names: Names, description: str) -> Schema:
+    """``?collectors=``: configured collectors, or any collector name that has runs."""
+    return {
+        "name": "collectors",
+        "in": "query",
+        "required": False,
+        "description": description
+        + " Comma-separated or repeated. Configured collectors, or any that has runs (the answer lists those"
+        " no longer configured in unconfigured_collectors); a name that is neither, or is repeated, is a 400.",
+        "style": "form",
+        "explode": False,
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": NAME_PATTERN.pattern, "examples": names.collectors[:3]},
+        },
+    }
+
+
 def operation(operation_id: str, summary: str, responses: Mapping[str, Any], **extra: Any) -> Schema:
     return {"operationId": operation_id, "summary": summary, **extra, "responses": dict(responses)}
+
+
+UNKNOWN_QUERY = error("An unknown query parameter; the message lists the ones this operation accepts.")
+
+
+def with_query_check(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Every operation answers 400 to a query parameter it does not accept
+    (server/api/validation.py ``reject_unknown_query_parameters``)."""
+    for item in paths.values():
+        for op in item.values():
+            if isinstance(op, dict) and "responses" in op:
+                op["responses"].setdefault("400", UNKNOWN_QUERY)
+    return paths
 
 
 def no_schemas(names: Names) -> dict[str, Schema]:

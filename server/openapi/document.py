@@ -16,14 +16,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from server import __version__
-from server.openapi import components, inventory, live, runs, schedules, service, webhooks
-from server.openapi.components import Names, Part
+from server.openapi import components, inventory, live, operations, runs, schedules, service, webhooks
+from server.openapi.components import Names, Part, with_query_check
 from server.openapi.security import SECURITY_SCHEMES, with_security
 
 # In document order. Two parts may not define the same path or schema.
 PARTS: tuple[Part, ...] = (
     components.PART,
     runs.PART,
+    operations.PART,
     live.PART,
     service.PART,
     webhooks.PART,
@@ -50,7 +51,7 @@ def build_openapi(collectors: Iterable[str], doc_names: Iterable[str] = ()) -> d
         "openapi": "3.1.0",
         "info": {"title": "Collector Hub", "version": __version__, "description": DESCRIPTION},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
-        "paths": with_security(paths),
+        "paths": with_security(with_query_check(paths)),
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
 

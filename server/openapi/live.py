@@ -33,6 +33,13 @@ SSE_RESUME = [
         "description": "Resume, for a first connect (browsers cannot set headers on EventSource).",
         "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
     },
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "description": "The same as lastEventId, under another name.",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    },
 ]
 SSE_BODY = {
     "text/event-stream": {

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collectors.contract import (
     DEFAULT_PRIORITY,
     MAX_ERROR_CHARS,
-    MAX_HISTORY,
     MAX_MESSAGE_CHARS,
     REPORTABLE_STATUSES,
     TERMINAL_STATUSES,
 )
-from server.api.run_routes import DEFAULT_HISTORY
 from server.openapi.components import (
     BAD_BODY,
     IF_NONE_MATCH,
@@ -27,10 +25,10 @@ from server.openapi.components import (
     Part,
     Schema,
     closed_object,
-    collectors_query,
     error,
     json_response,
     links_to,
+    named_collectors_query,
     nullable,
     operation,
     path_id,
@@ -67,6 +65,7 @@ def run_schemas(names: Names) -> dict[str, Schema]:
         "message": nullable(text),
         "error": nullable(text),
         "duration_seconds": ref("DurationSeconds"),
+        "rerun_of": {**nullable(ref("JobId")), "description": "The job this one re-runs, if it is a re-run."},
     }
     return {
         "CreatedJob": closed_object(
@@ -105,6 +104,7 @@ def run_schemas(names: Names) -> dict[str, Schema]:
                     **nullable(ref("BatchSchedule")),
                     "description": "The schedule that started this batch (docs/SCHEDULES.md); null otherwise.",
                 },
+                "rerun_of": {**nullable(ref("BatchId")), "description": "The batch this one re-runs, if any."},
             }
         ),
         "Job": closed_object(
@@ -121,30 +121,11 @@ def run_schemas(names: Names) -> dict[str, Schema]:
                 "latest_runs": {"type": "array", "items": ref("Job")},
                 "total_runs": {"type": "integer", "minimum": 0},
                 "generated_at": ref("Timestamp"),
-            }
-        ),
-        "HistoryEntry": closed_object(
-            {
-                **{k: job_fields[k] for k in ("job_id", "batch_id", "job_name", "collector", "started_at")},
-                "ended_at": job_fields["ended_at"],
-                "status": ref("Status"),
-                "message": nullable(text),
-                "error": nullable(text),
-                "progress_percent": ref("Percent"),
-                "updated_at": ref("Timestamp"),
-                "duration": {
-                    "type": ["string", "null"],
-                    "pattern": r"^([0-9]+h [0-9]+m [0-9]+s|[0-9]+m [0-9]+s|[0-9]+s)$",
-                    "examples": ["1m 20s"],
+                "unconfigured_collectors": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The named collectors that have runs but are no longer configured.",
                 },
-                "duration_seconds": ref("DurationSeconds"),
-            }
-        ),
-        "History": closed_object(
-            {
-                "collection_history": {"type": "array", "items": ref("HistoryEntry")},
-                "total_runs": {"type": "integer", "minimum": 0},
-                "generated_at": ref("Timestamp"),
             }
         ),
         **_request_schemas(names.collectors),
@@ -203,7 +184,6 @@ def _request_schemas(collector_names: list[str]) -> dict[str, Schema]:
 
 
 def run_paths(names: Names) -> dict[str, Schema]:
-    collector_names = names.collectors
     batch_id = path_id("batch_id", "BatchId")
     job_id = path_id("job_id", "JobId")
     no_batch = error("No batch with this id; a malformed id is one that does not exist.")
@@ -319,28 +299,8 @@ def run_paths(names: Names) -> dict[str, Schema]:
                     "500": SERVER_ERROR,
                 },
                 parameters=[
-                    collectors_query(collector_names, "Collectors to report; all known ones if absent."),
+                    named_collectors_query(names, "Collectors to report; all configured ones if absent."),
                     IF_NONE_MATCH,
-                ],
-            )
-        },
-        "/api/collectors/history": {
-            "get": operation(
-                "getHistory",
-                "Recent runs, newest first, running ones included",
-                {
-                    "200": json_response("Runs, newest first.", "History"),
-                    "400": error("limit out of range, or unknown, repeated or empty collector names."),
-                    "500": SERVER_ERROR,
-                },
-                parameters=[
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": DEFAULT_HISTORY},
-                    },
-                    collectors_query(collector_names, "Only runs of these collectors; all if absent."),
                 ],
             )
         },

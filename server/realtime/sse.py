@@ -17,7 +17,7 @@ import re
 from aiohttp import web
 
 from server.api.roles import requires
-from server.api.validation import collector_list, path_batch_id, path_job_id
+from server.api.validation import accepts_query, collector_list, path_batch_id, path_job_id
 from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
@@ -36,6 +36,8 @@ SSE_HEADERS = {
 }
 HEARTBEAT = b": heartbeat\n\n"
 _SEQ = re.compile(r"[0-9]{1,18}")
+# Where a first connect (which cannot set Last-Event-ID) says what it already has.
+RESUME_QUERY = ("lastEventId", "since")
 
 
 def resume_seq(request: web.Request) -> int | None:
@@ -44,7 +46,7 @@ def resume_seq(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID")
     name = "Last-Event-ID"
     if raw is None or not raw.strip():
-        for name in ("lastEventId", "since"):
+        for name in RESUME_QUERY:
             raw = request.query.get(name)
             if raw is not None:
                 break
@@ -127,6 +129,7 @@ async def _say_goodbye(response: web.StreamResponse, reason: str) -> None:
 
 @routes.get("/api/collectors/runs/batch/{batch_id}/events")
 @requires("read")
+@accepts_query(*RESUME_QUERY)
 async def batch_events(request: web.Request) -> web.StreamResponse:
     batch_id = path_batch_id(request)
     return await stream(request, "batch", batch_id, ends=True)
@@ -134,6 +137,7 @@ async def batch_events(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/collectors/runs/job/{job_id}/events")
 @requires("read")
+@accepts_query(*RESUME_QUERY)
 async def job_events(request: web.Request) -> web.StreamResponse:
     job_id = path_job_id(request)
     return await stream(request, "job", job_id, ends=True)
@@ -141,6 +145,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/collectors/events")
 @requires("read")
+@accepts_query("collectors", *RESUME_QUERY)
 async def collector_events(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     names = frozenset(collector_list(request.query.get("collectors"), registry) or registry)

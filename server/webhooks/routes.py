@@ -11,7 +11,7 @@ from aiohttp import web
 from yarl import URL
 
 from server.api.roles import requires
-from server.api.validation import query_int, read_json_object, reject_unknown_fields
+from server.api.validation import accepts_query, query_int, read_json_object, reject_unknown_fields
 from server.errors import ValidationError
 from server.keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
 from server.webhooks import outbox
@@ -107,6 +107,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 
 @routes.get("/api/webhooks/{webhook_id}/deliveries")
 @requires("admin")
+@accepts_query("limit")
 async def list_deliveries(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
     limit = query_int(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)

@@ -1,0 +1,98 @@
+"""Runner heartbeats, and failing queued jobs that no live runner can take."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiopg
+
+from collectors.contract import RUNNER_LIVE_SECONDS
+from server.db import database
+
+Row = dict[str, Any]
+
+
+async def record_heartbeat(
+    pool: aiopg.Pool, runner_id: str, host: str, collectors: Sequence[str], capacity: int, running: Sequence[str]
+) -> None:
+    """This runner is alive, offers ``collectors`` and runs ``running`` now."""
+    async with database.cursor(pool) as cur:
+        await cur.execute(
+            """
+            INSERT INTO runners (runner_id, host, collectors, capacity, running_jobs)
+            VALUES (%(id)s, %(host)s, %(collectors)s, %(capacity)s, %(running)s)
+            ON CONFLICT (runner_id) DO UPDATE
+               SET host = excluded.host, collectors = excluded.collectors, capacity = excluded.capacity,
+                   running_jobs = excluded.running_jobs, heartbeat_at = clock_timestamp(), stopped_at = NULL,
+                   started_at = CASE WHEN runners.stopped_at IS NULL THEN runners.started_at
+                                     ELSE clock_timestamp() END
+            """,
+            {
+                "id": runner_id,
+                "host": host,
+                "collectors": sorted(collectors),
+                "capacity": capacity,
+                "running": list(running),
+            },
+        )
+
+
+async def record_stop(pool: aiopg.Pool, runner_id: str) -> None:
+    async with database.cursor(pool) as cur:
+        await cur.execute(
+            "UPDATE runners SET stopped_at = clock_timestamp(), running_jobs = '{}' WHERE runner_id = %s", (runner_id,)
+        )
+
+
+@database.read_only
+async def list_runners(pool: aiopg.Pool) -> list[Row]:
+    """Every runner seen, live ones first, each with ``live`` (a heartbeat within
+    RUNNER_LIVE_SECONDS and not stopped)."""
+    async with database.cursor(pool) as cur:
+        await cur.execute(
+            "SELECT *, (stopped_at IS NULL AND heartbeat_at > clock_timestamp() - make_interval(secs => %s)) AS live"
+            " FROM runners ORDER BY live DESC, heartbeat_at DESC, runner_id",
+            (RUNNER_LIVE_SECONDS,),
+        )
+        return list(await cur.fetchall())
+
+
+async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> list[str]:
+    """Fail queued jobs that have waited ``timeout_seconds`` while no live runner offered
+    their collector for all that time. Batch first, SKIP LOCKED, like every queue writer
+    (server/db/queue.py). Returns the failed job ids."""
+    error = (
+        f"No live runner offered this collector for {timeout_seconds:g} seconds, so nothing could run the job "
+        "(COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT). Check GET /api/runners and the runners' collectors files."
+    )
+    async with database.transaction(pool) as cur:
+        await cur.execute(
+            """
+            WITH stuck AS (
+                SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
+                 WHERE j.status = 'queued'
+                   AND j.started_at < clock_timestamp() - make_interval(secs => %(timeout)s)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM runners r
+                        WHERE r.collectors @> ARRAY[j.collector]
+                          AND r.heartbeat_at > clock_timestamp() - make_interval(secs => %(timeout)s))
+                   FOR UPDATE OF b, j SKIP LOCKED
+            )
+            UPDATE job_runs j SET status = 'failed', message = 'No runner offers this collector', error = %(error)s
+              FROM stuck WHERE j.job_id = stuck.job_id AND j.status = 'queued'
+            RETURNING j.job_id
+            """,
+            {"timeout": timeout_seconds, "error": error},
+        )
+        return [row["job_id"] for row in await cur.fetchall()]
+
+
+async def forget_old_runners(pool: aiopg.Pool, older_than_seconds: float) -> int:
+    """Remove runners not heard from for ``older_than_seconds``."""
+    async with database.cursor(pool) as cur:
+        await cur.execute(
+            "DELETE FROM runners WHERE heartbeat_at < clock_timestamp() - make_interval(secs => %s)",
+            (older_than_seconds,),
+        )
+        return int(cur.rowcount)
