@@ -44,6 +44,7 @@ from server.keys import (
 from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
 from server.realtime.setup import setup_realtime
+from server.runner.housekeeping import housekeeping_ctx
 from server.runner.runner import Runner
 from server.schedules.setup import setup_schedules
 from server.security.setup import protected_mode_ctx, setup_security
@@ -123,6 +124,9 @@ PARTS: tuple[Part, ...] = (
     Part("runner", _context(runner_ctx),
          "after realtime (see there)",
          needs=(SETTINGS, POOL, DATABASE_URL, REGISTRY, HUB), starts=(RUNNER,)),
+    Part("housekeeping", _context(housekeeping_ctx),
+         "after the database; in every process, runner or not (a queue no runner serves must still fail)",
+         needs=(SETTINGS, POOL)),
     Part("run routes", _routes(run_routes), "any place before security"),
     Part("history routes", _routes(history_routes), "any place before security"),
     Part("rerun routes", _routes(rerun_routes), "any place before security"),

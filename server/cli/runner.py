@@ -14,6 +14,7 @@ import psycopg2
 from collectors.registry import load_registry
 from server.cli.console import configure_logging, database_unreachable, settings_from
 from server.db import database
+from server.runner.housekeeping import Housekeeping
 from server.runner.runner import Runner
 from server.settings import Settings
 
@@ -34,11 +35,14 @@ async def run_standalone_runner(settings: Settings) -> None:
             settings.database_url, settings.data_dir, settings.db_pool_min, settings.db_pool_max
         ) as (dsn, pool):
             runner = Runner(pool, dsn, registry, settings)
+            housekeeping = Housekeeping(pool, settings)
             await runner.start()
+            housekeeping.start()
             try:
                 await stop.wait()
                 log.info("stopping the runner")
             finally:
+                await housekeeping.stop()
                 await runner.stop()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

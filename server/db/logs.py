@@ -50,13 +50,14 @@ async def write_lines(pool: aiopg.Pool, job_id: str, lines: Sequence[LogLine], d
         )
 
 
-async def last_line_number(pool: aiopg.Pool, job_id: str) -> int:
-    """The number of the job's newest stored line (0 if none): a job run again after a
-    requeue numbers on from there."""
+async def stored_line_sizes(pool: aiopg.Pool, job_id: str) -> list[tuple[int, int]]:
+    """(line, bytes) of the job's stored lines, oldest first: a job run again after a requeue
+    numbers on from the last and counts them against its caps."""
     async with database.cursor(pool) as cur:
-        await cur.execute("SELECT coalesce(max(line_no), 0) AS n FROM job_logs WHERE job_id = %s", (job_id,))
-        row = await cur.fetchone()
-    return int(row["n"])
+        await cur.execute(
+            "SELECT line_no, octet_length(text) AS size FROM job_logs WHERE job_id = %s ORDER BY line_no", (job_id,)
+        )
+        return [(int(row["line_no"]), int(row["size"])) for row in await cur.fetchall()]
 
 
 @database.read_only

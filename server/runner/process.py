@@ -21,7 +21,7 @@ from pathlib import Path
 
 from collectors.contract import DATABASE_URL_ENV, ENV_PREFIX, JOB_ID_ENV
 from collectors.registry import CollectorSpec
-from server.runner.protocol import LineSplitter, StdoutProgress, parse_progress_line, printable
+from server.runner.protocol import CappedLineSplitter, StdoutProgress, parse_progress_line, printable
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,17 @@ class CollectorProcess:
         env: Mapping[str, str],
         grace_period: float,
         on_progress: Callable[[StdoutProgress], None],
+        on_line: Callable[[str, str, bool, int], None] | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        """``on_line(stream, text, is_progress, cut_bytes)`` gets every output line (the job
+        log); ``redact`` cleans the stderr tail that goes into a failed job's error."""
         self.spec = spec
         self._env = dict(env)
         self._grace = grace_period
         self._on_progress = on_progress
+        self._on_line = on_line
+        self._redact = redact
         self._stop_requested = asyncio.Event()
         self._stop_reason: StopReason | None = None
         self._stderr = bytearray()
@@ -169,7 +175,7 @@ class CollectorProcess:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proc.wait(), 5)
             await self._drain(readers)
-        return ProcessResult(proc.returncode, stopped_for, stderr_tail(bytes(self._stderr)))
+        return ProcessResult(proc.returncode, stopped_for, self._redact(stderr_tail(bytes(self._stderr))))
 
     async def _wait_or_stop(self, proc: asyncio.subprocess.Process) -> StopReason | None:
         exited = asyncio.create_task(proc.wait())
@@ -201,21 +207,32 @@ class CollectorProcess:
         await asyncio.gather(*readers, return_exceptions=True)
 
     async def _read_stdout(self, stream: asyncio.StreamReader) -> None:
-        splitter = LineSplitter()
+        splitter = CappedLineSplitter()
         while chunk := await stream.read(READ_CHUNK):
-            self._handle_lines(splitter.feed(chunk))
-        self._handle_lines(splitter.finish())
+            self._handle_stdout(splitter.feed(chunk))
+        self._handle_stdout(splitter.finish())
 
-    def _handle_lines(self, lines: list[str]) -> None:
-        for line in lines:
-            report = parse_progress_line(line)
+    def _handle_stdout(self, lines: list[tuple[str, int]]) -> None:
+        for line, cut in lines:
+            # A line too long to keep whole is never a report (protocol.py).
+            report = parse_progress_line(line) if not cut else None
             if report is not None:
                 self._on_progress(report)
+            if self._on_line is not None:
+                self._on_line("stdout", line, report is not None, cut)
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        splitter = CappedLineSplitter()
         while chunk := await stream.read(READ_CHUNK):
             self._stderr += chunk
             del self._stderr[:-STDERR_KEEP_BYTES]
+            self._handle_stderr(splitter.feed(chunk))
+        self._handle_stderr(splitter.finish())
+
+    def _handle_stderr(self, lines: list[tuple[str, int]]) -> None:
+        if self._on_line is not None:
+            for line, cut in lines:
+                self._on_line("stderr", line, False, cut)
 
 
 def describe_outcome(result: ProcessResult, timeout: float) -> Outcome | None:

@@ -140,3 +140,39 @@ class LineSplitter:
                 lines.append(self._buffer.decode("utf-8", errors="replace").rstrip("\r"))
             self._buffer.clear()
             self._discarding = False
+
+
+class CappedLineSplitter:
+    """Bytes in, complete lines out as ``(text, cut_bytes)``: a line longer than
+    ``max_line_bytes`` keeps its first ``max_line_bytes`` and counts the rest, so memory stays
+    bounded and the log still shows how the line began."""
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._max = max_line_bytes
+        self._buffer = bytearray()
+        self._cut = 0
+
+    def feed(self, chunk: bytes) -> list[tuple[str, int]]:
+        lines: list[tuple[str, int]] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._take(chunk[start:end])
+            lines.append(self._line())
+            start = end + 1
+        self._take(chunk[start:])
+        return lines
+
+    def finish(self) -> list[tuple[str, int]]:
+        """The last line if the stream ended without a newline."""
+        return [self._line()] if self._buffer or self._cut else []
+
+    def _take(self, piece: bytes) -> None:
+        room = self._max - len(self._buffer)
+        self._buffer += piece[:room]
+        self._cut += max(0, len(piece) - room)
+
+    def _line(self) -> tuple[str, int]:
+        line = (self._buffer.decode("utf-8", errors="replace").rstrip("\r"), self._cut)
+        self._buffer.clear()
+        self._cut = 0
+        return line

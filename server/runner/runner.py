@@ -31,9 +31,11 @@ from collections.abc import Awaitable, Callable
 
 import aiopg
 
+from collectors.contract import RUNNER_HEARTBEAT_SECONDS
 from collectors.registry import CollectorSpec
 from server.background import BackgroundLoop
-from server.db import database, queue
+from server.db import database, logs, queue, runners
+from server.runner.job_log import JobLog, secret_values
 from server.runner.process import (
     CollectorProcess,
     StopReason,
@@ -62,6 +64,7 @@ OUTCOME_ATTEMPTS = 6
 class _ActiveRun:
     job: queue.ClaimedJob
     process: CollectorProcess
+    log: JobLog
 
 
 class Runner:
@@ -79,6 +82,7 @@ class Runner:
         self._runs: dict[str, _ActiveRun] = {}
         self._loop = BackgroundLoop(f"runner {self.runner_id}", self._tick, interval=settings.runner_poll_interval)
         self._last_watchdog = 0.0
+        self._last_heartbeat: float | None = None
         # Sweep often enough to catch silence within about a quarter of the timeout.
         self._watchdog_every = max(settings.runner_poll_interval, min(settings.watchdog_timeout / 4, 5.0))
 
@@ -113,11 +117,30 @@ class Runner:
         for run in list(self._runs.values()):
             run.process.request_stop(StopReason.SHUTDOWN)
         await self._loop.drain(self._settings.cancel_grace_period + STOP_MARGIN_SECONDS)
+        try:
+            await runners.record_stop(self._pool, self.runner_id)
+        except database.OUTAGE_ERRORS as exc:  # its heartbeat goes stale on its own
+            log.warning("runner %s could not record its stop: %s", self.runner_id, exc)
         log.info("runner %s stopped", self.runner_id)
+
+    async def _heartbeat(self, now: float) -> None:
+        """Say what this runner offers and runs (GET /api/runners; the unclaimable timeout)."""
+        if self._last_heartbeat is not None and now - self._last_heartbeat < RUNNER_HEARTBEAT_SECONDS:
+            return
+        await runners.record_heartbeat(
+            self._pool,
+            self.runner_id,
+            self.host,
+            list(self._registry),
+            self._settings.runner_concurrency,
+            list(self._runs),
+        )
+        self._last_heartbeat = now
 
     async def _tick(self) -> bool:
         await self._stop_jobs_ended_elsewhere()
         now = asyncio.get_running_loop().time()
+        await self._heartbeat(now)
         if now - self._last_watchdog >= self._watchdog_every:
             self._last_watchdog = now
             failed = await queue.fail_silent_jobs(self._pool, self._settings.watchdog_timeout)
@@ -148,11 +171,36 @@ class Runner:
             writer = ConflatingWriter(
                 functools.partial(self._write_stdout_progress, job.job_id), 1.0 / STDOUT_WRITES_PER_SECOND
             )
-            process = CollectorProcess(spec, env, self._settings.cancel_grace_period, writer.submit)
-            run = _ActiveRun(job, process)
+            job_log = JobLog(
+                self._pool,
+                job.job_id,
+                max_lines=self._settings.job_log_max_lines,
+                max_bytes=self._settings.job_log_max_bytes,
+                secrets=secret_values(spec.env),
+                stored=await self._stored_log_lines(job.job_id),
+            )
+            if job_log.restarted:
+                job_log.add("system", f"Runner {self.runner_id} starts the collector again from the beginning")
+
+            def on_line(stream: str, text: str, progress: bool, cut: int, job_log: JobLog = job_log) -> None:
+                job_log.add(stream, text, progress=progress, cut_bytes=cut)
+
+            process = CollectorProcess(
+                spec, env, self._settings.cancel_grace_period, writer.submit, on_line, job_log.redact
+            )
+            run = _ActiveRun(job, process, job_log)
             self._runs[job.job_id] = run
             await self._loop.spawn(self._execute(run, writer), name=f"job {job.job_id}")
             log.info("runner %s started job %s (%s)", self.runner_id, job.job_id, job.collector)
+
+    async def _stored_log_lines(self, job_id: str) -> list[tuple[int, int]]:
+        """What an earlier run of the job logged; an error must not strand the jobs just claimed
+        (at worst this run's lines number from 1 again and replace those)."""
+        try:
+            return await logs.stored_line_sizes(self._pool, job_id)
+        except Exception as exc:
+            log.warning("job %s: could not read its earlier log lines: %s", job_id, exc)
+            return []
 
     async def _write_stdout_progress(self, job_id: str, report: StdoutProgress) -> bool:
         return await queue.report_running_progress(self._pool, job_id, self.runner_id, report.percent, report.message)
@@ -163,6 +211,12 @@ class Runner:
             result = await run.process.run(lambda pid: self._record_pid(job.job_id, pid))
             await writer.close()
             outcome = describe_outcome(result, run.process.spec.timeout)
+            # Every line is stored before the job ends, so a reader that sees it ended has them all.
+            if outcome is not None and outcome.status == "failed":
+                run.log.add("system", outcome.message)
+            elif result.stopped_for is not None:
+                run.log.add("system", f"Stopped: {result.stopped_for.value}")
+            await run.log.close()
             if outcome is not None:
                 recorded = await self._persist(
                     lambda: queue.finish_job(
@@ -183,6 +237,7 @@ class Runner:
             log.exception("job %s (%s): could not record the outcome", job.job_id, job.collector)
         finally:
             await writer.cancel()
+            await run.log.cancel()
             self._runs.pop(job.job_id, None)
 
     async def _persist(self, write: Callable[[], Awaitable[bool]]) -> bool:

@@ -1,0 +1,72 @@
+"""Runner heartbeats (GET /api/runners) and the unclaimable timeout: a queued job whose
+collector no live runner offers fails with an error that says so, instead of waiting forever."""
+
+from __future__ import annotations
+
+from server.db import runners
+from server.db.database import create_pool
+from server.runner.housekeeping import Housekeeping
+from tests.conditions import eventually
+from tests.conftest import replace_settings
+from tests.test_api_runs import get_json
+from tests.test_runner import started_runner
+
+
+def queued_job(db, job_id, collector, age_seconds):
+    with db.cursor() as cur:
+        batch_id = "bc_" + job_id[3:]
+        cur.execute(
+            "INSERT INTO job_batches (batch_id, started_at) VALUES (%s, now() - make_interval(secs => %s))",
+            (batch_id, age_seconds),
+        )
+        cur.execute(
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, started_at)"
+            " VALUES (%s, %s, %s, %s, now() - make_interval(secs => %s))",
+            (job_id, batch_id, collector, f"{collector}-collector", age_seconds),
+        )
+
+
+def job_row(db, job_id):
+    with db.cursor() as cur:
+        cur.execute("SELECT status, error FROM job_runs WHERE job_id = %s", (job_id,))
+        return cur.fetchone()
+
+
+async def test_a_runner_is_listed_while_it_beats_and_marked_when_it_stops(client, settings, database_url):
+    async with started_runner(settings, database_url, runner_id="beating-runner", runner_concurrency=3):
+
+        async def listed():
+            body = await get_json(client, "/api/runners")
+            return [r for r in body["runners"] if r["runner_id"] == "beating-runner"]
+
+        (runner,) = await eventually(listed, what="the runner's first heartbeat")
+        assert runner["live"] is True and runner["stopped_at"] is None
+        assert runner["capacity"] == 3 and "demo" in runner["collectors"]
+    (runner,) = await listed()
+    assert runner["live"] is False and runner["stopped_at"] is not None
+
+
+async def test_a_job_no_live_runner_offers_fails_and_says_why(db, database_url, settings):
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM runners")
+        cur.execute("DELETE FROM job_batches")
+    queued_job(db, "no_00000001", "nobody", 3600)  # an hour in the queue, nothing offers it
+    queued_job(db, "of_00000002", "offered", 3600)  # as old, but a live runner offers it
+    queued_job(db, "no_00000003", "nobody", 5)  # not waited long enough yet
+    async with create_pool(database_url, 1, 2) as pool:
+        await runners.record_heartbeat(pool, "elsewhere", "host-b", ["offered"], 1, [])
+        keeper = Housekeeping(pool, replace_settings(settings, unclaimable_timeout=60.0))
+        keeper.start()
+        try:
+            await eventually(lambda: _status(db, "no_00000001", "failed"), what="the unclaimable job to fail")
+        finally:
+            await keeper.stop()
+    _, error = job_row(db, "no_00000001")
+    assert "No live runner offered this collector for 60 seconds" in error
+    assert "COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT" in error
+    assert job_row(db, "of_00000002")[0] == "queued"
+    assert job_row(db, "no_00000003")[0] == "queued"
+
+
+async def _status(db, job_id, status):
+    return job_row(db, job_id)[0] == status
