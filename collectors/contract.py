@@ -66,6 +66,7 @@ def text_problem(name: str, value: str, max_chars: int) -> str | None:
         return f"{name} must be valid Unicode text (no lone surrogates)"
     return None
 
+
 # Job logs (issue 12): what the runner keeps of a collector's output, per job. Past either cap
 # the newest lines are kept; a longer line is cut to MAX_LOG_LINE_BYTES with a marker.
 DEFAULT_JOB_LOG_MAX_LINES: Final = 10_000

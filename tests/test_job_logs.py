@@ -214,3 +214,130 @@ async def test_retention_removes_old_lines_in_batches(database_url, settings, db
     with db.cursor() as cur:
         cur.execute("SELECT min(line_no), count(*) FROM job_logs WHERE job_id = 'de_00000555'")
         assert cur.fetchone() == (251, 10)
+
+
+async def test_the_log_is_tailed_live_over_sse_and_websocket(aiohttp_client, chatty_settings, tmp_path):
+    """While the collector runs: SSE and a WebSocket `logs` subscription get the stored lines,
+    then new ones as they are stored, then the end; a reconnect resumes by line number."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(chatty_settings))
+    job_id = await run_chatty(client)
+    await eventually(lambda: _has_lines(client, job_id, 1000), what="the first lines")
+
+    sse = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events")
+    assert sse.status == 200 and sse.headers["Content-Type"].startswith("text/event-stream")
+    ws = await client.ws_connect("/api/ws")
+    await ws.send_json({"op": "subscribe", "logs": job_id, "after": 0})
+    assert await ws.receive_json(timeout=10) == {"type": "subscribed", "logs": job_id}
+
+    sse_lines: list[int] = []
+    buffer = b""
+
+    async def read_sse_until(predicate):
+        nonlocal buffer
+        while not predicate():
+            chunk = await asyncio.wait_for(sse.content.readany(), 10)
+            if not chunk:
+                return
+            buffer += chunk
+            *frames, buffer = buffer.split(b"\n\n")
+            for frame in frames:
+                fields = dict(line.split(b": ", 1) for line in frame.split(b"\n") if b": " in line)
+                if fields.get(b"event") == b"log":
+                    assert int(fields[b"id"]) == json_line(fields[b"data"])["line"]
+                    sse_lines.append(int(fields[b"id"]))
+                elif fields.get(b"event") == b"end":
+                    sse_lines.append(-1)
+
+    await read_sse_until(lambda: len(sse_lines) >= 1000)  # the stored lines, while the job waits
+    (tmp_path / "go").touch()  # now the collector prints the rest: they arrive live
+    await read_sse_until(lambda: sse_lines and sse_lines[-1] == -1)
+    assert sse_lines[-1] == -1 and sse_lines[:-1] == list(range(1, len(sse_lines)))
+    assert len(sse_lines) - 1 == 3003
+
+    ws_lines: list[int] = []
+    while True:
+        message = await ws.receive_json(timeout=10)
+        if message["type"] == "logs_end":
+            assert message == {"type": "logs_end", "job_id": job_id, "status": "failed"}
+            break
+        assert message["type"] == "logs"
+        ws_lines += [line["line"] for line in message["lines"]]
+    assert ws_lines == list(range(1, 3004))
+    await ws.close()
+
+    resumed = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events", headers={"Last-Event-ID": "3000"})
+    text = await resumed.text()
+    assert [line for line in text.split("\n") if line.startswith("id: ")] == ["id: 3001", "id: 3002", "id: 3003"]
+    assert "event: end" in text
+    done = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events", headers={"Last-Event-ID": "3003"})
+    assert done.status == 204
+
+
+def json_line(data: bytes) -> dict[str, Any]:
+    import json
+
+    return json.loads(data)
+
+
+async def _has_lines(client, job_id, count):
+    body = await read_logs(client, job_id, limit=count)
+    return len(body["lines"]) >= count
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [
+        ({"op": "subscribe", "logs": "nope"}, "Malformed job id"),
+        ({"op": "subscribe", "logs": "zz_00000000", "after": -1}, "after must be"),
+        ({"op": "subscribe", "logs": "zz_00000000", "since": 3}, "resumes with after"),
+        ({"op": "subscribe", "job_id": "zz_00000000", "after": 3}, "after goes with logs"),
+        ({"op": "subscribe", "logs": "zz_00000000"}, "Job not found"),
+    ],
+)
+async def test_bad_logs_subscriptions_get_an_error(client, message, words):
+    ws = await client.ws_connect("/api/ws")
+    await ws.send_json(message)
+    while True:
+        reply = await ws.receive_json(timeout=10)
+        if reply["type"] == "error":
+            break
+    assert words in reply["error"]
+    await ws.close()
+
+
+async def test_sse_log_stream_refusals(client):
+    assert (await client.get("/api/collectors/runs/job/zz_00000000/logs/events")).status == 404
+    resp = await client.get("/api/collectors/runs/job/zz_00000000/logs/events", headers={"Last-Event-ID": "x"})
+    assert resp.status == 400 and "Last-Event-ID" in (await resp.json())["error"]
+
+
+async def test_a_collector_printing_100000_lines_keeps_its_last_10000_tailed_live(aiohttp_client, settings, tmp_path):
+    """The issue's check: 100,000 lines run to completion; the newest 10,000 are readable through
+    the API, and an SSE tail opened while it ran saw lines as they came and then the end."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(chatty(settings, tmp_path, 100_000)))
+    job_id = await run_chatty(client)
+    await eventually(lambda: _has_lines(client, job_id, 100), what="the first lines")
+    sse = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events")
+    assert sse.status == 200
+    (tmp_path / "go").touch()
+    seen, last, ended, buffer = 0, 0, False, b""
+    while not ended:
+        chunk = await asyncio.wait_for(sse.content.readany(), 30)
+        assert chunk, "the stream closed before its end event"
+        buffer += chunk
+        *frames, buffer = buffer.split(b"\n\n")
+        for frame in frames:
+            if frame.startswith(b"id: "):
+                line = int(frame[4 : frame.index(b"\n")])
+                assert line > last  # in order, never twice (lines dropped by the cap may be skipped)
+                seen, last = seen + 1, line
+            ended = ended or b"event: end" in frame
+    assert last == 100_003 and seen >= 10_000
+    body = await _complete(client, job_id)
+    assert body is not None and len(body["lines"]) == 10_000
+    assert body["dropped_lines"] == 100_003 - 10_000
+    assert [line["line"] for line in body["lines"]] == list(range(90_004, 100_004))

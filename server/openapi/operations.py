@@ -299,6 +299,44 @@ def operation_paths(names: Names) -> dict[str, Schema]:
                 ],
             )
         },
+        "/api/collectors/runs/job/{job_id}/logs/events": {
+            "get": operation(
+                "streamJobLogs",
+                "Server-Sent Events: a job's log lines, stored ones first, then live",
+                {
+                    "200": {
+                        "description": "The lines after the resume line, then each new line as it is stored;"
+                        " ends with an 'end' event once the job has ended and its last line was sent.",
+                        "content": {
+                            "text/event-stream": {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "Events 'id: <line>', 'event: log', 'data: <a LogLine>'; finally"
+                                    " 'event: end', 'data: {\"job_id\": ..., \"status\": ...}'.",
+                                }
+                            }
+                        },
+                    },
+                    "204": {"description": "The job has ended and the client has its last line: nothing more."},
+                    "400": error("Malformed job id, or a resume line that is not a number."),
+                    "404": error("No job with this id (answered before the stream starts)."),
+                    "500": SERVER_ERROR,
+                    "503": error("The server is shutting down; reconnect (to another node)."),
+                },
+                parameters=[
+                    job_id,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": STREAM_RESUME_LINE,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"},
+                    },
+                    _query("lastEventId", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
+                    _query("after", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
+                ],
+            )
+        },
         "/api/collectors/stats": {
             "get": operation(
                 "getStats",

@@ -30,13 +30,15 @@ from typing import Any
 
 import aiopg
 
+from collectors.contract import TERMINAL_STATUSES
 from server.errors import NotFoundError
 from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.listener import Listener
-from server.realtime.notify import JobWakeUps, parse_notification
+from server.realtime.log_tail import LogTails
+from server.realtime.notify import JobWakeUps, parse_log_wake_up, parse_notification
 from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
 from server.realtime.tracker import StateTracker
@@ -54,6 +56,7 @@ class Hub:
     def __init__(self, pool: aiopg.Pool, *, cache_size: int = 2000) -> None:
         self._pool = pool
         self.wake_ups = JobWakeUps()
+        self.log_tails = LogTails(pool)
         self._subs = SubscriptionRegistry()
         self.closing = False
         self.stats = collections.Counter[str]()
@@ -86,16 +89,24 @@ class Hub:
 
     def on_notify(self, payload: str) -> None:
         """A NOTIFY payload (see sql/002_notify.sql). Synchronous and cheap: it only marks state
-        stale and schedules reads."""
+        stale and schedules reads. New log lines (sql/006_run_operations.sql) wake their followers."""
+        log_job = parse_log_wake_up(payload)
+        if log_job is not None:
+            self.stats["notifications"] += 1
+            self.log_tails.wake(log_job)
+            return
         notification = parse_notification(payload)
         if notification is None:
             return
         self.stats["notifications"] += 1
         self.wake_ups.fire(notification)
+        if notification.job_id is not None and notification.status in TERMINAL_STATUSES:
+            self.log_tails.wake(notification.job_id)  # its log is complete now
         self._tracker.note_change(notification.batch_id, notification.seq, notification.job_id)
 
     async def on_listening(self) -> None:
         """After every (re)connect: re-read what moved while no notification could reach us."""
+        self.log_tails.wake_all()
         await self._tracker.resync()
 
     async def current_batch(self, batch_id: str) -> BatchSnapshot | None:

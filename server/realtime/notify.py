@@ -36,6 +36,25 @@ class Notification:
     status: str | None = None
 
 
+# How a log payload starts (json_build_object's layout), so that job and batch payloads, the
+# hot path, are not parsed twice.
+_LOG_PREFIX = '{"kind" : "log"'
+
+
+def parse_log_wake_up(payload: str) -> str | None:
+    """The job id of a new-log-lines payload (sql/006_run_operations.sql), else None."""
+    if not payload.startswith(_LOG_PREFIX):
+        return None
+    try:
+        job_id = json.loads(payload)["job_id"]
+    except (ValueError, KeyError, TypeError):
+        job_id = None
+    if not isinstance(job_id, str):
+        log.warning("ignoring malformed notification %r", payload[:200])
+        return None
+    return job_id
+
+
 def parse_notification(payload: str) -> Notification | None:
     """The payload's fields, or None (logged) when it is not one of ours."""
     try:

@@ -14,6 +14,7 @@ from aiohttp import web
 from server.keys import DATABASE_URL, HUB, POOL, SETTINGS
 from server.realtime.hub import Hub
 from server.realtime.listener import Listener
+from server.realtime.log_stream import routes as log_stream_routes
 from server.realtime.sse import routes as sse_routes
 from server.realtime.ws import routes as ws_routes
 
@@ -37,6 +38,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         hub.close()
         await listener.stop()
+        await hub.log_tails.close()
 
 
 async def close_streams(app: web.Application) -> None:
@@ -53,3 +55,4 @@ def setup_realtime(app: web.Application) -> None:
     app.on_shutdown.append(close_streams)
     app.add_routes(sse_routes)
     app.add_routes(ws_routes)
+    app.add_routes(log_stream_routes)

@@ -2,10 +2,13 @@
 docs/LIVE_PUSH.md).
 
 Client -> server: ``{"op": "subscribe"|"unsubscribe", "batch_id"|"job_id"|"collectors": ...,
-"since": <seq>}`` and ``{"op": "ping"}``. Server -> client: ``subscribed`` / ``unsubscribed``
+"since": <seq>}``, ``{"op": "subscribe", "logs": <job id>, "after": <line>}`` (a job's log)
+and ``{"op": "ping"}``. Server -> client: ``subscribed`` / ``unsubscribed``
 acknowledgements, ``pong``, state messages ``{"type": "batch"|"job", "seq": N, "data": <GET
-JSON>}`` and ``{"type": "error", "error": "..."}``. A client that keeps sending malformed
-messages is closed with 1008; one that cannot keep up, with 1008 and a reason saying so.
+JSON>}``, log lines ``{"type": "logs", "job_id": ..., "lines": [...]}`` then ``{"type":
+"logs_end", "job_id": ..., "status": ...}``, and ``{"type": "error", "error": "..."}``. A
+client that keeps sending malformed messages is closed with 1008; one that cannot keep up,
+with 1008 and a reason saying so.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
 from server.realtime.hub import Hub
+from server.realtime.log_tail import LogBatch, LogFollower
 from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription
 
@@ -32,9 +36,10 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-TARGETS = ("batch_id", "job_id", "collectors")
-FIELDS = {"subscribe": {"op", "since", *TARGETS}, "unsubscribe": {"op", *TARGETS}, "ping": {"op"}}
+TARGETS = ("batch_id", "job_id", "collectors", "logs")
+FIELDS = {"subscribe": {"op", "since", "after", *TARGETS}, "unsubscribe": {"op", *TARGETS}, "ping": {"op"}}
 MAX_SEQ = 10**18
+MAX_LINE = 10**15
 
 
 class BadMessage(Exception):
@@ -53,6 +58,7 @@ class Session:
         self.settings = settings
         self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket", "websocket")
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self.log_follows: dict[str, LogFollower] = {}
         self.bad_messages = 0
         self.writer: asyncio.Task[None] | None = None  # only while there is something to send
         self.subscriber.write_when_queued(self.start_writer)
@@ -89,7 +95,16 @@ class Session:
             self.reply({"type": "pong"})
             return
         kind, target, echo = self.target_of(message)
-        if op == "subscribe":
+        if "after" in message and kind != "logs":
+            raise BadMessage("after goes with logs (a line number); batch, job and collectors take since")
+        if kind == "logs":
+            if "since" in message:
+                raise BadMessage("a logs subscription resumes with after (a line number), not since")
+            if op == "subscribe":
+                self.follow_logs(target, echo, self.after_of(message))
+            else:
+                self.unfollow_logs(target, echo)
+        elif op == "subscribe":
             await self.subscribe(kind, target, echo, self.since_of(message))
         else:
             self.unsubscribe(kind, target, echo)
@@ -112,6 +127,51 @@ class Session:
         except ValidationError as exc:
             raise BadMessage(exc.message) from None
         return field.removesuffix("_id"), checked, {field: checked}
+
+    @staticmethod
+    def after_of(message: dict[str, Any]) -> int:
+        after = message.get("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < MAX_LINE:
+            raise BadMessage("after must be a log line number: a non-negative integer")
+        return after
+
+    def follow_logs(self, job_id: str, echo: dict[str, Any], after: int) -> None:
+        """A job's log: the stored lines after ``after``, then new ones, then ``logs_end``. An
+        unknown job answers an error (its log tail finds no job)."""
+        old = self.log_follows.pop(job_id, None)
+        if old is not None:
+            self.hub.log_tails.unfollow(old)
+        if len(self.subscriptions) + len(self.log_follows) >= self.settings.ws_max_subscriptions:
+            limit = self.settings.ws_max_subscriptions
+            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
+            return
+        self.reply({"type": "subscribed", **echo})
+
+        def finish(batch: LogBatch) -> None:
+            self.log_follows.pop(job_id, None)
+            self.reply({"type": "logs_end", **batch.end_message()})
+
+        def gone() -> None:
+            self.log_follows.pop(job_id, None)
+            self.reply({"type": "error", "error": "Job not found", "status": 404, **echo})
+
+        follower = LogFollower(
+            job_id,
+            after,
+            deliver=lambda batch, start: self.subscriber.send_control(Control(batch.ws(start))),
+            finish=finish,
+            gone=gone,
+        )
+        self.log_follows[job_id] = follower
+        self.hub.log_tails.follow(follower)
+
+    def unfollow_logs(self, job_id: str, echo: dict[str, Any]) -> None:
+        follower = self.log_follows.pop(job_id, None)
+        if follower is None:
+            self.reply({"type": "error", "error": "not subscribed to that", **echo})
+            return
+        self.hub.log_tails.unfollow(follower)
+        self.reply({"type": "unsubscribed", **echo})
 
     @staticmethod
     def since_of(message: dict[str, Any]) -> int | None:
@@ -220,6 +280,9 @@ class Session:
         for sub in self.subscriptions.values():
             self.hub.unsubscribe(sub)
         self.subscriptions.clear()
+        for follower in self.log_follows.values():
+            self.hub.log_tails.unfollow(follower)
+        self.log_follows.clear()
 
 
 @routes.get("/api/ws")

@@ -1,0 +1,111 @@
+"""``GET /api/collectors/runs/job/{job_id}/logs/events``: a job's log as Server-Sent Events.
+
+The stored lines after ``Last-Event-ID`` (a line number; ``?lastEventId=`` or ``?after=`` on a
+first connect) come first, then new lines as the runner stores them (log_tail.py), each as
+``id: <line>``, ``event: log``, ``data: <the line's JSON, as GET .../logs lists it>``. Once the
+job has ended and its last line is sent, an ``event: end`` with the job's status closes the
+stream. A client that already has every line of an ended job gets 204, which stops
+EventSource from reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from aiohttp import web
+
+from collectors.contract import TERMINAL_STATUSES
+from server.api.roles import requires
+from server.api.validation import accepts_query, check_job_id
+from server.db import logs
+from server.errors import ApiError, NotFoundError, ValidationError
+from server.keys import HUB, POOL, SETTINGS
+from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
+from server.realtime.events import Control
+from server.realtime.log_tail import LogBatch, LogFollower
+from server.realtime.sse import HEARTBEAT, SSE_HEADERS
+from server.realtime.subscriber import Subscriber
+
+routes = web.RouteTableDef()
+
+RESUME_QUERY = ("lastEventId", "after")
+_LINE = re.compile(r"[0-9]{1,15}")
+
+
+def resume_line(request: web.Request) -> int:
+    """The last line the client has: ``Last-Event-ID``, else ``?lastEventId=``/``?after=``; 0."""
+    for name, raw in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+        *((name, request.query.get(name)) for name in RESUME_QUERY),
+    ):
+        if raw is not None and raw.strip():
+            if not _LINE.fullmatch(raw.strip()):
+                raise ValidationError(f"{name} must be a log line number (a non-negative integer), got {raw[:40]!r}")
+            return int(raw)
+    return 0
+
+
+@routes.get("/api/collectors/runs/job/{job_id}/logs/events")
+@requires("read")
+@accepts_query(*RESUME_QUERY)
+async def job_log_events(request: web.Request) -> web.StreamResponse:
+    job_id = check_job_id(request.match_info["job_id"])
+    after = resume_line(request)
+    hub = request.app[HUB]
+    settings = request.app[SETTINGS]
+    if hub.closing:
+        raise ApiError("Server is shutting down; try again", status=503)
+    found = await logs.read_lines(request.app[POOL], job_id, after, 1)
+    if found is None:
+        raise NotFoundError("Job not found")
+    job, rows, _ = found
+    if job["status"] in TERMINAL_STATUSES and not rows:
+        return web.Response(status=204, headers={"Cache-Control": "no-cache"})
+
+    subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}", "sse")
+    ending: list[bytes] = []
+
+    def finish(batch: LogBatch) -> None:
+        ending.append(b"event: end\ndata: %s\n\n" % json.dumps(batch.end_message()).encode())
+        subscriber.close("the job has ended and every line was sent", drain=True)
+
+    follower = LogFollower(
+        job_id,
+        after,
+        deliver=lambda batch, start: subscriber.send_control(Control(batch.sse(start))),
+        finish=finish,
+        gone=lambda: subscriber.close("the job was deleted"),
+    )
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    with hub.connected(subscriber):
+        hub.log_tails.follow(follower)
+        try:
+            await response.prepare(request)
+            await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
+            while True:
+                item = await subscriber.next(wait=settings.stream_heartbeat)
+                if item is None:
+                    if subscriber.closed:
+                        break
+                    await _write(response, HEARTBEAT, settings.stream_send_timeout)
+                    continue
+                assert isinstance(item, Control)
+                await _write(response, item.data, settings.stream_send_timeout)
+            for chunk in ending:
+                await _write(response, chunk, settings.stream_send_timeout)
+            return response
+        except TimeoutError:
+            SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError from None
+        except ConnectionError:
+            raise asyncio.CancelledError from None
+        finally:
+            hub.log_tails.unfollow(follower)
+
+
+async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
+    await asyncio.wait_for(response.write(data), seconds)

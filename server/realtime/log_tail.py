@@ -1,0 +1,162 @@
+"""Live job logs: the followers of each job's log in this process, fed from the same NOTIFY path
+as progress (docs/ARCHITECTURE.md, rules 1 and 5).
+
+A runner stores a batch of lines; the table's trigger NOTIFYs ``{"kind": "log", "job_id",
+"line"}`` (sql/006_run_operations.sql); the hub calls ``wake(job_id)``. One reader per job then
+reads the new lines once, from the lowest position any follower of that job has, and encodes
+each line once (its SSE frame, its JSON); every follower gets the lines past its own position
+from that same batch. A job that ends wakes its log too: once the job is terminal and its last
+line is read (the runner stores every line before it ends the job), each follower is told the
+log is complete.
+
+Followers resume by line number (SSE ``Last-Event-ID``), so nothing here needs to survive a
+reconnect; after the LISTEN connection comes back, ``wake_all`` re-reads every followed log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiopg
+
+from collectors.contract import TERMINAL_STATUSES
+from server.api.representation import log_line_json
+from server.db import logs
+
+log = logging.getLogger(__name__)
+
+# Lines read per query; a longer backlog is read in several.
+READ_PAGE = 2000
+
+
+@dataclasses.dataclass(eq=False)
+class LogBatch:
+    """Lines read once for every follower of a job, each encoded once."""
+
+    job_id: str
+    status: str
+    numbers: list[int]
+    bodies: list[bytes]  # each line's JSON
+    complete: bool  # the job has ended and no line follows these
+    _sse: list[bytes] | None = None
+
+    def sse(self, start: int) -> bytes:
+        """The SSE frames of the lines from index ``start`` (``id:`` is the line number)."""
+        if self._sse is None:
+            self._sse = [
+                b"id: %d\nevent: log\ndata: %s\n\n" % (n, body)
+                for n, body in zip(self.numbers, self.bodies, strict=True)
+            ]
+        return b"".join(self._sse[start:])
+
+    def ws(self, start: int) -> bytes:
+        """One WebSocket message with the lines from index ``start``."""
+        return b'{"type": "logs", "job_id": "%s", "lines": [%s]}' % (
+            self.job_id.encode(),
+            b", ".join(self.bodies[start:]),
+        )
+
+    def end_message(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "status": self.status}
+
+
+@dataclasses.dataclass(eq=False)
+class LogFollower:
+    """One client following one job's log from line ``position`` on. ``deliver(batch, start)``
+    gets new lines (from index ``start`` of the batch); ``finish(batch)`` says the log is
+    complete; ``gone()`` says the job no longer exists. All three are synchronous and cheap."""
+
+    job_id: str
+    position: int
+    deliver: Callable[[LogBatch, int], None]
+    finish: Callable[[LogBatch], None]
+    gone: Callable[[], None]
+    done: bool = False
+
+
+class LogTails:
+    def __init__(self, pool: aiopg.Pool) -> None:
+        self._pool = pool
+        self._followers: dict[str, set[LogFollower]] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+
+    def follow(self, follower: LogFollower) -> None:
+        """Start feeding ``follower``: the stored lines after its position first, then new ones."""
+        self._followers.setdefault(follower.job_id, set()).add(follower)
+        self.wake(follower.job_id)
+
+    def unfollow(self, follower: LogFollower) -> None:
+        follower.done = True
+        followers = self._followers.get(follower.job_id)
+        if followers is not None:
+            followers.discard(follower)
+            if not followers:
+                del self._followers[follower.job_id]
+
+    def wake(self, job_id: str) -> None:
+        """New lines, or the job ended: read if anyone here follows the job's log."""
+        if job_id not in self._followers:
+            return
+        self._dirty.add(job_id)
+        if job_id not in self._readers:
+            self._readers[job_id] = asyncio.create_task(self._read(job_id), name=f"log tail {job_id}")
+
+    def wake_all(self) -> None:
+        for job_id in list(self._followers):
+            self.wake(job_id)
+
+    @property
+    def follower_count(self) -> int:
+        return sum(len(f) for f in self._followers.values())
+
+    async def close(self) -> None:
+        for task in list(self._readers.values()):
+            task.cancel()
+        await asyncio.gather(*self._readers.values(), return_exceptions=True)
+
+    async def _read(self, job_id: str) -> None:
+        try:
+            while self._followers.get(job_id) and job_id in self._dirty:
+                self._dirty.discard(job_id)
+                if await self._read_page(job_id):
+                    self._dirty.add(job_id)  # a full page: read on at once
+        except Exception as exc:  # the database is away: the next NOTIFY or resync reads again
+            log.warning("log tail of %s: %s", job_id, exc)
+        finally:
+            self._readers.pop(job_id, None)
+
+    async def _read_page(self, job_id: str) -> bool:
+        """Read and hand out one page; True if the page was full."""
+        followers = self._followers.get(job_id, set())
+        start = min(f.position for f in followers)
+        found = await logs.read_lines(self._pool, job_id, start, READ_PAGE)
+        if found is None:
+            for follower in list(followers):
+                self.unfollow(follower)
+                follower.gone()
+            return False
+        job, rows, _ = found
+        full = len(rows) == READ_PAGE
+        batch = LogBatch(
+            job_id,
+            job["status"],
+            [row["line_no"] for row in rows],
+            [json.dumps(log_line_json(row)).encode("utf-8") for row in rows],
+            complete=job["status"] in TERMINAL_STATUSES and not full,
+        )
+        last = batch.numbers[-1] if rows else start
+        for follower in list(self._followers.get(job_id, ())):
+            first_new = next((i for i, n in enumerate(batch.numbers) if n > follower.position), None)
+            if first_new is not None:
+                follower.deliver(batch, first_new)
+                follower.position = last
+            if batch.complete and follower.position >= last:
+                self.unfollow(follower)
+                follower.finish(batch)
+        return full
