@@ -170,6 +170,8 @@ async def test_every_inventory_answer_matches_the_openapi_document(client, fille
     await contract.call(client, "GET", one, 404, path={"source": "ninja", "device_id": "404"})
     await contract.call(client, "GET", one, 400, path={"source": "nope", "device_id": "1"})
     await contract.call(client, "GET", "/api/inventory/summary", 200)
+    # Every route refuses a query parameter it does not accept (tests/test_query_parameters.py).
+    await contract.call(client, "GET", "/api/inventory/summary", 400, params={"unknown": "1"})
     documented = {(m, p, s) for p, item in doc["paths"].items() if p.startswith("/api/inventory/")
                   for m, op in item.items() for s in op["responses"]}  # fmt: skip
     provoked = {(m.lower(), p, s) for m, p, s in contract.seen}

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
 
 from collectors.contract import MAX_LOG_LINE_BYTES, REDACTED
+from server.app import create_app
 from server.db import logs
+from server.db.database import create_pool
+from server.runner import housekeeping
 from server.runner.housekeeping import Housekeeping
 from server.runner.job_log import cut_line, redact, secret_values
 from server.runner.protocol import CappedLineSplitter
@@ -73,8 +77,6 @@ async def read_logs(client, job_id: str, after: int = 0, limit: int = 5000) -> d
 async def test_a_run_is_logged_line_by_line_redacted_cut_and_readable_while_it_runs(
     aiohttp_client, chatty_settings, tmp_path, db
 ):
-    from server.app import create_app
-
     client = await aiohttp_client(create_app(chatty_settings))
     job_id = await run_chatty(client)
 
@@ -119,8 +121,6 @@ async def test_a_run_is_logged_line_by_line_redacted_cut_and_readable_while_it_r
 
 
 async def test_the_newest_lines_are_kept_under_the_cap(aiohttp_client, chatty_settings, tmp_path):
-    from server.app import create_app
-
     (tmp_path / "go").touch()
     client = await aiohttp_client(create_app(replace_settings(chatty_settings, job_log_max_lines=500)))
     job_id = await run_chatty(client)
@@ -135,8 +135,6 @@ async def test_the_newest_lines_are_kept_under_the_cap(aiohttp_client, chatty_se
 
 
 async def test_the_newest_bytes_are_kept_under_the_cap(aiohttp_client, settings, tmp_path):
-    from server.app import create_app
-
     (tmp_path / "go").touch()
     client2 = await aiohttp_client(create_app(chatty(settings, tmp_path, 20_000, job_log_max_bytes=64 * 1024)))
     job_id = await run_chatty(client2)
@@ -174,9 +172,6 @@ def test_the_capped_splitter_keeps_a_prefix_and_counts_the_rest():
 
 
 async def test_retention_removes_old_lines_in_batches(database_url, settings, db, monkeypatch):
-    from server.db.database import create_pool
-    from server.runner import housekeeping
-
     with db.cursor() as cur:
         cur.execute("INSERT INTO job_batches (batch_id) VALUES ('bc_00000555')")
         cur.execute(
@@ -219,8 +214,6 @@ async def test_retention_removes_old_lines_in_batches(database_url, settings, db
 async def test_the_log_is_tailed_live_over_sse_and_websocket(aiohttp_client, chatty_settings, tmp_path):
     """While the collector runs: SSE and a WebSocket `logs` subscription get the stored lines,
     then new ones as they are stored, then the end; a reconnect resumes by line number."""
-    from server.app import create_app
-
     client = await aiohttp_client(create_app(chatty_settings))
     job_id = await run_chatty(client)
     await eventually(lambda: _has_lines(client, job_id, 1000), what="the first lines")
@@ -276,8 +269,6 @@ async def test_the_log_is_tailed_live_over_sse_and_websocket(aiohttp_client, cha
 
 
 def json_line(data: bytes) -> dict[str, Any]:
-    import json
-
     return json.loads(data)
 
 
@@ -316,8 +307,6 @@ async def test_sse_log_stream_refusals(client):
 async def test_a_collector_printing_100000_lines_keeps_its_last_10000_tailed_live(aiohttp_client, settings, tmp_path):
     """The issue's check: 100,000 lines run to completion; the newest 10,000 are readable through
     the API, and an SSE tail opened while it ran saw lines as they came and then the end."""
-    from server.app import create_app
-
     client = await aiohttp_client(create_app(chatty(settings, tmp_path, 100_000)))
     job_id = await run_chatty(client)
     await eventually(lambda: _has_lines(client, job_id, 100), what="the first lines")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from server.api.validation import accepted_query
+from server.app import create_app
 from tests.conftest import replace_settings
 from tests.route_paths import concrete_path
 
@@ -45,8 +46,6 @@ async def test_the_message_lists_what_the_route_accepts(client):
 
 
 async def test_a_caller_without_credentials_gets_401_first(aiohttp_client, settings):
-    from server.app import create_app
-
     secured = await aiohttp_client(
         create_app(replace_settings(settings, api_keys=(("read", "a-read-key-0123456789abcdef"),)))
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from collectors.contract import BATCH_ID
 from server.api.roles import requires
+from server.api.validation import accepts_query
 from server.package_data import STATIC_DIR
 
 # The page loads only its own scripts and talks only to this server; inline script and
@@ -33,6 +34,7 @@ CONSOLE_PATHS = (
 
 
 @requires("public")
+@accepts_query("collector", "limit")  # the runs view keeps its filter in the address (static/console/views/runs.js)
 async def console_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC_DIR / "index.html",

@@ -193,7 +193,39 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, help="stop watching after this many seconds and exit 1")
     watch.set_defaults(command_module="watch")
 
+    logs = sub.add_parser(
+        "logs",
+        help="print a job's log (stdout lines to stdout, the rest to stderr)",
+        description="Exit status: 0 printed (with --follow: the job completed), 1 with --follow the job failed or"
+        " was cancelled, 2 unknown job, refused, or server unreachable.",
+    )
+    logs.add_argument("job_id", metavar="JOB_ID", help="e.g. ni_12345678")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the job ends")
+    _add_client_options(logs)
+    logs.set_defaults(command_module="logs")
+
+    rerun = sub.add_parser(
+        "rerun",
+        help="run a batch again as a new batch (all its jobs, or --failed ones)",
+        description="Exit status: 0 queued (with --watch: completed), 1 with --watch the new batch failed or was"
+        " cancelled, 2 refused (unknown batch, still running, nothing failed) or server unreachable.",
+    )
+    rerun.add_argument("batch_id", metavar="BATCH_ID", help="e.g. bc_12345678")
+    rerun.add_argument("--failed", action="store_true", help="only the failed and cancelled jobs")
+    rerun.add_argument("--watch", action="store_true", help="show the new batch's live progress bars")
+    _add_client_options(rerun)
+    rerun.set_defaults(command_module="rerun")
+
     return parser
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL,
+        help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
+    )
+    parser.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,7 +66,9 @@ async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> lis
         f"No live runner offered this collector for {timeout_seconds:g} seconds, so nothing could run the job "
         "(COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT). Check GET /api/runners and the runners' collectors files."
     )
-    async with database.transaction(pool) as cur:
+    # One autocommit statement (not a transaction around it): its locks end with it, so it
+    # never holds them across an await (server/db/database.py).
+    async with database.cursor(pool) as cur:
         await cur.execute(
             """
             WITH stuck AS (

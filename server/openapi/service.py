@@ -80,6 +80,19 @@ CONSOLE_VIEWS = {
 }
 
 
+# The page's own address may carry these (its script reads them; one handler serves every view).
+CONSOLE_QUERY: list[Schema] = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"The runs view's {what}, kept in the address (read by the page's script).",
+        "schema": {"type": "string"},
+    }
+    for name, what in (("collector", "collector filter"), ("limit", "number of runs shown"))
+]
+
+
 def console_paths() -> dict[str, Schema]:
     page = {
         "200": {"description": "The console's HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
@@ -89,7 +102,10 @@ def console_paths() -> dict[str, Schema]:
     return {
         path: {
             "get": operation(
-                op, summary, {**page, **not_a_page} if params else page, **({"parameters": params} if params else {})
+                op,
+                summary,
+                {**page, **not_a_page} if params else page,
+                parameters=[*params, *CONSOLE_QUERY],
             )
         }
         for path, (op, summary, params) in CONSOLE_VIEWS.items()

@@ -1,0 +1,100 @@
+"""`collector-hub logs` and `collector-hub rerun` against a real server with a real runner."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import aiohttp
+
+from server.app import create_app
+from server.cli.logs import terminal_text
+from tests.conditions import eventually
+from tests.conftest import replace_settings
+from tests.test_cli_run import cli
+from tests.test_job_logs import TOKEN, chatty
+from tests.test_runner import write_collectors_file
+
+
+def test_escape_sequences_are_stripped():
+    assert terminal_text("\x1b[31mred\x1b[0m \x1b]0;title\x07done\x1b[2K \x9b1mx") == "red done x"
+    assert terminal_text("tab\there\x00") == "tab here "
+
+
+async def test_logs_prints_and_follows_a_running_job(aiohttp_server: Any, settings: Any, tmp_path: Any) -> None:
+    server = await aiohttp_server(create_app(chatty(settings, tmp_path, 300)))
+    url = str(server.make_url("")).rstrip("/")
+    code, out, err = await cli("run", "chatty", "--no-wait", "--url", url)
+    assert code == 0, err
+    job_id = out.split("(")[1].split(")")[0]
+    follow = asyncio.create_task(cli("logs", job_id, "--follow", "--url", url))
+    (tmp_path / "go").touch()
+    code, out, err = await follow
+    assert code == 1, err  # the collector exits 3: the job failed
+    stdout = out.splitlines()
+    assert stdout[0] == "connecting with token [redacted] to the vendor"
+    assert TOKEN not in out + err
+    assert [line for line in stdout if line.startswith("line ")] == [f"line {n}" for n in range(1, 301) if n % 100]
+    assert "warning at line 100" in err.splitlines()
+    assert err.splitlines()[-1] == "[collector-hub] Collector exited with code 3"
+
+    code, again, _ = await cli("logs", job_id, "--url", url)
+    assert code == 0 and again == out  # the stored log, printed the same way
+
+    code, _, err = await cli("logs", "zz_00000000", "--url", url)
+    assert code == 2 and "Job not found" in err
+    code, _, err = await cli("logs", "nope", "--url", url)
+    assert code == 2 and "JOB_ID must look like" in err
+
+
+async def test_rerun_reruns_the_failed_jobs_and_watches(aiohttp_server: Any, settings: Any, tmp_path: Any) -> None:
+    collectors = write_collectors_file(
+        tmp_path / "collectors.toml",
+        {
+            "demo": {
+                "command": [sys.executable, "-m", "collectors.demo"],
+                "env": {"DEMO_PAGES": "2", "DEMO_PAGE_SECONDS": "0.05"},
+            },
+            "crash": {"command": [sys.executable, "-c", "import sys; sys.exit(1)"]},
+        },
+    )
+    app = create_app(
+        replace_settings(
+            settings, run_collectors=True, runner_poll_interval=0.1, collectors_file=collectors, rate_limit_per_minute=0
+        )
+    )
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    code, out, _ = await cli("run", "demo", "crash", "--url", url)
+    assert code == 1
+    batch_id = out.split()[1]
+
+    code, out, err = await cli("rerun", batch_id, "--failed", "--watch", "--url", url)
+    assert code == 1, err  # crash fails again
+    first = out.splitlines()[0]
+    assert first.startswith("Batch bc_") and f"re-running {batch_id}: crash (cr_" in first
+    new_batch = first.split()[1]
+    body = await server_client_get(url, f"/api/collectors/runs/batch/{new_batch}")
+    assert body["rerun_of"] == batch_id and [j["collector"] for j in body["collectors"]] == ["crash"]
+
+    code, out, err = await cli("rerun", batch_id, "--url", url)
+    assert code == 0 and "demo (de_" in out and "crash (cr_" in out
+    running = out.split()[1]
+    code, _, err = await cli("rerun", running, "--url", url)
+    assert code in (0, 2)  # refused while it runs (409), unless it already ended
+    if code == 2:
+        assert "HTTP 409" in err
+    await eventually(lambda: _ended(url, running), what="the re-run to end")
+    code, _, err = await cli("rerun", "bc_00000000", "--url", url)
+    assert code == 2 and "HTTP 404" in err
+
+
+async def server_client_get(url: str, path: str) -> Any:
+    async with aiohttp.ClientSession() as session, session.get(url + path) as resp:
+        return await resp.json()
+
+
+async def _ended(url: str, batch_id: str) -> bool:
+    body = await server_client_get(url, f"/api/collectors/runs/batch/{batch_id}")
+    return body["status"] in ("completed", "failed", "cancelled")
