@@ -33,8 +33,13 @@ CONSOLE_PATHS = (
 )
 
 
+# What the console's views keep in their address (static/console/views/runs.js, inventory.js):
+# one page serves every view, so it accepts them all. The OpenAPI document lists the same.
+CONSOLE_QUERY = ("collector", "limit", "q", "source", "platform", "missing_from", "removed")
+
+
 @requires("public")
-@accepts_query("collector", "limit")  # the runs view keeps its filter in the address (static/console/views/runs.js)
+@accepts_query(*CONSOLE_QUERY)
 async def console_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC_DIR / "index.html",

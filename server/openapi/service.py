@@ -3,6 +3,7 @@ document), liveness and readiness, the metrics, the console's pages and its icon
 
 from __future__ import annotations
 
+from server.api.static_routes import CONSOLE_QUERY
 from server.openapi.components import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
@@ -80,16 +81,16 @@ CONSOLE_VIEWS = {
 }
 
 
-# The page's own address may carry these (its script reads them; one handler serves every view).
-CONSOLE_QUERY: list[Schema] = [
+# The page's address may carry its views' filters (its script reads them; one page, every view).
+CONSOLE_QUERY_PARAMETERS: list[Schema] = [
     {
         "name": name,
         "in": "query",
         "required": False,
-        "description": f"The runs view's {what}, kept in the address (read by the page's script).",
+        "description": "A view's filter, kept in the address and read by the page's script.",
         "schema": {"type": "string"},
     }
-    for name, what in (("collector", "collector filter"), ("limit", "number of runs shown"))
+    for name in CONSOLE_QUERY
 ]
 
 
@@ -105,7 +106,7 @@ def console_paths() -> dict[str, Schema]:
                 op,
                 summary,
                 {**page, **not_a_page} if params else page,
-                parameters=[*params, *CONSOLE_QUERY],
+                parameters=[*params, *CONSOLE_QUERY_PARAMETERS],
             )
         }
         for path, (op, summary, params) in CONSOLE_VIEWS.items()
