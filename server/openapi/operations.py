@@ -280,8 +280,8 @@ def operation_paths(names: Names) -> dict[str, Schema]:
                 "A job's log lines after a line number",
                 {
                     "200": json_response("Lines, oldest first.", "JobLogs"),
-                    "400": error("Malformed job id, after or limit out of range, or an unknown query parameter."),
-                    "404": error("No job with this id."),
+                    "400": error("after or limit out of range, or an unknown query parameter."),
+                    "404": error("No job with this id (a malformed id included)."),
                     "500": SERVER_ERROR,
                 },
                 parameters=[
@@ -318,8 +318,8 @@ def operation_paths(names: Names) -> dict[str, Schema]:
                         },
                     },
                     "204": {"description": "The job has ended and the client has its last line: nothing more."},
-                    "400": error("Malformed job id, or a resume line that is not a number."),
-                    "404": error("No job with this id (answered before the stream starts)."),
+                    "400": error("A resume line that is not a number, or an unknown query parameter."),
+                    "404": error("No job with this id, a malformed one included (answered before the stream starts)."),
                     "500": SERVER_ERROR,
                     "503": error("The server is shutting down; reconnect (to another node)."),
                 },

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from collectors.contract import TERMINAL_STATUSES
 from server.api.roles import requires
-from server.api.validation import accepts_query, check_job_id
+from server.api.validation import accepts_query, path_job_id
 from server.db import logs
 from server.errors import ApiError, NotFoundError, ValidationError
 from server.keys import HUB, POOL, SETTINGS
@@ -51,7 +51,7 @@ def resume_line(request: web.Request) -> int:
 @requires("read")
 @accepts_query(*RESUME_QUERY)
 async def job_log_events(request: web.Request) -> web.StreamResponse:
-    job_id = check_job_id(request.match_info["job_id"])
+    job_id = path_job_id(request)
     after = resume_line(request)
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
