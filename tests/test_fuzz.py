@@ -46,13 +46,18 @@ from server.webhooks import address_guard, dispatcher
 
 ADMIN_KEY = "fuzz-admin-key-0123456789abcdef"
 MAX_EXAMPLES = 10
-STREAMING_OPERATIONS = ("streamBatch", "streamJob", "streamCollectors", "websocket")
+STREAMING_OPERATIONS = ("streamBatch", "streamJob", "streamCollectors", "streamJobLogs", "websocket")
 # Where a schema-valid request may still be refused, for reasons no schema can state (each
 # operation's description does): a receiver URL's host can be a local name or resolve to a
 # private address; an inventory cursor is opaque, valid only as the server gave it out; a
 # schedule's time zone must be one the machine's IANA database knows, and its cron fields must
-# name times that exist.
+# name times that exist; a collector name is accepted when it is configured or has runs, a
+# history cursor only as the server gave it out, and since must not be after until.
 NOT_DECIDED_BY_THE_SCHEMA = {
+    "getLatestRuns": [positive_data_acceptance],
+    "getHistory": [positive_data_acceptance],
+    "listBatches": [positive_data_acceptance],
+    "getStats": [positive_data_acceptance],
     "createWebhook": [positive_data_acceptance],
     "updateWebhook": [positive_data_acceptance],
     "listInventoryDevices": [positive_data_acceptance],

@@ -274,6 +274,13 @@ async def test_other_endpoints_match_the_document(client, contract):
         ("/", {}),
     ):
         await c.call(client, "GET", template, 400, path=path, params={"unknown": "1"})
+    for method, template, path in (
+        ("GET", BATCH, UNKNOWN_BATCH),
+        ("GET", JOB, UNKNOWN_JOB),
+        ("POST", BATCH_CANCEL, UNKNOWN_BATCH),
+        ("POST", JOB_CANCEL, UNKNOWN_JOB),
+    ):
+        await c.call(client, method, template, 400, path=path, params={"unknown": "1"})
 
 
 async def test_body_too_large_is_the_documented_error(client, contract):
