@@ -79,32 +79,33 @@ async def job_log_events(request: web.Request) -> web.StreamResponse:
         gone=lambda: subscriber.close("the job was deleted"),
     )
     response = web.StreamResponse(headers=SSE_HEADERS)
-    with hub.connected(subscriber):
-        hub.log_tails.follow(follower)
-        try:
-            await response.prepare(request)
-            await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
-            while True:
-                item = await subscriber.next(wait=settings.stream_heartbeat)
-                if item is None:
-                    if subscriber.closed:
-                        break
-                    await _write(response, HEARTBEAT, settings.stream_send_timeout)
-                    continue
-                assert isinstance(item, Control)
-                await _write(response, item.data, settings.stream_send_timeout)
-            for chunk in ending:
-                await _write(response, chunk, settings.stream_send_timeout)
-            return response
-        except TimeoutError:
-            SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError from None
-        except ConnectionError:
-            raise asyncio.CancelledError from None
-        finally:
-            hub.log_tails.unfollow(follower)
+    hub.connect(subscriber)
+    hub.log_tails.follow(follower)
+    try:
+        await response.prepare(request)
+        await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
+        while True:
+            item = await subscriber.next(wait=settings.stream_heartbeat)
+            if item is None:
+                if subscriber.closed:
+                    break
+                await _write(response, HEARTBEAT, settings.stream_send_timeout)
+                continue
+            assert isinstance(item, Control)
+            await _write(response, item.data, settings.stream_send_timeout)
+        for chunk in ending:
+            await _write(response, chunk, settings.stream_send_timeout)
+        return response
+    except TimeoutError:
+        SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError from None
+    except ConnectionError:
+        raise asyncio.CancelledError from None
+    finally:
+        hub.log_tails.unfollow(follower)
+        hub.disconnect(subscriber)
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:

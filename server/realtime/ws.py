@@ -49,7 +49,17 @@ class BadMessage(Exception):
 class Session:
     """One WebSocket connection: its subscriptions and its outbox."""
 
-    __slots__ = ("bad_messages", "hub", "registry", "settings", "subscriber", "subscriptions", "writer", "ws")
+    __slots__ = (
+        "bad_messages",
+        "hub",
+        "log_follows",
+        "registry",
+        "settings",
+        "subscriber",
+        "subscriptions",
+        "writer",
+        "ws",
+    )
 
     def __init__(self, ws: web.WebSocketResponse, hub: Hub, registry: dict[str, Any], settings: Any) -> None:
         self.ws = ws
