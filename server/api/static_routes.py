@@ -7,6 +7,8 @@ forward work: every one of them answers the same page, and the page's router
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from collectors.contract import BATCH_ID
@@ -21,34 +23,38 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
-# The console's addresses (aiohttp path templates; a malformed id is the router's 404). The
-# OpenAPI document lists the same tuple.
-CONSOLE_PATHS = (
-    "/",
-    "/runs",
-    "/runs/{batch_id:" + BATCH_ID.pattern.strip("^$") + "}",
-    "/inventory",
-    "/schedules",
-    "/collectors/{collector:[A-Za-z0-9_.-]{1,64}}",
-)
+# The console's addresses: path template -> (the pattern of each path parameter, the query
+# parameters the view keeps in the address). A malformed id is the router's 404. The page's
+# script reads the query parameters and hands them on, under the same names, to the API route
+# that checks them (the Runs view to GET /api/collectors/batches, the Collector view's window to
+# GET /api/collectors/stats, the Inventory view's search to GET /api/inventory/devices). The
+# OpenAPI document is built from this table.
+CONSOLE_VIEWS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "/": ({}, ()),
+    "/runs": ({}, ("collectors", "status", "since", "until", "cursor")),
+    "/runs/{batch_id}": ({"batch_id": BATCH_ID.pattern.strip("^$")}, ()),
+    "/collectors/{collector}": ({"collector": "[A-Za-z0-9_.-]{1,64}"}, ("window",)),
+    "/schedules": ({}, ()),
+    "/inventory": ({}, ("q", "source", "platform", "missing_from", "removed")),
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-# What the console's views keep in their address (static/console/views/runs.js, inventory.js):
-# one page serves every view, so it accepts them all. The OpenAPI document lists the same.
-CONSOLE_QUERY = ("collector", "limit", "q", "source", "platform", "missing_from", "removed")
+def _page_handler(query: tuple[str, ...]) -> Handler:
+    @requires("public")
+    @accepts_query(*query)
+    async def console_page(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(
+            STATIC_DIR / "index.html",
+            headers={
+                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-cache",
+            },
+        )
 
-
-@requires("public")
-@accepts_query(*CONSOLE_QUERY)
-async def console_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        STATIC_DIR / "index.html",
-        headers={
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-cache",
-        },
-    )
+    return console_page
 
 
 @requires("public")
@@ -61,8 +67,9 @@ async def favicon(request: web.Request) -> web.FileResponse:
 
 
 def setup_static_routes(app: web.Application) -> None:
-    for path in CONSOLE_PATHS:
-        app.router.add_get(path, console_page)
+    for template, (patterns, query) in CONSOLE_VIEWS.items():
+        path = template.format(**{name: f"{{{name}:{pattern}}}" for name, pattern in patterns.items()})
+        app.router.add_get(path, _page_handler(query))
     app.router.add_get("/favicon.ico", favicon)
     # add_static resolves names inside STATIC_DIR only and does not follow symlinks out of it.
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

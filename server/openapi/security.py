@@ -11,11 +11,12 @@ here: the rate limiter's own rule (``is_rate_limited_route``) is asked for each 
 from __future__ import annotations
 
 from server.openapi.components import Schema, error
-from server.openapi.service import CONSOLE_VIEWS
+from server.openapi.service import CONSOLE_OPERATIONS
 from server.security.ratelimit import is_rate_limited_route
 
-CONSOLE_OPERATIONS = frozenset(op for op, _, _ in CONSOLE_VIEWS.values())
-PUBLIC_OPERATIONS = frozenset({"listDocs", "getDoc", "getOpenApi", "healthz", "readyz", "favicon"}) | CONSOLE_OPERATIONS
+PUBLIC_OPERATIONS = frozenset({"listDocs", "getDoc", "getOpenApi", "healthz", "readyz", "favicon"}) | {
+    op for op, _ in CONSOLE_OPERATIONS.values()
+}
 # Operations documented without the database's 503: the public ones. Any other operation may
 # reach the database, if only for the API-key lookup of its credentials; of the public ones
 # only readyz queries it, and it documents its own 503.

@@ -3,7 +3,7 @@ document), liveness and readiness, the metrics, the console's pages and its icon
 
 from __future__ import annotations
 
-from server.api.static_routes import CONSOLE_QUERY
+from server.api.static_routes import CONSOLE_VIEWS
 from server.openapi.components import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
@@ -15,7 +15,6 @@ from server.openapi.components import (
     error,
     json_response,
     operation,
-    path_id,
 )
 
 
@@ -55,43 +54,16 @@ def service_schemas(names: Names) -> dict[str, Schema]:
     }
 
 
-# The console's views (server/api/static_routes.py CONSOLE_PATHS): one page, drawn by its router.
-CONSOLE_VIEWS = {
-    "/": ("consoleOverview", "Console: every active run, queue, runners and collectors at a glance", []),
-    "/runs": ("consoleRuns", "Console: the runs, newest first, with filters", []),
-    "/runs/{batch_id}": (
-        "consoleRun",
-        "Console: one run, its jobs and their logs, live",
-        [path_id("batch_id", "BatchId")],
-    ),
-    "/inventory": ("consoleInventory", "Console: devices per source, the coverage gap, device search", []),
-    "/schedules": ("consoleSchedules", "Console: the schedules, their next fire times and last results", []),
-    "/collectors/{collector}": (
-        "consoleCollector",
-        "Console: one collector's durations, success and recent runs",
-        [
-            {
-                "name": "collector",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-            }
-        ],
-    ),
+# What each console address is, for the document; its parameters come from the route table
+# (server/api/static_routes.py CONSOLE_VIEWS).
+CONSOLE_OPERATIONS = {
+    "/": ("consoleOverview", "Console: every active run, queue, runners and collectors at a glance"),
+    "/runs": ("consoleRuns", "Console: the runs, newest first; its filters are GET /api/collectors/batches's"),
+    "/runs/{batch_id}": ("consoleRun", "Console: one run, its jobs and their logs, live"),
+    "/collectors/{collector}": ("consoleCollector", "Console: one collector's statistics, charts and recent runs"),
+    "/schedules": ("consoleSchedules", "Console: the schedules, their next fire times and last results"),
+    "/inventory": ("consoleInventory", "Console: devices per source, the coverage gap, device search"),
 }
-
-
-# The page's address may carry its views' filters (its script reads them; one page, every view).
-CONSOLE_QUERY_PARAMETERS: list[Schema] = [
-    {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": "A view's filter, kept in the address and read by the page's script.",
-        "schema": {"type": "string"},
-    }
-    for name in CONSOLE_QUERY
-]
 
 
 def console_paths() -> dict[str, Schema]:
@@ -100,17 +72,26 @@ def console_paths() -> dict[str, Schema]:
     }
     # A path parameter that is not of its shape matches no route: the JSON 404 of any unknown path.
     not_a_page = {"404": error("The path names no page (the id or name is not of its shape).")}
-    return {
-        path: {
-            "get": operation(
-                op,
-                summary,
-                {**page, **not_a_page} if params else page,
-                parameters=[*params, *CONSOLE_QUERY_PARAMETERS],
-            )
-        }
-        for path, (op, summary, params) in CONSOLE_VIEWS.items()
-    }
+    paths = {}
+    for template, (patterns, query) in CONSOLE_VIEWS.items():
+        operation_id, summary = CONSOLE_OPERATIONS[template]
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{pattern}$"}}
+            for name, pattern in patterns.items()
+        ]
+        parameters += [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": "Kept in the address by the view, which passes it on to the API.",
+                "schema": {"type": "string"},
+            }
+            for name in query
+        ]
+        responses = {**page, **not_a_page} if patterns else page
+        paths[template] = {"get": operation(operation_id, summary, responses, parameters=parameters)}
+    return paths
 
 
 def service_paths(names: Names) -> dict[str, Schema]:

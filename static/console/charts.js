@@ -5,7 +5,7 @@ import { duration, h } from "./dom.js";
 
 /** Bars over time: [{label, value, status}] oldest first; value in seconds (null: no bar).
  * The SVG stretches to its box; the scale and the time range are text below it. */
-export function barChart(points, { title } = {}) {
+export function barChart(points, { title, format = duration } = {}) {
   const width = 1000;
   const height = 100;
   const max = Math.max(1, ...points.map((p) => p.value ?? 0));
@@ -21,13 +21,20 @@ export function barChart(points, { title } = {}) {
       width: (step * 0.7).toFixed(1), height: barHeight.toFixed(1),
       class: `col ${p.status === "failed" || p.status === "cancelled" ? "failed" : ""}`,
     });
-    rect.append(h("svg:title", {}, `${p.label}: ${duration(p.value)} (${p.status})`));
+    rect.append(h("svg:title", {}, p.title || `${p.label}: ${duration(p.value)} (${p.status})`));
     svg.append(rect);
+    if (p.part) { // the failed share of a count, drawn over the bar's foot
+      const partHeight = (p.part / max) * (height - 2);
+      svg.append(h("svg:rect", {
+        x: rect.getAttribute("x"), y: (height - partHeight).toFixed(1), width: rect.getAttribute("width"),
+        height: partHeight.toFixed(1), class: "col failed",
+      }));
+    }
   });
   const first = points.length ? points[0].label : "";
   const last = points.length ? points[points.length - 1].label : "";
   return h("figure", { class: "chart-figure" }, svg,
-    h("figcaption", { class: "chart-scale" }, h("span", {}, `${first} → ${last}`), h("span", {}, `tallest: ${duration(max)}`)));
+    h("figcaption", { class: "chart-scale" }, h("span", {}, `${first} → ${last}`), h("span", {}, `tallest: ${format(max)}`)));
 }
 
 /** A sparkline of numbers (nulls skipped), for trends in tables. */

@@ -112,6 +112,12 @@ async function loadBatch(batch) {
   }
 }
 
+/** Make sure a batch known to be active is shown: read it once unless the stream already has. */
+export function ensureBatch(batchId) {
+  const batch = batchOf(batchId);
+  if (!batch.loaded) loadBatch(batch);
+}
+
 /** The collectors this server knows (from GET /api/collectors). */
 export function collectorNames() {
   return names;

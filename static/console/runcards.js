@@ -15,10 +15,8 @@ export async function cancel(path, onDone) {
   }
 }
 
-function jobRow(job, { canTrigger, linkJobs }) {
-  const name = linkJobs
-    ? h("a", { href: `#job-${job.job_id}`, class: "job-name" }, job.job_name)
-    : h("strong", { class: "job-name" }, job.job_name);
+function jobRow(job, { canTrigger }) {
+  const name = h("strong", { class: "job-name" }, job.job_name);
   let button = null;
   if (canTrigger) {
     button = h("button", { type: "button", class: "small cancel-job", "aria-label": `Cancel ${job.job_name}` }, "Cancel");

@@ -21,13 +21,14 @@ from tests.conftest import replace_settings
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HTML_MESSAGE = "<img src=x onerror=window.pwned=1><b>bold</b>"
+PROGRAMS = Path(__file__).resolve().parent.parent / "collector_programs"
 OUTPUT_DIR = Path(__file__).resolve().parent.parent.parent / "test-output"
 
 
 @pytest.fixture
 def browser_collectors_file(tmp_path: Path) -> Path:
-    """A quick demo (so a run ends in seconds), a slow one to cancel, and one whose messages
-    are HTML."""
+    """A quick demo (so a run ends in seconds), a slow one to cancel, one that fails, one that
+    prints many lines, and one whose messages are HTML."""
     python = sys.executable.replace("\\", "\\\\")
     path = tmp_path / "collectors.toml"
     path.write_text(
@@ -40,6 +41,14 @@ env = {{ DEMO_PAGES = "10", DEMO_PAGE_SECONDS = "0.5" }}
 command = ["{python}", "-m", "collectors.demo"]
 env = {{ DEMO_PAGES = "200", DEMO_PAGE_SECONDS = "0.3" }}
 job_name = "slow-collector"
+
+[collectors.failing]
+command = ["{python}", "{PROGRAMS / 'vendor_refuses.py'}"]
+job_name = "failing-collector"
+
+[collectors.chatty]
+command = ["{python}", "{PROGRAMS / "log_lines.py"}"]
+job_name = "chatty-collector"
 
 [collectors.html]
 command = ["{python}", "-c", "import time; print('@progress 50 {HTML_MESSAGE}', flush=True); time.sleep(1.5)"]

@@ -25,7 +25,7 @@ async def test_every_view_is_live_on_each_transport(live_server: ServerFactory, 
     await force_transport(page, transport)
     await page.goto(url_of(server))
     await wait_live(page, transport)
-    batch_id = await start_from_overview(page, "demo")
+    batch_id = await start_from_overview(page, "demo", "chatty")
     card = page.locator(f'#active-batches [data-batch-id="{batch_id}"]')
     # A job bar moves between 0 and 100 while the run goes on, pushed to the Overview.
     await card.locator('.job-row [role=progressbar]:not([aria-valuenow="0"]):not([aria-valuenow="100"])').wait_for(
@@ -36,6 +36,7 @@ async def test_every_view_is_live_on_each_transport(live_server: ServerFactory, 
     await page.wait_for_url(f"**/runs/{batch_id}")
     await page.wait_for_selector('main[data-status="completed"]', timeout=TIMEOUT_MS)
     batch = await api_get(server, f"/api/collectors/runs/batch/{batch_id}")
+    assert len(batch["collectors"]) == 2
     for job in batch["collectors"]:
         row = page.locator(f'#run-batch [data-job-id="{job["job_id"]}"]')
         assert await row.locator(".status").get_attribute("data-status") == job["status"]
@@ -49,10 +50,16 @@ async def test_every_view_is_live_on_each_transport(live_server: ServerFactory, 
     await page.wait_for_selector(
         '#collectors tr[data-collector="demo"] .status[data-status="completed"]', timeout=TIMEOUT_MS
     )
-    # Runs lists it; its collector's page too.
-    await page.click('nav a[href="/runs"]')
-    await page.wait_for_selector(f'#runs a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
-    await page.click('#runs a[href="/collectors/demo"]')
+    # Runs lists it; its collector's page too; and its log was read.
+    await page.click('#collectors a[href="/collectors/demo"]')
     await page.wait_for_url("**/collectors/demo")
     await page.wait_for_selector(f'main a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
     assert await page.text_content("#success-rate") == "100%"
+    await page.click('nav a[href="/runs"]')
+    await page.wait_for_selector(f'#runs a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
+    await page.click(f'#runs a[href="/runs/{batch_id}"]')
+    chatty = next(j["job_id"] for j in batch["collectors"] if j["collector"] == "chatty")
+    panel = page.locator(f'.log-panel[data-job-id="{chatty}"]')
+    await panel.locator("summary").click()
+    await panel.locator(".line").filter(has_text="line 120").wait_for(timeout=TIMEOUT_MS)
+    await panel.locator(".line.error").filter(has_text="Traceback").wait_for(timeout=TIMEOUT_MS)

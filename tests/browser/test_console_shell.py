@@ -38,7 +38,7 @@ async def test_each_view_has_an_address_and_back_and_forward_work(live_server: S
     await page.wait_for_selector(f'#runs a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
     await page.select_option("#filter-collector", "slow")
     await page.click("#runs-filters button[type=submit]")
-    await page.wait_for_url("**/runs?collector=slow")
+    await page.wait_for_url("**/runs?collectors=slow")
     await page.wait_for_selector("#runs td[colspan]", timeout=TIMEOUT_MS)  # no slow run yet
     # Back: the unfiltered list, then the run; forward again: the filtered list. No reloads.
     await page.evaluate("() => { window.sameDocument = true; }")
@@ -50,7 +50,7 @@ async def test_each_view_has_an_address_and_back_and_forward_work(live_server: S
     await page.wait_for_selector(f'#run-batch [data-batch-id="{batch_id}"]', timeout=TIMEOUT_MS)
     await page.go_forward()
     await page.go_forward()
-    await page.wait_for_url("**/runs?collector=slow")
+    await page.wait_for_url("**/runs?collectors=slow")
     await page.wait_for_function("() => document.querySelector('#filter-collector').value === 'slow'")
     assert await page.evaluate("() => window.sameDocument") is True
     assert await page.get_attribute('nav a[href="/runs"]', "aria-current") == "page"

@@ -1,51 +1,79 @@
-// Collector: one collector's recent runs, their durations over time, its success rate over
-// those runs and its last error.
+// Collector: one collector's runs and failures per day and its median duration over a window
+// (GET /api/collectors/stats), its success rate, duration percentiles and last error, the
+// durations of its recent runs, and the runs themselves.
 
 import { api } from "../api.js";
 import { barChart } from "../charts.js";
 import { duration, errorText, h, showError, statusBadge, table, timeEl } from "../dom.js";
+import { navigate } from "../router.js";
 
-const RECENT = 100;
+const RECENT = 50;
+const WINDOWS = ["24h", "7d", "30d", "90d"];
 
-export function mount(main, [name]) {
+function bucketLabel(start, interval) {
+  const iso = new Date(start).toISOString();
+  return interval === "hour" ? iso.slice(5, 13).replace("T", " ") + "h" : iso.slice(5, 10);
+}
+
+function figure(label, value, id) {
+  return h("div", {}, h("dt", {}, label), h("dd", id ? { id } : {}, value));
+}
+
+export function mount(main, [name], query) {
+  const window = WINDOWS.includes(query.get("window")) ? query.get("window") : "7d";
   const heading = h("h1", {}, `Collector ${name}`);
+  const picker = h("select", { id: "stats-window", "aria-label": "Window" },
+    WINDOWS.map((w) => h("option", { value: w, selected: w === window }, `last ${w}`)));
+  picker.addEventListener("change", () => navigate(`/collectors/${encodeURIComponent(name)}?window=${picker.value}`, { replace: true, focus: false }));
   const figures = h("dl", { class: "figures", id: "collector-figures" });
-  const chart = h("div", { id: "duration-chart" });
   const lastError = h("div", { id: "last-error" });
+  const runsChart = h("div", { id: "runs-chart" });
+  const durationChart = h("div", { id: "median-chart" });
+  const recentChart = h("div", { id: "duration-chart" });
   const recent = table("Recent runs", ["Run", "Status", "Started", "Duration", "Message"], "stack");
   main.append(heading,
-    h("section", { class: "panel" }, h("h2", {}, "Summary"), figures, lastError),
-    h("section", { class: "panel" }, h("h2", {}, "Duration of recent runs"), chart),
+    h("section", { class: "panel" }, h("div", { class: "form-row" }, h("h2", {}, "Summary"), picker), figures, lastError),
+    h("div", { class: "grid" },
+      h("section", { class: "panel" }, h("h2", {}, "Runs (failed in red)"), runsChart),
+      h("section", { class: "panel" }, h("h2", {}, "Median duration"), durationChart)),
+    h("section", { class: "panel" }, h("h2", {}, "Duration of recent runs"), recentChart),
     h("section", { class: "panel" }, h("h2", {}, "Recent runs"), recent.el,
-      h("p", {}, h("a", { href: `/runs?collector=${encodeURIComponent(name)}` }, "All runs of this collector"))));
+      h("p", {}, h("a", { href: `/runs?collectors=${encodeURIComponent(name)}` }, "All runs of this collector"))));
   const controller = new AbortController();
+  const signal = controller.signal;
   (async () => {
     try {
-      const { collectors } = await api("/api/collectors", { signal: controller.signal });
+      const { collectors } = await api("/api/collectors", { signal });
       const spec = collectors.find((c) => c.name === name);
-      if (!spec) {
-        showError(`There is no collector named ${name}.`);
-        return;
-      }
-      heading.textContent = `Collector ${spec.job_name}`;
+      if (spec) heading.textContent = `Collector ${spec.job_name}`;
       document.title = `${heading.textContent} · Collector Hub`;
-      const { collection_history: runs } = await api(`/api/collectors/history?collectors=${encodeURIComponent(name)}&limit=${RECENT}`, { signal: controller.signal });
-      const finished = runs.filter((r) => ["completed", "failed", "cancelled"].includes(r.status));
-      const ok = finished.filter((r) => r.status === "completed");
-      const durations = ok.map((r) => r.duration_seconds).sort((a, b) => a - b);
-      const median = durations.length ? durations[Math.floor((durations.length - 1) / 2)] : null;
+      const [stats, history] = await Promise.all([
+        api(`/api/collectors/stats?window=${window}&collectors=${encodeURIComponent(name)}`, { signal }),
+        api(`/api/collectors/history?collectors=${encodeURIComponent(name)}&limit=${RECENT}`, { signal }),
+      ]);
+      const entry = stats.collectors[0];
+      const runs = history.collection_history;
       figures.replaceChildren(
-        h("div", {}, h("dt", {}, `Success (last ${finished.length} finished)`), h("dd", { id: "success-rate" }, finished.length ? `${Math.round((100 * ok.length) / finished.length)}%` : "—")),
-        h("div", {}, h("dt", {}, "Median duration"), h("dd", {}, duration(median))),
-        h("div", {}, h("dt", {}, "Timeout"), h("dd", {}, duration(spec.timeout_seconds))),
-        h("div", {}, h("dt", {}, "Last run"), h("dd", {}, runs[0] ? timeEl(runs[0].started_at) : "never")));
-      const failedRun = runs.find((r) => r.status === "failed");
-      lastError.replaceChildren(...(failedRun
-        ? [h("h3", {}, "Last error ", timeEl(failedRun.started_at)), errorText(failedRun.error || "failed without a message")]
-        : [h("p", { class: "muted" }, "No failed run among the recent ones.")]));
-      const points = finished.slice().reverse().map((r) => ({ label: new Date(r.started_at).toISOString().slice(5, 16).replace("T", " "), value: r.duration_seconds, status: r.status }));
-      chart.replaceChildren(points.length
-        ? barChart(points, { title: `Durations of the last ${points.length} finished runs of ${name}, oldest first; failed runs in red` })
+        figure(`Runs (${window})`, entry.runs),
+        figure("Success rate", entry.success_rate === null ? "—" : `${Math.round(entry.success_rate * 100)}%`, "success-rate"),
+        figure("Duration p50 / p95", `${duration(entry.duration_seconds.p50)} / ${duration(entry.duration_seconds.p95)}`),
+        figure("Queue wait p50", duration(entry.queue_wait_seconds.p50)),
+        figure("Last success", entry.last_success ? timeEl(entry.last_success.ended_at) : "—"),
+        ...(spec ? [] : [figure("Configured", "no longer")]));
+      lastError.replaceChildren(...(entry.last_failure
+        ? [h("h3", {}, "Last error ", timeEl(entry.last_failure.ended_at)), errorText(entry.last_failure.error || "failed without a message")]
+        : [h("p", { class: "muted" }, `No failure in the last ${window}.`)]));
+      const label = (p) => bucketLabel(p.start, stats.interval);
+      runsChart.replaceChildren(barChart(
+        entry.series.map((p) => ({ label: label(p), value: p.runs, part: p.failed, status: "completed", title: `${label(p)}: ${p.runs} runs, ${p.failed} failed` })),
+        { title: `Runs of ${name} per ${stats.interval} over ${window}, failed ones in red`, format: (n) => (n === 1 ? "1 run" : `${n} runs`) }));
+      durationChart.replaceChildren(barChart(
+        entry.series.map((p) => ({ label: label(p), value: p.median_duration_seconds, status: "completed" })),
+        { title: `Median duration of ${name} per ${stats.interval} over ${window}` }));
+      const finished = runs.filter((r) => r.duration_seconds !== null).reverse();
+      recentChart.replaceChildren(finished.length
+        ? barChart(finished.map((r) => ({ label: new Date(r.started_at).toISOString().slice(5, 16).replace("T", " "), value: r.duration_seconds, status: r.status })),
+          { title: `Durations of the last ${finished.length} finished runs of ${name}, oldest first; failed runs in red` })
         : h("p", { class: "muted" }, "No finished run yet."));
       recent.tbody.replaceChildren(...runs.slice(0, 20).map((r) => h("tr", {},
         h("td", { "data-label": "Run" }, h("a", { href: `/runs/${r.batch_id}` }, r.batch_id)),
@@ -54,7 +82,7 @@ export function mount(main, [name]) {
         h("td", { "data-label": "Duration" }, duration(r.duration_seconds)),
         h("td", { "data-label": "Message" }, r.error || r.message || ""))));
     } catch (err) {
-      if (!controller.signal.aborted) showError(err.message);
+      if (!signal.aborted) showError(err.message);
     }
   })();
   return () => controller.abort();

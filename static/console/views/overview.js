@@ -3,11 +3,29 @@
 
 import { isTerminal } from "../../collector-hub-client.js";
 import { api, can } from "../api.js";
+import { sparkline } from "../charts.js";
 import { announce, duration, h, showError, statusBadge, table, timeEl } from "../dom.js";
 import * as live from "../live.js";
 import { batchCard, updateBatchCard } from "../runcards.js";
 
 const FINISHED_SHOWN = 5;
+const STATS_WINDOW = "7d";
+const REFRESH_MS = 10000; // figures re-read at most this often, and only when a run ended
+
+function percent(rate) {
+  return rate === null || rate === undefined ? "—" : `${Math.round(rate * 100)}%`;
+}
+
+function runnerRow(runner) {
+  const cells = [
+    ["Runner", h("span", { title: runner.runner_id }, runner.host)],
+    ["State", h("span", { class: "status", "data-status": runner.live ? "running" : "cancelled" }, runner.live ? "live" : "silent")],
+    ["Load", `${runner.running_jobs.length} of ${runner.capacity}`],
+    ["Collectors", runner.collectors.join(", ")],
+    ["Heartbeat", timeEl(runner.last_heartbeat)],
+  ];
+  return h("tr", { dataset: { runnerId: runner.runner_id } }, cells.map(([label, value]) => h("td", { "data-label": label }, value)));
+}
 
 function startForm(collectors) {
   const choices = collectors.map((c) =>
@@ -47,7 +65,10 @@ export function mount(main) {
   const finished = h("ul", { class: "batches", id: "finished-batches", "aria-label": "Finished since this page opened" });
   const empty = h("p", { class: "muted", id: "no-active" }, "No run in progress.");
   const queue = h("dl", { class: "figures", id: "queue" });
-  const collectorsTable = table("Each collector's last run", ["Collector", "Last result", "When", "Duration", "Message"], "stack");
+  const collectorsTable = table("Each collector's last run and its last 7 days",
+    ["Collector", "Last result", "When", "Duration", "Message", "Success (7 d)", "Median (7 d)", "Runs per day"], "stack");
+  const runnersTable = table("Runners", ["Runner", "State", "Load", "Collectors", "Heartbeat"], "stack");
+  runnersTable.el.id = "runners";
   collectorsTable.el.id = "collectors";
   const startPanel = h("section", { class: "panel", "aria-labelledby": "start-title", hidden: true },
     h("h2", { id: "start-title" }, "Start a run"));
@@ -56,6 +77,7 @@ export function mount(main) {
     h("div", { class: "grid" },
       h("section", { class: "panel", "aria-labelledby": "queue-title" }, h("h2", { id: "queue-title" }, "Queue"), queue),
       startPanel),
+    h("section", { class: "panel", "aria-labelledby": "runners-title" }, h("h2", { id: "runners-title" }, "Runners"), runnersTable.el),
     h("section", { class: "panel", "aria-labelledby": "active-title" },
       h("h2", { id: "active-title" }, "Active runs"), empty, active,
       h("h2", { class: "finished-title", hidden: true }, "Finished since this page opened"), finished),
@@ -66,6 +88,7 @@ export function mount(main) {
   const cards = new Map();
   const shownStatus = new Map();
   const collectorRows = new Map();
+  const stats = new Map(); // collector -> its GET /api/collectors/stats entry
 
   function drawBatch(batch) {
     let card = cards.get(batch.batch_id);
@@ -83,6 +106,7 @@ export function mount(main) {
       shownStatus.set(batch.batch_id, batch.status);
       if (before) announce(`Run ${batch.batch_id} is ${batch.status}`);
       if (terminal) {
+        figuresMoved();
         finished.prepend(card);
         while (finished.children.length > FINISHED_SHOWN) {
           cards.delete(finished.lastChild.dataset.batchId);
@@ -98,14 +122,20 @@ export function mount(main) {
       row = collectorsTable.tbody.appendChild(h("tr", { dataset: { collector: job.collector } }));
       collectorRows.set(job.collector, row);
     }
-    if (row.shown === job) return;
+    if (row.shown === job && row.shownStats === stats.get(job.collector)) return;
     row.shown = job;
+    const figures = stats.get(job.collector);
+    row.shownStats = figures;
+    const series = figures ? figures.series : [];
     const cells = [
       ["Collector", h("a", { href: `/collectors/${encodeURIComponent(job.collector)}` }, job.job_name)],
       ["Last result", statusBadge(job.status)],
       ["When", timeEl(job.started_at)],
       ["Duration", duration(job.duration_seconds)],
       ["Message", job.error || job.message || ""],
+      ["Success (7 d)", figures ? percent(figures.success_rate) : "—"],
+      ["Median (7 d)", figures ? duration(figures.duration_seconds.p50) : "—"],
+      ["Runs per day", series.length ? sparkline(series.map((p) => p.runs), `Runs per ${STATS_WINDOW === "7d" ? "day" : "interval"} of ${job.job_name} over 7 days: ${series.map((p) => p.runs).join(", ")}`) : "—"],
     ];
     row.replaceChildren(...cells.map(([label, value]) => h("td", { "data-label": label }, value)));
   }
@@ -149,6 +179,36 @@ export function mount(main) {
     drawQueue();
   }
 
+  const controller = new AbortController();
+  let refreshed = 0;
+  let refreshTimer = null;
+  async function loadFigures() {
+    refreshed = Date.now();
+    try {
+      const [body, runners] = await Promise.all([
+        api(`/api/collectors/stats?window=${STATS_WINDOW}`, { signal: controller.signal }),
+        api("/api/runners", { signal: controller.signal }),
+      ]);
+      for (const entry of body.collectors) stats.set(entry.collector, entry);
+      for (const row of collectorRows.values()) if (row.shown) drawCollector(row.shown);
+      const shown = runners.runners.filter((r) => !r.stopped_at);
+      runnersTable.tbody.replaceChildren(...(shown.length ? shown.map(runnerRow) : [h("tr", {}, h("td", { colspan: 5 }, "No runner is running."))]));
+    } catch (err) {
+      if (!controller.signal.aborted) showError(err.message);
+    }
+  }
+  /** A run ended: statistics and runner loads moved; re-read them (at most every 10 s). */
+  function figuresMoved() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = null; loadFigures(); }, Math.max(0, refreshed + REFRESH_MS - Date.now()));
+  }
+  // Batches that were running before the page opened: one read (the live subscription only
+  // starts with each collector's latest run).
+  api("/api/collectors/batches?status=queued,running&limit=100", { signal: controller.signal })
+    .then(({ batches }) => { for (const b of batches) live.ensureBatch(b.batch_id); })
+    .catch(() => {});
+  loadFigures();
+
   const unsubscribe = live.subscribe(draw);
   draw(new Set(live.batches.keys()));
   Promise.all([can(), api("/api/collectors")]).then(([rights, { collectors }]) => {
@@ -164,5 +224,9 @@ export function mount(main) {
     shownStatus.clear();
     draw(new Set(live.batches.keys()));
   }).catch((err) => showError(err.message));
-  return unsubscribe;
+  return () => {
+    unsubscribe();
+    controller.abort();
+    clearTimeout(refreshTimer);
+  };
 }

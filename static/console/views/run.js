@@ -1,10 +1,17 @@
 // Run: one batch and its jobs, live (its own tracker, so any batch, old or new, on any
-// transport), with cancel buttons for the batch and each job.
+// transport): cancel the batch or a job, re-run what failed or everything, and each job's log
+// tailing live.
 
 import { track, isTerminal } from "../../collector-hub-client.js";
-import { apiKey, can } from "../api.js";
+import { api, apiKey, can } from "../api.js";
 import { announce, duration, exactUtc, h, showError, timeEl } from "../dom.js";
+import { logPanel } from "../logs.js";
+import { navigate } from "../router.js";
 import { batchCard, startedBy, updateBatchCard } from "../runcards.js";
+
+// Logs of running jobs opened at once (the others open on demand): each streams, or polls
+// when EventSource cannot get through, so then only one.
+const OPEN_LOGS = 4;
 
 function details(body) {
   const rows = [
@@ -18,29 +25,75 @@ function details(body) {
   return rows.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)));
 }
 
+async function rerun(path, body) {
+  try {
+    const created = await api(path, { method: "POST", body });
+    announce(`Re-run ${created.batch_id} started`);
+    navigate(`/runs/${created.batch_id}`);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
 export function mount(main, [batchId]) {
-  const heading = h("h1", {}, `Run ${batchId}`);
   const facts = h("dl", { class: "figures", id: "run-facts" });
   const holder = h("ul", { class: "batches", id: "run-batch" });
-  main.append(heading,
+  const rerunFailed = h("button", { type: "button", id: "rerun-failed", hidden: true }, "Re-run failed jobs");
+  const rerunAll = h("button", { type: "button", id: "rerun-all", hidden: true }, "Re-run all");
+  const base = `/api/collectors/runs/batch/${encodeURIComponent(batchId)}`;
+  rerunFailed.addEventListener("click", () => rerun(`${base}/rerun`, { only: "failed" }));
+  rerunAll.addEventListener("click", () => rerun(`${base}/rerun`, { only: "all" }));
+  const logs = h("section", { class: "panel", "aria-labelledby": "logs-title" }, h("h2", { id: "logs-title" }, "Logs"));
+  main.append(h("h1", {}, `Run ${batchId}`),
     h("section", { class: "panel", "aria-labelledby": "run-jobs-title" },
-      h("h2", { id: "run-jobs-title", class: "visually-hidden" }, "Jobs"), facts, holder));
+      h("h2", { id: "run-jobs-title", class: "visually-hidden" }, "Jobs"), facts,
+      h("div", { class: "actions" }, rerunFailed, rerunAll), holder),
+    logs);
   let card = null;
   let lastStatus = null;
   let options = null;
   let latest = null;
+  const panels = new Map();
+
+  function drawLogs(body) {
+    for (const job of body.collectors) {
+      let panel = panels.get(job.job_id);
+      if (!panel) {
+        const limit = document.body.dataset.transport === "poll" ? 1 : OPEN_LOGS;
+        const openNow = job.status === "running" && [...panels.values()].filter((p) => p.el.open).length < limit;
+        panel = logPanel(job, { open: openNow });
+        panels.set(job.job_id, panel);
+        logs.append(panel.el);
+      }
+      panel.update(job);
+    }
+  }
+
+  function drawRerun(job, row) {
+    if (!options.canTrigger || row.querySelector(".rerun-job")) return;
+    const button = h("button", { type: "button", class: "small rerun-job", "aria-label": `Re-run ${job.job_name}` }, "Re-run");
+    button.addEventListener("click", () => rerun(`/api/collectors/runs/job/${encodeURIComponent(job.job_id)}/rerun`, {}));
+    row.insertBefore(button, row.querySelector(".job-message"));
+  }
 
   function render(body) {
     latest = body;
     if (!options) return; // drawn once the key's rights are known
     const batch = { ...body, jobs: new Map(body.collectors.map((job) => [job.job_id, job])) };
     if (!card) {
-      card = batchCard(batch, { ...options, linkJobs: false, onCancelled: render });
+      card = batchCard(batch, { ...options, onCancelled: render });
       holder.append(card);
     } else {
       updateBatchCard(card, batch);
     }
+    for (const job of body.collectors) {
+      if (isTerminal(job.status)) drawRerun(job, card.rows.get(job.job_id));
+    }
+    const ended = isTerminal(body.status);
+    rerunFailed.hidden = !options.canTrigger || !ended || !body.collectors.some((j) => j.status === "failed" || j.status === "cancelled");
+    rerunAll.hidden = !options.canTrigger || !ended;
     facts.replaceChildren(...details(body));
+    drawLogs(body);
     main.dataset.status = body.status;
     if (lastStatus && lastStatus !== body.status) announce(`Run ${batchId} is ${body.status}`);
     lastStatus = body.status;
@@ -61,5 +114,8 @@ export function mount(main, [batchId]) {
     options = { canTrigger: rights.trigger };
     if (latest) render(latest);
   });
-  return () => tracker.stop();
+  return () => {
+    tracker.stop();
+    for (const panel of panels.values()) panel.stop();
+  };
 }

@@ -1,0 +1,114 @@
+"""Run operations from the console: a failed run re-run from its Run view, a job's log tailing
+live while it runs, and the Runs view's filters and paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import ServerFactory
+from tests.browser.console_helpers import TIMEOUT_MS, api_get, api_post, url_of
+from tests.conditions import eventually
+
+
+async def test_a_failed_job_is_re_run_from_its_run_view(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["demo", "failing"]})
+    batch_id = created["batch_id"]
+    await page.goto(url_of(server, f"/runs/{batch_id}"))
+    await page.wait_for_selector('main[data-status="failed"]', timeout=TIMEOUT_MS)
+    # The error is shown, and its log has the stderr line highlighted.
+    failing = next(j for j in created["collectors"] if j["collector"] == "failing")
+    # Its log panel (opened by itself if the job was still running when the view opened).
+    await page.locator(f'.log-panel[data-job-id="{failing["job_id"]}"]').evaluate("el => { el.open = true; }")
+    await page.locator(".log-panel .line.error").filter(has_text="the vendor said no").wait_for(timeout=TIMEOUT_MS)
+    assert await page.is_visible("#rerun-failed")
+    await page.click("#rerun-failed")
+    # The new batch's view: it says what it re-runs, and holds only the failed job.
+    await page.wait_for_function(
+        f"() => /\\/runs\\/bc_\\d{{8}}$/.test(location.pathname) && !location.pathname.endsWith('{batch_id}')"
+    )
+    new_id = page.url.rsplit("/", 1)[1]
+    await page.wait_for_selector(f'#run-facts a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
+    rerun = await api_get(server, f"/api/collectors/runs/batch/{new_id}")
+    assert rerun["rerun_of"] == batch_id
+    assert [j["collector"] for j in rerun["collectors"]] == ["failing"]
+    await page.wait_for_selector(f'#run-batch [data-job-id="{rerun["collectors"][0]["job_id"]}"]')
+
+
+async def test_a_running_jobs_log_tails_live_and_pauses_when_scrolled_up(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["chatty"]})
+    job_id = created["collectors"][0]["job_id"]
+    await page.goto(url_of(server, f"/runs/{created['batch_id']}"))
+    panel = page.locator(f'.log-panel[data-job-id="{job_id}"]')
+    # Opened by itself while the job runs; lines arrive while it runs.
+    await panel.locator('.line[data-line="40"]').wait_for(timeout=TIMEOUT_MS)  # more than the box shows
+    assert (await api_get(server, f"/api/collectors/runs/job/{job_id}"))["status"] == "running"
+    log = panel.locator(".log")
+    at_end = "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 4"
+    # The reader scrolls up: auto-scroll pauses and "Jump to end" appears; it brings them back.
+    await log.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+    await panel.locator(".jump-to-end").wait_for(timeout=TIMEOUT_MS)
+    count = await panel.locator(".line").count()
+    await eventually(lambda: _more_lines(panel, count), what="more lines")
+    assert not await log.evaluate(at_end)
+    await panel.locator(".jump-to-end").click()
+    assert await log.evaluate(at_end)
+    await panel.locator(".line.error").filter(has_text="Traceback").wait_for(timeout=TIMEOUT_MS)
+    assert await panel.locator(".line").count() >= 121
+
+
+async def _more_lines(panel: Any, count: int) -> bool:
+    return bool(await panel.locator(".line").count() > count)
+
+
+async def test_runs_filter_and_page(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server(run_collectors=False)  # everything stays queued
+    ids = [(await api_post(server, "/api/collectors/run", {"collectors": ["demo"]}))["batch_id"] for _ in range(27)]
+    html = (await api_post(server, "/api/collectors/run", {"collectors": ["html"]}))["batch_id"]
+    await page.goto(url_of(server, "/runs"))
+    await page.wait_for_selector(f'#runs tr[data-batch-id="{html}"]', timeout=TIMEOUT_MS)
+    rows = "rows => rows.map(r => r.dataset.batchId)"
+    first = await page.eval_on_selector_all("#runs tbody tr", rows)
+    assert first[:25] == [html, *reversed(ids[3:])]  # newest first (older tests' runs come after)
+    # Older runs: the next page has the rest, with no repeat; back returns to the first.
+    await page.click("#older-page")
+    await page.wait_for_selector(f'#runs tr[data-batch-id="{ids[0]}"]', timeout=TIMEOUT_MS)
+    second = await page.eval_on_selector_all("#runs tbody tr", rows)
+    assert second[:3] == list(reversed(ids[:3]))
+    assert not set(first) & set(second)
+    await page.go_back()
+    await page.wait_for_selector(f'#runs tr[data-batch-id="{html}"]', timeout=TIMEOUT_MS)
+    # Filters: by collector, then a status nothing has.
+    await page.select_option("#filter-collector", "html")
+    await page.click("#runs-filters button[type=submit]")
+    await page.wait_for_url("**/runs?collectors=html")
+    await page.wait_for_function("() => document.querySelectorAll('#runs tbody tr').length === 1")
+    assert await page.get_attribute("#runs tbody tr", "data-batch-id") == html
+    await page.select_option("#filter-status", "failed")
+    await page.fill("#filter-since", "2020-01-01")
+    await page.click("#runs-filters button[type=submit]")
+    await page.wait_for_url("**/runs?collectors=html&status=failed&since=2020-01-01")
+    await page.locator("#runs td").filter(has_text="No runs match").wait_for(timeout=TIMEOUT_MS)
+
+
+async def test_the_overview_shows_runners_and_seven_day_figures(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["html", "failing"]})
+    await page.goto(url_of(server, f"/runs/{created['batch_id']}"))
+    await page.wait_for_selector('main[data-status="failed"]', timeout=TIMEOUT_MS)
+    await page.click('nav a[href="/"]')
+    # This server's runner, live, with its load; each collector's success rate over 7 days.
+    runner = page.locator("#runners tbody tr[data-runner-id]")
+    await runner.first.wait_for(timeout=TIMEOUT_MS)
+    assert "live" in (await runner.first.text_content() or "")
+    html_row = page.locator('#collectors tr[data-collector="html"]')
+    await html_row.locator("td", has_text="100%").wait_for(timeout=TIMEOUT_MS)
+    failing_row = page.locator('#collectors tr[data-collector="failing"]')
+    await failing_row.locator("td", has_text="0%").wait_for(timeout=TIMEOUT_MS)
+    assert await failing_row.locator("svg.spark").count() == 1
+    # The collector's own page: its charts and the last error.
+    await failing_row.locator("a").click()
+    await page.wait_for_url("**/collectors/failing")
+    await page.locator("#last-error").filter(has_text="vendor said no").wait_for(timeout=TIMEOUT_MS)
+    assert await page.locator("#runs-chart svg rect.col").count() >= 1
