@@ -49,7 +49,8 @@ export function startedBy(batch) {
     return h("span", { class: "started-by" }, "schedule ", h("a", { href: "/schedules" }, batch.schedule.name), due);
   }
   if (batch.rerun_of) return h("span", { class: "started-by" }, "re-run of ", h("a", { href: `/runs/${batch.rerun_of}` }, batch.rerun_of));
-  return h("span", { class: "started-by muted" }, "by hand");
+  // Only a representation that says which schedule (or none) may be called "by hand".
+  return h("span", { class: "started-by muted" }, "schedule" in batch ? "by hand" : "—");
 }
 
 /** A new card for `batch` (the live.js shape: summary fields + jobs Map). */
