@@ -43,7 +43,7 @@ env = {{ DEMO_PAGES = "200", DEMO_PAGE_SECONDS = "0.3" }}
 job_name = "slow-collector"
 
 [collectors.failing]
-command = ["{python}", "{PROGRAMS / 'vendor_refuses.py'}"]
+command = ["{python}", "{PROGRAMS / "vendor_refuses.py"}"]
 job_name = "failing-collector"
 
 [collectors.chatty]

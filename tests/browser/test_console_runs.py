@@ -94,7 +94,7 @@ async def test_runs_filter_and_page(live_server: ServerFactory, page: Any) -> No
 
 async def test_the_overview_shows_runners_and_seven_day_figures(live_server: ServerFactory, page: Any) -> None:
     server = await live_server()
-    created = await api_post(server, "/api/collectors/run", {"collectors": ["html", "failing"]})
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["html", "failing"], "priority": "high"})
     await page.goto(url_of(server, f"/runs/{created['batch_id']}"))
     await page.wait_for_selector('main[data-status="failed"]', timeout=TIMEOUT_MS)
     await page.click('nav a[href="/"]')
