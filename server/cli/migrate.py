@@ -6,7 +6,7 @@ import argparse
 
 import psycopg2
 
-from server.cli.console import configure_logging, database_unreachable, settings_from
+from server.cli.console import configure_logging, database_unreachable, fail, settings_from
 from server.db import database
 
 
@@ -18,5 +18,7 @@ def run(args: argparse.Namespace) -> int:
             applied = database.apply_migrations(dsn)
     except psycopg2.OperationalError as exc:
         return database_unreachable("migrate", exc)
+    except database.EmbeddedDatabaseError as exc:
+        return fail("migrate", str(exc))
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0

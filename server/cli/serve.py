@@ -14,7 +14,7 @@ import psycopg2
 from aiohttp import web
 
 from server.app import create_app
-from server.cli.console import configure_logging, database_unreachable, settings_from
+from server.cli.console import configure_logging, database_unreachable, fail, settings_from
 from server.cli.workers import bind_socket, run_workers
 from server.db import database
 from server.security.setup import check_protected_mode_before_serving
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
             check_protected_mode_before_serving(settings)
         except psycopg2.OperationalError as exc:
             return database_unreachable("serve", exc)
+        except database.EmbeddedDatabaseError as exc:
+            return fail("serve", str(exc))
         ssl_context = None
         if settings.tls_cert is not None and settings.tls_key is not None:
             ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
@@ -71,6 +73,8 @@ def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket) -> int
         )  # fmt: skip
     except psycopg2.OperationalError as exc:
         return database_unreachable("serve", exc)
+    except database.EmbeddedDatabaseError as exc:
+        return fail("serve", str(exc))
     return 0
 
 
@@ -87,6 +91,8 @@ def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket) ->
         return run_workers(settings, lambda worker, worker_sock: _serve_one(worker, ssl_context, worker_sock), sock)
     except psycopg2.OperationalError as exc:
         return database_unreachable("serve", exc)
+    except database.EmbeddedDatabaseError as exc:
+        return fail("serve", str(exc))
     finally:
         if embedded is not None:
             embedded.stop()

