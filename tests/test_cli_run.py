@@ -216,7 +216,7 @@ async def test_following_a_run_costs_one_request_not_one_per_second(
     assert code == 0, (out, err)
     assert out.splitlines()[-1].endswith("All 1 collector(s) completed")
     assert len(reads) == 1 and reads[0].endswith("/events"), reads
-    assert "429" not in out + err and "Rate limit" not in out + err
+    assert "HTTP 429" not in out + err and "Rate limit" not in out + err
 
 
 async def test_a_lost_server_is_said_at_once_with_each_attempt() -> None:
