@@ -51,7 +51,7 @@ async def test_each_view_has_an_address_and_back_and_forward_work(live_server: S
     await page.go_forward()
     await page.go_forward()
     await page.wait_for_url("**/runs?collectors=slow")
-    await page.wait_for_function("() => document.querySelector('#filter-collector').value === 'slow'")
+    await page.wait_for_function("() => document.querySelector('#filter-collector')?.value === 'slow'")
     assert await page.evaluate("() => window.sameDocument") is True
     assert await page.get_attribute('nav a[href="/runs"]', "aria-current") == "page"
 
