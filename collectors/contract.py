@@ -51,6 +51,8 @@ DATABASE_URL_ENV: Final = ENV_PREFIX + "DATABASE_URL"
 # previous batch still active, and which missed due times fire after downtime; defaults first.
 SCHEDULE_OVERLAP_POLICIES: Final = ("skip", "queue")
 SCHEDULE_CATCH_UP_POLICIES: Final = ("none", "latest")
+# What a due time came to, as the API shows it (the metric also counts skipped_missed).
+SCHEDULE_FIRE_OUTCOMES: Final = ("fired", "skipped_overlap", "skipped_invalid")
 
 
 def text_problem(name: str, value: str, max_chars: int) -> str | None:

@@ -18,6 +18,7 @@ Schema = dict[str, Any]
 
 TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
 NO_NUL = "^[^\\u0000]*$"
+ADMIN = "Needs the admin role."
 
 
 def ref(name: str) -> Schema:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collectors.contract import SCHEDULE_FIRE_OUTCOMES
 from server.openapi.components import (
+    ADMIN,
     BAD_BODY,
     SERVER_ERROR,
     Names,
@@ -18,9 +20,6 @@ from server.openapi.components import (
 from server.schedules.cron import MAX_CRON_CHARS, MAX_TIMEZONE_CHARS
 from server.schedules.definition import CATCH_UP_POLICIES, MAX_COLLECTORS, NAME, OVERLAP_POLICIES, SCHEDULE_ID
 from server.schedules.representation import NEXT_FIRE_TIMES
-
-ADMIN = "Needs the admin role."
-OUTCOMES = ("fired", "skipped_overlap", "skipped_invalid")
 
 
 def schedule_schemas(names: Names) -> dict[str, Schema]:
@@ -103,7 +102,7 @@ def schedule_schemas(names: Names) -> dict[str, Schema]:
                     closed_object(
                         {
                             "due_at": timestamp,
-                            "outcome": {"type": "string", "enum": list(OUTCOMES)},
+                            "outcome": {"type": "string", "enum": list(SCHEDULE_FIRE_OUTCOMES)},
                             "batch_id": nullable(ref("BatchId")),
                             "detail": {**nullable({"type": "string"}), "description": "Why it was skipped."},
                             "recorded_at": timestamp,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.openapi.components import (
+    ADMIN,
     BAD_BODY,
     NO_NUL,
     SERVER_ERROR,
@@ -19,9 +20,6 @@ from server.openapi.components import (
 from server.webhooks.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
 from server.webhooks.routes import DEFAULT_DELIVERIES, MAX_DELIVERIES
 from server.webhooks.signing import SECRET_PATTERN
-
-ADMIN = "Needs the admin role."
-
 
 # What the server accepts as a receiver URL by default (server/webhooks/address_guard.py has the
 # whole rule, which also resolves the name): https, a host of DNS labels with at least one dot, an
