@@ -119,12 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         schedule_actions.add_parser(name, help=text).add_argument("schedule", metavar="NAME_OR_ID")
     for action in schedule_actions.choices.values():
-        action.add_argument(
-            "--url",
-            default=os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL,
-            help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
-        )
-        action.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
+        _add_client_options(action)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     _add_database_options(migrate)
@@ -162,12 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("collectors", metavar="NAME", nargs="+", help="collector names, e.g. demo ninja")
     run.add_argument("--priority", choices=PRIORITIES, default=DEFAULT_PRIORITY)
-    run.add_argument(
-        "--url",
-        default=os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL,
-        help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
-    )
-    run.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY, which ps cannot show)")
+    _add_client_options(run)
     run.add_argument("--no-wait", action="store_true", help="print the batch and exit without waiting")
     run.add_argument(
         "--interval", type=float, default=1.0,
@@ -184,12 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         " 2 unknown batch, refused, or server unreachable.",
     )
     watch.add_argument("batch_id", metavar="BATCH_ID", help="e.g. bc_12345678")
-    watch.add_argument(
-        "--url",
-        default=os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL,
-        help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
-    )
-    watch.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
+    _add_client_options(watch)
     watch.add_argument("--timeout", type=float, help="stop watching after this many seconds and exit 1")
     watch.set_defaults(command_module="watch")
 
@@ -225,7 +210,7 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL,
         help="the server (default $COLLECTOR_HUB_URL or http://127.0.0.1:5400)",
     )
-    parser.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY)")
+    parser.add_argument("--api-key", help="sent as X-API-Key (default $COLLECTOR_HUB_API_KEY, which ps cannot show)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
