@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conditions import eventually
-from tests.processes import ServeProcess, serving
+from tests.processes import ServeProcess, free_port, serving
 from tests.test_runner import process_alive, program, read_pids, write_collectors_file
 
 ADMIN_KEY = "operations-admin-key-0123456789abcdef"
@@ -109,8 +109,9 @@ def test_tls_settings_go_together_and_bad_files_are_named(tmp_path: Path, databa
         (["--tls-cert", str(cert), "--tls-key", str(cert)], "cannot load"),
         (["--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(cert)], "must name an existing file"),
     ):
+        port = str(free_port())  # not the default: a `collector-hub serve` may hold it while the tests run
         result = subprocess.run(
-            [sys.executable, "-m", "server", "serve", "--database-url", database_url, *args],
+            [sys.executable, "-m", "server", "serve", "--database-url", database_url, "--port", port, *args],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert result.returncode == 2, result.stderr
