@@ -45,6 +45,8 @@ from server.realtime.tracker import StateTracker
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_REASON = "server shutting down; reconnect to resume"
+
 # Subscriptions offered an event in one turn of the loop; a larger fanout goes on in the next
 # turns (in order: the next event waits for the end of this one's).
 FANOUT_SLICE = 1000
@@ -216,8 +218,10 @@ class Hub:
         """Hold ``subscriber`` as an open connection, counted by the gauge and closed at
         shutdown, until ``disconnect`` (call it in a ``finally``). Plain calls rather than a
         context manager: a generator frame per connection is memory that idle connections
-        pay for."""
+        pay for. One that connects after shutdown began is closed at once, like the others."""
         self._subs.connections.add(subscriber)
+        if self.closing:
+            subscriber.close(SHUTDOWN_REASON, 1001)
 
     def disconnect(self, subscriber: Subscriber) -> None:
         self._subs.connections.discard(subscriber)
@@ -323,7 +327,7 @@ class Hub:
         """Shutdown: every stream ends (WebSockets with 1001) so clients reconnect elsewhere,
         and every long-poll answers now."""
         self.closing = True
-        self._subs.close_connections("server shutting down; reconnect to resume", 1001)
+        self._subs.close_connections(SHUTDOWN_REASON, 1001)
         self._cache.wake_all_watchers()
 
     def open_connections(self) -> dict[str, int]:

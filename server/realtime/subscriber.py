@@ -83,7 +83,9 @@ class Subscriber:
         self.description = description
         self.transport = transport  # metric label: websocket or sse
         self._tally = _direct_deliveries.setdefault(transport, _Tally())
-        self._pending: collections.OrderedDict[str, Event | Control] = collections.OrderedDict()
+        # What waits to be sent, by object; None while nothing does (most connections, most of
+        # the time: an emptied OrderedDict keeps its table, and idle connections are many).
+        self._pending: collections.OrderedDict[str, Event | Control] | None = None
         self._offered: collections.OrderedDict[str, int] | None = None  # only while following collectors
         self._topics: list[Topic] = []
         self._waiter: asyncio.Future[bool] | None = None  # a writer waiting in ``next``
@@ -197,6 +199,8 @@ class Subscriber:
             return
         key = event.key
         pending = self._pending
+        if pending is None:
+            pending = self._pending = collections.OrderedDict()
         if key in pending:
             pending[key] = event  # same position: the older state is replaced, unsent
         else:
@@ -221,7 +225,7 @@ class Subscriber:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) if self._pending is not None else 0
 
     def send_control(self, message: Control, *, first: bool = False) -> None:
         """Queue a message for this client only; ``first`` puts it ahead of everything pending
@@ -229,10 +233,13 @@ class Subscriber:
         if self.closed:
             return
         key = f"control:{next(_control_ids)}"
-        self._pending[key] = message
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = collections.OrderedDict()
+        pending[key] = message
         if first:
-            self._pending.move_to_end(key, last=False)
-        if len(self._pending) > self.limit:
+            pending.move_to_end(key, last=False)
+        if len(pending) > self.limit:
             self.close(f"too slow: more than {self.limit} messages waiting to be sent", 1008)
             SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
             return
@@ -241,18 +248,28 @@ class Subscriber:
 
     def discard(self, keys: set[str]) -> None:
         """Forget unsent states of these objects (an unsubscribe takes effect at once)."""
+        pending = self._pending
         for key in keys:
-            self._pending.pop(key, None)
+            if pending is not None:
+                pending.pop(key, None)
             if self._offered is not None:
                 self._offered.pop(key, None)
+        self._drop_if_empty()
         self._update()
 
     def discard_where(self, predicate: Callable[[Event], bool]) -> None:
-        for key in [k for k, item in self._pending.items() if isinstance(item, Event) and predicate(item)]:
-            del self._pending[key]
-            if self._offered is not None:
-                self._offered.pop(key, None)
+        pending = self._pending
+        if pending is not None:
+            for key in [k for k, item in pending.items() if isinstance(item, Event) and predicate(item)]:
+                del pending[key]
+                if self._offered is not None:
+                    self._offered.pop(key, None)
+        self._drop_if_empty()
         self._update()
+
+    def _drop_if_empty(self) -> None:
+        if not self._pending:
+            self._pending = None
 
     def close(self, reason: str, code: int = 1000, *, drain: bool = False) -> None:
         """Ask the writer to end the connection with ``reason``; with ``drain``, after what is
@@ -292,6 +309,8 @@ class Subscriber:
             self._update()
             return None
         _, item = pending.popitem(last=False)
+        if not pending:
+            self._pending = None
         if isinstance(item, Event):
             EVENTS_DELIVERED.labels(self.transport).inc()
         self._busy = True

@@ -25,6 +25,7 @@ from server.api.roles import requires
 from server.api.validation import check_batch_id, check_collector_names, check_job_id
 from server.errors import ApiError, NotFoundError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
+from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
 from server.realtime.hub import Hub
@@ -46,32 +47,49 @@ class BadMessage(Exception):
     """A message the protocol does not allow; counts towards the 1008 close."""
 
 
-class Session:
-    """One WebSocket connection: its subscriptions and its outbox."""
+def _topic(kind: str, target: str) -> str | frozenset[str]:
+    """What the hub follows for a target as the protocol names it (collectors: a set of names)."""
+    return frozenset(target.split(",")) if kind == "collectors" else target
+
+
+class Session(web.WebSocketResponse):
+    """One WebSocket connection: the response aiohttp serves, its subscriptions and its outbox.
+
+    The handler returns the session as soon as the upgrade is done, and aiohttp's
+    ``write_eof`` (which it awaits after every handler) serves the connection until it ends.
+    Served from there, an idle connection holds no frame of the handler or of the middleware
+    chain, only what it needs (docs/LIVE_PUSH.md, memory per connection). The access log line
+    is therefore written at the upgrade; the session's own log lines carry its request id.
+    """
 
     __slots__ = (
         "bad_messages",
         "hub",
         "log_follows",
         "registry",
+        "request_id",
         "settings",
         "subscriber",
         "subscriptions",
         "writer",
-        "ws",
-    )
+    )  # slots: set before the base's attributes, they cost no instance dict entry
 
-    def __init__(self, ws: web.WebSocketResponse, hub: Hub, registry: dict[str, Any], settings: Any) -> None:
-        self.ws = ws
+    def __init__(self, hub: Hub, registry: dict[str, Any], settings: Any, request_id: str) -> None:
         self.hub = hub
         self.registry = registry
         self.settings = settings
+        self.request_id = request_id
         self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket", "websocket")
-        self.subscriptions: dict[tuple[str, str], Subscription] = {}
-        self.log_follows: dict[str, LogFollower] = {}
+        self.subscriptions: list[Subscription] = []  # a handful at most: a list is the smallest
+        self.log_follows: dict[str, LogFollower] | None = None  # only once a log is followed
         self.bad_messages = 0
         self.writer: asyncio.Task[None] | None = None  # only while there is something to send
         self.subscriber.write_when_queued(self.start_writer)
+        super().__init__(
+            heartbeat=settings.stream_heartbeat,
+            max_msg_size=settings.ws_max_message_bytes,
+            compress=settings.ws_compression,
+        )
 
     def reply(self, message: dict[str, Any], *, first: bool = False) -> None:
         self.subscriber.send_control(Control.of(message), first=first)
@@ -148,21 +166,24 @@ class Session:
     def follow_logs(self, job_id: str, echo: dict[str, Any], after: int) -> None:
         """A job's log: the stored lines after ``after``, then new ones, then ``logs_end``. An
         unknown job answers an error (its log tail finds no job)."""
-        old = self.log_follows.pop(job_id, None)
+        follows = self.log_follows
+        if follows is None:
+            follows = self.log_follows = {}
+        old = follows.pop(job_id, None)
         if old is not None:
             self.hub.log_tails.unfollow(old)
-        if len(self.subscriptions) + len(self.log_follows) >= self.settings.ws_max_subscriptions:
+        if len(self.subscriptions) + len(follows) >= self.settings.ws_max_subscriptions:
             limit = self.settings.ws_max_subscriptions
             self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
             return
         self.reply({"type": "subscribed", **echo})
 
         def finish(batch: LogBatch) -> None:
-            self.log_follows.pop(job_id, None)
+            follows.pop(job_id, None)
             self.reply({"type": "logs_end", **batch.end_message()})
 
         def gone() -> None:
-            self.log_follows.pop(job_id, None)
+            follows.pop(job_id, None)
             self.reply({"type": "error", "error": "Job not found", "status": 404, **echo})
 
         follower = LogFollower(
@@ -172,11 +193,11 @@ class Session:
             finish=finish,
             gone=gone,
         )
-        self.log_follows[job_id] = follower
+        follows[job_id] = follower
         self.hub.log_tails.follow(follower)
 
     def unfollow_logs(self, job_id: str, echo: dict[str, Any]) -> None:
-        follower = self.log_follows.pop(job_id, None)
+        follower = self.log_follows.pop(job_id, None) if self.log_follows else None
         if follower is None:
             self.reply({"type": "error", "error": "not subscribed to that", **echo})
             return
@@ -193,12 +214,18 @@ class Session:
         return since
 
     def _prune(self) -> None:
-        for key in [k for k, sub in self.subscriptions.items() if sub.ended]:
-            del self.subscriptions[key]
+        self.subscriptions[:] = [sub for sub in self.subscriptions if not sub.ended]
+
+    def _pop_subscription(self, kind: str, topic: str | frozenset[str]) -> Subscription | None:
+        for i, sub in enumerate(self.subscriptions):
+            if sub.kind == kind and sub.target == topic:
+                return self.subscriptions.pop(i)
+        return None
 
     async def subscribe(self, kind: str, target: str, echo: dict[str, Any], since: int | None) -> None:
         self._prune()
-        old = self.subscriptions.pop((kind, target), None)
+        topic = _topic(kind, target)
+        old = self._pop_subscription(kind, topic)
         if old is not None:
             self.hub.unsubscribe(old)  # subscribing again restarts it (e.g. with a new since)
         if len(self.subscriptions) >= self.settings.ws_max_subscriptions:
@@ -207,7 +234,6 @@ class Session:
             return
         self.subscriber.hold()
         try:
-            topic = frozenset(target.split(",")) if kind == "collectors" else target
             sub = await self.hub.follow(self.subscriber, kind, topic, since)
         except NotFoundError as exc:
             self.reply({"type": "error", "error": exc.message, "status": 404, **echo})
@@ -217,12 +243,12 @@ class Session:
             return
         finally:
             self.subscriber.release()
-        self.subscriptions[(kind, target)] = sub
+        self.subscriptions.append(sub)
         # The acknowledgement goes ahead of the states queued while the outbox was held.
         self.reply({"type": "subscribed", **echo}, first=True)
 
     def unsubscribe(self, kind: str, target: str, shown: dict[str, Any]) -> None:
-        sub = self.subscriptions.pop((kind, target), None)
+        sub = self._pop_subscription(kind, _topic(kind, target))
         if sub is None:
             self.reply({"type": "error", "error": "not subscribed to that", **shown})
             return
@@ -251,12 +277,16 @@ class Session:
         while (item := self.subscriber.take()) is not None:
             data = item.ws_message() if isinstance(item, Event) else item.data
             try:
-                await asyncio.wait_for(self.ws.send_frame(data, WSMsgType.TEXT), timeout)
+                await asyncio.wait_for(self.send_frame(data, WSMsgType.TEXT), timeout)
             except TimeoutError:
-                log.warning("WebSocket client accepted nothing for %gs; disconnected", timeout)
+                log.warning(
+                    "WebSocket client accepted nothing for %gs; disconnected",
+                    timeout,
+                    extra={"request_id": self.request_id},
+                )
                 SLOW_SUBSCRIBERS_DROPPED.labels("websocket").inc()
                 self.subscriber.close(f"too slow: nothing accepted for {timeout:g}s", WSCloseCode.POLICY_VIOLATION)
-                transport = self.ws._req.transport if self.ws._req is not None else None
+                transport = self._req.transport if self._req is not None else None
                 if transport is not None:
                     transport.abort()
                 return
@@ -266,68 +296,67 @@ class Session:
             return  # sent everything: the next message queued starts a writer again
         reason = self.subscriber.close_reason or "closed"
         code = self.subscriber.close_code or WSCloseCode.OK
-        log.info("WebSocket closed by the server (%s): %s", code, reason)
+        log.info("WebSocket closed by the server (%s): %s", code, reason, extra={"request_id": self.request_id})
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
+            await asyncio.wait_for(self.close(code=code, message=reason.encode()[:120]), 2.0)
 
-    async def read_loop(self) -> None:
-        """Handle the client's messages until it leaves or this side closes (then let the
-        writer send what explains the close)."""
-        async for msg in self.ws:
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await self.handle(msg)
-            if self.subscriber.closed:
-                break
-        if self.subscriber.closed:
-            self.start_writer()  # one that already ran to the end is not running any more
+    async def write_eof(self) -> None:  # type: ignore[override]
+        """aiohttp's last step after the handler: serve the connection until it ends, then close."""
+        if self.closed:  # served already (aiohttp asks once; a second call only closes)
+            await super().write_eof()
+            return
+        self.headers.clear()  # sent with the upgrade and never read again: not kept for the connection's life
+        hub = self.hub
+        subscriber = self.subscriber
+        hub.connect(subscriber)
+        try:
+            # The client's messages, until it leaves or this side closes. (Inline rather than a
+            # method of its own: a frame less held by every idle connection.)
+            async for msg in self:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self.handle(msg)
+                del msg  # an idle connection keeps no message
+                if subscriber.closed:
+                    break
+            if subscriber.closed:  # let the writer send what explains the close
+                self.start_writer()  # one that already ran to the end is not running any more
+                writer = self.writer
+                assert writer is not None
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(writer), self.settings.stream_send_timeout + 3)
+        finally:
+            self._end()
+            hub.disconnect(subscriber)
             writer = self.writer
-            assert writer is not None
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(writer), self.settings.stream_send_timeout + 3)
+            if writer is not None and not writer.done():
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writer
+            with contextlib.suppress(Exception):
+                await super().write_eof()
 
-    def end(self) -> None:
+    def _end(self) -> None:
         """Unsubscribe from everything (the connection is over)."""
-        for sub in self.subscriptions.values():
+        for sub in self.subscriptions:
             self.hub.unsubscribe(sub)
         self.subscriptions.clear()
-        for follower in self.log_follows.values():
+        for follower in (self.log_follows or {}).values():
             self.hub.log_tails.unfollow(follower)
-        self.log_follows.clear()
+        self.log_follows = None
 
 
 @routes.get("/api/ws")
 @requires("read")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Upgrade, then return the session: aiohttp serves it from ``write_eof`` (see Session)."""
     hub = request.app[HUB]
-    settings = request.app[SETTINGS]
     if hub.closing:
         raise ApiError("Server is shutting down; try again", status=503)
-    ws = web.WebSocketResponse(
-        heartbeat=settings.stream_heartbeat,
-        max_msg_size=settings.ws_max_message_bytes,
-        compress=settings.ws_compression,
-    )
+    session = Session(hub, request.app[REGISTRY], request.app[SETTINGS], request_id_of(request))
     try:
-        await ws.prepare(request)
+        await session.prepare(request)
     except ConnectionError:  # the client left during the upgrade: nobody to answer
         raise asyncio.CancelledError from None
-    session = Session(ws, hub, request.app[REGISTRY], settings)
-    if not ws.compress:  # compressed frames differ per connection: no shared bytes
+    if not session.compress:  # compressed frames differ per connection: no shared bytes
         session.subscriber.write_directly(request.transport, Event.ws_frame)
-    hub.connect(session.subscriber)
-    try:
-        try:
-            await session.read_loop()
-        finally:
-            session.end()
-    finally:
-        hub.disconnect(session.subscriber)
-        writer = session.writer
-        if writer is not None and not writer.done():
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
-        if not ws.closed:
-            with contextlib.suppress(Exception):
-                await ws.close()
-    return ws
+    return session
