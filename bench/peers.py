@@ -20,7 +20,8 @@ message, about 740 bytes):
 The peers are optional: ``pip install -e '.[peers]'``. Clients are raw asyncio protocols
 (bench/peer_clients.py) in their own processes, the same for every peer; 100 probes spread
 over the connection order time every message from the update's stamp to its receipt, the
-others count. Everything shares one machine: compare the ratios of one run (each ratio is
+others count, reading every ``--drain-every`` seconds (bench/peer_clients.py says why).
+Everything shares one machine: compare the ratios of one run (each ratio is
 against the bare pre-built loop of the same transport and N, measured in the same
 repetition), not figures of different runs. Results also go to bench/results/peers-*.json.
 """
@@ -164,8 +165,9 @@ def peer_server(peer: str, body_file: Path) -> Iterator[Server]:
 
 
 def run_round(
-    peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int, workers: int = 1
-) -> dict[str, Any]:
+    peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int, workers: int = 1,
+    drain_every: float = 0.2,
+) -> dict[str, Any]:  # fmt: skip
     server_cm = hub_server(peer, dsn, workers) if peer.startswith("hub") else peer_server(peer, body_file)
     ctx = mp.get_context("fork")
     with server_cm as server:
@@ -179,7 +181,8 @@ def run_round(
             if count <= 0:
                 break
             ready = ctx.Event()
-            spec = {"target": vars(server.target), "n": count, "probe_every": max(1, n // PROBES), "offset": k * share}
+            spec = {"target": vars(server.target), "n": count, "probe_every": max(1, n // PROBES), "offset": k * share,
+                    "drain_every": drain_every}  # fmt: skip
             proc = ctx.Process(
                 target=peer_clients.run_clients,
                 args=(spec, {"ready": ready, "measure": measure, "stop": stop}, results),
@@ -270,6 +273,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of the whole set of rounds")
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--drain-every", type=float, default=0.2,
+        help="seconds between reads of the counting clients (0: read each message as it comes, as the probes do)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="serve --workers for the hub (CPU and RSS: all of them)")
     args = parser.parse_args()
     peers = [p for p in args.peers.split(",") if p]
@@ -290,7 +297,9 @@ def main() -> None:
         for repetition in range(1, args.repeat + 1):
             for n in (int(x) for x in args.subscribers.split(",")):
                 for peer in peers:
-                    row = run_round(peer, n, args.seconds, dsn, body_file, args.client_processes, args.workers)
+                    row = run_round(
+                        peer, n, args.seconds, dsn, body_file, args.client_processes, args.workers, args.drain_every
+                    )
                     row["repetition"] = repetition
                     rows.append(row)
                     print(f"  {peer} N={n} rep {repetition}: {row['cpu_us_per_message']} us/msg", flush=True)
