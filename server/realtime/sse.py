@@ -22,8 +22,10 @@ from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Event
+from server.realtime.hub import Hub
 from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ def resume_seq(request: web.Request) -> int | None:
 
 
 async def stream(request: web.Request, kind: str, target: str | frozenset[str], *, ends: bool) -> web.StreamResponse:
-    """Subscribe (errors answer as JSON: nothing has been sent yet), then stream."""
+    """Subscribe (errors answer as JSON: nothing has been sent yet), start the stream, and
+    return it: aiohttp serves it from ``write_eof`` (see EventStream)."""
     since = resume_seq(request)
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
@@ -66,54 +69,82 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
         raise ApiError("Server is shutting down; try again", status=503)
     subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}", "sse")
     sub = await hub.follow(subscriber, kind, target, since)
-    try:
-        if sub.ended and subscriber.pending == 0:
-            return web.Response(status=204, headers={"Cache-Control": "no-cache"})
-        hub.connect(subscriber)
-        try:
-            return await _stream(request, subscriber, sub, ends=ends)
-        finally:
-            hub.disconnect(subscriber)
-    finally:
+    if sub.ended and subscriber.pending == 0:
         hub.unsubscribe(sub)
-
-
-async def _stream(request: web.Request, subscriber: Subscriber, sub: Subscription, *, ends: bool) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+        return web.Response(status=204, headers={"Cache-Control": "no-cache"})
+    response = EventStream(hub, settings, subscriber, sub, ends)
     try:
-        response = web.StreamResponse(headers=SSE_HEADERS)
         response.enable_chunked_encoding()
         await response.prepare(request)
         await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
-        # Events whose stream goes on are written straight to the socket (one shared chunk);
-        # a terminal one goes through this loop, which ends the stream after it.
-        subscriber.write_directly(request.transport, Event.sse_chunk, terminal=not ends)
-        while True:
-            item = await subscriber.next(wait=settings.stream_heartbeat)
-            if item is None:
-                if subscriber.closed:
-                    await _say_goodbye(response, subscriber.close_reason or "closed")
-                    log.info("SSE %s ended: %s", request.path, subscriber.close_reason)
+    except BaseException as exc:
+        hub.unsubscribe(sub)
+        if isinstance(exc, ConnectionError | TimeoutError):
+            raise asyncio.CancelledError from None  # the client left: nobody to answer
+        raise
+    # Events whose stream goes on are written straight to the socket (one shared chunk); a
+    # terminal one goes through the writer, which ends the stream after it.
+    subscriber.write_directly(request.transport, Event.sse_chunk, terminal=not ends)
+    return response
+
+
+class EventStream(web.StreamResponse):
+    """One SSE stream once started: the response aiohttp serves, and its subscription.
+
+    As with the WebSocket session (realtime/ws.py), the handler returns the stream once it
+    has started and aiohttp's ``write_eof`` (which it awaits after every handler) serves it to
+    its end: an idle stream holds no frame of the handler or of the middleware chain. The
+    access log line is written when the stream starts.
+    """
+
+    __slots__ = ("ends", "hub", "settings", "sub", "subscriber")  # slots: no instance dict entries
+
+    def __init__(self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.subscriber = subscriber
+        self.sub: Subscription | None = sub
+        self.ends = ends
+        super().__init__(headers=SSE_HEADERS)
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        sub, self.sub = self.sub, None
+        if sub is None:  # served already (aiohttp asks once)
+            await super().write_eof(data)
+            return
+        self.headers.clear()  # sent when the stream started and never read again
+        hub, subscriber, settings = self.hub, self.subscriber, self.settings
+        hub.connect(subscriber)
+        try:
+            while True:
+                item = await subscriber.next(wait=settings.stream_heartbeat)
+                if item is None:
+                    if subscriber.closed:
+                        await _say_goodbye(self, subscriber.close_reason or "closed")
+                        log.info("%s ended: %s", subscriber.description, subscriber.close_reason)
+                        break
+                    await _write(self, HEARTBEAT, settings.stream_send_timeout)
+                    continue
+                assert isinstance(item, Event)
+                await _write(self, item.sse_frame(), settings.stream_send_timeout)
+                if self.ends and item.terminal and sub.covers(item):
                     break
-                await _write(response, HEARTBEAT, settings.stream_send_timeout)
-                continue
-            assert isinstance(item, Event)
-            await _write(response, item.sse_frame(), settings.stream_send_timeout)
-            if ends and item.terminal and sub.covers(item):
-                break
-        return response
-    except TimeoutError:
-        SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
-        log.warning(
-            "SSE %s: client accepted nothing for %gs; disconnected (it resumes from its last id)",
-            request.path,
-            settings.stream_send_timeout,
-        )
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError from None
-    except (ConnectionResetError, ConnectionError):
-        raise asyncio.CancelledError from None
+            await super().write_eof(data)
+        except TimeoutError:
+            SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
+            log.warning(
+                "%s: client accepted nothing for %gs; disconnected (it resumes from its last id)",
+                subscriber.description,
+                settings.stream_send_timeout,
+            )
+            self.force_close()
+            if self._req is not None and self._req.transport is not None:
+                self._req.transport.abort()
+        except ConnectionError:
+            self.force_close()
+        finally:
+            hub.disconnect(subscriber)
+            hub.unsubscribe(sub)
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
