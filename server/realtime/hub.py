@@ -36,6 +36,7 @@ from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
+from server.realtime.heartbeat import Heartbeat
 from server.realtime.listener import Listener
 from server.realtime.log_tail import LogTails
 from server.realtime.notify import JobWakeUps, parse_log_wake_up, parse_notification
@@ -55,10 +56,11 @@ _PUBLISHED_JOB = EVENTS_PUBLISHED.labels("job")
 
 
 class Hub:
-    def __init__(self, pool: aiopg.Pool, *, cache_size: int = 2000) -> None:
+    def __init__(self, pool: aiopg.Pool, *, cache_size: int = 2000, heartbeat: float = 15.0) -> None:
         self._pool = pool
         self.wake_ups = JobWakeUps()
         self.log_tails = LogTails(pool)
+        self.heartbeat = Heartbeat(heartbeat)  # WebSocket sessions register with it
         self._subs = SubscriptionRegistry()
         self.closing = False
         self.stats = collections.Counter[str]()
@@ -327,6 +329,7 @@ class Hub:
         """Shutdown: every stream ends (WebSockets with 1001) so clients reconnect elsewhere,
         and every long-poll answers now."""
         self.closing = True
+        self.heartbeat.close()
         self._subs.close_connections(SHUTDOWN_REASON, 1001)
         self._cache.wake_all_watchers()
 

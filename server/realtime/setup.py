@@ -22,7 +22,7 @@ from server.realtime.ws import routes as ws_routes
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub and its LISTEN connection, for the life of the app (needs the database)."""
     settings = app[SETTINGS]
-    hub = Hub(app[POOL], cache_size=settings.state_cache_size)
+    hub = Hub(app[POOL], cache_size=settings.state_cache_size, heartbeat=settings.stream_heartbeat)
     listener = Listener(
         app[DATABASE_URL],
         hub.on_notify,

@@ -28,6 +28,7 @@ from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
+from server.realtime.heartbeat import PING_FRAME
 from server.realtime.hub import Hub
 from server.realtime.log_tail import LogBatch, LogFollower
 from server.realtime.subscriber import Subscriber
@@ -64,6 +65,7 @@ class Session(web.WebSocketResponse):
 
     __slots__ = (
         "bad_messages",
+        "heard",
         "hub",
         "log_follows",
         "registry",
@@ -71,6 +73,7 @@ class Session(web.WebSocketResponse):
         "settings",
         "subscriber",
         "subscriptions",
+        "wire",
         "writer",
     )  # slots: set before the base's attributes, they cost no instance dict entry
 
@@ -83,10 +86,14 @@ class Session(web.WebSocketResponse):
         self.subscriptions: list[Subscription] = []  # a handful at most: a list is the smallest
         self.log_follows: dict[str, LogFollower] | None = None  # only once a log is followed
         self.bad_messages = 0
+        self.heard = True  # the client sent something since the last ping (realtime/heartbeat.py)
+        self.wire: asyncio.Transport | None = None  # the connection's socket, once upgraded
         self.writer: asyncio.Task[None] | None = None  # only while there is something to send
         self.subscriber.write_when_queued(self.start_writer)
+        # Pings come from the hub's one heartbeat timer, and pings and pongs reach this
+        # session's loop: both are signs of life.
         super().__init__(
-            heartbeat=settings.stream_heartbeat,
+            autoping=False,
             max_msg_size=settings.ws_max_message_bytes,
             compress=settings.ws_compression,
         )
@@ -286,9 +293,8 @@ class Session(web.WebSocketResponse):
                 )
                 SLOW_SUBSCRIBERS_DROPPED.labels("websocket").inc()
                 self.subscriber.close(f"too slow: nothing accepted for {timeout:g}s", WSCloseCode.POLICY_VIOLATION)
-                transport = self._req.transport if self._req is not None else None
-                if transport is not None:
-                    transport.abort()
+                if self.wire is not None:
+                    self.wire.abort()
                 return
             except (ConnectionError, RuntimeError):
                 return
@@ -309,12 +315,16 @@ class Session(web.WebSocketResponse):
         hub = self.hub
         subscriber = self.subscriber
         hub.connect(subscriber)
+        hub.heartbeat.add(self)
         try:
             # The client's messages, until it leaves or this side closes. (Inline rather than a
             # method of its own: a frame less held by every idle connection.)
             async for msg in self:
-                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                self.heard = True
+                if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
                     await self.handle(msg)
+                elif msg.type is WSMsgType.PING:
+                    await self.pong(msg.data)
                 del msg  # an idle connection keeps no message
                 if subscriber.closed:
                     break
@@ -326,6 +336,7 @@ class Session(web.WebSocketResponse):
                     await asyncio.wait_for(asyncio.shield(writer), self.settings.stream_send_timeout + 3)
         finally:
             self._end()
+            hub.heartbeat.discard(self)
             hub.disconnect(subscriber)
             writer = self.writer
             if writer is not None and not writer.done():
@@ -334,6 +345,23 @@ class Session(web.WebSocketResponse):
                     await writer
             with contextlib.suppress(Exception):
                 await super().write_eof()
+
+    def beat(self) -> None:
+        """The hub's heartbeat: ping, unless the last ping went unanswered (and nothing else
+        came since), which cuts the client off."""
+        wire = self.wire
+        if wire is None or wire.is_closing():
+            return
+        if not self.heard:
+            log.info(
+                "WebSocket client answered no ping for %gs; disconnected",
+                self.hub.heartbeat.interval,
+                extra={"request_id": self.request_id},
+            )
+            wire.abort()
+            return
+        self.heard = False
+        wire.write(PING_FRAME)  # whole frames only ever go to the socket: this cannot split one
 
     def _end(self) -> None:
         """Unsubscribe from everything (the connection is over)."""
@@ -357,6 +385,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await session.prepare(request)
     except ConnectionError:  # the client left during the upgrade: nobody to answer
         raise asyncio.CancelledError from None
+    transport = request.transport
+    session.wire = transport if isinstance(transport, asyncio.Transport) else None
     if not session.compress:  # compressed frames differ per connection: no shared bytes
-        session.subscriber.write_directly(request.transport, Event.ws_frame)
+        session.subscriber.write_directly(transport, Event.ws_frame)
     return session

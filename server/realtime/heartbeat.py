@@ -1,0 +1,74 @@
+"""WebSocket heartbeats: every session of the process pinged from one timer (docs/LIVE_PUSH.md).
+
+Each session is pinged once per COLLECTOR_HUB_STREAM_HEARTBEAT seconds; one that has sent
+nothing (no pong, no message) by its next turn is cut off. The sessions are spread over one
+group per second of the interval and one group is served per tick, so the pings, and the
+pongs they bring back, come evenly over the interval instead of in one burst.
+
+One timer for the process rather than aiohttp's own heartbeat (two timer handles and a context
+per connection, re-created every interval): an idle connection keeps less memory, and timer
+handles that live for an interval stop filling the garbage collector's oldest generation,
+whose full collections pause the loop for longer the more connections there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Protocol
+
+# RFC 6455 5.5.2: FIN + ping, no payload, unmasked (server to client).
+PING_FRAME = b"\x89\x00"
+MAX_GROUPS = 60
+
+
+class Beating(Protocol):
+    def beat(self) -> None:
+        """Ping the peer if it answered the last ping (or sent anything since), else cut it off."""
+
+
+class Heartbeat:
+    """Calls ``beat()`` on every registered session once per ``interval`` seconds."""
+
+    def __init__(self, interval: float, groups: int | None = None) -> None:
+        self.interval = interval
+        count = groups or max(1, min(MAX_GROUPS, math.ceil(interval)))  # about one group per second
+        self._groups: list[set[Beating]] = [set() for _ in range(count)]
+        self._next = 0  # the group served at the next tick
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._closed = False
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._groups)
+
+    def add(self, session: Beating) -> None:
+        """First beat one whole interval from now: the group served last joins next."""
+        self._groups[self._next - 1].add(session)
+        if self._timer is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._due = loop.time() + self.interval / len(self._groups)
+            self._timer = loop.call_at(self._due, self._tick)
+
+    def discard(self, session: Beating) -> None:
+        for group in self._groups:
+            group.discard(session)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for group in self._groups:
+            group.clear()
+
+    def _tick(self) -> None:
+        groups = self._groups
+        group = groups[self._next]
+        self._next = (self._next + 1) % len(groups)
+        for session in list(group):
+            session.beat()
+        loop = asyncio.get_running_loop()
+        # Keep the beat on time whatever the tick took, without catching up on missed ones.
+        self._due = max(self._due + self.interval / len(groups), loop.time())
+        self._timer = loop.call_at(self._due, self._tick)
