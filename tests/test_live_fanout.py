@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,7 @@ from server.realtime import hub as hub_module
 from server.realtime.cache import BatchEntry
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.hub import Hub
-from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, count_delivered
+from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, count_delivered, plain_socket
 from server.realtime.subscriptions import Subscription
 from tests.live_helpers import trigger
 
@@ -92,6 +93,38 @@ async def test_a_client_that_keeps_up_gets_the_shared_frame_at_once_and_is_count
     count_delivered()
     assert sample_value("collector_hub_events_delivered_total", {"transport": "websocket"}) == before + 1
     assert (await sock.read_until(first.ws_message())).endswith(first.ws_frame())
+
+
+async def test_frames_sent_in_part_arrive_whole_and_in_order(sockets):
+    """The fast path sends on the socket itself while the transport holds nothing; what the
+    kernel does not take goes to the transport, and later frames queue behind it."""
+    sock = await sockets.connect()
+    assert plain_socket(sock.transport) is sock.transport.get_extra_info("socket")._sock
+    sock.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    subscriber = Subscriber(100, "test", "websocket")
+    subscriber.write_directly(sock.transport, Event.ws_frame)
+    events = [
+        Event("batch", f"bc_{n:08d}", n, json.dumps({"n": n, "pad": "x" * 20_000}).encode(), "running")
+        for n in range(1, 13)
+    ]
+    for item in events:  # the client reads nothing meanwhile: the kernel fills, then the transport
+        subscriber.offer(item)
+    assert sock.transport.get_write_buffer_size() > 0  # some did not fit: the transport holds them
+    sent = events[: len(events) - subscriber.pending]  # the rest queued for a writer (none here)
+    assert 1 < len(sent) < len(events)
+    expected = b"".join(item.ws_frame() for item in sent)
+    assert (await sock.read_until(sent[-1].ws_message()))[: len(expected)] == expected
+
+
+def test_only_asyncio_plain_transports_are_sent_on_directly():
+    class Other(asyncio.Transport):
+        _sock = socket.socket()  # a socket of its own does not make it asyncio's plain transport
+
+    try:
+        assert plain_socket(Other()) is None
+        assert plain_socket(None) is None
+    finally:
+        Other._sock.close()
 
 
 async def test_a_client_behind_is_conflated_in_order_and_keeps_the_terminal_state(sockets):

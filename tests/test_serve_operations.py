@@ -90,12 +90,17 @@ async def test_https_and_wss_round_trip_with_a_generated_certificate(database_ur
                 async with session.get(f"http://127.0.0.1:{server.port}/healthz") as resp:
                     await resp.read()
                     assert resp.status != 200
-            # WSS, on the live-push WebSocket when it is there.
-            try:
-                async with session.ws_connect(f"wss://127.0.0.1:{server.port}/api/ws", ssl=trust) as ws:
-                    assert not ws.closed
-            except aiohttp.WSServerHandshakeError as exc:
-                assert exc.status == 404  # the route has not landed; the TLS handshake itself succeeded
+            # WSS: the fast path that sends on a plain socket must leave a TLS one to its transport,
+            # so a change pushed after the subscription arrives as a readable message.
+            async with session.ws_connect(f"wss://127.0.0.1:{server.port}/api/ws", ssl=trust) as ws:
+                await ws.send_json({"op": "subscribe", "batch_id": batch_id})
+                assert (await ws.receive_json(timeout=15))["type"] == "subscribed"
+                assert (await ws.receive_json(timeout=15))["data"]["status"] == "queued"
+                async with session.post(f"{server.url}/api/collectors/runs/batch/{batch_id}/cancel", ssl=trust) as resp:
+                    assert resp.status == 200, await resp.text()
+                while (pushed := await ws.receive_json(timeout=15))["type"] != "batch":
+                    pass
+                assert pushed["data"]["status"] == "cancelled"
         assert "serving on https://" in server.log()
     finally:
         if server.process is not None:
