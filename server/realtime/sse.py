@@ -20,6 +20,7 @@ from server.api.roles import requires
 from server.api.validation import accepts_query, collector_list, path_batch_id, path_job_id
 from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
+from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Event
 from server.realtime.hub import Hub
@@ -72,7 +73,7 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
     if sub.ended and subscriber.pending == 0:
         hub.unsubscribe(sub)
         return web.Response(status=204, headers={"Cache-Control": "no-cache"})
-    response = EventStream(hub, settings, subscriber, sub, ends)
+    response = EventStream(hub, settings, subscriber, sub, ends, request_id_of(request))
     try:
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -97,10 +98,13 @@ class EventStream(web.StreamResponse):
     access log line is written when the stream starts.
     """
 
-    __slots__ = ("ends", "hub", "settings", "sub", "subscriber")  # slots: no instance dict entries
+    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber")  # slots: no instance dict entries
 
-    def __init__(self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool) -> None:
+    def __init__(
+        self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool, request_id: str
+    ) -> None:
         self.hub = hub
+        self.request_id = request_id
         self.settings = settings
         self.subscriber = subscriber
         self.sub: Subscription | None = sub
@@ -121,7 +125,12 @@ class EventStream(web.StreamResponse):
                 if item is None:
                     if subscriber.closed:
                         await _say_goodbye(self, subscriber.close_reason or "closed")
-                        log.info("%s ended: %s", subscriber.description, subscriber.close_reason)
+                        log.info(
+                            "%s ended: %s",
+                            subscriber.description,
+                            subscriber.close_reason,
+                            extra={"request_id": self.request_id},
+                        )
                         break
                     await _write(self, HEARTBEAT, settings.stream_send_timeout)
                     continue
@@ -136,6 +145,7 @@ class EventStream(web.StreamResponse):
                 "%s: client accepted nothing for %gs; disconnected (it resumes from its last id)",
                 subscriber.description,
                 settings.stream_send_timeout,
+                extra={"request_id": self.request_id},
             )
             self.force_close()
             if self._req is not None and self._req.transport is not None:
