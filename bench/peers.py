@@ -266,6 +266,31 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def print_medians(rows: list[dict[str, Any]]) -> None:
+    """With --repeat: per peer and N, the median of each ratio over the repetitions (one noisy
+    round on a shared machine moves a ratio by several hundredths)."""
+    keys = sorted({(r["subscribers"], r["peer"]) for r in rows}, key=lambda k: (k[0], peer_order(k[1]), k[1]))
+    print(f"\nmedians over {max(r['repetition'] for r in rows)} repetitions")
+    head = f"{'peer':<11} {'N':>5} {'deliv %':>7} {'p99 ms':>8} {'CPU us/msg':>10}"
+    print(head + f" {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8}")
+    for n, peer in keys:
+        group = [r for r in rows if r["peer"] == peer and r["subscribers"] == n]
+
+        def med(key: str, group: list[dict[str, Any]] = group) -> Any:
+            values = [r[key] for r in group if r[key] is not None]
+            return round(statistics.median(values), 2) if values else None
+
+        print(
+            f"{peer:<11} {n:>5} {med('delivered_percent')!s:>7} {med('p99_ms')!s:>8} {med('cpu_us_per_message')!s:>10}"
+            f" {med('cpu_ratio')!s:>6} {med('p99_ratio')!s:>10} {med('kib_per_idle_connection')!s:>8}"
+        )
+
+
+def peer_order(peer: str) -> int:
+    base = peer.split("x", 1)[0] if peer.startswith("hub") else peer
+    return PEERS.index(base) if base in PEERS else len(PEERS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
@@ -309,6 +334,8 @@ def main() -> None:
           f"load average {about['load'][0]:.1f} before, {about['load_after'][0]:.1f} after; "
           f"{fanout.UPDATES_PER_SECOND} updates/s, {args.seconds:g} s measured per round\n")  # fmt: skip
     print_rows(rows)
+    if args.repeat > 1:
+        print_medians(rows)
     out = harness.ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"peers-{started.replace(':', '')}.json").write_text(json.dumps({"machine": about, "rows": rows}, indent=2))
