@@ -253,3 +253,15 @@ async def test_delivered_metric_counts_exactly_what_clients_received(client):
     assert sample_value("collector_hub_events_delivered_total", {"transport": "websocket"}) == before + received
     for ws in clients:
         await ws.close()
+
+
+def test_a_connection_that_arrives_after_shutdown_began_is_closed_like_the_others():
+    hub = Hub(None)  # type: ignore[arg-type]  # nothing is read
+    before = Subscriber(10, "test", "websocket")
+    hub.connect(before)
+    hub.close()
+    late = Subscriber(10, "test", "websocket")
+    hub.connect(late)  # e.g. a WebSocket upgraded just before shutdown, served just after
+    for subscriber in (before, late):
+        assert subscriber.closed and subscriber.close_code == 1001
+        assert subscriber.close_reason == "server shutting down; reconnect to resume"
