@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -308,6 +309,10 @@ def main() -> None:
     unknown = set(peers) - set(PEERS)
     if unknown:
         parser.error(f"unknown peer(s): {', '.join(sorted(unknown))}")
+    for peer, module in (("websockets", "websockets"), ("socketio", "socketio")):
+        if peer in peers and importlib.util.find_spec(module) is None:
+            print(f"{peer} skipped: {module} is not installed (pip install -e '.[peers]')")
+            peers.remove(peer)
     if "node-ws" in peers and not node_ready():
         print("node-ws skipped: no node on PATH, or `npm install` in bench/node failed")
         peers.remove("node-ws")
