@@ -1,14 +1,16 @@
-"""WebSocket heartbeats: every session of the process pinged from one timer (docs/LIVE_PUSH.md).
+"""Heartbeats of every stream of the process from one timer (docs/LIVE_PUSH.md).
 
-Each session is pinged once per COLLECTOR_HUB_STREAM_HEARTBEAT seconds; one that has sent
-nothing (no pong, no message) by its next turn is cut off. The sessions are spread over one
-group per second of the interval and one group is served per tick, so the pings, and the
-pongs they bring back, come evenly over the interval instead of in one burst.
+Once per COLLECTOR_HUB_STREAM_HEARTBEAT seconds each WebSocket session is pinged (one that has
+sent nothing since the previous ping, no pong and no message, is cut off) and each SSE stream
+gets a comment that keeps proxies from closing it. The streams are spread over one group per
+second of the interval and one group is served per tick, so the pings, and the pongs they
+bring back, come evenly over the interval instead of in one burst.
 
-One timer for the process rather than aiohttp's own heartbeat (two timer handles and a context
-per connection, re-created every interval): an idle connection keeps less memory, and timer
-handles that live for an interval stop filling the garbage collector's oldest generation,
-whose full collections pause the loop for longer the more connections there are.
+One timer for the process rather than timers per connection (aiohttp's WebSocket heartbeat
+keeps two timer handles and a context per connection, re-created every interval; an SSE loop
+waiting with a timeout, one more): an idle connection keeps less memory, and timer handles
+that live for an interval stop filling the garbage collector's oldest generation, whose full
+collections pause the loop for longer the more connections there are.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ MAX_GROUPS = 60
 
 class Beating(Protocol):
     def beat(self) -> None:
-        """Ping the peer if it answered the last ping (or sent anything since), else cut it off."""
+        """Once an interval: a WebSocket pings (or cuts off a peer that answered nothing), an SSE
+        stream writes a comment."""
 
 
 class Heartbeat:
-    """Calls ``beat()`` on every registered session once per ``interval`` seconds."""
+    """Calls ``beat()`` on every registered stream once per ``interval`` seconds."""
 
     def __init__(self, interval: float, groups: int | None = None) -> None:
         self.interval = interval

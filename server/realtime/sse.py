@@ -38,6 +38,7 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
 }
 HEARTBEAT = b": heartbeat\n\n"
+HEARTBEAT_CHUNK = b"%x\r\n%s\r\n" % (len(HEARTBEAT), HEARTBEAT)  # as it goes on the wire (chunked)
 _SEQ = re.compile(r"[0-9]{1,18}")
 # Where a first connect (which cannot set Last-Event-ID) says what it already has.
 RESUME_QUERY = ("lastEventId", "since")
@@ -119,21 +120,19 @@ class EventStream(web.StreamResponse):
         self.headers.clear()  # sent when the stream started and never read again
         hub, subscriber, settings = self.hub, self.subscriber, self.settings
         hub.connect(subscriber)
+        hub.heartbeat.add(self)
         try:
             while True:
-                item = await subscriber.next(wait=settings.stream_heartbeat)
-                if item is None:
-                    if subscriber.closed:
-                        await _say_goodbye(self, subscriber.close_reason or "closed")
-                        log.info(
-                            "%s ended: %s",
-                            subscriber.description,
-                            subscriber.close_reason,
-                            extra={"request_id": self.request_id},
-                        )
-                        break
-                    await _write(self, HEARTBEAT, settings.stream_send_timeout)
-                    continue
+                item = await subscriber.next()
+                if item is None:  # closed
+                    await _say_goodbye(self, subscriber.close_reason or "closed")
+                    log.info(
+                        "%s ended: %s",
+                        subscriber.description,
+                        subscriber.close_reason,
+                        extra={"request_id": self.request_id},
+                    )
+                    break
                 assert isinstance(item, Event)
                 await _write(self, item.sse_frame(), settings.stream_send_timeout)
                 if self.ends and item.terminal and sub.covers(item):
@@ -153,8 +152,14 @@ class EventStream(web.StreamResponse):
         except ConnectionError:
             self.force_close()
         finally:
+            hub.heartbeat.discard(self)
             hub.disconnect(subscriber)
             hub.unsubscribe(sub)
+
+    def beat(self) -> None:
+        """The hub's heartbeat (realtime/heartbeat.py): a comment that keeps proxies from closing
+        an idle stream; skipped while something is being written (the stream is not idle then)."""
+        self.subscriber.write_now(HEARTBEAT_CHUNK)
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:

@@ -209,6 +209,15 @@ class Subscriber:
                 return
         self._queue(event)
 
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` (whole wire bytes: an SSE heartbeat chunk) at once if this client keeps
+        up and nothing is being written to it; else do nothing and say so."""
+        sink = self._sink
+        if not self._quiet or sink is None or sink.get_write_buffer_size() > DIRECT_WRITE_LIMIT or sink.is_closing():
+            return False
+        sink.write(data)
+        return True
+
     def _remember(self, event: Event) -> bool:
         offered = self._offered
         assert offered is not None
