@@ -6,10 +6,13 @@ import json
 import select
 from typing import Any
 
+import aiohttp
 import psycopg2
 import pytest
+from aiohttp import web
 
 from server.app import create_app
+from server.keys import HUB
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.live_helpers import SseStream, set_job, trigger
@@ -204,3 +207,35 @@ async def test_raw_sql_notify_reaches_stream(client, db):
     event = await sse.event()
     assert json.loads(event["data"])["message"] == "edited by hand"
     sse.resp.close()
+
+
+async def test_an_idle_stream_whose_client_left_ends_at_the_next_heartbeat(settings):
+    """Nothing is written to an idle stream but its heartbeat: that is where a client that has
+    gone is noticed, so its stream and subscription do not outlive it. Served as `serve` does
+    (aiohttp's test server cancels a handler when its client leaves; `serve` does not)."""
+    app = create_app(replace_settings(settings, stream_heartbeat=0.2))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            run = await session.post(f"http://127.0.0.1:{port}/api/collectors/run", json={"collectors": ["demo"]})
+            batch_id = (await run.json())["batch_id"]
+            resp = await session.get(f"http://127.0.0.1:{port}/api/collectors/runs/batch/{batch_id}/events")
+            assert (await resp.content.readline()).startswith(b"retry:")
+            hub = app[HUB]
+
+            async def served() -> bool:
+                return hub.open_connections()["sse"] == 1 and len(hub.heartbeat) == 1
+
+            await eventually(served, what="the stream to be served")
+            resp.close()  # the client leaves; nothing happens to the batch meanwhile
+
+            async def ended() -> bool:
+                return hub.open_connections()["sse"] == 0 and len(hub.heartbeat) == 0
+
+            await eventually(ended, what="the stream of a client that left to end")
+    finally:
+        await runner.cleanup()

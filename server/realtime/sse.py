@@ -38,6 +38,7 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
 }
 HEARTBEAT = b": heartbeat\n\n"
+CLIENT_GONE = "the client closed the connection"
 HEARTBEAT_CHUNK = b"%x\r\n%s\r\n" % (len(HEARTBEAT), HEARTBEAT)  # as it goes on the wire (chunked)
 _SEQ = re.compile(r"[0-9]{1,18}")
 # Where a first connect (which cannot set Last-Event-ID) says what it already has.
@@ -84,6 +85,7 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
         if isinstance(exc, ConnectionError | TimeoutError):
             raise asyncio.CancelledError from None  # the client left: nobody to answer
         raise
+    response.wire = request.transport
     # Events whose stream goes on are written straight to the socket (one shared chunk); a
     # terminal one goes through the writer, which ends the stream after it.
     subscriber.write_directly(request.transport, Event.sse_chunk, terminal=not ends)
@@ -99,7 +101,7 @@ class EventStream(web.StreamResponse):
     access log line is written when the stream starts.
     """
 
-    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber")  # slots: no instance dict entries
+    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber", "wire")  # no instance dict entries
 
     def __init__(
         self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool, request_id: str
@@ -110,6 +112,7 @@ class EventStream(web.StreamResponse):
         self.subscriber = subscriber
         self.sub: Subscription | None = sub
         self.ends = ends
+        self.wire: asyncio.BaseTransport | None = None  # the connection, once started
         super().__init__(headers=SSE_HEADERS)
 
     async def write_eof(self, data: bytes = b"") -> None:
@@ -125,6 +128,8 @@ class EventStream(web.StreamResponse):
             while True:
                 item = await subscriber.next()
                 if item is None:  # closed
+                    if subscriber.close_reason == CLIENT_GONE:
+                        break  # nobody to tell
                     await _say_goodbye(self, subscriber.close_reason or "closed")
                     log.info(
                         "%s ended: %s",
@@ -158,8 +163,10 @@ class EventStream(web.StreamResponse):
 
     def beat(self) -> None:
         """The hub's heartbeat (realtime/heartbeat.py): a comment that keeps proxies from closing
-        an idle stream; skipped while something is being written (the stream is not idle then)."""
-        self.subscriber.write_now(HEARTBEAT_CHUNK)
+        an idle stream; skipped while something is being written (the stream is not idle then).
+        A stream whose client has gone ends here: nothing else would wake an idle one."""
+        if not self.subscriber.write_now(HEARTBEAT_CHUNK) and (self.wire is None or self.wire.is_closing()):
+            self.subscriber.close(CLIENT_GONE)
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
