@@ -85,7 +85,6 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
         if isinstance(exc, ConnectionError | TimeoutError):
             raise asyncio.CancelledError from None  # the client left: nobody to answer
         raise
-    response.wire = request.transport
     # Events whose stream goes on are written straight to the socket (one shared chunk); a
     # terminal one goes through the writer, which ends the stream after it.
     subscriber.write_directly(request.transport, Event.sse_chunk, terminal=not ends)
@@ -101,7 +100,7 @@ class EventStream(web.StreamResponse):
     access log line is written when the stream starts.
     """
 
-    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber", "wire")  # no instance dict entries
+    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber")  # no instance dict entries
 
     def __init__(
         self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool, request_id: str
@@ -112,7 +111,6 @@ class EventStream(web.StreamResponse):
         self.subscriber = subscriber
         self.sub: Subscription | None = sub
         self.ends = ends
-        self.wire: asyncio.BaseTransport | None = None  # the connection, once started
         super().__init__(headers=SSE_HEADERS)
 
     async def write_eof(self, data: bytes = b"") -> None:
@@ -165,7 +163,7 @@ class EventStream(web.StreamResponse):
         """The hub's heartbeat (realtime/heartbeat.py): a comment that keeps proxies from closing
         an idle stream; skipped while something is being written (the stream is not idle then).
         A stream whose client has gone ends here: nothing else would wake an idle one."""
-        if not self.subscriber.write_now(HEARTBEAT_CHUNK) and (self.wire is None or self.wire.is_closing()):
+        if not self.subscriber.write_now(HEARTBEAT_CHUNK) and self.subscriber.connection_gone:
             self.subscriber.close(CLIENT_GONE)
 
 

@@ -209,6 +209,11 @@ class Subscriber:
                 return
         self._queue(event)
 
+    @property
+    def connection_gone(self) -> bool:
+        """The socket the fast path writes to is closed (or there is none)."""
+        return self._sink is None or self._sink.is_closing()
+
     def write_now(self, data: bytes) -> bool:
         """Write ``data`` (whole wire bytes: an SSE heartbeat chunk) at once if this client keeps
         up and nothing is being written to it; else do nothing and say so."""
