@@ -85,7 +85,7 @@ def snapshot(seq: int, status: str = "running") -> BatchSnapshot:
 async def test_a_client_that_keeps_up_gets_the_shared_frame_at_once_and_is_counted(sockets):
     sock = await sockets.connect()
     subscriber = Subscriber(10, "test", "websocket")
-    subscriber.write_directly(sock.transport, Event.ws_frame)
+    subscriber.write_directly(sock.transport)
     before = sample_value("collector_hub_events_delivered_total", {"transport": "websocket"})
     first = event(1)
     subscriber.offer(first)
@@ -102,7 +102,7 @@ async def test_frames_sent_in_part_arrive_whole_and_in_order(sockets):
     assert plain_socket(sock.transport) is sock.transport.get_extra_info("socket")._sock
     sock.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     subscriber = Subscriber(100, "test", "websocket")
-    subscriber.write_directly(sock.transport, Event.ws_frame)
+    subscriber.write_directly(sock.transport)
     events = [
         Event("batch", f"bc_{n:08d}", n, json.dumps({"n": n, "pad": "x" * 20_000}).encode(), "running")
         for n in range(1, 13)
@@ -130,7 +130,7 @@ def test_only_asyncio_plain_transports_are_sent_on_directly():
 async def test_a_client_behind_is_conflated_in_order_and_keeps_the_terminal_state(sockets):
     sock = await sockets.connect()
     subscriber = Subscriber(10, "test", "websocket")
-    subscriber.write_directly(sock.transport, Event.ws_frame)
+    subscriber.write_directly(sock.transport)
     subscriber.hold()  # behind: e.g. a subscribe in progress
     subscriber.offer(event(1))
     subscriber.offer(event(2, object_id="bc_00000002"))
@@ -155,7 +155,7 @@ async def test_a_client_behind_is_conflated_in_order_and_keeps_the_terminal_stat
 async def test_a_stream_that_ends_sends_its_terminal_state_through_its_writer(sockets):
     sock = await sockets.connect()
     subscriber = Subscriber(10, "test", "sse")
-    subscriber.write_directly(sock.transport, Event.sse_chunk, terminal=False)
+    subscriber.write_directly(sock.transport, terminal=False)
     subscriber.offer(event(1))
     assert subscriber.pending == 0
     subscriber.offer(event(2, "failed"))
@@ -169,7 +169,7 @@ async def test_a_client_that_reads_nothing_queues_then_is_cut_off_at_its_bound(s
     sock = await sockets.connect()
     sock.transport.pause_reading()
     subscriber = Subscriber(3, "test", "sse")
-    subscriber.write_directly(sock.transport, Event.sse_chunk)
+    subscriber.write_directly(sock.transport)
     dropped = sample_value("collector_hub_slow_subscribers_dropped_total", {"transport": "sse"})
     big = Event("batch", "bc_00000009", 1, b'"' + b"x" * 60000 + b'"', "running")
     n = 0
@@ -190,7 +190,7 @@ async def test_a_sliced_fanout_reaches_everyone_in_order_and_lets_the_loop_run(s
     socks = [await sockets.connect() for _ in range(5)]
     for sock in socks:
         subscriber = Subscriber(10, "test", "websocket")
-        subscriber.write_directly(sock.transport, Event.ws_frame)
+        subscriber.write_directly(sock.transport)
         hub._subs.add(Subscription(subscriber, "batch", "bc_00000001"))
     entry = BatchEntry()
     hub._publish(entry, None, snapshot(1))
@@ -211,7 +211,7 @@ async def test_overlapping_topics_offer_a_job_state_once_and_never_an_older_one(
     hub = Hub(None)  # type: ignore[arg-type]
     sock = await sockets.connect()
     subscriber = Subscriber(10, "test", "websocket")
-    subscriber.write_directly(sock.transport, Event.ws_frame)
+    subscriber.write_directly(sock.transport)
     job_topic = Subscription(subscriber, "job", "de_00000001")
     hub._subs.add(job_topic)
     hub._offer(job_topic, event(5, object_id="de_00000001", kind="job"))

@@ -32,8 +32,10 @@ class Event:
     collector: str | None = None
     _sse: bytes | None = None
     _ws: bytes | None = None
-    _sse_chunk: bytes | None = None
-    _ws_frame: bytes | None = None
+    # The wire bytes of every SSE stream and every WebSocket, once built (the fanout reads
+    # them here and builds them only when they are still None).
+    sse_wire: bytes | None = None
+    ws_wire: bytes | None = None
     # Worked out once, read once per subscriber by the fanout:
     key: str = dataclasses.field(init=False)  # the object: conflation and resume memory key by it
     terminal: bool = dataclasses.field(init=False)
@@ -54,15 +56,15 @@ class Event:
 
     def sse_chunk(self) -> bytes:
         """The SSE frame as one HTTP/1.1 chunk: what goes on the wire of every SSE stream."""
-        if self._sse_chunk is None:
+        if self.sse_wire is None:
             frame = self.sse_frame()
-            self._sse_chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
-        return self._sse_chunk
+            self.sse_wire = b"%x\r\n%s\r\n" % (len(frame), frame)
+        return self.sse_wire
 
     def ws_frame(self) -> bytes:
         """The WebSocket message as one unmasked, uncompressed text frame (RFC 6455 5.2):
         what goes on the wire of every WebSocket without compression."""
-        if self._ws_frame is None:
+        if self.ws_wire is None:
             payload = self.ws_message()
             size = len(payload)
             if size < 126:
@@ -71,8 +73,8 @@ class Event:
                 header = bytes((0x81, 126)) + size.to_bytes(2, "big")
             else:
                 header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-            self._ws_frame = header + payload
-        return self._ws_frame
+            self.ws_wire = header + payload
+        return self.ws_wire
 
 
 @dataclasses.dataclass(eq=False, slots=True)

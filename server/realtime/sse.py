@@ -87,7 +87,7 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
         raise
     # Events whose stream goes on are written straight to the socket (one shared chunk); a
     # terminal one goes through the writer, which ends the stream after it.
-    subscriber.write_directly(request.transport, Event.sse_chunk, terminal=not ends)
+    subscriber.write_directly(request.transport, terminal=not ends)
     return response
 
 

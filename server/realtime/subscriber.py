@@ -79,17 +79,6 @@ def plain_socket(transport: asyncio.Transport | None) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _send(sock: socket.socket, transport: asyncio.Transport, frame: bytes) -> None:
-    """What ``transport.write`` does with an empty buffer: send now, and leave the rest (or an
-    error, which it then meets itself and closes the connection on) to the transport."""
-    try:
-        sent = sock.send(frame)
-    except (BlockingIOError, InterruptedError, OSError):
-        sent = 0
-    if sent < len(frame):
-        transport.write(frame[sent:] if sent else frame)
-
-
 def _key(topic: Topic) -> str:
     return f"{topic.kind}:{topic.target}"
 
@@ -98,9 +87,9 @@ class Subscriber:
     """The queue between the hub and one connection's writer."""
 
     __slots__ = (
-        "_busy", "_direct_terminal", "_drain_before_close", "_frame", "_held", "_offered", "_on_wake", "_pending",
-        "_quiet", "_sink", "_socket", "_tally", "_topics", "_waiter", "close_code", "close_reason", "description",
-        "limit", "transport",
+        "_busy", "_direct_terminal", "_drain_before_close", "_held", "_offered", "_on_wake", "_pending",
+        "_quiet", "_sink", "_socket", "_tally", "_topics", "_waiter", "_ws", "close_code", "close_reason",
+        "description", "limit", "transport",
     )  # fmt: skip
 
     def __init__(self, limit: int, description: str = "client", transport: str = "other") -> None:
@@ -120,11 +109,12 @@ class Subscriber:
         self._drain_before_close = False
         self._held = 0
         self._busy = False  # the writer is sending an item: direct writes would overtake it
-        # The fast path (``write_directly``): the socket, the shared frame of an event for it,
-        # and whether a terminal event may go that way too.
+        # The fast path (``write_directly``): the socket, whether the wire is a WebSocket's
+        # (else an SSE stream's: ``transport`` says which), and whether a terminal event may go
+        # that way too.
         self._sink: asyncio.Transport | None = None
         self._socket: socket.socket | None = None  # the sink's own socket, where sending on it is safe
-        self._frame: Callable[[Event], bytes] = Event.ws_frame
+        self._ws = transport == "websocket"
         self._direct_terminal = True
         self._quiet = False  # sink set, open, nothing queued or held, writer idle: write directly
 
@@ -149,15 +139,15 @@ class Subscriber:
     def closed(self) -> bool:
         return self.close_reason is not None
 
-    def write_directly(
-        self, transport: asyncio.BaseTransport | None, frame: Callable[[Event], bytes], *, terminal: bool = True
-    ) -> None:
-        """Enable the fast path: ``frame(event)`` gives the wire bytes (shared by every
-        subscriber, e.g. ``Event.ws_frame``); with ``terminal=False`` a terminal event goes
-        through the writer (which ends the stream after it)."""
+    def write_directly(self, transport: asyncio.BaseTransport | None, *, terminal: bool = True) -> None:
+        """Enable the fast path: each event's shared wire bytes (``Event.ws_frame`` for a
+        WebSocket subscriber, ``Event.sse_chunk`` for an SSE one) are written straight to
+        ``transport``; with ``terminal=False`` a terminal event goes through the writer (which
+        ends the stream after it)."""
+        if self.transport not in ("websocket", "sse"):
+            raise ValueError(f"no wire format for a {self.transport!r} subscriber")
         self._sink = transport if isinstance(transport, asyncio.Transport) else None
         self._socket = plain_socket(self._sink)
-        self._frame = frame
         self._direct_terminal = terminal
         self._update()
 
@@ -195,16 +185,26 @@ class Subscriber:
         already has (or is about to get) a newer state of the object."""
         if self._offered is not None and not self._remember(event):
             return
-        sink = self._sink
-        if self._quiet and sink is not None and (self._direct_terminal or not event.terminal):
+        if self._quiet and (self._direct_terminal or not event.terminal):
+            # The hot path of every fanout: no call here but the transport's own two checks
+            # and the send (what the transport's write would do with an empty buffer).
+            sink = self._sink
+            assert sink is not None  # quiet says so
             buffered = sink.get_write_buffer_size()
             if buffered <= DIRECT_WRITE_LIMIT and not sink.is_closing():
-                frame = self._frame(event)
+                frame = event.ws_wire if self._ws else event.sse_wire
+                if frame is None:
+                    frame = event.ws_frame() if self._ws else event.sse_chunk()
                 sock = self._socket
                 if buffered or sock is None:
                     sink.write(frame)  # after what the transport holds
                 else:
-                    _send(sock, sink, frame)
+                    try:
+                        sent = sock.send(frame)
+                    except (BlockingIOError, InterruptedError, OSError):
+                        sent = 0  # the transport meets an error itself, and closes on it
+                    if sent < len(frame):
+                        sink.write(frame[sent:] if sent else frame)
                 self._tally.count += 1
                 return
         self._queue(event)

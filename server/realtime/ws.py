@@ -388,5 +388,5 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     transport = request.transport
     session.wire = transport if isinstance(transport, asyncio.Transport) else None
     if not session.compress:  # compressed frames differ per connection: no shared bytes
-        session.subscriber.write_directly(transport, Event.ws_frame)
+        session.subscriber.write_directly(transport)
     return session
