@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
+
+from server.api.representation import format_timestamp
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 BATCH_FIELDS = {
@@ -378,3 +381,18 @@ async def test_latest_etag_never_hides_a_change_that_committed_after_the_read(cl
     assert (await resp.json())["latest_runs"][0]["progress_percent"] == 50
     again = await client.get(path, headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status == 304
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (dt.datetime(2026, 11, 29, 22, 35, 35, 14856, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+         "2026-11-29T20:35:35.014856Z"),
+        (dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "2026-01-02T03:04:05.000000Z"),  # no microseconds: six zeros
+        (dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-1))), "2027-01-01T00:30:00.000000Z"),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_timestamps_are_written_in_utc_with_microseconds_and_z(value: dt.datetime | None, text: str | None) -> None:
+    assert format_timestamp(value) == text
+    assert text is None or TIMESTAMP.match(text)

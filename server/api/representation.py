@@ -19,7 +19,9 @@ def format_timestamp(value: dt.datetime | None) -> str | None:
     """UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: the contract's one timestamp format."""
     if value is None:
         return None
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: the same text for less (every pushed state formats several); in
+    # UTC its offset is always the six characters "+00:00".
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def utc_now() -> str:
