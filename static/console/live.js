@@ -49,7 +49,8 @@ function touch(batchId) {
 function batchOf(batchId) {
   let batch = batches.get(batchId);
   if (!batch) {
-    batch = { batch_id: batchId, seq: -1, jobs: new Map(), loaded: false };
+    // loaded: its GET is asked for (or done); complete: a GET body has filled in every job.
+    batch = { batch_id: batchId, seq: -1, jobs: new Map(), loaded: false, complete: false };
     batches.set(batchId, batch);
   }
   return batch;
@@ -80,6 +81,7 @@ function receiveJob(job, seq) {
 export function receiveBatch(body, seq) {
   const batch = batchOf(body.batch_id);
   batch.loaded = true;
+  batch.complete = true;
   batch.priority = body.priority;
   batch.started_at = body.started_at;
   if (seq === null || seq >= batch.seq) {

@@ -3,6 +3,7 @@ restart, the API key prompt, keyboard-only use, the icon, and server text shown 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -76,6 +77,34 @@ async def test_a_run_in_progress_when_the_page_opens_is_shown_at_once(live_serve
     await page.wait_for_selector(f'#finished-batches [data-batch-id="{batch_id}"] .status[data-status="cancelled"]')
     assert (await api_get(server, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "cancelled"
     assert "cancelled" in (await page.text_content("#announcer") or "")
+
+
+async def test_a_run_first_seen_by_one_of_its_jobs_is_drawn_whole(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    first = (await api_post(server, "/api/collectors/run", {"collectors": ["slow", "demo"]}))["batch_id"]
+    second = (await api_post(server, "/api/collectors/run", {"collectors": ["demo"]}))["batch_id"]  # demo's latest
+    # So the page learns of the first batch by its slow job alone and reads the batch for the
+    # rest; the read is held back to make the in-between visible if it were ever drawn.
+    read_first = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await read_first.wait()
+        await route.continue_()
+
+    await page.route(f"**/api/collectors/runs/batch/{first}", hold)
+    await page.goto(url_of(server))
+    card = page.locator(f'#active-batches [data-batch-id="{first}"]')
+    await wait_live(page, "websocket")
+    # The second batch is drawn (its read is not held): the first one's job came in the same
+    # burst of the stream, so it would have been drawn by now too.
+    await page.locator(f'#active-batches [data-batch-id="{second}"]').wait_for(timeout=TIMEOUT_MS)
+    await page.wait_for_function(
+        "id => (window.collectorHubConsole.batches.get(id)?.jobs.size ?? 0) >= 1", arg=first, timeout=TIMEOUT_MS
+    )
+    assert await card.count() == 0  # known by one job: not drawn yet, half empty
+    read_first.set()
+    await card.wait_for(timeout=TIMEOUT_MS)
+    assert await card.locator(".job-row").count() == 2
 
 
 async def test_the_indicator_tells_the_truth_through_a_server_restart(live_server: ServerFactory, page: Any) -> None:

@@ -95,6 +95,7 @@ export function mount(main) {
     const terminal = isTerminal(batch.status);
     if (!card) {
       if (terminal && !shownStatus.has(batch.batch_id)) return; // ended before we saw it run
+      if (!batch.complete) return; // first seen mid-run by one job: drawn whole once its GET is in
       card = batchCard(batch, { ...options, onCancelled: (body) => live.receiveBatch(body, null) });
       cards.set(batch.batch_id, card);
       active.prepend(card);
