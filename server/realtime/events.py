@@ -20,6 +20,12 @@ def encode_body(body: Any) -> bytes:
     return json.dumps(body).encode("utf-8")
 
 
+def http_chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (RFC 9112 7.1): how a streamed response's bytes go on
+    the wire when they are written straight to its socket."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
 @dataclasses.dataclass(eq=False, slots=True)
 class Event:
     """One state of one object: ``kind`` is ``batch`` or ``job``."""
@@ -57,8 +63,7 @@ class Event:
     def sse_chunk(self) -> bytes:
         """The SSE frame as one HTTP/1.1 chunk: what goes on the wire of every SSE stream."""
         if self.sse_wire is None:
-            frame = self.sse_frame()
-            self.sse_wire = b"%x\r\n%s\r\n" % (len(frame), frame)
+            self.sse_wire = http_chunk(self.sse_frame())
         return self.sse_wire
 
     def ws_frame(self) -> bytes:

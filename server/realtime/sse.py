@@ -22,7 +22,7 @@ from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
-from server.realtime.events import Event
+from server.realtime.events import Event, http_chunk
 from server.realtime.hub import Hub
 from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription
@@ -39,7 +39,7 @@ SSE_HEADERS = {
 }
 HEARTBEAT = b": heartbeat\n\n"
 CLIENT_GONE = "the client closed the connection"
-HEARTBEAT_CHUNK = b"%x\r\n%s\r\n" % (len(HEARTBEAT), HEARTBEAT)  # as it goes on the wire (chunked)
+HEARTBEAT_CHUNK = http_chunk(HEARTBEAT)  # as it goes on the wire
 _SEQ = re.compile(r"[0-9]{1,18}")
 # Where a first connect (which cannot set Last-Event-ID) says what it already has.
 RESUME_QUERY = ("lastEventId", "since")

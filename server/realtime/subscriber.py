@@ -32,6 +32,9 @@ from server.observability.metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROP
 from server.realtime.events import Control, Event
 
 _control_ids = itertools.count()
+# The transports a subscriber can be on (its ``transport``, a metric label), each with its own
+# wire format for the fast path.
+TRANSPORTS = ("websocket", "sse")
 # asyncio's plain TCP transport (private, hence looked up: a Python without it sends no other way).
 _PLAIN_TRANSPORT: type | None = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
 # A transport holding more than this unsent (in asyncio's buffer) is not written to directly.
@@ -144,7 +147,7 @@ class Subscriber:
         WebSocket subscriber, ``Event.sse_chunk`` for an SSE one) are written straight to
         ``transport``; with ``terminal=False`` a terminal event goes through the writer (which
         ends the stream after it)."""
-        if self.transport not in ("websocket", "sse"):
+        if self.transport not in TRANSPORTS:
             raise ValueError(f"no wire format for a {self.transport!r} subscriber")
         self._sink = transport if isinstance(transport, asyncio.Transport) else None
         self._socket = plain_socket(self._sink)

@@ -16,9 +16,7 @@ import collections
 import dataclasses
 
 from server.realtime.events import Event
-from server.realtime.subscriber import Subscriber
-
-TRANSPORTS = ("websocket", "sse")
+from server.realtime.subscriber import TRANSPORTS, Subscriber
 
 
 @dataclasses.dataclass(eq=False, slots=True)
