@@ -19,16 +19,12 @@ from aiohttp import web
 from collectors.registry import load_registry
 from server.api.doc_routes import setup_docs_routes
 from server.api.health_routes import setup_health_routes
-from server.api.history_routes import routes as history_routes
-from server.api.log_routes import routes as log_routes
 from server.api.middleware import json_errors
-from server.api.rerun_routes import routes as rerun_routes
-from server.api.run_routes import routes as run_routes
 from server.api.static_routes import setup_static_routes
-from server.api.stats_routes import routes as stats_routes
 from server.api.validation import reject_unknown_query_parameters
 from server.db import database
 from server.inventory.routes import routes as inventory_routes
+from server.joblogs.routes import routes as log_routes
 from server.keys import (
     AUTHENTICATOR,
     DATABASE_URL,
@@ -46,6 +42,10 @@ from server.observability.metrics_route import setup_metrics_routes
 from server.realtime.setup import setup_realtime
 from server.runner.housekeeping import housekeeping_ctx
 from server.runner.runner import Runner
+from server.runs.history_routes import routes as history_routes
+from server.runs.rerun_routes import routes as rerun_routes
+from server.runs.routes import routes as run_routes
+from server.runs.stats_routes import routes as stats_routes
 from server.schedules.setup import setup_schedules
 from server.security.setup import protected_mode_ctx, setup_security
 from server.settings import Settings

@@ -13,11 +13,11 @@ import pytest
 
 from collectors.contract import MAX_LOG_LINE_BYTES, REDACTED
 from server.app import create_app
-from server.db import logs
 from server.db.database import create_pool
+from server.joblogs import store as logs
+from server.joblogs.writer import cut_line, redact, secret_values
 from server.runner import housekeeping
 from server.runner.housekeeping import Housekeeping
-from server.runner.job_log import cut_line, redact, secret_values
 from server.runner.protocol import CappedLineSplitter
 from tests.conditions import eventually
 from tests.conftest import replace_settings

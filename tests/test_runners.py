@@ -3,9 +3,9 @@ collector no live runner offers fails with an error that says so, instead of wai
 
 from __future__ import annotations
 
-from server.db import runners
 from server.db.database import create_pool
 from server.runner.housekeeping import Housekeeping
+from server.runs import runners
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.test_api_runs import get_json

@@ -17,10 +17,11 @@ import psycopg2.extras
 import pytest
 
 from collectors.registry import CollectorSpec, load_registry
-from server.db import database, runs
+from server.db import database
 from server.db.database import create_pool
 from server.observability.metrics import sample_value
 from server.runner.runner import Runner
+from server.runs import store as runs
 from server.schedules import store
 from server.schedules.definition import ScheduleDefinition
 from server.schedules.scheduler import Scheduler

@@ -16,9 +16,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from server import __version__
-from server.openapi import components, inventory, live, operations, runs, schedules, service, webhooks
+from server.inventory import openapi as inventory
+from server.openapi import components, service
 from server.openapi.components import Names, Part, with_query_check
 from server.openapi.security import SECURITY_SCHEMES, with_security
+from server.realtime import openapi as live
+from server.runs import openapi as runs
+from server.runs import openapi_operations as operations
+from server.schedules import openapi as schedules
+from server.webhooks import openapi as webhooks
 
 # In document order. Two parts may not define the same path or schema.
 PARTS: tuple[Part, ...] = (

@@ -32,13 +32,13 @@ import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
 from server.errors import NotFoundError
+from server.joblogs.tail import LogTails
 from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.listener import Listener
-from server.realtime.log_tail import LogTails
 from server.realtime.notify import JobWakeUps, parse_log_wake_up, parse_notification
 from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.joblogs.stream import routes as log_stream_routes
 from server.keys import DATABASE_URL, HUB, POOL, SETTINGS
 from server.realtime.hub import Hub
 from server.realtime.listener import Listener
-from server.realtime.log_stream import routes as log_stream_routes
 from server.realtime.sse import routes as sse_routes
 from server.realtime.ws import routes as ws_routes
 

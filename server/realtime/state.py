@@ -1,7 +1,7 @@
 """Reading push state from the tables: a whole batch in one transaction, so one read serves
 the batch's event and every one of its jobs' events (a job's GET body shows its batch's
 summary, so every batch change is a new version of each of its jobs). The SQL is
-``server.db.runs``'s; this module shapes its rows into events."""
+``server.runs.store``'s; this module shapes its rows into events."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import aiopg
 
 from server.api import representation as rep
-from server.db import runs
 from server.realtime.events import BatchSnapshot, Event, batch_event, job_event
+from server.runs import store as runs
 
 
 def _job_row_with_batch(job: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from typing import Any
 
 import aiopg
 
-from server.db import runs
 from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot
 from server.realtime.listener import Listener
 from server.realtime.notify import NotifiedSeqs
+from server.runs import store as runs
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ import aiopg
 from aiohttp import web
 
 from server.background import BackgroundLoop
-from server.db import logs, runners
+from server.joblogs import store as logs
 from server.keys import POOL, SETTINGS
+from server.runs import runners
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

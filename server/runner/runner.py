@@ -34,8 +34,9 @@ import aiopg
 from collectors.contract import RUNNER_HEARTBEAT_SECONDS
 from collectors.registry import CollectorSpec
 from server.background import BackgroundLoop
-from server.db import database, logs, queue, runners
-from server.runner.job_log import JobLog, secret_values
+from server.db import database
+from server.joblogs import store as logs
+from server.joblogs.writer import JobLog, secret_values
 from server.runner.process import (
     CollectorProcess,
     StopReason,
@@ -46,6 +47,7 @@ from server.runner.process import (
 )
 from server.runner.protocol import StdoutProgress
 from server.runner.throttle import ConflatingWriter
+from server.runs import queue, runners
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

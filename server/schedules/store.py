@@ -19,8 +19,9 @@ import aiopg
 import psycopg2.errors
 
 from collectors.registry import CollectorSpec
-from server.db import database, runs
+from server.db import database
 from server.errors import ConflictError, NotFoundError
+from server.runs import store as runs
 from server.schedules.cron import due_between, next_fire_time
 from server.schedules.definition import TIMING_FIELDS, ScheduleDefinition
 

@@ -1,7 +1,7 @@
 """The body of a delivery: the spec's webhook payload, built once per delivery.
 
 ``batch_id``, ``status`` and ``collectors`` (and every other field of the batch) are exactly
-what ``GET /api/collectors/runs/batch/{id}`` returns: read by ``server.db.runs``'s query and shaped by
+what ``GET /api/collectors/runs/batch/{id}`` returns: read by ``server.runs.store``'s query and shaped by
 ``representation.batch_json``, like the GET, so the two cannot drift apart; ``type``,
 ``delivery_id`` and ``timestamp`` (when the batch ended, i.e. when the delivery was written)
 are added. A terminal batch does not change any more, so
@@ -17,7 +17,7 @@ import aiopg
 
 from server.api import representation as rep
 from server.api.representation import format_timestamp
-from server.db import runs
+from server.runs import store as runs
 
 
 async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:

@@ -14,10 +14,7 @@ from collectors.contract import (
     RERUN_SCOPES,
     TERMINAL_STATUSES,
 )
-from server.api.history_routes import DEFAULT_BATCHES, DEFAULT_HISTORY
-from server.api.log_routes import DEFAULT_LOG_PAGE, MAX_LINE_NUMBER
-from server.api.rerun_routes import DEFAULT_RERUN_SCOPE
-from server.api.stats_routes import DEFAULT_WINDOW
+from server.joblogs.routes import DEFAULT_LOG_PAGE, MAX_LINE_NUMBER
 from server.openapi.components import (
     BAD_BODY,
     SERVER_ERROR,
@@ -34,6 +31,9 @@ from server.openapi.components import (
     path_id,
     ref,
 )
+from server.runs.history_routes import DEFAULT_BATCHES, DEFAULT_HISTORY
+from server.runs.rerun_routes import DEFAULT_RERUN_SCOPE
+from server.runs.stats_routes import DEFAULT_WINDOW
 
 TEXT = {"type": "string"}
 COUNT = {"type": "integer", "minimum": 0}

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 import aiopg
 
 from collectors.contract import MAX_LOG_LINE_BYTES, REDACTED, SECRET_ENV_WORDS
-from server.db import database, logs
+from server.db import database
+from server.joblogs import store as logs
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from collectors.contract import (
     PRIORITIES,
     REPORTABLE_STATUSES,
 )
-from server.api.collector_filter import named_collectors
 from server.api.http_cache import versioned_response
 from server.api.representation import utc_now
 from server.api.roles import requires
@@ -26,10 +25,11 @@ from server.api.validation import (
     read_json_object,
     reject_unknown_fields,
 )
-from server.db import runs
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY
 from server.realtime.polling import poll_batch, poll_job
+from server.runs import store as runs
+from server.runs.collector_filter import named_collectors
 
 routes = web.RouteTableDef()
 

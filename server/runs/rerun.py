@@ -10,8 +10,9 @@ import aiopg
 
 from collectors.contract import RERUN_STATUSES, TERMINAL_STATUSES
 from collectors.registry import CollectorSpec
-from server.db import database, runs
+from server.db import database
 from server.errors import ConflictError, NotFoundError
+from server.runs import store as runs
 
 
 def _specs_for(jobs: list[dict[str, Any]], registry: Mapping[str, CollectorSpec]) -> list[CollectorSpec]:

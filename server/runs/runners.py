@@ -61,7 +61,7 @@ async def list_runners(pool: aiopg.Pool) -> list[Row]:
 async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> list[str]:
     """Fail queued jobs that have waited ``timeout_seconds`` while no live runner offered
     their collector for all that time. Batch first, SKIP LOCKED, like every queue writer
-    (server/db/queue.py). Returns the failed job ids."""
+    (server/runs/queue.py). Returns the failed job ids."""
     error = (
         f"No live runner offered this collector for {timeout_seconds:g} seconds, so nothing could run the job "
         "(COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT). Check GET /api/runners and the runners' collectors files."

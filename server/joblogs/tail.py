@@ -26,7 +26,7 @@ import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
 from server.api.representation import log_line_json
-from server.db import logs
+from server.joblogs import store as logs
 
 log = logging.getLogger(__name__)
 

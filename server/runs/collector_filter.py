@@ -6,9 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.validation import check_collector_names, query_list
-from server.db import history
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY
+from server.runs import history
 
 
 async def named_collectors(request: web.Request, name: str = "collectors") -> tuple[list[str] | None, list[str]]:

@@ -1,5 +1,5 @@
 """Searching past runs: ``GET /api/collectors/history`` (jobs) and ``GET /api/collectors/batches``,
-with the same filters and keyset cursors (server/db/history.py says why pages never repeat
+with the same filters and keyset cursors (server/runs/history.py says why pages never repeat
 or skip a row)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from aiohttp import web
 
 from collectors.contract import BATCH_ID, JOB_ID, MAX_HISTORY
 from server.api import representation as rep
-from server.api.collector_filter import named_collectors
 from server.api.roles import requires
 from server.api.validation import (
     accepts_query,
@@ -24,9 +23,10 @@ from server.api.validation import (
     query_list,
     query_timestamp,
 )
-from server.db import history
 from server.errors import ValidationError
 from server.keys import POOL
+from server.runs import history
+from server.runs.collector_filter import named_collectors
 
 routes = web.RouteTableDef()
 

@@ -1,5 +1,5 @@
 """A job's log lines over REST: ``GET /api/collectors/runs/job/{job_id}/logs?after=N&limit=M``.
-(The live tail is ``.../logs/events``, server/realtime/log_stream.py.)"""
+(The live tail is ``.../logs/events``, server/joblogs/stream.py.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collectors.contract import MAX_LOG_PAGE, TERMINAL_STATUSES
 from server.api import representation as rep
 from server.api.roles import requires
 from server.api.validation import accepts_query, path_job_id, query_int
-from server.db import logs
 from server.errors import NotFoundError
+from server.joblogs import store as logs
 from server.keys import POOL
 
 routes = web.RouteTableDef()

@@ -1,4 +1,4 @@
-"""Re-running a batch or a job (server/db/rerun.py): a new batch, 201, shaped like
+"""Re-running a batch or a job (server/runs/rerun.py): a new batch, 201, shaped like
 ``POST /api/collectors/run``."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from aiohttp import web
 from collectors.contract import RERUN_SCOPES
 from server.api.roles import requires
 from server.api.validation import path_batch_id, path_job_id, read_json_object, reject_unknown_fields
-from server.db import rerun
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY
+from server.runs import rerun
 
 routes = web.RouteTableDef()
 
