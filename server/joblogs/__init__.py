@@ -1,4 +1,5 @@
-"""Job logs: what a collector printed, kept bounded and clean (ARCHITECTURE rule 13).
+"""Job logs: what a collector printed, kept bounded and clean (ARCHITECTURE rule 13). The
+modules, by what they hold:
 
     writer.py   the runner's side: redacted, cut, capped, written in batches
     store.py    the stored lines

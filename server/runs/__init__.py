@@ -1,4 +1,5 @@
-"""Runs: batches and their jobs, from the trigger to the history (docs/ARCHITECTURE.md).
+"""Runs: batches and their jobs, from the trigger to the history (docs/ARCHITECTURE.md). The
+modules, by what they hold:
 
     store.py            every read and write of batches and jobs
     queue.py            claiming jobs; the watchdog's queries
