@@ -54,16 +54,24 @@ def main() -> int:
 
 
 def _collect(pages: int, page_seconds: float, fail_at: int) -> int:
+    # What it does goes to stdout too, so the job's log shows the run (docs/COLLECTORS.md).
+    say(f"demo: collecting {pages} pages, {page_seconds:g} s each")
     update_job_progress(None, "running", 0, f"Starting demo collection of {pages} pages")
     for page in range(1, pages + 1):
         time.sleep(page_seconds)
         if page == fail_at:
             print(f"demo: simulated failure while fetching page {page}/{pages} (DEMO_FAIL_AT_PAGE)", file=sys.stderr)
             return 1
+        say(f"demo: fetched page {page}/{pages}")
         percent = page * 100 // pages
         update_job_progress(None, "running", percent, f"Processing page {page}/{pages}")
+    say(f"demo: done, {pages} pages collected")
     update_job_progress(None, "completed", 100, f"Demo collection completed: {pages} pages")
     return 0
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Any
 
@@ -37,7 +38,8 @@ async def test_logs_prints_and_follows_a_running_job(aiohttp_server: Any, settin
     assert TOKEN not in out + err
     assert [line for line in stdout if line.startswith("line ")] == [f"line {n}" for n in range(1, 301) if n % 100]
     assert "warning at line 100" in err.splitlines()
-    assert err.splitlines()[-1] == "[collector-hub] Collector exited with code 3"
+    assert err.splitlines()[0].startswith("[collector-hub] Runner ") and " started pid " in err.splitlines()[0]
+    assert re.fullmatch(r"\[collector-hub\] Collector exited with code 3 after \d+\.\d s", err.splitlines()[-1])
 
     code, again, _ = await cli("logs", job_id, "--url", url)
     assert code == 0 and again == out  # the stored log, printed the same way
@@ -46,6 +48,42 @@ async def test_logs_prints_and_follows_a_running_job(aiohttp_server: Any, settin
     assert code == 2 and "Job not found" in err
     code, _, err = await cli("logs", "nope", "--url", url)
     assert code == 2 and "JOB_ID must look like" in err
+
+
+async def test_the_demos_log_is_printed_as_the_readme_shows_it(
+    aiohttp_server: Any, settings: Any, tmp_path: Any
+) -> None:
+    """README "Try it": run the demo, then `collector-hub logs` its job (it used to print nothing)."""
+    collectors = write_collectors_file(
+        tmp_path / "collectors.toml",
+        {
+            "demo": {
+                "command": [sys.executable, "-m", "collectors.demo"],
+                "env": {"DEMO_PAGES": "3", "DEMO_PAGE_SECONDS": "0.05"},
+            }
+        },
+    )
+    app = create_app(
+        replace_settings(settings, run_collectors=True, runner_poll_interval=0.1, collectors_file=collectors)
+    )
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    code, out, err = await cli("run", "demo", "--url", url)
+    assert code == 0, err
+    job_id = out.split("(")[1].split(")")[0]
+
+    async def whole_log() -> tuple[str, str] | None:  # the end note follows the demo's own "completed"
+        code, out, err = await cli("logs", job_id, "--url", url)
+        assert code == 0, err
+        return (out, err) if "exited with code" in err else None
+
+    out, err = await eventually(whole_log, what="the demo's log to end with the runner's note")
+    assert out.splitlines() == ["demo: collecting 3 pages, 0.05 s each"] + [
+        f"demo: fetched page {n}/3" for n in (1, 2, 3)
+    ] + ["demo: done, 3 pages collected"]
+    first, last = err.splitlines()
+    assert re.fullmatch(r"\[collector-hub\] Runner \S+ started pid \d+: .+ -m collectors\.demo", first)
+    assert re.fullmatch(r"\[collector-hub\] Collector exited with code 0 after \d+\.\d s", last)
 
 
 async def test_rerun_reruns_the_failed_jobs_and_watches(aiohttp_server: Any, settings: Any, tmp_path: Any) -> None:

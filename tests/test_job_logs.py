@@ -95,12 +95,13 @@ async def test_a_run_is_logged_line_by_line_redacted_cut_and_readable_while_it_r
     body = await ended() or await eventually(ended, what="the job to end with every line stored")
     lines = body["lines"]
     assert [line["line"] for line in lines] == list(range(1, len(lines) + 1))  # no gap, no repeat
-    assert lines[0]["text"] == f"connecting with token {REDACTED} to the vendor"
+    assert lines[0]["stream"] == "system" and lines[0]["text"].startswith("Runner ")  # the runner's start note
+    assert lines[1]["text"] == f"connecting with token {REDACTED} to the vendor"
     assert TOKEN not in str(body)
-    assert lines[1]["text"].startswith("x" * 100) and lines[1]["text"].endswith(
+    assert lines[2]["text"].startswith("x" * 100) and lines[2]["text"].endswith(
         f"… [cut {20_000 - MAX_LOG_LINE_BYTES} bytes]"
     )
-    printed = lines[2:-1]
+    printed = lines[3:-1]
     assert len(printed) == 3000
     # stdout and stderr are read side by side, so only each stream's own order is certain.
     by_text = {line["text"]: line for line in printed}
@@ -126,8 +127,8 @@ async def test_the_newest_lines_are_kept_under_the_cap(aiohttp_client, chatty_se
     job_id = await run_chatty(client)
     body = await eventually(lambda: _complete(client, job_id), what="the job to end", timeout=60)
     assert len(body["lines"]) == 500
-    # 2 lines before the numbered ones, 3000 of them, the system line: 3003 in all.
-    assert body["dropped_lines"] == 3003 - 500 and body["lines"][0]["line"] == 2504
+    # The start note and 2 lines before the numbered ones, 3000 of them, the end note: 3004 in all.
+    assert body["dropped_lines"] == 3004 - 500 and body["lines"][0]["line"] == 2505
     assert [line["text"] for line in body["lines"] if line["stream"] == "stdout"][-2:] == [
         "line 2999",
         "@progress 99 Line 3000",
@@ -247,7 +248,7 @@ async def test_the_log_is_tailed_live_over_sse_and_websocket(aiohttp_client, cha
     (tmp_path / "go").touch()  # now the collector prints the rest: they arrive live
     await read_sse_until(lambda: sse_lines and sse_lines[-1] == -1)
     assert sse_lines[-1] == -1 and sse_lines[:-1] == list(range(1, len(sse_lines)))
-    assert len(sse_lines) - 1 == 3003
+    assert len(sse_lines) - 1 == 3004
 
     ws_lines: list[int] = []
     while True:
@@ -257,14 +258,14 @@ async def test_the_log_is_tailed_live_over_sse_and_websocket(aiohttp_client, cha
             break
         assert message["type"] == "logs"
         ws_lines += [line["line"] for line in message["lines"]]
-    assert ws_lines == list(range(1, 3004))
+    assert ws_lines == list(range(1, 3005))
     await ws.close()
 
-    resumed = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events", headers={"Last-Event-ID": "3000"})
+    resumed = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events", headers={"Last-Event-ID": "3001"})
     text = await resumed.text()
-    assert [line for line in text.split("\n") if line.startswith("id: ")] == ["id: 3001", "id: 3002", "id: 3003"]
+    assert [line for line in text.split("\n") if line.startswith("id: ")] == ["id: 3002", "id: 3003", "id: 3004"]
     assert "event: end" in text
-    done = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events", headers={"Last-Event-ID": "3003"})
+    done = await client.get(f"/api/collectors/runs/job/{job_id}/logs/events", headers={"Last-Event-ID": "3004"})
     assert done.status == 204
 
 
@@ -325,8 +326,9 @@ async def test_a_collector_printing_100000_lines_keeps_its_last_10000_tailed_liv
                 assert line > last  # in order, never twice (lines dropped by the cap may be skipped)
                 seen, last = seen + 1, line
             ended = ended or b"event: end" in frame
-    assert last == 100_003 and seen >= 10_000
+    # The runner's start note, 2 lines, the 100,000 numbered ones, the runner's end note.
+    assert last == 100_004 and seen >= 10_000
     body = await _complete(client, job_id)
     assert body is not None and len(body["lines"]) == 10_000
-    assert body["dropped_lines"] == 100_003 - 10_000
-    assert [line["line"] for line in body["lines"]] == list(range(90_004, 100_004))
+    assert body["dropped_lines"] == 100_004 - 10_000
+    assert [line["line"] for line in body["lines"]] == list(range(90_005, 100_005))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -205,6 +207,63 @@ async def test_demo_runs_to_completed_with_rising_progress(runner_client: AppFac
     assert row["runner_id"] == "test-runner" and row["host"] == socket.gethostname()
     assert row["pid"] and row["run_started_at"] and row["last_progress_at"]
     assert row["exit_code"] is None  # the demo ended its own job; a terminal row is final
+
+
+async def full_log(client: TestClient, job_id: str) -> list[dict[str, Any]]:
+    """The job's log once the runner has stored its end note (a collector that ends its own job,
+    like the demo, exits just after: the note follows the job's end)."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        body = await (await client.get(f"/api/collectors/runs/job/{job_id}/logs?limit=5000")).json()
+        lines: list[dict[str, Any]] = body["lines"]
+        return lines if job_id not in client.app[RUNNER].running_job_ids and lines else None
+
+    return await eventually(probe, what=f"the log of {job_id} to be stored to its end")
+
+
+async def test_the_demos_log_says_what_it_did_between_the_runners_notes(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
+    """The README's first collector: its log is what `collector-hub logs` and the run page show."""
+    client = await runner_client()
+    job_id = (await trigger(client, "demo"))["collectors"][0]["job_id"]
+    await job_ended(client, job_id)
+    lines = await full_log(client, job_id)
+    first, last = lines[0], lines[-1]
+    pid = job_row(db, job_id)["pid"]
+    assert first["stream"] == "system"
+    assert (
+        first["text"]
+        == f"Runner test-runner started pid {pid}: {shlex.join([sys.executable, '-m', 'collectors.demo'])}"
+    )
+    assert [line["text"] for line in lines[1:-1] if line["stream"] == "stdout"] == [
+        "demo: collecting 5 pages, 0.25 s each",
+        *(f"demo: fetched page {n}/5" for n in range(1, 6)),
+        "demo: done, 5 pages collected",
+    ]
+    assert last["stream"] == "system" and re.fullmatch(r"Collector exited with code 0 after \d+\.\d s", last["text"])
+    assert 1.0 <= float(last["text"].split()[-2]) < 20  # five pages of 0.25 s
+
+
+@pytest.mark.parametrize(
+    ("collector", "end"),
+    [
+        ("crash", r"Collector exited with code 3 after \d+\.\d s"),
+        ("killed", r"Collector killed by SIGKILL after \d+\.\d s"),
+        ("hang", r"Stopped because the collector's timeout passed: collector killed by SIGTERM after 1\.\d s"),
+        ("missing", r"Runner test-runner: Could not start the collector: cannot start '.*no-such-program': .+"),
+    ],
+)
+async def test_every_log_starts_and_ends_with_a_runner_note(
+    runner_client: AppFactory, collector: str, end: str
+) -> None:
+    client = await runner_client()
+    job_id = (await trigger(client, collector))["collectors"][0]["job_id"]
+    await job_ended(client, job_id)
+    lines = await full_log(client, job_id)
+    assert lines[-1]["stream"] == "system" and re.fullmatch(end, lines[-1]["text"]), lines[-1]
+    if collector == "missing":  # no process, so no start note: the end note names the runner
+        assert len(lines) == 1
+    else:
+        assert lines[0]["stream"] == "system" and lines[0]["text"].startswith("Runner test-runner started pid ")
 
 
 async def test_exit_zero_without_a_report_completes_with_exit_code(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]

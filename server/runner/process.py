@@ -260,6 +260,24 @@ def describe_outcome(result: ProcessResult, timeout: float) -> Outcome | None:
     return Outcome("failed", f"Collector exited with code {code}", f"Exited with code {code}{detail}", code)
 
 
+def describe_end(result: ProcessResult, seconds: float) -> str:
+    """The runner's last note in the job's log: how the process ended (exit code or signal,
+    and why the runner stopped it if it did) and how long it ran."""
+    if result.start_error is not None:
+        return f"Could not start the collector: {result.start_error}"
+    code = result.returncode
+    if code is None:
+        ended = "Collector did not exit after SIGKILL"
+    elif code < 0:
+        ended = f"Collector killed by {_signal_name(-code)}"
+    else:
+        ended = f"Collector exited with code {code}"
+    ended += f" after {seconds:.1f} s"
+    if result.stopped_for is not None:
+        return f"Stopped because {result.stopped_for.value}: {ended[:1].lower()}{ended[1:]}"
+    return ended
+
+
 def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name

@@ -26,7 +26,9 @@ import dataclasses
 import functools
 import logging
 import re
+import shlex
 import socket
+import time
 from collections.abc import Awaitable, Callable
 
 import aiopg
@@ -41,6 +43,7 @@ from server.runner.process import (
     CollectorProcess,
     StopReason,
     collector_environment,
+    describe_end,
     describe_outcome,
     kill_orphaned_collector,
     process_exists,
@@ -209,15 +212,16 @@ class Runner:
 
     async def _execute(self, run: _ActiveRun, writer: ConflatingWriter) -> None:
         job = run.job
+        started = time.monotonic()
         try:
-            result = await run.process.run(lambda pid: self._record_pid(job.job_id, pid))
+            result = await run.process.run(lambda pid: self._process_started(run, pid))
             await writer.close()
             outcome = describe_outcome(result, run.process.spec.timeout)
             # Every line is stored before the job ends, so a reader that sees it ended has them all.
-            if outcome is not None and outcome.status == "failed":
-                run.log.add("system", outcome.message)
-            elif result.stopped_for is not None:
-                run.log.add("system", f"Stopped: {result.stopped_for.value}")
+            note = describe_end(result, time.monotonic() - started)
+            if result.start_error is not None:  # no start note: say here which runner tried
+                note = f"Runner {self.runner_id}: {note}"
+            run.log.add("system", note)
             await run.log.close()
             if outcome is not None:
                 recorded = await self._persist(
@@ -255,8 +259,13 @@ class Runner:
                 delay *= 2
         return await write()
 
-    async def _record_pid(self, job_id: str, pid: int) -> None:
-        await queue.record_pid(self._pool, job_id, self.runner_id, pid)
+    async def _process_started(self, run: _ActiveRun, pid: int) -> None:
+        """The log's first note (which runner, which process, which command), then the pid in
+        the job's row. The note is added before the first await, so before the output readers
+        run: it always comes before the collector's own lines."""
+        command = shlex.join(run.process.spec.command)
+        run.log.add("system", f"Runner {self.runner_id} started pid {pid}: {command}")
+        await queue.record_pid(self._pool, run.job.job_id, self.runner_id, pid)
 
     async def settle_abandoned_jobs(self) -> list[str]:
         """Fail the jobs a dead runner left running: this runner's own (same runner_id, so a
