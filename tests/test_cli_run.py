@@ -111,6 +111,29 @@ async def test_run_exits_1_when_the_batch_fails(live_server: ServerFactory) -> N
     assert "failed" in out.splitlines()[-1]
 
 
+async def test_a_failed_jobs_traceback_is_printed_as_lines_with_its_indentation(
+    live_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A multi-line error used to come out as one long line (newlines squashed to spaces)."""
+    script = tmp_path / "raises.py"
+    script.write_text("def fetch():\n    raise RuntimeError('the vendor said no')\n\n\nfetch()\n")
+    collectors = write_collectors_file(tmp_path / "raises.toml", {"raises": {"command": [sys.executable, str(script)]}})
+    server = await live_server(collectors_file=collectors)
+    code, out, err = await cli("run", "raises", "--url", base_url(server))
+    assert code == 1, (out, err)
+    lines = out.splitlines()
+    start = lines.index("    error: Exited with code 1")
+    assert lines[start + 1 : start + 8] == [
+        "           Last lines of stderr:",
+        "           Traceback (most recent call last):",
+        f'             File "{script}", line 5, in <module>',
+        "               fetch()",
+        f'             File "{script}", line 2, in fetch',
+        "               raise RuntimeError('the vendor said no')",
+        "           RuntimeError: the vendor said no",
+    ], out
+
+
 async def test_run_exits_1_when_the_batch_is_cancelled(live_server: ServerFactory) -> None:
     server = await live_server()
     proc = await asyncio.create_subprocess_exec(

@@ -56,8 +56,19 @@ def describe_job(job: dict[str, Any]) -> str:
         parts.append(str(job["message"]))
     line = printable(" ".join(parts))
     if job.get("status") == "failed" and job.get("error"):
-        line += "\n    error: " + printable(str(job["error"]))
+        line += "\n" + error_lines(str(job["error"]))
     return line
+
+
+ERROR_LABEL = "    error: "
+
+
+def error_lines(error: str) -> str:
+    """A job's error under its job line, a line per line of it (a traceback keeps its shape):
+    the first after ``error:``, the others below it, their own indentation kept."""
+    lines = [printable(text.expandtabs(4)).rstrip() for text in error.splitlines()] or [""]
+    indent = " " * len(ERROR_LABEL)
+    return "\n".join([ERROR_LABEL + lines[0], *(indent + text if text else "" for text in lines[1:])])
 
 
 def describe_connection_error(exc: BaseException) -> str:
