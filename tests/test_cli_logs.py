@@ -136,3 +136,35 @@ async def server_client_get(url: str, path: str) -> Any:
 async def _ended(url: str, batch_id: str) -> bool:
     body = await server_client_get(url, f"/api/collectors/runs/batch/{batch_id}")
     return body["status"] in ("completed", "failed", "cancelled")
+
+
+async def test_rerun_failed_of_a_batch_with_nothing_failed_answers_in_the_commands_terms(
+    aiohttp_server: Any, settings: Any, tmp_path: Any
+) -> None:
+    """It used to pass on the API's words: 'send {"only": "all"} to run every job again'."""
+    collectors = write_collectors_file(
+        tmp_path / "collectors.toml",
+        {
+            "demo": {
+                "command": [sys.executable, "-m", "collectors.demo"],
+                "env": {"DEMO_PAGES": "1", "DEMO_PAGE_SECONDS": "0"},
+            }
+        },
+    )
+    app = create_app(
+        replace_settings(settings, run_collectors=True, runner_poll_interval=0.1, collectors_file=collectors)
+    )
+    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    code, out, err = await cli("run", "demo", "--url", url)
+    assert code == 0, err
+    batch_id = out.split()[1]
+
+    code, out, err = await cli("rerun", batch_id, "--failed", "--url", url)
+    assert code == 2 and out == ""
+    assert err == (
+        f"collector-hub rerun: error: batch {batch_id} completed with no failed or cancelled job, so --failed has"
+        f" nothing to re-run; run every job again with: collector-hub rerun {batch_id}\n"
+    )
+    code, out, err = await cli("rerun", batch_id, "--url", url)  # what it says to do works
+    assert code == 0, err
+    assert out.startswith("Batch bc_") and f"re-running {batch_id}: demo (de_" in out

@@ -17,7 +17,7 @@ from typing import TextIO
 
 import aiohttp
 
-from collectors.contract import BATCH_ID
+from collectors.contract import BATCH_ID, RERUN_STATUSES, TERMINAL_STATUSES
 from server.cli.client import API_KEY_ENV, EXIT_COMPLETED, RunCommandError, check_base_url
 from server.cli.watch import watch_batch
 
@@ -32,6 +32,8 @@ async def rerun_batch(base: str, batch_id: str, only: str, api_key: str | None, 
             async with session.post(url, json={"only": only}, headers=headers) as response:
                 status = response.status
                 body = await response.json(content_type=None)
+            if status == 409 and only == "failed":
+                await _explain_nothing_failed(session, base, batch_id, headers)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RunCommandError(f"cannot reach the server at {base}: {str(exc) or type(exc).__name__}") from None
         if status != 201 or not isinstance(body, dict) or "batch_id" not in body:
@@ -42,6 +44,27 @@ async def rerun_batch(base: str, batch_id: str, only: str, api_key: str | None, 
         if not watch:
             return EXIT_COMPLETED
         return await watch_batch(base, body["batch_id"], api_key, out)
+
+
+async def _explain_nothing_failed(
+    session: aiohttp.ClientSession, base: str, batch_id: str, headers: dict[str, str]
+) -> None:
+    """After a 409 to ``--failed``: when the batch ended with no failed or cancelled job, say so
+    in the command's terms (the server's answer names the API's ``{"only": "all"}``); any other
+    refusal (a batch still running) keeps the server's words."""
+    async with session.get(f"{base}/api/collectors/runs/batch/{batch_id}", headers=headers) as response:
+        if response.status != 200:
+            return
+        batch = await response.json(content_type=None)
+    if not isinstance(batch, dict) or batch.get("status") not in TERMINAL_STATUSES:
+        return
+    jobs = batch.get("collectors") or []
+    if any(isinstance(job, dict) and job.get("status") in RERUN_STATUSES for job in jobs):
+        return
+    raise RunCommandError(
+        f"batch {batch_id} {batch['status']} with no failed or cancelled job, so --failed has nothing to"
+        f" re-run; run every job again with: collector-hub rerun {batch_id}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
