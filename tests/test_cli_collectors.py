@@ -69,6 +69,34 @@ def test_check_exits_1_naming_a_program_that_cannot_start(tmp_path: Path) -> Non
     assert "demo: OK" in result.stdout
 
 
+def test_check_exits_1_naming_a_script_argument_that_does_not_exist(tmp_path: Path) -> None:
+    """`typo: OK: .../python /path/fial.py` used to pass: only the program was looked up."""
+    script = tmp_path / "fetch.py"
+    script.write_text("print('ok')\n")
+    path = tmp_path / "collectors.toml"
+    path.write_text(
+        f'[collectors.typo]\ncommand = ["{sys.executable}", "{tmp_path / "fial.py"}"]\n\n'
+        '[collectors.relative]\ncommand = ["sh", "-e", "scripts/collect.sh", "--verbose"]\n\n'
+        '[collectors.folder]\ncommand = ["sh", "lib.sh"]\n\n'
+        f'[collectors.fine]\ncommand = ["{sys.executable}", "-u", "{script}", "--since", "https://x.example/a.js"]\n\n'
+        '[collectors.inline]\ncommand = ["sh", "-c", "exec ./missing.sh"]\n\n'
+        f'[collectors.module]\ncommand = ["{sys.executable}", "-m", "collectors.demo"]\n'
+    )
+    (tmp_path / "lib.sh").mkdir()
+    result = collectors_cli(
+        "check", "typo", "relative", "fine", "inline", "module", "--collectors-file", str(path), cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"typo: FAILED: the script {tmp_path / 'fial.py'} does not exist; a run would fail at once" in result.stderr
+    assert (
+        f"relative: FAILED: the script scripts/collect.sh does not exist (relative to {tmp_path},"
+        " the runner's working directory); a run would fail at once"
+    ) in result.stderr
+    assert {line.split(":")[0] for line in result.stdout.splitlines()[1:]} == {"fine", "inline", "module"}
+    folder = collectors_cli("check", "folder", "--collectors-file", str(path), cwd=tmp_path)
+    assert folder.returncode == 1 and "folder: FAILED: the script lib.sh is not a file" in folder.stderr
+
+
 @pytest.mark.parametrize(
     "content, complaint",
     [

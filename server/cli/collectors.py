@@ -3,19 +3,21 @@
 ``list`` prints each collector the registry holds (the built-ins, overlaid by the collectors
 file): its name, job name, timeout, command and the names of the variables its ``env`` adds
 (never their values: they are often credentials). ``check`` reads the file with the rules the
-server applies and looks up each command's program the way the runner will start it; for a
-vendor collector it also tests the settings, credentials and connectivity a run would use
-(the environment a run gets: this process's, without the server's own ``COLLECTOR_HUB_*``
-variables, then the collector's ``env`` table).
+server applies, looks up each command's program the way the runner will start it and checks
+that a script its arguments name is there (``python /opt/fetch.py``: an argument ending in
+``.py``, ``.sh`` and the like); for a vendor collector it also tests the settings, credentials
+and connectivity a run would use (the environment a run gets: this process's, without the
+server's own ``COLLECTOR_HUB_*`` variables, then the collector's ``env`` table).
 
-Exit status: 0 all is well; 1 ``check`` found a program that cannot be started or a vendor
-check failed; 2 the collectors file is invalid (the message names the file, the entry and the
+Exit status: 0 all is well; 1 ``check`` found a program that cannot be started, a missing
+script or a failed vendor check; 2 the collectors file is invalid (the message names the file, the entry and the
 rule) or a name is unknown.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shlex
 import shutil
@@ -75,6 +77,39 @@ def program_problem(spec: CollectorSpec, env: Mapping[str, str]) -> str | None:
     return None
 
 
+# An argument with one of these endings names a script the program runs (``python
+# /opt/collectors/fetch.py``): check it is there too, or a typo passes the check and fails the run.
+SCRIPT_SUFFIXES = frozenset(
+    {".py", ".pyw", ".sh", ".bash", ".zsh", ".ksh", ".ps1", ".rb", ".pl", ".php", ".js", ".mjs", ".cjs", ".ts", ".lua"}
+)
+# Options whose value is code or a module name, never a file (``sh -c "./run.sh"``, ``python -m x``).
+# Not ``-e``: code for node and perl, but ``sh -e script.sh`` is a flag before a script.
+INLINE_CODE_OPTIONS = frozenset({"-c", "-m", "--eval", "--command", "-Command"})
+
+
+def script_arguments(command: tuple[str, ...]) -> list[str]:
+    """The arguments of ``command`` (after its program) that name a script file."""
+    found = []
+    for previous, argument in itertools.pairwise(command):
+        if previous in INLINE_CODE_OPTIONS or argument.startswith("-") or "://" in argument:
+            continue
+        if Path(argument).suffix.lower() in SCRIPT_SUFFIXES:
+            found.append(argument)
+    return found
+
+
+def script_problem(spec: CollectorSpec) -> str | None:
+    """Why a script named in ``spec``'s command is not there, or None."""
+    for argument in script_arguments(spec.command):
+        path = Path(argument)
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()}, the runner's working directory)"
+        if not path.exists():
+            return f"the script {argument} does not exist{where}"
+        if not path.is_file():
+            return f"the script {argument} is not a file{where}"
+    return None
+
+
 def cmd_collectors_list(args: argparse.Namespace) -> int:
     registry, path = _registry(args)
     builtins = builtin_collectors()
@@ -118,7 +153,7 @@ def check_one(spec: CollectorSpec) -> tuple[bool, str]:
     """Whether a run of ``spec`` could start, and for a vendor collector whether its settings
     and credentials work; with what was found or why not."""
     env = run_environment(spec)
-    problem = program_problem(spec, env)
+    problem = program_problem(spec, env) or script_problem(spec)
     if problem is not None:
         return False, f"{problem}; a run would fail at once"
     module = vendor_module(spec)
