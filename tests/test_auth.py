@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import sys
 import time
@@ -244,6 +245,46 @@ async def test_keys_commands_create_list_and_revoke(aiohttp_client, secured_sett
     assert missing.returncode == 2 and "no live key" in missing.stderr
     bad_role = run_cli("keys", "create", "--role", "root", "--name", "x", "--database-url", database_url)
     assert bad_role.returncode == 2
+
+
+async def test_keys_create_says_how_to_send_the_key_and_that_works(aiohttp_server, secured_settings, database_url):
+    """From the first key on, every request without one is refused: `keys create` says how to
+    send it (the CLI's variable, curl's header), and the commands it prints work as printed."""
+    server = await aiohttp_server(create_app(secured_settings))
+    url = str(server.make_url("")).rstrip("/")
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "server", "keys", "create", "--role", "read", "--name", "how-to"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "COLLECTOR_HUB_URL": url, "COLLECTOR_HUB_DATABASE_URL": database_url},
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("chk_") and key not in created.stderr  # the key is on stdout only
+    hints = dict(line.strip().split(":  ", 1) for line in created.stderr.splitlines() if ":  " in line)
+    assert hints["collector-hub commands"].strip() == "export COLLECTOR_HUB_API_KEY=<the key>"
+    curl = hints["curl"].strip()
+    assert curl == f'curl -H "X-API-Key: $COLLECTOR_HUB_API_KEY" {url}/api/collectors'
+
+    async def shell(command: list[str], **env: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **env}
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode()
+
+    _, answer = await shell(["sh", "-c", curl + " -s"], COLLECTOR_HUB_API_KEY=key)
+    assert "demo" in [collector["name"] for collector in json.loads(answer)["collectors"]], answer
+    _, refused = await shell(["sh", "-c", curl + " -s"], COLLECTOR_HUB_API_KEY="")
+    assert set(json.loads(refused)) == {"error"}, refused
+    code, out = await shell(
+        [sys.executable, "-m", "server", "schedules", "list", "--url", url], COLLECTOR_HUB_API_KEY=key
+    )
+    assert code == 0, out
+    code, out = await shell(
+        [sys.executable, "-m", "server", "schedules", "list", "--url", url], COLLECTOR_HUB_API_KEY=""
+    )
+    assert code != 0 and "401" in out
 
 
 def test_settings_keep_secrets_out_of_repr(secured_settings):

@@ -1,19 +1,23 @@
 """``collector-hub keys create|list|revoke``: API keys in the database.
 
 ``create`` prints the key alone on stdout (so ``KEY=$(collector-hub keys create ...)`` works)
-and what was created on stderr; the key is never shown again. The commands apply pending
+and on stderr what was created and how to send the key (the CLI's variable, curl's header);
+the key is never shown again. The commands apply pending
 migrations first, so they work on a database no server has started on yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import psycopg2
 
+from server.cli.client import API_KEY_ENV
+from server.cli.main import DEFAULT_SERVER_URL, SERVER_URL_ENV
 from server.db import database
 from server.security.api_keys import ApiKeyError, KeyRecord, create_key, list_keys, revoke_key
 from server.settings import load_settings
@@ -43,6 +47,18 @@ def _describe(record: KeyRecord) -> str:
     return f"{record.key_id}  {record.role:<7}  {record.created_at}  {state:<28}  {record.name}"
 
 
+def how_to_use(server_url: str) -> str:
+    """What to do with a new key: from then on every request without one is refused. The key
+    itself stays on stdout only (stderr may end up in a log)."""
+    return "\n".join(
+        [
+            "Use it (the key is the line printed on stdout):",
+            f"  collector-hub commands:  export {API_KEY_ENV}=<the key>",
+            f'  curl:                    curl -H "X-API-Key: ${API_KEY_ENV}" {server_url}/api/collectors',
+        ]
+    )
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     def create(conn: Any) -> int:
         key, record = create_key(conn, args.name, args.role)
@@ -51,6 +67,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"created key {record.key_id} ({record.name!r}, role {record.role}); it is shown only this once",
             file=sys.stderr,
         )
+        print(how_to_use(os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL), file=sys.stderr)
         return 0
 
     return _with_connection(args, create)
