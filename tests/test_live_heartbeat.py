@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
 from aiohttp import WSMsgType
 
 from server.app import create_app
@@ -13,6 +14,8 @@ from server.keys import HUB
 from server.realtime.heartbeat import Heartbeat
 from tests.conditions import eventually
 from tests.conftest import replace_settings
+
+pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 
 
 async def next_frame(ws, wait: float = 10.0):

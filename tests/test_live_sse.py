@@ -17,6 +17,8 @@ from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.live_helpers import SseStream, set_job, trigger
 
+pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
+
 
 async def get_bytes(client, path):
     resp = await client.get(path)

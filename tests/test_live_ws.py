@@ -11,6 +11,8 @@ from server.app import create_app
 from tests.conftest import replace_settings
 from tests.live_helpers import set_job, trigger
 
+pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
+
 
 async def receive(ws, wait: float = 15.0) -> dict:
     msg = await ws.receive(timeout=wait)

@@ -21,12 +21,10 @@ Events written directly are counted in a tally per transport, added to the
 from __future__ import annotations
 
 import asyncio
-import asyncio.selector_events
 import collections
 import itertools
-import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from server.observability.metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
@@ -35,13 +33,32 @@ _control_ids = itertools.count()
 # The transports a subscriber can be on (its ``transport``, a metric label), each with its own
 # wire format for the fast path.
 TRANSPORTS = ("websocket", "sse")
-# asyncio's plain TCP transport (private, hence looked up: a Python without it sends no other way).
-_PLAIN_TRANSPORT: type | None = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
-# A transport holding more than this unsent (in asyncio's buffer) is not written to directly.
+# A transport holding more than this unsent (in its write buffer) is not written to directly.
 DIRECT_WRITE_LIMIT = 64 * 1024
 # Keys of objects whose last offered seq is remembered (to drop an older state that arrives
 # after a newer one); pruned oldest-first past this many.
 MAX_REMEMBERED = 4096
+
+
+@runtime_checkable
+class Wire(Protocol):
+    """What the fast path needs of a connection's transport: asyncio's write-transport interface,
+    public methods only. asyncio's own transports (plain and TLS) have it, and so does uvloop's,
+    which is no subclass of ``asyncio.Transport`` (docs/LIVE_PUSH.md, event loops)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+def wire_of(transport: object) -> Wire | None:
+    """``transport`` if it has the interface the fast path writes through, else None (then
+    every event goes through the connection's writer)."""
+    return transport if isinstance(transport, Wire) else None
 
 
 class Topic(Protocol):
@@ -72,16 +89,6 @@ def count_delivered() -> None:
             tally.count = 0
 
 
-def plain_socket(transport: asyncio.Transport | None) -> socket.socket | None:
-    """The socket under asyncio's own TCP transport (not TLS, not another loop's): with
-    nothing buffered, ``transport.write`` sends on it at once, and so may the fast path, without
-    the checks around (a third of the Python cost of a delivery). None for any other transport."""
-    if _PLAIN_TRANSPORT is None or type(transport) is not _PLAIN_TRANSPORT:
-        return None
-    sock = getattr(transport, "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
 def _key(topic: Topic) -> str:
     return f"{topic.kind}:{topic.target}"
 
@@ -91,7 +98,7 @@ class Subscriber:
 
     __slots__ = (
         "_busy", "_direct_terminal", "_drain_before_close", "_held", "_offered", "_on_wake", "_pending",
-        "_quiet", "_sink", "_socket", "_tally", "_topics", "_waiter", "_ws", "close_code", "close_reason",
+        "_quiet", "_sink", "_tally", "_topics", "_waiter", "_ws", "close_code", "close_reason",
         "description", "limit", "transport",
     )  # fmt: skip
 
@@ -115,8 +122,7 @@ class Subscriber:
         # The fast path (``write_directly``): the socket, whether the wire is a WebSocket's
         # (else an SSE stream's: ``transport`` says which), and whether a terminal event may go
         # that way too.
-        self._sink: asyncio.Transport | None = None
-        self._socket: socket.socket | None = None  # the sink's own socket, where sending on it is safe
+        self._sink: Wire | None = None
         self._ws = transport == "websocket"
         self._direct_terminal = True
         self._quiet = False  # sink set, open, nothing queued or held, writer idle: write directly
@@ -142,15 +148,14 @@ class Subscriber:
     def closed(self) -> bool:
         return self.close_reason is not None
 
-    def write_directly(self, transport: asyncio.BaseTransport | None, *, terminal: bool = True) -> None:
+    def write_directly(self, transport: object, *, terminal: bool = True) -> None:
         """Enable the fast path: each event's shared wire bytes (``Event.ws_frame`` for a
         WebSocket subscriber, ``Event.sse_chunk`` for an SSE one) are written straight to
         ``transport``; with ``terminal=False`` a terminal event goes through the writer (which
         ends the stream after it)."""
         if self.transport not in TRANSPORTS:
             raise ValueError(f"no wire format for a {self.transport!r} subscriber")
-        self._sink = transport if isinstance(transport, asyncio.Transport) else None
-        self._socket = plain_socket(self._sink)
+        self._sink = wire_of(transport)
         self._direct_terminal = terminal
         self._update()
 
@@ -189,25 +194,15 @@ class Subscriber:
         if self._offered is not None and not self._remember(event):
             return
         if self._quiet and (self._direct_terminal or not event.terminal):
-            # The hot path of every fanout: no call here but the transport's own two checks
-            # and the send (what the transport's write would do with an empty buffer).
+            # The hot path of every fanout: two checks and a write, each a public method of
+            # the transport (the write sends at once what the socket takes, and buffers the rest).
             sink = self._sink
             assert sink is not None  # quiet says so
-            buffered = sink.get_write_buffer_size()
-            if buffered <= DIRECT_WRITE_LIMIT and not sink.is_closing():
+            if sink.get_write_buffer_size() <= DIRECT_WRITE_LIMIT and not sink.is_closing():
                 frame = event.ws_wire if self._ws else event.sse_wire
                 if frame is None:
                     frame = event.ws_frame() if self._ws else event.sse_chunk()
-                sock = self._socket
-                if buffered or sock is None:
-                    sink.write(frame)  # after what the transport holds
-                else:
-                    try:
-                        sent = sock.send(frame)
-                    except (BlockingIOError, InterruptedError, OSError):
-                        sent = 0  # the transport meets an error itself, and closes on it
-                    if sent < len(frame):
-                        sink.write(frame[sent:] if sent else frame)
+                sink.write(frame)
                 self._tally.count += 1
                 return
         self._queue(event)

@@ -31,7 +31,7 @@ from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
 from server.realtime.heartbeat import PING_FRAME
 from server.realtime.hub import Hub
-from server.realtime.subscriber import Subscriber
+from server.realtime.subscriber import Subscriber, Wire, wire_of
 from server.realtime.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Session(web.WebSocketResponse):
         self.log_follows: dict[str, LogFollower] | None = None  # only once a log is followed
         self.bad_messages = 0
         self.heard = True  # the client sent something since the last ping (realtime/heartbeat.py)
-        self.wire: asyncio.Transport | None = None  # the connection's socket, once upgraded
+        self.wire: Wire | None = None  # the connection's transport, once upgraded
         self.writer: asyncio.Task[None] | None = None  # only while there is something to send
         self.subscriber.write_when_queued(self.start_writer)
         # Pings come from the hub's one heartbeat timer, and pings and pongs reach this
@@ -386,7 +386,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     except ConnectionError:  # the client left during the upgrade: nobody to answer
         raise asyncio.CancelledError from None
     transport = request.transport
-    session.wire = transport if isinstance(transport, asyncio.Transport) else None
+    session.wire = wire_of(transport)  # asyncio's transports and uvloop's alike
     if not session.compress:  # compressed frames differ per connection: no shared bytes
         session.subscriber.write_directly(transport)
     return session
