@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from collectors.registry import load_registry
+from server import keys
 from server.api.doc_routes import setup_docs_routes
 from server.api.health_routes import setup_health_routes
 from server.api.middleware import json_errors
@@ -54,6 +55,8 @@ from server.webhooks.setup import setup_webhooks
 log = logging.getLogger(__name__)
 
 Key = web.AppKey[Any]
+# Each key by its name in server/keys.py, for messages (aiohttp keeps a key's own name private).
+KEY_NAMES: dict[Key, str] = {key: name.lower() for name, key in vars(keys).items() if isinstance(key, web.AppKey)}
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -161,7 +164,7 @@ def check_start_order(parts: Sequence[Part], present: Set[Key]) -> None:
     for part in parts:
         missing = [key for key in part.needs if key not in present and key not in started]
         if missing:
-            names = ", ".join(key._name.rpartition(".")[2] for key in missing)
+            names = ", ".join(KEY_NAMES.get(key, repr(key)) for key in missing)
             raise RuntimeError(f"the {part.name} part starts before anything makes {names}")
         started.update(part.starts)
 

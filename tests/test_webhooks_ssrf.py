@@ -6,7 +6,6 @@ with the guard lifted, so the test fails if the guard stops guarding."""
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 import aiohttp
 import pytest
@@ -103,8 +102,8 @@ class ResolverCheckSkipped(GuardedConnector):
     """As if resolution had been fooled (DNS rebinding between check and connect): only the
     check of the connected socket's peer address is left to stop the request."""
 
-    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
-        return await aiohttp.TCPConnector._resolve_host(self, host, port, traces=traces)
+    def check_resolved(self, host: str, addresses: list[str]) -> None:
+        pass
 
 
 async def test_the_address_actually_connected_to_is_checked(receiver):

@@ -18,13 +18,14 @@ from aiohttp import web
 
 from server.api.roles import requires
 from server.api.validation import accepts_query, collector_list, path_batch_id, path_job_id
+from server.compat import StreamServedAfterItsHandler
 from server.errors import ApiError, ValidationError
 from server.keys import HUB, REGISTRY, SETTINGS
 from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Event, http_chunk
 from server.realtime.hub import Hub
-from server.realtime.subscriber import Subscriber
+from server.realtime.subscriber import Subscriber, Wire, wire_of
 from server.realtime.subscriptions import Subscription
 from server.settings import Settings
 
@@ -64,7 +65,7 @@ def resume_seq(request: web.Request) -> int | None:
 
 async def stream(request: web.Request, kind: str, target: str | frozenset[str], *, ends: bool) -> web.StreamResponse:
     """Subscribe (errors answer as JSON: nothing has been sent yet), start the stream, and
-    return it: aiohttp serves it from ``write_eof`` (see EventStream)."""
+    return it: aiohttp serves it once the handler has returned (see EventStream)."""
     since = resume_seq(request)
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
@@ -88,19 +89,20 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
     # Events whose stream goes on are written straight to the socket (one shared chunk); a
     # terminal one goes through the writer, which ends the stream after it.
     subscriber.write_directly(request.transport, terminal=not ends)
+    response.wire = wire_of(request.transport)
     return response
 
 
-class EventStream(web.StreamResponse):
+class EventStream(StreamServedAfterItsHandler):
     """One SSE stream once started: the response aiohttp serves, and its subscription.
 
     As with the WebSocket session (realtime/ws.py), the handler returns the stream once it
-    has started and aiohttp's ``write_eof`` (which it awaits after every handler) serves it to
-    its end: an idle stream holds no frame of the handler or of the middleware chain. The
-    access log line is written when the stream starts.
+    has started and ``serve`` serves it to its end, after the handler has returned
+    (server/compat.py): an idle stream holds no frame of the handler or of the middleware
+    chain. The access log line is written when the stream starts.
     """
 
-    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber")  # no instance dict entries
+    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber", "wire")  # no instance dict entries
 
     def __init__(
         self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool, request_id: str
@@ -111,13 +113,12 @@ class EventStream(web.StreamResponse):
         self.subscriber = subscriber
         self.sub: Subscription | None = sub
         self.ends = ends
+        self.wire: Wire | None = None  # the connection's transport, once started
         super().__init__(headers=SSE_HEADERS)
 
-    async def write_eof(self, data: bytes = b"") -> None:
+    async def serve(self) -> None:
         sub, self.sub = self.sub, None
-        if sub is None:  # served already (aiohttp asks once)
-            await super().write_eof(data)
-            return
+        assert sub is not None  # served once
         self.headers.clear()  # sent when the stream started and never read again
         hub, subscriber, settings = self.hub, self.subscriber, self.settings
         hub.connect(subscriber)
@@ -140,7 +141,7 @@ class EventStream(web.StreamResponse):
                 await _write(self, item.sse_frame(), settings.stream_send_timeout)
                 if self.ends and item.terminal and sub.covers(item):
                     break
-            await super().write_eof(data)
+            await self.finish()
         except TimeoutError:
             SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
             log.warning(
@@ -150,8 +151,8 @@ class EventStream(web.StreamResponse):
                 extra={"request_id": self.request_id},
             )
             self.force_close()
-            if self._req is not None and self._req.transport is not None:
-                self._req.transport.abort()
+            if self.wire is not None:
+                self.wire.abort()
         except ConnectionError:
             self.force_close()
         finally:

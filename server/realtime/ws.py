@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.api.roles import requires
 from server.api.validation import check_batch_id, check_collector_names, check_job_id
+from server.compat import WebSocketServedAfterItsHandler
 from server.errors import ApiError, NotFoundError, ValidationError
 from server.joblogs.tail import LogBatch, LogFollower
 from server.keys import HUB, REGISTRY, SETTINGS
@@ -53,14 +54,14 @@ def _topic(kind: str, target: str) -> str | frozenset[str]:
     return frozenset(target.split(",")) if kind == "collectors" else target
 
 
-class Session(web.WebSocketResponse):
+class Session(WebSocketServedAfterItsHandler):
     """One WebSocket connection: the response aiohttp serves, its subscriptions and its outbox.
 
-    The handler returns the session as soon as the upgrade is done, and aiohttp's
-    ``write_eof`` (which it awaits after every handler) serves the connection until it ends.
-    Served from there, an idle connection holds no frame of the handler or of the middleware
-    chain, only what it needs (docs/LIVE_PUSH.md, memory per connection). The access log line
-    is therefore written at the upgrade; the session's own log lines carry its request id.
+    The handler returns the session as soon as the upgrade is done, and ``serve`` serves the
+    connection until it ends, after the handler has returned (server/compat.py). Served so, an
+    idle connection holds no frame of the handler or of the middleware chain, only what it
+    needs (docs/LIVE_PUSH.md, memory per connection). The access log line is therefore written
+    at the upgrade; the session's own log lines carry its request id.
     """
 
     __slots__ = (
@@ -306,10 +307,10 @@ class Session(web.WebSocketResponse):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close(code=code, message=reason.encode()[:120]), 2.0)
 
-    async def write_eof(self) -> None:  # type: ignore[override]
-        """aiohttp's last step after the handler: serve the connection until it ends, then close."""
-        if self.closed:  # served already (aiohttp asks once; a second call only closes)
-            await super().write_eof()
+    async def serve(self) -> None:
+        """After the handler: serve the connection until it ends, then close."""
+        if self.closed:  # closed before it was served: nothing to serve
+            await self.finish()
             return
         self.headers.clear()  # sent with the upgrade and never read again: not kept for the connection's life
         hub = self.hub
@@ -344,7 +345,7 @@ class Session(web.WebSocketResponse):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writer
             with contextlib.suppress(Exception):
-                await super().write_eof()
+                await self.finish()
 
     def beat(self) -> None:
         """The hub's heartbeat: ping, unless the last ping went unanswered (and nothing else
@@ -376,7 +377,7 @@ class Session(web.WebSocketResponse):
 @routes.get("/api/ws")
 @requires("read")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Upgrade, then return the session: aiohttp serves it from ``write_eof`` (see Session)."""
+    """Upgrade, then return the session: aiohttp serves it once this has returned (see Session)."""
     hub = request.app[HUB]
     if hub.closing:
         raise ApiError("Server is shutting down; try again", status=503)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import aiohttp_cors
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
-from aiohttp_cors.preflight_handler import _PreflightHandler
 
 from server.api.middleware import error_body
 from server.api.roles import requires
+from server.compat import CORS_PREFLIGHT_HANDLER
 from server.keys import SETTINGS
 from server.observability.metrics import AUTH_FAILURES
 
@@ -52,9 +52,9 @@ CORS_EXPOSED_HEADERS = (
 CORS_MAX_AGE = 86400
 
 # Preflights carry no credentials (the Fetch standard forbids it), so the handler aiohttp-cors
-# installs on every resource is public. Declared here, on aiohttp-cors's own function, so the
-# role test and the enforcement middleware treat it like any other route.
-requires("public")(_PreflightHandler._preflight_handler)
+# installs on every resource is public. Declared here, on aiohttp-cors's own function (found by
+# server/compat.py), so the role test and the enforcement middleware treat it like any other route.
+requires("public")(CORS_PREFLIGHT_HANDLER)
 
 
 def setup_cors(app: web.Application) -> None:
@@ -74,9 +74,7 @@ def setup_cors(app: web.Application) -> None:
 
 def is_preflight_route(route: web.AbstractRoute) -> bool:
     """The OPTIONS routes aiohttp-cors adds (not part of the documented API)."""
-    return route.method == hdrs.METH_OPTIONS and getattr(route.handler, "__func__", None) is (
-        _PreflightHandler._preflight_handler
-    )
+    return route.method == hdrs.METH_OPTIONS and getattr(route.handler, "__func__", None) is CORS_PREFLIGHT_HANDLER
 
 
 def is_same_origin(request: web.Request, origin: str) -> bool:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Any
 
 import aiohttp
 import aiohttp.abc
-from aiohttp.abc import ResolveResult
 from yarl import URL
+
+from server.compat import AddressCheckingConnector
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Names that never mean a public host, whatever a resolver says.
@@ -116,29 +116,21 @@ async def resolution_problem(url: URL, *, allow_private: bool, lookup_seconds: f
     return None
 
 
-class GuardedConnector(aiohttp.TCPConnector):
-    """A TCP connector that only talks to public addresses.
+class GuardedConnector(AddressCheckingConnector):
+    """A TCP connector that only talks to public addresses: every address a name resolves to
+    must be public, and so must the address the socket connected to. (The hooks it fills in are
+    aiohttp internals, kept in server/compat.py with a test that fails loudly on a release that
+    changes them, instead of silently opening the guard; tests/test_webhooks_ssrf.py pins the
+    behaviour.)"""
 
-    It overrides two aiohttp internals (``_resolve_host`` and ``_wrap_create_connection``,
-    stable since aiohttp 3.8); tests/test_webhooks_ssrf.py pins the behaviour, so an aiohttp
-    upgrade that changes them fails loudly instead of silently opening the guard.
-    """
-
-    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
-        results: list[ResolveResult] = await super()._resolve_host(host, port, traces=traces)
-        blocked = [r["host"] for r in results if not is_public_address(r["host"])]
-        if blocked or not results:
+    def check_resolved(self, host: str, addresses: list[str]) -> None:
+        blocked = [address for address in addresses if not is_public_address(address)]
+        if blocked or not addresses:
             raise BlockedAddressError(f"refused: {host} resolves to non-public address(es) {', '.join(blocked)}")
-        return results
 
-    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
-        peer = transport.get_extra_info("peername")
-        if not peer or not is_public_address(str(peer[0])):
-            transport.close()
-            blocked = BlockedAddressError(f"refused: connected to non-public address {peer}")
-            raise aiohttp.ClientConnectorError(kwargs["req"].connection_key, blocked) from blocked
-        return transport, protocol
+    def check_connected(self, address: str | None) -> None:
+        if address is None or not is_public_address(address):
+            raise BlockedAddressError(f"refused: connected to non-public address {address}")
 
 
 def make_connector(
