@@ -34,6 +34,8 @@ def default_data_dir() -> Path:
     return Path(base) / "collector-hub"
 
 
+# The event loops serve can run on (``loop``): auto is uvloop's when it is installed, else asyncio's.
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 # The spec's Security section.
 DEFAULT_CORS_ORIGINS = ("https://dashboards.enersystems.com", "http://localhost:3000", "http://localhost:8080")
 
@@ -88,6 +90,7 @@ class Settings:
     webhook_concurrency: int = 8
     # Live push (issue 3): streams, WebSocket limits, the LISTEN connection, the state cache.
     workers: int = 1
+    loop: str = "auto"  # the event loop serve runs on: one of EVENT_LOOPS
     stream_heartbeat: float = 15.0
     stream_retry_ms: int = 3000
     stream_outbox_limit: int = 256
@@ -169,6 +172,13 @@ def _parse_log_level(name: str, raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"{name} must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
     return level
+
+
+def _parse_event_loop(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in EVENT_LOOPS:
+        raise SettingsError(f"{name} must be {', '.join(EVENT_LOOPS[:-1])} or {EVENT_LOOPS[-1]}, got {raw!r}")
+    return value
 
 
 def _parse_log_format(name: str, raw: str) -> str:
@@ -299,6 +309,7 @@ _PARSERS: dict[str, Any] = {
     "webhook_disable_after": lambda n, r: _parse_float(n, r, 1, 365 * 24 * 3600),
     "webhook_concurrency": lambda n, r: _parse_int(n, r, 1, 256),
     "workers": lambda n, r: _parse_int(n, r, 1, 64),
+    "loop": _parse_event_loop,
     "stream_heartbeat": lambda n, r: _parse_float(n, r, 0.05, 3600),
     "stream_retry_ms": lambda n, r: _parse_int(n, r, 100, 600_000),
     "stream_outbox_limit": lambda n, r: _parse_int(n, r, 1, 100_000),

@@ -23,7 +23,7 @@ from collectors.contract import (
 )
 from collectors.registry import RegistryError
 from server import __version__
-from server.settings import SettingsError
+from server.settings import EVENT_LOOPS, SettingsError
 
 SERVER_URL_ENV = "COLLECTOR_HUB_URL"
 DEFAULT_SERVER_URL = "http://127.0.0.1:5400"
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", dest="tls_cert", metavar="PEM", help="certificate chain: serve HTTPS and WSS")
     serve.add_argument("--tls-key", dest="tls_key", metavar="PEM", help="private key of --tls-cert")
     serve.add_argument("--workers", type=int, metavar="N", help="server processes sharing the port (default 1)")
+    serve.add_argument(
+        "--loop",
+        choices=EVENT_LOOPS,
+        help="event loop: asyncio's, uvloop's, or auto (uvloop's when installed; default)",
+    )
     serve.add_argument("--shutdown-timeout", dest="shutdown_timeout", type=float, metavar="SECONDS",
                        help="on SIGTERM, wait this long for requests in flight (default 10)")  # fmt: skip
     _add_database_options(serve)

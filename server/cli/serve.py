@@ -15,6 +15,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.cli.console import configure_logging, database_unreachable, fail, settings_from
+from server.cli.event_loop import EventLoopUnavailable, new_event_loop, resolve_event_loop
 from server.cli.workers import bind_socket, run_workers
 from server.db import database
 from server.security.setup import check_protected_mode_before_serving
@@ -25,9 +26,13 @@ from server.settings import Settings
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(
         args, "host", "port", "database_url", "data_dir", "allow_insecure", "tls_cert", "tls_key", "shutdown_timeout",
-        "workers",
+        "workers", "loop",
     )  # fmt: skip
     configure_logging(settings)
+    try:  # a loop that cannot be had stops the start before anything else
+        loop = resolve_event_loop(settings.loop)
+    except EventLoopUnavailable as exc:
+        return fail("serve", str(exc), 2)
     # The port first: a start that cannot listen must fail before anything runs. Otherwise the
     # runner would claim queued jobs, start their collectors, then kill and requeue them when
     # the bind failed (a collector with side effects would run twice: DESIGN invariant 12).
@@ -46,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         if settings.tls_cert is not None and settings.tls_key is not None:
             ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
         if settings.workers > 1:
-            return _serve_workers(settings, ssl_context, sock)
-        return _serve_one(settings, ssl_context, sock)
+            return _serve_workers(settings, ssl_context, sock, loop)
+        return _serve_one(settings, ssl_context, sock, loop)
 
 
 def _cannot_listen(settings: Settings, exc: OSError) -> int:
@@ -56,12 +61,12 @@ def _cannot_listen(settings: Settings, exc: OSError) -> int:
     return 1
 
 
-def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket) -> int:
+def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket, loop: str) -> int:
     app = create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     scheme = "https" if ssl_context else "http"
     logging.getLogger("collector_hub").info(
-        "serving on %s://%s:%s using %s", scheme, settings.host, settings.port, where
+        "serving on %s://%s:%s using %s, on %s's event loop", scheme, settings.host, settings.port, where, loop
     )
     try:
         # SIGTERM: stop listening, run on_shutdown (live streams are closed there), wait up to
@@ -69,7 +74,7 @@ def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket) -> int
         # (the runner hands its jobs back, then the database closes).
         web.run_app(
             app, sock=sock, print=None, access_log=None,
-            shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context,
+            shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context, loop=new_event_loop(loop),
         )  # fmt: skip
     except psycopg2.OperationalError as exc:
         return database_unreachable("serve", exc)
@@ -78,7 +83,7 @@ def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket) -> int
     return 0
 
 
-def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket) -> int:
+def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket, loop: str) -> int:
     """N processes on one port (server/workers.py). The master starts the embedded PostgreSQL
     (if no URL is set) and migrates once, so the workers share one server."""
     embedded = None
@@ -88,7 +93,9 @@ def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket) ->
             settings = dataclasses.replace(settings, database_url=embedded.start())
         assert settings.database_url is not None
         database.apply_migrations(settings.database_url)
-        return run_workers(settings, lambda worker, worker_sock: _serve_one(worker, ssl_context, worker_sock), sock)
+        return run_workers(
+            settings, lambda worker, worker_sock: _serve_one(worker, ssl_context, worker_sock, loop), sock
+        )
     except psycopg2.OperationalError as exc:
         return database_unreachable("serve", exc)
     except database.EmbeddedDatabaseError as exc:
