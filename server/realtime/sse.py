@@ -25,7 +25,7 @@ from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Event, http_chunk
 from server.realtime.hub import Hub
-from server.realtime.subscriber import Subscriber, Wire, wire_of
+from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription
 from server.settings import Settings
 
@@ -89,7 +89,6 @@ async def stream(request: web.Request, kind: str, target: str | frozenset[str], 
     # Events whose stream goes on are written straight to the socket (one shared chunk); a
     # terminal one goes through the writer, which ends the stream after it.
     subscriber.write_directly(request.transport, terminal=not ends)
-    response.wire = wire_of(request.transport)
     return response
 
 
@@ -102,7 +101,7 @@ class EventStream(StreamServedAfterItsHandler):
     chain. The access log line is written when the stream starts.
     """
 
-    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber", "wire")  # no instance dict entries
+    __slots__ = ("ends", "hub", "request_id", "settings", "sub", "subscriber")  # no instance dict entries
 
     def __init__(
         self, hub: Hub, settings: Settings, subscriber: Subscriber, sub: Subscription, ends: bool, request_id: str
@@ -113,7 +112,6 @@ class EventStream(StreamServedAfterItsHandler):
         self.subscriber = subscriber
         self.sub: Subscription | None = sub
         self.ends = ends
-        self.wire: Wire | None = None  # the connection's transport, once started
         super().__init__(headers=SSE_HEADERS)
 
     async def serve(self) -> None:
@@ -151,8 +149,7 @@ class EventStream(StreamServedAfterItsHandler):
                 extra={"request_id": self.request_id},
             )
             self.force_close()
-            if self.wire is not None:
-                self.wire.abort()
+            subscriber.abort_connection()
         except ConnectionError:
             self.force_close()
         finally:

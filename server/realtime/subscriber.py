@@ -212,6 +212,12 @@ class Subscriber:
         """The socket the fast path writes to is closed (or there is none)."""
         return self._sink is None or self._sink.is_closing()
 
+    def abort_connection(self) -> None:
+        """Drop the connection the fast path writes to at once, unsent data and all (a client
+        that accepts nothing)."""
+        if self._sink is not None:
+            self._sink.abort()
+
     def write_now(self, data: bytes) -> bool:
         """Write ``data`` (whole wire bytes: an SSE heartbeat chunk) at once if this client keeps
         up and nothing is being written to it; else do nothing and say so."""
