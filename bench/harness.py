@@ -51,10 +51,13 @@ def database() -> Iterator[str]:
 @contextlib.contextmanager
 def served(dsn: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A serve process on a free loopback port (no runner, no rate limit, quiet logs unless
-    overridden; ``workers="2"``: two processes on the port, children of the one yielded);
-    yields its base URL once /readyz answers 200, and the process."""
+    overridden; ``workers="2"``: two processes on the port, children of the one yielded;
+    asyncio's event loop unless ``loop="uvloop"`` or COLLECTOR_HUB_LOOP says otherwise, so that
+    a figure does not change with what happens to be installed); yields its base URL once
+    /readyz answers 200, and the process."""
     port = free_port()
     env = {
+        "COLLECTOR_HUB_LOOP": "asyncio",
         **os.environ,
         "COLLECTOR_HUB_DATABASE_URL": dsn,
         "COLLECTOR_HUB_RUN_COLLECTORS": "0",

@@ -1,7 +1,7 @@
 """The peers of bench/peers.py, each a small server on 127.0.0.1 that sends the hub's batch
 message to every connected client 20 times a second once it gets SIGUSR2.
 
-    python bench/peer_servers.py bare-ws --port 8001 --body body.json
+    python bench/peer_servers.py bare-ws --port 8001 --body body.json [--loop uvloop]
 
     bare-ws     aiohttp WebSocket; one frame built per update, written to each transport
     bare-sse    aiohttp SSE (chunked); one chunk built per update, written to each transport
@@ -176,8 +176,15 @@ def main() -> None:
     parser.add_argument("kind", choices=("bare-ws", "bare-sse", "naive-ws", "websockets", "socketio"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--body", type=Path, required=True)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop to run on")
     args = parser.parse_args()
-    asyncio.run(serve(args.kind, args.port, args.body.read_text()))
+    factory = asyncio.new_event_loop
+    if args.loop == "uvloop":
+        import uvloop  # only when asked for: a peer on asyncio's loop needs no uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args.kind, args.port, args.body.read_text()))
 
 
 if __name__ == "__main__":

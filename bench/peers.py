@@ -3,6 +3,7 @@ and memory per idle connection, for the same clients and the same message.
 
     python bench/peers.py                                   # every peer, N = 1000 and 5000
     python bench/peers.py --peers hub-ws,bare-ws --subscribers 1000 --seconds 8 --repeat 3
+    python bench/peers.py --peers hub-ws,bare-ws,hub-ws-uvloop,bare-ws-uvloop --reading continuous
 
 Peers (one server process each, on 127.0.0.1, 20 updates a second of the hub's own batch
 message, about 740 bytes):
@@ -12,15 +13,20 @@ message, about 740 bytes):
                       of its batch, over WebSocket or SSE
     bare-ws, bare-sse a bare aiohttp loop writing one pre-built frame (SSE: chunk) to each
                       transport: the floor the hub is held to
+    ...-uvloop        the four above on uvloop's event loop (serve --loop uvloop; the bare
+                      loops likewise), each held to the bare loop on uvloop
     naive-ws          a bare aiohttp loop awaiting ``ws.send_str`` for each client
     websockets        the websockets library's ``broadcast()``
     socketio          python-socketio in aiohttp mode, ``emit`` to a room
     node-ws           Node's ``ws`` (when ``node`` is on PATH; bench/node is npm-installed once)
 
-The peers are optional: ``pip install -e '.[peers]'``. Clients are raw asyncio protocols
-(bench/peer_clients.py) in their own processes, the same for every peer; 100 probes spread
-over the connection order time every message from the update's stamp to its receipt, the
-others count, reading every ``--drain-every`` seconds (bench/peer_clients.py says why).
+The peers are optional: ``pip install -e '.[peers,uvloop]'``. Clients are raw asyncio
+protocols (bench/peer_clients.py) in their own processes, the same for every peer; 100 probes
+spread over the connection order time every message from the update's stamp to its receipt,
+the others count. How the counting clients read is ``--reading``: ``drain``, every
+``--drain-every`` seconds, several messages a read (bench/peer_clients.py says why), and
+``continuous``, each message as it arrives, as a live dashboard does; the default measures
+both, and every row says which.
 Everything shares one machine: compare the ratios of one run (each ratio is
 against the bare pre-built loop of the same transport and N, measured in the same
 repetition), not figures of different runs. Results also go to bench/results/peers-*.json.
@@ -57,7 +63,12 @@ import peer_clients
 import psycopg2
 
 BENCH = Path(__file__).resolve().parent
-PEERS = ("hub-ws", "bare-ws", "hub-sse", "bare-sse", "naive-ws", "websockets", "socketio", "node-ws")
+PEERS = (
+    "hub-ws", "bare-ws", "hub-sse", "bare-sse",
+    "hub-ws-uvloop", "bare-ws-uvloop", "hub-sse-uvloop", "bare-sse-uvloop",
+    "naive-ws", "websockets", "socketio", "node-ws",
+)  # fmt: skip
+READINGS = ("drain", "continuous")
 PROBES = 100
 
 
@@ -70,7 +81,16 @@ class Server:
 
 
 def transport_of(peer: str) -> str:
-    return "sse" if peer.endswith("sse") else "ws"
+    return "sse" if "-sse" in peer else "ws"
+
+
+def loop_of(peer: str) -> str:
+    return "uvloop" if peer.endswith("-uvloop") else "asyncio"
+
+
+def floor_of(peer: str) -> str:
+    """The bare pre-built loop a peer is held to: same transport, same event loop."""
+    return f"bare-{transport_of(peer)}" + ("-uvloop" if loop_of(peer) == "uvloop" else "")
 
 
 def http_json(method: str, url: str, body: Any = None) -> Any:
@@ -127,7 +147,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def hub_server(peer: str, dsn: str, workers: int) -> Iterator[Server]:
-    with harness.served(dsn, workers=str(workers)) as (base, proc):
+    with harness.served(dsn, workers=str(workers), loop=loop_of(peer)) as (base, proc):
         port = int(base.rsplit(":", 1)[1])
         batch_id, job_id = new_batch(base, dsn)
         halt = threading.Event()
@@ -149,7 +169,9 @@ def peer_server(peer: str, body_file: Path) -> Iterator[Server]:
     if peer == "node-ws":
         command = ["node", str(BENCH / "node" / "ws_peer.js"), str(port), str(body_file)]
     else:
-        command = [sys.executable, str(BENCH / "peer_servers.py"), peer, "--port", str(port), "--body", str(body_file)]
+        kind = peer.removesuffix("-uvloop")
+        command = [sys.executable, str(BENCH / "peer_servers.py"), kind, "--port", str(port), "--body", str(body_file),
+                   "--loop", loop_of(peer)]  # fmt: skip
     proc = subprocess.Popen(command)
     try:
         wait_for_port(port, proc)
@@ -167,8 +189,13 @@ def peer_server(peer: str, body_file: Path) -> Iterator[Server]:
 
 def run_round(
     peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int, workers: int = 1,
-    drain_every: float = 0.2,
+    drain_every: float = 0.2, reading: str = "drain",
 ) -> dict[str, Any]:  # fmt: skip
+    """One peer at one N: its clients connect, then are measured for ``seconds``. ``reading``:
+    ``drain`` (every ``drain_every`` s) or ``continuous`` (each message as it arrives)."""
+    if reading == "continuous":
+        drain_every = 0.0
+    load_before = os.getloadavg()[0]
     server_cm = hub_server(peer, dsn, workers) if peer.startswith("hub") else peer_server(peer, body_file)
     ctx = mp.get_context("fork")
     with server_cm as server:
@@ -213,6 +240,8 @@ def run_round(
     return {
         "peer": peer if workers == 1 or not peer.startswith("hub") else f"{peer}x{workers}",
         "transport": transport_of(peer),
+        "loop": loop_of(peer),
+        "reading": reading if reading == "continuous" else f"drain {drain_every:g}s",
         "subscribers": n,
         "delivered_percent": round(100 * messages / (n * fanout.UPDATES_PER_SECOND * window), 1),
         "p50_ms": round(statistics.median(lat), 1) if lat else None,
@@ -222,16 +251,17 @@ def run_round(
         "kib_per_idle_connection": round(idle_kib, 1),
         "server_rss_mib": round(rss / 2**20),
         "clients_closed": sum(r["closed"] for r in reports),
+        "load_before": round(load_before, 2),
     }
 
 
 def with_ratios(rows: list[dict[str, Any]]) -> None:
     """CPU per message and p99 as multiples of the bare pre-built loop of the same transport,
-    N and repetition."""
+    event loop, N, kind of reading and repetition."""
     for row in rows:
         floor = next(
-            (r for r in rows if r["peer"] == f"bare-{row['transport']}" and r["subscribers"] == row["subscribers"]
-             and r["repetition"] == row["repetition"]),
+            (r for r in rows if r["peer"] == floor_of(row["peer"]) and r["subscribers"] == row["subscribers"]
+             and r["repetition"] == row["repetition"] and r["reading"] == row["reading"]),
             None,
         )  # fmt: skip
         for key, name in (("cpu_us_per_message", "cpu_ratio"), ("p99_ms", "p99_ratio")):
@@ -257,38 +287,44 @@ def machine() -> dict[str, Any]:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    head = f"{'peer':<11} {'N':>5} {'rep':>3} {'deliv %':>7} {'p50 ms':>7} {'p99 ms':>8} {'CPU %':>6}"
+    head = f"{'peer':<15} {'reading':<10} {'N':>5} {'rep':>3} {'deliv %':>7} {'p50 ms':>7} {'p99 ms':>8} {'CPU %':>6}"
     print(head + f" {'CPU us/msg':>10} {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8} {'closed':>6}")
     for r in rows:
         print(
-            f"{r['peer']:<11} {r['subscribers']:>5} {r['repetition']:>3} {r['delivered_percent']:>7}"
+            f"{r['peer']:<15} {r['reading']:<10} {r['subscribers']:>5} {r['repetition']:>3} {r['delivered_percent']:>7}"
             f" {r['p50_ms']!s:>7} {r['p99_ms']!s:>8} {r['server_cpu_percent']:>6} {r['cpu_us_per_message']!s:>10}"
             f" {r['cpu_ratio']!s:>6} {r['p99_ratio']!s:>10} {r['kib_per_idle_connection']:>8} {r['clients_closed']:>6}"
         )
 
 
 def print_medians(rows: list[dict[str, Any]]) -> None:
-    """With --repeat: per peer and N, the median of each ratio over the repetitions (one noisy
-    round on a shared machine moves a ratio by several hundredths)."""
-    keys = sorted({(r["subscribers"], r["peer"]) for r in rows}, key=lambda k: (k[0], peer_order(k[1]), k[1]))
+    """With --repeat: per peer, N and kind of reading, the median of each figure over the
+    repetitions, and in brackets the lowest and highest of the CPU ratio (one noisy round on a
+    shared machine moves a ratio by several hundredths)."""
+    keys = sorted(
+        {(r["subscribers"], r["reading"], r["peer"]) for r in rows}, key=lambda k: (k[0], k[1], peer_order(k[2]), k[2])
+    )
     print(f"\nmedians over {max(r['repetition'] for r in rows)} repetitions")
-    head = f"{'peer':<11} {'N':>5} {'deliv %':>7} {'p99 ms':>8} {'CPU us/msg':>10}"
-    print(head + f" {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8}")
-    for n, peer in keys:
-        group = [r for r in rows if r["peer"] == peer and r["subscribers"] == n]
+    head = f"{'peer':<15} {'reading':<10} {'N':>5} {'deliv %':>7} {'p99 ms':>8} {'CPU us/msg':>10}"
+    print(head + f" {'x bare':>6} {'(range)':>13} {'p99 x bare':>10} {'KiB/conn':>8}")
+    for n, reading, peer in keys:
+        group = [r for r in rows if r["peer"] == peer and r["subscribers"] == n and r["reading"] == reading]
+        ratios = [r["cpu_ratio"] for r in group if r["cpu_ratio"] is not None]
+        spread = f"({min(ratios)} to {max(ratios)})" if ratios else ""
 
         def med(key: str, group: list[dict[str, Any]] = group) -> Any:
             values = [r[key] for r in group if r[key] is not None]
             return round(statistics.median(values), 2) if values else None
 
         print(
-            f"{peer:<11} {n:>5} {med('delivered_percent')!s:>7} {med('p99_ms')!s:>8} {med('cpu_us_per_message')!s:>10}"
-            f" {med('cpu_ratio')!s:>6} {med('p99_ratio')!s:>10} {med('kib_per_idle_connection')!s:>8}"
+            f"{peer:<15} {reading:<10} {n:>5} {med('delivered_percent')!s:>7} {med('p99_ms')!s:>8}"
+            f" {med('cpu_us_per_message')!s:>10} {med('cpu_ratio')!s:>6} {spread:>13} {med('p99_ratio')!s:>10}"
+            f" {med('kib_per_idle_connection')!s:>8}"
         )
 
 
 def peer_order(peer: str) -> int:
-    base = peer.split("x", 1)[0] if peer.startswith("hub") else peer
+    base = peer.rsplit("x", 1)[0] if peer.startswith("hub") and peer[-1].isdigit() else peer
     return PEERS.index(base) if base in PEERS else len(PEERS)
 
 
@@ -300,8 +336,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of the whole set of rounds")
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
+        "--reading", default=",".join(READINGS),
+        help="how the counting clients read, comma-separated: drain (every --drain-every s) and/or continuous",
+    )  # fmt: skip
+    parser.add_argument(
         "--drain-every", type=float, default=0.2,
-        help="seconds between reads of the counting clients (0: read each message as it comes, as the probes do)",
+        help="seconds between reads of the counting clients in the drain mode (0: as continuous)",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="serve --workers for the hub (CPU and RSS: all of them)")
     args = parser.parse_args()
@@ -309,6 +349,12 @@ def main() -> None:
     unknown = set(peers) - set(PEERS)
     if unknown:
         parser.error(f"unknown peer(s): {', '.join(sorted(unknown))}")
+    readings = [r for r in args.reading.split(",") if r]
+    if not readings or set(readings) - set(READINGS):
+        parser.error(f"--reading takes {' and/or '.join(READINGS)}, got {args.reading!r}")
+    if any(loop_of(p) == "uvloop" for p in peers) and importlib.util.find_spec("uvloop") is None:
+        print("the -uvloop peers skipped: uvloop is not installed (pip install -e '.[uvloop]')")
+        peers = [p for p in peers if loop_of(p) != "uvloop"]
     for peer, module in (("websockets", "websockets"), ("socketio", "socketio")):
         if peer in peers and importlib.util.find_spec(module) is None:
             print(f"{peer} skipped: {module} is not installed (pip install -e '.[peers]')")
@@ -326,13 +372,16 @@ def main() -> None:
         body_file.write_text(body_template(dsn))
         for repetition in range(1, args.repeat + 1):
             for n in (int(x) for x in args.subscribers.split(",")):
-                for peer in peers:
-                    row = run_round(
-                        peer, n, args.seconds, dsn, body_file, args.client_processes, args.workers, args.drain_every
-                    )
-                    row["repetition"] = repetition
-                    rows.append(row)
-                    print(f"  {peer} N={n} rep {repetition}: {row['cpu_us_per_message']} us/msg", flush=True)
+                for reading in readings:
+                    for peer in peers:
+                        row = run_round(
+                            peer, n, args.seconds, dsn, body_file, args.client_processes, args.workers,
+                            args.drain_every, reading,
+                        )  # fmt: skip
+                        row["repetition"] = repetition
+                        rows.append(row)
+                        print(f"  {peer} {row['reading']} N={n} rep {repetition}: {row['cpu_us_per_message']} us/msg,"
+                              f" {row['delivered_percent']} % delivered", flush=True)  # fmt: skip
     with_ratios(rows)
     about["load_after"] = os.getloadavg()
     print(f"\n{started}, {about['cpu']} ({about['cores']} cores, shared), Python {about['python']}; "
