@@ -12,7 +12,8 @@ arrives and drain their sockets every ``drain_every`` seconds instead, several m
 read: on a 2-core machine the load generator would otherwise take the CPU the servers need
 (at N=5000, 100,000 reads a second). The kernel holds what arrives meanwhile (a few KiB per
 socket), so a server sees no difference; probes keep reading at once, so latency is measured
-as before.
+as before. With ``drain_every`` 0 (bench/peers.py ``--reading continuous``) every client reads
+each message as it arrives, as a live dashboard does.
 """
 
 from __future__ import annotations
