@@ -11,9 +11,11 @@ Once subscribed, the counting clients (every one but the probes) stop reading as
 arrives and drain their sockets every ``drain_every`` seconds instead, several messages per
 read: on a 2-core machine the load generator would otherwise take the CPU the servers need
 (at N=5000, 100,000 reads a second). The kernel holds what arrives meanwhile (a few KiB per
-socket), so a server sees no difference; probes keep reading at once, so latency is measured
-as before. With ``drain_every`` 0 (bench/peers.py ``--reading continuous``) every client reads
-each message as it arrives, as a live dashboard does.
+socket), so a server writes the same bytes either way, though not at quite the same cost (a
+client waiting on its socket is woken by every write, on the writer's CPU time); probes keep
+reading at once, so latency is measured as before. With ``drain_every`` 0 (bench/peers.py
+``--reading continuous``) every client reads each message as it arrives, as a live dashboard
+does, and bench/peers.py measures both kinds.
 """
 
 from __future__ import annotations
