@@ -1,6 +1,7 @@
-// Collector Hub browser client: follows a batch, a job or the runs of some collectors, picking
-// the best transport by itself (WebSocket, then Server-Sent Events, then polling), resuming
-// from the last seq it saw, and climbing back to a better transport when it can.
+// Collector Hub browser client: follows a batch, a job, the runs of some collectors or a job's
+// log, picking the best transport by itself (WebSocket, then Server-Sent Events, then polling),
+// resuming from the last seq (or log line) it saw, and climbing back to a better transport when
+// it can.
 //
 //   import { track } from "/static/collector-hub-client.js";
 //   const handle = track("bc_12345678", { onUpdate, onComplete, onError, onTransport });
@@ -8,8 +9,19 @@
 //
 // No build step, no dependencies, no network fetch other than to the Collector Hub server.
 
-const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+// The facts of the API contract a page needs. The server's copy is collectors/contract.py;
+// tests/test_contract.py checks that these equal it and that nothing else under static/
+// restates them, so a page imports them from here.
+export const JOB_STATUSES = Object.freeze(["queued", "running", "completed", "failed", "cancelled"]);
+export const TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled"]);
+export const PRIORITIES = Object.freeze(["high", "normal", "low"]);
+export const DEFAULT_PRIORITY = "normal";
+
+const TERMINAL = new Set(TERMINAL_STATUSES);
 const TRANSPORTS = ["websocket", "sse", "poll"];
+// WebSocket close codes that mean an HTTP status: the error a handler gets carries it.
+const CLOSE_STATUS = { 4401: 401, 4403: 403, 4404: 404 };
+const LOG_PAGE = 1000; // lines per REST read of a log
 
 export function isTerminal(status) {
   return TERMINAL.has(status);
@@ -30,6 +42,19 @@ export function trackCollectors(collectors, handlers = {}, options = {}) {
   return new Tracker({ kind: "collectors", id: collectors.join(",") }, handlers, options);
 }
 
+/** Follow a job's log: onUpdate(lines) with each new line once, in order (the stored ones first,
+ * from after line `options.after`), onComplete({job_id, status}) once the job has ended and its
+ * last line was delivered. */
+export function followLog(jobId, handlers = {}, options = {}) {
+  return new Tracker({ kind: "logs", id: jobId }, handlers, options);
+}
+
+/** The seq in an ETag of the API ("b-1042" style: the number after the last dash), or null. */
+export function seqFromEtag(etag) {
+  const m = /-(\d+)"$/.exec(etag || "");
+  return m ? Number(m[1]) : null;
+}
+
 function jittered(ms) {
   return ms / 2 + Math.random() * (ms / 2);
 }
@@ -48,6 +73,7 @@ class Tracker {
     this.upgradeAfter = options.upgradeAfter || 30000; // try a better transport again after this
     this.longPoll = options.longPoll ?? 25; // seconds; 0 to poll with ETags only
     this.seq = options.since ?? null;
+    this.after = options.after ?? 0; // logs: the last line delivered
     this.states = new Map(); // object key -> latest data, so consumers get whole objects
     this.level = 0; // index into this.transports
     this.failures = 0;
@@ -111,12 +137,14 @@ class Tracker {
     const { kind, id } = this.topic;
     if (kind === "batch") return `/api/collectors/runs/batch/${encodeURIComponent(id)}`;
     if (kind === "job") return `/api/collectors/runs/job/${encodeURIComponent(id)}`;
+    if (kind === "logs") return `/api/collectors/runs/job/${encodeURIComponent(id)}/logs?after=${this.after}&limit=${LOG_PAGE}`;
     return `/api/collectors/runs/latest?collectors=${encodeURIComponent(id)}`;
   }
 
   _ssePath() {
     const { kind, id } = this.topic;
     if (kind === "collectors") return `/api/collectors/events?collectors=${encodeURIComponent(id)}`;
+    if (kind === "logs") return `/api/collectors/runs/job/${encodeURIComponent(id)}/logs/events`;
     return `${this._restPath()}/events`;
   }
 
@@ -141,11 +169,36 @@ class Tracker {
     }
   }
 
+  /** New log lines from any transport: each line once, in order. */
+  _receiveLines(lines, { live = true } = {}) {
+    if (this.done || this.stopped) return;
+    if (live) this.failures = this.attempt = 0;
+    const fresh = lines.filter((line) => line.line > this.after);
+    if (fresh.length === 0) return;
+    this.after = fresh[fresh.length - 1].line;
+    this._emit("onUpdate", fresh, { type: "logs", transport: this.transport });
+  }
+
+  /** The job ended and its last line was delivered. */
+  _receiveEnd(end) {
+    if (this.done || this.stopped) return;
+    this.done = true;
+    this._emit("onComplete", { job_id: this.topic.id, status: end.status });
+    this.stop();
+  }
+
+  /** A REST body of GET .../logs: its lines, and the end if it has every line of an ended job. */
+  _receiveLogPage(body, options) {
+    this._receiveLines(body.lines || [], options);
+    if (body.complete) this._receiveEnd(body);
+  }
+
   _connect() {
     if (this.stopped) return;
     const name = this.transports[this.level];
     this._emit("onTransport", name, { state: "connecting" });
-    const start = { websocket: () => this._openWebSocket(), sse: () => this._openEventSource(), poll: () => this._poll() };
+    const poll = this.topic.kind === "logs" ? () => this._pollLog() : () => this._poll();
+    const start = { websocket: () => this._openWebSocket(), sse: () => this._openEventSource(), poll };
     this.current = { name, close: () => {} };
     start[name]();
   }
@@ -226,14 +279,19 @@ class Tracker {
     }
     let opened = false;
     this.current.close = () => { ws.onclose = null; ws.close(1000); };
-    const sub = { op: "subscribe" };
-    if (this.topic.kind === "batch") sub.batch_id = this.topic.id;
-    else if (this.topic.kind === "job") sub.job_id = this.topic.id;
-    else sub.collectors = this.topic.id.split(",");
-    if (this.seq !== null) sub.since = this.seq;
+    const subscription = () => {
+      const { kind, id } = this.topic;
+      if (kind === "logs") return { op: "subscribe", logs: id, after: this.after };
+      const sub = { op: "subscribe" };
+      if (kind === "batch") sub.batch_id = id;
+      else if (kind === "job") sub.job_id = id;
+      else sub.collectors = id.split(",");
+      if (this.seq !== null) sub.since = this.seq;
+      return sub;
+    };
     ws.onopen = () => {
       opened = true;
-      ws.send(JSON.stringify(sub));
+      ws.send(JSON.stringify(subscription()));
       this.attempt = 0;
       this._emit("onTransport", "websocket", { state: "connected" });
     };
@@ -241,27 +299,32 @@ class Tracker {
       let msg;
       try { msg = JSON.parse(event.data); } catch { return; }
       if (msg.type === "batch" || msg.type === "job") this._receive(msg.type, msg.seq, msg.data);
+      else if (msg.type === "logs") this._receiveLines(msg.lines || []);
+      else if (msg.type === "logs_end") this._receiveEnd(msg);
       else if (msg.type === "error") this._handleServerError(msg.error, "websocket", msg.status);
     };
     ws.onclose = (event) => {
-      // 1008: the server refused what we sent (or our credentials); not worth retrying blindly.
+      // 44xx: the server refused our credentials or the object is gone; not worth retrying.
+      const status = CLOSE_STATUS[event.code];
       const why = event.reason || `closed (${event.code})`;
       if (!opened) this.failures += 1; // never connected: count towards falling back faster
-      this._fail("websocket", why, { fatal: event.code === 4401 || event.code === 4403 || event.code === 4404 });
+      this._fail("websocket", status ? Object.assign(new Error(why), { status }) : why, { fatal: Boolean(status) });
     };
   }
 
   _handleServerError(error, name, status) {
     const fatal = status === 401 || status === 403 || status === 404 || /not found/i.test(error || "");
-    if (fatal) this._fail(name, error, { fatal: true });
-    else this._emit("onError", error);
+    const err = Object.assign(new Error(error || "error"), { status: status ?? (fatal ? 404 : 0) });
+    if (fatal) this._fail(name, err, { fatal: true });
+    else this._emit("onError", err);
   }
 
   // ---- Server-Sent Events ----
 
   _openEventSource() {
     const params = {};
-    if (this.seq !== null) params.lastEventId = this.seq;
+    if (this.topic.kind === "logs") params.lastEventId = this.after;
+    else if (this.seq !== null) params.lastEventId = this.seq;
     if (this.token) params.access_token = this.token;
     const url = this._url(this._ssePath(), params);
     let source;
@@ -279,6 +342,17 @@ class Tracker {
     };
     source.addEventListener("batch", onState("batch"));
     source.addEventListener("job", onState("job"));
+    source.addEventListener("log", (event) => {
+      let line;
+      try { line = JSON.parse(event.data); } catch { return; }
+      this._receiveLines([line]);
+    });
+    // The job ended and its last line was sent: the server closes the stream.
+    source.addEventListener("end", (event) => {
+      let end;
+      try { end = JSON.parse(event.data); } catch { end = {}; }
+      this._receiveEnd(end);
+    });
     let errorsInARow = 0;
     let opened = false;
     source.onopen = () => {
@@ -312,17 +386,13 @@ class Tracker {
       if (resp.ok) {
         const data = await resp.json();
         const type = this.topic.kind === "job" ? "job" : this.topic.kind === "batch" ? "batch" : null;
-        if (type) this._receive(type, this._seqFromEtag(resp.headers.get("ETag")), data, { live: false });
+        if (type) this._receive(type, seqFromEtag(resp.headers.get("ETag")), data, { live: false });
+        else if (this.topic.kind === "logs") this._receiveLogPage(data, { live: false });
       }
     } catch {
       /* unreachable: not fatal, retry later */
     }
     return null;
-  }
-
-  _seqFromEtag(etag) {
-    const m = /-(\d+)"$/.exec(etag || "");
-    return m ? Number(m[1]) : null;
   }
 
   // ---- Polling: ETags and long-poll, 5-10 s, backing off when nothing changes ----
@@ -367,9 +437,9 @@ class Tracker {
           // A long-poll that ended with nothing new: back off as for a 304.
           this.pollInterval = Math.min(this.pollMax, this.pollInterval * 1.5);
         } else if (this.topic.kind === "collectors") {
-          for (const run of data.latest_runs || []) this._receive("job", this._seqFromEtag(etag), run);
+          for (const run of data.latest_runs || []) this._receive("job", seqFromEtag(etag), run);
         } else {
-          this._receive(this.topic.kind, this._seqFromEtag(etag), data);
+          this._receive(this.topic.kind, seqFromEtag(etag), data);
         }
         if (changed) this.pollInterval = this.pollMin;
       } else if (resp.status === 429) {
@@ -393,6 +463,53 @@ class Tracker {
       // without long-poll, a change) waits the polling interval, so we never spin.
       const waited = wait.wait && Date.now() - began >= 1000;
       this._later(tick, waited ? 0 : jittered(this.pollInterval));
+    };
+    tick();
+  }
+
+  // ---- Polling a log: GET .../logs?after=N, 5-10 s apart while nothing comes, at once while
+  // pages are full. No give-up: every answer says whether the job still runs. ----
+
+  _pollLog() {
+    let answered = false;
+    let interval = this.pollMin;
+    const controller = new AbortController();
+    this.current.close = () => controller.abort();
+    const tick = async () => {
+      if (this.stopped || this.done || !this.current || this.current.name !== "poll") return;
+      let resp;
+      try {
+        resp = await fetch(this._url(this._restPath()), {
+          headers: this._headers(), credentials: "include", signal: controller.signal, cache: "no-store",
+        });
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        this._fail("poll", err);
+        return;
+      }
+      if (resp.status === 429) {
+        this._emit("onError", Object.assign(new Error("Rate limited"), { status: 429 }));
+        this._later(tick, (Number(resp.headers.get("Retry-After")) || 10) * 1000);
+        return;
+      }
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => ({}));
+        const err = Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
+        this._fail("poll", err, { fatal: resp.status === 401 || resp.status === 403 || resp.status === 404 });
+        return;
+      }
+      if (!answered) {
+        answered = true;
+        this.attempt = 0;
+        this._emit("onTransport", "poll", { state: "connected" });
+      }
+      let body;
+      try { body = await resp.json(); } catch (err) { this._fail("poll", err); return; }
+      const lines = body.lines || [];
+      this._receiveLogPage(body);
+      if (this.done) return;
+      interval = lines.length ? this.pollMin : Math.min(this.pollMax, interval * 1.5);
+      this._later(tick, lines.length >= LOG_PAGE ? 0 : jittered(interval));
     };
     tick();
   }

@@ -1,5 +1,9 @@
-// REST calls from the console: the API key (kept in sessionStorage: this tab only), errors
-// turned into sentences a person can act on, and what the key may do.
+// The console's credentials and REST calls: the API key (kept in sessionStorage: this tab only)
+// and the one place that turns it into a request header or a tracker option, errors turned
+// into sentences a person can act on (one wording for a missing or refused key, whatever the
+// view), and what the key may do.
+
+import { seqFromEtag } from "../collector-hub-client.js";
 
 const KEY_STORAGE = "collector-hub-api-key";
 const listeners = new Set();
@@ -33,16 +37,41 @@ export function onUnauthorized(fn) {
   unauthorizedHandler = fn;
 }
 
+/** The headers of a REST call: the key as X-API-Key (the only place the console builds it). */
 function headers(extra = {}) {
   const key = apiKey();
   return key ? { "X-API-Key": key, ...extra } : { ...extra };
+}
+
+/** Options for the client library's trackers: the key, which the library sends as X-API-Key on
+ * REST calls and as access_token on WebSocket and SSE addresses. */
+export function trackerOptions(extra = {}) {
+  return { token: apiKey(), tokenType: "api-key", ...extra };
+}
+
+/** What to do about a 401: the same sentence in every view, the banner and the indicator. */
+export function keyProblem() {
+  return apiKey()
+    ? "This server did not accept the API key. Choose “Change API key” at the top right to enter another."
+    : "This server needs an API key. Choose “API key” at the top right to enter one.";
+}
+
+/** A sentence for any error: an ApiError (already one), or the client library's (with a
+ * status where there is one), or anything else. */
+export function explain(err) {
+  if (err instanceof ApiError) return err.message;
+  const status = err && typeof err === "object" ? err.status : undefined;
+  const text = (err && err.message) || String(err || "");
+  if (status === 401) return keyProblem();
+  if (status === 403) return `This API key may not do that${text ? `: ${text}` : ""}.`;
+  return text;
 }
 
 async function describe(resp) {
   const body = await resp.json().catch(() => ({}));
   const detail = body.error ? `: ${body.error}` : "";
   switch (resp.status) {
-    case 401: return `Not signed in${detail}. Enter an API key.`;
+    case 401: return keyProblem();
     case 403: return `This API key may not do that${detail}.`;
     case 404: return `Not found${detail}.`;
     case 429: return `Too many requests; try again in ${resp.headers.get("Retry-After") || "a few"} seconds.`;
@@ -50,8 +79,7 @@ async function describe(resp) {
   }
 }
 
-/** fetch + JSON; throws ApiError with a readable message. */
-export async function api(path, { method = "GET", body, signal } = {}) {
+async function request(path, { method = "GET", body, signal } = {}) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
   let resp;
@@ -63,8 +91,20 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   }
   if (resp.status === 401) unauthorizedHandler();
   if (!resp.ok) throw new ApiError(await describe(resp), resp.status);
+  return resp;
+}
+
+/** fetch + JSON; throws ApiError with a readable message. */
+export async function api(path, options = {}) {
+  const resp = await request(path, options);
   if (resp.status === 204) return null;
   return resp.json();
+}
+
+/** A GET of a versioned object (a batch, a job): its body and the seq of its ETag. */
+export async function apiVersioned(path, options = {}) {
+  const resp = await request(path, options);
+  return { body: await resp.json(), seq: seqFromEtag(resp.headers.get("ETag")) };
 }
 
 // What the key may do. There is no "who am I" route, so ask the security layer with requests

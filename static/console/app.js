@@ -50,7 +50,6 @@ function init() {
   live.start();
   startRouter();
   setInterval(() => refreshTimes(), 15000);
-  window.collectorHubConsole = { stats: live.stats, batches: live.batches };
 }
 
 init();

@@ -1,14 +1,23 @@
 // The connection indicator: which transport delivers right now, or that the console is
 // reconnecting (which attempt, the next try and when), or that the browser is offline. It is
 // driven by the console's one live subscription (live.js), which never ends, so an idle console
-// keeps its connection and the indicator never goes stale.
+// keeps its connection and the indicator never goes stale. Other modules ask transport() which
+// transport that is (a job's log follows on the same one).
 
+import { expose } from "./debug.js";
 import { $ } from "./dom.js";
 
 const NAMES = { websocket: "WebSocket", sse: "Server-Sent Events", poll: "polling" };
 let last = { name: null, info: { state: "connecting" } };
 let countdown = null;
 let failed = 0; // failed attempts since the last connection
+let connected = null; // the transport the live subscription is connected on, or null
+
+/** "websocket", "sse" or "poll" while the live subscription is connected; null otherwise. */
+export function transport() {
+  return connected;
+}
+expose("transport", transport);
 
 function set(state, text, title = "") {
   const el = $("connection");
@@ -27,11 +36,9 @@ function render() {
   const { name, info } = last;
   const label = NAMES[name] || name || "";
   if (info.state === "connected") {
-    document.body.dataset.transport = name;
     set(name === "poll" ? "polling" : "live", name === "poll" ? "Live (polling)" : `Live (${label})`,
       name === "poll" ? "WebSocket and Server-Sent Events are unavailable; the console polls the server." : "");
   } else if (info.state === "lost") {
-    delete document.body.dataset.transport;
     const until = Date.now() + (info.retryInMs ?? 0);
     const next = NAMES[info.next] || label;
     const tick = () => {
@@ -51,6 +58,7 @@ function render() {
 /** The onTransport handler for the console's live subscription. */
 export function onTransport(name, info) {
   last = { name, info };
+  connected = info.state === "connected" ? name : null;
   if (info.state === "connected") failed = 0;
   else if (info.state === "lost") failed = info.attempt ?? failed + 1;
   render();
@@ -59,7 +67,7 @@ export function onTransport(name, info) {
 /** The live subscription stopped for good (credentials refused): say so. */
 export function stopped(reason) {
   clearInterval(countdown);
-  delete document.body.dataset.transport;
+  connected = null;
   set("stopped", "Not connected", reason);
 }
 

@@ -1,10 +1,15 @@
 // The console's one live subscription: every run of every collector (trackCollectors), over
 // WebSocket, SSE or polling. It keeps the runs it has seen grouped by batch and tells the views
-// which batches changed, at most once per animation frame, however fast updates arrive.
+// which batches changed, at most once per animation frame, however fast updates arrive. Of the
+// finished batches it keeps the newest KEEP_FINISHED, so a tab left open for weeks stays small.
 
 import { trackCollectors, isTerminal } from "../collector-hub-client.js";
-import { api, apiKey } from "./api.js";
+import { api, apiVersioned, explain, trackerOptions } from "./api.js";
 import * as connection from "./connection.js";
+import * as debug from "./debug.js";
+
+// More than the Overview shows (5): a view drawing a finished run has it for a while.
+export const KEEP_FINISHED = 20;
 
 /** batch_id -> {batch_id, status, progress_percent, message, estimated_completion, priority,
  *  started_at, seq, jobs: Map(job_id -> job)} */
@@ -14,10 +19,13 @@ const dirty = new Set();
 let frame = null;
 let tracker = null;
 let names = [];
+let pruneDue = false; // a batch ended since the last frame
 
-// Figures for the benchmark (bench/console.py): time spent handling updates and drawing them,
-// from the Performance API, and how many updates arrived.
-export const stats = { updates: 0, handleMs: 0, renderMs: 0, frames: 0 };
+// With the debug flag (debug.js), bench/console.py reads the time spent handling updates and
+// drawing them from here; without it nothing is timed.
+const stats = debug.stats;
+debug.expose("stats", stats);
+debug.expose("batches", batches);
 
 /** fn(changedBatchIds: Set) after each frame with changes; returns an unsubscribe function. */
 export function subscribe(fn) {
@@ -27,7 +35,7 @@ export function subscribe(fn) {
 
 function flush() {
   frame = null;
-  const started = performance.now();
+  const started = debug.clock();
   const changed = new Set(dirty);
   dirty.clear();
   for (const fn of listeners) {
@@ -37,8 +45,27 @@ function flush() {
       console.error("console: a view failed to draw", err);
     }
   }
-  stats.renderMs += performance.now() - started;
-  stats.frames += 1;
+  if (pruneDue) pruneFinished();
+  if (stats) {
+    stats.renderMs += debug.clock() - started;
+    stats.frames += 1;
+  }
+}
+
+/** Forget all but the newest KEEP_FINISHED finished batches (after the views have drawn their
+ * end). One that is heard of again is simply read again. */
+function pruneFinished() {
+  pruneDue = false;
+  const finished = [];
+  for (const batch of batches.values()) if (isTerminal(batch.status)) finished.push(batch);
+  if (finished.length <= KEEP_FINISHED) return;
+  finished.sort((a, b) => a.seq - b.seq);
+  for (const batch of finished.slice(0, finished.length - KEEP_FINISHED)) batches.delete(batch.batch_id);
+}
+
+function setBatchStatus(batch, status) {
+  if (status !== batch.status && isTerminal(status)) pruneDue = true;
+  batch.status = status;
 }
 
 function touch(batchId) {
@@ -58,23 +85,25 @@ function batchOf(batchId) {
 
 /** A job state from the stream (the GET job shape: the job with its batch's summary). */
 function receiveJob(job, seq) {
-  const started = performance.now();
-  stats.updates += 1;
+  const started = debug.clock();
   const batch = batchOf(job.batch_id);
   const known = batch.jobs.get(job.job_id);
   if (!known || (known.seq ?? -1) <= (seq ?? 0)) batch.jobs.set(job.job_id, { ...job, seq });
   if ((seq ?? 0) >= batch.seq) {
     batch.seq = seq ?? batch.seq;
-    batch.status = job.batch_status;
+    setBatchStatus(batch, job.batch_status);
     batch.progress_percent = job.batch_progress_percent;
     batch.message = job.batch_message;
     batch.estimated_completion = job.estimated_completion;
   }
   // A batch first seen mid-run: read it once for its other jobs (not polled: the stream
   // brings every later change of each of its jobs).
-  if (!batch.loaded && !isTerminal(batch.status)) loadBatch(batch);
+  if (!batch.loaded && !isTerminal(batch.status)) batch.loading = loadBatch(batch);
   touch(job.batch_id);
-  stats.handleMs += performance.now() - started;
+  if (stats) {
+    stats.updates += 1;
+    stats.handleMs += debug.clock() - started;
+  }
 }
 
 /** Apply a GET batch body (also used after re-runs and starts, so a new batch shows at once). */
@@ -86,7 +115,7 @@ export function receiveBatch(body, seq) {
   batch.started_at = body.started_at;
   if (seq === null || seq >= batch.seq) {
     batch.seq = seq ?? batch.seq;
-    batch.status = body.status;
+    setBatchStatus(batch, body.status);
     batch.progress_percent = body.progress_percent;
     batch.message = body.message;
     batch.estimated_completion = body.estimated_completion;
@@ -103,21 +132,19 @@ export function receiveBatch(body, seq) {
 async function loadBatch(batch) {
   batch.loaded = true;
   try {
-    const resp = await fetch(`/api/collectors/runs/batch/${encodeURIComponent(batch.batch_id)}`, {
-      headers: apiKey() ? { "X-API-Key": apiKey() } : {},
-    });
-    if (!resp.ok) return;
-    const etag = /-(\d+)"$/.exec(resp.headers.get("ETag") || "");
-    receiveBatch(await resp.json(), etag ? Number(etag[1]) : null);
-  } catch {
-    batch.loaded = false; // unreachable now: the next update tries again
+    const { body, seq } = await apiVersioned(`/api/collectors/runs/batch/${encodeURIComponent(batch.batch_id)}`);
+    receiveBatch(body, seq);
+  } catch (err) {
+    if (err.status === 0) batch.loaded = false; // unreachable now: the next update tries again
   }
 }
 
-/** Make sure a batch known to be active is shown: read it once unless the stream already has. */
+/** Make sure a batch known to be active is shown: read it once unless the stream already has.
+ * Resolves once it is read (or could not be). */
 export function ensureBatch(batchId) {
   const batch = batchOf(batchId);
-  if (!batch.loaded) loadBatch(batch);
+  if (!batch.loaded) batch.loading = loadBatch(batch);
+  return batch.loading || Promise.resolve();
 }
 
 /** The collectors this server knows (from GET /api/collectors). */
@@ -132,7 +159,7 @@ export async function start() {
   try {
     names = (await api("/api/collectors")).collectors.map((c) => c.name);
   } catch (err) {
-    connection.stopped(err.message);
+    connection.stopped(explain(err));
     return;
   }
   if (names.length === 0) {
@@ -145,8 +172,8 @@ export async function start() {
     },
     onTransport: connection.onTransport,
     onError: (err) => {
-      if (err && (err.status === 401 || err.status === 403)) connection.stopped(err.message || String(err));
+      if (err && (err.status === 401 || err.status === 403)) connection.stopped(explain(err));
     },
-  }, { token: apiKey() });
-  window.collectorHubTracker = tracker; // for tests and debugging
+  }, trackerOptions());
+  debug.expose("tracker", tracker);
 }

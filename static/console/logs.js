@@ -1,20 +1,39 @@
 // A job's log, tailing live: the stored lines first, then new ones as the collector prints
-// them (Server-Sent Events from .../logs/events; where EventSource cannot get through, the REST
-// route read with ?after=N every few seconds while the job runs). Auto-scroll follows the end
-// until the reader scrolls up; "Jump to end" comes back. stderr and error lines are highlighted.
+// them, followed with the client library's followLog (WebSocket, Server-Sent Events or polling,
+// from the transport the console's live subscription is on). Auto-scroll follows the end until
+// the reader scrolls up; "Jump to end" comes back. stderr lines, lines that say error, and the
+// runner's note of a failed exit are shown as errors, each line exactly as printed.
 
-import { isTerminal } from "../collector-hub-client.js";
-import { api, apiKey } from "./api.js";
+import { followLog } from "../collector-hub-client.js";
+import { explain, trackerOptions } from "./api.js";
+import { transport } from "./connection.js";
 import { h } from "./dom.js";
 
 const MAX_LINES = 5000; // kept on the page; the API has the rest
-const POLL_MS = 5000; // without EventSource: as the client polls, 5 s, up to 10 s while nothing comes
-const MAX_POLL_MS = 10000;
+const TRANSPORTS = ["websocket", "sse", "poll"];
 const ERROR_TEXT = /\b(error|exception|traceback|fatal|failed)\b/i;
+// The runner's own notes (stream "system") that say the collector failed: a non-zero exit, a
+// signal, a timeout, a start that failed (server/runner/process.py describe_outcome).
+const FAILED_NOTE = /\bexited with code -?[1-9]|\bkilled by\b|\btimed out\b|\bcould not start\b|\bdid not exit\b/i;
+
+function kindOf(line) {
+  if (line.progress) return "progress";
+  if (line.stream === "stderr" || ERROR_TEXT.test(line.text)) return "error";
+  if (line.stream === "system") return FAILED_NOTE.test(line.text) ? "error system" : "system";
+  return line.stream;
+}
 
 function lineEl(line) {
-  const kind = line.progress ? "progress" : line.stream === "stderr" || ERROR_TEXT.test(line.text) ? "error" : line.stream;
-  return h("span", { class: `line ${kind}`, dataset: { line: line.line } }, line.text, "\n");
+  // The newline is part of the line's text, so a copied log reads as printed, and each line
+  // is one line box: no gap between lines, indentation kept.
+  return h("span", { class: `line ${kindOf(line)}`, dataset: { line: line.line } }, `${line.text}\n`);
+}
+
+/** The transports to follow a log on: the live subscription's and the ones after it (a log
+ * opened while the console polls does not try WebSocket first). */
+function transportsFromCurrent() {
+  const now = transport();
+  return now ? TRANSPORTS.slice(TRANSPORTS.indexOf(now)) : TRANSPORTS;
 }
 
 /** A log panel for `job` ({job_id, job_name, status}); call .update(job) on new job states and
@@ -25,14 +44,9 @@ export function logPanel(job, { open = false } = {}) {
   const note = h("span", { class: "muted log-note" });
   const details = h("details", { class: "log-panel", dataset: { jobId: job.job_id } },
     h("summary", {}, `Log of ${job.job_name}`), pre, h("div", { class: "log-tools" }, jump, note));
-  let after = 0;
-  let status = job.status;
-  let source = null;
-  let timer = null;
-  let started = false;
-  let stopped = false;
+  let handle = null;
+  let first = true;
   let follow = true; // auto-scroll, paused when the reader scrolls up
-  let pollMs = POLL_MS;
 
   const atEnd = () => pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   pre.addEventListener("scroll", () => {
@@ -47,70 +61,21 @@ export function logPanel(job, { open = false } = {}) {
   });
 
   function append(lines) {
-    const fresh = lines.filter((line) => line.line > after);
-    if (fresh.length === 0) return;
-    after = fresh[fresh.length - 1].line;
-    pre.append(...fresh.map(lineEl));
+    // Line numbers go on across the log's cap: a first line above 1 says how many were dropped.
+    if (first && lines[0].line > 1) note.textContent = `${lines[0].line - 1} older lines were dropped.`;
+    first = false;
+    pre.append(...lines.map(lineEl));
     while (pre.childElementCount > MAX_LINES) pre.firstElementChild.remove();
     if (follow) pre.scrollTop = pre.scrollHeight;
     else jump.hidden = false;
   }
 
-  async function readRest() {
-    if (stopped) return;
-    try {
-      const body = await api(`/api/collectors/runs/job/${encodeURIComponent(job.job_id)}/logs?after=${after}&limit=1000`);
-      append(body.lines);
-      pollMs = body.lines.length ? POLL_MS : Math.min(MAX_POLL_MS, pollMs * 1.5);
-      if (body.dropped_lines && !note.textContent) note.textContent = `${body.dropped_lines} older lines were dropped.`;
-      if (body.lines.length === 1000) return readRest();
-      if (body.complete) return;
-    } catch (err) {
-      note.textContent = err.message;
-    }
-    if (!isTerminal(status) && !stopped) timer = setTimeout(readRest, pollMs);
-  }
-
-  function openStream() {
-    const url = new URL(`/api/collectors/runs/job/${encodeURIComponent(job.job_id)}/logs/events`, window.location.href);
-    if (apiKey()) url.searchParams.set("access_token", apiKey());
-    if (after) url.searchParams.set("lastEventId", String(after));
-    let opened = false;
-    try {
-      source = new EventSource(url);
-    } catch {
-      readRest();
-      return;
-    }
-    const onLine = (event) => {
-      let data;
-      try { data = JSON.parse(event.data); } catch { return; }
-      append(Array.isArray(data.lines) ? data.lines : [data]);
-    };
-    source.addEventListener("log", onLine);
-    source.addEventListener("message", onLine);
-    // The job ended and its last line was sent: stop here (EventSource would reconnect).
-    source.addEventListener("end", () => {
-      source.close();
-      source = null;
-    });
-    source.onopen = () => { opened = true; };
-    source.onerror = () => {
-      // Ended (the job is over and its last line sent: the server closes the stream) or
-      // refused: read the rest over REST, which also carries on if the stream never opened.
-      if (source.readyState === EventSource.CLOSED || !opened) {
-        source.close();
-        source = null;
-        readRest();
-      }
-    };
-  }
-
   function start() {
-    if (started) return;
-    started = true;
-    if (document.body.dataset.transport === "poll") readRest();
-    else openStream();
+    if (handle) return;
+    handle = followLog(job.job_id, {
+      onUpdate: append,
+      onError: (err) => { note.textContent = explain(err); },
+    }, trackerOptions({ transports: transportsFromCurrent() }));
   }
 
   details.addEventListener("toggle", () => { if (details.open) start(); });
@@ -120,14 +85,9 @@ export function logPanel(job, { open = false } = {}) {
   }
   return {
     el: details,
-    update(next) {
-      status = next.status;
-      if (isTerminal(status) && started && !source && !timer) readRest(); // the last lines
-    },
+    update() {}, // the log ends by itself once the job has ended and its last line is in
     stop() {
-      stopped = true;
-      if (source) source.close();
-      clearTimeout(timer);
+      if (handle) handle.stop();
     },
   };
 }

@@ -1,7 +1,7 @@
 // Addresses to views with the History API: every view has its own URL (shareable), links
 // are followed without reloading the page, back and forward redraw the view they name.
 
-import { $, showError } from "./dom.js";
+import { $, h, showError } from "./dom.js";
 
 const routes = []; // {pattern: RegExp, nav: string, load: () => Promise<module>}
 let current = null; // {unmount}
@@ -34,13 +34,26 @@ async function render() {
     else link.removeAttribute("aria-current");
   }
   if (!found) {
-    main.append(Object.assign(document.createElement("h1"), { textContent: "Not found", tabIndex: -1 }));
+    main.append(h("h1", { tabindex: -1 }, "Not found"));
     return;
   }
-  const view = await found.load();
-  if (mine !== generation) return; // another navigation started meanwhile
-  const unmount = view.mount(main, found.params, url.searchParams);
-  current = { unmount };
+  try {
+    const view = await found.load();
+    if (mine !== generation) return; // another navigation started meanwhile
+    const unmount = view.mount(main, found.params, url.searchParams);
+    current = { unmount };
+  } catch (err) {
+    if (mine !== generation) return;
+    // A view whose script did not load (network, a deploy in between) or failed to start:
+    // say so in the page instead of leaving it blank.
+    console.error("console: the view could not be opened", err);
+    if (current && current.unmount) current.unmount();
+    current = null;
+    main.replaceChildren(h("h1", { tabindex: -1 }, "This view could not be opened"),
+      h("p", {}, "Its script did not load or failed to start. Reload the page to try again; if it keeps failing, the server's log may say why."),
+      h("p", {}, h("button", { type: "button", id: "reload-view", onclick: () => window.location.reload() }, "Reload")));
+    showError(`This view could not be opened: ${err && err.message ? err.message : err}`);
+  }
   const heading = main.querySelector("h1");
   if (heading) document.title = `${heading.textContent} · Collector Hub`;
 }

@@ -16,7 +16,7 @@ export async function cancel(path, onDone) {
 }
 
 function jobRow(job, { canTrigger }) {
-  const name = h("strong", { class: "job-name" }, job.job_name);
+  const name = h("strong", { class: "job-name", title: job.job_name }, job.job_name);
   let button = null;
   if (canTrigger) {
     button = h("button", { type: "button", class: "small cancel-job", "aria-label": `Cancel ${job.job_name}` }, "Cancel");

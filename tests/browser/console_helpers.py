@@ -35,11 +35,23 @@ async def force_transport(page: Any, transport: str) -> None:
         await block_event_source(page)
 
 
+# What the connection indicator says when the console is live on each transport.
+LIVE_TEXT = {"websocket": "Live (WebSocket)", "sse": "Live (Server-Sent Events)", "poll": "Live (polling)"}
+
+
 async def wait_live(page: Any, transport: str) -> None:
     """The connection indicator says the console is live on ``transport``."""
     state = "polling" if transport == "poll" else "live"
     await page.wait_for_selector(f'#connection[data-state="{state}"]', timeout=TIMEOUT_MS)
-    assert await page.get_attribute("body", "data-transport") == transport
+    assert await page.text_content("#connection") == LIVE_TEXT[transport]
+
+
+async def enable_debug(page_or_context: Any) -> None:
+    """Turn on the console's debug mode (static/console/debug.js) for the pages opened from now
+    on: its timings and its handles on ``window.collectorHubConsole``."""
+    await page_or_context.add_init_script(
+        "try { sessionStorage.setItem('collector-hub-debug', '1'); } catch (e) { /* about:blank */ }"
+    )
 
 
 async def api_get(server: Any, path: str, key: str | None = None) -> Any:

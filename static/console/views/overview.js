@@ -1,10 +1,12 @@
-// Overview: start a run; every active batch, live, with per-job bars; the queue; each
-// collector's last result. One subscription (live.js) feeds all of it.
+// Overview: start a run; every active batch, live, with per-job bars; the queue and the
+// runners' loads; each collector's last result. One subscription (live.js) feeds all of it:
+// the running-jobs figure and each runner's load are counted from the same job states, in the
+// same frame, and neither is shown before the runs in progress have been read.
 
-import { isTerminal } from "../../collector-hub-client.js";
+import { DEFAULT_PRIORITY, PRIORITIES, isTerminal } from "../../collector-hub-client.js";
 import { api, can } from "../api.js";
 import { sparkline } from "../charts.js";
-import { announce, duration, h, showError, statusBadge, table, timeEl } from "../dom.js";
+import { announce, duration, errorText, h, showError, statusBadge, table, timeEl } from "../dom.js";
 import * as live from "../live.js";
 import { batchCard, updateBatchCard } from "../runcards.js";
 
@@ -20,26 +22,59 @@ function runnerRow(runner) {
   const cells = [
     ["Runner", h("span", { title: runner.runner_id }, runner.host)],
     ["State", h("span", { class: "status", "data-status": runner.live ? "running" : "cancelled" }, runner.live ? "live" : "silent")],
-    ["Load", `${runner.running_jobs.length} of ${runner.capacity}`],
+    ["Load", h("span", { class: "runner-load" }, "—")],
     ["Collectors", runner.collectors.join(", ")],
     ["Heartbeat", timeEl(runner.last_heartbeat)],
   ];
   return h("tr", { dataset: { runnerId: runner.runner_id } }, cells.map(([label, value]) => h("td", { "data-label": label }, value)));
 }
 
-function startForm(collectors) {
-  const choices = collectors.map((c) =>
-    h("label", {}, h("input", { type: "checkbox", name: "collector", value: c.name }), ` ${c.job_name}`));
-  const form = h("form", { id: "start-form" },
-    h("fieldset", {}, h("legend", {}, "Collectors"), h("div", { class: "choices" }, choices)),
+/** Each runner's load from the live job states: the running jobs its last heartbeat listed, and
+ * a running job no heartbeat lists yet (claimed since) when it is the only live runner offering
+ * that collector. `unplaced` counts the running jobs neither rule places. */
+function runnerLoads(runners, running) {
+  const loads = new Map(runners.map((r) => [r.runner_id, 0]));
+  const listed = new Map();
+  for (const runner of runners) for (const jobId of runner.running_jobs) listed.set(jobId, runner.runner_id);
+  let unplaced = 0;
+  for (const job of running) {
+    let owner = listed.get(job.job_id);
+    if (!owner) {
+      const offering = runners.filter((r) => r.live && r.collectors.includes(job.collector));
+      if (offering.length === 1) owner = offering[0].runner_id;
+    }
+    if (owner) loads.set(owner, loads.get(owner) + 1);
+    else unplaced += 1;
+  }
+  return { loads, unplaced };
+}
+
+const capitalized = (word) => word.charAt(0).toUpperCase() + word.slice(1);
+
+/** The Start form, disabled until fill(collectors) gives it the collectors to choose from. They
+ * are listed by name, as `collector-hub run NAME` takes them. */
+function startForm() {
+  const choices = h("div", { class: "choices" }, h("span", { class: "muted", id: "start-loading" }, "Loading collectors…"));
+  const button = h("button", { type: "submit", id: "start-button", class: "primary", disabled: true }, "Start run");
+  let loaded = false;
+  const form = h("form", { id: "start-form", "aria-busy": "true" },
+    h("fieldset", {}, h("legend", {}, "Collectors"), choices),
     h("div", { class: "form-row" },
       h("label", {}, "Priority",
         h("select", { id: "priority", name: "priority" },
-          h("option", { value: "high" }, "High"), h("option", { value: "normal", selected: true }, "Normal"),
-          h("option", { value: "low" }, "Low"))),
-      h("button", { type: "submit", id: "start-button", class: "primary" }, "Start run")));
+          PRIORITIES.map((p) => h("option", { value: p, selected: p === DEFAULT_PRIORITY }, capitalized(p))))),
+      button));
+  form.fill = (collectors) => {
+    choices.replaceChildren(...(collectors.length
+      ? collectors.map((c) => h("label", { title: c.job_name }, h("input", { type: "checkbox", name: "collector", value: c.name }), ` ${c.name}`))
+      : [h("span", { class: "muted" }, "No collectors are configured.")]));
+    loaded = collectors.length > 0;
+    button.disabled = !loaded;
+    form.removeAttribute("aria-busy");
+  };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (!loaded) return;
     const names = [...form.querySelectorAll("input[name=collector]:checked")].map((el) => el.value);
     if (names.length === 0) {
       showError("Choose at least one collector.");
@@ -63,11 +98,12 @@ function startForm(collectors) {
 export function mount(main) {
   const active = h("ul", { class: "batches", id: "active-batches", "aria-label": "Active runs" });
   const finished = h("ul", { class: "batches", id: "finished-batches", "aria-label": "Finished since this page opened" });
-  const empty = h("p", { class: "muted", id: "no-active" }, "No run in progress.");
+  const empty = h("p", { class: "muted", id: "no-active", hidden: true }, "No run in progress.");
   const queue = h("dl", { class: "figures", id: "queue" });
   const collectorsTable = table("Each collector's last run and its last 7 days",
     ["Collector", "Last result", "When", "Duration", "Message", "Success (7 d)", "Median (7 d)", "Runs per day"], "stack");
   const runnersTable = table("Runners", ["Runner", "State", "Load", "Collectors", "Heartbeat"], "stack");
+  const unplacedNote = h("p", { class: "muted", id: "unplaced-jobs", hidden: true });
   runnersTable.el.id = "runners";
   collectorsTable.el.id = "collectors";
   const startPanel = h("section", { class: "panel", "aria-labelledby": "start-title", hidden: true },
@@ -77,7 +113,7 @@ export function mount(main) {
     h("div", { class: "grid" },
       h("section", { class: "panel", "aria-labelledby": "queue-title" }, h("h2", { id: "queue-title" }, "Queue"), queue),
       startPanel),
-    h("section", { class: "panel", "aria-labelledby": "runners-title" }, h("h2", { id: "runners-title" }, "Runners"), runnersTable.el),
+    h("section", { class: "panel", "aria-labelledby": "runners-title" }, h("h2", { id: "runners-title" }, "Runners"), runnersTable.el, unplacedNote),
     h("section", { class: "panel", "aria-labelledby": "active-title" },
       h("h2", { id: "active-title" }, "Active runs"), empty, active,
       h("h2", { class: "finished-title", hidden: true }, "Finished since this page opened"), finished),
@@ -89,6 +125,10 @@ export function mount(main) {
   const shownStatus = new Map();
   const collectorRows = new Map();
   const stats = new Map(); // collector -> its GET /api/collectors/stats entry
+  let runners = null; // the last GET /api/runners list (stopped ones left out)
+  // The runs in progress are known once they have been read (GET .../batches, then each batch):
+  // before that (and behind the key prompt) the queue's figures say nothing rather than 0.
+  let activeKnown = false;
 
   function drawBatch(batch) {
     let card = cards.get(batch.batch_id);
@@ -110,19 +150,35 @@ export function mount(main) {
         figuresMoved();
         finished.prepend(card);
         while (finished.children.length > FINISHED_SHOWN) {
-          cards.delete(finished.lastChild.dataset.batchId);
+          const id = finished.lastChild.dataset.batchId;
+          cards.delete(id);
+          shownStatus.delete(id);
           finished.lastChild.remove();
         }
       }
     }
   }
 
-  function drawCollector(job) {
-    let row = collectorRows.get(job.collector);
+  function collectorRow(name) {
+    let row = collectorRows.get(name);
     if (!row) {
-      row = collectorsTable.tbody.appendChild(h("tr", { dataset: { collector: job.collector } }));
-      collectorRows.set(job.collector, row);
+      row = collectorsTable.tbody.appendChild(h("tr", { dataset: { collector: name } }));
+      collectorRows.set(name, row);
     }
+    return row;
+  }
+
+  /** A configured collector that has never run: its row says so (once that is known). */
+  function drawNoRuns(collector) {
+    const row = collectorRow(collector.name);
+    if (row.shown) return;
+    row.replaceChildren(
+      h("td", { "data-label": "Collector" }, h("a", { href: `/collectors/${encodeURIComponent(collector.name)}` }, collector.job_name)),
+      h("td", { "data-label": "Last result", colspan: 7, class: "muted no-runs" }, "No runs yet"));
+  }
+
+  function drawCollector(job) {
+    const row = collectorRow(job.collector);
     if (row.shown === job && row.shownStats === stats.get(job.collector)) return;
     row.shown = job;
     const figures = stats.get(job.collector);
@@ -133,7 +189,7 @@ export function mount(main) {
       ["Last result", statusBadge(job.status)],
       ["When", timeEl(job.started_at)],
       ["Duration", duration(job.duration_seconds)],
-      ["Message", job.error || job.message || ""],
+      ["Message", job.error ? errorText(job.error, 80) : job.message || ""],
       ["Success (7 d)", figures ? percent(figures.success_rate) : "—"],
       ["Median (7 d)", figures ? duration(figures.duration_seconds.p50) : "—"],
       ["Runs per day", series.length ? sparkline(series.map((p) => p.runs), `Runs per ${STATS_WINDOW === "7d" ? "day" : "interval"} of ${job.job_name} over 7 days: ${series.map((p) => p.runs).join(", ")}`) : "—"],
@@ -141,23 +197,47 @@ export function mount(main) {
     row.replaceChildren(...cells.map(([label, value]) => h("td", { "data-label": label }, value)));
   }
 
+  /** `job` if it is newer than what the collector's row shows. */
+  function offerLatest(job) {
+    const shown = collectorRows.get(job.collector);
+    if (!shown || !shown.shown || shown.shown.job_id === job.job_id || job.started_at >= shown.shown.started_at) drawCollector(job);
+  }
+
+  function figure(label, id, value) {
+    return h("div", {}, h("dt", {}, label), h("dd", { id }, value));
+  }
+
+  /** The queue's figures and each runner's load, from the same live job states. */
   function drawQueue() {
     let queued = 0;
-    let running = 0;
     let oldest = null;
+    const running = [];
     for (const batch of live.batches.values()) {
       if (isTerminal(batch.status)) continue;
       for (const job of batch.jobs.values()) {
         if (job.status === "queued") {
           queued += 1;
           if (!oldest || job.started_at < oldest) oldest = job.started_at;
-        } else if (job.status === "running") running += 1;
+        } else if (job.status === "running") running.push(job);
       }
     }
+    const unknown = "—";
     queue.replaceChildren(
-      h("div", {}, h("dt", {}, "Running jobs"), h("dd", { id: "running-count" }, running)),
-      h("div", {}, h("dt", {}, "Queued jobs"), h("dd", { id: "queued-count" }, queued)),
-      h("div", {}, h("dt", {}, "Oldest queued"), h("dd", {}, oldest ? timeEl(oldest) : "—")));
+      figure("Running jobs", "running-count", activeKnown ? running.length : unknown),
+      figure("Queued jobs", "queued-count", activeKnown ? queued : unknown),
+      figure("Oldest queued", "oldest-queued", activeKnown && oldest ? timeEl(oldest) : unknown));
+    if (!runners) return;
+    const { loads, unplaced } = runnerLoads(runners, running);
+    for (const runner of runners) {
+      const cell = runnersTable.tbody.querySelector(`tr[data-runner-id="${CSS.escape(runner.runner_id)}"] .runner-load`);
+      const text = activeKnown ? `${loads.get(runner.runner_id)} of ${runner.capacity}` : unknown;
+      if (cell && cell.textContent !== text) cell.textContent = text;
+    }
+    unplacedNote.hidden = !activeKnown || unplaced === 0;
+    unplacedNote.textContent = unplaced === 1
+      ? "1 running job is not on a runner's list yet: its runner reports it with its next heartbeat."
+      : `${unplaced} running jobs are not on a runner's list yet: their runners report them with their next heartbeat.`;
+    if (activeKnown && unplaced > 0) figuresMoved();
   }
 
   function draw(changed) {
@@ -171,52 +251,73 @@ export function mount(main) {
         if (!best || job.started_at >= best.started_at) latest.set(job.collector, job);
       }
     }
-    for (const job of latest.values()) {
-      const shown = collectorRows.get(job.collector);
-      if (!shown || !shown.shown || shown.shown.job_id === job.job_id || job.started_at >= shown.shown.started_at) drawCollector(job);
-    }
-    empty.hidden = active.children.length > 0;
+    for (const job of latest.values()) offerLatest(job);
+    empty.hidden = !activeKnown || active.children.length > 0;
     main.querySelector(".finished-title").hidden = finished.children.length === 0;
     drawQueue();
   }
 
   const controller = new AbortController();
+  const signal = controller.signal;
   let refreshed = 0;
   let refreshTimer = null;
   async function loadFigures() {
     refreshed = Date.now();
     try {
-      const [body, runners] = await Promise.all([
-        api(`/api/collectors/stats?window=${STATS_WINDOW}`, { signal: controller.signal }),
-        api("/api/runners", { signal: controller.signal }),
+      const [body, runnerList] = await Promise.all([
+        api(`/api/collectors/stats?window=${STATS_WINDOW}`, { signal }),
+        api("/api/runners", { signal }),
       ]);
       for (const entry of body.collectors) stats.set(entry.collector, entry);
       for (const row of collectorRows.values()) if (row.shown) drawCollector(row.shown);
-      const shown = runners.runners.filter((r) => !r.stopped_at);
-      runnersTable.tbody.replaceChildren(...(shown.length ? shown.map(runnerRow) : [h("tr", {}, h("td", { colspan: 5 }, "No runner is running."))]));
+      runners = runnerList.runners.filter((r) => !r.stopped_at);
+      runnersTable.tbody.replaceChildren(...(runners.length ? runners.map(runnerRow) : [h("tr", {}, h("td", { colspan: 5 }, "No runner is running."))]));
+      drawQueue();
     } catch (err) {
-      if (!controller.signal.aborted) showError(err.message);
+      if (!signal.aborted) showError(err.message);
     }
   }
-  /** A run ended: statistics and runner loads moved; re-read them (at most every 10 s). */
+  /** A run ended, or a running job is on no runner's list yet: statistics and runner lists
+   * moved; re-read them (at most every 10 s). */
   function figuresMoved() {
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => { refreshTimer = null; loadFigures(); }, Math.max(0, refreshed + REFRESH_MS - Date.now()));
   }
   // Batches that were running before the page opened: one read (the live subscription only
-  // starts with each collector's latest run).
-  api("/api/collectors/batches?status=queued,running&limit=100", { signal: controller.signal })
-    .then(({ batches }) => { for (const b of batches) live.ensureBatch(b.batch_id); })
+  // starts with each collector's latest run); the queue's figures are known once they are in.
+  api("/api/collectors/batches?status=queued,running&limit=100", { signal })
+    .then(({ batches }) => Promise.all(batches.map((b) => live.ensureBatch(b.batch_id))))
+    .then(() => {
+      if (signal.aborted) return;
+      activeKnown = true;
+      draw(new Set());
+    })
     .catch(() => {});
   loadFigures();
 
   const unsubscribe = live.subscribe(draw);
   draw(new Set(live.batches.keys()));
-  Promise.all([can(), api("/api/collectors")]).then(([rights, { collectors }]) => {
+  const collectorList = api("/api/collectors", { signal }).then((body) => body.collectors);
+  // Each configured collector's latest run (the live subscription brings later ones); one that
+  // has none says "No runs yet".
+  Promise.all([collectorList, api("/api/collectors/runs/latest", { signal })]).then(([collectors, { latest_runs: latest }]) => {
+    for (const job of latest) offerLatest(job);
+    for (const collector of collectors) {
+      if (!collectorRows.has(collector.name)) drawNoRuns(collector);
+      collectorsTable.tbody.append(collectorRows.get(collector.name)); // in the API's order
+    }
+    if (collectors.length === 0 && collectorRows.size === 0) {
+      collectorsTable.tbody.replaceChildren(h("tr", {}, h("td", { colspan: 8 }, "No collectors are configured.")));
+    }
+  }).catch((err) => { if (!signal.aborted) showError(err.message); });
+  can().then((rights) => {
+    if (signal.aborted) return;
     options = { canTrigger: rights.trigger };
     if (rights.trigger) {
-      startPanel.append(startForm(collectors));
+      const form = startForm();
+      startPanel.append(form);
       startPanel.hidden = false;
+      collectorList.then((collectors) => form.fill(collectors)).catch(() => {});
     }
     for (const [id, card] of cards) {
       card.remove();

@@ -3,7 +3,8 @@
 // tailing live.
 
 import { track, isTerminal } from "../../collector-hub-client.js";
-import { api, apiKey, can } from "../api.js";
+import { api, can, explain, trackerOptions } from "../api.js";
+import { transport } from "../connection.js";
 import { announce, duration, exactUtc, h, showError, timeEl } from "../dom.js";
 import { logPanel } from "../logs.js";
 import { navigate } from "../router.js";
@@ -59,13 +60,12 @@ export function mount(main, [batchId]) {
     for (const job of body.collectors) {
       let panel = panels.get(job.job_id);
       if (!panel) {
-        const limit = document.body.dataset.transport === "poll" ? 1 : OPEN_LOGS;
+        const limit = transport() === "poll" ? 1 : OPEN_LOGS;
         const openNow = job.status === "running" && [...panels.values()].filter((p) => p.el.open).length < limit;
         panel = logPanel(job, { open: openNow });
         panels.set(job.job_id, panel);
         logs.append(panel.el);
       }
-      panel.update(job);
     }
   }
 
@@ -90,7 +90,8 @@ export function mount(main, [batchId]) {
       if (isTerminal(job.status)) drawRerun(job, card.rows.get(job.job_id));
     }
     const ended = isTerminal(body.status);
-    rerunFailed.hidden = !options.canTrigger || !ended || !body.collectors.some((j) => j.status === "failed" || j.status === "cancelled");
+    // Re-run failed jobs: the ones that ended without completing (failed or cancelled).
+    rerunFailed.hidden = !options.canTrigger || !ended || body.collectors.every((j) => !isTerminal(j.status) || j.status === "completed");
     rerunAll.hidden = !options.canTrigger || !ended;
     facts.replaceChildren(...details(body));
     drawLogs(body);
@@ -103,13 +104,10 @@ export function mount(main, [batchId]) {
     onUpdate: render,
     onComplete: render,
     onError: (err) => {
-      const text = (err && err.message) || String(err);
+      const text = explain(err);
       showError((err && err.status === 404) || /not found/i.test(text) ? `Run ${batchId} was not found.` : text);
     },
-    onTransport: (name, info) => {
-      if (info.state === "connected") main.dataset.transport = name;
-    },
-  }, { token: apiKey() });
+  }, trackerOptions());
   can().then((rights) => {
     options = { canTrigger: rights.trigger };
     if (latest) render(latest);

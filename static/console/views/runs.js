@@ -2,13 +2,13 @@
 // date range, paged with the server's cursors. The filters and the page are in the address,
 // so a filtered list can be shared and back and forward walk through pages.
 
+import { JOB_STATUSES } from "../../collector-hub-client.js";
 import { api } from "../api.js";
 import { duration, h, showError, statusBadge, table, timeEl } from "../dom.js";
 import * as live from "../live.js";
 import { navigate } from "../router.js";
 import { startedBy } from "../runcards.js";
 
-const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const FILTERS = ["collectors", "status", "since", "until"];
 
 function jobCounts(counts) {
@@ -45,7 +45,7 @@ export function mount(main, _params, query) {
   const field = (label, control) => h("label", {}, label, control);
   const collectorSelect = h("select", { name: "collectors", id: "filter-collector" }, h("option", { value: "" }, "All"));
   const statusSelect = h("select", { name: "status", id: "filter-status" }, h("option", { value: "" }, "Any"),
-    STATUSES.map((s) => h("option", { value: s, selected: query.get("status") === s }, s)));
+    JOB_STATUSES.map((s) => h("option", { value: s, selected: query.get("status") === s }, s)));
   const since = h("input", { type: "date", name: "since", id: "filter-since", value: query.get("since") || "" });
   const until = h("input", { type: "date", name: "until", id: "filter-until", value: query.get("until") || "" });
   const form = h("form", { class: "form-row", id: "runs-filters", role: "search", "aria-label": "Filter runs" },

@@ -3,12 +3,11 @@
 // when the form is saved; its message (which names the bad field) is shown by the form, and
 // nothing is saved until it passes.
 
+import { DEFAULT_PRIORITY, PRIORITIES } from "../../collector-hub-client.js";
 import { api, can } from "../api.js";
 import { announce, errorText, exactUtc, h, showError, statusBadge, table, timeEl } from "../dom.js";
 import * as live from "../live.js";
 import { navigate } from "../router.js";
-
-const PRIORITIES = ["high", "normal", "low"];
 
 function nextTimes(times) {
   if (!times.length) return h("span", { class: "muted" }, "paused");
@@ -32,7 +31,7 @@ function scheduleForm(collectors, schedule, onSaved, onCancel) {
   const name = h("input", { id: "schedule-name", required: true, value: value("name", ""), pattern: "[a-z0-9][a-z0-9_.\\-]{0,63}", autocomplete: "off" });
   const cron = h("input", { id: "schedule-cron", required: true, value: value("cron", ""), autocomplete: "off", spellcheck: "false" });
   const zone = h("input", { id: "schedule-timezone", value: value("timezone", "UTC"), autocomplete: "off", spellcheck: "false" });
-  const priority = h("select", { id: "schedule-priority" }, PRIORITIES.map((p) => h("option", { value: p, selected: p === value("priority", "normal") }, p)));
+  const priority = h("select", { id: "schedule-priority" }, PRIORITIES.map((p) => h("option", { value: p, selected: p === value("priority", DEFAULT_PRIORITY) }, p)));
   const overlap = h("select", { id: "schedule-overlap" },
     h("option", { value: "skip", selected: value("overlap", "skip") === "skip" }, "skip while the last batch runs"),
     h("option", { value: "queue", selected: value("overlap", "skip") === "queue" }, "start anyway"));
