@@ -69,6 +69,8 @@ def measure(base: str, dsn: str, jobs: int, rate: float, seconds: float) -> dict
         page.on("request", lambda r: api_requests.append(r.url) if "/api/" in r.url and r.method == "GET" else None)
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
+        # The console's debug mode (static/console/debug.js): its timings and window handles.
+        page.add_init_script("try { sessionStorage.setItem('collector-hub-debug', '1'); } catch (e) {}")
         page.goto(base + "/")
         page.wait_for_selector('#connection[data-state="live"]', timeout=30_000)
         thread.start()
@@ -86,7 +88,7 @@ def measure(base: str, dsn: str, jobs: int, rate: float, seconds: float) -> dict
         stats = page.evaluate("() => ({...window.collectorHubConsole.stats})")
         after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         ticks_done = ticks[0] - ticks_before
-        transport = page.get_attribute("body", "data-transport")
+        transport = page.evaluate("() => window.collectorHubConsole.transport()")
         stop.set()
         thread.join(10)
         browser.close()

@@ -93,3 +93,64 @@ def test_the_server_uses_the_contract_values() -> None:
     doc = document.build_openapi({})
     assert doc["components"]["schemas"]["Status"]["enum"] == list(contract.JOB_STATUSES)
     assert doc["components"]["schemas"]["BatchId"]["pattern"] == contract.BATCH_ID.pattern
+
+
+# The browser side (static/): the client library exports the contract's lists a page needs, as
+# JSON-compatible literals, and every page imports them from it.
+STATIC = REPO / "static"
+CLIENT_LIBRARY = STATIC / "collector-hub-client.js"
+_JS_STRING = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
+_JS_ARRAY = re.compile(rf"\[\s*((?:{_JS_STRING})(?:\s*,\s*(?:{_JS_STRING}))*)\s*,?\s*\]")
+_LIBRARY_CONSTANT = re.compile(r'^export const ([A-Z_]+) = (?:Object\.freeze\((\[[^\]\n]*\])\)|("[^"\n]*"));$', re.M)
+
+
+def _library_constants() -> dict[str, object]:
+    text = CLIENT_LIBRARY.read_text()
+    return {name: ast.literal_eval(array or string) for name, array, string in _LIBRARY_CONSTANT.findall(text)}
+
+
+def test_the_browser_library_exports_the_contract_values() -> None:
+    constants = _library_constants()
+    assert constants["JOB_STATUSES"] == list(contract.JOB_STATUSES)
+    assert constants["TERMINAL_STATUSES"] == [s for s in contract.JOB_STATUSES if s in contract.TERMINAL_STATUSES]
+    assert constants["PRIORITIES"] == list(contract.PRIORITIES)
+    assert constants["DEFAULT_PRIORITY"] == contract.DEFAULT_PRIORITY
+
+
+def _static_copies(path: Path, text: str) -> list[str]:
+    """Where ``text`` restates a status or priority list: an array literal of exactly its values,
+    or all of a list's values (three or more) written as strings somewhere in the file."""
+    found = []
+    for match in _JS_ARRAY.finditer(text):
+        values = frozenset(v[1:-1] for v in re.findall(_JS_STRING, match.group(1)))
+        line = text.count("\n", 0, match.start()) + 1
+        found += [f"{path.relative_to(REPO)}:{line} ({fact})" for fact, facts in FACT_SETS.items() if values == facts]
+    strings = {v[1:-1] for v in re.findall(_JS_STRING, text)}
+    found += [
+        f"{path.relative_to(REPO)} ({fact}, value by value)"
+        for fact, facts in FACT_SETS.items()
+        if len(facts) >= 3 and facts <= strings
+    ]
+    return found
+
+
+def test_static_files_restate_no_status_or_priority_list() -> None:
+    copies = []
+    for path in sorted(p for p in STATIC.rglob("*") if p.suffix in (".js", ".html")):
+        text = path.read_text()
+        if path == CLIENT_LIBRARY:
+            text = _LIBRARY_CONSTANT.sub("", text)  # its exports are the browser's one copy
+        copies += _static_copies(path, text)
+    assert copies == [], "import them from static/collector-hub-client.js"
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];',
+        "new Set(['completed', 'failed', 'cancelled'])",
+        'h("option", { value: "high" }, "High"), h("option", { value: "normal" }), h("option", { value: "low" })',
+    ],
+)
+def test_the_static_check_finds_a_copy(snippet: str) -> None:
+    assert _static_copies(STATIC / "console" / "views" / "example.js", snippet) != []

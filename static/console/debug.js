@@ -2,7 +2,7 @@
 // this tab's sessionStorage has "collector-hub-debug" set to "1" when the page loads. Only then
 // does the console time its own work (the Performance API) and put handles on `window`:
 //
-//   window.collectorHubConsole = { stats, batches, transport(), tracker }
+//   window.collectorHubConsole = { stats, batches, keepFinished, transport(), tracker }
 //
 // bench/console.py and tests/browser/ turn it on with an init script; docs/CONSOLE.md says how.
 

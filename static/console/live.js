@@ -26,6 +26,7 @@ let pruneDue = false; // a batch ended since the last frame
 const stats = debug.stats;
 debug.expose("stats", stats);
 debug.expose("batches", batches);
+debug.expose("keepFinished", KEEP_FINISHED);
 
 /** fn(changedBatchIds: Set) after each frame with changes; returns an unsubscribe function. */
 export function subscribe(fn) {

@@ -219,3 +219,84 @@ async def test_keyboard_only_start_a_run_and_open_it(live_server: ServerFactory,
     # Focus moves to the new view's heading, as after a page load.
     await page.wait_for_function("() => document.activeElement.tagName === 'H1'")
     await page.wait_for_selector('main[data-status="completed"]', timeout=TIMEOUT_MS)
+
+
+# The Overview's queue figures are numbers: it has read the runs in progress.
+KNOWN_FIGURES = "() => /^[0-9]+$/.test(document.querySelector('#running-count')?.textContent ?? '')"
+VIEWS_TO_OPEN = ("/", "/runs", "/runs/bc_00000001", "/schedules", "/inventory", "/collectors/demo")
+
+
+async def test_without_a_key_every_view_says_the_same_and_the_dialog_says_how_to_get_one(
+    live_server: ServerFactory, page: Any
+) -> None:
+    key = "console-reader-key-0123456789abcdef"
+    server = await live_server(api_keys=(("read", key),))
+    banners = {}
+    for path in VIEWS_TO_OPEN:
+        await page.goto(url_of(server, path))
+        dialog = page.locator("#key-dialog[open]")
+        await dialog.wait_for(timeout=TIMEOUT_MS)
+        assert "collector-hub keys create --role read --name console" in " ".join(
+            (await dialog.text_content() or "").split()
+        )
+        await page.click("#key-cancel")
+        banner = page.locator("#error")
+        await banner.wait_for(timeout=TIMEOUT_MS)
+        banners[path] = await banner.text_content()
+        if path == "/":
+            # Behind the prompt the Overview cannot know what runs: it claims nothing.
+            await page.wait_for_selector('#connection[data-state="stopped"]', timeout=TIMEOUT_MS)
+            assert await page.text_content("#running-count") == "—"
+            assert await page.text_content("#queued-count") == "—"
+            assert not await page.is_visible("#no-active")
+    assert len(set(banners.values())) == 1, banners
+    [text] = set(banners.values())
+    assert "API key" in (text or "")
+    assert "X-API-Key" not in (text or "") and "Bearer" not in (text or ""), "the API's own words"
+    # With a key the Overview knows, and says so.
+    await page.goto(url_of(server))
+    await page.fill("#api-key", key)
+    await page.keyboard.press("Enter")
+    await wait_live(page, "websocket")
+    await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS)
+
+
+async def test_a_view_whose_script_fails_to_load_says_so(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.route("**/static/console/views/runs.js", lambda route: route.abort())
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    await page.click('nav a[href="/runs"]')
+    await page.wait_for_url("**/runs")
+    await page.locator("main h1").filter(has_text="could not be opened").wait_for(timeout=TIMEOUT_MS)
+    assert await page.is_visible("#error")
+    assert await page.is_visible("#reload-view")
+    # Another view still opens.
+    await page.click('nav a[href="/schedules"]')
+    await page.locator("main h1").filter(has_text="Schedules").wait_for(timeout=TIMEOUT_MS)
+    assert not await page.is_visible("#error")
+
+
+async def test_timings_and_window_handles_only_in_debug_mode(live_server: ServerFactory, browser: Any) -> None:
+    server = await live_server()
+    for debug in (False, True):
+        context = await browser.new_context()
+        page = await context.new_page()
+        try:
+            if debug:
+                await enable_debug(page)
+            await page.goto(url_of(server))
+            await wait_live(page, "websocket")
+            await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS)
+            handles = await page.evaluate(
+                "() => Object.keys(window).filter(k => /collectorhub/i.test(k))"
+                ".concat(window.collectorHubConsole ? Object.keys(window.collectorHubConsole) : [])"
+            )
+            if debug:
+                assert set(handles) >= {"collectorHubConsole", "stats", "batches", "transport", "tracker"}
+                assert await page.evaluate("() => window.collectorHubConsole.transport()") == "websocket"
+                assert await page.evaluate("() => typeof window.collectorHubConsole.stats.frames") == "number"
+            else:
+                assert handles == []
+        finally:
+            await context.close()

@@ -31,22 +31,25 @@ function runnerRow(runner) {
 
 /** Each runner's load from the live job states: the running jobs its last heartbeat listed, and
  * a running job no heartbeat lists yet (claimed since) when it is the only live runner offering
- * that collector. `unplaced` counts the running jobs neither rule places. */
+ * that collector. `unplaced` counts the running jobs neither rule places; `ambiguous` holds the
+ * ids of those that several live runners could have claimed (their next heartbeats will say). */
 function runnerLoads(runners, running) {
   const loads = new Map(runners.map((r) => [r.runner_id, 0]));
   const listed = new Map();
   for (const runner of runners) for (const jobId of runner.running_jobs) listed.set(jobId, runner.runner_id);
   let unplaced = 0;
+  const ambiguous = [];
   for (const job of running) {
     let owner = listed.get(job.job_id);
     if (!owner) {
       const offering = runners.filter((r) => r.live && r.collectors.includes(job.collector));
       if (offering.length === 1) owner = offering[0].runner_id;
+      else if (offering.length > 1) ambiguous.push(job.job_id);
     }
     if (owner) loads.set(owner, loads.get(owner) + 1);
     else unplaced += 1;
   }
-  return { loads, unplaced };
+  return { loads, unplaced, ambiguous };
 }
 
 const capitalized = (word) => word.charAt(0).toUpperCase() + word.slice(1);
@@ -126,6 +129,7 @@ export function mount(main) {
   const collectorRows = new Map();
   const stats = new Map(); // collector -> its GET /api/collectors/stats entry
   let runners = null; // the last GET /api/runners list (stopped ones left out)
+  const askedAbout = new Set(); // running jobs whose runner a re-read of the list was asked for
   // The runs in progress are known once they have been read (GET .../batches, then each batch):
   // before that (and behind the key prompt) the queue's figures say nothing rather than 0.
   let activeKnown = false;
@@ -227,7 +231,7 @@ export function mount(main) {
       figure("Queued jobs", "queued-count", activeKnown ? queued : unknown),
       figure("Oldest queued", "oldest-queued", activeKnown && oldest ? timeEl(oldest) : unknown));
     if (!runners) return;
-    const { loads, unplaced } = runnerLoads(runners, running);
+    const { loads, unplaced, ambiguous } = runnerLoads(runners, running);
     for (const runner of runners) {
       const cell = runnersTable.tbody.querySelector(`tr[data-runner-id="${CSS.escape(runner.runner_id)}"] .runner-load`);
       const text = activeKnown ? `${loads.get(runner.runner_id)} of ${runner.capacity}` : unknown;
@@ -237,7 +241,11 @@ export function mount(main) {
     unplacedNote.textContent = unplaced === 1
       ? "1 running job is not on a runner's list yet: its runner reports it with its next heartbeat."
       : `${unplaced} running jobs are not on a runner's list yet: their runners report them with their next heartbeat.`;
-    if (activeKnown && unplaced > 0) figuresMoved();
+    // A job several runners could have claimed: their next heartbeats say which; read the list
+    // again once for it (nothing is polled while it runs).
+    if (ambiguous.some((id) => !askedAbout.has(id))) figuresMoved();
+    askedAbout.clear();
+    for (const id of ambiguous) askedAbout.add(id);
   }
 
   function draw(changed) {
@@ -277,8 +285,8 @@ export function mount(main) {
       if (!signal.aborted) showError(err.message);
     }
   }
-  /** A run ended, or a running job is on no runner's list yet: statistics and runner lists
-   * moved; re-read them (at most every 10 s). */
+  /** A run ended, or a job started that several runners could have claimed: statistics and
+   * runner lists moved; re-read them (at most every 10 s). */
   function figuresMoved() {
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => { refreshTimer = null; loadFigures(); }, Math.max(0, refreshed + REFRESH_MS - Date.now()));

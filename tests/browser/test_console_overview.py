@@ -1,0 +1,143 @@
+"""The Overview's figures and forms: the running-jobs figure and each runner's load from the same
+live state, the Start form (collector names, nothing to submit before they are loaded), each
+collector's row when it never ran, job names whole at 390 px, and a long-open tab that forgets
+old finished runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.browser.conftest import ServerFactory
+from tests.browser.console_helpers import (
+    TIMEOUT_MS,
+    api_get,
+    api_post,
+    enable_debug,
+    screenshot,
+    start_from_overview,
+    url_of,
+    wait_live,
+)
+
+# Both read in one evaluation, so they come from the same drawn frame.
+FIGURE_AND_LOAD = """() => [
+    document.querySelector('#running-count')?.textContent,
+    document.querySelector('#runners tr[data-runner-id] td[data-label="Load"]')?.textContent,
+]"""
+
+
+async def test_running_jobs_and_the_runners_load_agree(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    await page.locator("#runners tr[data-runner-id]").wait_for(timeout=TIMEOUT_MS)
+    batch_id = await start_from_overview(page, "slow")
+    await page.locator("#running-count").filter(has_text="1").wait_for(timeout=TIMEOUT_MS)
+    running, load = await page.evaluate(FIGURE_AND_LOAD)
+    [runner] = [r for r in (await api_get(server, "/api/runners"))["runners"] if r["live"]]
+    # The runner's heartbeat (every 10 s) has not listed the job yet; the page shows it at once.
+    assert (running, load) == ("1", f"1 of {runner['capacity']}"), "the runner's load disagrees with the running jobs"
+    await page.locator(f'[data-batch-id="{batch_id}"] .cancel-batch').click()
+    await page.locator("#running-count").filter(has_text="0").wait_for(timeout=TIMEOUT_MS)
+    running, load = await page.evaluate(FIGURE_AND_LOAD)
+    assert (running, load) == ("0", f"0 of {runner['capacity']}")
+
+
+async def test_start_lists_collector_names_and_waits_for_them(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    names = [c["name"] for c in (await api_get(server, "/api/collectors"))["collectors"]]
+    listed = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await listed.wait()
+        await route.continue_()
+
+    await page.route("**/api/collectors", hold)
+    await page.goto(url_of(server))
+    # The form is there at once, but there is nothing to submit until the collectors are in.
+    await page.locator("#start-form").wait_for(timeout=TIMEOUT_MS)
+    assert await page.is_disabled("#start-button")
+    assert await page.locator("#start-form input[name=collector]").count() == 0
+    await page.locator("#start-button").click(force=True)
+    assert not await page.is_visible("#error")
+    listed.set()
+    await page.locator("#start-form input[name=collector]").first.wait_for(timeout=TIMEOUT_MS)
+    assert not await page.is_disabled("#start-button")
+    labels = await page.eval_on_selector_all("#start-form .choices label", "els => els.map(e => e.textContent.trim())")
+    assert labels == names  # as `collector-hub run NAME` takes them, not the job names
+    batch_id = await start_from_overview(page, "failing")
+    started = await api_get(server, f"/api/collectors/runs/batch/{batch_id}")
+    assert [job["collector"] for job in started["collectors"]] == ["failing"]
+
+
+async def test_a_collector_that_never_ran_says_so(live_server: ServerFactory, page: Any, tmp_path: Path) -> None:
+    collectors = tmp_path / "collectors.toml"
+    collectors.write_text(
+        f'[collectors.quiet]\ncommand = ["{sys.executable}", "-c", "pass"]\n\n'
+        f'[collectors.idle]\ncommand = ["{sys.executable}", "-c", "pass"]\n'
+    )
+    server = await live_server(collectors_file=collectors)
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    for name in ("idle", "quiet"):
+        await (
+            page.locator(f'#collectors tr[data-collector="{name}"]')
+            .filter(has_text="No runs yet")
+            .wait_for(timeout=TIMEOUT_MS)
+        )
+    await start_from_overview(page, "quiet")
+    quiet = page.locator('#collectors tr[data-collector="quiet"]')
+    await quiet.locator('.status[data-status="completed"]').wait_for(timeout=TIMEOUT_MS)
+    assert "No runs yet" not in (await quiet.text_content() or "")
+    assert "No runs yet" in (await page.locator('#collectors tr[data-collector="idle"]').text_content() or "")
+
+
+LINES_OF = """els => els.map(e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+    return [e.textContent, tops.size];
+})"""
+
+
+async def test_job_names_are_not_broken_at_a_phones_width(
+    live_server: ServerFactory, browser: Any, screenshot_dir: Path
+) -> None:
+    server = await live_server(run_collectors=False)  # the jobs stay queued, each with Cancel
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["demo", "failing", "chatty", "slow"]})
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    try:
+        for path in ("/", f"/runs/{created['batch_id']}"):
+            await page.goto(url_of(server, path))
+            await page.locator(f'[data-batch-id="{created["batch_id"]}"] .job-name').first.wait_for(timeout=TIMEOUT_MS)
+            names = await page.eval_on_selector_all(f'[data-batch-id="{created["batch_id"]}"] .job-name', LINES_OF)
+            assert sorted(n for n, _ in names) == sorted(j["job_name"] for j in created["collectors"])
+            assert [n for n, lines in names if lines != 1] == [], "job names broken over lines"
+            await screenshot(page, screenshot_dir, f"console-job-names-390{path.replace('/', '-').rstrip('-')}")
+    finally:
+        await context.close()
+        await api_post(server, f"/api/collectors/runs/batch/{created['batch_id']}/cancel", None)
+
+
+async def test_a_long_open_tab_forgets_old_finished_runs(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server(run_collectors=False)
+    await enable_debug(page)
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    keep = await page.evaluate("() => window.collectorHubConsole.keepFinished")
+    ids = []
+    for _ in range(keep + 5):
+        batch_id = (await api_post(server, "/api/collectors/run", {"collectors": ["demo"]}))["batch_id"]
+        await api_post(server, f"/api/collectors/runs/batch/{batch_id}/cancel", None)
+        ids.append(batch_id)
+    # States arrive in order: once the last one is in, every earlier one came before it.
+    await page.wait_for_function(
+        "id => window.collectorHubConsole.batches.get(id)?.status === 'cancelled'", arg=ids[-1], timeout=TIMEOUT_MS
+    )
+    kept = await page.evaluate("() => [...window.collectorHubConsole.batches.keys()]")
+    assert len(kept) <= keep
+    assert set(ids[-keep:]) <= set(kept)  # the newest ones are kept
