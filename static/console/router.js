@@ -51,8 +51,8 @@ async function render() {
     current = null;
     main.replaceChildren(h("h1", { tabindex: -1 }, "This view could not be opened"),
       h("p", {}, "Its script did not load or failed to start. Reload the page to try again; if it keeps failing, the server's log may say why."),
+      h("p", { class: "muted", id: "view-failure" }, (err && err.message) || String(err)),
       h("p", {}, h("button", { type: "button", id: "reload-view", onclick: () => window.location.reload() }, "Reload")));
-    showError(`This view could not be opened: ${err && err.message ? err.message : err}`);
   }
   const heading = main.querySelector("h1");
   if (heading) document.title = `${heading.textContent} · Collector Hub`;

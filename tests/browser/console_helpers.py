@@ -68,6 +68,15 @@ async def api_post(server: Any, path: str, body: Any, key: str | None = None) ->
         return await resp.json()
 
 
+async def cancel_if_active(server: Any, batch_id: str, key: str | None = None) -> None:
+    """Leave no run behind for the next test's runner (a test module shares its database): cancel
+    ``batch_id`` unless it has ended by itself meanwhile (409: terminal states are final)."""
+    headers = {"X-API-Key": key} if key else {}
+    url = url_of(server, f"/api/collectors/runs/batch/{batch_id}/cancel")
+    async with aiohttp.ClientSession() as http, http.post(url, headers=headers) as resp:
+        assert resp.status in (200, 409), await resp.text()
+
+
 async def start_from_overview(page: Any, *collectors: str) -> str:
     """Tick exactly ``collectors`` on the Overview and press Start; returns the new batch id
     (the newest card in the active list)."""

@@ -16,7 +16,6 @@ from tests.browser.console_helpers import (
     api_get,
     api_post,
     enable_debug,
-    screenshot,
     start_from_overview,
     url_of,
     wait_live,
@@ -111,13 +110,14 @@ async def test_job_names_are_not_broken_at_a_phones_width(
     context = await browser.new_context(viewport={"width": 390, "height": 844})
     page = await context.new_page()
     try:
-        for path in ("/", f"/runs/{created['batch_id']}"):
+        for view, path in (("overview", "/"), ("run", f"/runs/{created['batch_id']}")):
             await page.goto(url_of(server, path))
             await page.locator(f'[data-batch-id="{created["batch_id"]}"] .job-name').first.wait_for(timeout=TIMEOUT_MS)
             names = await page.eval_on_selector_all(f'[data-batch-id="{created["batch_id"]}"] .job-name', LINES_OF)
             assert sorted(n for n, _ in names) == sorted(j["job_name"] for j in created["collectors"])
             assert [n for n, lines in names if lines != 1] == [], "job names broken over lines"
-            await screenshot(page, screenshot_dir, f"console-job-names-390{path.replace('/', '-').rstrip('-')}")
+            card = page.locator(f'[data-batch-id="{created["batch_id"]}"]').first
+            await card.screenshot(path=str(screenshot_dir / f"console-job-names-390-{view}.png"))
     finally:
         await context.close()
         await api_post(server, f"/api/collectors/runs/batch/{created['batch_id']}/cancel", None)

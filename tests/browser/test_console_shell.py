@@ -4,6 +4,7 @@ restart, the API key prompt, keyboard-only use, the icon, and server text shown 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from tests.browser.console_helpers import (
     api_get,
     api_post,
     enable_debug,
+    screenshot,
     start_from_overview,
     url_of,
     wait_live,
@@ -227,7 +229,7 @@ VIEWS_TO_OPEN = ("/", "/runs", "/runs/bc_00000001", "/schedules", "/inventory", 
 
 
 async def test_without_a_key_every_view_says_the_same_and_the_dialog_says_how_to_get_one(
-    live_server: ServerFactory, page: Any
+    live_server: ServerFactory, page: Any, screenshot_dir: Path
 ) -> None:
     key = "console-reader-key-0123456789abcdef"
     server = await live_server(api_keys=(("read", key),))
@@ -239,6 +241,8 @@ async def test_without_a_key_every_view_says_the_same_and_the_dialog_says_how_to
         assert "collector-hub keys create --role read --name console" in " ".join(
             (await dialog.text_content() or "").split()
         )
+        if path == "/":
+            await screenshot(page, screenshot_dir, "console-key-dialog")
         await page.click("#key-cancel")
         banner = page.locator("#error")
         await banner.wait_for(timeout=TIMEOUT_MS)
@@ -249,6 +253,7 @@ async def test_without_a_key_every_view_says_the_same_and_the_dialog_says_how_to
             assert await page.text_content("#running-count") == "—"
             assert await page.text_content("#queued-count") == "—"
             assert not await page.is_visible("#no-active")
+            await screenshot(page, screenshot_dir, "console-overview-without-key")
     assert len(set(banners.values())) == 1, banners
     [text] = set(banners.values())
     assert "API key" in (text or "")
@@ -261,7 +266,9 @@ async def test_without_a_key_every_view_says_the_same_and_the_dialog_says_how_to
     await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS)
 
 
-async def test_a_view_whose_script_fails_to_load_says_so(live_server: ServerFactory, page: Any) -> None:
+async def test_a_view_whose_script_fails_to_load_says_so(
+    live_server: ServerFactory, page: Any, screenshot_dir: Path
+) -> None:
     server = await live_server()
     await page.route("**/static/console/views/runs.js", lambda route: route.abort())
     await page.goto(url_of(server))
@@ -269,8 +276,9 @@ async def test_a_view_whose_script_fails_to_load_says_so(live_server: ServerFact
     await page.click('nav a[href="/runs"]')
     await page.wait_for_url("**/runs")
     await page.locator("main h1").filter(has_text="could not be opened").wait_for(timeout=TIMEOUT_MS)
-    assert await page.is_visible("#error")
+    assert "views/runs.js" in (await page.text_content("#view-failure") or "")  # what failed
     assert await page.is_visible("#reload-view")
+    await screenshot(page, screenshot_dir, "console-view-failed")
     # Another view still opens.
     await page.click('nav a[href="/schedules"]')
     await page.locator("main h1").filter(has_text="Schedules").wait_for(timeout=TIMEOUT_MS)

@@ -238,9 +238,7 @@ export function mount(main) {
       if (cell && cell.textContent !== text) cell.textContent = text;
     }
     unplacedNote.hidden = !activeKnown || unplaced === 0;
-    unplacedNote.textContent = unplaced === 1
-      ? "1 running job is not on a runner's list yet: its runner reports it with its next heartbeat."
-      : `${unplaced} running jobs are not on a runner's list yet: their runners report them with their next heartbeat.`;
+    unplacedNote.textContent = `${unplaced} running job${unplaced === 1 ? " is" : "s are"} on no runner's list yet (runners report what they run with each heartbeat).`;
     // A job several runners could have claimed: their next heartbeats say which; read the list
     // again once for it (nothing is polled while it runs).
     if (ambiguous.some((id) => !askedAbout.has(id))) figuresMoved();
