@@ -70,6 +70,10 @@ async def test_start_lists_collector_names_and_waits_for_them(live_server: Serve
     batch_id = await start_from_overview(page, "failing")
     started = await api_get(server, f"/api/collectors/runs/batch/{batch_id}")
     assert [job["collector"] for job in started["collectors"]] == ["failing"]
+    # Ended before the server stops, so that no job of it is handed to the next test's runner.
+    await page.locator(f'[data-batch-id="{batch_id}"] > .batch-head .status[data-status="failed"]').wait_for(
+        timeout=TIMEOUT_MS
+    )
 
 
 async def test_a_collector_that_never_ran_says_so(live_server: ServerFactory, page: Any, tmp_path: Path) -> None:
@@ -138,6 +142,13 @@ async def test_a_long_open_tab_forgets_old_finished_runs(live_server: ServerFact
     await page.wait_for_function(
         "id => window.collectorHubConsole.batches.get(id)?.status === 'cancelled'", arg=ids[-1], timeout=TIMEOUT_MS
     )
-    kept = await page.evaluate("() => [...window.collectorHubConsole.batches.keys()]")
+    # Finished ones only: a run an earlier test left behind may still be queued.
+    kept = await page.evaluate(
+        """async () => {
+            const { isTerminal } = await import("/static/collector-hub-client.js");
+            const batches = [...window.collectorHubConsole.batches.values()];
+            return batches.filter(b => isTerminal(b.status)).map(b => b.batch_id);
+        }"""
+    )
     assert len(kept) <= keep
     assert set(ids[-keep:]) <= set(kept)  # the newest ones are kept
