@@ -6,12 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from collectors.contract import MAX_LOG_PAGE, TERMINAL_STATUSES
-from server.api import representation as rep
 from server.api.roles import requires
 from server.api.validation import accepts_query, path_job_id, query_int
 from server.errors import NotFoundError
 from server.joblogs import store as logs
 from server.keys import POOL
+from server.runs import representation as rep
 
 routes = web.RouteTableDef()
 

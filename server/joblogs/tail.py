@@ -25,8 +25,8 @@ from typing import Any
 import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
-from server.api.representation import log_line_json
 from server.joblogs import store as logs
+from server.runs.representation import log_line_json
 
 log = logging.getLogger(__name__)
 

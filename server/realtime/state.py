@@ -10,8 +10,8 @@ from typing import Any
 
 import aiopg
 
-from server.api import representation as rep
 from server.realtime.events import BatchSnapshot, Event, batch_event, job_event
+from server.runs import representation as rep
 from server.runs import store as runs
 
 

@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 
 from collectors.contract import BATCH_ID, JOB_ID, MAX_HISTORY
-from server.api import representation as rep
 from server.api.roles import requires
 from server.api.validation import (
     accepts_query,
@@ -26,6 +25,7 @@ from server.api.validation import (
 from server.errors import ValidationError
 from server.keys import POOL
 from server.runs import history
+from server.runs import representation as rep
 from server.runs.collector_filter import named_collectors
 
 routes = web.RouteTableDef()

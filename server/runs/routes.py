@@ -14,7 +14,6 @@ from collectors.contract import (
     REPORTABLE_STATUSES,
 )
 from server.api.http_cache import versioned_response
-from server.api.representation import utc_now
 from server.api.roles import requires
 from server.api.validation import (
     accepts_query,
@@ -30,6 +29,7 @@ from server.keys import POOL, REGISTRY
 from server.realtime.polling import poll_batch, poll_job
 from server.runs import store as runs
 from server.runs.collector_filter import named_collectors
+from server.runs.representation import utc_now
 
 routes = web.RouteTableDef()
 

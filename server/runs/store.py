@@ -14,9 +14,9 @@ import psycopg2.errors
 
 from collectors.contract import TERMINAL_STATUSES
 from collectors.registry import CollectorSpec
-from server.api import representation as rep
 from server.db import database
 from server.errors import ConflictError, NotFoundError
+from server.runs import representation as rep
 
 ID_ATTEMPTS = 8
 
