@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from server.runs.representation import format_timestamp
+from server.api.timestamps import format_timestamp
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 BATCH_FIELDS = {

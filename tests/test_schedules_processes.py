@@ -17,7 +17,7 @@ import aiohttp
 import psycopg2
 import psycopg2.extras
 
-from server.runs.representation import format_timestamp
+from server.api.timestamps import format_timestamp
 from tests.conditions import eventually
 from tests.processes import ServeProcess
 

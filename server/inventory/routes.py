@@ -15,11 +15,11 @@ from aiohttp import web
 
 from collectors.inventory_records import PLATFORMS, SOURCES
 from server.api.roles import requires
+from server.api.timestamps import format_timestamp, utc_now
 from server.api.validation import accepts_query, check_text, query_int
 from server.errors import NotFoundError, ValidationError
 from server.inventory import store
 from server.keys import POOL
-from server.runs.representation import format_timestamp, utc_now
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500

@@ -9,9 +9,9 @@ from collectors.contract import MAX_LOG_PAGE, TERMINAL_STATUSES
 from server.api.roles import requires
 from server.api.validation import accepts_query, path_job_id, query_int
 from server.errors import NotFoundError
+from server.joblogs import representation as rep
 from server.joblogs import store as logs
 from server.keys import POOL
-from server.runs import representation as rep
 
 routes = web.RouteTableDef()
 

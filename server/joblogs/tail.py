@@ -26,7 +26,7 @@ import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
 from server.joblogs import store as logs
-from server.runs.representation import log_line_json
+from server.joblogs.representation import log_line_json
 
 log = logging.getLogger(__name__)
 

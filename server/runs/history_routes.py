@@ -12,6 +12,7 @@ from aiohttp import web
 
 from collectors.contract import BATCH_ID, JOB_ID, MAX_HISTORY
 from server.api.roles import requires
+from server.api.timestamps import utc_now
 from server.api.validation import (
     accepts_query,
     check_batch_id,
@@ -83,7 +84,7 @@ async def get_history(request: web.Request) -> web.Response:
         {
             "collection_history": entries,
             "total_runs": len(entries),
-            "generated_at": rep.utc_now(),
+            "generated_at": utc_now(),
             "next_cursor": next_cursor,
             "unconfigured_collectors": unconfigured,
         }
@@ -99,7 +100,7 @@ async def list_batches(request: web.Request) -> web.Response:
         {
             "batches": [rep.batch_summary_json(row) for row in rows],
             "total_batches": len(rows),
-            "generated_at": rep.utc_now(),
+            "generated_at": utc_now(),
             "next_cursor": next_cursor,
             "unconfigured_collectors": unconfigured,
         }

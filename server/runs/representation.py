@@ -1,4 +1,4 @@
-"""The JSON shapes of the contract (docs/COLLECTOR_RUN_TRACKING_API.md), built from table rows.
+"""The JSON shapes of batches and jobs (docs/COLLECTOR_RUN_TRACKING_API.md), built from table rows.
 
 One function per shape, so polling, push and webhooks all send the same thing.
 """
@@ -11,21 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collectors.contract import JOB_STATUSES, TERMINAL_STATUSES
+from server.api.timestamps import format_timestamp
 
 Row = Mapping[str, Any]
-
-
-def format_timestamp(value: dt.datetime | None) -> str | None:
-    """UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: the contract's one timestamp format."""
-    if value is None:
-        return None
-    # isoformat, not strftime: the same text for less (every pushed state formats several); in
-    # UTC its offset is always the six characters "+00:00".
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def utc_now() -> str:
-    return format_timestamp(dt.datetime.now(dt.UTC)) or ""
 
 
 def duration_seconds(row: Row) -> int | None:
@@ -183,15 +171,4 @@ def batch_summary_json(batch: Row) -> dict[str, Any]:
         "duration": format_duration(seconds),
         "duration_seconds": seconds,
         "rerun_of": batch["rerun_of"],
-    }
-
-
-def log_line_json(line: Row) -> dict[str, Any]:
-    """One line of a job's log."""
-    return {
-        "line": line["line_no"],
-        "stream": line["stream"],
-        "progress": line["progress"],
-        "time": format_timestamp(line["logged_at"]),
-        "text": line["text"],
     }

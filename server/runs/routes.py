@@ -15,6 +15,7 @@ from collectors.contract import (
 )
 from server.api.http_cache import versioned_response
 from server.api.roles import requires
+from server.api.timestamps import utc_now
 from server.api.validation import (
     accepts_query,
     check_collector_names,
@@ -29,7 +30,6 @@ from server.keys import POOL, REGISTRY
 from server.realtime.polling import poll_batch, poll_job
 from server.runs import store as runs
 from server.runs.collector_filter import named_collectors
-from server.runs.representation import utc_now
 
 routes = web.RouteTableDef()
 

@@ -16,11 +16,11 @@ from collectors.contract import (
     TERMINAL_STATUSES,
 )
 from server.api.roles import requires
+from server.api.timestamps import format_timestamp, utc_now
 from server.api.validation import accepts_query, query_window
 from server.keys import POOL, REGISTRY
 from server.runs import runners, stats
 from server.runs.collector_filter import named_collectors
-from server.runs.representation import format_timestamp, utc_now
 
 routes = web.RouteTableDef()
 

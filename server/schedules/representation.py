@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from server.runs.representation import format_timestamp
+from server.api.timestamps import format_timestamp
 from server.schedules.cron import fire_times
 
 NEXT_FIRE_TIMES = 5

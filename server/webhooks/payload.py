@@ -15,9 +15,9 @@ import json
 
 import aiopg
 
+from server.api.timestamps import format_timestamp
 from server.runs import representation as rep
 from server.runs import store as runs
-from server.runs.representation import format_timestamp
 
 
 async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from server.runs.representation import format_timestamp
+from server.api.timestamps import format_timestamp
 
 Row = Mapping[str, Any]
 
