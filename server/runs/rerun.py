@@ -26,9 +26,9 @@ def _specs_for(jobs: list[dict[str, Any]], registry: Mapping[str, CollectorSpec]
 
 async def rerun_batch(
     pool: aiopg.Pool, batch_id: str, only: str, registry: Mapping[str, CollectorSpec]
-) -> dict[str, Any]:
+) -> runs.BatchRows:
     """A new batch with the jobs of terminal batch ``batch_id``: its failed and cancelled ones
-    (``only="failed"``) or all of them (``"all"``), in their original order. Returns the 201 body."""
+    (``only="failed"``) or all of them (``"all"``), in their original order. Returns its rows."""
     rows = await runs.batch_rows(pool, batch_id=batch_id)
     if rows is None:
         raise NotFoundError("Batch not found")
@@ -51,8 +51,8 @@ async def rerun_batch(
     )
 
 
-async def rerun_job(pool: aiopg.Pool, job_id: str, registry: Mapping[str, CollectorSpec]) -> dict[str, Any]:
-    """A new batch with one job that re-runs terminal job ``job_id``. Returns the 201 body."""
+async def rerun_job(pool: aiopg.Pool, job_id: str, registry: Mapping[str, CollectorSpec]) -> runs.BatchRows:
+    """A new batch with one job that re-runs terminal job ``job_id``. Returns its rows."""
     async with database.cursor(pool) as cur:
         await cur.execute(
             "SELECT j.job_id, j.batch_id, j.collector, j.status, b.priority"

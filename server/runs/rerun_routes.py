@@ -10,6 +10,7 @@ from server.api.roles import requires
 from server.api.validation import path_batch_id, path_job_id, read_json_object, reject_unknown_fields
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY
+from server.runs import representation as rep
 from server.runs import rerun
 
 routes = web.RouteTableDef()
@@ -30,7 +31,7 @@ async def rerun_batch(request: web.Request) -> web.Response:
         raise ValidationError(f"only must be one of {', '.join(RERUN_SCOPES)}")
     registry = request.app[REGISTRY]
     created = await rerun.rerun_batch(request.app[POOL], batch_id, only, registry)
-    return web.json_response(created, status=201)
+    return web.json_response(rep.created_batch_json(*created), status=201)
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/rerun")
@@ -41,4 +42,4 @@ async def rerun_job(request: web.Request) -> web.Response:
     reject_unknown_fields(body, ())
     registry = request.app[REGISTRY]
     created = await rerun.rerun_job(request.app[POOL], job_id, registry)
-    return web.json_response(created, status=201)
+    return web.json_response(rep.created_batch_json(*created), status=201)

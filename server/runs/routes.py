@@ -28,6 +28,7 @@ from server.api.validation import (
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY
 from server.realtime.polling import poll_batch, poll_job
+from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.collector_filter import named_collectors
 
@@ -48,7 +49,7 @@ async def trigger_run(request: web.Request) -> web.Response:
     if priority not in PRIORITIES:
         raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
     created = await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority)
-    return web.json_response(created, status=201)
+    return web.json_response(rep.created_batch_json(*created), status=201)
 
 
 @routes.get("/api/collectors")
@@ -91,7 +92,7 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
     names = named or sorted(registry)
     seq, latest = await runs.latest_runs(request.app[POOL], names)
     body = {
-        "latest_runs": latest,
+        "latest_runs": [rep.job_json(row) for row in latest],
         "total_runs": len(latest),
         "generated_at": utc_now(),
         "unconfigured_collectors": unconfigured,
@@ -105,9 +106,9 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
     batch_id = path_batch_id(request)
     pool = request.app[POOL]
     await runs.cancel_batch(pool, batch_id)
-    found = await runs.fetch_batch(pool, batch_id)
+    found = await runs.batch_rows(pool, batch_id=batch_id)
     assert found is not None
-    return web.json_response(found[1])
+    return web.json_response(rep.batch_json(*found))
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/cancel")
@@ -118,7 +119,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
     await runs.cancel_job(pool, job_id)
     found = await runs.fetch_job(pool, job_id)
     assert found is not None
-    return web.json_response(found[1])
+    return web.json_response(rep.job_json(found))
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/progress")
@@ -143,4 +144,4 @@ async def report_progress(request: web.Request) -> web.StreamResponse:
     await runs.report_progress(pool, job_id, status, percent, message, error)
     found = await runs.fetch_job(pool, job_id)
     assert found is not None
-    return web.json_response(found[1])
+    return web.json_response(rep.job_json(found))

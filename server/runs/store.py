@@ -16,7 +16,6 @@ from collectors.contract import TERMINAL_STATUSES
 from collectors.registry import CollectorSpec
 from server.db import database
 from server.errors import ConflictError, NotFoundError
-from server.runs import representation as rep
 
 ID_ATTEMPTS = 8
 
@@ -27,6 +26,9 @@ _JOB_WITH_BATCH = """
            b.seq AS batch_seq
       FROM job_runs j JOIN job_batches b USING (batch_id)
 """
+
+# A batch's row and its jobs' rows, in position order.
+BatchRows = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 def new_id(prefix: str) -> str:
@@ -41,8 +43,8 @@ async def create_batch(
     *,
     rerun_of: str | None = None,
     rerun_jobs: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Queue one job per collector in a new batch; returns the 201 body. IDs are random and a
+) -> BatchRows:
+    """Queue one job per collector in a new batch; returns its rows. IDs are random and a
     collision (unique violation) retries the whole insert with fresh ones.
 
     A re-run names the batch it re-runs (``rerun_of``) and, per collector, the job
@@ -55,7 +57,7 @@ async def create_batch(
                 )
         except psycopg2.errors.UniqueViolation:
             continue
-        return rep.created_batch_json(batch, jobs)
+        return batch, jobs
     raise RuntimeError("could not allocate unique run ids")
 
 
@@ -75,9 +77,9 @@ async def insert_batch(
     priority: str,
     requested_by: str | None,
     schedule: ScheduleStamp | None = None,
-) -> dict[str, Any]:
+) -> BatchRows:
     """``create_batch`` inside the caller's transaction (a savepoint retries an id collision
-    without losing the rest of it); returns the 201 body."""
+    without losing the rest of it); returns the batch's rows."""
     for _ in range(ID_ATTEMPTS):
         await cur.execute("SAVEPOINT new_batch")
         try:
@@ -86,7 +88,7 @@ async def insert_batch(
             await cur.execute("ROLLBACK TO SAVEPOINT new_batch")
             continue
         await cur.execute("RELEASE SAVEPOINT new_batch")
-        return rep.created_batch_json(batch, jobs)
+        return batch, jobs
     raise RuntimeError("could not allocate unique run ids")
 
 
@@ -99,7 +101,7 @@ async def _insert_batch(
     *,
     rerun_of: str | None = None,
     rerun_jobs: Sequence[str] | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> BatchRows:
     stamp = (schedule.schedule_id, schedule.name, schedule.due_at) if schedule else (None, None, None)
     await cur.execute(
         "INSERT INTO job_batches (batch_id, priority, requested_by, message, schedule_id, schedule_name, scheduled_for,"
@@ -120,7 +122,7 @@ async def _insert_batch(
     return await cur.fetchone(), jobs
 
 
-async def _batch_rows(cur: Any, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+async def _batch_rows(cur: Any, batch_id: str) -> BatchRows | None:
     await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch_id,))
     batch = await cur.fetchone()
     if batch is None:
@@ -142,9 +144,7 @@ _BATCH_WITH_JOBS = """
 
 
 @database.read_only
-async def batch_rows(
-    pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+async def batch_rows(pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None) -> BatchRows | None:
     """The rows of batch ``batch_id`` (or of the batch of ``job_id``) and of its jobs, read in
     one snapshot, in one round trip; None when there is no such batch."""
     where = "%s" if batch_id is not None else "(SELECT batch_id FROM job_runs WHERE job_id = %s)"
@@ -163,7 +163,7 @@ async def batch_rows(
 
 
 @database.read_only
-async def ended_batch_rows(pool: aiopg.Pool, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+async def ended_batch_rows(pool: aiopg.Pool, batch_id: str) -> BatchRows | None:
     """``batch_rows`` for a batch that has ended, without its transaction: a terminal batch's
     rows no longer change, so two autocommit reads agree and hold no lock between them."""
     async with database.cursor(pool) as cur:
@@ -171,26 +171,13 @@ async def ended_batch_rows(pool: aiopg.Pool, batch_id: str) -> tuple[dict[str, A
 
 
 @database.read_only
-async def fetch_batch(pool: aiopg.Pool, batch_id: str) -> tuple[int, dict[str, Any]] | None:
-    """``(seq, body)`` of a batch, or None. The batch's seq moves with every change to it or
-    to any of its jobs, so it versions the whole body."""
-    rows = await batch_rows(pool, batch_id=batch_id)
-    if rows is None:
-        return None
-    batch, jobs = rows
-    return batch["seq"], rep.batch_json(batch, jobs)
-
-
-@database.read_only
-async def fetch_job(pool: aiopg.Pool, job_id: str) -> tuple[int, dict[str, Any]] | None:
-    """``(seq, body)`` of a job. The body shows batch fields too, and every job change also
-    changes its batch, so the batch's seq versions the job body."""
+async def fetch_job(pool: aiopg.Pool, job_id: str) -> dict[str, Any] | None:
+    """A job's row joined with its batch's summary (its columns prefixed ``batch_``), or
+    None."""
     async with database.cursor(pool) as cur:
         await cur.execute(_JOB_WITH_BATCH + " WHERE j.job_id = %s", (job_id,))
-        job = await cur.fetchone()
-    if job is None:
-        return None
-    return job["batch_seq"], rep.job_json(job)
+        job: dict[str, Any] | None = await cur.fetchone()
+    return job
 
 
 @database.read_only
@@ -228,8 +215,9 @@ async def batches_changed_since(pool: aiopg.Pool, seq: int, since: dt.datetime |
 
 @database.read_only
 async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int, list[dict[str, Any]]]:
-    """Per collector, its active run (queued or running), else its most recent one; and the
-    newest seq among those rows and their batches, the version of exactly this answer.
+    """Per collector, the row of its active run (queued or running), else of its most recent
+    one, in the order of ``collectors``; and the newest seq among those rows and their batches,
+    the version of exactly this answer.
 
     Not the sequence's ``last_value``: a value handed to a transaction that has not committed
     yet would version an answer that does not include it, and after that commit the same
@@ -238,7 +226,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
     order = {name: i for i, name in enumerate(collectors)}
     rows.sort(key=lambda row: order[row["collector"]])
     seq = max((max(row["seq"], row["batch_seq"]) for row in rows), default=0)
-    return int(seq), [rep.job_json(row) for row in rows]
+    return int(seq), rows
 
 
 CANCELLED_MESSAGE = "Cancelled by request"

@@ -8,6 +8,7 @@ from aiohttp import web
 from server.api.roles import requires
 from server.api.validation import read_json_object, reject_unknown_fields
 from server.keys import POOL, REGISTRY, SCHEDULE_CLOCK
+from server.runs.representation import created_batch_json
 from server.schedules import store
 from server.schedules.definition import changes_from, check_schedule_id, definition_from
 from server.schedules.representation import schedule_json
@@ -72,4 +73,4 @@ async def trigger_schedule(request: web.Request) -> web.Response:
     reject_unknown_fields(body, ())
     registry = request.app[REGISTRY]
     created = await store.trigger_schedule(request.app[POOL], schedule_id, registry)
-    return web.json_response(created, status=201)
+    return web.json_response(created_batch_json(*created), status=201)

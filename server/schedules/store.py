@@ -148,7 +148,7 @@ async def _active_batch(cur: Any, schedule_id: str) -> Row | None:
     return row
 
 
-async def trigger_schedule(pool: aiopg.Pool, schedule_id: str, registry: Mapping[str, CollectorSpec]) -> dict[str, Any]:
+async def trigger_schedule(pool: aiopg.Pool, schedule_id: str, registry: Mapping[str, CollectorSpec]) -> runs.BatchRows:
     """Run now: a batch recording the schedule (no due time). The overlap policy holds."""
     async with database.transaction(pool) as cur:
         row = await _lock(cur, schedule_id)
@@ -240,10 +240,10 @@ async def _fire(
         outcome, detail = "skipped_overlap", f"batch {active['batch_id']} is still {active['status']}"
     else:
         stamp = runs.ScheduleStamp(schedule_id, row["name"], due_at)
-        created = await runs.insert_batch(
+        batch, _ = await runs.insert_batch(
             cur, [registry[c] for c in row["collectors"]], row["priority"], f"schedule:{row['name']}", stamp
         )
-        outcome, detail, batch_id = "fired", None, created["batch_id"]
+        outcome, detail, batch_id = "fired", None, batch["batch_id"]
     await cur.execute(
         "UPDATE schedule_fires SET outcome = %s, detail = %s, batch_id = %s WHERE schedule_id = %s AND due_at = %s",
         (outcome, detail, batch_id, schedule_id, due_at),

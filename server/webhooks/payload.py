@@ -21,7 +21,7 @@ from server.runs import store as runs
 
 
 async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:
-    # The rows and the shape of runs.fetch_batch; the batch has ended, so no transaction.
+    # The rows and the shape of the batch GET; the batch has ended, so no transaction.
     rows = await runs.ended_batch_rows(pool, batch_id)
     if rows is None:  # deleting a batch deletes its deliveries, so this is a race at worst
         raise LookupError(f"batch {batch_id} no longer exists")
