@@ -25,7 +25,9 @@ from server.api.static_routes import setup_static_routes
 from server.api.validation import reject_unknown_query_parameters
 from server.db import database
 from server.inventory.routes import routes as inventory_routes
+from server.joblogs.live import LOGS
 from server.joblogs.routes import routes as log_routes
+from server.joblogs.stream import routes as log_stream_routes
 from server.keys import (
     AUTHENTICATOR,
     DATABASE_URL,
@@ -41,9 +43,11 @@ from server.keys import (
 from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
 from server.realtime.setup import setup_realtime
+from server.realtime.sources import LiveSources
 from server.runner.housekeeping import housekeeping_ctx
 from server.runner.runner import Runner
 from server.runs.history_routes import routes as history_routes
+from server.runs.live import BATCHES
 from server.runs.rerun_routes import routes as rerun_routes
 from server.runs.routes import routes as run_routes
 from server.runs.stats_routes import routes as stats_routes
@@ -120,7 +124,7 @@ PARTS: tuple[Part, ...] = (
     Part("protected mode", _context(protected_mode_ctx),
          "before anything runs: no runner, dispatcher or listener on a network without authentication",
          needs=(SETTINGS, AUTHENTICATOR, POOL)),
-    Part("realtime", setup_realtime,
+    Part("realtime", lambda app: setup_realtime(app, LiveSources(batches=BATCHES, logs=LOGS)),
          "LISTEN before the runner's and the dispatcher's first claim: work queued in between is either"
          " seen by that claim or NOTIFYs them (they register their wake-ups with the hub)",
          needs=(SETTINGS, POOL, DATABASE_URL), starts=(HUB,)),
@@ -135,6 +139,7 @@ PARTS: tuple[Part, ...] = (
     Part("rerun routes", _routes(rerun_routes), "any place before security"),
     Part("stats routes", _routes(stats_routes), "any place before security"),
     Part("log routes", _routes(log_routes), "any place before security"),
+    Part("log stream routes", _routes(log_stream_routes), "any place before security"),
     Part("webhooks", setup_webhooks,
          "after realtime, like the runner",
          needs=(SETTINGS, POOL, HUB), starts=(WEBHOOK_DISPATCHER,)),

@@ -1,7 +1,7 @@
 """``GET /api/collectors/runs/job/{job_id}/logs/events``: a job's log as Server-Sent Events.
 
 The stored lines after ``Last-Event-ID`` (a line number; ``?lastEventId=`` or ``?after=`` on a
-first connect) come first, then new lines as the runner stores them (tail.py), each as
+first connect) come first, then new lines as the runner stores them (server/realtime/log_tail.py), each as
 ``id: <line>``, ``event: log``, ``data: <the line's JSON, as GET .../logs lists it>``. Once the
 job has ended and its last line is sent, an ``event: end`` with the job's status closes the
 stream. A client that already has every line of an ended job gets 204, which stops
@@ -21,10 +21,10 @@ from server.api.roles import requires
 from server.api.validation import accepts_query, path_job_id
 from server.errors import ApiError, NotFoundError, ValidationError
 from server.joblogs import store as logs
-from server.joblogs.tail import LogBatch, LogFollower
 from server.keys import HUB, POOL, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control
+from server.realtime.log_tail import LogBatch, LogFollower
 from server.realtime.sse import HEARTBEAT, SSE_HEADERS
 from server.realtime.subscriber import Subscriber
 

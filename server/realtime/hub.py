@@ -32,14 +32,14 @@ import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
 from server.errors import NotFoundError
-from server.joblogs.tail import LogTails
 from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
-from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.listener import Listener
+from server.realtime.log_tail import LogTails
 from server.realtime.notify import JobWakeUps, parse_log_wake_up, parse_notification
+from server.realtime.sources import LiveSources
 from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
 from server.realtime.tracker import StateTracker
@@ -56,16 +56,24 @@ _PUBLISHED_JOB = EVENTS_PUBLISHED.labels("job")
 
 
 class Hub:
-    def __init__(self, pool: aiopg.Pool, *, cache_size: int = 2000, heartbeat: float = 15.0) -> None:
+    def __init__(
+        self, pool: aiopg.Pool, *, sources: LiveSources | None = None, cache_size: int = 2000, heartbeat: float = 15.0
+    ) -> None:
+        """``sources`` is what the hub reads (sources.py); a hub without them only pushes."""
         self._pool = pool
         self.wake_ups = JobWakeUps()
-        self.log_tails = LogTails(pool)
+        self.log_tails = LogTails(pool, sources.logs if sources else None)
         self.heartbeat = Heartbeat(heartbeat)  # WebSocket sessions register with it
         self._subs = SubscriptionRegistry()
         self.closing = False
         self.stats = collections.Counter[str]()
         self._tracker = StateTracker(
-            pool, StateCache(cache_size), self._publish, lambda: bool(self._subs.by_collector), self.stats
+            pool,
+            sources.batches if sources else None,
+            StateCache(cache_size),
+            self._publish,
+            lambda: bool(self._subs.by_collector),
+            self.stats,
         )
         self._cache = self._tracker.cache
         # Offers waiting for their turn: (subscriptions, event, single-object topics?, and for
@@ -289,7 +297,7 @@ class Hub:
         sub = Subscription(subscriber, "collectors", names, since)
         self._subs.add(sub)
         try:
-            events = await state.read_latest_run_events(self._pool, sorted(names))
+            events = await self._tracker.batches.latest_run_events(self._pool, sorted(names))
         except BaseException:
             self.unsubscribe(sub)
             raise

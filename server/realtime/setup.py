@@ -1,5 +1,6 @@
 """Wiring live push into the app: the hub and its LISTEN connection for the life of the app,
-streams ended at shutdown, and the SSE and WebSocket routes.
+streams ended at shutdown, and the SSE and WebSocket routes. The app hands in what the hub
+reads (sources.py): realtime never imports the features above it.
 
 The hub is set up before anything that registers with it: the runner and the webhook
 dispatcher add their wake-ups to ``app[HUB].wake_ups`` in their own setup.
@@ -7,22 +8,23 @@ dispatcher add their wake-ups to ``app[HUB].wake_ups`` in their own setup.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.joblogs.stream import routes as log_stream_routes
 from server.keys import DATABASE_URL, HUB, POOL, SETTINGS
 from server.realtime.hub import Hub
 from server.realtime.listener import Listener
+from server.realtime.sources import LiveSources
 from server.realtime.sse import routes as sse_routes
 from server.realtime.ws import routes as ws_routes
 
 
-async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+async def realtime_ctx(app: web.Application, sources: LiveSources) -> AsyncIterator[None]:
     """The hub and its LISTEN connection, for the life of the app (needs the database)."""
     settings = app[SETTINGS]
-    hub = Hub(app[POOL], cache_size=settings.state_cache_size, heartbeat=settings.stream_heartbeat)
+    hub = Hub(app[POOL], sources=sources, cache_size=settings.state_cache_size, heartbeat=settings.stream_heartbeat)
     listener = Listener(
         app[DATABASE_URL],
         hub.on_notify,
@@ -49,10 +51,9 @@ async def close_streams(app: web.Application) -> None:
         hub.close()
 
 
-def setup_realtime(app: web.Application) -> None:
+def setup_realtime(app: web.Application, sources: LiveSources) -> None:
     """Call after the database context is registered: the hub needs the pool."""
-    app.cleanup_ctx.append(realtime_ctx)
+    app.cleanup_ctx.append(functools.partial(realtime_ctx, sources=sources))
     app.on_shutdown.append(close_streams)
     app.add_routes(sse_routes)
     app.add_routes(ws_routes)
-    app.add_routes(log_stream_routes)

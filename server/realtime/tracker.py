@@ -22,12 +22,11 @@ from typing import Any
 
 import aiopg
 
-from server.realtime import state
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot
 from server.realtime.listener import Listener
 from server.realtime.notify import NotifiedSeqs
-from server.runs import store as runs
+from server.realtime.sources import BatchSource
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +43,14 @@ class StateTracker:
     def __init__(
         self,
         pool: aiopg.Pool,
+        batches: BatchSource | None,
         cache: StateCache,
         on_new_state: NewStateHandler,
         follows_every_batch: Callable[[], bool],
         stats: collections.Counter[str],
     ) -> None:
         self._pool = pool
+        self._batches = batches  # None: a hub that only pushes (tests of the fanout)
         self.cache = cache
         self._on_new_state = on_new_state
         # True while some topic (a collectors topic) may care about a batch nobody named: then
@@ -58,6 +59,12 @@ class StateTracker:
         self._stats = stats
         self.notified = NotifiedSeqs()
         self.listener: Listener | None = None
+
+    @property
+    def batches(self) -> BatchSource:
+        if self._batches is None:
+            raise RuntimeError("this hub has no batch source to read from")
+        return self._batches
 
     # ---- what moved ----
 
@@ -84,7 +91,7 @@ class StateTracker:
         generation = listener.generation if listener else -1
         known = self.cache.batch_ids()
         if known:
-            seqs = await runs.batch_seqs(self._pool, known)
+            seqs = await self.batches.batch_seqs(self._pool, known)
             for batch_id in known:
                 entry = self.cache.get(batch_id)
                 if entry is None:
@@ -101,7 +108,7 @@ class StateTracker:
             if listener.last_db_time is not None:
                 since = listener.last_db_time - dt.timedelta(seconds=RESYNC_MARGIN_SECONDS)
             high_water = self.notified.high_water
-            for batch_id, seq in (await runs.batches_changed_since(self._pool, high_water, since)).items():
+            for batch_id, seq in (await self.batches.batches_changed_since(self._pool, high_water, since)).items():
                 self.note_change(batch_id, seq, None)
         self._stats["resyncs"] += 1
 
@@ -163,7 +170,7 @@ class StateTracker:
         """Read the batch until the read is at least as new as every notification about it."""
         while True:
             generation = self._generation()
-            snapshot = await state.read_batch_snapshot(self._pool, batch_id=batch_id)
+            snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id)
             self._stats["reads"] += 1
             if snapshot is None:
                 return None
@@ -175,7 +182,7 @@ class StateTracker:
         self, *, batch_id: str | None = None, job_id: str | None = None, fenced: bool = False
     ) -> BatchSnapshot | None:
         generation = self._generation() if fenced else -1
-        snapshot = await state.read_batch_snapshot(self._pool, batch_id=batch_id, job_id=job_id)
+        snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id, job_id=job_id)
         self._stats["reads"] += 1
         if snapshot is not None:
             self._adopt(self.cache.entry(snapshot.batch_id), snapshot, generation)

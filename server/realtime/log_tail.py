@@ -3,11 +3,11 @@ as progress (docs/ARCHITECTURE.md, rules 1 and 5).
 
 A runner stores a batch of lines; the table's trigger NOTIFYs ``{"kind": "log", "job_id",
 "line"}`` (sql/006_run_operations.sql); the hub calls ``wake(job_id)``. One reader per job then
-reads the new lines once, from the lowest position any follower of that job has, and encodes
-each line once (its SSE frame, its JSON); every follower gets the lines past its own position
-from that same batch. A job that ends wakes its log too: once the job is terminal and its last
-line is read (the runner stores every line before it ends the job), each follower is told the
-log is complete.
+reads the new lines once (through the ``LogSource`` the app registered: sources.py), from the
+lowest position any follower of that job has, and encodes each line's frames once; every
+follower gets the lines past its own position from that same batch. A job that ends wakes its
+log too: once the job is terminal and its last line is read (the runner stores every line
+before it ends the job), each follower is told the log is complete.
 
 Followers resume by line number (SSE ``Last-Event-ID``), so nothing here needs to survive a
 reconnect; after the LISTEN connection comes back, ``wake_all`` re-reads every followed log.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +24,7 @@ from typing import Any
 import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
-from server.joblogs import store as logs
-from server.joblogs.representation import log_line_json
+from server.realtime.sources import LogSource
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +78,9 @@ class LogFollower:
 
 
 class LogTails:
-    def __init__(self, pool: aiopg.Pool) -> None:
+    def __init__(self, pool: aiopg.Pool, source: LogSource | None) -> None:
         self._pool = pool
+        self._source = source  # None: a hub that only pushes (tests of the fanout)
         self._followers: dict[str, set[LogFollower]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -135,22 +134,23 @@ class LogTails:
         """Read and hand out one page; True if the page was full."""
         followers = self._followers.get(job_id, set())
         start = min(f.position for f in followers)
-        found = await logs.read_lines(self._pool, job_id, start, READ_PAGE)
+        if self._source is None:
+            raise RuntimeError("this hub has no log source to read from")
+        found = await self._source.read_log(self._pool, job_id, start, READ_PAGE)
         if found is None:
             for follower in list(followers):
                 self.unfollow(follower)
                 follower.gone()
             return False
-        job, rows, _ = found
-        full = len(rows) == READ_PAGE
+        full = len(found.numbers) == READ_PAGE
         batch = LogBatch(
             job_id,
-            job["status"],
-            [row["line_no"] for row in rows],
-            [json.dumps(log_line_json(row)).encode("utf-8") for row in rows],
-            complete=job["status"] in TERMINAL_STATUSES and not full,
+            found.status,
+            found.numbers,
+            found.bodies,
+            complete=found.status in TERMINAL_STATUSES and not full,
         )
-        last = batch.numbers[-1] if rows else start
+        last = batch.numbers[-1] if batch.numbers else start
         for follower in list(self._followers.get(job_id, ())):
             first_new = next((i for i, n in enumerate(batch.numbers) if n > follower.position), None)
             if first_new is not None:

@@ -1,0 +1,64 @@
+"""What live push reads, and from whom: the two seams between realtime and the features whose
+state it pushes (docs/ARCHITECTURE.md, the layers).
+
+Realtime sits below runs and job logs: it never imports them. It reads a batch with its jobs,
+and a job's log lines, through these interfaces; ``server/runs/live.py`` and
+``server/joblogs/live.py`` implement them, and the app hands them to the hub at setup
+(``server/app.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Protocol
+
+import aiopg
+
+from server.realtime.events import BatchSnapshot, Event
+
+
+class BatchSource(Protocol):
+    """Batches and their jobs as events, read from the tables (ARCHITECTURE rules 1 and 3)."""
+
+    async def batch_snapshot(
+        self, pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
+    ) -> BatchSnapshot | None:
+        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None."""
+        ...
+
+    async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:
+        """Per collector, its active run else its most recent one, as job events in seq order."""
+        ...
+
+    async def batch_seqs(self, pool: aiopg.Pool, batch_ids: Sequence[str]) -> dict[str, int]:
+        """The current seq of each of these batches that still exists."""
+        ...
+
+    async def batches_changed_since(self, pool: aiopg.Pool, seq: int, since: dt.datetime | None) -> dict[str, int]:
+        """Batches whose seq is above ``seq`` or that changed after ``since``, with their seq."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LogPage:
+    """Lines of a job's log, read once for every follower of the job."""
+
+    status: str  # the job's status, read in the same snapshot as the lines
+    numbers: list[int]
+    bodies: list[bytes]  # each line's JSON
+
+
+class LogSource(Protocol):
+    """A job's log lines (ARCHITECTURE rule 13)."""
+
+    async def read_log(self, pool: aiopg.Pool, job_id: str, after: int, limit: int) -> LogPage | None:
+        """Up to ``limit`` lines numbered above ``after``; None when there is no such job."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveSources:
+    batches: BatchSource
+    logs: LogSource
