@@ -28,32 +28,26 @@ from server.inventory.routes import routes as inventory_routes
 from server.joblogs.live import LOGS
 from server.joblogs.routes import routes as log_routes
 from server.joblogs.stream import routes as log_stream_routes
-from server.keys import (
-    AUTHENTICATOR,
-    DATABASE_URL,
-    HUB,
-    POOL,
-    RATE_LIMITER,
-    REGISTRY,
-    RUNNER,
-    SCHEDULER,
-    SETTINGS,
-    WEBHOOK_DISPATCHER,
-)
+from server.keys import DATABASE_URL, POOL, REGISTRY, SETTINGS
 from server.observability.access_log import access_log, add_request_id_header
 from server.observability.metrics_route import setup_metrics_routes
+from server.realtime.keys import HUB
 from server.realtime.setup import setup_realtime
 from server.realtime.sources import LiveSources
 from server.runner.housekeeping import housekeeping_ctx
+from server.runner.keys import RUNNER
 from server.runner.runner import Runner
 from server.runs.history_routes import routes as history_routes
 from server.runs.live import BATCHES
 from server.runs.rerun_routes import routes as rerun_routes
 from server.runs.routes import routes as run_routes
 from server.runs.stats_routes import routes as stats_routes
+from server.schedules.keys import SCHEDULER
 from server.schedules.setup import setup_schedules
+from server.security.keys import AUTHENTICATOR, RATE_LIMITER
 from server.security.setup import protected_mode_ctx, setup_security
 from server.settings import Settings
+from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.setup import setup_webhooks
 
 log = logging.getLogger(__name__)

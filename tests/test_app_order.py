@@ -8,7 +8,8 @@ import pytest
 from aiohttp import web
 
 from server.app import PARTS, check_start_order, create_app
-from server.keys import AUTHENTICATOR, REGISTRY, SETTINGS
+from server.keys import REGISTRY, SETTINGS
+from server.security.keys import AUTHENTICATOR
 from server.settings import Settings
 
 BUILT: set[web.AppKey[Any]] = {SETTINGS, REGISTRY, AUTHENTICATOR}  # what create_app sets before anything starts

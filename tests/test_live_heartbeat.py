@@ -10,8 +10,8 @@ import pytest
 from aiohttp import WSMsgType
 
 from server.app import create_app
-from server.keys import HUB
 from server.realtime.heartbeat import Heartbeat
+from server.realtime.keys import HUB
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 

@@ -11,7 +11,7 @@ import time
 from aiohttp import WSMsgType
 
 from server.app import create_app
-from server.keys import HUB
+from server.realtime.keys import HUB
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.live_helpers import SseStream, set_job, trigger

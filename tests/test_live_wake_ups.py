@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from server.keys import HUB
+from server.realtime.keys import HUB
 from tests.conditions import eventually
 from tests.live_helpers import set_job, trigger
 

@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient
 from collectors.registry import load_registry
 from server.app import create_app
 from server.db.database import create_pool
-from server.keys import RUNNER
+from server.runner.keys import RUNNER
 from server.runner.runner import Runner
 from server.settings import Settings
 from tests.conditions import eventually

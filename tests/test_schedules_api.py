@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from collectors.registry import RegistryError
 from server.app import create_app
-from server.keys import POOL, REGISTRY, SCHEDULE_CLOCK, SETTINGS
+from server.keys import POOL, REGISTRY, SETTINGS
+from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.scheduler import Scheduler
 from server.settings import Settings
 from tests.conftest import replace_settings

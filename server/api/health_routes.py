@@ -9,7 +9,9 @@ from aiohttp import web
 from server import __version__
 from server.api.roles import requires
 from server.db import database
-from server.keys import HUB, POOL, RATE_LIMITER
+from server.keys import POOL
+from server.realtime.keys import HUB
+from server.security.keys import RATE_LIMITER
 
 log = logging.getLogger(__name__)
 

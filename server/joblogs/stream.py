@@ -21,9 +21,10 @@ from server.api.roles import requires
 from server.api.validation import accepts_query, path_job_id
 from server.errors import ApiError, NotFoundError, ValidationError
 from server.joblogs import store as logs
-from server.keys import HUB, POOL, SETTINGS
+from server.keys import POOL, SETTINGS
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control
+from server.realtime.keys import HUB
 from server.realtime.log_tail import LogBatch, LogFollower
 from server.realtime.sse import HEARTBEAT, SSE_HEADERS
 from server.realtime.subscriber import Subscriber

@@ -16,7 +16,7 @@ from aiohttp import web
 from collectors.contract import JOB_STATUSES
 from server.api.roles import requires
 from server.db import database
-from server.keys import HUB, POOL, SETTINGS
+from server.keys import POOL, SETTINGS
 from server.observability.metrics import (
     CONTENT_TYPE,
     EVENT_LOOP_TASKS,
@@ -27,6 +27,7 @@ from server.observability.metrics import (
     JobFigures,
     render,
 )
+from server.realtime.keys import HUB
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from aiohttp import web
 from server.api.http_cache import client_seq, versioned_response
 from server.api.validation import query_int
 from server.errors import NotFoundError
-from server.keys import HUB
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.hub import Hub
+from server.realtime.keys import HUB
 
 MAX_WAIT_SECONDS = 30
 

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.keys import DATABASE_URL, HUB, POOL, SETTINGS
+from server.keys import DATABASE_URL, POOL, SETTINGS
 from server.realtime.hub import Hub
+from server.realtime.keys import HUB
 from server.realtime.listener import Listener
 from server.realtime.sources import LiveSources
 from server.realtime.sse import routes as sse_routes

@@ -20,11 +20,12 @@ from server.api.roles import requires
 from server.api.validation import accepts_query, collector_list, path_batch_id, path_job_id
 from server.compat import StreamServedAfterItsHandler
 from server.errors import ApiError, ValidationError
-from server.keys import HUB, REGISTRY, SETTINGS
+from server.keys import REGISTRY, SETTINGS
 from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Event, http_chunk
 from server.realtime.hub import Hub
+from server.realtime.keys import HUB
 from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription
 from server.settings import Settings

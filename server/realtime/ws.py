@@ -25,12 +25,13 @@ from server.api.roles import requires
 from server.api.validation import check_batch_id, check_collector_names, check_job_id
 from server.compat import WebSocketServedAfterItsHandler
 from server.errors import ApiError, NotFoundError, ValidationError
-from server.keys import HUB, REGISTRY, SETTINGS
+from server.keys import REGISTRY, SETTINGS
 from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
 from server.realtime.heartbeat import PING_FRAME
 from server.realtime.hub import Hub
+from server.realtime.keys import HUB
 from server.realtime.log_tail import LogBatch, LogFollower
 from server.realtime.subscriber import Subscriber, Wire, wire_of
 from server.realtime.subscriptions import Subscription

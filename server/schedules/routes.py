@@ -7,10 +7,11 @@ from aiohttp import web
 
 from server.api.roles import requires
 from server.api.validation import read_json_object, reject_unknown_fields
-from server.keys import POOL, REGISTRY, SCHEDULE_CLOCK
+from server.keys import POOL, REGISTRY
 from server.runs.representation import created_batch_json
 from server.schedules import store
 from server.schedules.definition import changes_from, check_schedule_id, definition_from
+from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.representation import schedule_json
 
 routes = web.RouteTableDef()

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.keys import DECLARED_SCHEDULES, POOL, REGISTRY, SCHEDULE_CLOCK, SCHEDULER, SETTINGS
+from server.keys import POOL, REGISTRY, SETTINGS
 from server.schedules import store
 from server.schedules.declared import load_declared_schedules
+from server.schedules.keys import DECLARED_SCHEDULES, SCHEDULE_CLOCK, SCHEDULER
 from server.schedules.routes import routes
 from server.schedules.scheduler import Scheduler, system_clock
 

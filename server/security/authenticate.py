@@ -22,9 +22,10 @@ from aiohttp.typedefs import Handler
 
 from server.api.middleware import error_body
 from server.api.roles import role_of_route, role_satisfies
-from server.keys import AUTHENTICATOR, POOL, PRINCIPAL
+from server.keys import POOL
 from server.observability.metrics import AUTH_FAILURES
 from server.security.credentials import ANONYMOUS, OPEN, Unauthenticated
+from server.security.keys import AUTHENTICATOR, PRINCIPAL
 
 log = logging.getLogger(__name__)
 

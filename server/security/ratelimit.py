@@ -10,9 +10,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.api.middleware import error_body
-from server.keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER, SETTINGS
+from server.keys import SETTINGS
 from server.observability.metrics import RATE_LIMITED
 from server.security.client_address import client_address
+from server.security.keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER
 from server.security.limiter import RateLimiter
 
 

@@ -14,10 +14,11 @@ import psycopg2
 from aiohttp import web
 
 from server.db import database
-from server.keys import AUTHENTICATOR, POOL, SETTINGS
+from server.keys import POOL, SETTINGS
 from server.security.authenticate import enforce_roles
 from server.security.cors import explain_refused_preflights, refuse_foreign_websocket_origins, setup_cors
 from server.security.credentials import Authenticator
+from server.security.keys import AUTHENTICATOR
 from server.security.ratelimit import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
 from server.settings import Settings, SettingsError
 

@@ -13,9 +13,10 @@ from yarl import URL
 from server.api.roles import requires
 from server.api.validation import accepts_query, query_int, read_json_object, reject_unknown_fields
 from server.errors import ValidationError
-from server.keys import POOL, SETTINGS, WEBHOOK_DISPATCHER
+from server.keys import POOL, SETTINGS
 from server.webhooks import outbox
 from server.webhooks.address_guard import resolution_problem
+from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.receivers import check_delivery_id, check_description, check_events, check_url, check_webhook_id
 from server.webhooks.representation import delivery_json, webhook_json, webhook_with_secret_json
 from server.webhooks.signing import new_secret

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.keys import HUB, POOL, SETTINGS, WEBHOOK_DISPATCHER
+from server.keys import POOL, SETTINGS
+from server.realtime.keys import HUB
 from server.webhooks import outbox
 from server.webhooks.dispatcher import Dispatcher
+from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.routes import routes
 
 log = logging.getLogger(__name__)
