@@ -18,10 +18,7 @@ from aiohttp import web
 
 from collectors.registry import load_registry
 from server import keys
-from server.api.doc_routes import setup_docs_routes
-from server.api.health_routes import setup_health_routes
 from server.api.middleware import json_errors
-from server.api.static_routes import setup_static_routes
 from server.api.validation import reject_unknown_query_parameters
 from server.db import database
 from server.inventory.routes import routes as inventory_routes
@@ -30,7 +27,6 @@ from server.joblogs.routes import routes as log_routes
 from server.joblogs.stream import routes as log_stream_routes
 from server.keys import DATABASE_URL, POOL, REGISTRY, SETTINGS
 from server.observability.access_log import access_log, add_request_id_header
-from server.observability.metrics_route import setup_metrics_routes
 from server.realtime.keys import HUB
 from server.realtime.setup import setup_realtime
 from server.realtime.sources import LiveSources
@@ -46,6 +42,10 @@ from server.schedules.keys import SCHEDULER
 from server.schedules.setup import setup_schedules
 from server.security.keys import AUTHENTICATOR, RATE_LIMITER
 from server.security.setup import protected_mode_ctx, setup_security
+from server.service.doc_routes import setup_docs_routes
+from server.service.health_routes import setup_health_routes
+from server.service.metrics_route import setup_metrics_routes
+from server.service.static_routes import setup_static_routes
 from server.settings import Settings
 from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.setup import setup_webhooks

@@ -320,5 +320,6 @@ async def test_the_openapi_document_says_which_operations_need_credentials(secur
                 secured, route.method, template, 403, path=params, headers={"X-API-Key": stored_keys["read"]}
             )
     assert not mismatched, (
-        "server/openapi/security.py PUBLIC_OPERATIONS disagrees with the declared roles: " + ", ".join(mismatched)
+        "server/service/openapi_security.py PUBLIC_OPERATIONS disagrees with the declared roles: "
+        + ", ".join(mismatched)
     )

@@ -87,7 +87,7 @@ def test_retry_after_is_parsed_in_one_place() -> None:
 
 def test_the_server_uses_the_contract_values() -> None:
     from server.api import validation
-    from server.openapi import document
+    from server.service import openapi_document as document
 
     assert validation.check_job_id.__module__ == "server.api.validation"
     doc = document.build_openapi({})

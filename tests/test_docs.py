@@ -14,11 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from collectors.registry import load_registry
-from server.api.doc_routes import setup_docs_routes
 from server.api.middleware import json_errors
 from server.keys import REGISTRY
 from server.package_data import DOCS_DIR
 from server.security.cors import is_preflight_route
+from server.service.doc_routes import setup_docs_routes
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED_DOCS = {

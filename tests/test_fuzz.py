@@ -37,10 +37,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from collectors.registry import load_registry
-from server.api.doc_routes import load_documents
 from server.app import create_app
-from server.openapi.document import build_openapi
 from server.package_data import DOCS_DIR
+from server.service.doc_routes import load_documents
+from server.service.openapi_document import build_openapi
 from server.settings import Settings
 from server.webhooks import address_guard, dispatcher
 

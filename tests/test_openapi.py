@@ -17,11 +17,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from server.keys import REGISTRY, SETTINGS
-from server.openapi.document import build_openapi
 from server.security.cors import is_preflight_route
+from server.service.openapi_document import build_openapi
 
 DOC_URI = "urn:collector-hub:openapi"
-HOW_TO_FIX = "Describe it in the server/openapi/ part for its concern, with every status it can answer."
+HOW_TO_FIX = "Describe it in the openapi.py part of its package, with every status it can answer."
 # Statuses a test cannot provoke without breaking the server on purpose.
 NOT_PROVOKED = {"500", "503", "413"}
 # The `client` fixture runs open (no credentials configured) and under the rate limit; these are
@@ -131,7 +131,7 @@ async def test_every_route_is_documented(client, doc):
 
 async def test_every_documented_operation_exists(client, doc):
     extra = documented_operations(doc) - routed_operations(client.app)
-    assert not extra, "Documented in server/openapi/ but not routed by the app: " + ", ".join(
+    assert not extra, "Documented in an openapi.py part but not routed by the app: " + ", ".join(
         f"{method} {path}" for method, path in sorted(extra)
     )
 

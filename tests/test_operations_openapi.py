@@ -8,9 +8,9 @@ import datetime as dt
 
 from aiohttp import web
 
+from server.api.roles import STREAM_TOKEN_NAME
 from server.api.validation import accepted_query
 from server.security.cors import is_preflight_route
-from server.security.credentials import STREAM_TOKEN_NAME
 from tests.test_api_runs import set_job, trigger
 from tests.test_openapi import NOT_PROVOKED, UNKNOWN_BATCH, UNKNOWN_JOB, Contract
 

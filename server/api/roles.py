@@ -20,6 +20,9 @@ from aiohttp import web
 from collectors.contract import ROLES
 
 _ATTR = "__collector_hub_role__"
+# Live streams may carry the credential in the URL or a cookie of this name (EventSource and
+# browsers' WebSocket cannot send headers); the security layer reads it there.
+STREAM_TOKEN_NAME = "access_token"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +49,11 @@ def role_of_route(route: web.AbstractRoute) -> str | None:
     if isinstance(route.resource, web.StaticResource):
         return "public"
     return role_of_handler(route.handler)
+
+
+def is_stream_request(request: web.Request) -> bool:
+    """Routes that may take a credential from the URL or a cookie (live streams)."""
+    return request.path == "/api/ws" or request.path.endswith("/events")
 
 
 def role_satisfies(granted: str, needed: str) -> bool:

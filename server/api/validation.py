@@ -15,8 +15,8 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from collectors.contract import BATCH_ID, JOB_ID, JOB_STATUSES, text_problem
+from server.api.roles import STREAM_TOKEN_NAME, is_stream_request
 from server.errors import ApiError, NotFoundError, ValidationError
-from server.security.credentials import STREAM_TOKEN_NAME, is_stream_request
 
 F = TypeVar("F", bound=Callable[..., Any])
 _QUERY_ATTR = "__collector_hub_query__"

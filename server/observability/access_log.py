@@ -23,9 +23,9 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from server.api.client_address import client_address
 from server.keys import REQUEST_ID, SETTINGS
 from server.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
-from server.security.client_address import client_address
 
 log = logging.getLogger("collector_hub.access")
 

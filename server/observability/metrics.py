@@ -79,7 +79,7 @@ class JobFigures:
 
 class JobMetrics(Collector):
     """Job durations, queue waits, finished counts and the queue, exported from the figures
-    of the last scrape (server/observability/metrics_route.py reads them from PostgreSQL:
+    of the last scrape (server/service/metrics_route.py reads them from PostgreSQL:
     sql/006_run_operations.sql counts each job once when it ends, whoever ended it, so every
     process exports the same values; use ``max`` across processes, never ``sum``)."""
 

@@ -144,6 +144,11 @@ def path_id(name: str, schema_name: str) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": ref(schema_name)}
 
 
+def query(name: str, schema: Schema, description: str) -> Schema:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
 def collectors_query(collector_names: list[str], description: str) -> Schema:
     return {
         "name": "collectors",

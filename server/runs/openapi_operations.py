@@ -1,5 +1,5 @@
 """Operating runs in the OpenAPI document (issue 12): searchable history and batches, re-run,
-job logs (REST and the live tail), statistics and runners, with their schemas.
+statistics and runners, with their schemas (a job's log: server/joblogs/openapi.py).
 
 Limits, defaults and names come from collectors/contract.py and the route modules.
 """
@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from collectors.contract import (
     JOB_STATUSES,
-    LOG_STREAMS,
     MAX_HISTORY,
-    MAX_LOG_PAGE,
     RERUN_SCOPES,
     TERMINAL_STATUSES,
 )
-from server.joblogs.routes import DEFAULT_LOG_PAGE, MAX_LINE_NUMBER
 from server.openapi.components import (
     BAD_BODY,
     SERVER_ERROR,
@@ -29,6 +26,7 @@ from server.openapi.components import (
     nullable,
     operation,
     path_id,
+    query,
     ref,
 )
 from server.runs.history_routes import DEFAULT_BATCHES, DEFAULT_HISTORY
@@ -43,11 +41,6 @@ DURATION_TEXT = {
     "pattern": r"^([0-9]+h [0-9]+m [0-9]+s|[0-9]+m [0-9]+s|[0-9]+s)$",
     "examples": ["1m 20s"],
 }
-STREAM_RESUME_LINE = "A log line number (the SSE id of the last line received)."
-
-
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 def history_parameters(names: Names, default_limit: int) -> list[Schema]:
@@ -55,7 +48,7 @@ def history_parameters(names: Names, default_limit: int) -> list[Schema]:
     return [
         named_collectors_query(names, "Only runs of these collectors."),
         {
-            **_query(
+            **query(
                 "status",
                 {"type": "array", "minItems": 1, "items": ref("Status")},
                 "Only these statuses; comma-separated or repeated.",
@@ -63,11 +56,11 @@ def history_parameters(names: Names, default_limit: int) -> list[Schema]:
             "style": "form",
             "explode": False,
         },
-        _query("batch_id", ref("BatchId"), "Only this batch."),
-        _query("since", timestamp, "Requested at or after (ISO 8601; no offset means UTC)."),
-        _query("until", timestamp, "Requested before (ISO 8601); since must not be after until."),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": default_limit}, ""),
-        _query("cursor", TEXT, "The next_cursor of the previous page, unchanged."),
+        query("batch_id", ref("BatchId"), "Only this batch."),
+        query("since", timestamp, "Requested at or after (ISO 8601; no offset means UTC)."),
+        query("until", timestamp, "Requested before (ISO 8601); since must not be after until."),
+        query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": default_limit}, ""),
+        query("cursor", TEXT, "The next_cursor of the previous page, unchanged."),
     ]
 
 
@@ -133,25 +126,6 @@ def operation_schemas(names: Names) -> dict[str, Schema]:
                 }
             },
             optional=("only",),
-        ),
-        "LogLine": closed_object(
-            {
-                "line": {"type": "integer", "minimum": 1},
-                "stream": {"type": "string", "enum": list(LOG_STREAMS)},
-                "progress": {"type": "boolean", "description": "An @progress report line of stdout."},
-                "time": ref("Timestamp"),
-                "text": TEXT,
-            }
-        ),
-        "JobLogs": closed_object(
-            {
-                "job_id": ref("JobId"),
-                "status": ref("Status"),
-                "lines": {"type": "array", "items": ref("LogLine")},
-                "dropped_lines": {**COUNT, "description": "Lines before the first kept one that were dropped."},
-                "next_after": COUNT,
-                "complete": {"type": "boolean", "description": "The job has ended and no line follows."},
-            }
         ),
         "CollectorStats": closed_object(
             {
@@ -274,69 +248,6 @@ def operation_paths(names: Names) -> dict[str, Schema]:
                 parameters=[job_id],
             )
         },
-        "/api/collectors/runs/job/{job_id}/logs": {
-            "get": operation(
-                "getJobLogs",
-                "A job's log lines after a line number",
-                {
-                    "200": json_response("Lines, oldest first.", "JobLogs"),
-                    "400": error("after or limit out of range, or an unknown query parameter."),
-                    "404": error("No job with this id (a malformed id included)."),
-                    "500": SERVER_ERROR,
-                },
-                parameters=[
-                    job_id,
-                    _query(
-                        "after",
-                        {"type": "integer", "minimum": 0, "maximum": MAX_LINE_NUMBER, "default": 0},
-                        "Lines numbered above this.",
-                    ),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": MAX_LOG_PAGE, "default": DEFAULT_LOG_PAGE},
-                        "",
-                    ),
-                ],
-            )
-        },
-        "/api/collectors/runs/job/{job_id}/logs/events": {
-            "get": operation(
-                "streamJobLogs",
-                "Server-Sent Events: a job's log lines, stored ones first, then live",
-                {
-                    "200": {
-                        "description": "The lines after the resume line, then each new line as it is stored;"
-                        " ends with an 'end' event once the job has ended and its last line was sent.",
-                        "content": {
-                            "text/event-stream": {
-                                "schema": {
-                                    "type": "string",
-                                    "description": "Events 'id: <line>', 'event: log', 'data: <a LogLine>'; finally"
-                                    " 'event: end', 'data: {\"job_id\": ..., \"status\": ...}'.",
-                                }
-                            }
-                        },
-                    },
-                    "204": {"description": "The job has ended and the client has its last line: nothing more."},
-                    "400": error("A resume line that is not a number, or an unknown query parameter."),
-                    "404": error("No job with this id, a malformed one included (answered before the stream starts)."),
-                    "500": SERVER_ERROR,
-                    "503": error("The server is shutting down; reconnect (to another node)."),
-                },
-                parameters=[
-                    job_id,
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "description": STREAM_RESUME_LINE,
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"},
-                    },
-                    _query("lastEventId", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
-                    _query("after", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
-                ],
-            )
-        },
         "/api/collectors/stats": {
             "get": operation(
                 "getStats",
@@ -347,7 +258,7 @@ def operation_paths(names: Names) -> dict[str, Schema]:
                     "500": SERVER_ERROR,
                 },
                 parameters=[
-                    _query(
+                    query(
                         "window",
                         {"type": "string", "pattern": "^[0-9]{1,5}[hd]$", "default": DEFAULT_WINDOW},
                         "Hours or days back from now, 1h to 90d. Up to 48h the series is hourly, else daily.",

@@ -11,13 +11,13 @@ import time
 import aiopg
 from aiohttp import web
 
+from server.api.roles import STREAM_TOKEN_NAME, is_stream_request
 from server.security.api_keys import ConfiguredKey, any_stored_key, find_stored_key, hash_key, match_configured_key
 from server.security.tokens import TokenError, TokenVerifier
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STREAM_TOKEN_NAME = "access_token"
 MAX_CREDENTIAL_CHARS = 8192
 OPEN_MODE_RECHECK_SECONDS = 2.0
 
@@ -42,11 +42,6 @@ class Unauthenticated(Exception):
     def __init__(self, message: str, reason: str = "invalid") -> None:
         super().__init__(message)
         self.reason = reason  # the collector_hub_auth_failures_total label
-
-
-def is_stream_request(request: web.Request) -> bool:
-    """Routes that may take a credential from the URL or a cookie (live streams)."""
-    return request.path == "/api/ws" or request.path.endswith("/events")
 
 
 def looks_like_jwt(credential: str) -> bool:

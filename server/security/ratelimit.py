@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from server.api.client_address import client_address
 from server.api.middleware import error_body
 from server.keys import SETTINGS
 from server.observability.metrics import RATE_LIMITED
-from server.security.client_address import client_address
 from server.security.keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER
 from server.security.limiter import RateLimiter
 

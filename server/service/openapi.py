@@ -3,7 +3,6 @@ document), liveness and readiness, the metrics, the console's pages and its icon
 
 from __future__ import annotations
 
-from server.api.static_routes import CONSOLE_VIEWS
 from server.openapi.components import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
@@ -16,6 +15,7 @@ from server.openapi.components import (
     json_response,
     operation,
 )
+from server.service.static_routes import CONSOLE_VIEWS
 
 
 def service_schemas(names: Names) -> dict[str, Schema]:
@@ -55,7 +55,7 @@ def service_schemas(names: Names) -> dict[str, Schema]:
 
 
 # What each console address is, for the document; its parameters come from the route table
-# (server/api/static_routes.py CONSOLE_VIEWS).
+# (server/service/static_routes.py CONSOLE_VIEWS).
 CONSOLE_OPERATIONS = {
     "/": ("consoleOverview", "Console: every active run, queue, runners and collectors at a glance"),
     "/runs": ("consoleRuns", "Console: the runs, newest first; its filters are GET /api/collectors/batches's"),

@@ -26,8 +26,8 @@ from server.api.http_cache import not_modified
 from server.api.roles import requires
 from server.errors import NotFoundError
 from server.keys import REGISTRY
-from server.openapi.document import build_openapi
 from server.package_data import DOCS_DIR
+from server.service.openapi_document import build_openapi
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@
 It has to be exact, not merely helpful: tests check that every route of the app is described
 and that real responses validate against the schemas, and later the server is fuzzed against
 it. Each part describes one concern's paths and defines the schemas they use; the security
-responses (401, 403, 429, 503) are then added to every operation by security.py.
+responses (401, 403, 429, 503) are then added to every operation by openapi_security.py.
 
-To describe a new concern (inventory, schedules, ...): write server/openapi/<concern>.py with
+To describe a new concern (inventory, schedules, ...): write server/<concern>/openapi.py with
 a ``PART`` built from server/openapi/components.py only, and add it to ``PARTS``.
 tests/test_openapi.py says which routes are missing.
 """
@@ -17,13 +17,15 @@ from typing import Any
 
 from server import __version__
 from server.inventory import openapi as inventory
-from server.openapi import components, service
+from server.joblogs import openapi as joblogs
+from server.openapi import components
 from server.openapi.components import Names, Part, with_query_check
-from server.openapi.security import SECURITY_SCHEMES, with_security
 from server.realtime import openapi as live
 from server.runs import openapi as runs
 from server.runs import openapi_operations as operations
 from server.schedules import openapi as schedules
+from server.service import openapi as service
+from server.service.openapi_security import SECURITY_SCHEMES, with_security
 from server.webhooks import openapi as webhooks
 
 # In document order. Two parts may not define the same path or schema.
@@ -31,6 +33,7 @@ PARTS: tuple[Part, ...] = (
     components.PART,
     runs.PART,
     operations.PART,
+    joblogs.PART,
     live.PART,
     service.PART,
     webhooks.PART,
