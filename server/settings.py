@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.contract import DEFAULT_JOB_LOG_MAX_BYTES, DEFAULT_JOB_LOG_MAX_LINES, ENV_PREFIX, GRANTABLE_ROLES
-from server.webhooks.config import (
+from server.webhooks.rules.config import (
     DEFAULT_RETRY_SCHEDULE,
     DeclaredWebhook,
     WebhookConfigError,

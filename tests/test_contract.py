@@ -73,7 +73,7 @@ def test_the_webhook_secret_pattern_is_defined_once() -> None:
         for line, value in _string_constants(path)
         if value.startswith("^whsec_")
     ]
-    assert [c.split(":")[0] for c in copies] == ["server/webhooks/signing.py"]
+    assert [c.split(":")[0] for c in copies] == ["server/webhooks/rules/signing.py"]
 
 
 def test_retry_after_is_parsed_in_one_place() -> None:

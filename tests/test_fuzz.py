@@ -42,7 +42,8 @@ from server.package_data import DOCS_DIR
 from server.service.doc_routes import load_documents
 from server.service.openapi_document import build_openapi
 from server.settings import Settings
-from server.webhooks import address_guard, dispatcher
+from server.webhooks import dispatcher
+from server.webhooks.rules import address_guard
 
 ADMIN_KEY = "fuzz-admin-key-0123456789abcdef"
 MAX_EXAMPLES = 10

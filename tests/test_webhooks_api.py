@@ -10,8 +10,8 @@ import pytest
 
 from server.app import create_app
 from server.settings import SettingsError, load_settings
-from server.webhooks import address_guard
-from server.webhooks.signing import is_valid_secret, new_secret
+from server.webhooks.rules import address_guard
+from server.webhooks.rules.signing import is_valid_secret, new_secret
 from tests.conftest import replace_settings
 from tests.test_openapi import Contract
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from server.app import create_app
-from server.webhooks.address_guard import BlockedAddressError, GuardedConnector, is_public_address, make_connector
-from server.webhooks.signing import new_secret
+from server.webhooks.rules.address_guard import BlockedAddressError, GuardedConnector, is_public_address, make_connector
+from server.webhooks.rules.signing import new_secret
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.test_webhooks_delivery import FAST, attempts_of, deliveries_of, finish_batch, rows

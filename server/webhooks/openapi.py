@@ -17,11 +17,11 @@ from server.openapi.components import (
     operation,
     ref,
 )
-from server.webhooks.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
 from server.webhooks.routes import DEFAULT_DELIVERIES, MAX_DELIVERIES
-from server.webhooks.signing import SECRET_PATTERN
+from server.webhooks.rules.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
+from server.webhooks.rules.signing import SECRET_PATTERN
 
-# What the server accepts as a receiver URL by default (server/webhooks/address_guard.py has the
+# What the server accepts as a receiver URL by default (server/webhooks/rules/address_guard.py has the
 # whole rule, which also resolves the name): https, a host of DNS labels with at least one dot, an
 # optional port, then a path or query without whitespace or a fragment. The last label starts
 # with a letter, as every top-level domain does: that leaves out numeric hosts (public IP

@@ -17,7 +17,7 @@ import psycopg2
 
 from server.db import database
 from server.errors import ConflictError, NotFoundError
-from server.webhooks.config import DeclaredWebhook
+from server.webhooks.rules.config import DeclaredWebhook
 
 ROTATION_OVERLAP = "24 hours"
 # Any constant; only nodes upserting declared webhooks at the same time take it.

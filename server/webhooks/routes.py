@@ -15,11 +15,17 @@ from server.api.validation import accepts_query, query_int, read_json_object, re
 from server.errors import ValidationError
 from server.keys import POOL, SETTINGS
 from server.webhooks import outbox
-from server.webhooks.address_guard import resolution_problem
 from server.webhooks.keys import WEBHOOK_DISPATCHER
-from server.webhooks.receivers import check_delivery_id, check_description, check_events, check_url, check_webhook_id
 from server.webhooks.representation import delivery_json, webhook_json, webhook_with_secret_json
-from server.webhooks.signing import new_secret
+from server.webhooks.rules.address_guard import resolution_problem
+from server.webhooks.rules.receivers import (
+    check_delivery_id,
+    check_description,
+    check_events,
+    check_url,
+    check_webhook_id,
+)
+from server.webhooks.rules.signing import new_secret
 
 MAX_DELIVERIES = 500
 DEFAULT_DELIVERIES = 50  # answered without ?limit=

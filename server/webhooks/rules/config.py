@@ -13,8 +13,8 @@ import dataclasses
 import json
 
 from server.errors import ValidationError
-from server.webhooks.receivers import check_description, check_events, check_url
-from server.webhooks.signing import SECRET_PREFIX, is_valid_secret
+from server.webhooks.rules.receivers import check_description, check_events, check_url
+from server.webhooks.rules.signing import SECRET_PREFIX, is_valid_secret
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MAX_DECLARED = 100

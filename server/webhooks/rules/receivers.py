@@ -9,7 +9,7 @@ from typing import Any
 from yarl import URL
 
 from server.errors import ValidationError
-from server.webhooks.address_guard import url_problem
+from server.webhooks.rules.address_guard import url_problem
 
 EVENTS = ("batch.completed", "batch.failed", "batch.cancelled")
 MAX_URL_CHARS = 2048
