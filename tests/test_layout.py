@@ -1,14 +1,17 @@
-"""The shape of the code (docs/ARCHITECTURE.md): small modules, no import cycle, imports at the
-top of a module (only the CLI entry point imports the chosen sub-command late)."""
+"""The shape of the code (docs/ARCHITECTURE.md): small modules, no import cycle, packages that
+depend one way (the layers), imports at the top of a module (only the CLI entry point imports
+the chosen sub-command late)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+ARCHITECTURE = REPO / "docs" / "ARCHITECTURE.md"
 PACKAGES = ("server", "collectors")
 MAX_LINES = 400
 # The one place allowed to import late: `collector-hub progress` must not pay for the server.
@@ -47,6 +50,70 @@ def _imported(path: Path, name: str) -> set[str]:
             if candidate in MODULES and candidate != name:
                 edges.add(candidate)
     return edges
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The project modules ``path`` imports, each the deepest one named (``from a.b import c``
+    is module ``a.b.c`` when that is a module, else ``a.b``), TYPE_CHECKING included. Unlike
+    ``_imported``, the packages' ``__init__`` files the import runs on the way do not count:
+    they import nothing (``test_package_init_files_import_nothing``)."""
+
+    def deepest(dotted: str) -> str | None:
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            if (candidate := ".".join(parts[:i])) in MODULES:
+                return candidate
+        return None
+
+    found: set[str | None] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(deepest(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(deepest(f"{node.module}.{alias.name}") for alias in node.names)
+    return {name for name in found if name is not None}
+
+
+def package_of(name: str) -> str:
+    """The package a module counts in for the layers: the innermost folder holding it (a
+    package's ``__init__`` is the package); a module directly under ``server/`` is one of its own."""
+    if MODULES[name].name == "__init__.py":
+        return name
+    parent = name.rpartition(".")[0]
+    return name if parent == "server" else parent
+
+
+def layers() -> list[list[str]]:
+    """The ordered list of docs/ARCHITECTURE.md's "The layers", lowest first: the packages
+    named in backquotes before each item's colon."""
+    section = ARCHITECTURE.read_text().split("### The layers\n", 1)[1].split("\n#", 1)[0]
+    items = re.findall(r"^(\d+)\. (.*?): ", section, re.M)
+    assert [int(n) for n, _ in items] == list(range(1, len(items) + 1)), "the layers are numbered 1, 2, 3, ..."
+    return [re.findall(r"`([\w.]+)`", names) for _, names in items]
+
+
+def test_every_package_is_in_exactly_one_layer() -> None:
+    listed = [package for layer in layers() for package in layer]
+    packages = {package_of(name) for name in MODULES}
+    assert sorted(p for p in set(listed) if listed.count(p) > 1) == [], "listed in more than one layer"
+    assert sorted(packages - set(listed)) == [], "add these packages to a layer in docs/ARCHITECTURE.md"
+    assert sorted(set(listed) - packages) == [], "docs/ARCHITECTURE.md lists packages that do not exist"
+
+
+def test_packages_import_only_from_lower_layers() -> None:
+    """A package-level DAG, written down: an import from a package to one in the same or a
+    higher layer is a dependency the wrong way (a cycle waiting to happen, or a layer that
+    knows about the ones above it). A lower layer that needs something from a higher one
+    gets it through a seam the app fills in, like ``server/realtime/sources.py``."""
+    layer_of = {package: n for n, layer in enumerate(layers(), start=1) for package in layer}
+    wrong = sorted(
+        f"{name} ({layer_of[package_of(name)]}) imports {target} ({layer_of[package_of(target)]})"
+        for name, path in MODULES.items()
+        for target in _imported_modules(path)
+        if package_of(target) != package_of(name)
+        and layer_of.get(package_of(target), 0) >= layer_of.get(package_of(name), 0) > 0  # unlisted: the test above
+    )
+    assert wrong == [], "imports against the layers of docs/ARCHITECTURE.md:\n" + "\n".join(wrong)
 
 
 def test_no_module_is_over_the_size_limit() -> None:
