@@ -84,7 +84,7 @@ def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket, loop: 
 
 
 def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket, loop: str) -> int:
-    """N processes on one port (server/workers.py). The master starts the embedded PostgreSQL
+    """N processes on one port (server/cli/workers.py). The master starts the embedded PostgreSQL
     (if no URL is set) and migrates once, so the workers share one server."""
     embedded = None
     try:

@@ -1,8 +1,9 @@
 """Shared pieces of the OpenAPI document: the schema helpers, the base schemas every part
 refers to (errors, statuses, ids, timestamps), and the common responses and parameters.
 
-A part of the document (runs.py, live.py, service.py, webhooks.py, ...) imports only this
-module, and exposes a ``PART``; document.py lists the parts and assembles them.
+A part of the document (each feature's ``openapi.py``: server/runs/, server/realtime/,
+server/webhooks/, ...) builds on this module and exposes a ``PART``;
+server/service/openapi_document.py lists the parts and assembles them.
 """
 
 from __future__ import annotations

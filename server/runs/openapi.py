@@ -2,7 +2,7 @@
 (read, cancel, report progress), the latest runs and the history, with their schemas.
 
 Patterns, ranges, enums, ``required`` and nullability mirror server/api/validation.py,
-server/runs/routes.py and server/api/representation.py.
+server/runs/routes.py and server/runs/representation.py.
 """
 
 from __future__ import annotations

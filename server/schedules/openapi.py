@@ -1,4 +1,4 @@
-"""The schedules part of the OpenAPI document (document.py merges it in)."""
+"""The schedules part of the OpenAPI document (server/service/openapi_document.py merges it in)."""
 
 from __future__ import annotations
 

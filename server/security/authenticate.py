@@ -1,6 +1,6 @@
 """Who is calling, and may they: the enforcement of the role each handler declares.
 
-Default deny: a route whose handler declares no role (``server/roles.py``) is refused to
+Default deny: a route whose handler declares no role (``server/api/roles.py``) is refused to
 everyone. ``public`` routes need nothing. For the others the caller shows an API key
 (``X-API-Key``) or a JWT (``Authorization: Bearer``); streams (``/api/ws`` and paths ending in
 ``/events``) may also carry either as an ``access_token`` query parameter or cookie, because

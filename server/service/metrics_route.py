@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus text format (see ``server/metrics.py`` for the metrics).
+"""``GET /metrics``: the Prometheus text format (see ``server/observability/metrics.py`` for the metrics).
 
 It needs the ``read`` role like every other reading route, unless
 ``COLLECTOR_HUB_METRICS_PUBLIC`` makes it public (for a scraper on a private network that
