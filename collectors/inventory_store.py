@@ -11,7 +11,7 @@
   final commit, which marks devices removed and the job completed, waits as usual.
 - Devices a run does not see are marked removed only by :meth:`InventoryWriter.complete`, in the
   same transaction that marks the job completed; if the job ended meanwhile (cancelled, failed
-  by the watchdog), nothing is marked (DESIGN.md invariant 14).
+  by the watchdog), nothing is marked (ARCHITECTURE rule 14).
 """
 
 from __future__ import annotations

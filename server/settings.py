@@ -71,7 +71,7 @@ class Settings:
     allow_insecure: bool = False
     # Browsers (server/security/cors.py): origins allowed by CORS and for WebSocket handshakes.
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
-    # Rate limits (server/security/ratelimit.py); 0 turns them off.
+    # Rate limits (server/security/rate_limit_middleware.py); 0 turns them off.
     rate_limit_per_minute: int = 60
     redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     # Peers whose X-Forwarded-For is believed (addresses or networks).

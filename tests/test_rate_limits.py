@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from server.app import create_app
 from server.observability.metrics import sample_value
-from server.security.limiter import REDIS_KEY_PREFIX
+from server.security.rate_limit_counters import REDIS_KEY_PREFIX
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.processes import RedisServer, serving
@@ -168,7 +168,7 @@ async def test_the_server_keeps_answering_while_redis_is_down(aiohttp_client, se
         assert (await (await client.get("/readyz")).json())["redis"] == "ok"
 
         redis_server.stop()
-        caplog.set_level(logging.WARNING, logger="server.security.limiter")
+        caplog.set_level(logging.WARNING, logger="server.security.rate_limit_counters")
         errors_before = sample_value("collector_hub_rate_limit_backend_errors_total")
         for _ in range(5):
             resp = await client.get(LIMITED)

@@ -1,4 +1,4 @@
-"""Re-run: a new batch that names what it re-runs; terminal jobs never change (invariant 12)."""
+"""Re-run: a new batch that names what it re-runs; terminal jobs never change (ARCHITECTURE rule 12)."""
 
 from __future__ import annotations
 

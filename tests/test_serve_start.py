@@ -1,4 +1,4 @@
-"""A start that fails touches nothing (DESIGN invariant 12): a second ``collector-hub serve``
+"""A start that fails touches nothing (ARCHITECTURE rule 12): a second ``collector-hub serve``
 on a port already in use used to log "serving on", start a runner that claimed the queued
 jobs, start their collectors, kill and requeue them, and only then exit with "address already
 in use". A collector with side effects would have run twice. Now the port is bound first."""

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("serve", str(exc), 2)
     # The port first: a start that cannot listen must fail before anything runs. Otherwise the
     # runner would claim queued jobs, start their collectors, then kill and requeue them when
-    # the bind failed (a collector with side effects would run twice: DESIGN invariant 12).
+    # the bind failed (a collector with side effects would run twice: ARCHITECTURE rule 12).
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:  # e.g. the port is taken, or the address is not this machine's

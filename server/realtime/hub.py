@@ -94,7 +94,7 @@ class Hub:
 
     @property
     def subscribers(self) -> frozenset[Subscriber]:
-        """The open connections (read only: transports register with ``connected``)."""
+        """The open connections (read only: transports register with ``connect``)."""
         return frozenset(self._subs.connections)
 
     # ---- from the listener ----

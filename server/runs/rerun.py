@@ -1,5 +1,5 @@
 """Re-running a batch or a job: always a new batch that names what it re-runs, never a change
-to a terminal job (DESIGN.md invariant 12)."""
+to a terminal job (ARCHITECTURE rule 12)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.security.credentials import Authenticator, Principal
-from server.security.limiter import Decision, RateLimiter
+from server.security.rate_limit_counters import Decision, RateLimiter
 
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")

@@ -19,7 +19,7 @@ from server.security.authenticate import enforce_roles
 from server.security.cors import explain_refused_preflights, refuse_foreign_websocket_origins, setup_cors
 from server.security.credentials import Authenticator
 from server.security.keys import AUTHENTICATOR
-from server.security.ratelimit import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
+from server.security.rate_limit_middleware import add_rate_limit_headers, enforce_rate_limits, rate_limiter_ctx
 from server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ here: the rate limiter's own rule (``is_rate_limited_route``) is asked for each 
 from __future__ import annotations
 
 from server.openapi.components import Schema, error
-from server.security.ratelimit import is_rate_limited_route
+from server.security.rate_limit_middleware import is_rate_limited_route
 from server.service.openapi import CONSOLE_OPERATIONS
 
 PUBLIC_OPERATIONS = frozenset({"listDocs", "getDoc", "getOpenApi", "healthz", "readyz", "favicon"}) | {

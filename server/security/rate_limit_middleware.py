@@ -1,6 +1,6 @@
 """The rate-limit middleware: which requests count (``is_rate_limited``), whom they count
 against (``client_of``), the 429 and the ``RateLimit-*`` headers. The counting itself, in
-Redis or in process, is ``server.security.limiter``."""
+Redis or in process, is ``server.security.rate_limit_counters``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from server.api.middleware import error_body
 from server.keys import SETTINGS
 from server.observability.metrics import RATE_LIMITED
 from server.security.keys import PRINCIPAL, RATE_LIMIT_DECISION, RATE_LIMITER
-from server.security.limiter import RateLimiter
+from server.security.rate_limit_counters import RateLimiter
 
 
 def is_rate_limited(request: web.Request) -> bool:
