@@ -15,7 +15,7 @@ from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.test_cli_run import cli
 from tests.test_job_logs import TOKEN, chatty
-from tests.test_runner import write_collectors_file
+from tests.test_runner_claims_and_runs import write_collectors_file
 
 
 def test_escape_sequences_are_stripped():

@@ -22,7 +22,7 @@ from server.app import create_app
 from server.settings import Settings
 from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.test_runner import process_alive, program, read_pids, write_collectors_file
+from tests.test_runner_claims_and_runs import process_alive, program, read_pids, write_collectors_file
 
 
 async def cli(*args: str, env: dict[str, str] | None = None, seconds: float = 60) -> tuple[int, str, str]:

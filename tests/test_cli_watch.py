@@ -143,7 +143,7 @@ async def test_run_with_watch_follows_a_real_batch_to_completion(
     from server.app import create_app
     from tests.conftest import replace_settings
     from tests.test_cli_run import cli
-    from tests.test_runner import write_collectors_file
+    from tests.test_runner_claims_and_runs import write_collectors_file
 
     collectors = write_collectors_file(
         tmp_path / "collectors.toml",

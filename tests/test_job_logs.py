@@ -21,7 +21,7 @@ from server.runner.housekeeping import Housekeeping
 from server.runner.protocol import CappedLineSplitter
 from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.test_runner import program, write_collectors_file
+from tests.test_runner_claims_and_runs import program, write_collectors_file
 
 TOKEN = "tok-0123456789-secret-value"
 

@@ -17,7 +17,7 @@ import psycopg2.extensions
 from server.app import create_app
 from tests.conftest import replace_settings
 from tests.live_helpers import trigger
-from tests.test_runner import write_collectors_file
+from tests.test_runner_claims_and_runs import write_collectors_file
 from tests.test_schema import fetch, new_batch
 
 STAMPS = "SELECT j.seq, j.updated_at, b.seq, b.updated_at FROM job_runs j JOIN job_batches b USING (batch_id)"

@@ -16,7 +16,7 @@ from server.app import create_app
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.live_helpers import trigger
-from tests.test_runner import write_collectors_file
+from tests.test_runner_claims_and_runs import write_collectors_file
 
 
 async def test_a_job_of_a_removed_collector_fails_clearly_and_its_runs_stay_readable(

@@ -9,7 +9,7 @@ from server.runs import runners
 from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.test_api_runs import get_json
-from tests.test_runner import started_runner
+from tests.test_runner_claims_and_runs import started_runner
 
 
 def queued_job(db, job_id, collector, age_seconds):

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.conditions import eventually
 from tests.processes import ServeProcess, free_port, serving
-from tests.test_runner import process_alive, program, read_pids, write_collectors_file
+from tests.test_runner_claims_and_runs import process_alive, program, read_pids, write_collectors_file
 
 ADMIN_KEY = "operations-admin-key-0123456789abcdef"
 JWT_SECRET = "operations-jwt-secret-at-least-32-bytes-long"
