@@ -36,6 +36,8 @@ BATCH_ID: Final = re.compile(r"^bc_[0-9]{8}$")
 JOB_ID: Final = re.compile(r"^[a-z0-9]{2}_[0-9]{8}$")
 
 # Limits on what a progress report may carry.
+MAX_PERCENT: Final = 100
+PERCENT_RULE: Final = f"an integer from 0 to {MAX_PERCENT}"
 MAX_MESSAGE_CHARS: Final = 1000
 MAX_ERROR_CHARS: Final = 4000
 # The most entries GET /api/collectors/runs/history answers at once.
@@ -67,6 +69,30 @@ def text_problem(name: str, value: str, max_chars: int) -> str | None:
     except UnicodeEncodeError:
         return f"{name} must be valid Unicode text (no lone surrogates)"
     return None
+
+
+def checked_percent(value: object) -> int:
+    """The one rule for a progress percent, at every entry point (the Python API, the HTTP
+    body, a collector's stdout line, ``collector-hub progress``): an integer from 0 to 100, in
+    JSON Schema's sense of integer, so a number with no fractional part such as ``50.0`` is the
+    integer 50 (JSON has one number type and many encoders write 50 as 50.0). Anything else, a
+    boolean, a fraction, a string, raises ValueError."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PERCENT:
+        raise ValueError(f"percent must be {PERCENT_RULE}, got {value!r}")
+    return value
+
+
+PERCENT_TEXT: Final = re.compile(r"[0-9]{1,3}")
+
+
+def percent_from_text(text: str) -> int:
+    """A percent written as text (a command-line argument, a plain ``@progress`` line): up to
+    three decimal digits, then the rule of ``checked_percent``."""
+    if not PERCENT_TEXT.fullmatch(text):
+        raise ValueError(f"percent must be {PERCENT_RULE} written in digits, got {text!r}")
+    return checked_percent(int(text))
 
 
 # Job logs (issue 12): what the runner keeps of a collector's output, per job. Past either cap

@@ -37,7 +37,9 @@ from collectors.contract import (
     JOB_ID_ENV,
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
+    PERCENT_RULE,
     REPORTABLE_STATUSES,
+    checked_percent,
     text_problem,
 )
 
@@ -85,8 +87,11 @@ def check_update(
     if status not in REPORTABLE_STATUSES:
         raise ProgressError(f"status must be one of {', '.join(REPORTABLE_STATUSES)}; got {status!r}")
     assert isinstance(status, str)
-    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100):
-        raise ProgressError(f"percent must be an integer from 0 to 100, or None; got {percent!r}")
+    if percent is not None:
+        try:
+            percent = checked_percent(percent)
+        except ValueError:
+            raise ProgressError(f"percent must be {PERCENT_RULE}, or None; got {percent!r}") from None
     checked_message = _check_text("message", message, MAX_MESSAGE_CHARS)
     checked_error = _check_text("error", error, MAX_ERROR_CHARS)
     if status == "failed" and checked_error is None:
@@ -181,8 +186,9 @@ def update_job_progress(
 ) -> None:
     """Record a progress update for a job; raise :class:`ProgressError` if it is invalid.
 
-    ``percent`` and ``message`` left as ``None`` keep their previous values. Database
-    outages raise ``psycopg2.OperationalError`` after one reconnect attempt.
+    ``percent`` and ``message`` left as ``None`` keep their previous values; ``percent`` follows
+    ``collectors.contract.checked_percent`` (50.0 is 50). Database outages raise
+    ``psycopg2.OperationalError`` after one reconnect attempt.
     """
     job_id, status, percent, message, error = check_update(job_id, status, percent, message, error)
     dsn = database_url or os.environ.get(DATABASE_URL_ENV)

@@ -4,12 +4,18 @@ limits are defined in collectors/contract.py and nowhere else in the code."""
 from __future__ import annotations
 
 import ast
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collectors import contract
+from collectors.progress import check_update
+from server.cli.progress import percent_argument
+from server.runner.protocol import parse_progress_line
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRACT = REPO / "collectors" / "contract.py"
@@ -154,3 +160,76 @@ def test_static_files_restate_no_status_or_priority_list() -> None:
 )
 def test_the_static_check_finds_a_copy(snippet: str) -> None:
     assert _static_copies(STATIC / "console" / "views" / "example.js", snippet) != []
+
+
+# The one rule for a progress percent (collectors/contract.py, ``checked_percent``), as each
+# entry point takes it: (what is sent, the percent recorded, or None when it is refused).
+PERCENT_NUMBERS = [
+    (0, 0),
+    (100, 100),
+    (50, 50),
+    (50.0, 50),  # JSON has one number type: an integral number is that integer
+    (100.0, 100),
+    (50.5, None),
+    (-1, None),
+    (101, None),
+    (True, None),
+    ("50", None),
+]
+# Where the percent is text (a plain ``@progress`` line, ``collector-hub progress``): digits.
+PERCENT_TEXTS = [
+    ("0", 0),
+    ("100", 100),
+    ("050", 50),
+    ("50.0", None),
+    ("101", None),
+    ("-1", None),
+    ("+50", None),
+    ("5_0", None),
+    ("fifty", None),
+    ("\u0665\u0660", None),  # fifty in Arabic-Indic digits: int() reads it, the rule does not
+]
+
+
+def _recorded(parse: Callable[[Any], int | None], value: Any) -> int | None:
+    try:
+        return parse(value)
+    except ValueError:  # ProgressError is one
+        return None
+
+
+@pytest.mark.parametrize(("value", "expected"), PERCENT_NUMBERS)
+def test_a_percent_number_follows_one_rule_in_python_and_on_stdout(value: Any, expected: int | None) -> None:
+    def json_line(v: Any) -> int | None:
+        report = parse_progress_line(f'@progress {{"percent": {json.dumps(v)}}}')
+        return None if report is None else report.percent
+
+    assert _recorded(contract.checked_percent, value) == expected
+    assert _recorded(lambda v: check_update("de_00000001", "running", v, None)[2], value) == expected
+    assert _recorded(json_line, value) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), PERCENT_TEXTS)
+def test_a_percent_in_digits_follows_one_rule_on_stdout_and_the_command_line(text: str, expected: int | None) -> None:
+    def plain_line(t: str) -> int | None:
+        report = parse_progress_line(f"@progress {t} message")
+        return None if report is None else report.percent
+
+    assert _recorded(contract.percent_from_text, text) == expected
+    assert _recorded(plain_line, text) == expected
+    assert _recorded(percent_argument, text) == expected
+
+
+async def test_a_percent_number_follows_one_rule_over_http(client) -> None:  # type: ignore[no-untyped-def]
+    created = await client.post("/api/collectors/run", json={"collectors": ["demo"]})
+    job_id = (await created.json())["collectors"][0]["job_id"]
+    for value, expected in PERCENT_NUMBERS:
+        resp = await client.post(
+            f"/api/collectors/runs/job/{job_id}/progress", json={"status": "running", "progress_percent": value}
+        )
+        if expected is None:
+            assert resp.status == 400, value
+            assert "progress_percent must be an integer from 0 to 100" in (await resp.json())["error"]
+        else:
+            assert resp.status == 200, value
+            assert (await resp.json())["progress_percent"] == expected

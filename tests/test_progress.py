@@ -103,7 +103,7 @@ BAD_UPDATES = [
     ((RUNNING, "done", 5, "x"), "status must be one of"),
     ((RUNNING, "running", 101, "x"), "percent must be an integer from 0 to 100"),
     ((RUNNING, "running", -1, "x"), "percent must be an integer from 0 to 100"),
-    ((RUNNING, "running", 50.0, "x"), "percent must be an integer"),
+    ((RUNNING, "running", 50.5, "x"), "percent must be an integer"),
     ((RUNNING, "running", True, "x"), "percent must be an integer"),
     ((RUNNING, "running", "50", "x"), "percent must be an integer"),
     ((RUNNING, "running", 5, "x" * 1001), "at most 1000 characters"),

@@ -8,26 +8,24 @@ import sys
 
 import psycopg2
 
+from collectors.contract import PERCENT_RULE, percent_from_text
 from collectors.progress import NotInAJobError, ProgressError, update_job_progress
 from server.cli.console import database_unreachable
 
 
-def _parse_percent(raw: str) -> int | None:
+def percent_argument(raw: str) -> int | None:
     """PERCENT as the shell gives it: ``-`` keeps the current value (Python's None)."""
     if raw == "-":
         return None
     try:
-        percent = int(raw)
+        return percent_from_text(raw)
     except ValueError:
-        percent = -1
-    if not 0 <= percent <= 100:
-        raise ProgressError(f"PERCENT must be an integer from 0 to 100, or '-' to keep the current one; got {raw!r}")
-    return percent
+        raise ProgressError(f"PERCENT must be {PERCENT_RULE}, or '-' to keep the current one; got {raw!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        percent = _parse_percent(args.percent)
+        percent = percent_argument(args.percent)
         update_job_progress(
             args.job_id, args.status, percent, args.message, error=args.error, database_url=args.database_url
         )

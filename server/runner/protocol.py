@@ -9,8 +9,9 @@ The format, one report per line (UTF-8; the line must start with ``@progress``):
     @progress {"percent": 50, "message": "Processing devices"}   the same as JSON
 
 A stdout report always means status ``running``: a program ends its job by exiting (0 is
-completed, anything else failed). Percent is an integer 0-100. A message longer than 1000
-characters is cut to 1000; control characters become spaces.
+completed, anything else failed). Percent is an integer 0-100 (``checked_percent`` of
+collectors/contract.py: in digits, or in JSON a number such as 50 or 50.0). A message longer
+than 1000 characters is cut to 1000; control characters become spaces.
 
 Everything else on stdout is ignored (it is the program's own output, not a status message,
 and may hold things that should not be shown on a dashboard): other lines, ``@progress`` lines
@@ -24,11 +25,12 @@ import dataclasses
 import json
 import re
 
+from collectors.contract import MAX_MESSAGE_CHARS, checked_percent, percent_from_text
+
 PREFIX = "@progress"
 MAX_LINE_BYTES = 64 * 1024
-MAX_MESSAGE_CHARS = 1000
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0, DEL and C1 (\x9b is a CSI)
-_PLAIN = re.compile(r"^(?P<percent>-|\d{1,3})(?:\s+(?P<message>.*))?$", re.DOTALL)
+_PLAIN = re.compile(r"^(?P<percent>-|[0-9]{1,3})(?:\s+(?P<message>.*))?$", re.DOTALL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +53,6 @@ def clean_text(text: str, limit: int) -> str:
     return text
 
 
-def _percent(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        raise ValueError("percent out of range")
-    return value
-
-
 def parse_progress_line(line: str) -> StdoutProgress | None:
     """The report in one stdout line (without its newline), or None if it is not one."""
     if not line.startswith(PREFIX):
@@ -72,7 +68,7 @@ def parse_progress_line(line: str) -> StdoutProgress | None:
         if match is None:
             return None
         raw_percent = match["percent"]
-        percent = None if raw_percent == "-" else _percent(int(raw_percent))
+        percent = None if raw_percent == "-" else percent_from_text(raw_percent)
         message = clean_text(match["message"], MAX_MESSAGE_CHARS) if match["message"] else None
     except ValueError:
         return None
@@ -90,7 +86,7 @@ def _parse_json(text: str) -> StdoutProgress | None:
         return None
     percent = data.get("percent")
     if percent is not None:
-        percent = _percent(percent)
+        percent = checked_percent(percent)
     message = data.get("message")
     if message is not None:
         if not isinstance(message, str):

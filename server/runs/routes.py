@@ -10,8 +10,10 @@ from collectors.contract import (
     DEFAULT_PRIORITY,
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
+    PERCENT_RULE,
     PRIORITIES,
     REPORTABLE_STATUSES,
+    checked_percent,
 )
 from server.api.http_cache import versioned_response
 from server.api.roles import requires
@@ -133,11 +135,11 @@ async def report_progress(request: web.Request) -> web.StreamResponse:
     if status not in REPORTABLE_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(REPORTABLE_STATUSES)}")
     percent = body.get("progress_percent")
-    # JSON has one number type: 50.0 is the integer 50 (many encoders write floats), 50.5 is not.
-    if isinstance(percent, float) and percent.is_integer():
-        percent = int(percent)
-    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100):
-        raise ValidationError("progress_percent must be an integer from 0 to 100, or null")
+    if percent is not None:
+        try:
+            percent = checked_percent(percent)  # 50.0 is 50, 50.5 is refused
+        except ValueError:
+            raise ValidationError(f"progress_percent must be {PERCENT_RULE}, or null") from None
     message = check_text("message", body.get("message"), MAX_MESSAGE_CHARS)
     error = check_text("error", body.get("error"), MAX_ERROR_CHARS)
     pool = request.app[POOL]
