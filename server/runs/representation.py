@@ -37,11 +37,12 @@ def format_duration(seconds: int | None) -> str | None:
     return f"{secs}s"
 
 
-def batch_job_json(job: Row) -> dict[str, Any]:
-    """A job as it appears in a batch's ``collectors`` list."""
+def job_state_json(job: Row) -> dict[str, Any]:
+    """What every shape of a job shows of it: the one list of a job's own fields (a batch's
+    ``collectors``, a job's GET, a history entry)."""
     return {
-        "job_name": job["job_name"],
         "job_id": job["job_id"],
+        "job_name": job["job_name"],
         "collector": job["collector"],
         "status": job["status"],
         "started_at": format_timestamp(job["started_at"]),
@@ -51,8 +52,12 @@ def batch_job_json(job: Row) -> dict[str, Any]:
         "message": job["message"],
         "error": job["error"],
         "duration_seconds": duration_seconds(job),
-        "rerun_of": job["rerun_of"],
     }
+
+
+def batch_job_json(job: Row) -> dict[str, Any]:
+    """A job as it appears in a batch's ``collectors`` list."""
+    return {**job_state_json(job), "rerun_of": job["rerun_of"]}
 
 
 def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
@@ -93,18 +98,8 @@ def job_json(job: Row) -> dict[str, Any]:
     ``job`` carries the batch's columns prefixed ``batch_``.
     """
     return {
-        "job_id": job["job_id"],
+        **job_state_json(job),
         "batch_id": job["batch_id"],
-        "job_name": job["job_name"],
-        "collector": job["collector"],
-        "status": job["status"],
-        "started_at": format_timestamp(job["started_at"]),
-        "updated_at": format_timestamp(job["updated_at"]),
-        "ended_at": format_timestamp(job["ended_at"]),
-        "progress_percent": job["progress_percent"],
-        "message": job["message"],
-        "error": job["error"],
-        "duration_seconds": duration_seconds(job),
         "batch_status": job["batch_status"],
         "batch_progress_percent": job["batch_progress_percent"],
         "estimated_completion": format_timestamp(job["batch_estimated_completion"]),
@@ -115,22 +110,8 @@ def job_json(job: Row) -> dict[str, Any]:
 
 def history_entry_json(job: Row) -> dict[str, Any]:
     """One row of ``GET /api/collectors/history``."""
-    seconds = duration_seconds(job)
-    return {
-        "job_id": job["job_id"],
-        "batch_id": job["batch_id"],
-        "job_name": job["job_name"],
-        "collector": job["collector"],
-        "started_at": format_timestamp(job["started_at"]),
-        "ended_at": format_timestamp(job["ended_at"]),
-        "status": job["status"],
-        "message": job["message"],
-        "error": job["error"],
-        "progress_percent": job["progress_percent"],
-        "updated_at": format_timestamp(job["updated_at"]),
-        "duration": format_duration(seconds),
-        "duration_seconds": seconds,
-    }
+    state = job_state_json(job)
+    return {**state, "batch_id": job["batch_id"], "duration": format_duration(state["duration_seconds"])}
 
 
 def created_batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
