@@ -15,7 +15,7 @@ import pytest
 from collectors import contract
 from collectors.progress import check_update
 from server.cli.progress import percent_argument
-from server.runner.protocol import parse_progress_line
+from server.runner.protocol import StdoutProgress, parse_progress_line
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRACT = REPO / "collectors" / "contract.py"
@@ -191,33 +191,43 @@ PERCENT_TEXTS = [
 ]
 
 
-def _recorded(parse: Callable[[Any], int | None], value: Any) -> int | None:
+def _recorded(parse: Callable[[Any], Any], value: Any) -> int | None:
+    """The percent ``parse`` makes of ``value``; None when it refuses it (raises ValueError, as
+    ProgressError does, or finds no progress report in a stdout line)."""
     try:
-        return parse(value)
-    except ValueError:  # ProgressError is one
+        found = parse(value)
+    except ValueError:
         return None
+    return found.percent if isinstance(found, StdoutProgress) else found
 
 
-@pytest.mark.parametrize(("value", "expected"), PERCENT_NUMBERS)
-def test_a_percent_number_follows_one_rule_in_python_and_on_stdout(value: Any, expected: int | None) -> None:
-    def json_line(v: Any) -> int | None:
-        report = parse_progress_line(f'@progress {{"percent": {json.dumps(v)}}}')
-        return None if report is None else report.percent
-
-    assert _recorded(contract.checked_percent, value) == expected
-    assert _recorded(lambda v: check_update("de_00000001", "running", v, None)[2], value) == expected
-    assert _recorded(json_line, value) == expected
+def _json_stdout_line(value: Any) -> StdoutProgress | None:
+    return parse_progress_line(f'@progress {{"percent": {json.dumps(value)}}}')
 
 
-@pytest.mark.parametrize(("text", "expected"), PERCENT_TEXTS)
-def test_a_percent_in_digits_follows_one_rule_on_stdout_and_the_command_line(text: str, expected: int | None) -> None:
-    def plain_line(t: str) -> int | None:
-        report = parse_progress_line(f"@progress {t} message")
-        return None if report is None else report.percent
+def _plain_stdout_line(text: str) -> StdoutProgress | None:
+    return parse_progress_line(f"@progress {text} message")
 
-    assert _recorded(contract.percent_from_text, text) == expected
-    assert _recorded(plain_line, text) == expected
-    assert _recorded(percent_argument, text) == expected
+
+PERCENT_ENTRY_POINTS: dict[str, tuple[list[tuple[Any, int | None]], list[Callable[[Any], Any]]]] = {
+    "numbers": (
+        PERCENT_NUMBERS,
+        [contract.checked_percent, lambda v: check_update("de_00000001", "running", v, None)[2], _json_stdout_line],
+    ),
+    "digits": (PERCENT_TEXTS, [contract.percent_from_text, _plain_stdout_line, percent_argument]),
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected", "entry_points"),
+    [(given, expected, kind) for kind, (cases, _) in PERCENT_ENTRY_POINTS.items() for given, expected in cases],
+)
+def test_a_percent_follows_one_rule_in_python_on_stdout_and_the_command_line(
+    given: Any, expected: int | None, entry_points: str
+) -> None:
+    """Numbers: the Python API and a JSON stdout line; digits: a plain stdout line and
+    ``collector-hub progress``."""
+    assert [_recorded(parse, given) for parse in PERCENT_ENTRY_POINTS[entry_points][1]] == [expected] * 3
 
 
 async def test_a_percent_number_follows_one_rule_over_http(client) -> None:  # type: ignore[no-untyped-def]

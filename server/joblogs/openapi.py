@@ -1,23 +1,13 @@
 """A job's log in the OpenAPI document: its lines over REST and the live tail over SSE, with
-their schemas. Limits and names come from collectors/contract.py and routes.py."""
+their schemas (``c``: the building blocks of server/openapi/components.py). Limits and names
+come from collectors/contract.py and routes.py."""
 
 from __future__ import annotations
 
 from collectors.contract import LOG_STREAMS, MAX_LOG_PAGE
 from server.joblogs.routes import DEFAULT_LOG_PAGE, MAX_LINE_NUMBER
-from server.openapi.components import (
-    SERVER_ERROR,
-    Names,
-    Part,
-    Schema,
-    closed_object,
-    error,
-    json_response,
-    operation,
-    path_id,
-    query,
-    ref,
-)
+from server.openapi import components as c
+from server.openapi.components import Names, Part, Schema
 
 TEXT = {"type": "string"}
 COUNT = {"type": "integer", "minimum": 0}
@@ -26,20 +16,20 @@ STREAM_RESUME_LINE = "A log line number (the SSE id of the last line received)."
 
 def log_schemas(names: Names) -> dict[str, Schema]:
     return {
-        "LogLine": closed_object(
+        "LogLine": c.closed_object(
             {
                 "line": {"type": "integer", "minimum": 1},
                 "stream": {"type": "string", "enum": list(LOG_STREAMS)},
                 "progress": {"type": "boolean", "description": "An @progress report line of stdout."},
-                "time": ref("Timestamp"),
+                "time": c.ref("Timestamp"),
                 "text": TEXT,
             }
         ),
-        "JobLogs": closed_object(
+        "JobLogs": c.closed_object(
             {
-                "job_id": ref("JobId"),
-                "status": ref("Status"),
-                "lines": {"type": "array", "items": ref("LogLine")},
+                "job_id": c.ref("JobId"),
+                "status": c.ref("Status"),
+                "lines": {"type": "array", "items": c.ref("LogLine")},
                 "dropped_lines": {**COUNT, "description": "Lines before the first kept one that were dropped."},
                 "next_after": COUNT,
                 "complete": {"type": "boolean", "description": "The job has ended and no line follows."},
@@ -49,26 +39,26 @@ def log_schemas(names: Names) -> dict[str, Schema]:
 
 
 def log_paths(names: Names) -> dict[str, Schema]:
-    job_id = path_id("job_id", "JobId")
+    job_id = c.path_id("job_id", "JobId")
     return {
         "/api/collectors/runs/job/{job_id}/logs": {
-            "get": operation(
+            "get": c.operation(
                 "getJobLogs",
                 "A job's log lines after a line number",
                 {
-                    "200": json_response("Lines, oldest first.", "JobLogs"),
-                    "400": error("after or limit out of range, or an unknown query parameter."),
-                    "404": error("No job with this id (a malformed id included)."),
-                    "500": SERVER_ERROR,
+                    "200": c.json_response("Lines, oldest first.", "JobLogs"),
+                    "400": c.error("after or limit out of range, or an unknown query parameter."),
+                    "404": c.error("No job with this id (a malformed id included)."),
+                    "500": c.SERVER_ERROR,
                 },
                 parameters=[
                     job_id,
-                    query(
+                    c.query(
                         "after",
                         {"type": "integer", "minimum": 0, "maximum": MAX_LINE_NUMBER, "default": 0},
                         "Lines numbered above this.",
                     ),
-                    query(
+                    c.query(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": MAX_LOG_PAGE, "default": DEFAULT_LOG_PAGE},
                         "",
@@ -77,7 +67,7 @@ def log_paths(names: Names) -> dict[str, Schema]:
             )
         },
         "/api/collectors/runs/job/{job_id}/logs/events": {
-            "get": operation(
+            "get": c.operation(
                 "streamJobLogs",
                 "Server-Sent Events: a job's log lines, stored ones first, then live",
                 {
@@ -95,10 +85,12 @@ def log_paths(names: Names) -> dict[str, Schema]:
                         },
                     },
                     "204": {"description": "The job has ended and the client has its last line: nothing more."},
-                    "400": error("A resume line that is not a number, or an unknown query parameter."),
-                    "404": error("No job with this id, a malformed one included (answered before the stream starts)."),
-                    "500": SERVER_ERROR,
-                    "503": error("The server is shutting down; reconnect (to another node)."),
+                    "400": c.error("A resume line that is not a number, or an unknown query parameter."),
+                    "404": c.error(
+                        "No job with this id, a malformed one included (answered before the stream starts)."
+                    ),
+                    "500": c.SERVER_ERROR,
+                    "503": c.error("The server is shutting down; reconnect (to another node)."),
                 },
                 parameters=[
                     job_id,
@@ -109,8 +101,8 @@ def log_paths(names: Names) -> dict[str, Schema]:
                         "description": STREAM_RESUME_LINE,
                         "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"},
                     },
-                    query("lastEventId", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
-                    query("after", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
+                    c.query("lastEventId", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
+                    c.query("after", {"type": "string", "pattern": "^[0-9]{1,15}$"}, STREAM_RESUME_LINE),
                 ],
             )
         },
