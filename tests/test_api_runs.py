@@ -8,56 +8,9 @@ import re
 import pytest
 
 from server.api.timestamps import format_timestamp
+from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS, JOB_FIELDS
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-BATCH_FIELDS = {
-    "batch_id",
-    "status",
-    "priority",
-    "progress_percent",
-    "estimated_completion",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "message",
-    "error",
-    "collectors",
-    "duration_seconds",
-    "rerun_of",  # issue 12: the batch this one re-runs
-}
-BATCH_JOB_FIELDS = {
-    "job_name",
-    "job_id",
-    "collector",
-    "status",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "progress_percent",
-    "message",
-    "error",
-    "duration_seconds",
-    "rerun_of",  # issue 12: the job this one re-runs
-}
-JOB_FIELDS = {
-    "job_id",
-    "batch_id",
-    "job_name",
-    "collector",
-    "status",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "progress_percent",
-    "message",
-    "error",
-    "duration_seconds",
-    "batch_status",
-    "batch_progress_percent",
-    "estimated_completion",
-    "batch_message",
-    "rerun_of",
-}
 
 
 async def trigger(client, collectors=("demo",), priority=None):

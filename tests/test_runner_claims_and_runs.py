@@ -29,34 +29,9 @@ from server.runner.runner import Runner
 from server.settings import Settings
 from tests.conditions import eventually
 from tests.conftest import replace_settings
+from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS
 
 PROGRAMS = Path(__file__).parent / "collector_programs"
-SPEC_JOB_FIELDS = {
-    "job_name",
-    "job_id",
-    "collector",
-    "status",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "progress_percent",
-    "message",
-    "error",
-    "duration_seconds",
-}
-SPEC_BATCH_FIELDS = {
-    "batch_id",
-    "status",
-    "progress_percent",
-    "estimated_completion",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "message",
-    "error",
-    "collectors",
-    "duration_seconds",
-}
 
 
 def program(name: str) -> list[str]:
@@ -197,10 +172,10 @@ async def test_demo_runs_to_completed_with_rising_progress(runner_client: AppFac
     assert percents == sorted(percents), percents
     assert len({p for p in percents if 0 < p < 100}) >= 2, seen
     assert any(m and m.startswith("Processing page ") and m.endswith("/5") for _, m in seen), seen
-    assert set(batch) >= SPEC_BATCH_FIELDS
+    assert set(batch) >= BATCH_FIELDS
     assert batch["progress_percent"] == 100 and batch["duration_seconds"] is not None
     job = batch["collectors"][0]
-    assert set(job) >= SPEC_JOB_FIELDS
+    assert set(job) >= BATCH_JOB_FIELDS
     assert job["progress_percent"] == 100 and job["ended_at"] and job["error"] is None
     assert job["message"] == "Demo collection completed: 5 pages"
     row = job_row(db, job_id)

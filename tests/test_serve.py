@@ -16,12 +16,7 @@ import aiohttp
 import pytest
 
 from tests.conditions import eventually
-
-# A job inside a batch, as the spec's batch response shows it.
-SPEC_JOB_FIELDS = {
-    "job_name", "job_id", "status", "started_at", "updated_at", "ended_at", "progress_percent",
-    "message", "error", "duration_seconds",
-}  # fmt: skip
+from tests.support.run_shapes import BATCH_JOB_FIELDS
 
 
 def free_port() -> int:
@@ -86,7 +81,7 @@ async def test_serve_runs_a_demo_batch_on_embedded_postgres(served, embedded_dat
     assert batch["status"] == "completed", batch
     assert batch["progress_percent"] == 100
     (job,) = batch["collectors"]
-    assert SPEC_JOB_FIELDS <= job.keys()
+    assert BATCH_JOB_FIELDS <= job.keys()
     assert job["status"] == "completed" and job["duration_seconds"] >= 1 and job["error"] is None
     assert (embedded_data_dir / "pgdata" / "PG_VERSION").exists()
 
