@@ -34,22 +34,11 @@ BATCH_JOB_FIELDS = {
     "duration_seconds",
     "rerun_of",  # issue 12: the job this one re-runs
 }
-JOB_FIELDS = {
-    "job_id",
+# A job's GET: the job as its batch lists it, with its batch's summary.
+JOB_FIELDS = BATCH_JOB_FIELDS | {
     "batch_id",
-    "job_name",
-    "collector",
-    "status",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "progress_percent",
-    "message",
-    "error",
-    "duration_seconds",
     "batch_status",
     "batch_progress_percent",
     "estimated_completion",
     "batch_message",
-    "rerun_of",
 }
