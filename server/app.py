@@ -27,9 +27,11 @@ from server.joblogs.routes import routes as log_routes
 from server.joblogs.stream import routes as log_stream_routes
 from server.keys import DATABASE_URL, POOL, REGISTRY, SETTINGS
 from server.observability.access_log import access_log, add_request_id_header
+from server.realtime import keys as realtime_keys
 from server.realtime.keys import HUB
 from server.realtime.setup import setup_realtime
 from server.realtime.sources import LiveSources
+from server.runner import keys as runner_keys
 from server.runner.housekeeping import housekeeping_ctx
 from server.runner.keys import RUNNER
 from server.runner.runner import Runner
@@ -38,8 +40,10 @@ from server.runs.live import BATCHES
 from server.runs.rerun_routes import routes as rerun_routes
 from server.runs.routes import routes as run_routes
 from server.runs.stats_routes import routes as stats_routes
+from server.schedules import keys as schedules_keys
 from server.schedules.keys import SCHEDULER
 from server.schedules.setup import setup_schedules
+from server.security import keys as security_keys
 from server.security.keys import AUTHENTICATOR, RATE_LIMITER
 from server.security.setup import protected_mode_ctx, setup_security
 from server.service.doc_routes import setup_docs_routes
@@ -47,14 +51,19 @@ from server.service.health_routes import setup_health_routes
 from server.service.metrics_route import setup_metrics_routes
 from server.service.static_routes import setup_static_routes
 from server.settings import Settings
+from server.webhooks import keys as webhooks_keys
 from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.setup import setup_webhooks
 
 log = logging.getLogger(__name__)
 
 Key = web.AppKey[Any]
-# Each key by its name in server/keys.py, for messages (aiohttp keeps a key's own name private).
-KEY_NAMES: dict[Key, str] = {key: name.lower() for name, key in vars(keys).items() if isinstance(key, web.AppKey)}
+# Each key by its name in server/keys.py or its package's keys.py, for messages (aiohttp keeps a
+# key's own name private).
+KEY_MODULES = (keys, realtime_keys, runner_keys, schedules_keys, security_keys, webhooks_keys)
+KEY_NAMES: dict[Key, str] = {
+    key: name.lower() for module in KEY_MODULES for name, key in vars(module).items() if isinstance(key, web.AppKey)
+}
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
