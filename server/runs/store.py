@@ -1,4 +1,4 @@
-"""Reads and writes of runs in PostgreSQL (aiopg). Shapes come from ``representation``."""
+"""Reads and writes of runs in PostgreSQL (aiopg): rows out, never JSON (representation.py shapes them)."""
 
 from __future__ import annotations
 
