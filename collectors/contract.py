@@ -107,6 +107,10 @@ REDACTED: Final = "[redacted]"
 # The most log lines GET .../logs answers at once.
 MAX_LOG_PAGE: Final = 5000
 
+# How a batch started (its ``started_by.kind``): by hand over the API (or the console, or the
+# CLI), by a schedule (fired or "run now"), or as a re-run of another batch.
+STARTED_BY_KINDS: Final = ("manual", "schedule", "rerun")
+
 # Re-runs: what POST .../batch/{id}/rerun may re-run ("failed" means failed and cancelled).
 RERUN_SCOPES: Final = ("failed", "all")
 RERUN_STATUSES: Final = frozenset({"failed", "cancelled"})

@@ -53,6 +53,7 @@ async def test_batch_get_has_every_spec_field(client):
     # Beyond the spec: which schedule started the batch (null here; docs/SCHEDULES.md).
     assert set(body) == BATCH_FIELDS | {"schedule"}
     assert body["schedule"] is None
+    assert body["started_by"] == {"kind": "manual", "name": None}  # open mode: no key
     assert body["status"] == "queued"
     assert body["progress_percent"] == 0
     assert body["ended_at"] is None and body["duration_seconds"] is None and body["error"] is None

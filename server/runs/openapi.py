@@ -12,6 +12,7 @@ from collectors.contract import (
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
     REPORTABLE_STATUSES,
+    STARTED_BY_KINDS,
     TERMINAL_STATUSES,
 )
 from server.openapi.components import (
@@ -67,6 +68,8 @@ def run_schemas(names: Names) -> dict[str, Schema]:
         "duration_seconds": ref("DurationSeconds"),
         "rerun_of": {**nullable(ref("JobId")), "description": "The job this one re-runs, if it is a re-run."},
     }
+    # What names each way a batch starts (a KeyError here: a kind added to the contract needs its schema).
+    started_by_name = {"manual": nullable(text), "schedule": text, "rerun": ref("BatchId")}
     return {
         "CreatedJob": closed_object(
             {
@@ -105,8 +108,20 @@ def run_schemas(names: Names) -> dict[str, Schema]:
                     "description": "The schedule that started this batch (docs/SCHEDULES.md); null otherwise.",
                 },
                 "rerun_of": {**nullable(ref("BatchId")), "description": "The batch this one re-runs, if any."},
+                "started_by": ref("StartedBy"),
             }
         ),
+        "StartedBy": {
+            "description": (
+                "How the batch started. manual: by hand (the API, the console, the CLI), name the stored API key it"
+                " was started with, null for none, a key from the settings or a token; schedule: by a schedule, fired"
+                " or run now, name the schedule's; rerun: a re-run, name the id of the batch it re-runs."
+            ),
+            "oneOf": [
+                closed_object({"kind": {"type": "string", "const": kind}, "name": started_by_name[kind]})
+                for kind in STARTED_BY_KINDS
+            ],
+        },
         "Job": closed_object(
             {
                 **job_fields,

@@ -111,6 +111,7 @@ def operation_schemas(names: Names) -> dict[str, Schema]:
                 "duration": DURATION_TEXT,
                 "duration_seconds": ref("DurationSeconds"),
                 "rerun_of": nullable(ref("BatchId")),
+                "started_by": ref("StartedBy"),
             }
         ),
         "BatchList": closed_object(

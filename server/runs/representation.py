@@ -77,7 +77,20 @@ def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
         "duration_seconds": duration_seconds(batch),
         "schedule": batch_schedule_json(batch),
         "rerun_of": batch["rerun_of"],
+        "started_by": started_by_json(batch),
     }
+
+
+def started_by_json(batch: Row) -> dict[str, Any]:
+    """How a batch started (``kind`` is one of STARTED_BY_KINDS): a re-run names the batch it
+    re-runs; a schedule's batch (fired, or "run now") the schedule; any other was started by
+    hand and names the stored API key it was started with (null: none, a key from the
+    settings, or a token). Read from the columns that say so, not stored twice."""
+    if batch["rerun_of"] is not None:
+        return {"kind": "rerun", "name": batch["rerun_of"]}
+    if batch["schedule_id"] is not None:
+        return {"kind": "schedule", "name": batch["schedule_name"]}
+    return {"kind": "manual", "name": batch["requested_by"]}
 
 
 def batch_schedule_json(batch: Row) -> dict[str, Any] | None:
@@ -152,4 +165,5 @@ def batch_summary_json(batch: Row) -> dict[str, Any]:
         "duration": format_duration(seconds),
         "duration_seconds": seconds,
         "rerun_of": batch["rerun_of"],
+        "started_by": started_by_json(batch),
     }

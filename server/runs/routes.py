@@ -33,6 +33,7 @@ from server.realtime.polling import poll_batch, poll_job
 from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.collector_filter import named_collectors
+from server.security.keys import PRINCIPAL
 
 routes = web.RouteTableDef()
 
@@ -50,7 +51,9 @@ async def trigger_run(request: web.Request) -> web.Response:
     priority = body.get("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
-    created = await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority)
+    principal = request.get(PRINCIPAL)
+    requested_by = principal.name if principal is not None else None  # started_by's name
+    created = await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority, requested_by)
     return web.json_response(rep.created_batch_json(*created), status=201)
 
 

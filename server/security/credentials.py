@@ -30,6 +30,9 @@ class Principal:
     # Whom rate limits count against: a key or a token subject; None means "by address".
     client_id: str | None
     via: str  # "api_key", "jwt", "open" (no auth configured) or "none" (public route)
+    # The name of the stored API key it presented (what a batch it starts records); None for
+    # a key from the settings, a token, or no credential.
+    name: str | None = None
 
 
 OPEN = Principal("admin", None, "open")
@@ -124,4 +127,4 @@ class Authenticator:
             raise Unauthenticated("invalid API key")
         if stored.revoked:
             raise Unauthenticated("API key revoked")
-        return Principal(stored.role, f"key:{stored.key_id}", "api_key")
+        return Principal(stored.role, f"key:{stored.key_id}", "api_key", stored.name)

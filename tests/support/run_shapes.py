@@ -19,6 +19,7 @@ BATCH_FIELDS = {
     "collectors",
     "duration_seconds",
     "rerun_of",  # issue 12: the batch this one re-runs
+    "started_by",  # issue 25: how it started (tests/test_started_by.py)
 }
 BATCH_JOB_FIELDS = {
     "job_name",
