@@ -250,9 +250,14 @@ async def test_a_cancelled_run_stops_between_pages_and_marks_nothing_removed(hub
 
 
 async def test_two_runs_of_the_same_source_never_interleave(hub: Hub, stack, db) -> None:  # type: ignore[no-untyped-def]
-    fake = FakeNinja(devices=300, page_delay=0.3)
+    fake = FakeNinja(devices=300)
     url = await stack.enter_async_context(serve(fake.app(), fake.faults))
-    client = await hub(ninja_env(fake, url))
+    # The first run is held at its first device page until the second has been refused: a
+    # run that merely started first could end before the second process is up (on a loaded
+    # machine, starting a Python collector takes longer than a short run), and then the second
+    # rightly takes the inventory. The HTTP timeout is long so that the held page is not retried.
+    fake.device_pages_open.clear()
+    client = await hub(ninja_env(fake, url, NINJA_TIMEOUT="120"))
     first = (await trigger(client, "ninja"))["collectors"][0]["job_id"]
 
     async def first_running() -> bool:
@@ -263,8 +268,10 @@ async def test_two_runs_of_the_same_source_never_interleave(hub: Hub, stack, db)
     refused, _ = await follow_job(client, second)
     assert refused["status"] == "failed"
     assert f"another ninja run (job {first}) is writing the inventory" in refused["error"]
+    fake.device_pages_open.set()
     done, _ = await follow_job(client, first)
     assert done["status"] == "completed"
+    assert [r["status"] for r in inventory_runs(db)] == ["completed"]  # the refused run recorded nothing
 
 
 async def test_25000_devices(hub: Hub, stack) -> None:  # type: ignore[no-untyped-def]

@@ -49,6 +49,10 @@ class FakeNinja:
         self.token_lifetime = token_lifetime
         self.id_step = id_step
         self.page_delay = page_delay  # the server's latency per device page
+        # Cleared: every device page waits until it is set again (a run held mid-way, for as
+        # long as a test needs, whatever the machine's load).
+        self.device_pages_open = asyncio.Event()
+        self.device_pages_open.set()
         self.removed: set[int] = set()  # device indexes gone from the account
         self.faults = FaultPlan()
         self.requests: list[RequestRecord] = []
@@ -190,6 +194,7 @@ class FakeNinja:
         if not self._authorized(request):
             return self._unauthorized()
         size, after = self._page_params(request)
+        await self.device_pages_open.wait()
         if self.page_delay:
             await asyncio.sleep(self.page_delay)
         page: list[dict[str, Any]] = []
