@@ -165,9 +165,19 @@ async def test_overlap_skip_holds_while_a_long_collector_runs(pool, registry, se
         results = {r.name: r for r in await firing.tick()}
         assert results["slow-skip"].outcome == "fired"
     finally:
-        async with database.cursor(pool) as cur:
-            await cur.execute("UPDATE job_runs SET status = 'cancelled' WHERE NOT collector_hub_is_terminal(status)")
-        await runner.stop()
+        try:
+            # Cancelled batch by batch, as the API does: the batch row is locked before its jobs,
+            # the order every writer keeps (server/db/queue.py). One UPDATE of every job would
+            # lock the jobs first, and deadlock with the runner recording a pid or a progress
+            # line for one of them (seen on a loaded machine: the test failed with
+            # DeadlockDetected, and the runner, never stopped, outlived the pool).
+            async with database.cursor(pool) as cur:
+                await cur.execute("SELECT batch_id FROM job_batches WHERE NOT collector_hub_is_terminal(status)")
+                active = [row["batch_id"] for row in await cur.fetchall()]
+            for batch_id in active:
+                await runs.cancel_batch(pool, batch_id)
+        finally:
+            await runner.stop()
     outcomes = [(r["name"], r["due_at"].strftime("%H:%M"), r["outcome"]) for r in fires(db) if r["name"] == "slow-skip"]
     assert outcomes == [
         ("slow-skip", "10:00", "fired"),
