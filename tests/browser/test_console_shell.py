@@ -191,6 +191,20 @@ async def test_a_read_only_key_hides_the_buttons_it_cannot_use(live_server: Serv
     await api_post(server, f"/api/collectors/runs/batch/{created['batch_id']}/cancel", None, key=trigger)
 
 
+async def test_a_run_that_ends_while_its_link_has_the_focus_keeps_it(live_server: ServerFactory, page: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    batch_id = (await api_post(server, "/api/collectors/run", {"collectors": ["demo"]}))["batch_id"]
+    link = f'[data-batch-id="{batch_id}"] .batch-link'
+    await page.focus(f"#active-batches {link}", timeout=TIMEOUT_MS)
+    # The card moves to the finished list when the run ends; a keyboard user's focus moves with it.
+    await page.wait_for_selector(f"#finished-batches {link}", timeout=TIMEOUT_MS)
+    assert await page.evaluate(f"() => document.activeElement.matches({link!r})")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**/runs/{batch_id}")
+
+
 async def test_keyboard_only_start_a_run_and_open_it(live_server: ServerFactory, page: Any) -> None:
     server = await live_server()
     await page.goto(url_of(server))

@@ -98,6 +98,14 @@ function startForm() {
   return form;
 }
 
+/** Put `card` first in `list`. Moving a node takes the keyboard focus off anything inside it,
+ * so a run that ends while its link or button has the focus gives it back afterwards. */
+function moveKeepingFocus(card, list) {
+  const focused = card.contains(document.activeElement) ? document.activeElement : null;
+  list.prepend(card);
+  if (focused && document.activeElement !== focused) focused.focus({ preventScroll: true });
+}
+
 export function mount(main) {
   const active = h("ul", { class: "batches", id: "active-batches", "aria-label": "Active runs" });
   const finished = h("ul", { class: "batches", id: "finished-batches", "aria-label": "Finished since this page opened" });
@@ -152,7 +160,7 @@ export function mount(main) {
       if (before) announce(`Run ${batch.batch_id} is ${batch.status}`);
       if (terminal) {
         figuresMoved();
-        finished.prepend(card);
+        moveKeepingFocus(card, finished);
         while (finished.children.length > FINISHED_SHOWN) {
           const id = finished.lastChild.dataset.batchId;
           cards.delete(id);
