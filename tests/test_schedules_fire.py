@@ -167,7 +167,7 @@ async def test_overlap_skip_holds_while_a_long_collector_runs(pool, registry, se
     finally:
         try:
             # Cancelled batch by batch, as the API does: the batch row is locked before its jobs,
-            # the order every writer keeps (server/db/queue.py). One UPDATE of every job would
+            # the order every writer keeps (server/runs/queue.py). One UPDATE of every job would
             # lock the jobs first, and deadlock with the runner recording a pid or a progress
             # line for one of them (seen on a loaded machine: the test failed with
             # DeadlockDetected, and the runner, never stopped, outlived the pool).
