@@ -74,14 +74,21 @@ async def follow_job(client: TestClient, job_id: str, within: float = 60) -> tup
     """Poll the job until it ends; return its final state and the (percent, message) seen while
     it ran."""
     seen: list[tuple[int | None, str | None]] = []
+    last: dict[str, Any] = {}
 
     async def probe() -> dict[str, Any] | None:
         job: dict[str, Any] = await get_json(client, f"/api/collectors/runs/job/{job_id}")
+        last.update(job)
         if job["status"] == "running" and (not seen or seen[-1] != (job["progress_percent"], job["message"])):
             seen.append((job["progress_percent"], job["message"]))
         return job if job["status"] in ("completed", "failed", "cancelled") else None
 
-    job = await eventually(probe, timeout=within, interval=0.02, what=f"job {job_id} to end")
+    try:
+        job = await eventually(probe, timeout=within, interval=0.02, what=f"job {job_id} to end")
+    except AssertionError as exc:
+        # Where it stood (queued, or running since when and saying what) tells a run that never
+        # started from one that stalled, and where.
+        raise AssertionError(f"{exc}; its last state: {last}; progress seen: {seen[-5:]}") from None
     return job, seen
 
 
