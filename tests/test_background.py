@@ -10,7 +10,7 @@ import pytest
 
 from server.background import BackgroundLoop
 from server.db.database import DatabaseUnavailable
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 
 HOUR = 3600.0  # an interval that never elapses within a test: only wake() can tick
 

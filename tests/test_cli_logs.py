@@ -11,8 +11,8 @@ import aiohttp
 
 from server.app import create_app
 from server.cli.logs import terminal_text
-from tests.conditions import eventually
 from tests.conftest import replace_settings
+from tests.support.conditions import eventually
 from tests.test_cli_run import cli
 from tests.test_job_logs import TOKEN, chatty
 from tests.test_runner_claims_and_runs import write_collectors_file

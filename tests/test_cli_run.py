@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conditions import eventually
 from tests.conftest import replace_settings
+from tests.support.conditions import eventually
 from tests.test_runner_claims_and_runs import process_alive, program, read_pids, write_collectors_file
 
 

@@ -10,7 +10,7 @@ from server.api.roles import requires
 from server.app import create_app
 from server.settings import DEFAULT_CORS_ORIGINS
 from tests.conftest import replace_settings
-from tests.route_paths import concrete_path
+from tests.support.route_paths import concrete_path
 
 ALLOWED = "http://localhost:3000"
 FOREIGN = "https://evil.example"

@@ -8,7 +8,7 @@ import asyncio
 import psycopg2
 import pytest
 
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 
 
 def terminate_app_connections(db) -> int:

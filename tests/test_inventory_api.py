@@ -11,7 +11,7 @@ from collectors.inventory_records import DeviceRecord
 from collectors.inventory_store import InventoryWriter
 from server.app import create_app
 from tests.conftest import replace_settings
-from tests.inventory_helpers import all_devices, empty_inventory, get_json
+from tests.support.inventory import all_devices, empty_inventory, get_json
 from tests.test_openapi import NOT_PROVOKED, Contract
 
 

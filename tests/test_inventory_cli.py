@@ -12,8 +12,8 @@ import aiohttp
 from tests.fakes.common import serve
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import FakeThreatLocker
-from tests.inventory_helpers import empty_inventory, ninja_env, threatlocker_env, write_collectors_file
-from tests.processes import serving
+from tests.support.inventory import empty_inventory, ninja_env, threatlocker_env, write_collectors_file
+from tests.support.processes import serving
 
 
 async def check(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

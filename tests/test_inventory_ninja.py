@@ -14,10 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.settings import Settings
-from tests.conditions import eventually
 from tests.fakes.common import Fault, serve
 from tests.fakes.ninja import FakeNinja
-from tests.inventory_helpers import (
+from tests.support.conditions import eventually
+from tests.support.inventory import (
     all_devices,
     empty_inventory,
     follow_job,

@@ -19,7 +19,7 @@ from server.settings import Settings
 from tests.fakes.common import Fault, serve
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import FakeThreatLocker
-from tests.inventory_helpers import (
+from tests.support.inventory import (
     all_devices,
     empty_inventory,
     follow_job,

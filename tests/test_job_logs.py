@@ -19,8 +19,8 @@ from server.joblogs.writer import cut_line, redact, secret_values
 from server.runner import housekeeping
 from server.runner.housekeeping import Housekeeping
 from server.runner.protocol import CappedLineSplitter
-from tests.conditions import eventually
 from tests.conftest import replace_settings
+from tests.support.conditions import eventually
 from tests.test_runner_claims_and_runs import program, write_collectors_file
 
 TOKEN = "tok-0123456789-secret-value"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from server.realtime import events
-from tests.conditions import eventually
-from tests.live_helpers import SseStream, set_job, trigger
+from tests.support.conditions import eventually
+from tests.support.sse_stream import SseStream, set_job, trigger
 
 FOLLOWERS = 5
 

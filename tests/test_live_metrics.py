@@ -8,8 +8,8 @@ import json
 from server.observability.metrics import sample_value
 from server.realtime.events import Event
 from server.realtime.subscriber import Subscriber
-from tests.conditions import eventually
-from tests.live_helpers import SseStream, trigger
+from tests.support.conditions import eventually
+from tests.support.sse_stream import SseStream, trigger
 
 
 def metric_line(text: str, series: str) -> float:

@@ -8,9 +8,9 @@ import signal
 
 import aiohttp
 
-from tests.conditions import eventually
-from tests.live_helpers import SseStream, set_job
-from tests.processes import ServeProcess
+from tests.support.conditions import eventually
+from tests.support.processes import ServeProcess
+from tests.support.sse_stream import SseStream, set_job
 
 
 def serve_env(database_url: str) -> dict[str, str]:

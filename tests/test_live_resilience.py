@@ -12,9 +12,9 @@ from aiohttp import WSMsgType
 
 from server.app import create_app
 from server.realtime.keys import HUB
-from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.live_helpers import SseStream, set_job, trigger
+from tests.support.conditions import eventually
+from tests.support.sse_stream import SseStream, set_job, trigger
 
 
 async def test_long_poll_returns_when_the_seq_moves(client, db):

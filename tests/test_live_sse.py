@@ -13,9 +13,9 @@ from aiohttp import web
 
 from server.app import create_app
 from server.realtime.keys import HUB
-from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.live_helpers import SseStream, set_job, trigger
+from tests.support.conditions import eventually
+from tests.support.sse_stream import SseStream, set_job, trigger
 
 pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 

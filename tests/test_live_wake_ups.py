@@ -7,8 +7,8 @@ import ast
 from pathlib import Path
 
 from server.realtime.keys import HUB
-from tests.conditions import eventually
-from tests.live_helpers import set_job, trigger
+from tests.support.conditions import eventually
+from tests.support.sse_stream import set_job, trigger
 
 REALTIME = Path(__file__).resolve().parent.parent / "server" / "realtime"
 

@@ -9,7 +9,7 @@ from aiohttp import WSMsgType
 
 from server.app import create_app
 from tests.conftest import replace_settings
-from tests.live_helpers import set_job, trigger
+from tests.support.sse_stream import set_job, trigger
 
 pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 

@@ -7,7 +7,7 @@ import logging
 
 from server.observability.log_format import JsonFormatter
 from server.observability.metrics import sample_value
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 
 
 async def test_every_response_carries_a_request_id_and_a_client_id_is_kept(client):

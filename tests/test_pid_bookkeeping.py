@@ -16,7 +16,7 @@ import psycopg2.extensions
 
 from server.app import create_app
 from tests.conftest import replace_settings
-from tests.live_helpers import trigger
+from tests.support.sse_stream import trigger
 from tests.test_runner_claims_and_runs import write_collectors_file
 from tests.test_schema import fetch, new_batch
 

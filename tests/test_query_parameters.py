@@ -8,7 +8,7 @@ import asyncio
 from server.api.validation import accepted_query
 from server.app import create_app
 from tests.conftest import replace_settings
-from tests.route_paths import concrete_path
+from tests.support.route_paths import concrete_path
 
 UNKNOWN = "zz_not_a_parameter"
 

@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 from server.app import create_app
 from server.observability.metrics import sample_value
 from server.security.rate_limit_counters import REDIS_KEY_PREFIX
-from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.processes import RedisServer, serving
+from tests.support.conditions import eventually
+from tests.support.processes import RedisServer, serving
 
 LIMITED = "/api/collectors/runs/latest"
 SECRET = "rate-limit-test-secret-at-least-32-bytes"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.live_helpers import trigger
+from tests.support.conditions import eventually
+from tests.support.sse_stream import trigger
 from tests.test_runner_claims_and_runs import write_collectors_file
 
 

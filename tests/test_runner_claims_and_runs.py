@@ -27,8 +27,8 @@ from server.db.database import create_pool
 from server.runner.keys import RUNNER
 from server.runner.runner import Runner
 from server.settings import Settings
-from tests.conditions import eventually
 from tests.conftest import replace_settings
+from tests.support.conditions import eventually
 from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS
 
 PROGRAMS = Path(__file__).parent / "collector_programs"

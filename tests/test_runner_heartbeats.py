@@ -6,8 +6,8 @@ from __future__ import annotations
 from server.db.database import create_pool
 from server.runner.housekeeping import Housekeeping
 from server.runs import runners
-from tests.conditions import eventually
 from tests.conftest import replace_settings
+from tests.support.conditions import eventually
 from tests.test_api_runs import get_json
 from tests.test_runner_claims_and_runs import started_runner
 

@@ -26,7 +26,7 @@ from server.schedules import store
 from server.schedules.definition import ScheduleDefinition
 from server.schedules.scheduler import Scheduler
 from server.settings import Settings
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 PROGRAMS = Path(__file__).parent / "collector_programs"

@@ -18,8 +18,8 @@ import psycopg2
 import psycopg2.extras
 
 from server.api.timestamps import format_timestamp
-from tests.conditions import eventually
-from tests.processes import ServeProcess
+from tests.support.conditions import eventually
+from tests.support.processes import ServeProcess
 
 SCHEDULES = 30
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 from tests.support.run_shapes import BATCH_JOB_FIELDS
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from server.cli.event_loop import resolve_event_loop
 from server.settings import SettingsError, load_settings
-from tests.live_helpers import SseStream, set_job
-from tests.processes import ServeProcess, free_port
+from tests.support.processes import ServeProcess, free_port
+from tests.support.sse_stream import SseStream, set_job
 
 
 def serve_env(database_url: str, **more: str) -> dict[str, str]:

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conditions import eventually
-from tests.processes import ServeProcess, free_port, serving
+from tests.support.conditions import eventually
+from tests.support.processes import ServeProcess, free_port, serving
 from tests.test_runner_claims_and_runs import process_alive, program, read_pids, write_collectors_file
 
 ADMIN_KEY = "operations-admin-key-0123456789abcdef"

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.live_helpers import trigger
+from tests.support.sse_stream import trigger
 
 
 def job_rows(db: Any) -> list[tuple[Any, ...]]:

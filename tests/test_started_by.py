@@ -21,7 +21,7 @@ from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.scheduler import Scheduler
 from server.security.api_keys import create_key
 from server.settings import Settings
-from tests.live_helpers import SseStream, set_job
+from tests.support.sse_stream import SseStream, set_job
 from tests.test_openapi import Contract
 
 SETTINGS_KEY = "settings-admin-key-" + "s" * 24

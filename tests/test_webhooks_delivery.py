@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.observability.metrics import sample_value
 from server.settings import Settings
-from tests.conditions import eventually
 from tests.conftest import replace_settings
-from tests.webhook_receivers import Received, Receiver, start_receiver
+from tests.support.conditions import eventually
+from tests.support.webhook_receivers import Received, Receiver, start_receiver
 
 FAST = {"webhook_allow_private": True, "webhook_poll_interval": 0.05, "webhook_retry_schedule": (0.1, 0.1, 0.1)}
 

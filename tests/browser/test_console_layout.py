@@ -41,7 +41,7 @@ async def views_with_data(server: Any) -> dict[str, str]:
             body = await api_get(server, f"/api/collectors/runs/batch/{batch_id}")
             return body["status"] in ("completed", "running") and (body["progress_percent"] or 0) > 0
 
-        from tests.conditions import eventually
+        from tests.support.conditions import eventually
 
         await eventually(ready, timeout=30, what=f"{batch_id} under way")
     return {

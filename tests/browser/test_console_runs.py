@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import TIMEOUT_MS, api_get, api_post, url_of
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 
 
 async def test_a_failed_job_is_re_run_from_its_run_view(live_server: ServerFactory, page: Any) -> None:

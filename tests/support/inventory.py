@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conditions import eventually
 from tests.conftest import replace_settings
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import BASE_PATH, FakeThreatLocker
+from tests.support.conditions import eventually
 
 # Fast retries and short timeouts, so a test of a failure takes a second, not minutes.
 FAST_HTTP = {"RETRY_BACKOFF": "0.05", "MAX_BACKOFF": "0.2", "TIMEOUT": "5", "MAX_RETRIES": "3"}

@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conditions import eventually
+from tests.support.conditions import eventually
 
 
 def free_port() -> int:
