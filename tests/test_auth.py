@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from server.api.roles import role_of_route, role_satisfies
 from server.app import create_app
 from server.security.api_keys import create_key, revoke_key
-from tests.conftest import replace_settings
-from tests.support.route_paths import concrete_path
+from tests.support.openapi_contract import Contract
+from tests.support.route_paths import SAMPLE_PARAMETERS, concrete_path, path_parameters
+from tests.support.settings import replace_settings
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!!"
 SETTINGS_KEYS = {"read": "settings-read-key-0123456789", "admin": "settings-admin-key-0123456789"}
@@ -294,8 +295,6 @@ def test_settings_keep_secrets_out_of_repr(secured_settings):
 
 async def test_the_openapi_document_says_which_operations_need_credentials(secured, stored_keys):
     from server.security.cors import is_preflight_route
-    from tests.support.route_paths import SAMPLE_PARAMETERS, path_parameters
-    from tests.test_openapi import Contract
 
     doc = await (await secured.get("/api/openapi.json")).json()
     contract = Contract(doc)

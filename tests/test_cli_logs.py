@@ -11,11 +11,11 @@ import aiohttp
 
 from server.app import create_app
 from server.cli.logs import terminal_text
-from tests.conftest import replace_settings
+from tests.support.cli import cli
+from tests.support.collectors_file import write_collectors_file
 from tests.support.conditions import eventually
-from tests.test_cli_run import cli
-from tests.test_job_logs import TOKEN, chatty
-from tests.test_runner_claims_and_runs import write_collectors_file
+from tests.support.job_logs import TOKEN, chatty
+from tests.support.settings import replace_settings
 
 
 def test_escape_sequences_are_stripped():

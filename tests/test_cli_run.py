@@ -20,30 +20,11 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import replace_settings
+from tests.support.cli import base_url, cli
+from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
-from tests.test_runner_claims_and_runs import process_alive, program, read_pids, write_collectors_file
-
-
-async def cli(*args: str, env: dict[str, str] | None = None, seconds: float = 60) -> tuple[int, str, str]:
-    """Run `collector-hub ARGS` to its end without blocking the event loop the server runs on."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), seconds)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.support.processes import process_alive, read_pids
+from tests.support.settings import replace_settings
 
 
 @pytest.fixture(autouse=True)
@@ -87,10 +68,6 @@ def live_server(aiohttp_server, settings: Settings, collectors_file: Path) -> Se
         return server
 
     return start
-
-
-def base_url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def test_run_waits_prints_progress_and_exits_0_when_completed(live_server: ServerFactory) -> None:

@@ -14,6 +14,9 @@ from aiohttp import web
 
 from server.cli.client import RunCommandError
 from server.cli.watch import fit, watch_batch
+from tests.support.cli import cli
+from tests.support.collectors_file import write_collectors_file
+from tests.support.settings import replace_settings
 
 
 def batch_body(status: str, percent: int, message: str) -> dict[str, Any]:
@@ -141,9 +144,6 @@ async def test_run_with_watch_follows_a_real_batch_to_completion(
     aiohttp_server: Any, settings: Any, tmp_path: Any
 ) -> None:
     from server.app import create_app
-    from tests.conftest import replace_settings
-    from tests.test_cli_run import cli
-    from tests.test_runner_claims_and_runs import write_collectors_file
 
     collectors = write_collectors_file(
         tmp_path / "collectors.toml",

@@ -9,8 +9,8 @@ from aiohttp import web
 from server.api.roles import requires
 from server.app import create_app
 from server.settings import DEFAULT_CORS_ORIGINS
-from tests.conftest import replace_settings
 from tests.support.route_paths import concrete_path
+from tests.support.settings import replace_settings
 
 ALLOWED = "http://localhost:3000"
 FOREIGN = "https://evil.example"

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from tests.test_api_runs import get_json, set_job, trigger
+from tests.support.runs import get_json, set_job, trigger
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +89,7 @@ async def test_pages_have_no_gaps_or_repeats_while_runs_are_inserted(client, db)
         body = await get_json(client, path)
         seen += [row["job_id"] for row in body["collection_history"]]
         # Meanwhile new runs arrive (newer than everything: they belong before page one) ...
-        await trigger(client, ["demo"])
+        await trigger(client, "demo")
         cursor = body["next_cursor"]
         if cursor is None:
             break
@@ -100,16 +100,16 @@ async def test_pages_have_no_gaps_or_repeats_while_runs_are_inserted(client, db)
 
 
 async def test_batches_list_with_job_statuses_and_duration(client, db):
-    first = await trigger(client, ["demo", "ninja"])
+    first = await trigger(client, "demo", "ninja")
     demo, ninja = (j["job_id"] for j in first["collectors"])
-    set_job(db, demo, status="completed")
-    set_job(db, ninja, status="failed", error="boom")
+    await set_job(db, demo, status="completed")
+    await set_job(db, ninja, status="failed", error="boom")
     with db.cursor() as cur:
         cur.execute(
             "UPDATE job_batches SET ended_at = started_at + interval '65 seconds' WHERE batch_id = %s",
             (first["batch_id"],),
         )
-    second = await trigger(client, ["threatlocker"])
+    second = await trigger(client, "threatlocker")
     body = await get_json(client, "/api/collectors/batches")
     assert [b["batch_id"] for b in body["batches"]] == [second["batch_id"], first["batch_id"]]
     done = body["batches"][1]
@@ -173,8 +173,8 @@ async def test_bad_input_names_the_parameter(client, db, path, query, named):
 
 async def test_concurrent_readers_and_writers(client):
     """Paging while batches are triggered concurrently still sees each row once."""
-    await asyncio.gather(*(trigger(client, ["demo", "ninja"]) for _ in range(10)))
-    writers = asyncio.gather(*(trigger(client, ["threatlocker"]) for _ in range(10)))
+    await asyncio.gather(*(trigger(client, "demo", "ninja") for _ in range(10)))
+    writers = asyncio.gather(*(trigger(client, "threatlocker") for _ in range(10)))
     seen, _ = await page_through(client, "limit=3&collectors=demo,ninja")
     await writers
     assert len(seen) == len(set(seen)) == 20

@@ -2,66 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import pytest
 
-from collectors.inventory_records import DeviceRecord
-from collectors.inventory_store import InventoryWriter
 from server.app import create_app
-from tests.conftest import replace_settings
-from tests.support.inventory import all_devices, empty_inventory, get_json
-from tests.test_openapi import NOT_PROVOKED, Contract
-
-
-def _job(db: Any, collector: str, job_id: str, batch_id: str) -> None:
-    with db.cursor() as cur:
-        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES (%s, 'running')", (batch_id,))
-        cur.execute(
-            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status) VALUES (%s, %s, %s, %s, 'running')",
-            (job_id, batch_id, collector, f"{collector}-collector"),
-        )
-
-
-def record(n: int, **fields: Any) -> DeviceRecord:
-    values: dict[str, Any] = {
-        "vendor_id": str(n),
-        "raw": {"id": n, "note": "raw \u00e9"},
-        "display_name": f"Desk {n}",
-        "host_name": f"WS-{n:03d}",
-        "dns_name": f"ws-{n:03d}.corp.example",
-        "platform": "windows" if n % 2 else "linux",
-        "ip_addresses": (f"10.0.0.{n}",),
-        "last_contact_at": dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC),
-    }
-    values.update(fields)
-    return DeviceRecord(**values)
-
-
-@pytest.fixture
-def filled(db, database_url: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """ninja: WS-001..WS-012 (WS-012 then removed by a complete run); threatlocker: WS-005..WS-015."""
-    empty_inventory(db)
-    _job(db, "ninja", "ni_00000001", "bc_00000001")
-    writer = InventoryWriter(database_url, "ninja", "ni_00000001")
-    writer.open()
-    writer.write_page([record(n) for n in range(1, 13)])
-    writer.complete("done")
-    writer.close()
-    _job(db, "ninja", "ni_00000002", "bc_00000002")
-    writer = InventoryWriter(database_url, "ninja", "ni_00000002")
-    writer.open()
-    writer.write_page([record(n) for n in range(1, 12)])
-    counts = writer.complete("Collected {seen} devices ({new} new, {gone} gone)")
-    writer.close()
-    _job(db, "threatlocker", "th_00000003", "bc_00000003")
-    writer = InventoryWriter(database_url, "threatlocker", "th_00000003")
-    writer.open()
-    writer.write_page([record(n, vendor_id=f"guid-{n}", dns_name=None) for n in range(5, 16)])
-    writer.complete("done")
-    writer.close()
-    return {"counts": counts}
+from tests.support.inventory import all_devices
+from tests.support.openapi_contract import NOT_PROVOKED, Contract
+from tests.support.runs import get_json
+from tests.support.settings import replace_settings
 
 
 async def test_the_writer_counts_and_the_job_says_what_changed(client, db, filled) -> None:  # type: ignore[no-untyped-def]

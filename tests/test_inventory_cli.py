@@ -12,7 +12,8 @@ import aiohttp
 from tests.fakes.common import serve
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import FakeThreatLocker
-from tests.support.inventory import empty_inventory, ninja_env, threatlocker_env, write_collectors_file
+from tests.support.collectors_file import write_collectors_file
+from tests.support.inventory import empty_inventory, ninja_env, threatlocker_env, vendor_collectors
 from tests.support.processes import serving
 
 
@@ -31,7 +32,7 @@ async def test_check_reports_what_each_vendor_collector_finds(tmp_path: Path) ->
     async with serve(ninja.app(), ninja.faults) as ninja_url, serve(threatlocker.app(), threatlocker.faults) as tl_url:
         # ninja's settings from the environment, threatlocker's from the collectors file's env table
         collectors = write_collectors_file(
-            tmp_path / "c.toml", {"threatlocker": threatlocker_env(threatlocker, tl_url)}
+            tmp_path / "c.toml", vendor_collectors({"threatlocker": threatlocker_env(threatlocker, tl_url)})
         )
         env = {**ninja_env(ninja, ninja_url), "COLLECTOR_HUB_COLLECTORS_FILE": str(collectors)}
         code, out, err = await check(env=env)

@@ -21,11 +21,10 @@ from tests.support.inventory import (
     all_devices,
     empty_inventory,
     follow_job,
-    get_json,
     hub_factory,
     ninja_env,
-    trigger,
 )
+from tests.support.runs import get_json, trigger
 
 Hub = Callable[..., Awaitable[TestClient]]
 

@@ -23,12 +23,11 @@ from tests.support.inventory import (
     all_devices,
     empty_inventory,
     follow_job,
-    get_json,
     hub_factory,
     ninja_env,
     threatlocker_env,
-    trigger,
 )
+from tests.support.runs import get_json, trigger
 
 Hub = Callable[[dict[str, dict[str, str]]], Awaitable[TestClient]]
 

@@ -19,42 +19,15 @@ from server.joblogs.writer import cut_line, redact, secret_values
 from server.runner import housekeeping
 from server.runner.housekeeping import Housekeeping
 from server.runner.protocol import CappedLineSplitter
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
-from tests.test_runner_claims_and_runs import program, write_collectors_file
-
-TOKEN = "tok-0123456789-secret-value"
+from tests.support.job_logs import TOKEN, chatty
+from tests.support.settings import replace_settings
 
 
 @pytest.fixture(autouse=True)
 def empty(db):
     with db.cursor() as cur:
         cur.execute("DELETE FROM job_batches")
-
-
-def chatty(settings, tmp_path, lines=3000, **changes):
-    collectors = write_collectors_file(
-        tmp_path / f"collectors-{lines}.toml",
-        {
-            "chatty": {
-                "command": program("chatty"),
-                "env": {
-                    "CHATTY_API_TOKEN": TOKEN,
-                    "CHATTY_LINES": str(lines),
-                    "CHATTY_EXIT": "3",
-                    "CHATTY_WAIT_FILE": str(tmp_path / "go"),
-                },
-            }
-        },
-    )
-    return replace_settings(
-        settings,
-        collectors_file=collectors,
-        run_collectors=True,
-        runner_poll_interval=0.1,
-        rate_limit_per_minute=0,
-        **changes,
-    )
 
 
 @pytest.fixture

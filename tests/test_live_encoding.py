@@ -10,13 +10,14 @@ import pytest
 
 from server.realtime import events
 from tests.support.conditions import eventually
-from tests.support.sse_stream import SseStream, set_job, trigger
+from tests.support.runs import set_job, trigger
+from tests.support.sse_stream import SseStream
 
 FOLLOWERS = 5
 
 
 async def test_a_change_is_encoded_once_however_many_clients_follow_it(client, db, monkeypatch: pytest.MonkeyPatch):
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     streams = []
     try:
@@ -37,7 +38,7 @@ async def test_a_change_is_encoded_once_however_many_clients_follow_it(client, d
             return data
 
         monkeypatch.setattr(events, "encode_body", counting_encode)
-        set_job(db, job_id, status="running", progress_percent=40, message="page 4 of 10")
+        await set_job(db, job_id, status="running", progress_percent=40, message="page 4 of 10")
 
         received = [await stream.event() for stream in streams]
         assert {e["event"] for e in received} == {"batch"}

@@ -22,7 +22,7 @@ from server.realtime.events import BatchSnapshot, Event
 from server.realtime.hub import Hub
 from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, Wire, count_delivered, wire_of
 from server.realtime.subscriptions import Subscription
-from tests.support.sse_stream import trigger
+from tests.support.runs import trigger
 
 pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 

@@ -12,8 +12,8 @@ from aiohttp import WSMsgType
 from server.app import create_app
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.keys import HUB
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
+from tests.support.settings import replace_settings
 
 pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 

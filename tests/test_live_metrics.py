@@ -9,7 +9,8 @@ from server.observability.metrics import sample_value
 from server.realtime.events import Event
 from server.realtime.subscriber import Subscriber
 from tests.support.conditions import eventually
-from tests.support.sse_stream import SseStream, trigger
+from tests.support.runs import trigger
+from tests.support.sse_stream import SseStream
 
 
 def metric_line(text: str, series: str) -> float:

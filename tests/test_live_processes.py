@@ -10,7 +10,8 @@ import aiohttp
 
 from tests.support.conditions import eventually
 from tests.support.processes import ServeProcess
-from tests.support.sse_stream import SseStream, set_job
+from tests.support.runs import set_job
+from tests.support.sse_stream import SseStream
 
 
 def serve_env(database_url: str) -> dict[str, str]:
@@ -47,8 +48,8 @@ async def test_two_server_processes_each_deliver_the_same_run(database_url, db, 
             await ws.send_json({"op": "subscribe", "batch_id": batch_id})
             await sse.event()
             for percent in (10, 50, 90):
-                set_job(db, job_id, status="running", progress_percent=percent)
-            set_job(db, job_id, status="completed")
+                await set_job(db, job_id, status="running", progress_percent=percent)
+            await set_job(db, job_id, status="completed")
             over_sse = json.loads((await sse.events_until("completed"))[-1]["data"])
             over_ws = None
             while over_ws is None or over_ws["status"] != "completed":
@@ -81,7 +82,7 @@ async def test_serve_workers_runs_n_processes_on_one_port(database_url, db, tmp_
             ]
             for sse in streams:
                 await sse.event()
-            set_job(db, created["collectors"][0]["job_id"], status="completed")
+            await set_job(db, created["collectors"][0]["job_id"], status="completed")
             for sse in streams:
                 await sse.events_until("completed")
                 assert await sse.event() is None  # the stream ended after the terminal state

@@ -12,9 +12,10 @@ from aiohttp import WSMsgType
 
 from server.app import create_app
 from server.realtime.keys import HUB
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
-from tests.support.sse_stream import SseStream, set_job, trigger
+from tests.support.runs import set_job, trigger
+from tests.support.settings import replace_settings
+from tests.support.sse_stream import SseStream
 
 
 async def test_long_poll_returns_when_the_seq_moves(client, db):
@@ -26,7 +27,7 @@ async def test_long_poll_returns_when_the_seq_moves(client, db):
     waiting = asyncio.ensure_future(client.get(path, params={"wait": "20"}, headers={"If-None-Match": etag}))
     await asyncio.sleep(0.3)  # let the request start waiting (not a condition: the answer must not come yet)
     assert not waiting.done()
-    set_job(db, created["collectors"][0]["job_id"], status="running", progress_percent=12)
+    await set_job(db, created["collectors"][0]["job_id"], status="running", progress_percent=12)
     resp = await waiting
     assert resp.status == 200 and resp.headers["ETag"] != etag
     assert (await resp.json())["collectors"][0]["progress_percent"] == 12
@@ -45,7 +46,7 @@ async def test_long_poll_unchanged_is_304_after_the_wait_and_terminal_answers_at
         began = time.monotonic()
         resp = await client.get(path, params={"wait": "1"}, headers={"If-None-Match": etag})
         assert resp.status == 304 and time.monotonic() - began >= 0.9
-    set_job(db, job_id, status="completed")
+    await set_job(db, job_id, status="completed")
     began = time.monotonic()
     resp = await client.get(path, params={"wait": "30"})
     assert resp.status == 200 and (await resp.json())["status"] == "completed"
@@ -66,14 +67,14 @@ async def test_polling_a_batch_is_answered_from_the_cache_and_never_stale(client
         assert resp.status == 304
     assert hub.stats["reads"] == reads, "unchanged polls must not read the tables"
     for percent in range(1, 30):  # a change is visible to the very next request
-        set_job(db, created["collectors"][0]["job_id"], status="running", progress_percent=percent)
+        await set_job(db, created["collectors"][0]["job_id"], status="running", progress_percent=percent)
         body = await (await client.get(path)).json()
         assert body["collectors"][0]["progress_percent"] == percent
 
 
 async def test_listener_killed_mid_run_every_client_still_reaches_the_final_state(aiohttp_client, settings, db):
     client = await aiohttp_client(create_app(replace_settings(settings, listener_max_backoff=0.5)))
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     batch_id = created["batch_id"]
     demo, ninja = (j["job_id"] for j in created["collectors"])
     sse = SseStream(await client.get(f"/api/collectors/runs/batch/{batch_id}/events"))
@@ -81,15 +82,15 @@ async def test_listener_killed_mid_run_every_client_still_reaches_the_final_stat
     ws = await client.ws_connect("/api/ws")
     await ws.send_json({"op": "subscribe", "job_id": demo})
     await ws.send_json({"op": "subscribe", "collectors": ["ninja"]})
-    set_job(db, demo, status="running", progress_percent=50)
+    await set_job(db, demo, status="running", progress_percent=50)
     await sse.events_until("running")
 
     with db.cursor() as cur:
         cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
         assert cur.fetchone()[0] == 1, "exactly one LISTEN connection per process"
     # Writes while the listener is down: their NOTIFYs reach nobody.
-    set_job(db, demo, status="completed")
-    set_job(db, ninja, status="failed", error="boom")
+    await set_job(db, demo, status="completed")
+    await set_job(db, ninja, status="failed", error="boom")
 
     events = await sse.events_until("failed")
     assert json.loads(events[-1]["data"]) == await (await client.get(f"/api/collectors/runs/batch/{batch_id}")).json()
@@ -132,7 +133,7 @@ async def test_a_stalled_client_is_dropped_and_never_delays_a_healthy_one(aiohtt
     try:
         big = "x" * 200_000  # raw SQL has no length limit: each event is ~200 KB
         for i in range(40):
-            set_job(db, job_id, status="running", progress_percent=i + 1, message=f"{i} {big}")
+            await set_job(db, job_id, status="running", progress_percent=i + 1, message=f"{i} {big}")
             began = time.monotonic()
             event = await healthy.event()
             assert json.loads(event["data"])["collectors"][0]["progress_percent"] == i + 1
@@ -140,7 +141,7 @@ async def test_a_stalled_client_is_dropped_and_never_delays_a_healthy_one(aiohtt
             if len(hub.subscribers) == 1:
                 break
         await eventually(lambda: _async(len(hub.subscribers) == 1), what="the stalled client dropped")
-        set_job(db, job_id, status="completed", message="done")
+        await set_job(db, job_id, status="completed", message="done")
         final = json.loads((await healthy.events_until("completed"))[-1]["data"])
         assert final["collectors"][0]["message"] == "done"
     finally:

@@ -13,9 +13,10 @@ from aiohttp import web
 
 from server.app import create_app
 from server.realtime.keys import HUB
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
-from tests.support.sse_stream import SseStream, set_job, trigger
+from tests.support.runs import set_job, trigger
+from tests.support.settings import replace_settings
+from tests.support.sse_stream import SseStream
 
 pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 
@@ -62,7 +63,7 @@ def test_one_small_notify_per_job_write_whatever_the_message(database_url, db):
 
 
 async def test_batch_stream_sends_current_state_then_every_change_equal_to_get_then_ends(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     batch_id = created["batch_id"]
     demo, ninja = (j["job_id"] for j in created["collectors"])
     path = f"/api/collectors/runs/batch/{batch_id}"
@@ -85,13 +86,13 @@ async def test_batch_stream_sends_current_state_then_every_change_equal_to_get_t
         (ninja, {"status": "running"}),
         (demo, {"status": "completed"}),
     ):
-        set_job(db, job_id, **columns)
+        await set_job(db, job_id, **columns)
         event = await sse.event()
         etag, body = await get_bytes(client, path)
         assert event["data"].encode() == body, "event data must be byte-for-byte the GET body"
         assert etag == f'"b-{event["id"]}"'
         seqs.append(int(event["id"]))
-    set_job(db, ninja, status="failed", error="boom")
+    await set_job(db, ninja, status="failed", error="boom")
     last = await sse.event()
     assert json.loads(last["data"])["status"] == "failed"
     assert await sse.event() is None, "a batch stream ends after its terminal state"
@@ -110,7 +111,7 @@ async def test_resume_with_last_event_id_header_or_query(client, db):
         kwargs = {"headers": {"Last-Event-ID": seq}} if how == "header" else {"params": {"lastEventId": seq}}
         resp = await client.get(path, **kwargs)
         sse = SseStream(resp)
-        set_job(db, job_id, progress_percent=int(seq) % 90 + 1, status="running")
+        await set_job(db, job_id, progress_percent=int(seq) % 90 + 1, status="running")
         event = await sse.event()
         assert int(event["id"]) > int(seq)
         seq = event["id"]
@@ -122,14 +123,14 @@ async def test_resume_with_last_event_id_header_or_query(client, db):
     assert event["id"] == seq
     resp.close()
 
-    set_job(db, job_id, status="completed")
+    await set_job(db, job_id, status="completed")
     final = (await SseStream(await client.get(path)).events_until("completed"))[-1]
     resp = await client.get(path, headers={"Last-Event-ID": final["id"]})
     assert resp.status == 204, "a client that has the terminal state is told to stop reconnecting"
 
 
 async def test_job_stream_and_collectors_stream(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     demo, ninja = (j["job_id"] for j in created["collectors"])
     job_sse = SseStream(await client.get(f"/api/collectors/runs/job/{demo}/events"))
     coll_sse = SseStream(await client.get("/api/collectors/events", params={"collectors": "ninja"}))
@@ -140,7 +141,7 @@ async def test_job_stream_and_collectors_stream(client, db):
     latest = await coll_sse.event()
     assert latest["event"] == "job" and json.loads(latest["data"])["job_id"] == ninja
 
-    set_job(db, ninja, status="running", message="ninja page 1")
+    await set_job(db, ninja, status="running", message="ninja page 1")
     event = await coll_sse.event()
     assert json.loads(event["data"])["message"] == "ninja page 1"
     # The demo job's body shows its batch's summary, which moved: the job stream gets it.
@@ -148,14 +149,14 @@ async def test_job_stream_and_collectors_stream(client, db):
     assert json.loads(event["data"])["batch_status"] == "running"
     assert event["data"].encode() == (await get_bytes(client, f"/api/collectors/runs/job/{demo}"))[1]
 
-    set_job(db, demo, status="completed")
+    await set_job(db, demo, status="completed")
     assert json.loads((await job_sse.event())["data"])["status"] == "completed"
     assert await job_sse.event() is None
-    set_job(db, ninja, status="completed")
+    await set_job(db, ninja, status="completed")
     # (the ninja job's body also moved when its sibling completed: its batch summary changed)
     await coll_sse.events_until("completed")
     # A new run of the collector shows up on the same stream.
-    again = await trigger(client, ["ninja"])
+    again = await trigger(client, "ninja")
     event = await coll_sse.event()
     assert json.loads(event["data"])["job_id"] == again["collectors"][0]["job_id"]
     coll_sse.resp.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from server.realtime.keys import HUB
 from tests.support.conditions import eventually
-from tests.support.sse_stream import set_job, trigger
+from tests.support.runs import set_job, trigger
 
 REALTIME = Path(__file__).resolve().parent.parent / "server" / "realtime"
 
@@ -47,8 +47,8 @@ async def test_notify_fires_the_registered_wake_ups_queued_then_ended(client, db
 
     await eventually(woke_queued, what="the job-queued wake-up")
     assert ended == []
-    set_job(db, job_id, status="running", progress_percent=50)
-    set_job(db, job_id, status="completed", progress_percent=100)
+    await set_job(db, job_id, status="running", progress_percent=50)
+    await set_job(db, job_id, status="completed", progress_percent=100)
 
     async def woke_ended() -> bool:
         return bool(ended)
@@ -69,7 +69,7 @@ async def test_a_failing_wake_up_stops_neither_the_others_nor_the_push(client, d
     created = await trigger(client)
     path = f"/api/collectors/runs/batch/{created['batch_id']}"
     etag = (await client.get(path)).headers["ETag"]
-    set_job(db, created["collectors"][0]["job_id"], status="failed")
+    await set_job(db, created["collectors"][0]["job_id"], status="failed")
 
     async def woke() -> bool:
         return bool(woken)

@@ -8,8 +8,8 @@ import pytest
 from aiohttp import WSMsgType
 
 from server.app import create_app
-from tests.conftest import replace_settings
-from tests.support.sse_stream import set_job, trigger
+from tests.support.runs import set_job, trigger
+from tests.support.settings import replace_settings
 
 pytestmark = pytest.mark.every_loop  # tests/conftest.py: asyncio's loop and uvloop's
 
@@ -30,7 +30,7 @@ async def receive_until(ws, predicate, wait: float = 15.0) -> list[dict]:
 
 
 async def test_subscribe_batch_ack_then_state_then_changes_equal_to_get(client, db):
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     path = f"/api/collectors/runs/batch/{batch_id}"
     async with client.ws_connect("/api/ws") as ws:
@@ -41,11 +41,11 @@ async def test_subscribe_batch_ack_then_state_then_changes_equal_to_get(client, 
         assert state["type"] == "batch" and resp.headers["ETag"] == f'"b-{state["seq"]}"'
         assert state["data"] == await resp.json()
         # Raw text too: "data" is the GET body byte for byte.
-        set_job(db, job_id, status="running", progress_percent=30)
+        await set_job(db, job_id, status="running", progress_percent=30)
         raw = (await ws.receive(timeout=15)).data
         body = await (await client.get(path)).text()
         assert raw.endswith(f', "data": {body}}}')
-        set_job(db, job_id, status="completed")
+        await set_job(db, job_id, status="completed")
         final = (await receive_until(ws, lambda m: m.get("data", {}).get("status") == "completed"))[-1]
         assert final["seq"] > state["seq"]
         # The subscription ended with the terminal state; the connection stays usable.
@@ -54,8 +54,8 @@ async def test_subscribe_batch_ack_then_state_then_changes_equal_to_get(client, 
 
 
 async def test_several_subscriptions_share_a_connection_and_unsubscribe_stops_at_once(client, db):
-    one = await trigger(client, ["demo"])
-    two = await trigger(client, ["ninja"])
+    one = await trigger(client, "demo")
+    two = await trigger(client, "ninja")
     job_one, job_two = one["collectors"][0]["job_id"], two["collectors"][0]["job_id"]
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "job_id": job_one})
@@ -67,8 +67,8 @@ async def test_several_subscriptions_share_a_connection_and_unsubscribe_stops_at
 
         await ws.send_json({"op": "unsubscribe", "job_id": job_one})
         assert await receive(ws) == {"type": "unsubscribed", "job_id": job_one}
-        set_job(db, job_one, status="running", message="nobody listens")
-        set_job(db, job_two, status="running", message="ninja runs")
+        await set_job(db, job_one, status="running", message="nobody listens")
+        await set_job(db, job_two, status="running", message="ninja runs")
         got = await receive_until(ws, lambda m: m["type"] == "job" and m["data"]["message"] == "ninja runs")
         assert all(m.get("data", {}).get("job_id") != job_one for m in got)
         await ws.send_json({"op": "unsubscribe", "job_id": job_one})
@@ -76,7 +76,7 @@ async def test_several_subscriptions_share_a_connection_and_unsubscribe_stops_at
 
 
 async def test_since_skips_a_state_the_client_has(client, db):
-    created = await trigger(client, ["demo"])
+    created = await trigger(client, "demo")
     batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "batch_id": batch_id})
@@ -85,7 +85,7 @@ async def test_since_skips_a_state_the_client_has(client, db):
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "batch_id": batch_id, "since": seq})
         assert (await receive(ws))["type"] == "subscribed"
-        set_job(db, job_id, status="running")
+        await set_job(db, job_id, status="running")
         state = await receive(ws)
         assert state["type"] == "batch" and state["seq"] > seq
         await ws.send_json({"op": "subscribe", "batch_id": batch_id, "since": seq})  # older: state at once

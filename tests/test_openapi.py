@@ -8,25 +8,18 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from server.keys import REGISTRY, SETTINGS
 from server.security.cors import is_preflight_route
 from server.service.openapi_document import build_openapi
+from tests.support.openapi_contract import NOT_PROVOKED, UNKNOWN_BATCH, UNKNOWN_JOB, Contract
+from tests.support.runs import trigger
 
-DOC_URI = "urn:collector-hub:openapi"
 HOW_TO_FIX = "Describe it in the openapi.py part of its package, with every status it can answer."
-# Statuses a test cannot provoke without breaking the server on purpose.
-NOT_PROVOKED = {"500", "503", "413"}
-# The `client` fixture runs open (no credentials configured) and under the rate limit; these are
-# provoked against this document in tests/test_auth.py and tests/test_rate_limits.py.
-NOT_PROVOKED |= {"401", "403", "429"}
 
 
 def routed_operations(app: web.Application) -> set[tuple[str, str]]:
@@ -45,56 +38,6 @@ def routed_operations(app: web.Application) -> set[tuple[str, str]]:
 def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
     methods = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
     return {(method.upper(), path) for path, item in doc["paths"].items() for method in item if method in methods}
-
-
-class Contract:
-    """Checks responses against the document and remembers which statuses were seen."""
-
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
-        self.registry = Registry().with_resource(DOC_URI, Resource.from_contents(doc, DRAFT202012))
-        self.seen: set[tuple[str, str, str]] = set()
-
-    def schema_validator(self, schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
-        # Refs at the top of an inline schema point into the document; inside components they
-        # resolve against the document resource by themselves.
-        rooted = json.loads(json.dumps(schema).replace('"#/components/', f'"{DOC_URI}#/components/'))
-        return jsonschema.Draft202012Validator(
-            rooted, registry=self.registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-        )
-
-    def check_body(self, schema: dict[str, Any], body: Any, what: str) -> None:
-        errors = sorted(self.schema_validator(schema).iter_errors(body), key=lambda e: list(e.path))
-        assert not errors, f"{what}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
-
-    async def call(self, client: TestClient, method: str, template: str, expect: int, **kwargs: Any) -> Any:
-        """Send a request to ``template`` (filled from ``path``), check the answer against the
-        document, and return its JSON body (or text, or None for an empty body)."""
-        path = template.format(**kwargs.pop("path", {}))
-        resp = await client.request(method, path, **kwargs)
-        raw = await resp.read()
-        what = f"{method} {path} -> {resp.status}"
-        assert resp.status == expect, f"{what}, expected {expect}: {raw[:300]!r}"
-        operation = self.doc["paths"][template][method.lower()]
-        documented = operation["responses"].get(str(resp.status))
-        assert documented is not None, f"{what}: status not documented for {method} {template}"
-        self.seen.add((method, template, str(resp.status)))
-        for name, header in documented.get("headers", {}).items():
-            if header.get("required"):
-                assert name in resp.headers, f"{what}: documented header {name} missing"
-                self.check_body(header["schema"], resp.headers[name], f"{what} header {name}")
-        content = documented.get("content")
-        if not content:
-            assert raw == b"", f"{what}: body where none is documented"
-            return None
-        assert resp.content_type in content, f"{what}: {resp.content_type} not in {list(content)}"
-        body = json.loads(raw) if resp.content_type == "application/json" else raw.decode()
-        self.check_body(content[resp.content_type]["schema"], body, what)
-        return body
-
-    def request_schema_accepts(self, template: str, body: Any) -> bool:
-        schema = self.doc["paths"][template]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        return self.schema_validator(schema).is_valid(body)
 
 
 @pytest.fixture
@@ -159,13 +102,6 @@ JOB_CANCEL = "/api/collectors/runs/job/{job_id}/cancel"
 PROGRESS = "/api/collectors/runs/job/{job_id}/progress"
 LATEST = "/api/collectors/runs/latest"
 HISTORY = "/api/collectors/history"
-UNKNOWN_BATCH = {"batch_id": "bc_00000000"}
-UNKNOWN_JOB = {"job_id": "zz_00000000"}
-
-
-async def trigger(client: TestClient, contract: Contract, *collectors: str) -> tuple[str, list[str]]:
-    created = await contract.call(client, "POST", RUN, 201, json={"collectors": list(collectors)})
-    return created["batch_id"], [job["job_id"] for job in created["collectors"]]
 
 
 async def etag_of(client: TestClient, path: str) -> str:
@@ -210,7 +146,8 @@ async def test_a_run_from_trigger_to_terminal_matches_the_document(client, contr
 
 
 async def test_cancellation_matches_the_document(client, contract):
-    batch_id, (job_id, _) = await trigger(client, contract, "demo", "threatlocker")
+    created = await trigger(client, "demo", "threatlocker", contract=contract)
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     job = await contract.call(client, "POST", JOB_CANCEL, 200, path={"job_id": job_id})
     assert job["status"] == "cancelled"
     batch = await contract.call(client, "POST", BATCH_CANCEL, 200, path={"batch_id": batch_id})
@@ -356,9 +293,9 @@ def request_cases() -> Iterator[tuple[str, Any]]:
 async def test_request_schemas_accept_exactly_what_the_server_accepts(client, contract):
     mismatches = []
     for template, body in request_cases():
-        _, job_ids = await trigger(client, contract, "demo")
+        job_id = (await trigger(client, "demo", contract=contract))["collectors"][0]["job_id"]
         expected = 201 if template == RUN else 200
-        resp = await client.post(template.format(job_id=job_ids[0]), json=body)
+        resp = await client.post(template.format(job_id=job_id), json=body)
         await resp.read()
         accepted = resp.status == expected
         assert resp.status in (expected, 400), (template, body, resp.status)
@@ -382,7 +319,7 @@ async def test_unknown_methods_and_paths_answer_in_the_error_shape(client, contr
 async def test_an_integral_float_percent_is_accepted_as_the_schema_says(client, contract):
     body = {"status": "running", "progress_percent": 50.0}
     assert contract.request_schema_accepts(PROGRESS, body)
-    _, job_ids = await trigger(client, contract, "demo")
-    resp = await client.post(f"/api/collectors/runs/job/{job_ids[0]}/progress", json=body)
+    job_id = (await trigger(client, "demo", contract=contract))["collectors"][0]["job_id"]
+    resp = await client.post(f"/api/collectors/runs/job/{job_id}/progress", json=body)
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["progress_percent"] == 50

@@ -11,8 +11,8 @@ from aiohttp import web
 from server.api.roles import STREAM_TOKEN_NAME
 from server.api.validation import accepted_query
 from server.security.cors import is_preflight_route
-from tests.test_api_runs import set_job, trigger
-from tests.test_openapi import NOT_PROVOKED, UNKNOWN_BATCH, UNKNOWN_JOB, Contract
+from tests.support.openapi_contract import NOT_PROVOKED, UNKNOWN_BATCH, UNKNOWN_JOB, Contract
+from tests.support.runs import set_job, trigger
 
 OPERATIONS = (
     ("GET", "/api/collectors/history"),
@@ -37,14 +37,14 @@ def add_log_lines(db, job_id, count):
 async def test_run_operations_match_the_document(client, db):
     doc = await (await client.get("/api/openapi.json")).json()
     c = Contract(doc)
-    await trigger(client, ["threatlocker"])
-    created = await trigger(client, ["demo", "ninja"])
+    await trigger(client, "threatlocker")
+    created = await trigger(client, "demo", "ninja")
     demo, ninja = (j["job_id"] for j in created["collectors"])
     batch = {"batch_id": created["batch_id"]}
     await c.call(client, "POST", OPERATIONS[2][1], 409, path=batch, json={"only": "all"})
     await c.call(client, "POST", OPERATIONS[3][1], 409, path={"job_id": demo})
-    set_job(db, demo, status="completed", run_started_at=dt.datetime.now(dt.UTC))
-    set_job(db, ninja, status="failed", error="boom")
+    await set_job(db, demo, status="completed", run_started_at=dt.datetime.now(dt.UTC))
+    await set_job(db, ninja, status="failed", error="boom")
     add_log_lines(db, demo, 5)
     with db.cursor() as cur:
         cur.execute(

@@ -28,7 +28,7 @@ import pytest
 from server import __version__
 from server.package_data import RESOURCE_DIRS
 from tests.support.conditions import eventually
-from tests.test_serve import clean_environment, free_port
+from tests.support.processes import clean_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,10 +15,10 @@ import psycopg2
 import psycopg2.extensions
 
 from server.app import create_app
-from tests.conftest import replace_settings
-from tests.support.sse_stream import trigger
-from tests.test_runner_claims_and_runs import write_collectors_file
-from tests.test_schema import fetch, new_batch
+from tests.support.collectors_file import write_collectors_file
+from tests.support.database import fetch
+from tests.support.runs import new_batch, trigger
+from tests.support.settings import replace_settings
 
 STAMPS = "SELECT j.seq, j.updated_at, b.seq, b.updated_at FROM job_runs j JOIN job_batches b USING (batch_id)"
 
@@ -81,7 +81,7 @@ async def test_a_websocket_follower_sees_each_job_state_once(aiohttp_client: Any
         replace_settings(settings, run_collectors=True, runner_poll_interval=0.1, collectors_file=collectors)
     )
     client = await aiohttp_client(app)
-    job_id = (await trigger(client, ["demo"]))["collectors"][0]["job_id"]
+    job_id = (await trigger(client, "demo"))["collectors"][0]["job_id"]
     states: list[dict[str, Any]] = []
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "job_id": job_id})

@@ -17,8 +17,8 @@ from server.app import create_app
 from server.security.api_keys import create_key
 from server.security.setup import is_loopback
 from server.settings import SettingsError
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
+from tests.support.settings import replace_settings
 
 
 def test_loopback_addresses():

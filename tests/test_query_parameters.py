@@ -7,8 +7,8 @@ import asyncio
 
 from server.api.validation import accepted_query
 from server.app import create_app
-from tests.conftest import replace_settings
 from tests.support.route_paths import concrete_path
+from tests.support.settings import replace_settings
 
 UNKNOWN = "zz_not_a_parameter"
 

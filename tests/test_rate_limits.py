@@ -18,9 +18,10 @@ import redis.asyncio as aioredis
 from server.app import create_app
 from server.observability.metrics import sample_value
 from server.security.rate_limit_counters import REDIS_KEY_PREFIX
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
+from tests.support.openapi_contract import Contract
 from tests.support.processes import RedisServer, serving
+from tests.support.settings import replace_settings
 
 LIMITED = "/api/collectors/runs/latest"
 SECRET = "rate-limit-test-secret-at-least-32-bytes"
@@ -193,7 +194,6 @@ async def test_the_server_keeps_answering_while_redis_is_down(aiohttp_client, se
 
 
 async def test_the_429_matches_the_openapi_document(aiohttp_client, settings):
-    from tests.test_openapi import Contract
 
     client = await aiohttp_client(create_app(replace_settings(settings, rate_limit_per_minute=1)))
     contract = Contract(await (await client.get("/api/openapi.json")).json())

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from tests.conftest import replace_settings
+from tests.support.collectors_file import write_collectors_file
 from tests.support.conditions import eventually
-from tests.support.sse_stream import trigger
-from tests.test_runner_claims_and_runs import write_collectors_file
+from tests.support.runs import trigger
+from tests.support.settings import replace_settings
 
 
 async def test_a_job_of_a_removed_collector_fails_clearly_and_its_runs_stay_readable(
@@ -28,7 +28,7 @@ async def test_a_job_of_a_removed_collector_fails_clearly_and_its_runs_stay_read
 
     # Queued while the collector existed (no runner yet)...
     first = await aiohttp_client(create_app(replace_settings(settings, collectors_file=before)))
-    job_id = (await trigger(first, ["gone"]))["collectors"][0]["job_id"]
+    job_id = (await trigger(first, "gone"))["collectors"][0]["job_id"]
     await first.close()
 
     # ...then the server restarts with a file that no longer has it.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_api_runs import get_json, set_job, trigger
+from tests.support.runs import get_json, set_job, trigger
 
 
 def job_rows(db, batch_id):
@@ -12,11 +12,11 @@ def job_rows(db, batch_id):
 
 
 async def test_a_failed_batch_reruns_its_failed_and_cancelled_jobs_in_one_request(client, db):
-    created = await trigger(client, ["demo", "ninja", "threatlocker"], "high")
+    created = await trigger(client, "demo", "ninja", "threatlocker", priority="high")
     demo, ninja, threat = (j["job_id"] for j in created["collectors"])
-    set_job(db, demo, status="completed")
-    set_job(db, ninja, status="failed", error="boom")
-    set_job(db, threat, status="cancelled")
+    await set_job(db, demo, status="completed")
+    await set_job(db, ninja, status="failed", error="boom")
+    await set_job(db, threat, status="cancelled")
     before = job_rows(db, created["batch_id"])
 
     resp = await client.post(f"/api/collectors/runs/batch/{created['batch_id']}/rerun", json={"only": "failed"})
@@ -43,9 +43,9 @@ async def test_a_failed_batch_reruns_its_failed_and_cancelled_jobs_in_one_reques
 
 
 async def test_rerun_refusals_change_nothing(client, db):
-    running = await trigger(client, ["demo"])
-    done = await trigger(client, ["demo"])
-    set_job(db, done["collectors"][0]["job_id"], status="completed")
+    running = await trigger(client, "demo")
+    done = await trigger(client, "demo")
+    await set_job(db, done["collectors"][0]["job_id"], status="completed")
     with db.cursor() as cur:
         cur.execute("SELECT count(*) FROM job_batches")
         before = cur.fetchone()
@@ -68,9 +68,9 @@ async def test_rerun_refusals_change_nothing(client, db):
 
 
 async def test_a_job_reruns_alone_in_a_new_batch(client, db):
-    created = await trigger(client, ["demo", "ninja"])
+    created = await trigger(client, "demo", "ninja")
     demo = created["collectors"][0]["job_id"]
-    set_job(db, demo, status="completed")
+    await set_job(db, demo, status="completed")
     resp = await client.post(f"/api/collectors/runs/job/{demo}/rerun")
     assert resp.status == 201
     rerun = await resp.json()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shlex
@@ -12,8 +11,8 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +20,16 @@ import psycopg2.extras
 import pytest
 from aiohttp.test_utils import TestClient
 
-from collectors.registry import load_registry
 from server.app import create_app
-from server.db.database import create_pool
 from server.runner.keys import RUNNER
-from server.runner.runner import Runner
 from server.settings import Settings
-from tests.conftest import replace_settings
+from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
+from tests.support.processes import process_alive, read_pids
 from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS
-
-PROGRAMS = Path(__file__).parent / "collector_programs"
-
-
-def program(name: str) -> list[str]:
-    return [sys.executable, str(PROGRAMS / f"{name}.py")]
-
-
-def write_collectors_file(path: Path, collectors: dict[str, dict[str, Any]]) -> Path:
-    """A TOML collectors file (JSON strings and arrays are valid TOML values)."""
-    lines = []
-    for name, entry in collectors.items():
-        lines.append(f"[collectors.{name}]")
-        lines.append(f"command = {json.dumps(entry['command'])}")
-        if "env" in entry:
-            pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in entry["env"].items())
-            lines.append(f"env = {{ {pairs} }}")
-        if "timeout" in entry:
-            lines.append(f"timeout = {entry['timeout']}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def process_alive(pid: int) -> bool:
-    """Running, not merely a zombie waiting for a parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+from tests.support.runner import started_runner
+from tests.support.runs import trigger
+from tests.support.settings import replace_settings
 
 
 def is_zombie(pid: int) -> bool:
@@ -67,10 +37,6 @@ def is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return False
-
-
-def read_pids(path: Path) -> list[int]:
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 @pytest.fixture(autouse=True)
@@ -124,13 +90,6 @@ def runner_client(aiohttp_client, runner_settings: Settings) -> AppFactory:  # t
         return await aiohttp_client(create_app(replace_settings(runner_settings, **changes)))
 
     return make
-
-
-async def trigger(client: TestClient, *names: str, priority: str = "normal") -> dict[str, Any]:
-    response = await client.post("/api/collectors/run", json={"collectors": list(names), "priority": priority})
-    assert response.status == 201, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 async def get_job(client: TestClient, job_id: str) -> dict[str, Any]:
@@ -423,19 +382,6 @@ def record_registry(tmp_path: Path, sleep: str = "0") -> tuple[Path, Path]:
         {"record": {"command": program("record_run"), "env": {"RECORD_FILE": str(record), "RECORD_SLEEP": sleep}}},
     )
     return path, record
-
-
-@asynccontextmanager
-async def started_runner(settings: Settings, database_url: str, **changes: Any) -> AsyncIterator[Runner]:
-    """A standalone Runner with its own pool, as `collector-hub runner` makes one."""
-    runner_settings = replace_settings(settings, **changes)
-    async with create_pool(database_url, 1, 4) as pool:
-        runner = Runner(pool, database_url, load_registry(runner_settings.collectors_file), runner_settings)
-        await runner.start()
-        try:
-            yield runner
-        finally:
-            await runner.stop()
 
 
 def max_overlap(intervals: list[tuple[Any, Any]]) -> int:

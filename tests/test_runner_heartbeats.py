@@ -6,10 +6,10 @@ from __future__ import annotations
 from server.db.database import create_pool
 from server.runner.housekeeping import Housekeeping
 from server.runs import runners
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
-from tests.test_api_runs import get_json
-from tests.test_runner_claims_and_runs import started_runner
+from tests.support.runner import started_runner
+from tests.support.runs import get_json
+from tests.support.settings import replace_settings
 
 
 def queued_job(db, job_id, collector, age_seconds):

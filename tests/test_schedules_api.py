@@ -19,8 +19,8 @@ from server.keys import POOL, REGISTRY, SETTINGS
 from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.scheduler import Scheduler
 from server.settings import Settings
-from tests.conftest import replace_settings
-from tests.test_openapi import Contract
+from tests.support.openapi_contract import Contract
+from tests.support.settings import replace_settings
 
 SCHEDULES = "/api/schedules"
 SCHEDULE = "/api/schedules/{schedule_id}"

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.settings import Settings
-from tests.test_cli_run import base_url, cli
+from tests.support.cli import base_url, cli
 
 ADMIN_KEY = "admin-key-" + "a" * 24
 READ_KEY = "read-key-" + "r" * 24

@@ -10,30 +10,8 @@ import pytest
 
 from server.db.database import apply_migrations
 from server.package_data import SQL_DIR
-
-
-def new_batch(db, collectors=("demo", "ninja")):
-    with db.cursor() as cur:
-        cur.execute(
-            "INSERT INTO job_batches (batch_id) VALUES ('bc_' || lpad((random()*1e8)::int::text, 8, '0'))"
-            " RETURNING batch_id"
-        )
-        batch_id = cur.fetchone()[0]
-        jobs = []
-        for i, name in enumerate(collectors):
-            cur.execute(
-                "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position)"
-                " VALUES (%s || '_' || lpad((random()*1e8)::int::text, 8, '0'), %s, %s, %s, %s) RETURNING job_id",
-                (name[:2], batch_id, name, f"{name}-collector", i),
-            )
-            jobs.append(cur.fetchone()[0])
-    return batch_id, jobs
-
-
-def fetch(db, sql, *params):
-    with db.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchone()
+from tests.support.database import fetch
+from tests.support.runs import new_batch
 
 
 @pytest.mark.parametrize("final", ["completed", "failed", "cancelled"])

@@ -4,11 +4,8 @@ URL starts an embedded PostgreSQL, runs a demo batch to completion, and stops cl
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,24 +13,8 @@ import aiohttp
 import pytest
 
 from tests.support.conditions import eventually
+from tests.support.processes import clean_environment, collector_hub_command, free_port
 from tests.support.run_shapes import BATCH_JOB_FIELDS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def collector_hub_command() -> list[str]:
-    script = Path(sys.executable).parent / "collector-hub"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server"]
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_HUB_")}
-    env.update(extra)
-    return env
 
 
 @pytest.fixture

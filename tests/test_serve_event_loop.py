@@ -17,7 +17,8 @@ import pytest
 from server.cli.event_loop import resolve_event_loop
 from server.settings import SettingsError, load_settings
 from tests.support.processes import ServeProcess, free_port
-from tests.support.sse_stream import SseStream, set_job
+from tests.support.runs import set_job
+from tests.support.sse_stream import SseStream
 
 
 def serve_env(database_url: str, **more: str) -> dict[str, str]:
@@ -65,7 +66,7 @@ async def test_workers_on_uvloop_push_live_over_websocket_and_sse(database_url, 
                 await ws.send_json({"op": "subscribe", "batch_id": batch_id})
             for sse in streams:
                 await sse.event()
-            set_job(db, job_id, status="completed")
+            await set_job(db, job_id, status="completed")
             for ws in sockets:
                 while True:
                     body = json.loads((await ws.receive(timeout=15)).data)

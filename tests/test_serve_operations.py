@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
-from tests.support.processes import ServeProcess, free_port, serving
-from tests.test_runner_claims_and_runs import process_alive, program, read_pids, write_collectors_file
+from tests.support.processes import ServeProcess, free_port, process_alive, read_pids, serving
 
 ADMIN_KEY = "operations-admin-key-0123456789abcdef"
 JWT_SECRET = "operations-jwt-secret-at-least-32-bytes-long"

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.sse_stream import trigger
+from tests.support.runs import trigger
 
 
 def job_rows(db: Any) -> list[tuple[Any, ...]]:
@@ -24,7 +24,7 @@ def job_rows(db: Any) -> list[tuple[Any, ...]]:
 async def test_a_second_serve_on_a_taken_port_exits_1_and_no_job_row_changed(
     client: Any, db: Any, database_url: str, tmp_path: Path
 ) -> None:
-    await trigger(client, ["demo", "ninja"])
+    await trigger(client, "demo", "ninja")
     before = job_rows(db)
     assert [row[1] for row in before] == ["queued", "queued"]
 

@@ -21,8 +21,9 @@ from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.scheduler import Scheduler
 from server.security.api_keys import create_key
 from server.settings import Settings
-from tests.support.sse_stream import SseStream, set_job
-from tests.test_openapi import Contract
+from tests.support.openapi_contract import Contract
+from tests.support.runs import set_job
+from tests.support.sse_stream import SseStream
 
 SETTINGS_KEY = "settings-admin-key-" + "s" * 24
 BATCH = "/api/collectors/runs/batch/{batch_id}"
@@ -93,7 +94,7 @@ async def test_every_way_a_batch_starts_is_said_wherever_the_batch_is_shown(
     with db.cursor() as cur:
         cur.execute("SELECT job_id FROM job_runs WHERE batch_id = %s", (by_stored_key,))
         [(job_id,)] = cur.fetchall()
-    set_job(db, job_id, status="failed", error="boom")
+    await set_job(db, job_id, status="failed", error="boom")
     rerun_path = BATCH + "/rerun"
     rerun = await contract.call(client, "POST", rerun_path, 201, path={"batch_id": by_stored_key}, headers=key)
     expected[rerun["batch_id"]] = {"kind": "rerun", "name": by_stored_key}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from server.observability.metrics import sample_value
-from tests.test_api_runs import get_json, trigger
+from tests.support.runs import get_json, trigger
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +34,15 @@ async def test_stats_figures_and_the_metrics_agree(client, db):
     outcomes = [("completed", 1, 10), ("completed", 2, 20), ("completed", 3, 30), ("failed", 4, 40)]
     demo_jobs = []
     for status, waited, ran in outcomes:
-        created = await trigger(client, ["demo"])
+        created = await trigger(client, "demo")
         demo_jobs.append(created["collectors"][0]["job_id"])
         finish(db, demo_jobs[-1], status, waited, ran, "boom" if status == "failed" else None)
-    cancelled = await trigger(client, ["ninja"])
+    cancelled = await trigger(client, "ninja")
     with db.cursor() as cur:
         cur.execute(
             "UPDATE job_runs SET status = 'cancelled' WHERE job_id = %s", (cancelled["collectors"][0]["job_id"],)
         )
-    await trigger(client, ["ninja"])  # still queued
+    await trigger(client, "ninja")  # still queued
 
     body = await get_json(client, "/api/collectors/stats?window=24h")
     assert body["interval"] == "hour" and body["window"] == "24h"

@@ -12,8 +12,8 @@ from server.app import create_app
 from server.settings import SettingsError, load_settings
 from server.webhooks.rules import address_guard
 from server.webhooks.rules.signing import is_valid_secret, new_secret
-from tests.conftest import replace_settings
-from tests.test_openapi import Contract
+from tests.support.openapi_contract import Contract
+from tests.support.settings import replace_settings
 
 HOOKS = "/api/webhooks"
 HOOK = "/api/webhooks/{webhook_id}"

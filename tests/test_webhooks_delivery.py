@@ -22,11 +22,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.observability.metrics import sample_value
 from server.settings import Settings
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
+from tests.support.settings import replace_settings
 from tests.support.webhook_receivers import Received, Receiver, start_receiver
-
-FAST = {"webhook_allow_private": True, "webhook_poll_interval": 0.05, "webhook_retry_schedule": (0.1, 0.1, 0.1)}
+from tests.support.webhooks import FAST, attempts_of, deliveries_of, delivery_status, finish_batch, register, rows
 
 
 @pytest.fixture
@@ -42,48 +41,6 @@ async def hub(aiohttp_client, fast_settings) -> TestClient:  # type: ignore[no-u
 @pytest.fixture
 async def receiver(aiohttp_server) -> Receiver:  # type: ignore[no-untyped-def]
     return await start_receiver(aiohttp_server)
-
-
-async def register(client: TestClient, url: str, events: list[str] | None = None) -> dict[str, Any]:
-    events = events or ["batch.completed", "batch.failed", "batch.cancelled"]
-    resp = await client.post("/api/webhooks", json={"url": url, "events": events})
-    assert resp.status == 201, await resp.text()
-    created: dict[str, Any] = await resp.json()
-    return created
-
-
-async def finish_batch(client: TestClient, status: str = "completed") -> str:
-    """A batch of one demo job, driven to ``status`` over HTTP; returns its id."""
-    resp = await client.post("/api/collectors/run", json={"collectors": ["demo"]})
-    assert resp.status == 201
-    created = await resp.json()
-    job_id = created["collectors"][0]["job_id"]
-    if status == "cancelled":
-        resp = await client.post(f"/api/collectors/runs/batch/{created['batch_id']}/cancel")
-    else:
-        report = {"status": status, **({"error": "boom"} if status == "failed" else {})}
-        resp = await client.post(f"/api/collectors/runs/job/{job_id}/progress", json=report)
-    assert resp.status == 200, await resp.text()
-    return str(created["batch_id"])
-
-
-def rows(db, sql: str, *params: Any) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    with db.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-        cur.execute(sql, params)
-        return [dict(r) for r in cur.fetchall()]
-
-
-def deliveries_of(db, webhook_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    return rows(db, "SELECT * FROM webhook_deliveries WHERE webhook_id = %s ORDER BY created_at", webhook_id)
-
-
-def attempts_of(db, delivery_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    return rows(db, "SELECT * FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt_number", delivery_id)
-
-
-async def delivery_status(db, webhook_id: str, status: str, count: int = 1) -> list[dict[str, Any]] | None:  # type: ignore[no-untyped-def]
-    found = [d for d in deliveries_of(db, webhook_id) if d["status"] == status]
-    return found if len(found) >= count else None
 
 
 def plain_hmac_ok(secret: str, got: Received) -> bool:

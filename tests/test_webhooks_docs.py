@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
+from tests.support.settings import replace_settings
 from tests.support.webhook_receivers import Received, start_receiver
-from tests.test_webhooks_delivery import FAST, delivery_status, finish_batch, register
+from tests.support.webhooks import FAST, delivery_status, finish_batch, register
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "WEBHOOKS.md"
 

@@ -17,9 +17,9 @@ import aiohttp
 from aiohttp import web
 
 from tests.support.conditions import eventually
+from tests.support.processes import clean_environment, collector_hub_command, free_port
 from tests.support.webhook_receivers import Received, start_receiver
-from tests.test_serve import clean_environment, collector_hub_command, free_port
-from tests.test_webhooks_delivery import attempts_of, deliveries_of, delivery_status
+from tests.support.webhooks import attempts_of, deliveries_of, delivery_status
 
 
 @asynccontextmanager

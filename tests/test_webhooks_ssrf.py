@@ -14,10 +14,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from server.app import create_app
 from server.webhooks.rules.address_guard import BlockedAddressError, GuardedConnector, is_public_address, make_connector
 from server.webhooks.rules.signing import new_secret
-from tests.conftest import replace_settings
 from tests.support.conditions import eventually
+from tests.support.settings import replace_settings
 from tests.support.webhook_receivers import Receiver, start_receiver
-from tests.test_webhooks_delivery import FAST, attempts_of, deliveries_of, finish_batch, rows
+from tests.support.webhooks import FAST, attempts_of, deliveries_of, finish_batch, rows
 
 
 @pytest.mark.parametrize(

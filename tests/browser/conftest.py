@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import replace_settings
+from tests.support.settings import replace_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -7,10 +7,9 @@ from typing import Any
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import TIMEOUT_MS, url_of
-from tests.test_inventory_api import filled  # noqa: F401 (the fixture)
 
 
-async def test_inventory_counts_coverage_and_search(live_server: ServerFactory, page: Any, filled: Any) -> None:  # noqa: F811
+async def test_inventory_counts_coverage_and_search(live_server: ServerFactory, page: Any, filled: Any) -> None:
     server = await live_server()
     await page.goto(url_of(server, "/inventory"))
     # ninja keeps WS-001..WS-011 (WS-012 removed), threatlocker WS-005..WS-015.

@@ -20,7 +20,7 @@ from tests.browser.console_helpers import (
     url_of,
     wait_live,
 )
-from tests.test_inventory_api import filled  # noqa: F401 (the fixture: devices for the Inventory view)
+from tests.support.conditions import eventually
 
 
 async def views_with_data(server: Any) -> dict[str, str]:
@@ -41,8 +41,6 @@ async def views_with_data(server: Any) -> dict[str, str]:
             body = await api_get(server, f"/api/collectors/runs/batch/{batch_id}")
             return body["status"] in ("completed", "running") and (body["progress_percent"] or 0) > 0
 
-        from tests.support.conditions import eventually
-
         await eventually(ready, timeout=30, what=f"{batch_id} under way")
     return {
         "running": running["batch_id"],
@@ -59,7 +57,7 @@ async def test_every_view_fits_a_phone_and_passes_axe(
     live_server: ServerFactory,
     browser: Any,
     screenshot_dir: Path,
-    filled: Any,  # noqa: F811
+    filled: Any,
 ) -> None:
     server = await live_server()
     views = await views_with_data(server)

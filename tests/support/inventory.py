@@ -3,19 +3,23 @@ triggering runs and following them to the end."""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from collectors.inventory_records import DeviceRecord
+from collectors.inventory_store import InventoryWriter
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import replace_settings
 from tests.fakes.ninja import FakeNinja
 from tests.fakes.threatlocker import BASE_PATH, FakeThreatLocker
+from tests.support.collectors_file import write_collectors_file
 from tests.support.conditions import eventually
+from tests.support.runs import get_json
+from tests.support.settings import replace_settings
 
 # Fast retries and short timeouts, so a test of a failure takes a second, not minutes.
 FAST_HTTP = {"RETRY_BACKOFF": "0.05", "MAX_BACKOFF": "0.2", "TIMEOUT": "5", "MAX_RETRIES": "3"}
@@ -44,30 +48,12 @@ def threatlocker_env(fake: FakeThreatLocker, url: str, **extra: str) -> dict[str
     return env
 
 
-def write_collectors_file(path: Path, envs: dict[str, dict[str, str]], timeout: float = 120) -> Path:
+def vendor_collectors(envs: dict[str, dict[str, str]], timeout: float = 120) -> dict[str, dict[str, Any]]:
     """Collectors file entries for the built-in vendor collectors with these environments."""
-    lines = []
-    for name, env in envs.items():
-        lines.append(f"[collectors.{name}]")
-        lines.append(f"command = {json.dumps([sys.executable, '-m', f'collectors.{name}'])}")
-        pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
-        lines.append(f"env = {{ {pairs} }}")
-        lines.append(f"timeout = {timeout}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-async def trigger(client: TestClient, *names: str) -> dict[str, Any]:
-    response = await client.post("/api/collectors/run", json={"collectors": list(names)})
-    assert response.status == 201, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-async def get_json(client: TestClient, path: str, status: int = 200) -> Any:
-    response = await client.get(path)
-    assert response.status == status, await response.text()
-    return await response.json()
+    return {
+        name: {"command": [sys.executable, "-m", f"collectors.{name}"], "env": env, "timeout": timeout}
+        for name, env in envs.items()
+    }
 
 
 async def follow_job(client: TestClient, job_id: str, within: float = 60) -> tuple[dict[str, Any], list[Any]]:
@@ -111,7 +97,7 @@ def hub_factory(aiohttp_client: Any, settings: Settings, tmp_path: Path) -> Any:
     (name -> environment) against the fakes; no rate limit on the tests' polling."""
 
     async def make(envs: dict[str, dict[str, str]], job_timeout: float = 120) -> TestClient:
-        collectors = write_collectors_file(tmp_path / "collectors.toml", envs, job_timeout)
+        collectors = write_collectors_file(tmp_path / "collectors.toml", vendor_collectors(envs, job_timeout))
         app_settings = replace_settings(
             settings,
             run_collectors=True,
@@ -129,3 +115,53 @@ def hub_factory(aiohttp_client: Any, settings: Settings, tmp_path: Path) -> Any:
 def empty_inventory(db: Any) -> None:
     with db.cursor() as cur:
         cur.execute("DELETE FROM job_batches; DELETE FROM inventory_devices; DELETE FROM inventory_runs")
+
+
+def _running_job(db: Any, collector: str, job_id: str, batch_id: str) -> None:
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES (%s, 'running')", (batch_id,))
+        cur.execute(
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status) VALUES (%s, %s, %s, %s, 'running')",
+            (job_id, batch_id, collector, f"{collector}-collector"),
+        )
+
+
+def _device(n: int, **fields: Any) -> DeviceRecord:
+    values: dict[str, Any] = {
+        "vendor_id": str(n),
+        "raw": {"id": n, "note": "raw \u00e9"},
+        "display_name": f"Desk {n}",
+        "host_name": f"WS-{n:03d}",
+        "dns_name": f"ws-{n:03d}.corp.example",
+        "platform": "windows" if n % 2 else "linux",
+        "ip_addresses": (f"10.0.0.{n}",),
+        "last_contact_at": dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC),
+    }
+    values.update(fields)
+    return DeviceRecord(**values)
+
+
+def fill_inventory(db: Any, database_url: str) -> dict[str, Any]:
+    """Devices written the way the collectors write them (the ``filled`` fixture).
+
+    ninja: WS-001..WS-012 (WS-012 then removed by a complete run); threatlocker: WS-005..WS-015."""
+    empty_inventory(db)
+    _running_job(db, "ninja", "ni_00000001", "bc_00000001")
+    writer = InventoryWriter(database_url, "ninja", "ni_00000001")
+    writer.open()
+    writer.write_page([_device(n) for n in range(1, 13)])
+    writer.complete("done")
+    writer.close()
+    _running_job(db, "ninja", "ni_00000002", "bc_00000002")
+    writer = InventoryWriter(database_url, "ninja", "ni_00000002")
+    writer.open()
+    writer.write_page([_device(n) for n in range(1, 12)])
+    counts = writer.complete("Collected {seen} devices ({new} new, {gone} gone)")
+    writer.close()
+    _running_job(db, "threatlocker", "th_00000003", "bc_00000003")
+    writer = InventoryWriter(database_url, "threatlocker", "th_00000003")
+    writer.open()
+    writer.write_page([_device(n, vendor_id=f"guid-{n}", dns_name=None) for n in range(5, 16)])
+    writer.complete("done")
+    writer.close()
+    return {"counts": counts}

@@ -27,10 +27,38 @@ from tests.support.conditions import eventually
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on now (the OS picks it, so parallel workers differ)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def collector_hub_command() -> list[str]:
+    """The installed ``collector-hub`` script, as a user runs it (``python -m server`` without one)."""
+    script = Path(sys.executable).parent / "collector-hub"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "server"]
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This environment without any COLLECTOR_HUB_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_HUB_")}
+    env.update(extra)
+    return env
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_pids(path: Path) -> list[int]:
+    """The process ids a test collector wrote to ``path`` (one per start), none if it never ran."""
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def redis_binary() -> str | None:

@@ -65,15 +65,3 @@ class SseStream:
             seen.append(event)
             if json.loads(event["data"])["status"] == status:
                 return seen
-
-
-def set_job(db: Any, job_id: str, **columns: Any) -> None:
-    sets = ", ".join(f"{name} = %s" for name in columns)
-    with db.cursor() as cur:
-        cur.execute(f"UPDATE job_runs SET {sets} WHERE job_id = %s", (*columns.values(), job_id))
-
-
-async def trigger(client: Any, collectors: tuple[str, ...] | list[str] = ("demo",)) -> dict[str, Any]:
-    resp = await client.post("/api/collectors/run", json={"collectors": list(collectors)})
-    assert resp.status == 201, await resp.text()
-    return await resp.json()  # type: ignore[no-any-return]
