@@ -55,7 +55,14 @@ setup(
     ],
     extras_require={
         "test": [
-            "pytest>=8",
+            # Below 9.2: pytest 9.2 builds a test's id from its parametrization only, so
+            # schemathesis' tests (tests/test_fuzz.py) all get the same id per function, and
+            # pytest-xdist, which hands tests out by id, then runs one of each (9.2.0 with
+            # schemathesis 4.32.5); tests/conftest.py refuses to run with duplicate ids.
+            "pytest>=8,<9.2",
+            # pytest-dev's plugin that runs the suite in parallel processes (configured in
+            # pyproject.toml, so the README's plain `pytest` uses it); maintained, 3.8 of June 2025.
+            "pytest-xdist>=3.8",
             "pytest-aiohttp>=1.0",
             "pytest-asyncio>=1.4",  # its pytest_asyncio_loop_factories hook runs the live tests on both loops
             "uvloop>=0.21",  # ... of which uvloop's is one (tests/conftest.py, EVENT_LOOPS)

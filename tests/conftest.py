@@ -1,13 +1,19 @@
 """Fixtures: a real PostgreSQL (embedded, or COLLECTOR_HUB_TEST_DATABASE_URL), a fresh database
 per test module copied from a template with the migrations from sql/ applied, and the app from
-the real factory. Under pytest-xdist each worker has its own embedded PostgreSQL
-(tests/support/database.py says why)."""
+the real factory.
+
+The suite runs in parallel worker processes (pytest-xdist, ``-n auto --dist loadfile`` in
+pyproject.toml): each test module runs whole, in file order, on one worker, and each worker has
+its own embedded PostgreSQL (tests/support/database.py says why). ``pytest -n 0`` runs it in
+one process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,26 @@ def pytest_asyncio_loop_factories(
     if item.get_closest_marker("every_loop") is not None:
         return dict(EVENT_LOOPS)
     return {"asyncio": EVENT_LOOPS["asyncio"]}
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for ``-n auto``: two per core, at most eight. A test spends most of its time
+    waiting (for a collector process, a server, a browser, a timer), so one core keeps two
+    workers busy; past eight, the longest modules set the time anyway."""
+    return min(8, 2 * len(os.sched_getaffinity(0)))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run in parallel with two tests under one id: pytest-xdist hands tests out by
+    id and would run only one of them, silently (see the pytest pin in setup.py)."""
+    if not hasattr(config, "workerinput"):
+        return
+    duplicated = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if duplicated:
+        raise pytest.UsageError(
+            f"{len(duplicated)} test ids name more than one test ({duplicated[0]}, ...): pytest-xdist would run"
+            " one of each. Install the test dependencies again (pip install -e '.[test]'), or run with -n 0."
+        )
 
 
 @pytest.fixture(scope="session")
