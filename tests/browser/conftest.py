@@ -2,16 +2,24 @@
 
 `.ci/run` installs Chromium; without it these tests fail (they are never skipped silently).
 Screenshots go under ``test-output/`` at the project root.
+
+One Chromium (and one Playwright driver) per test process, not per test: starting them cost
+each test about a second and a half of CPU. Each test gets a browser context of its own, as
+isolated as a new browser (cookies, storage, network emulation). Playwright's objects belong to
+the event loop that made them, so these tests, their live servers and their pages all run on
+the session's loop (pytest-asyncio's ``loop_scope="session"``).
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
@@ -21,6 +29,13 @@ from tests.support.settings import replace_settings
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HTML_MESSAGE = "<img src=x onerror=window.pwned=1><b>bold</b>"
+# The slow collector: under way (1 %) at once, then a page every six seconds, so it is still
+# running at the end of any test that leaves it running, on a loaded machine too (the demo,
+# paced for the eye, ended within a minute, sometimes before the test that needed it running).
+SLOW_PAGES = (
+    "import time\\nfor page in range(1, 101):\\n"
+    "    print(f'@progress {page} Processing page {page}/100', flush=True)\\n    time.sleep(6)"
+)
 PROGRAMS = Path(__file__).resolve().parent.parent / "collector_programs"
 OUTPUT_DIR = Path(__file__).resolve().parent.parent.parent / "test-output"
 
@@ -38,8 +53,7 @@ command = ["{python}", "-m", "collectors.demo"]
 env = {{ DEMO_PAGES = "10", DEMO_PAGE_SECONDS = "0.5" }}
 
 [collectors.slow]
-command = ["{python}", "-m", "collectors.demo"]
-env = {{ DEMO_PAGES = "200", DEMO_PAGE_SECONDS = "0.3" }}
+command = ["{python}", "-c", "{SLOW_PAGES}"]
 job_name = "slow-collector"
 
 [collectors.failing]
@@ -59,10 +73,23 @@ job_name = "html-collector"
 
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
+SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.fixture
-def live_server(aiohttp_server: Any, settings: Settings, browser_collectors_file: Path) -> ServerFactory:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test runs on the session's event loop, where the browser lives."""
+    here = Path(__file__).parent
+    for item in items:
+        if isinstance(item, pytest.Function) and item.path.parent == here and inspect.iscoroutinefunction(item.obj):
+            item.add_marker(SESSION_LOOP, append=False)  # before the plain marker asyncio_mode=auto adds
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def live_server(settings: Settings, browser_collectors_file: Path) -> AsyncIterator[ServerFactory]:
+    """``await live_server(port=None, **settings changes)``: the app with a runner on a real port,
+    closed at the end of the test (pytest-aiohttp's aiohttp_server, on the session's loop)."""
+    servers: list[TestServer] = []
+
     async def start(port: int | None = None, **changes: Any) -> TestServer:
         defaults = {
             "run_collectors": True,
@@ -70,15 +97,19 @@ def live_server(aiohttp_server: Any, settings: Settings, browser_collectors_file
             "cancel_grace_period": 0.5,
             "collectors_file": browser_collectors_file,
         }
-        app = create_app(replace_settings(settings, **{**defaults, **changes}))
-        server: TestServer = await aiohttp_server(app, port=port)
+        server = TestServer(create_app(replace_settings(settings, **{**defaults, **changes})), port=port)
+        await server.start_server()
+        servers.append(server)
         return server
 
-    return start
+    yield start
+    while servers:
+        await servers.pop().close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
+    """The test process's one Chromium."""
     if not CHROMIUM.exists():  # noqa: ASYNC240 (one stat, before any I/O worth sparing)
         pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does this)")
     from playwright.async_api import async_playwright
@@ -91,8 +122,9 @@ async def browser() -> AsyncIterator[Any]:
             await browser.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def page(browser: Any) -> AsyncIterator[Any]:
+    """A page in a browser context of its own; the test fails on any uncaught error in it."""
     context = await browser.new_context()
     page = await context.new_page()
     errors: list[str] = []
