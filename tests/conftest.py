@@ -54,9 +54,34 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min(8, 2 * len(os.sched_getaffinity(0)))
 
 
+# The modules that take longest, longest first. A worker takes the next module whenever it
+# finishes one, in collection order; these are collected first so that no worker is left
+# running one of them alone at the end of the run. Only the order depends on this list: a module
+# not named here runs after these, in file order.
+LONGEST_FIRST = (
+    "tests/test_fuzz.py",
+    "tests/test_progress.py",
+    "tests/test_cli_run.py",
+    "tests/test_inventory_ninja.py",
+    "tests/test_packaging.py",
+    "tests/browser/test_console_live.py",
+    "tests/browser/test_console_shell.py",
+    "tests/browser/test_console_layout.py",
+    "tests/test_serve.py",
+    "tests/test_runner.py",
+    "tests/test_webhooks_restart.py",
+    "tests/test_cli_collectors.py",
+    "tests/test_webhooks_delivery.py",
+    "tests/test_serve_start.py",
+    "tests/test_webhooks_api.py",
+    "tests/test_schedules_cli.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse to run in parallel with two tests under one id: pytest-xdist hands tests out by
-    id and would run only one of them, silently (see the pytest pin in setup.py)."""
+    """In a worker: the longest modules first (LONGEST_FIRST); and refuse to run with two tests
+    under one id: pytest-xdist hands tests out by id and would run only one of them, silently
+    (see the pytest pin in setup.py)."""
     if not hasattr(config, "workerinput"):
         return
     duplicated = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
@@ -65,6 +90,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"{len(duplicated)} test ids name more than one test ({duplicated[0]}, ...): pytest-xdist would run"
             " one of each. Install the test dependencies again (pip install -e '.[test]'), or run with -n 0."
         )
+    rank = {path: position for position, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: file order otherwise
 
 
 @pytest.fixture(scope="session")

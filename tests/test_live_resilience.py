@@ -86,7 +86,10 @@ async def test_listener_killed_mid_run_every_client_still_reaches_the_final_stat
     await sse.events_until("running")
 
     with db.cursor() as cur:
-        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
         assert cur.fetchone()[0] == 1, "exactly one LISTEN connection per process"
     # Writes while the listener is down: their NOTIFYs reach nobody.
     await set_job(db, demo, status="completed")

@@ -24,7 +24,9 @@ def served(tmp_path: Path, embedded_data_dir: Path) -> Iterator[tuple[str, subpr
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [*collector_hub_command(), "serve", "--port", str(port)],
-            env=clean_environment(COLLECTOR_HUB_DATA_DIR=str(embedded_data_dir)),
+            # The demo paced for a test (about 1.5 s) rather than for the eye (ten seconds): the
+            # collector reads DEMO_PAGE_SECONDS from the environment the server passes it.
+            env=clean_environment(COLLECTOR_HUB_DATA_DIR=str(embedded_data_dir), DEMO_PAGE_SECONDS="0.15"),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
