@@ -8,6 +8,7 @@ import re
 import pytest
 
 from server.api.timestamps import format_timestamp
+from tests.support.database import execute, fetch_row
 from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS, JOB_FIELDS
 from tests.support.runs import get_json, set_job, trigger
 
@@ -96,44 +97,41 @@ async def test_all_completed_batch_is_completed_at_100(client, db):
 async def test_estimated_completion_is_linear_from_progress(client, db):
     created = await trigger(client, "demo")
     job_id = created["collectors"][0]["job_id"]
-    with db.cursor() as cur:
-        # Started 60 s ago and half done: the estimate is about 60 s from now.
-        cur.execute(
-            "UPDATE job_runs SET status = 'running', run_started_at = now() - interval '60 seconds',"
-            " progress_percent = 50 WHERE job_id = %s",
-            (job_id,),
-        )
-        cur.execute(
-            "SELECT extract(epoch FROM estimated_completion - now()) FROM job_batches WHERE batch_id = %s",
-            (created["batch_id"],),
-        )
-        remaining = cur.fetchone()[0]
-    assert 55 <= remaining <= 65
+    # Started 60 s ago and half done: the estimate is about 60 s from now.
+    await execute(
+        db,
+        "UPDATE job_runs SET status = 'running', run_started_at = now() - interval '60 seconds',"
+        " progress_percent = 50 WHERE job_id = %s",
+        job_id,
+    )
+    row = await fetch_row(
+        db,
+        "SELECT extract(epoch FROM estimated_completion - now()) AS remaining FROM job_batches WHERE batch_id = %s",
+        created["batch_id"],
+    )
+    assert row is not None and 55 <= row["remaining"] <= 65
     body = await get_json(client, f"/api/collectors/runs/batch/{created['batch_id']}")
     assert TIMESTAMP.match(body["estimated_completion"])
 
 
 async def test_estimated_completion_uses_past_durations_before_progress(client, db):
     past = await trigger(client, "threatlocker")
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE job_runs SET status = 'completed', run_started_at = now() - interval '120 seconds'"
-            " WHERE job_id = %s",
-            (past["collectors"][0]["job_id"],),
-        )
+    await execute(
+        db,
+        "UPDATE job_runs SET status = 'completed', run_started_at = now() - interval '120 seconds' WHERE job_id = %s",
+        past["collectors"][0]["job_id"],
+    )
     created = await trigger(client, "threatlocker")
-    with db.cursor() as cur:
-        cur.execute(
-            "SELECT extract(epoch FROM estimated_completion - now()) FROM job_batches WHERE batch_id = %s",
-            (created["batch_id"],),
-        )
-        remaining = cur.fetchone()[0]
-    assert 110 <= remaining <= 125
+    row = await fetch_row(
+        db,
+        "SELECT extract(epoch FROM estimated_completion - now()) AS remaining FROM job_batches WHERE batch_id = %s",
+        created["batch_id"],
+    )
+    assert row is not None and 110 <= row["remaining"] <= 125
 
 
 async def test_latest_prefers_active_run_then_most_recent(client, db):
-    with db.cursor() as cur:  # other tests in this module leave active runs behind
-        cur.execute("TRUNCATE job_batches CASCADE")
+    await execute(db, "TRUNCATE job_batches CASCADE")  # other tests in this module leave active runs behind
     first = await trigger(client, "ninja")
     await set_job(db, first["collectors"][0]["job_id"], status="failed", error="x")
     second = await trigger(client, "ninja")
@@ -153,15 +151,14 @@ async def test_latest_prefers_active_run_then_most_recent(client, db):
 
 
 async def test_history_lists_recent_runs_with_durations(client, db):
-    with db.cursor() as cur:
-        cur.execute("TRUNCATE job_batches CASCADE")
+    await execute(db, "TRUNCATE job_batches CASCADE")
     created = await trigger(client, "demo")
     job_id = created["collectors"][0]["job_id"]
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE job_runs SET status = 'completed', ended_at = started_at + interval '80 seconds' WHERE job_id = %s",
-            (job_id,),
-        )
+    await execute(
+        db,
+        "UPDATE job_runs SET status = 'completed', ended_at = started_at + interval '80 seconds' WHERE job_id = %s",
+        job_id,
+    )
     running = await trigger(client, "ninja")
     body = await get_json(client, "/api/collectors/history?limit=2")
     assert body["total_runs"] == 2

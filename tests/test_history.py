@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from tests.support.database import execute
 from tests.support.runs import get_json, set_job, trigger
 
 
@@ -104,11 +105,11 @@ async def test_batches_list_with_job_statuses_and_duration(client, db):
     demo, ninja = (j["job_id"] for j in first["collectors"])
     await set_job(db, demo, status="completed")
     await set_job(db, ninja, status="failed", error="boom")
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE job_batches SET ended_at = started_at + interval '65 seconds' WHERE batch_id = %s",
-            (first["batch_id"],),
-        )
+    await execute(
+        db,
+        "UPDATE job_batches SET ended_at = started_at + interval '65 seconds' WHERE batch_id = %s",
+        first["batch_id"],
+    )
     second = await trigger(client, "threatlocker")
     body = await get_json(client, "/api/collectors/batches")
     assert [b["batch_id"] for b in body["batches"]] == [second["batch_id"], first["batch_id"]]

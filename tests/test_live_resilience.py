@@ -13,6 +13,7 @@ from aiohttp import WSMsgType
 from server.app import create_app
 from server.realtime.keys import HUB
 from tests.support.conditions import eventually
+from tests.support.database import execute
 from tests.support.runs import set_job, trigger
 from tests.support.settings import replace_settings
 from tests.support.sse_stream import SseStream
@@ -183,12 +184,12 @@ async def test_a_queued_job_wakes_the_runner_through_notify(aiohttp_client, sett
     app = create_app(replace_settings(settings, run_collectors=True, runner_poll_interval=60))
     client = await aiohttp_client(app)
     await asyncio.sleep(0)  # (the runner's first poll happened at start)
-    with db.cursor() as cur:
-        cur.execute("INSERT INTO job_batches (batch_id) VALUES ('bc_55555555')")
-        cur.execute(
-            "INSERT INTO job_runs (job_id, batch_id, collector, job_name) VALUES"
-            " ('de_55555555', 'bc_55555555', 'demo', 'demo-collector')"
-        )
+    await execute(db, "INSERT INTO job_batches (batch_id) VALUES ('bc_55555555')")
+    await execute(
+        db,
+        "INSERT INTO job_runs (job_id, batch_id, collector, job_name) VALUES"
+        " ('de_55555555', 'bc_55555555', 'demo', 'demo-collector')",
+    )
 
     async def started():
         body = await (await client.get("/api/collectors/runs/job/de_55555555")).json()

@@ -14,6 +14,7 @@ from aiohttp import web
 from server.app import create_app
 from server.realtime.keys import HUB
 from tests.support.conditions import eventually
+from tests.support.database import execute
 from tests.support.runs import set_job, trigger
 from tests.support.settings import replace_settings
 from tests.support.sse_stream import SseStream
@@ -205,8 +206,8 @@ async def test_raw_sql_notify_reaches_stream(client, db):
     created = await trigger(client)
     sse = SseStream(await client.get(f"/api/collectors/runs/batch/{created['batch_id']}/events"))
     await sse.event()
-    with db.cursor() as cur:  # a direct batch write, no job involved
-        cur.execute("UPDATE job_batches SET message = 'edited by hand' WHERE batch_id = %s", (created["batch_id"],))
+    # A direct batch write, no job involved.
+    await execute(db, "UPDATE job_batches SET message = 'edited by hand' WHERE batch_id = %s", created["batch_id"])
     event = await sse.event()
     assert json.loads(event["data"])["message"] == "edited by hand"
     sse.resp.close()

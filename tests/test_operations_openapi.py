@@ -11,6 +11,7 @@ from aiohttp import web
 from server.api.roles import STREAM_TOKEN_NAME
 from server.api.validation import accepted_query
 from server.security.cors import is_preflight_route
+from tests.support.database import execute
 from tests.support.openapi_contract import NOT_PROVOKED, UNKNOWN_BATCH, UNKNOWN_JOB, Contract
 from tests.support.runs import set_job, trigger
 
@@ -46,11 +47,11 @@ async def test_run_operations_match_the_document(client, db):
     await set_job(db, demo, status="completed", run_started_at=dt.datetime.now(dt.UTC))
     await set_job(db, ninja, status="failed", error="boom")
     add_log_lines(db, demo, 5)
-    with db.cursor() as cur:
-        cur.execute(
-            "INSERT INTO runners (runner_id, host, collectors, capacity) VALUES ('r1', 'h', '{demo}', 2)"
-            " ON CONFLICT DO NOTHING"
-        )
+    await execute(
+        db,
+        "INSERT INTO runners (runner_id, host, collectors, capacity) VALUES ('r1', 'h', '{demo}', 2)"
+        " ON CONFLICT DO NOTHING",
+    )
 
     for template in (OPERATIONS[0][1], OPERATIONS[1][1]):
         await c.call(client, "GET", template, 200, params={"status": "failed,completed", "since": "2026-01-01"})

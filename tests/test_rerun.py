@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support.database import execute
 from tests.support.runs import get_json, set_job, trigger
 
 
@@ -80,12 +81,12 @@ async def test_a_job_reruns_alone_in_a_new_batch(client, db):
 
 
 async def test_a_collector_no_longer_configured_cannot_rerun(client, db):
-    with db.cursor() as cur:
-        cur.execute("INSERT INTO job_batches (batch_id) VALUES ('bc_00000077')")
-        cur.execute(
-            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
-            " VALUES ('ol_00000077', 'bc_00000077', 'oldone', 'oldone-collector', 'failed')"
-        )
+    await execute(db, "INSERT INTO job_batches (batch_id) VALUES ('bc_00000077')")
+    await execute(
+        db,
+        "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
+        " VALUES ('ol_00000077', 'bc_00000077', 'oldone', 'oldone-collector', 'failed')",
+    )
     resp = await client.post("/api/collectors/runs/batch/bc_00000077/rerun", json={"only": "failed"})
     assert resp.status == 409
     assert "oldone" in (await resp.json())["error"]

@@ -25,6 +25,7 @@ from server.runner.keys import RUNNER
 from server.settings import Settings
 from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
+from tests.support.database import execute
 from tests.support.processes import process_alive, read_pids
 from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS
 from tests.support.runner import started_runner
@@ -337,16 +338,17 @@ async def test_the_watchdog_fails_a_silent_job_and_its_process_stops(
 async def test_the_watchdog_covers_jobs_of_runners_that_died_elsewhere(runner_client: AppFactory, db) -> None:  # type: ignore[no-untyped-def]
     client = await runner_client(run_collectors=False)
     ghost, fresh = (await trigger(client, "quiet", "crash"))["collectors"]
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere',"
-            " run_started_at = now() - interval '1 hour' WHERE job_id = %s",
-            (ghost["job_id"],),
-        )
-        cur.execute(
-            "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere' WHERE job_id = %s",
-            (fresh["job_id"],),
-        )
+    await execute(
+        db,
+        "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere',"
+        " run_started_at = now() - interval '1 hour' WHERE job_id = %s",
+        ghost["job_id"],
+    )
+    await execute(
+        db,
+        "UPDATE job_runs SET status = 'running', runner_id = 'elsewhere:1', host = 'elsewhere' WHERE job_id = %s",
+        fresh["job_id"],
+    )
     other = await runner_client(runner_id="watcher", watchdog_timeout=60.0)
     job = await job_ended(other, ghost["job_id"])
     assert job["status"] == "failed" and "No progress reported for 60 seconds" in job["error"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from server.observability.metrics import sample_value
+from tests.support.database import execute
 from tests.support.runs import get_json, trigger
 
 
@@ -15,19 +16,24 @@ def empty(db):
         cur.execute("TRUNCATE job_batches, job_finish_metrics, runners CASCADE")
 
 
-def finish(db, job_id, status, waited, ran, error=None):
+async def finish(db, job_id, status, waited, ran, error=None):
     """End a job as if it waited ``waited`` seconds in the queue and ran for ``ran``."""
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE job_runs SET status = 'running', run_started_at = started_at + make_interval(secs => %s)"
-            " WHERE job_id = %s",
-            (waited, job_id),
-        )
-        cur.execute(
-            "UPDATE job_runs SET status = %s, error = %s, ended_at = run_started_at + make_interval(secs => %s)"
-            " WHERE job_id = %s",
-            (status, error, ran, job_id),
-        )
+    await execute(
+        db,
+        "UPDATE job_runs SET status = 'running', run_started_at = started_at + make_interval(secs => %s)"
+        " WHERE job_id = %s",
+        waited,
+        job_id,
+    )
+    await execute(
+        db,
+        "UPDATE job_runs SET status = %s, error = %s, ended_at = run_started_at + make_interval(secs => %s)"
+        " WHERE job_id = %s",
+        status,
+        error,
+        ran,
+        job_id,
+    )
 
 
 async def test_stats_figures_and_the_metrics_agree(client, db):
@@ -36,12 +42,11 @@ async def test_stats_figures_and_the_metrics_agree(client, db):
     for status, waited, ran in outcomes:
         created = await trigger(client, "demo")
         demo_jobs.append(created["collectors"][0]["job_id"])
-        finish(db, demo_jobs[-1], status, waited, ran, "boom" if status == "failed" else None)
+        await finish(db, demo_jobs[-1], status, waited, ran, "boom" if status == "failed" else None)
     cancelled = await trigger(client, "ninja")
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE job_runs SET status = 'cancelled' WHERE job_id = %s", (cancelled["collectors"][0]["job_id"],)
-        )
+    await execute(
+        db, "UPDATE job_runs SET status = 'cancelled' WHERE job_id = %s", cancelled["collectors"][0]["job_id"]
+    )
     await trigger(client, "ninja")  # still queued
 
     body = await get_json(client, "/api/collectors/stats?window=24h")
@@ -92,13 +97,13 @@ async def test_a_window_out_of_range_names_the_parameter(client, window):
 
 
 async def test_runners_are_listed_with_their_heartbeat(client, db):
-    with db.cursor() as cur:
-        cur.execute(
-            "INSERT INTO runners (runner_id, host, collectors, capacity, running_jobs) VALUES"
-            " ('live-one', 'h1', '{demo,ninja}', 4, '{de_00000001}'),"
-            " ('old-one', 'h2', '{demo}', 1, '{}')"
-        )
-        cur.execute("UPDATE runners SET heartbeat_at = now() - interval '1 hour' WHERE runner_id = 'old-one'")
+    await execute(
+        db,
+        "INSERT INTO runners (runner_id, host, collectors, capacity, running_jobs) VALUES"
+        " ('live-one', 'h1', '{demo,ninja}', 4, '{de_00000001}'),"
+        " ('old-one', 'h2', '{demo}', 1, '{}')",
+    )
+    await execute(db, "UPDATE runners SET heartbeat_at = now() - interval '1 hour' WHERE runner_id = 'old-one'")
     body = await get_json(client, "/api/runners")
     assert [(r["runner_id"], r["live"]) for r in body["runners"]] == [("live-one", True), ("old-one", False)]
     assert body["runners"][0]["collectors"] == ["demo", "ninja"]

@@ -23,6 +23,7 @@ from server.app import create_app
 from server.observability.metrics import sample_value
 from server.settings import Settings
 from tests.support.conditions import eventually
+from tests.support.database import execute
 from tests.support.settings import replace_settings
 from tests.support.webhook_receivers import Received, Receiver, start_receiver
 from tests.support.webhooks import FAST, attempts_of, deliveries_of, delivery_status, finish_batch, register, rows
@@ -103,8 +104,7 @@ async def test_the_outbox_row_commits_or_rolls_back_with_the_terminal_batch(hub,
     job_id = (await resp.json())["collectors"][0]["job_id"]
     # Hold the dispatcher off this receiver so the row can be inspected before it is sent.
     await hub.patch(f"/api/webhooks/{hook['id']}", json={"enabled": False})
-    with db.cursor() as cur:
-        cur.execute("UPDATE webhooks SET enabled = true WHERE webhook_id = %s", (hook["id"],))
+    await execute(db, "UPDATE webhooks SET enabled = true WHERE webhook_id = %s", hook["id"])
     conn = psycopg2.connect(db.dsn)
     try:
         with conn.cursor() as cur:
@@ -238,11 +238,11 @@ async def test_rotation_signs_with_both_secrets_for_a_while(hub, receiver, db):
         standardwebhooks.Webhook(secret).verify(got.body, got.headers)
         assert plain_hmac_ok(secret, got)
 
-    with db.cursor() as cur:  # the 24 hours are over
-        cur.execute(
-            "UPDATE webhooks SET previous_secret_expires_at = now() - interval '1 second' WHERE webhook_id = %s",
-            (hook["id"],),
-        )
+    await execute(  # the 24 hours are over
+        db,
+        "UPDATE webhooks SET previous_secret_expires_at = now() - interval '1 second' WHERE webhook_id = %s",
+        hook["id"],
+    )
     await finish_batch(hub)
     await eventually(lambda: delivery_status(db, hook["id"], "succeeded", 2), what="delivered after expiry")
     got = receiver.received[-1]
@@ -255,10 +255,8 @@ async def test_rotation_signs_with_both_secrets_for_a_while(hub, receiver, db):
 async def test_a_receiver_failing_for_days_is_disabled_and_says_so(hub, receiver, db):
     hook = await register(hub, receiver.url)
     receiver.answer = lambda got: web.Response(status=500, text="still broken")
-    with db.cursor() as cur:  # it has been failing for six days already
-        cur.execute(
-            "UPDATE webhooks SET failing_since = now() - interval '6 days' WHERE webhook_id = %s", (hook["id"],)
-        )
+    # It has been failing for six days already.
+    await execute(db, "UPDATE webhooks SET failing_since = now() - interval '6 days' WHERE webhook_id = %s", hook["id"])
     await finish_batch(hub)
     shown = await eventually(lambda: _webhook_if(hub, hook["id"], lambda w: not w["enabled"]), what="receiver disabled")
     assert shown["disabled_reason"].startswith("failing since") and shown["failing_since"]
