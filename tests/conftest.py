@@ -70,7 +70,7 @@ LONGEST_FIRST = (
     "tests/test_progress.py",
     "tests/browser/test_console_layout.py",
     "tests/browser/test_console_logs.py",
-    "tests/test_runner.py",
+    "tests/test_runner_claims_and_runs.py",
     "tests/browser/test_console_runs.py",
     "tests/test_schedules_cli.py",
     "tests/browser/test_console_overview.py",
