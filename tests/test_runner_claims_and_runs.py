@@ -149,9 +149,13 @@ async def full_log(client: TestClient, job_id: str) -> list[dict[str, Any]]:
     like the demo, exits just after: the note follows the job's end)."""
 
     async def probe() -> list[dict[str, Any]] | None:
+        # Ask the runner first, then read: a read started after the runner let go of the job
+        # sees every line (read the other way round, the lines could predate its last write).
+        if job_id in client.app[RUNNER].running_job_ids:
+            return None
         body = await (await client.get(f"/api/collectors/runs/job/{job_id}/logs?limit=5000")).json()
         lines: list[dict[str, Any]] = body["lines"]
-        return lines if job_id not in client.app[RUNNER].running_job_ids and lines else None
+        return lines or None
 
     return await eventually(probe, what=f"the log of {job_id} to be stored to its end")
 

@@ -130,6 +130,8 @@ async def redeliver(request: web.Request) -> web.Response:
     reject_unknown_fields(body, ())
     pool = request.app[POOL]
     await outbox.redeliver(pool, delivery_id)
-    request.app[WEBHOOK_DISPATCHER].wake()
+    # Read it back before waking the dispatcher: the answer is the delivery as queued
+    # (pending), not whatever a fast dispatcher has made of it a moment later.
     delivery, attempts = await outbox.get_delivery(pool, delivery_id)
+    request.app[WEBHOOK_DISPATCHER].wake()
     return web.json_response(delivery_json(delivery, attempts), status=202)
