@@ -45,6 +45,7 @@ from server.schedules.keys import SCHEDULER
 from server.schedules.setup import setup_schedules
 from server.security import keys as security_keys
 from server.security.keys import AUTHENTICATOR, RATE_LIMITER
+from server.security.routes import routes as me_routes
 from server.security.setup import protected_mode_ctx, setup_security
 from server.service.doc_routes import setup_docs_routes
 from server.service.health_routes import setup_health_routes
@@ -151,6 +152,7 @@ PARTS: tuple[Part, ...] = (
          "after the runner, so it stops first: nothing is fired while the runner hands its jobs back at"
          " shutdown; before security, for its routes",
          needs=(SETTINGS, POOL, REGISTRY), starts=(SCHEDULER,)),
+    Part("me route", _routes(me_routes), "any place before security"),
     Part("health routes", setup_health_routes, "any place before security"),
     Part("static routes", setup_static_routes, "any place before security"),
     Part("docs routes", setup_docs_routes, "any place before security"),

@@ -33,6 +33,20 @@ class Principal:
     # The name of the stored API key it presented (what a batch it starts records); None for
     # a key from the settings, a token, or no credential.
     name: str | None = None
+    # The public id of the key it presented ("settings-" and a hash prefix for a key from the
+    # settings), and a token's subject; never the credential itself.
+    key_id: str | None = None
+    subject: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acted, for the audit trail and ``GET /api/me``: the key's name (or id), the
+        token's subject, or how the server let the call in."""
+        if self.via == "api_key":
+            return self.name or f"key {self.key_id}"
+        if self.via == "jwt":
+            return f"jwt {self.subject}" if self.subject else "jwt (no subject)"
+        return {"open": "open mode", "none": "anonymous"}.get(self.via, self.via)
 
 
 OPEN = Principal("admin", None, "open")
@@ -116,15 +130,16 @@ class Authenticator:
         except TokenError as exc:
             raise Unauthenticated(f"invalid bearer token: {exc}") from None
         client_id = f"sub:{claims.subject}" if claims.subject else None
-        return Principal(claims.role, client_id, "jwt")
+        return Principal(claims.role, client_id, "jwt", subject=claims.subject)
 
     async def _from_key(self, pool: aiopg.Pool, key: str) -> Principal:
         configured = match_configured_key(key, self.configured_keys)
         if configured is not None:
-            return Principal(configured.role, configured.client_id, "api_key")
+            key_id = configured.client_id.removeprefix("key:")
+            return Principal(configured.role, configured.client_id, "api_key", key_id=key_id)
         stored = await find_stored_key(pool, key)
         if stored is None:
             raise Unauthenticated("invalid API key")
         if stored.revoked:
             raise Unauthenticated("API key revoked")
-        return Principal(stored.role, f"key:{stored.key_id}", "api_key", stored.name)
+        return Principal(stored.role, f"key:{stored.key_id}", "api_key", stored.name, key_id=stored.key_id)

@@ -24,6 +24,7 @@ from server.realtime import openapi as live
 from server.runs import openapi as runs
 from server.runs import openapi_operations as operations
 from server.schedules import openapi as schedules
+from server.security import openapi as security
 from server.service import openapi as service
 from server.service.openapi_security import SECURITY_SCHEMES, with_security
 from server.webhooks import openapi as webhooks
@@ -39,6 +40,7 @@ PARTS: tuple[Part, ...] = (
     webhooks.PART,
     inventory.PART,
     schedules.PART,
+    security.PART,
 )
 
 DESCRIPTION = (
