@@ -7,6 +7,8 @@ A collectors file (``COLLECTOR_HUB_COLLECTORS_FILE``) looks like::
     env = { NINJA_REGION = "eu" }
     timeout = 3600           # seconds; the job fails when it runs longer
     job_name = "ninja-collector"   # optional; defaults to NAME-collector
+    stale_after = "26h"      # optional: health is stale with no success for this long
+    alert_after_failures = 2 # optional: health is failing after this many failed runs in a row
 
 Entries in the file replace built-ins of the same name. The file may also declare
 ``[schedules.NAME]`` tables; the server reads those (server/schedules/declared.py).
@@ -30,7 +32,14 @@ MAX_TIMEOUT = 7 * 24 * 3600.0
 # The keys a collectors file may hold: the top level, and each [collectors.NAME] table.
 # docs/COLLECTORS.md documents every one (tests/test_collectors_doc.py checks).
 FILE_KEYS = ("collectors", "schedules")
-ENTRY_KEYS = ("command", "env", "timeout", "job_name")
+ENTRY_KEYS = ("command", "env", "timeout", "job_name", "stale_after", "alert_after_failures")
+# Collector health (server/health/): the vendor collectors run daily, so a day and two hours
+# without a success is stale; the others are never stale unless their entry says so.
+VENDOR_STALE_AFTER = 26 * 3600.0
+MAX_STALE_AFTER = 365 * 24 * 3600.0
+MAX_ALERT_AFTER_FAILURES = 1000
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class RegistryError(ValueError):
@@ -44,6 +53,8 @@ class CollectorSpec:
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
     job_name: str = ""
+    stale_after: float | None = None  # seconds
+    alert_after_failures: int = 1
 
     @property
     def id_prefix(self) -> str:
@@ -58,8 +69,10 @@ def builtin_collectors() -> dict[str, CollectorSpec]:
     python = sys.executable
     return {
         "demo": CollectorSpec("demo", (python, "-m", "collectors.demo")),
-        "ninja": CollectorSpec("ninja", (python, "-m", "collectors.ninja")),
-        "threatlocker": CollectorSpec("threatlocker", (python, "-m", "collectors.threatlocker")),
+        "ninja": CollectorSpec("ninja", (python, "-m", "collectors.ninja"), stale_after=VENDOR_STALE_AFTER),
+        "threatlocker": CollectorSpec(
+            "threatlocker", (python, "-m", "collectors.threatlocker"), stale_after=VENDOR_STALE_AFTER
+        ),
     }
 
 
@@ -88,7 +101,29 @@ def _parse_entry(name: str, entry: Any, where: str) -> CollectorSpec:
     job_name = entry.get("job_name", "")
     if not isinstance(job_name, str) or len(job_name) > 100:
         raise RegistryError(f"{where}: collectors.{name}.job_name must be a string of at most 100 characters")
-    return CollectorSpec(name, tuple(command), dict(env), float(timeout), job_name)
+    stale_after = _parse_stale_after(entry.get("stale_after"), f"{where}: collectors.{name}.stale_after")
+    alert_after = entry.get("alert_after_failures", 1)
+    whole = isinstance(alert_after, int) and not isinstance(alert_after, bool)
+    if not whole or not 1 <= alert_after <= MAX_ALERT_AFTER_FAILURES:
+        raise RegistryError(
+            f"{where}: collectors.{name}.alert_after_failures must be a whole number"
+            f" from 1 to {MAX_ALERT_AFTER_FAILURES}"
+        )
+    return CollectorSpec(name, tuple(command), dict(env), float(timeout), job_name, stale_after, alert_after)
+
+
+def _parse_stale_after(value: Any, what: str) -> float | None:
+    """Seconds, or a string such as ``"26h"``, ``"90m"``, ``"2d"``; absent: never stale."""
+    if value is None:
+        return None
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds is None or not 1 <= seconds <= MAX_STALE_AFTER:
+        raise RegistryError(f'{what} must be a duration such as "26h", "90m" or "2d" (1 s to 365 d), or seconds')
+    return seconds
 
 
 def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:

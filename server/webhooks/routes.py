@@ -13,12 +13,15 @@ from yarl import URL
 from server.api.roles import requires
 from server.api.validation import accepts_query, query_int, read_json_object, reject_unknown_fields
 from server.errors import ValidationError
-from server.keys import POOL, SETTINGS
-from server.webhooks import outbox
+from server.keys import POOL, REGISTRY, SETTINGS
+from server.webhooks import outbox, receiver_store
 from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.representation import delivery_json, webhook_json, webhook_with_secret_json
 from server.webhooks.rules.address_guard import resolution_problem
 from server.webhooks.rules.receivers import (
+    DEFAULT_EVENTS,
+    EVENTS,
+    check_collectors,
     check_delivery_id,
     check_description,
     check_events,
@@ -45,20 +48,21 @@ async def _checked_url(request: web.Request, value: Any) -> str:
 @requires("admin")
 async def create_webhook(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    reject_unknown_fields(body, ("url", "events", "description"))
-    if "url" not in body or "events" not in body:
-        raise ValidationError("url and events are required")
-    events = check_events(body["events"])
+    reject_unknown_fields(body, ("url", "events", "collectors", "description"))
+    if "url" not in body:
+        raise ValidationError("url is required")
+    events = check_events(body["events"]) if "events" in body else list(DEFAULT_EVENTS)
+    collectors = check_collectors(body.get("collectors"), request.app[REGISTRY])
     description = check_description(body.get("description"))
     url = await _checked_url(request, body["url"])
-    row = await outbox.create_webhook(request.app[POOL], url, events, description, new_secret())
+    row = await receiver_store.create_webhook(request.app[POOL], url, events, collectors, description, new_secret())
     return web.json_response(webhook_with_secret_json(row), status=201)
 
 
 @routes.get("/api/webhooks")
 @requires("admin")
 async def list_webhooks(request: web.Request) -> web.Response:
-    rows = await outbox.list_webhooks(request.app[POOL])
+    rows = await receiver_store.list_webhooks(request.app[POOL])
     return web.json_response({"webhooks": [webhook_json(r) for r in rows]})
 
 
@@ -66,7 +70,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 @requires("admin")
 async def get_webhook(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
-    return web.json_response(webhook_json(await outbox.get_webhook(request.app[POOL], webhook_id)))
+    return web.json_response(webhook_json(await receiver_store.get_webhook(request.app[POOL], webhook_id)))
 
 
 @routes.patch("/api/webhooks/{webhook_id}")
@@ -74,12 +78,14 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def update_webhook(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
     body = await read_json_object(request)
-    reject_unknown_fields(body, ("url", "events", "description", "enabled"))
+    reject_unknown_fields(body, ("url", "events", "collectors", "description", "enabled"))
     if not body:
-        raise ValidationError("Nothing to change: send one or more of url, events, description, enabled")
+        raise ValidationError("Nothing to change: send one or more of url, events, collectors, description, enabled")
     changes: dict[str, Any] = {}
     if "events" in body:
         changes["events"] = check_events(body["events"])
+    if "collectors" in body:
+        changes["collectors"] = check_collectors(body["collectors"], request.app[REGISTRY])
     if "description" in body:
         changes["description"] = check_description(body["description"])
     if "enabled" in body:
@@ -88,7 +94,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         changes["enabled"] = body["enabled"]
     if "url" in body:
         changes["url"] = await _checked_url(request, body["url"])
-    row = await outbox.update_webhook(request.app[POOL], webhook_id, changes)
+    row = await receiver_store.update_webhook(request.app[POOL], webhook_id, changes)
     if row["enabled"]:
         request.app[WEBHOOK_DISPATCHER].wake()  # held deliveries may be due
     return web.json_response(webhook_json(row))
@@ -98,7 +104,7 @@ async def update_webhook(request: web.Request) -> web.Response:
 @requires("admin")
 async def delete_webhook(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
-    await outbox.delete_webhook(request.app[POOL], webhook_id)
+    await receiver_store.delete_webhook(request.app[POOL], webhook_id)
     return web.Response(status=204)
 
 
@@ -108,7 +114,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
     body = await read_json_object(request, allow_empty=True)
     reject_unknown_fields(body, ())
-    row = await outbox.rotate_secret(request.app[POOL], webhook_id, new_secret())
+    row = await receiver_store.rotate_secret(request.app[POOL], webhook_id, new_secret())
     return web.json_response(webhook_with_secret_json(row))
 
 
@@ -134,4 +140,27 @@ async def redeliver(request: web.Request) -> web.Response:
     # (pending), not whatever a fast dispatcher has made of it a moment later.
     delivery, attempts = await outbox.get_delivery(pool, delivery_id)
     request.app[WEBHOOK_DISPATCHER].wake()
+    return web.json_response(delivery_json(delivery, attempts), status=202)
+
+
+TEST_MESSAGE = "A test event from Collector Hub: no batch, job or collector changed."
+
+
+@routes.post("/api/webhooks/{webhook_id}/test")
+@requires("admin")
+async def send_test_event(request: web.Request) -> web.Response:
+    """A delivery of ``event`` (default: the receiver's first) marked ``"test": true``, signed
+    and delivered like any other, whether or not the receiver subscribes to that event."""
+    webhook_id = check_webhook_id(request.match_info["webhook_id"])
+    body = await read_json_object(request, allow_empty=True)
+    reject_unknown_fields(body, ("event",))
+    pool = request.app[POOL]
+    event = body.get("event")
+    if event is None:
+        event = (await receiver_store.get_webhook(pool, webhook_id))["events"][0]
+    elif event not in EVENTS:
+        raise ValidationError(f"event must be one of: {', '.join(EVENTS)}")
+    delivery_id = await outbox.create_test_delivery(pool, webhook_id, event, {"message": TEST_MESSAGE})
+    request.app[WEBHOOK_DISPATCHER].wake()
+    delivery, attempts = await outbox.get_delivery(pool, delivery_id)
     return web.json_response(delivery_json(delivery, attempts), status=202)
