@@ -21,6 +21,9 @@ from server import keys
 from server.api.middleware import json_errors
 from server.api.validation import reject_unknown_query_parameters
 from server.db import database
+from server.health import keys as health_keys
+from server.health.keys import HEALTH_EVALUATOR
+from server.health.setup import setup_health
 from server.inventory.routes import routes as inventory_routes
 from server.joblogs.live import LOGS
 from server.joblogs.routes import routes as log_routes
@@ -61,7 +64,7 @@ log = logging.getLogger(__name__)
 Key = web.AppKey[Any]
 # Each key by its name in server/keys.py or its package's keys.py, for messages (aiohttp keeps a
 # key's own name private).
-KEY_MODULES = (keys, realtime_keys, runner_keys, schedules_keys, security_keys, webhooks_keys)
+KEY_MODULES = (keys, health_keys, realtime_keys, runner_keys, schedules_keys, security_keys, webhooks_keys)
 KEY_NAMES: dict[Key, str] = {
     key: name.lower() for module in KEY_MODULES for name, key in vars(module).items() if isinstance(key, web.AppKey)
 }
@@ -147,6 +150,10 @@ PARTS: tuple[Part, ...] = (
     Part("webhooks", setup_webhooks,
          "after realtime, like the runner",
          needs=(SETTINGS, POOL, HUB), starts=(WEBHOOK_DISPATCHER,)),
+    Part("health", setup_health,
+         "after webhooks: its evaluator wakes the dispatcher when it writes an alert; after realtime, for the"
+         " job-ended wake-up",
+         needs=(SETTINGS, POOL, REGISTRY, HUB, WEBHOOK_DISPATCHER), starts=(HEALTH_EVALUATOR,)),
     Part("inventory routes", _routes(inventory_routes), "any place before security"),
     Part("schedules", setup_schedules,
          "after the runner, so it stops first: nothing is fired while the runner hands its jobs back at"

@@ -112,6 +112,9 @@ class Settings:
     job_log_max_bytes: int = DEFAULT_JOB_LOG_MAX_BYTES
     log_retention_days: float = 30.0
     unclaimable_timeout: float = 3600.0
+    # Collector health (server/health/): how often each node looks for a change that time
+    # alone makes (stale); a job that ends makes it look at once.
+    health_interval: float = 30.0
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -328,6 +331,7 @@ _PARSERS: dict[str, Any] = {
     "job_log_max_bytes": lambda n, r: _parse_int(n, r, 64 * 1024, 1024 * 1024 * 1024),
     "log_retention_days": lambda n, r: _parse_float(n, r, 0.01, 36_500),
     "unclaimable_timeout": lambda n, r: _parse_float(n, r, 10, 30 * 24 * 3600),
+    "health_interval": lambda n, r: _parse_float(n, r, 0.05, 3600),
 }
 
 

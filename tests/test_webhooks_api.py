@@ -132,7 +132,7 @@ BAD_REGISTRATIONS = [
     ({"url": GOOD["url"], "events": "batch.failed"}, "events"),
     ({"url": GOOD["url"], "events": ["batch.failed", "batch.failed"]}, "more than once"),
     ({"url": GOOD["url"], "events": [1]}, "strings"),
-    ({"url": GOOD["url"]}, "required"),
+    ({"description": "no url"}, "required"),
     ({"events": ["batch.failed"]}, "required"),
     ({**GOOD, "description": "d" * 501}, "at most 500"),
     ({**GOOD, "description": "nul\u0000"}, "NUL"),

@@ -182,6 +182,26 @@ WEBHOOK_ATTEMPTS = Counter(
     registry=REGISTRY,
 )
 
+# --- Collector health (server/health/; read from PostgreSQL at scrape time) ------------------
+COLLECTOR_LAST_SUCCESS = Gauge(
+    PREFIX + "collector_last_success_timestamp_seconds",
+    "When each collector's last successful run ended, in Unix seconds (absent until it has one).",
+    ["collector"],
+    registry=REGISTRY,
+)
+COLLECTOR_HEALTH = Gauge(
+    PREFIX + "collector_health",
+    "Each collector's health: 1 for its state (healthy, failing, stale), 0 for the others.",
+    ["collector", "state"],
+    registry=REGISTRY,
+)
+COLLECTOR_CONSECUTIVE_FAILURES = Gauge(
+    PREFIX + "collector_consecutive_failures",
+    "Failed runs of each collector since its last success.",
+    ["collector"],
+    registry=REGISTRY,
+)
+
 # --- Schedules (server/schedules/) ------------------------------------------------------------
 SCHEDULE_FIRES = Counter(
     PREFIX + "schedule_fires",

@@ -16,8 +16,13 @@ from aiohttp import web
 from collectors.contract import JOB_STATUSES
 from server.api.roles import requires
 from server.db import database
-from server.keys import POOL, SETTINGS
+from server.health.current import current_states
+from server.health.rules import HEALTH_STATES
+from server.keys import POOL, REGISTRY, SETTINGS
 from server.observability.metrics import (
+    COLLECTOR_CONSECUTIVE_FAILURES,
+    COLLECTOR_HEALTH,
+    COLLECTOR_LAST_SUCCESS,
     CONTENT_TYPE,
     EVENT_LOOP_TASKS,
     JOB_METRICS,
@@ -82,6 +87,24 @@ async def read_job_figures(app: web.Application) -> JobFigures:
     )
 
 
+async def refresh_collector_health(app: web.Application) -> None:
+    """Each collector's state and last success, as GET /api/collectors/health computes them."""
+    try:
+        registry = app[REGISTRY]
+        states = await current_states(app[POOL], registry)
+    except Exception as exc:  # a scrape must still answer while the database is away
+        log.warning("metrics: cannot read collector health: %s", exc)
+        return
+    for current in states:
+        name = current.collector
+        for state in HEALTH_STATES:
+            COLLECTOR_HEALTH.labels(name, state).set(1 if current.state == state else 0)
+        COLLECTOR_CONSECUTIVE_FAILURES.labels(name).set(current.facts.get("consecutive_failures", 0))
+        last_success = current.facts.get("last_success_at")
+        if last_success is not None:
+            COLLECTOR_LAST_SUCCESS.labels(name).set(last_success.timestamp())
+
+
 def refresh_open_connections(app: web.Application) -> None:
     hub = app.get(HUB)
     if hub is not None:
@@ -101,6 +124,7 @@ def refresh_process_counts() -> None:
 
 async def _metrics(request: web.Request) -> web.Response:
     await refresh_job_counts(request.app)
+    await refresh_collector_health(request.app)
     refresh_open_connections(request.app)
     refresh_process_counts()
     return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE})

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server import __version__
+from server.health import openapi as health
 from server.inventory import openapi as inventory
 from server.joblogs import openapi as joblogs
 from server.openapi import components
@@ -40,6 +41,7 @@ PARTS: tuple[Part, ...] = (
     webhooks.PART,
     inventory.PART,
     schedules.PART,
+    health.PART,
     security.PART,
 )
 

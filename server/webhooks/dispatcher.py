@@ -136,7 +136,7 @@ class Dispatcher:
     async def _deliver(self, claim: outbox.Claim) -> None:
         body = claim.body
         if body is None:
-            built = await build_body(self._pool, claim.event, claim.delivery_id, claim.batch_id, claim.created_at)
+            built = await build_body(self._pool, claim)
             body = await outbox.store_body(self._pool, claim.delivery_id, built)
             if body is None:
                 return

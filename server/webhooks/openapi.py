@@ -18,7 +18,14 @@ from server.openapi.components import (
     ref,
 )
 from server.webhooks.routes import DEFAULT_DELIVERIES, MAX_DELIVERIES
-from server.webhooks.rules.receivers import DELIVERY_ID, EVENTS, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, WEBHOOK_ID
+from server.webhooks.rules.receivers import (
+    DELIVERY_ID,
+    EVENTS,
+    MAX_COLLECTORS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_URL_CHARS,
+    WEBHOOK_ID,
+)
 from server.webhooks.rules.signing import SECRET_PATTERN
 
 # What the server accepts as a receiver URL by default (server/webhooks/rules/address_guard.py has the
@@ -38,6 +45,11 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
         "id": ref("WebhookId"),
         "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS},
         "events": {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")},
+        "collectors": {
+            **nullable({"type": "array", "minItems": 1, "items": {"type": "string"}}),
+            "description": "The collectors this receiver hears about (a batch event: the batch ran one of them);"
+            " null: every collector.",
+        },
         "description": nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS}),
         "enabled": {"type": "boolean"},
         "disabled_reason": {
@@ -79,6 +91,10 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
         "examples": ["https://ci.example.com/collector-hub"],
     }
     events_in = {"type": "array", "minItems": 1, "uniqueItems": True, "items": ref("WebhookEvent")}
+    collector_names = {"type": "string", "enum": names.collectors} if names.collectors else {"type": "string"}
+    collectors_in = nullable(
+        {"type": "array", "minItems": 1, "maxItems": MAX_COLLECTORS, "uniqueItems": True, "items": collector_names}
+    )
     return {
         "WebhookId": {"type": "string", "pattern": WEBHOOK_ID.pattern, "examples": ["wh_3f2a9c0d1b7e4a55"]},
         "DeliveryId": {
@@ -86,7 +102,12 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
             "pattern": DELIVERY_ID.pattern,
             "description": "Also the webhook-id header; the same on every retry.",
         },
-        "WebhookEvent": {"type": "string", "enum": list(EVENTS)},
+        "WebhookEvent": {
+            "type": "string",
+            "enum": list(EVENTS),
+            "description": "batch.*: a batch ended; job.failed: a job failed after its last attempt;"
+            " collector.failing, collector.stale, collector.recovered: a collector's health changed (once per change).",
+        },
         "Webhook": closed_object(webhook),
         "WebhookWithSecret": closed_object({**webhook, "secret": secret}),
         "WebhookList": closed_object({"webhooks": {"type": "array", "items": ref("Webhook")}}),
@@ -106,7 +127,13 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
                 "delivery_id": ref("DeliveryId"),
                 "webhook_id": ref("WebhookId"),
                 "event": ref("WebhookEvent"),
-                "batch_id": ref("BatchId"),
+                "batch_id": {**nullable(ref("BatchId")), "description": "The batch of a batch.* or job.failed event."},
+                "job_id": {**nullable(ref("JobId")), "description": "The job of a job.failed event."},
+                "collector": {
+                    **nullable({"type": "string"}),
+                    "description": "The collector of a job.failed or collector.* event.",
+                },
+                "test": {"type": "boolean", "description": "Sent by POST /api/webhooks/{webhook_id}/test."},
                 "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
                 "created_at": timestamp,
                 "next_attempt_at": nullable(timestamp),
@@ -117,16 +144,29 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
         ),
         "WebhookDeliveryList": closed_object({"deliveries": {"type": "array", "items": ref("WebhookDelivery")}}),
         "WebhookCreateRequest": closed_object(
-            {"url": url_in, "events": events_in, "description": description_in}, optional=("description",)
+            {
+                "url": url_in,
+                "events": {**events_in, "description": 'Default: ["batch.completed"].'},
+                "collectors": collectors_in,
+                "description": description_in,
+            },
+            optional=("events", "collectors", "description"),
         ),
         "WebhookUpdateRequest": {
             **closed_object(
-                {"url": url_in, "events": events_in, "description": description_in, "enabled": {"type": "boolean"}},
-                optional=("url", "events", "description", "enabled"),
+                {
+                    "url": url_in,
+                    "events": events_in,
+                    "collectors": collectors_in,
+                    "description": description_in,
+                    "enabled": {"type": "boolean"},
+                },
+                optional=("url", "events", "collectors", "description", "enabled"),
             ),
             "minProperties": 1,
         },
         "EmptyRequest": {**closed_object({}), "description": "No body, or an empty JSON object."},
+        "WebhookTestRequest": closed_object({"event": ref("WebhookEvent")}, optional=("event",)),
     }
 
 
@@ -176,7 +216,7 @@ def webhook_paths(names: Names) -> dict[str, Schema]:
             ),
             "patch": operation(
                 "updateWebhook",
-                "Change url, events, description or enabled. Re-enabling resumes held deliveries. " + ADMIN,
+                "Change url, events, collectors, description or enabled. Re-enabling resumes held deliveries. " + ADMIN,
                 {
                     "200": json_response("The receiver after the change.", "Webhook"),
                     **BAD_BODY,
@@ -240,6 +280,23 @@ def webhook_paths(names: Names) -> dict[str, Schema]:
                         },
                     },
                 ],
+            )
+        },
+        "/api/webhooks/{webhook_id}/test": {
+            "post": operation(
+                "testWebhook",
+                "Send this receiver a test event (default: its first event type), signed and delivered like any"
+                ' other, with "test": true in the body. ' + ADMIN,
+                {
+                    "202": json_response("The test delivery, due now.", "WebhookDelivery"),
+                    **BAD_BODY,
+                    "400": error("Malformed webhook id, bad JSON, unknown field or unknown event."),
+                    "404": missing,
+                    "409": error("The receiver is disabled."),
+                    "500": SERVER_ERROR,
+                },
+                parameters=[webhook_id],
+                requestBody={"required": False, "content": {"application/json": {"schema": ref("WebhookTestRequest")}}},
             )
         },
         "/api/webhooks/deliveries/{delivery_id}/redeliver": {

@@ -1,143 +1,26 @@
 """The SQL side of webhooks: receivers, the delivery outbox and its attempts.
 
-Deliveries are created by the trigger in sql/003_webhooks.sql, in the transaction that makes a
-batch terminal. From there a delivery is only ever moved by the functions below:
+Deliveries are created in the transaction of the change they tell of: by the triggers of
+sql/003_webhooks.sql (a batch that ends) and sql/011_health_and_audit.sql (a job that fails),
+by server/health/store.py (a collector's health that changes), and by ``create_test_delivery``
+(an admin's test event). From there a delivery is only ever moved by the functions below:
 ``claim_due`` (SKIP LOCKED, with a lease), ``record_attempt`` (by the lease holder only) and
-``redeliver`` (by an admin).
+``redeliver`` (by an admin). The receivers themselves are in ``receiver_store.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import aiopg
 import psycopg2
+import psycopg2.extras
 
 from server.db import database
 from server.errors import ConflictError, NotFoundError
-from server.webhooks.rules.config import DeclaredWebhook
-
-ROTATION_OVERLAP = "24 hours"
-# Any constant; only nodes upserting declared webhooks at the same time take it.
-DECLARED_LOCK_ID = 0x77686B73  # "whks"
 
 Row = dict[str, Any]
-
-
-# ---------------------------------------------------------------------------------------------
-# Receivers
-
-
-async def create_webhook(
-    pool: aiopg.Pool, url: str, events: Sequence[str], description: str | None, secret: str
-) -> Row:
-    async with database.cursor(pool) as cur:
-        await cur.execute(
-            "INSERT INTO webhooks (url, events, description, secret) VALUES (%s, %s, %s, %s) RETURNING *",
-            (url, list(events), description, secret),
-        )
-        row: Row = await cur.fetchone()
-    return row
-
-
-@database.read_only
-async def list_webhooks(pool: aiopg.Pool) -> list[Row]:
-    async with database.cursor(pool) as cur:
-        await cur.execute("SELECT * FROM webhooks ORDER BY created_at, webhook_id")
-        rows: list[Row] = await cur.fetchall()
-    return rows
-
-
-@database.read_only
-async def get_webhook(pool: aiopg.Pool, webhook_id: str) -> Row:
-    async with database.cursor(pool) as cur:
-        await cur.execute("SELECT * FROM webhooks WHERE webhook_id = %s", (webhook_id,))
-        row: Row | None = await cur.fetchone()
-    if row is None:
-        raise NotFoundError("Webhook not found")
-    return row
-
-
-async def _lock_api_webhook(cur: Any, webhook_id: str, action: str) -> Row:
-    await cur.execute("SELECT * FROM webhooks WHERE webhook_id = %s FOR UPDATE", (webhook_id,))
-    row: Row | None = await cur.fetchone()
-    if row is None:
-        raise NotFoundError("Webhook not found")
-    if row["source"] == "settings" and action != "enable":
-        raise ConflictError(
-            f"Webhook is declared in COLLECTOR_HUB_WEBHOOKS and cannot be {action} through the API; change the setting"
-        )
-    return row
-
-
-async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, Any]) -> Row:
-    """PATCH: ``url``, ``events``, ``description``, ``enabled``. Re-enabling clears the reason
-    and the failure clock; disabling records who did it."""
-    async with database.transaction(pool) as cur:
-        only_enabled = set(changes) <= {"enabled"}
-        row = await _lock_api_webhook(cur, webhook_id, "enable" if only_enabled else "changed")
-        sets = ["updated_at = clock_timestamp()"]
-        params: list[Any] = []
-        for column in ("url", "events", "description"):
-            if column in changes:
-                sets.append(f"{column} = %s")
-                params.append(list(changes[column]) if column == "events" else changes[column])
-        if "enabled" in changes and changes["enabled"] != row["enabled"]:
-            if changes["enabled"]:
-                sets += ["enabled = true", "disabled_reason = NULL", "disabled_at = NULL", "failing_since = NULL"]
-            else:
-                sets += ["enabled = false", "disabled_reason = 'disabled by request'"]
-                sets += ["disabled_at = clock_timestamp()"]
-        await cur.execute(
-            f"UPDATE webhooks SET {', '.join(sets)} WHERE webhook_id = %s RETURNING *", (*params, webhook_id)
-        )
-        updated: Row = await cur.fetchone()
-    return updated
-
-
-async def delete_webhook(pool: aiopg.Pool, webhook_id: str) -> None:
-    async with database.transaction(pool) as cur:
-        await _lock_api_webhook(cur, webhook_id, "deleted")
-        await cur.execute("DELETE FROM webhooks WHERE webhook_id = %s", (webhook_id,))
-
-
-async def rotate_secret(pool: aiopg.Pool, webhook_id: str, new_secret: str) -> Row:
-    """The current secret becomes the previous one, still used to sign for 24 hours."""
-    async with database.transaction(pool) as cur:
-        await _lock_api_webhook(cur, webhook_id, "rotated")
-        await cur.execute(
-            "UPDATE webhooks SET previous_secret = secret, secret = %s,"
-            f" previous_secret_expires_at = clock_timestamp() + interval '{ROTATION_OVERLAP}',"
-            " updated_at = clock_timestamp() WHERE webhook_id = %s RETURNING *",
-            (new_secret, webhook_id),
-        )
-        row: Row = await cur.fetchone()
-    return row
-
-
-async def upsert_declared(pool: aiopg.Pool, declared: Sequence[DeclaredWebhook]) -> None:
-    """Make the settings-declared receivers exactly those declared (keyed by URL). A changed
-    secret is a rotation: the old one keeps signing for 24 hours. An auto-disabled declared
-    receiver stays disabled until an admin enables it."""
-    async with database.transaction(pool) as cur:
-        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (DECLARED_LOCK_ID,))
-        for hook in declared:
-            await cur.execute(
-                "INSERT INTO webhooks AS w (url, events, description, secret, source)"
-                " VALUES (%s, %s, %s, %s, 'settings')"
-                " ON CONFLICT (url) WHERE source = 'settings' DO UPDATE SET"
-                "   events = EXCLUDED.events, description = EXCLUDED.description, secret = EXCLUDED.secret,"
-                "   previous_secret = CASE WHEN w.secret <> EXCLUDED.secret THEN w.secret ELSE w.previous_secret END,"
-                "   previous_secret_expires_at = CASE WHEN w.secret <> EXCLUDED.secret"
-                f"       THEN clock_timestamp() + interval '{ROTATION_OVERLAP}' ELSE w.previous_secret_expires_at END,"
-                "   updated_at = clock_timestamp()",
-                (hook.url, list(hook.events), hook.description, hook.secret),
-            )
-        await cur.execute(
-            "DELETE FROM webhooks WHERE source = 'settings' AND NOT (url = ANY(%s))", ([h.url for h in declared],)
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +89,24 @@ async def redeliver(pool: aiopg.Pool, delivery_id: str) -> None:
             raise ConflictError("The delivery is being attempted right now; try again when that attempt has ended")
 
 
+async def create_test_delivery(pool: aiopg.Pool, webhook_id: str, event: str, data: dict[str, Any]) -> str:
+    """A delivery of a sample ``event`` to one receiver, due now, marked as a test; its id."""
+    async with database.transaction(pool) as cur:
+        await cur.execute("SELECT enabled FROM webhooks WHERE webhook_id = %s FOR SHARE", (webhook_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError("Webhook not found")
+        if not row["enabled"]:
+            raise ConflictError("The webhook is disabled; enable it (PATCH enabled: true) before testing it")
+        await cur.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, event, data, test) VALUES (%s, %s, %s, true)"
+            " RETURNING delivery_id",
+            (webhook_id, event, psycopg2.extras.Json(data)),
+        )
+        delivery_id: str = (await cur.fetchone())["delivery_id"]
+    return delivery_id
+
+
 # ---------------------------------------------------------------------------------------------
 # Deliveries, as the dispatcher moves them
 
@@ -217,7 +118,10 @@ class Claim:
     delivery_id: str
     webhook_id: str
     event: str
-    batch_id: str
+    batch_id: str | None
+    job_id: str | None
+    data: dict[str, Any] | None  # the event's data, for events not re-read from a table
+    test: bool
     body: bytes | None
     attempt_number: int
     round_attempts: int
@@ -252,7 +156,8 @@ async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: flo
                    round_attempts = d.round_attempts + 1
               FROM due, webhooks w
              WHERE d.delivery_id = due.delivery_id AND w.webhook_id = d.webhook_id
-         RETURNING d.delivery_id, d.webhook_id, d.event, d.batch_id, d.body, d.attempt_count, d.round_attempts,
+         RETURNING d.delivery_id, d.webhook_id, d.event, d.batch_id, d.job_id, d.data, d.test, d.body,
+                   d.attempt_count, d.round_attempts,
                    d.created_at, w.url, w.secret, w.previous_secret,
                    coalesce(w.previous_secret_expires_at > clock_timestamp(), false) AS previous_valid
             """,
@@ -265,6 +170,9 @@ async def claim_due(pool: aiopg.Pool, token: str, limit: int, lease_seconds: flo
             webhook_id=r["webhook_id"],
             event=r["event"],
             batch_id=r["batch_id"],
+            job_id=r["job_id"],
+            data=r["data"],
+            test=r["test"],
             body=bytes(r["body"]) if r["body"] is not None else None,
             attempt_number=r["attempt_count"],
             round_attempts=r["round_attempts"],

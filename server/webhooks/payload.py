@@ -1,35 +1,56 @@
-"""The body of a delivery: the spec's webhook payload, built once per delivery.
+"""The body of a delivery: the webhook payload, built once per delivery.
 
-``batch_id``, ``status`` and ``collectors`` (and every other field of the batch) are exactly
-what ``GET /api/collectors/runs/batch/{id}`` returns: read by ``server.runs.store``'s query and shaped by
-``representation.batch_json``, like the GET, so the two cannot drift apart; ``type``,
-``delivery_id`` and ``timestamp`` (when the batch ended, i.e. when the delivery was written)
-are added. A terminal batch does not change any more, so
-building the body at the first attempt sends the final state.
+Every body is ``type`` (the event), ``delivery_id``, the event's fields and ``timestamp`` (when
+the delivery was written: when the batch ended, the job failed, the collector's health changed).
+
+- ``batch.*``: every field is exactly what ``GET /api/collectors/runs/batch/{id}`` returns, read
+  by ``server.runs.store``'s query and shaped by ``representation.batch_json`` like the GET, so
+  the two cannot drift apart. A terminal batch does not change any more, so building the body
+  at the first attempt sends the final state.
+- ``job.failed``: what ``GET /api/collectors/runs/job/{id}`` returns (the job is final; its
+  batch's summary is as it stood at the first attempt).
+- ``collector.*``: the collector's health at its change, stored with the delivery
+  (server/health/representation.py).
+- A test event (``POST /api/webhooks/{id}/test``) carries ``"test": true`` and sample fields.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import aiopg
 
 from server.api.timestamps import format_timestamp
 from server.runs import representation as rep
 from server.runs import store as runs
+from server.webhooks.outbox import Claim
 
 
-async def build_body(pool: aiopg.Pool, event: str, delivery_id: str, batch_id: str, created_at: dt.datetime) -> bytes:
+async def event_fields(pool: aiopg.Pool, claim: Claim) -> dict[str, Any]:
+    if claim.test or claim.event.startswith("collector."):
+        return {"test": True, **(claim.data or {})} if claim.test else dict(claim.data or {})
+    if claim.event == "job.failed":
+        assert claim.job_id is not None
+        job = await runs.fetch_job(pool, claim.job_id)
+        if job is None:  # deleting a batch deletes its deliveries, so this is a race at worst
+            raise LookupError(f"job {claim.job_id} no longer exists")
+        return rep.job_json(job)
+    assert claim.batch_id is not None
     # The rows and the shape of the batch GET; the batch has ended, so no transaction.
-    rows = await runs.ended_batch_rows(pool, batch_id)
-    if rows is None:  # deleting a batch deletes its deliveries, so this is a race at worst
-        raise LookupError(f"batch {batch_id} no longer exists")
-    batch = rep.batch_json(*rows)
+    rows = await runs.ended_batch_rows(pool, claim.batch_id)
+    if rows is None:
+        raise LookupError(f"batch {claim.batch_id} no longer exists")
+    return rep.batch_json(*rows)
+
+
+async def build_body(pool: aiopg.Pool, claim: Claim) -> bytes:
+    created_at: dt.datetime = claim.created_at
     payload = {
-        "type": event,
-        "delivery_id": delivery_id,
-        **batch,
+        "type": claim.event,
+        "delivery_id": claim.delivery_id,
+        **await event_fields(pool, claim),
         "timestamp": format_timestamp(created_at),
     }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -52,7 +52,8 @@ async def create_webhook(request: web.Request) -> web.Response:
     if "url" not in body:
         raise ValidationError("url is required")
     events = check_events(body["events"]) if "events" in body else list(DEFAULT_EVENTS)
-    collectors = check_collectors(body.get("collectors"), request.app[REGISTRY])
+    known = request.app[REGISTRY]
+    collectors = check_collectors(body.get("collectors"), known)
     description = check_description(body.get("description"))
     url = await _checked_url(request, body["url"])
     row = await receiver_store.create_webhook(request.app[POOL], url, events, collectors, description, new_secret())
@@ -85,7 +86,8 @@ async def update_webhook(request: web.Request) -> web.Response:
     if "events" in body:
         changes["events"] = check_events(body["events"])
     if "collectors" in body:
-        changes["collectors"] = check_collectors(body["collectors"], request.app[REGISTRY])
+        known = request.app[REGISTRY]
+        changes["collectors"] = check_collectors(body["collectors"], known)
     if "description" in body:
         changes["description"] = check_description(body["description"])
     if "enabled" in body:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from server.keys import POOL, SETTINGS
 from server.realtime.keys import HUB
-from server.webhooks import outbox
+from server.webhooks import receiver_store
 from server.webhooks.dispatcher import Dispatcher
 from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.routes import routes
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     """Upsert the settings-declared receivers, then run the dispatcher until shutdown."""
     settings = app[SETTINGS]
-    await outbox.upsert_declared(app[POOL], settings.webhooks)
+    await receiver_store.upsert_declared(app[POOL], settings.webhooks)
     if settings.webhooks:
         log.info("%d webhook receiver(s) declared in settings", len(settings.webhooks))
     dispatcher = Dispatcher(app[POOL], settings)

@@ -4,6 +4,7 @@ settings-declared webhooks. Failures are ValidationErrors naming the field."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from yarl import URL
@@ -11,7 +12,18 @@ from yarl import URL
 from server.errors import ValidationError
 from server.webhooks.rules.address_guard import url_problem
 
-EVENTS = ("batch.completed", "batch.failed", "batch.cancelled")
+EVENTS = (
+    "batch.completed",
+    "batch.failed",
+    "batch.cancelled",
+    "job.failed",  # after the job's last attempt
+    "collector.failing",  # collector health (server/health/): on a change of state only
+    "collector.stale",
+    "collector.recovered",
+)
+# What a receiver created without ``events`` hears: what receivers heard before there was a choice.
+DEFAULT_EVENTS = ("batch.completed",)
+MAX_COLLECTORS = 100
 MAX_URL_CHARS = 2048
 MAX_DESCRIPTION_CHARS = 500
 WEBHOOK_ID = re.compile(r"^wh_[0-9a-f]{16}$")
@@ -52,6 +64,25 @@ def check_events(value: Any) -> list[str]:
     if len(set(value)) != len(value):
         raise ValidationError("events lists an event more than once")
     return [e for e in EVENTS if e in value]  # canonical order
+
+
+def check_collectors(value: Any, known: Collection[str]) -> list[str] | None:
+    """The collectors a receiver hears about (null: all), each one this server has."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or len(value) > MAX_COLLECTORS:
+        raise ValidationError(
+            f"collectors must be null or a non-empty list of at most {MAX_COLLECTORS} collector names"
+        )
+    if not all(isinstance(v, str) for v in value):
+        raise ValidationError("collectors must be a list of strings")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        shown = ", ".join(repr(v[:64]) for v in unknown[:5])
+        raise ValidationError(f"Unknown collector(s): {shown}. Collectors: {', '.join(sorted(known))}")
+    if len(set(value)) != len(value):
+        raise ValidationError("collectors lists a collector more than once")
+    return sorted(value)
 
 
 def check_description(value: Any) -> str | None:
