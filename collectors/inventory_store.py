@@ -9,6 +9,13 @@
   (``synchronous_commit = off``): a PostgreSQL crash can lose the last pages of a run, never
   part of one, and the run then fails and is run again; it makes pages cost a third less. The
   final commit, which marks devices removed and the job completed, waits as usual.
+- A page is read in one statement (which of its devices are stored, and the hash of the
+  record each was last written with: ``record_hash``, sql/012_data_growth.sql) and written in
+  at most two: devices whose record is new or changed are upserted in full, in one statement;
+  devices whose record is unchanged (same hash, not removed) only get their ``last_seen_*``
+  columns moved, by primary key, without sending their record. On a steady account, that is
+  nearly every device. ``record_written_at`` says when a device's record was last written in
+  full.
 - Devices a run does not see are marked removed only by :meth:`InventoryWriter.complete`, in the
   same transaction that marks the job completed; if the job ended meanwhile (cancelled, failed
   by the watchdog), nothing is marked (ARCHITECTURE rule 14).
@@ -17,6 +24,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import zlib
 from collections.abc import Sequence
@@ -50,16 +58,18 @@ _UPSERT = """
     INSERT INTO inventory_devices AS d (
         source, vendor_id, organization_id, organization_name, display_name, host_name, dns_name,
         host_key, platform, device_class, os_name, serial_number, manufacturer, model,
-        ip_addresses, mac_addresses, online, last_contact_at, raw, last_seen_job_id, last_seen_run
+        ip_addresses, mac_addresses, online, last_contact_at, raw, last_seen_job_id, last_seen_run,
+        record_hash, record_written_at
     )
     SELECT %(source)s, r.vendor_id, r.organization_id, r.organization_name, r.display_name, r.host_name,
            r.dns_name, r.host_key, r.platform, r.device_class, r.os_name, r.serial_number, r.manufacturer,
-           r.model, r.ip_addresses, r.mac_addresses, r.online, r.last_contact_at, r.raw, %(job_id)s, %(run_id)s
+           r.model, r.ip_addresses, r.mac_addresses, r.online, r.last_contact_at, r.raw, %(job_id)s, %(run_id)s,
+           decode(r.record_hash, 'hex'), clock_timestamp()
       FROM json_to_recordset(%(rows)s::json) AS r (
         vendor_id text, organization_id text, organization_name text, display_name text, host_name text,
         dns_name text, host_key text, platform text, device_class text, os_name text, serial_number text,
         manufacturer text, model text, ip_addresses text[], mac_addresses text[], online boolean,
-        last_contact_at timestamptz, raw jsonb
+        last_contact_at timestamptz, raw jsonb, record_hash text
       )
     ON CONFLICT (source, vendor_id) DO UPDATE SET
         organization_id = EXCLUDED.organization_id,
@@ -84,14 +94,26 @@ _UPSERT = """
         last_seen_at = clock_timestamp(),
         last_seen_job_id = EXCLUDED.last_seen_job_id,
         last_seen_run = EXCLUDED.last_seen_run,
-        removed_at = NULL
+        removed_at = NULL,
+        record_hash = EXCLUDED.record_hash,
+        record_written_at = EXCLUDED.record_written_at
+"""
+
+# Devices seen again with the record they were last written with: only "seen" moves.
+_SEEN_AGAIN = """
+    UPDATE inventory_devices
+       SET last_seen_at = clock_timestamp(), last_seen_job_id = %(job_id)s, last_seen_run = %(run_id)s
+     WHERE source = %(source)s AND vendor_id = ANY(%(ids)s)
 """
 
 _DETAILS = """
     UPDATE inventory_devices d
        SET manufacturer = coalesce(v.manufacturer, d.manufacturer),
            model = coalesce(v.model, d.model),
-           serial_number = coalesce(v.serial_number, d.serial_number)
+           serial_number = coalesce(v.serial_number, d.serial_number),
+           -- the row no longer holds exactly the record it was written with: the next run
+           -- writes that record in full again, as it always did
+           record_hash = NULL
       FROM (VALUES %s) AS v (source, vendor_id, manufacturer, model, serial_number)
      WHERE d.source = v.source AND d.vendor_id = v.vendor_id
        -- rewrite a row only when something changed (on a steady account, nothing does)
@@ -184,25 +206,41 @@ class InventoryWriter:
             return int(row[0]) if row else None
 
     def write_page(self, records: Sequence[DeviceRecord]) -> int:
-        """Upsert one page in one transaction; return how many of its devices are new (never
-        seen, or seen again after being marked removed)."""
+        """Store one page in one transaction (see the module docstring); return how many of its
+        devices are new (never seen, or seen again after being marked removed)."""
         if not records:
             return 0
-        ids = [r.vendor_id for r in records]
+        # A vendor page may repeat a device: count it once, and write the last record of it.
+        encoded: dict[str, tuple[str, bytes]] = {}
+        for record in records:
+            # PostgreSQL's text and jsonb refuse NUL (\u0000): drop it wherever a vendor sent one.
+            text = json.dumps(_row(record), separators=(",", ":")).replace("\\u0000", "")
+            encoded[record.vendor_id] = (text, hashlib.blake2b(text.encode(), digest_size=16).digest())
+        ids = list(encoded)
         with self._conn, self._conn.cursor() as cur:
             cur.execute(
-                "SELECT count(DISTINCT vendor_id) FROM inventory_devices"
-                " WHERE source = %s AND vendor_id = ANY(%s) AND removed_at IS NULL",
+                "SELECT vendor_id, record_hash, removed_at IS NULL FROM inventory_devices"
+                " WHERE source = %s AND vendor_id = ANY(%s)",
                 (self.source, ids),
             )
-            present = int(cur.fetchone()[0])
-            # PostgreSQL's text and jsonb refuse NUL (\u0000): drop it wherever a vendor sent one.
-            rows = json.dumps([_row(r) for r in records], separators=(",", ":")).replace("\\u0000", "")
-            cur.execute(_UPSERT, {"source": self.source, "job_id": self.job_id, "run_id": self.run_id, "rows": rows})
-            # A vendor page may repeat a device; count each once.
-            distinct = len(set(ids))
-            new = distinct - min(present, distinct)
-            self.seen += distinct
+            stored = {
+                vendor_id: (bytes(digest) if digest is not None else None, present)
+                for vendor_id, digest, present in cur.fetchall()
+            }
+            present = sum(1 for _, is_present in stored.values() if is_present)
+            unchanged = [v for v, (_, digest) in encoded.items() if stored.get(v) == (digest, True)]
+            changed = [
+                f'{text[:-1]},"record_hash":"{digest.hex()}"}}'
+                for v, (text, digest) in encoded.items()
+                if stored.get(v) != (digest, True)
+            ]
+            params = {"source": self.source, "job_id": self.job_id, "run_id": self.run_id}
+            if changed:
+                cur.execute(_UPSERT, {**params, "rows": f"[{','.join(changed)}]"})
+            if unchanged:
+                cur.execute(_SEEN_AGAIN, {**params, "ids": unchanged})
+            new = len(ids) - present
+            self.seen += len(ids)
             self.new += new
             cur.execute(
                 "UPDATE inventory_runs SET devices_seen = %s, devices_new = %s WHERE run_id = %s",

@@ -1,0 +1,135 @@
+"""The inventory writer skips what did not change: a device seen again with the same record
+only has its last_seen_* columns moved; a changed, returning or hand-edited one is written in
+full (collectors/inventory_store.py, sql/012_data_growth.sql)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from collectors.inventory_records import DeviceRecord
+from collectors.inventory_store import InventoryWriter
+from tests.support.inventory import empty_inventory
+
+LAST_CONTACT = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
+
+
+def device(n: int, **fields: Any) -> DeviceRecord:
+    values: dict[str, Any] = {
+        "vendor_id": str(n),
+        "raw": {"id": n, "name": f"WS-{n:03d}", "nested": {"tags": ["a", "b"]}},
+        "host_name": f"WS-{n:03d}",
+        "platform": "windows",
+        "ip_addresses": (f"10.0.0.{n}",),
+        "last_contact_at": LAST_CONTACT,
+    }
+    values.update(fields)
+    return DeviceRecord(**values)
+
+
+def run(db: Any, database_url: str, job_id: str, pages: list[list[DeviceRecord]], complete: bool = True) -> Any:
+    with db.cursor() as cur:
+        batch_id = "bc_" + job_id[3:]
+        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES (%s, 'running')", (batch_id,))
+        cur.execute(
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
+            " VALUES (%s, %s, 'ninja', 'ninja-collector', 'running')",
+            (job_id, batch_id),
+        )
+    writer = InventoryWriter(database_url, "ninja", job_id)
+    writer.open()
+    try:
+        news = [writer.write_page(page) for page in pages]
+        counts = writer.complete("done") if complete else None
+    finally:
+        writer.close("stopped")
+    return news, counts
+
+
+def rows(db: Any) -> dict[str, dict[str, Any]]:
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT vendor_id, record_written_at, last_seen_at, last_seen_job_id, last_seen_run,"
+            " removed_at, last_contact_at, serial_number, raw FROM inventory_devices WHERE source = 'ninja'"
+        )
+        names = [c.name for c in cur.description]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def test_an_unchanged_record_only_moves_last_seen_and_a_changed_one_is_written_in_full(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    empty_inventory(db)
+    run(db, database_url, "ni_00000001", [[device(n) for n in range(1, 6)], [device(n) for n in range(6, 11)]])
+    first = rows(db)
+    assert len(first) == 10 and all(r["record_written_at"] is not None for r in first.values())
+
+    changed = dataclasses.replace(device(3), last_contact_at=LAST_CONTACT + dt.timedelta(hours=1))
+    raw_changed = dataclasses.replace(device(7), raw={**device(7).raw, "nested": {"tags": ["a"]}})
+    pages = [[device(1), device(2), changed, device(4), device(5)], [device(6), raw_changed, device(8), device(9)]]
+    news, counts = run(db, database_url, "ni_00000002", pages)
+    assert news == [0, 0] and (counts.seen, counts.new, counts.gone) == (9, 0, 1)
+    second = rows(db)
+    for vendor_id, row in second.items():
+        before = first[vendor_id]
+        if vendor_id == "10":  # not seen by a complete run: removed, its record untouched
+            assert row["removed_at"] is not None and row["record_written_at"] == before["record_written_at"]
+            continue
+        # every device the run saw is seen by it, whether its record changed or not
+        assert row["last_seen_job_id"] == "ni_00000002" and row["last_seen_at"] > before["last_seen_at"]
+        assert row["last_seen_run"] > before["last_seen_run"] and row["removed_at"] is None
+        if vendor_id in ("3", "7"):
+            assert row["record_written_at"] > before["record_written_at"]
+        else:
+            assert row["record_written_at"] == before["record_written_at"], vendor_id
+            assert row["raw"] == before["raw"] and row["last_contact_at"] == before["last_contact_at"]
+    assert second["3"]["last_contact_at"] == LAST_CONTACT + dt.timedelta(hours=1)
+    assert second["7"]["raw"]["nested"] == {"tags": ["a"]}
+
+
+def test_a_removed_device_that_returns_unchanged_is_new_again_and_no_longer_removed(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    empty_inventory(db)
+    run(db, database_url, "ni_00000001", [[device(n) for n in range(1, 4)]])
+    run(db, database_url, "ni_00000002", [[device(1), device(2)]])
+    assert rows(db)["3"]["removed_at"] is not None
+    news, counts = run(db, database_url, "ni_00000003", [[device(1), device(2), device(3)]])
+    assert news == [1] and (counts.new, counts.gone) == (1, 0)
+    back = rows(db)["3"]
+    assert back["removed_at"] is None and back["last_seen_job_id"] == "ni_00000003"
+
+
+def test_a_row_changed_by_the_details_report_is_written_in_full_next_time(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    """The hardware details may differ from what the device list said; as before, each run
+    writes the list's value first and the report's after it."""
+    empty_inventory(db)
+    with_serial = device(1, serial_number="LIST-1")
+    run(db, database_url, "ni_00000001", [[with_serial, device(2)]])
+    writer_rows = rows(db)
+    assert writer_rows["1"]["serial_number"] == "LIST-1"
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES ('bc_00000002', 'running')")
+        cur.execute(
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
+            " VALUES ('ni_00000002', 'bc_00000002', 'ninja', 'ninja-collector', 'running')"
+        )
+    writer = InventoryWriter(database_url, "ninja", "ni_00000002")
+    writer.open()
+    writer.write_page([with_serial, device(2)])
+    writer.write_details([("1", "Maker", "Model", "REPORT-1"), ("2", None, None, None)])
+    after_details = rows(db)
+    assert after_details["1"]["serial_number"] == "REPORT-1"
+    writer.close("stopped")  # a run stopped after the report: the next writes the list's value again
+    run(db, database_url, "ni_00000003", [[with_serial, device(2)]], complete=False)
+    third = rows(db)
+    assert third["1"]["serial_number"] == "LIST-1"
+    assert third["1"]["record_written_at"] > after_details["1"]["record_written_at"]
+    assert third["2"]["record_written_at"] == after_details["2"]["record_written_at"]
+
+
+def test_a_page_that_repeats_a_device_counts_it_once_and_keeps_its_last_record(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    empty_inventory(db)
+    later = dataclasses.replace(device(1), host_name="WS-NEW")
+    news, counts = run(db, database_url, "ni_00000001", [[device(1), device(2), later]])
+    assert news == [2] and counts.seen == 2
+    with db.cursor() as cur:
+        cur.execute("SELECT host_name FROM inventory_devices WHERE vendor_id = '1'")
+        assert cur.fetchone() == ("WS-NEW",)
