@@ -258,6 +258,12 @@ def operation_paths(names: Names) -> dict[str, Schema]:
                     "400": error("A window out of range (1h to 90d) or malformed, or a bad collector name."),
                     "500": SERVER_ERROR,
                 },
+                description=(
+                    "Percentiles (p50, p95, a series point's median) are read from buckets whose edges grow"
+                    " by 4 %: within 2 % of an actual value, the middle of the bucket holding the"
+                    " ceil(q n)-th smallest value (nearest rank); max is exact. Closed hours are summarised"
+                    " once and merged, so any window costs about the same (docs/COLLECTOR_RUN_TRACKING_API.md)."
+                ),
                 parameters=[
                     query(
                         "window",
