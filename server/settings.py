@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from collectors.contract import DEFAULT_JOB_LOG_MAX_BYTES, DEFAULT_JOB_LOG_MAX_LINES, ENV_PREFIX, GRANTABLE_ROLES
+from collectors.inventory_records import PLATFORMS
+from collectors.variance_settings import VarianceSettings, VarianceSettingsError, load_variance_settings
 from server.webhooks.rules.config import (
     DEFAULT_RETRY_SCHEDULE,
     DeclaredWebhook,
@@ -115,6 +117,9 @@ class Settings:
     # Collector health (server/health/): how often each node looks for a change that time
     # alone makes (stale); a job that ends makes it look at once.
     health_interval: float = 30.0
+    # The cross-vendor checks (docs/VARIANCES.md): read from their own CROSS_VENDOR_* variables,
+    # which the checks' collector process reads too (collectors/variance_settings.py).
+    variances: VarianceSettings = dataclasses.field(default_factory=VarianceSettings)
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -353,6 +358,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise SettingsError(f"unknown setting {field!r}")
         if value is not None:
             values[field] = _PARSERS[field](f"--{field.replace('_', '-')}", str(value))
+    try:
+        values["variances"] = load_variance_settings(environ, PLATFORMS)
+    except VarianceSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     settings = Settings(**values)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise SettingsError(f"{env_name('tls_cert')} and {env_name('tls_key')} (--tls-cert, --tls-key) go together")
