@@ -59,10 +59,15 @@ _DEVICES = """
                d.raw ->> 'locationName') END AS location) AS loc
      -- present, and already there when the complete run ended (not added by a later, unfinished one)
      WHERE d.removed_at IS NULL AND d.first_seen_at <= r.finished_at;
+    -- statistics before each next step, or the planner guesses a temporary table's size (a
+    -- small sample of the join columns: ANALYZE of every column cost more than the checks)
+    SET LOCAL default_statistics_target = 10;
+    ANALYZE vc_devices (source, key);
     CREATE TEMP TABLE vc_keys ON COMMIT DROP AS
     SELECT key, count(*) FILTER (WHERE source = 'ninja') AS ninja_n,
            count(*) FILTER (WHERE source = 'threatlocker') AS tl_n
       FROM vc_devices WHERE key IS NOT NULL GROUP BY key;
+    ANALYZE vc_keys (key);
     CREATE TEMP TABLE vc_pairs ON COMMIT DROP AS
     SELECT k.key, n.vendor_id AS n_id, n.host_name AS n_host, n.display_name AS n_display, n.org_id AS n_org_id,
            n.org_name AS n_org, n.location AS n_location, n.spare AS n_spare, n.excluded_location AS n_excluded,
@@ -72,6 +77,7 @@ _DEVICES = """
       JOIN vc_devices n ON n.key = k.key AND n.source = 'ninja'
       JOIN vc_devices t ON t.key = k.key AND t.source = 'threatlocker'
      WHERE k.ninja_n = 1 AND k.tl_n = 1;
+    ANALYZE vc_pairs (key);
     CREATE TEMP TABLE vc_found (
         type text NOT NULL, subject_key text NOT NULL, hostname text NOT NULL, organization text,
         details jsonb NOT NULL, PRIMARY KEY (type, subject_key)
@@ -314,11 +320,10 @@ def run_checks(
             "today": today,
         }
         cur.execute(_DEVICES, params)
-        cur.execute("ANALYZE vc_devices; ANALYZE vc_keys; ANALYZE vc_pairs")
         for needs, sql in _CHECKS:
             if all(source in runs for source in needs):
                 cur.execute(sql, params)
-        cur.execute("ANALYZE vc_found")
+        cur.execute("ANALYZE vc_found (type, subject_key)")
         cur.execute(
             "SELECT count(*) FILTER (WHERE source = 'ninja'), count(*) FILTER (WHERE source <> 'ninja'),"
             " (SELECT count(*) FROM vc_found) FROM vc_devices"
