@@ -55,6 +55,7 @@ from server.service.health_routes import setup_health_routes
 from server.service.metrics_route import setup_metrics_routes
 from server.service.static_routes import setup_static_routes
 from server.settings import Settings
+from server.variances.setup import setup_variances
 from server.webhooks import keys as webhooks_keys
 from server.webhooks.keys import WEBHOOK_DISPATCHER
 from server.webhooks.setup import setup_webhooks
@@ -155,6 +156,7 @@ PARTS: tuple[Part, ...] = (
          " job-ended wake-up",
          needs=(SETTINGS, POOL, REGISTRY, HUB, WEBHOOK_DISPATCHER), starts=(HEALTH_EVALUATOR,)),
     Part("inventory routes", _routes(inventory_routes), "any place before security"),
+    Part("variances", setup_variances, "any place before security"),
     Part("schedules", setup_schedules,
          "after the runner, so it stops first: nothing is fired while the runner hands its jobs back at"
          " shutdown; before security, for its routes",

@@ -53,7 +53,8 @@ STREAMING_OPERATIONS = ("streamBatch", "streamJob", "streamCollectors", "streamJ
 # private address; an inventory cursor is opaque, valid only as the server gave it out; a
 # schedule's time zone must be one the machine's IANA database knows, and its cron fields must
 # name times that exist; a collector name is accepted when it is configured or has runs, a
-# history cursor only as the server gave it out, and since must not be after until.
+# history cursor only as the server gave it out, and since must not be after until; and the
+# variances' rules below.
 NOT_DECIDED_BY_THE_SCHEMA = {
     "getLatestRuns": [positive_data_acceptance],
     "getHistory": [positive_data_acceptance],
@@ -64,6 +65,11 @@ NOT_DECIDED_BY_THE_SCHEMA = {
     "listInventoryDevices": [positive_data_acceptance],
     "createSchedule": [positive_data_acceptance],
     "updateSchedule": [positive_data_acceptance],
+    # A variances cursor is opaque too; reason and expires_on go with the accept action only, and an
+    # expiry must not be in the past; a trends range must not run backwards or span over a year.
+    "listExceptions": [positive_data_acceptance],
+    "bulkUpdateExceptions": [positive_data_acceptance],
+    "getVarianceTrends": [positive_data_acceptance],
 }
 # Requests sent, per (identity, operation id): the last test reports and checks them.
 SENT: collections.Counter[tuple[str, str]] = collections.Counter()

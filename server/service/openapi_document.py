@@ -28,6 +28,7 @@ from server.schedules import openapi as schedules
 from server.security import openapi as security
 from server.service import openapi as service
 from server.service.openapi_security import SECURITY_SCHEMES, with_security
+from server.variances import openapi as variances
 from server.webhooks import openapi as webhooks
 
 # In document order. Two parts may not define the same path or schema.
@@ -43,6 +44,7 @@ PARTS: tuple[Part, ...] = (
     schedules.PART,
     health.PART,
     security.PART,
+    variances.PART,
 )
 
 DESCRIPTION = (
