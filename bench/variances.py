@@ -55,8 +55,8 @@ _FILL = """
            'WS-' || i, 'ws-' || i, 'windows', '{}'::jsonb, 'ni_00000001', 1, now() - interval '1 day'
       FROM generate_series(1, %(n)s) AS i WHERE i %% 1000 NOT BETWEEN 0 AND 19
     UNION ALL
-    SELECT 'ninja', 'dup-' || i, (i %% 50)::text, 'Org ' || (i %% 50), NULL, 'WS-' || i, 'ws-' || i, 'windows', '{}'::jsonb,
-           'ni_00000001', 1, now() - interval '1 day'
+    SELECT 'ninja', 'dup-' || i, (i %% 50)::text, 'Org ' || (i %% 50), NULL, 'WS-' || i, 'ws-' || i, 'windows',
+           '{}'::jsonb, 'ni_00000001', 1, now() - interval '1 day'
       FROM generate_series(1, %(n)s) AS i WHERE i %% 1000 BETWEEN 44 AND 47;
     INSERT INTO inventory_devices (source, vendor_id, organization_id, organization_name, display_name, host_name,
                                    host_key, platform, raw, last_seen_job_id, last_seen_run, first_seen_at)

@@ -73,10 +73,9 @@ def query_statuses(request: web.Request) -> tuple[str, ...]:
 
 
 def caller(request: web.Request) -> str:
-    """Who is calling, as the history records it: the stored key's name, the token's subject
-    or the configured key's id; ``open`` when the server runs without credentials."""
-    principal = request.get(PRINCIPAL) or OPEN
-    return principal.name or principal.client_id or principal.via
+    """Who is calling, as the history records it: the actor of the audit trail (the key's name
+    or id, the token's subject, or "open mode")."""
+    return (request.get(PRINCIPAL) or OPEN).actor
 
 
 def path_id(request: web.Request) -> int:
