@@ -15,6 +15,7 @@ import pytest
 from collectors.variance_settings import VARIANCE_TYPES
 from server.app import create_app
 from server.security.api_keys import create_key
+from server.variances import exports
 from server.variances.exports import COLUMNS, EXCEL_COLUMNS
 from tests.support.openapi_contract import Contract
 from tests.support.variances import (
@@ -303,3 +304,15 @@ async def test_reads_need_the_read_role_and_changes_the_trigger_role(api) -> Non
         json={"mappings": [{"ninja_organization": "Acme", "threatlocker_organization": "Acme Holdings"}]},
     )  # fmt: skip
     assert [(m["ninja_organization"], m["updated_by"]) for m in answer["mappings"]] == [("Acme", "alice")]
+
+
+def test_a_cell_that_a_spreadsheet_would_run_as_a_formula_is_escaped() -> None:
+    seen = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+    row = {
+        "id": 7, "type": "MISSING_NINJA", "hostname": "=HYPERLINK(\"http://x\")", "organization": "+Acme",
+        "details": {"tl_hostname": "@x"}, "first_seen": seen, "last_seen": seen, "status": "active",
+        "resolved_at": None, "resolved_by": None, "updated_at": None, "updated_by": None, "update_type": None,
+    }  # fmt: skip
+    (cells,) = list(csv.DictReader(io.StringIO(exports.to_csv([row]).decode("utf-8-sig"))))
+    assert cells["Hostname"] == '\'=HYPERLINK("http://x")' and cells["Organization"] == "'+Acme"
+    assert cells["Date Found"] == "2026-12-01" and cells["First Seen"] == "2026-12-01T08:00:00.000000Z"
