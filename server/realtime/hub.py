@@ -37,9 +37,9 @@ from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.listener import Listener
-from server.realtime.log_tail import LogTails
-from server.realtime.notify import JobWakeUps, parse_log_wake_up, parse_notification
-from server.realtime.sources import LiveSources
+from server.realtime.log_tail import VARIANCE_FRAMING, VARIANCES_KEY, LogTails
+from server.realtime.notify import JobWakeUps, is_variance_wake_up, parse_log_wake_up, parse_notification
+from server.realtime.sources import LiveSources, VarianceSource
 from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
 from server.realtime.tracker import StateTracker
@@ -63,6 +63,8 @@ class Hub:
         self._pool = pool
         self.wake_ups = JobWakeUps()
         self.log_tails = LogTails(pool, sources.logs if sources else None)
+        self.variance_source = sources.variances if sources else None
+        self.variance_tail = LogTails(pool, self.variance_source, VARIANCE_FRAMING)
         self.heartbeat = Heartbeat(heartbeat)  # WebSocket sessions register with it
         self._subs = SubscriptionRegistry()
         self.closing = False
@@ -83,6 +85,10 @@ class Hub:
         )
         self._fanout_position = 0  # in the first queued list
         self._fanout_scheduled = False
+
+    async def latest_variance_seq(self, source: VarianceSource) -> int:
+        """Where a follower of the variances that gives no ``since`` starts: the newest change."""
+        return await source.latest_seq(self._pool)
 
     @property
     def listener(self) -> Listener | None:
@@ -107,6 +113,10 @@ class Hub:
             self.stats["notifications"] += 1
             self.log_tails.wake(log_job)
             return
+        if is_variance_wake_up(payload):
+            self.stats["notifications"] += 1
+            self.variance_tail.wake(VARIANCES_KEY)
+            return
         notification = parse_notification(payload)
         if notification is None:
             return
@@ -119,6 +129,7 @@ class Hub:
     async def on_listening(self) -> None:
         """After every (re)connect: re-read what moved while no notification could reach us."""
         self.log_tails.wake_all()
+        self.variance_tail.wake_all()
         await self._tracker.resync()
 
     async def current_batch(self, batch_id: str) -> BatchSnapshot | None:

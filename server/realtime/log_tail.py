@@ -32,32 +32,63 @@ log = logging.getLogger(__name__)
 READ_PAGE = 2000
 
 
+@dataclasses.dataclass(frozen=True)
+class Framing:
+    """How one kind of tail frames what it reads: the WebSocket message's type, the field that
+    names the followed thing (a job's log: ``job_id``; the variances: none), the field of the
+    page's header object (the variances' counts) and of its items, and the SSE event name."""
+
+    ws_type: bytes
+    items_field: bytes
+    sse_event: bytes
+    key_field: bytes | None = None
+    header_field: bytes | None = None
+
+
+LOG_FRAMING = Framing(b"logs", b"lines", b"log", key_field=b"job_id")
+# The variances' changes: one key, each page headed by the open counts (docs/LIVE_PUSH.md).
+VARIANCES_KEY = "variances"
+VARIANCE_FRAMING = Framing(b"variances", b"changes", b"variance", header_field=b"counts")
+
+
 @dataclasses.dataclass(eq=False)
 class LogBatch:
-    """Lines read once for every follower of a job, each encoded once."""
+    """Items read once for every follower of a key (a job's log lines, the variances' changes),
+    each encoded once."""
 
-    job_id: str
+    job_id: str  # the key followed
     status: str
     numbers: list[int]
-    bodies: list[bytes]  # each line's JSON
+    bodies: list[bytes]  # each item's JSON
     complete: bool  # the job has ended and no line follows these
+    framing: Framing = LOG_FRAMING
+    header: bytes | None = None  # a JSON object sent ahead of the items (the variances' counts)
     _sse: list[bytes] | None = None
 
     def sse(self, start: int) -> bytes:
-        """The SSE frames of the lines from index ``start`` (``id:`` is the line number)."""
+        """The SSE frames of the items from index ``start`` (``id:`` is the item's number),
+        after the header's frame if the page has one."""
         if self._sse is None:
+            event = self.framing.sse_event
             self._sse = [
-                b"id: %d\nevent: log\ndata: %s\n\n" % (n, body)
+                b"id: %d\nevent: %s\ndata: %s\n\n" % (n, event, body)
                 for n, body in zip(self.numbers, self.bodies, strict=True)
             ]
-        return b"".join(self._sse[start:])
+        head = b""
+        if self.header is not None and self.framing.header_field is not None:
+            head = b"event: %s\ndata: %s\n\n" % (self.framing.header_field, self.header)
+        return head + b"".join(self._sse[start:])
 
     def ws(self, start: int) -> bytes:
-        """One WebSocket message with the lines from index ``start``."""
-        return b'{"type": "logs", "job_id": "%s", "lines": [%s]}' % (
-            self.job_id.encode(),
-            b", ".join(self.bodies[start:]),
-        )
+        """One WebSocket message with the items from index ``start``."""
+        framing = self.framing
+        parts = [b'"type": "%s"' % framing.ws_type]
+        if framing.key_field is not None:
+            parts.append(b'"%s": "%s"' % (framing.key_field, self.job_id.encode()))
+        if self.header is not None and framing.header_field is not None:
+            parts.append(b'"%s": %s' % (framing.header_field, self.header))
+        parts.append(b'"%s": [%s]' % (framing.items_field, b", ".join(self.bodies[start:])))
+        return b"{" + b", ".join(parts) + b"}"
 
     def end_message(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "status": self.status}
@@ -75,12 +106,16 @@ class LogFollower:
     finish: Callable[[LogBatch], None]
     gone: Callable[[], None]
     done: bool = False
+    primed: bool = False  # it has had a page (with the header, where pages have one)
 
 
 class LogTails:
-    def __init__(self, pool: aiopg.Pool, source: LogSource | None) -> None:
+    """The followers of each key of one kind of tail, and one reader per key."""
+
+    def __init__(self, pool: aiopg.Pool, source: LogSource | None, framing: Framing = LOG_FRAMING) -> None:
         self._pool = pool
         self._source = source  # None: a hub that only pushes (tests of the fanout)
+        self._framing = framing
         self._followers: dict[str, set[LogFollower]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -149,13 +184,18 @@ class LogTails:
             found.numbers,
             found.bodies,
             complete=found.status in TERMINAL_STATUSES and not full,
+            framing=self._framing,
+            header=found.header,
         )
         last = batch.numbers[-1] if batch.numbers else start
         for follower in list(self._followers.get(job_id, ())):
             first_new = next((i for i, n in enumerate(batch.numbers) if n > follower.position), None)
+            if first_new is None and batch.header is not None and not follower.primed:
+                first_new = len(batch.numbers)  # nothing new for it, but the header is: send that
             if first_new is not None:
                 follower.deliver(batch, first_new)
-                follower.position = last
+                follower.position = max(follower.position, last)
+                follower.primed = True
             if batch.complete and follower.position >= last:
                 self.unfollow(follower)
                 follower.finish(batch)

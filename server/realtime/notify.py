@@ -55,6 +55,15 @@ def parse_log_wake_up(payload: str) -> str | None:
     return job_id
 
 
+# What a variances payload is (sql/014_variance_push.sql): new changes, nothing more to parse.
+_VARIANCES_PAYLOAD = '{"kind" : "variances"}'
+
+
+def is_variance_wake_up(payload: str) -> bool:
+    """Whether the payload says the variances changed (a checks run or an operator committed)."""
+    return payload == _VARIANCES_PAYLOAD
+
+
 def parse_notification(payload: str) -> Notification | None:
     """The payload's fields, or None (logged) when it is not one of ours."""
     try:

@@ -42,6 +42,7 @@ async def realtime_ctx(app: web.Application, sources: LiveSources) -> AsyncItera
         hub.close()
         await listener.stop()
         await hub.log_tails.close()
+        await hub.variance_tail.close()
 
 
 async def close_streams(app: web.Application) -> None:

@@ -1,10 +1,10 @@
-"""What live push reads, and from whom: the two seams between realtime and the features whose
+"""What live push reads, and from whom: the seams between realtime and the features whose
 state it pushes (docs/ARCHITECTURE.md, the layers).
 
 Realtime sits below runs and job logs: it never imports them. It reads a batch with its jobs,
-and a job's log lines, through these interfaces; ``server/runs/live.py`` and
-``server/joblogs/live.py`` implement them, and the app hands them to the hub at setup
-(``server/app.py``).
+a job's log lines and the variances' changes through these interfaces; ``server/runs/live.py``,
+``server/joblogs/live.py`` and ``server/variances/live.py`` implement them, and the app hands
+them to the hub at setup (``server/app.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class LogPage:
     status: str  # the job's status, read in the same snapshot as the lines
     numbers: list[int]
     bodies: list[bytes]  # each line's JSON
+    header: bytes | None = None  # a JSON object sent ahead of the lines (the variances' counts)
 
 
 class LogSource(Protocol):
@@ -58,7 +59,21 @@ class LogSource(Protocol):
         ...
 
 
+class VarianceSource(Protocol):
+    """The variances' changes, numbered by seq, each with the variance as its GET shows it; each
+    page has the open counts as its header (read in the same snapshot)."""
+
+    async def read_log(self, pool: aiopg.Pool, key: str, after: int, limit: int) -> LogPage | None:
+        """Up to ``limit`` changes numbered above ``after`` (``key`` is always ``variances``)."""
+        ...
+
+    async def latest_seq(self, pool: aiopg.Pool) -> int:
+        """The seq of the newest change (0 when there is none): where a new follower starts."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class LiveSources:
     batches: BatchSource
     logs: LogSource
+    variances: VarianceSource | None = None

@@ -32,7 +32,7 @@ from server.realtime.events import Control, Event
 from server.realtime.heartbeat import PING_FRAME
 from server.realtime.hub import Hub
 from server.realtime.keys import HUB
-from server.realtime.log_tail import LogBatch, LogFollower
+from server.realtime.log_tail import VARIANCES_KEY, LogBatch, LogFollower
 from server.realtime.subscriber import Subscriber, Wire, wire_of
 from server.realtime.subscriptions import Subscription
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-TARGETS = ("batch_id", "job_id", "collectors", "logs")
+TARGETS = ("batch_id", "job_id", "collectors", "logs", "variances")
 FIELDS = {"subscribe": {"op", "since", "after", *TARGETS}, "unsubscribe": {"op", *TARGETS}, "ping": {"op"}}
 MAX_SEQ = 10**18
 MAX_LINE = 10**15
@@ -75,6 +75,7 @@ class Session(WebSocketServedAfterItsHandler):
         "settings",
         "subscriber",
         "subscriptions",
+        "variance_follow",
         "wire",
         "writer",
     )  # slots: set before the base's attributes, they cost no instance dict entry
@@ -87,6 +88,7 @@ class Session(WebSocketServedAfterItsHandler):
         self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket", "websocket")
         self.subscriptions: list[Subscription] = []  # a handful at most: a list is the smallest
         self.log_follows: dict[str, LogFollower] | None = None  # only once a log is followed
+        self.variance_follow: LogFollower | None = None
         self.bad_messages = 0
         self.heard = True  # the client sent something since the last ping (realtime/heartbeat.py)
         self.wire: Wire | None = None  # the connection's transport, once upgraded
@@ -133,8 +135,13 @@ class Session(WebSocketServedAfterItsHandler):
             return
         kind, target, echo = self.target_of(message)
         if "after" in message and kind != "logs":
-            raise BadMessage("after goes with logs (a line number); batch, job and collectors take since")
-        if kind == "logs":
+            raise BadMessage("after goes with logs (a line number); batch, job, collectors and variances take since")
+        if kind == "variances":
+            if op == "subscribe":
+                await self.follow_variances(echo, self.since_of(message))
+            else:
+                self.unfollow_variances(echo)
+        elif kind == "logs":
             if "since" in message:
                 raise BadMessage("a logs subscription resumes with after (a line number), not since")
             if op == "subscribe":
@@ -149,9 +156,13 @@ class Session(WebSocketServedAfterItsHandler):
     def target_of(self, message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         given = [t for t in TARGETS if t in message]
         if len(given) != 1:
-            raise BadMessage("give exactly one of batch_id, job_id or collectors")
+            raise BadMessage("give exactly one of batch_id, job_id, collectors, logs or variances")
         field = given[0]
         value = message[field]
+        if field == "variances":
+            if value is not True:
+                raise BadMessage("variances must be true (the variances' changes, one stream)")
+            return "variances", VARIANCES_KEY, {"variances": True}
         try:
             if field == "collectors":
                 if not isinstance(value, list) or not value:
@@ -204,6 +215,47 @@ class Session(WebSocketServedAfterItsHandler):
         )
         follows[job_id] = follower
         self.hub.log_tails.follow(follower)
+
+    async def follow_variances(self, echo: dict[str, Any], since: int | None) -> None:
+        """The variances' changes after ``since`` (without it, from now), each page headed by
+        the open counts; the first page comes at once, with the counts even if nothing changed."""
+        if self.variance_follow is not None:
+            self.hub.variance_tail.unfollow(self.variance_follow)
+            self.variance_follow = None
+        source = self.hub.variance_source
+        if source is None:
+            self.reply({"type": "error", "error": "this server pushes no variances", "status": 404, **echo})
+            return
+        if len(self.subscriptions) + len(self.log_follows or ()) >= self.settings.ws_max_subscriptions:
+            limit = self.settings.ws_max_subscriptions
+            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
+            return
+        self.subscriber.hold()
+        try:
+            position = since if since is not None else await self.hub.latest_variance_seq(source)
+        except ApiError as exc:
+            self.reply({"type": "error", "error": exc.message, "status": exc.status, **echo})
+            return
+        finally:
+            self.subscriber.release()
+        self.reply({"type": "subscribed", **echo}, first=True)
+        follower = LogFollower(
+            VARIANCES_KEY,
+            position,
+            deliver=lambda batch, start: self.subscriber.send_control(Control(batch.ws(start))),
+            finish=lambda batch: None,  # the variances never end
+            gone=lambda: None,
+        )
+        self.variance_follow = follower
+        self.hub.variance_tail.follow(follower)
+
+    def unfollow_variances(self, echo: dict[str, Any]) -> None:
+        follower, self.variance_follow = self.variance_follow, None
+        if follower is None:
+            self.reply({"type": "error", "error": "not subscribed to that", **echo})
+            return
+        self.hub.variance_tail.unfollow(follower)
+        self.reply({"type": "unsubscribed", **echo})
 
     def unfollow_logs(self, job_id: str, echo: dict[str, Any]) -> None:
         follower = self.log_follows.pop(job_id, None) if self.log_follows else None
@@ -373,6 +425,9 @@ class Session(WebSocketServedAfterItsHandler):
         for follower in (self.log_follows or {}).values():
             self.hub.log_tails.unfollow(follower)
         self.log_follows = None
+        if self.variance_follow is not None:
+            self.hub.variance_tail.unfollow(self.variance_follow)
+            self.variance_follow = None
 
 
 @routes.get("/api/ws")
