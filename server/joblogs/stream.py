@@ -10,8 +10,6 @@ EventSource from reconnecting.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 
 from aiohttp import web
@@ -21,13 +19,9 @@ from server.api.roles import requires
 from server.api.validation import accepts_query, path_job_id
 from server.errors import ApiError, NotFoundError, ValidationError
 from server.joblogs import store as logs
-from server.keys import POOL, SETTINGS
-from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
-from server.realtime.events import Control
+from server.keys import POOL
 from server.realtime.keys import HUB
-from server.realtime.log_tail import LogBatch, LogFollower
-from server.realtime.sse import HEARTBEAT, SSE_HEADERS
-from server.realtime.subscriber import Subscriber
+from server.realtime.tail_stream import serve_tail
 
 routes = web.RouteTableDef()
 
@@ -55,7 +49,6 @@ async def job_log_events(request: web.Request) -> web.StreamResponse:
     job_id = path_job_id(request)
     after = resume_line(request)
     hub = request.app[HUB]
-    settings = request.app[SETTINGS]
     if hub.closing:
         raise ApiError("Server is shutting down; try again", status=503)
     found = await logs.read_lines(request.app[POOL], job_id, after, 1)
@@ -64,50 +57,4 @@ async def job_log_events(request: web.Request) -> web.StreamResponse:
     job, rows, _ = found
     if job["status"] in TERMINAL_STATUSES and not rows:
         return web.Response(status=204, headers={"Cache-Control": "no-cache"})
-
-    subscriber = Subscriber(settings.stream_outbox_limit, f"SSE {request.path}", "sse")
-    ending: list[bytes] = []
-
-    def finish(batch: LogBatch) -> None:
-        ending.append(b"event: end\ndata: %s\n\n" % json.dumps(batch.end_message()).encode())
-        subscriber.close("the job has ended and every line was sent", drain=True)
-
-    follower = LogFollower(
-        job_id,
-        after,
-        deliver=lambda batch, start: subscriber.send_control(Control(batch.sse(start))),
-        finish=finish,
-        gone=lambda: subscriber.close("the job was deleted"),
-    )
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    hub.connect(subscriber)
-    hub.log_tails.follow(follower)
-    try:
-        await response.prepare(request)
-        await _write(response, b"retry: %d\n\n" % settings.stream_retry_ms, settings.stream_send_timeout)
-        while True:
-            item = await subscriber.next(wait=settings.stream_heartbeat)
-            if item is None:
-                if subscriber.closed:
-                    break
-                await _write(response, HEARTBEAT, settings.stream_send_timeout)
-                continue
-            assert isinstance(item, Control)
-            await _write(response, item.data, settings.stream_send_timeout)
-        for chunk in ending:
-            await _write(response, chunk, settings.stream_send_timeout)
-        return response
-    except TimeoutError:
-        SLOW_SUBSCRIBERS_DROPPED.labels("sse").inc()
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError from None
-    except ConnectionError:
-        raise asyncio.CancelledError from None
-    finally:
-        hub.log_tails.unfollow(follower)
-        hub.disconnect(subscriber)
-
-
-async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
-    await asyncio.wait_for(response.write(data), seconds)
+    return await serve_tail(request, hub.log_tails, job_id, after)

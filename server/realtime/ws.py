@@ -32,9 +32,10 @@ from server.realtime.events import Control, Event
 from server.realtime.heartbeat import PING_FRAME
 from server.realtime.hub import Hub
 from server.realtime.keys import HUB
-from server.realtime.log_tail import VARIANCES_KEY, LogBatch, LogFollower
+from server.realtime.log_tail import VARIANCES_KEY, LogFollower
 from server.realtime.subscriber import Subscriber, Wire, wire_of
 from server.realtime.subscriptions import Subscription
+from server.realtime.ws_tails import TailFollows
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _topic(kind: str, target: str) -> str | frozenset[str]:
     return frozenset(target.split(",")) if kind == "collectors" else target
 
 
-class Session(WebSocketServedAfterItsHandler):
+class Session(WebSocketServedAfterItsHandler, TailFollows):
     """One WebSocket connection: the response aiohttp serves, its subscriptions and its outbox.
 
     The handler returns the session as soon as the upgrade is done, and ``serve`` serves the
@@ -88,7 +89,7 @@ class Session(WebSocketServedAfterItsHandler):
         self.subscriber = Subscriber(settings.stream_outbox_limit, "WebSocket", "websocket")
         self.subscriptions: list[Subscription] = []  # a handful at most: a list is the smallest
         self.log_follows: dict[str, LogFollower] | None = None  # only once a log is followed
-        self.variance_follow: LogFollower | None = None
+        self.variance_follow: LogFollower | None = None  # only while the variances are followed
         self.bad_messages = 0
         self.heard = True  # the client sent something since the last ping (realtime/heartbeat.py)
         self.wire: Wire | None = None  # the connection's transport, once upgraded
@@ -182,88 +183,6 @@ class Session(WebSocketServedAfterItsHandler):
         if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < MAX_LINE:
             raise BadMessage("after must be a log line number: a non-negative integer")
         return after
-
-    def follow_logs(self, job_id: str, echo: dict[str, Any], after: int) -> None:
-        """A job's log: the stored lines after ``after``, then new ones, then ``logs_end``. An
-        unknown job answers an error (its log tail finds no job)."""
-        follows = self.log_follows
-        if follows is None:
-            follows = self.log_follows = {}
-        old = follows.pop(job_id, None)
-        if old is not None:
-            self.hub.log_tails.unfollow(old)
-        if len(self.subscriptions) + len(follows) >= self.settings.ws_max_subscriptions:
-            limit = self.settings.ws_max_subscriptions
-            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
-            return
-        self.reply({"type": "subscribed", **echo})
-
-        def finish(batch: LogBatch) -> None:
-            follows.pop(job_id, None)
-            self.reply({"type": "logs_end", **batch.end_message()})
-
-        def gone() -> None:
-            follows.pop(job_id, None)
-            self.reply({"type": "error", "error": "Job not found", "status": 404, **echo})
-
-        follower = LogFollower(
-            job_id,
-            after,
-            deliver=lambda batch, start: self.subscriber.send_control(Control(batch.ws(start))),
-            finish=finish,
-            gone=gone,
-        )
-        follows[job_id] = follower
-        self.hub.log_tails.follow(follower)
-
-    async def follow_variances(self, echo: dict[str, Any], since: int | None) -> None:
-        """The variances' changes after ``since`` (without it, from now), each page headed by
-        the open counts; the first page comes at once, with the counts even if nothing changed."""
-        if self.variance_follow is not None:
-            self.hub.variance_tail.unfollow(self.variance_follow)
-            self.variance_follow = None
-        source = self.hub.variance_source
-        if source is None:
-            self.reply({"type": "error", "error": "this server pushes no variances", "status": 404, **echo})
-            return
-        if len(self.subscriptions) + len(self.log_follows or ()) >= self.settings.ws_max_subscriptions:
-            limit = self.settings.ws_max_subscriptions
-            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
-            return
-        self.subscriber.hold()
-        try:
-            position = since if since is not None else await self.hub.latest_variance_seq(source)
-        except ApiError as exc:
-            self.reply({"type": "error", "error": exc.message, "status": exc.status, **echo})
-            return
-        finally:
-            self.subscriber.release()
-        self.reply({"type": "subscribed", **echo}, first=True)
-        follower = LogFollower(
-            VARIANCES_KEY,
-            position,
-            deliver=lambda batch, start: self.subscriber.send_control(Control(batch.ws(start))),
-            finish=lambda batch: None,  # the variances never end
-            gone=lambda: None,
-        )
-        self.variance_follow = follower
-        self.hub.variance_tail.follow(follower)
-
-    def unfollow_variances(self, echo: dict[str, Any]) -> None:
-        follower, self.variance_follow = self.variance_follow, None
-        if follower is None:
-            self.reply({"type": "error", "error": "not subscribed to that", **echo})
-            return
-        self.hub.variance_tail.unfollow(follower)
-        self.reply({"type": "unsubscribed", **echo})
-
-    def unfollow_logs(self, job_id: str, echo: dict[str, Any]) -> None:
-        follower = self.log_follows.pop(job_id, None) if self.log_follows else None
-        if follower is None:
-            self.reply({"type": "error", "error": "not subscribed to that", **echo})
-            return
-        self.hub.log_tails.unfollow(follower)
-        self.reply({"type": "unsubscribed", **echo})
 
     @staticmethod
     def since_of(message: dict[str, Any]) -> int | None:
@@ -422,12 +341,7 @@ class Session(WebSocketServedAfterItsHandler):
         for sub in self.subscriptions:
             self.hub.unsubscribe(sub)
         self.subscriptions.clear()
-        for follower in (self.log_follows or {}).values():
-            self.hub.log_tails.unfollow(follower)
-        self.log_follows = None
-        if self.variance_follow is not None:
-            self.hub.variance_tail.unfollow(self.variance_follow)
-            self.variance_follow = None
+        self.end_tails()
 
 
 @routes.get("/api/ws")
