@@ -55,6 +55,7 @@ from server.service.health_routes import setup_health_routes
 from server.service.metrics_route import setup_metrics_routes
 from server.service.static_routes import setup_static_routes
 from server.settings import Settings
+from server.variances.live import VARIANCES
 from server.variances.setup import setup_variances
 from server.webhooks import keys as webhooks_keys
 from server.webhooks.keys import WEBHOOK_DISPATCHER
@@ -132,7 +133,7 @@ PARTS: tuple[Part, ...] = (
     Part("protected mode", _context(protected_mode_ctx),
          "before anything runs: no runner, dispatcher or listener on a network without authentication",
          needs=(SETTINGS, AUTHENTICATOR, POOL)),
-    Part("realtime", lambda app: setup_realtime(app, LiveSources(batches=BATCHES, logs=LOGS)),
+    Part("realtime", lambda app: setup_realtime(app, LiveSources(batches=BATCHES, logs=LOGS, variances=VARIANCES)),
          "LISTEN before the runner's and the dispatcher's first claim: work queued in between is either"
          " seen by that claim or NOTIFYs them (they register their wake-ups with the hub)",
          needs=(SETTINGS, POOL, DATABASE_URL), starts=(HUB,)),

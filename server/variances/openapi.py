@@ -20,6 +20,7 @@ from server.openapi.components import (
     query,
     ref,
 )
+from server.realtime.openapi import SSE_RESUME
 from server.variances.exception_routes import (
     DEFAULT_LIMIT,
     DEFAULT_SEARCH_LIMIT,
@@ -263,6 +264,23 @@ def variance_paths(names: Names) -> dict[str, Schema]:
                     "content": {"application/json": {"schema": ref("OrganizationMapRequest")}},
                 },
             ),
+        },
+        "/api/variances/events": {
+            "get": operation(
+                "streamVarianceChanges",
+                "Server-Sent Events: the variances' changes, from the resume seq (or from now), live." + READ,
+                {
+                    "200": {
+                        "description": "Each page: an 'event: counts' (the open counts), then per change 'id: <seq>',"
+                        " 'event: variance', 'data: <a VarianceChange>'. The stream does not end.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": error("A resume seq that is not a number, or an unknown query parameter."),
+                    "500": SERVER_ERROR,
+                    "503": error("The server is shutting down; reconnect (to another node)."),
+                },
+                parameters=SSE_RESUME,
+            )
         },
         "/api/variances/export/csv": {
             "get": operation(

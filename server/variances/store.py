@@ -11,6 +11,7 @@ from typing import Any
 import aiopg
 
 from collectors.inventory_records import SOURCES
+from collectors.variance_checks import CHECKS_LOCK, LOCK_NAMESPACE
 from server.db import database
 
 COLUMNS = """
@@ -269,6 +270,11 @@ async def apply_change(pool: aiopg.Pool, ids: list[int], request: ChangeRequest)
         "history_note": request.note or _describe(request),
     }
     async with database.transaction(pool) as cur:
+        # The checks' lock first: every writer of the history holds it, so history ids (the seq
+        # of the live stream, server/variances/live.py) are handed out in commit order and a
+        # follower resuming after seq N misses nothing. An operator's change waits for a checks
+        # run in progress (a few seconds at most) rather than racing it.
+        await cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, CHECKS_LOCK))
         await cur.execute("SELECT id FROM variances WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE", params)
         known = {r["id"] for r in await cur.fetchall()}
         unknown = sorted(set(ids) - known)
