@@ -38,6 +38,13 @@ _TLD = "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 RECEIVER_URL_PATTERN = rf"^https://(?:{_LABEL}\.)+{_TLD}\.?(?::[0-9]{{1,5}})?(?:[/?][^\s#]*)?$"
 
 
+DIGEST = {
+    "type": "boolean",
+    "description": "variance.* events: one delivery per checks run listing the variances (true), or one per"
+    " variance (false, the default). A first complete checks run always sends digests.",
+}
+
+
 def webhook_schemas(names: Names) -> dict[str, Schema]:
     text = {"type": "string"}
     timestamp = ref("Timestamp")
@@ -51,6 +58,7 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
             " null: every collector.",
         },
         "description": nullable({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS}),
+        "variance_digest": DIGEST,
         "enabled": {"type": "boolean"},
         "disabled_reason": {
             **nullable(text),
@@ -106,7 +114,8 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
             "type": "string",
             "enum": list(EVENTS),
             "description": "batch.*: a batch ended; job.failed: a job failed after its last attempt;"
-            " collector.failing, collector.stale, collector.recovered: a collector's health changed (once per change).",
+            " collector.failing, collector.stale, collector.recovered: a collector's health changed (once per change);"
+            " variance.opened, variance.resolved: what a complete cross-vendor checks run opened or resolved.",
         },
         "Webhook": closed_object(webhook),
         "WebhookWithSecret": closed_object({**webhook, "secret": secret}),
@@ -149,8 +158,9 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
                 "events": {**events_in, "description": 'Default: ["batch.completed"].'},
                 "collectors": collectors_in,
                 "description": description_in,
+                "variance_digest": DIGEST,
             },
-            optional=("events", "collectors", "description"),
+            optional=("events", "collectors", "description", "variance_digest"),
         ),
         "WebhookUpdateRequest": {
             **closed_object(
@@ -160,8 +170,9 @@ def webhook_schemas(names: Names) -> dict[str, Schema]:
                     "collectors": collectors_in,
                     "description": description_in,
                     "enabled": {"type": "boolean"},
+                    "variance_digest": DIGEST,
                 },
-                optional=("url", "events", "collectors", "description", "enabled"),
+                optional=("url", "events", "collectors", "description", "enabled", "variance_digest"),
             ),
             "minProperties": 1,
         },
@@ -216,7 +227,8 @@ def webhook_paths(names: Names) -> dict[str, Schema]:
             ),
             "patch": operation(
                 "updateWebhook",
-                "Change url, events, collectors, description or enabled. Re-enabling resumes held deliveries. " + ADMIN,
+                "Change url, events, collectors, description, variance_digest or enabled."
+                " Re-enabling resumes held deliveries. " + ADMIN,
                 {
                     "200": json_response("The receiver after the change.", "Webhook"),
                     **BAD_BODY,

@@ -11,6 +11,10 @@ the delivery was written: when the batch ended, the job failed, the collector's 
   batch's summary is as it stood at the first attempt).
 - ``collector.*``: the collector's health at its change, stored with the delivery
   (server/health/representation.py).
+- ``variance.*``: the checks run (``check_id``) and the variances it opened or resolved, as
+  ``GET /api/exceptions`` lists them when the body is built: one (``variance``) or, for a digest,
+  ``count`` and the first ``DIGEST_LIMIT`` of them (``variances``; ``truncated`` when there were
+  more: ``GET /api/exceptions`` has them all).
 - A test event (``POST /api/webhooks/{id}/test``) carries ``"test": true`` and sample fields.
 """
 
@@ -25,12 +29,19 @@ import aiopg
 from server.api.timestamps import format_timestamp
 from server.runs import representation as rep
 from server.runs import store as runs
+from server.variances import store as variances
+from server.variances.representation import exception_json
 from server.webhooks.outbox import Claim
+
+# A first checks run over an estate can open thousands: a digest lists this many.
+DIGEST_LIMIT = 500
 
 
 async def event_fields(pool: aiopg.Pool, claim: Claim) -> dict[str, Any]:
     if claim.test or claim.event.startswith("collector."):
         return {"test": True, **(claim.data or {})} if claim.test else dict(claim.data or {})
+    if claim.event.startswith("variance."):
+        return await _variance_fields(pool, dict(claim.data or {}))
     if claim.event == "job.failed":
         assert claim.job_id is not None
         job = await runs.fetch_job(pool, claim.job_id)
@@ -54,3 +65,19 @@ async def build_body(pool: aiopg.Pool, claim: Claim) -> bytes:
         "timestamp": format_timestamp(created_at),
     }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+async def _variance_fields(pool: aiopg.Pool, data: dict[str, Any]) -> dict[str, Any]:
+    ids: list[int] = list(data["variance_ids"])
+    rows = await variances.get_variances(pool, ids[:DIGEST_LIMIT])
+    if not data.get("digest"):
+        if not rows:  # variances are deleted only with the whole history: a race at worst
+            raise LookupError(f"variance {ids[0]} no longer exists")
+        return {"check_id": data["check_id"], "variance": exception_json(rows[0])}
+    return {
+        "check_id": data["check_id"],
+        "digest": True,
+        "count": len(ids),
+        "variances": [exception_json(row) for row in rows],
+        "truncated": len(ids) > DIGEST_LIMIT,
+    }

@@ -26,12 +26,14 @@ async def create_webhook(
     collectors: Sequence[str] | None,
     description: str | None,
     secret: str,
+    *,
+    variance_digest: bool = False,
 ) -> Row:
     async with database.cursor(pool) as cur:
         await cur.execute(
-            "INSERT INTO webhooks (url, events, collectors, description, secret) VALUES (%s, %s, %s, %s, %s)"
-            " RETURNING *",
-            (url, list(events), None if collectors is None else list(collectors), description, secret),
+            "INSERT INTO webhooks (url, events, collectors, description, secret, variance_digest)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            (url, list(events), None if collectors is None else list(collectors), description, secret, variance_digest),
         )
         row: Row = await cur.fetchone()
     return row
@@ -68,14 +70,15 @@ async def _lock_api_webhook(cur: Any, webhook_id: str, action: str) -> Row:
 
 
 async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, Any]) -> Row:
-    """PATCH: ``url``, ``events``, ``collectors``, ``description``, ``enabled``. Re-enabling clears the reason
-    and the failure clock; disabling records who did it."""
+    """PATCH: ``url``, ``events``, ``collectors``, ``description``, ``variance_digest``,
+    ``enabled``. Re-enabling clears the reason and the failure clock; disabling records who did
+    it."""
     async with database.transaction(pool) as cur:
         only_enabled = set(changes) <= {"enabled"}
         row = await _lock_api_webhook(cur, webhook_id, "enable" if only_enabled else "changed")
         sets = ["updated_at = clock_timestamp()"]
         params: list[Any] = []
-        for column in ("url", "events", "collectors", "description"):
+        for column in ("url", "events", "collectors", "description", "variance_digest"):
             if column in changes:
                 sets.append(f"{column} = %s")
                 value = changes[column]

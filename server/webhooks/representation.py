@@ -17,6 +17,7 @@ def webhook_json(row: Row) -> dict[str, Any]:
         "url": row["url"],
         "events": list(row["events"]),
         "collectors": None if row["collectors"] is None else list(row["collectors"]),
+        "variance_digest": row["variance_digest"],
         "description": row["description"],
         "enabled": row["enabled"],
         "disabled_reason": row["disabled_reason"],

@@ -25,6 +25,7 @@ from server.webhooks.rules.receivers import (
     check_delivery_id,
     check_description,
     check_events,
+    check_flag,
     check_url,
     check_webhook_id,
 )
@@ -48,15 +49,18 @@ async def _checked_url(request: web.Request, value: Any) -> str:
 @requires("admin")
 async def create_webhook(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    reject_unknown_fields(body, ("url", "events", "collectors", "description"))
+    reject_unknown_fields(body, ("url", "events", "collectors", "description", "variance_digest"))
     if "url" not in body:
         raise ValidationError("url is required")
     events = check_events(body["events"]) if "events" in body else list(DEFAULT_EVENTS)
     known = request.app[REGISTRY]
     collectors = check_collectors(body.get("collectors"), known)
     description = check_description(body.get("description"))
+    digest = check_flag(body.get("variance_digest", False), "variance_digest")
     url = await _checked_url(request, body["url"])
-    row = await receiver_store.create_webhook(request.app[POOL], url, events, collectors, description, new_secret())
+    row = await receiver_store.create_webhook(
+        request.app[POOL], url, events, collectors, description, new_secret(), variance_digest=digest
+    )
     return web.json_response(webhook_with_secret_json(row), status=201)
 
 
@@ -79,9 +83,10 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def update_webhook(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
     body = await read_json_object(request)
-    reject_unknown_fields(body, ("url", "events", "collectors", "description", "enabled"))
+    fields = ("url", "events", "collectors", "description", "enabled", "variance_digest")
+    reject_unknown_fields(body, fields)
     if not body:
-        raise ValidationError("Nothing to change: send one or more of url, events, collectors, description, enabled")
+        raise ValidationError(f"Nothing to change: send one or more of {', '.join(fields)}")
     changes: dict[str, Any] = {}
     if "events" in body:
         changes["events"] = check_events(body["events"])
@@ -91,9 +96,9 @@ async def update_webhook(request: web.Request) -> web.Response:
     if "description" in body:
         changes["description"] = check_description(body["description"])
     if "enabled" in body:
-        if not isinstance(body["enabled"], bool):
-            raise ValidationError("enabled must be true or false")
-        changes["enabled"] = body["enabled"]
+        changes["enabled"] = check_flag(body["enabled"], "enabled")
+    if "variance_digest" in body:
+        changes["variance_digest"] = check_flag(body["variance_digest"], "variance_digest")
     if "url" in body:
         changes["url"] = await _checked_url(request, body["url"])
     row = await receiver_store.update_webhook(request.app[POOL], webhook_id, changes)

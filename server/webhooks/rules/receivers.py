@@ -20,6 +20,8 @@ EVENTS = (
     "collector.failing",  # collector health (server/health/): on a change of state only
     "collector.stale",
     "collector.recovered",
+    "variance.opened",  # the cross-vendor checks (docs/VARIANCES.md): a complete run only
+    "variance.resolved",
 )
 # What a receiver created without ``events`` hears: what receivers heard before there was a choice.
 DEFAULT_EVENTS = ("batch.completed",)
@@ -64,6 +66,12 @@ def check_events(value: Any) -> list[str]:
     if len(set(value)) != len(value):
         raise ValidationError("events lists an event more than once")
     return [e for e in EVENTS if e in value]  # canonical order
+
+
+def check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false")
+    return value
 
 
 def check_collectors(value: Any, known: Collection[str]) -> list[str] | None:
