@@ -364,7 +364,7 @@ def run_checks(
                 check_id,
             ),
         )
-        if complete:  # the variance.* webhooks of what it opened and resolved (sql/014)
+        if complete:  # the variance.* webhooks of what it opened and resolved (sql/015)
             cur.execute("SELECT variance_enqueue_webhooks(%s)", (check_id,))
         if job_id is not None:
             apply_update_in_transaction(conn, job_id, "completed", 100, result.message())

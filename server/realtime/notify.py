@@ -55,7 +55,7 @@ def parse_log_wake_up(payload: str) -> str | None:
     return job_id
 
 
-# What a variances payload is (sql/014_variance_push.sql): new changes, nothing more to parse.
+# What a variances payload is (sql/015_variance_push.sql): new changes, nothing more to parse.
 _VARIANCES_PAYLOAD = '{"kind" : "variances"}'
 
 
