@@ -119,6 +119,10 @@ RERUN_STATUSES: Final = frozenset({"failed", "cancelled"})
 MIN_STATS_WINDOW_SECONDS: Final = 3600
 MAX_STATS_WINDOW_SECONDS: Final = 90 * 24 * 3600
 
+# Steps that run after others in a batch (a collector's ``after`` and ``run_if``, docs/COLLECTORS.md):
+# when a job waiting for others runs, once they have all ended; the first is the default.
+RUN_IF_CONDITIONS: Final = ("any_succeeded", "all_succeeded", "always")
+
 # Runners record a heartbeat this often; one silent for three heartbeats is not live.
 RUNNER_HEARTBEAT_SECONDS: Final = 10.0
 RUNNER_LIVE_SECONDS: Final = 3 * RUNNER_HEARTBEAT_SECONDS

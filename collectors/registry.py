@@ -9,6 +9,9 @@ A collectors file (``COLLECTOR_HUB_COLLECTORS_FILE``) looks like::
     job_name = "ninja-collector"   # optional; defaults to NAME-collector
     stale_after = "26h"      # optional: health is stale with no success for this long
     alert_after_failures = 2 # optional: health is failing after this many failed runs in a row
+    id_prefix = "nj"         # optional; defaults to the name's first two characters
+    after = ["other"]        # optional; in a batch, wait for these collectors' jobs to end
+    run_if = "any_succeeded" # then run if any of them succeeded (or all_succeeded, always)
 
 Entries in the file replace built-ins of the same name. The file may also declare
 ``[schedules.NAME]`` tables; the server reads those (server/schedules/declared.py).
@@ -24,15 +27,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from collectors.contract import RUN_IF_CONDITIONS
+
 # The first two characters become the job id prefix (``ni_12345678``), so both must be
 # letters or digits; the rest may add dashes and underscores.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9][a-z0-9_-]{0,30}$")
+# An explicit job id prefix (``id_prefix``): two letters or digits, as the job id pattern wants.
+ID_PREFIX_PATTERN = re.compile(r"^[a-z0-9]{2}$")
+MAX_AFTER = 20
 DEFAULT_TIMEOUT = 3600.0
 MAX_TIMEOUT = 7 * 24 * 3600.0
 # The keys a collectors file may hold: the top level, and each [collectors.NAME] table.
 # docs/COLLECTORS.md documents every one (tests/test_collectors_doc.py checks).
 FILE_KEYS = ("collectors", "schedules")
-ENTRY_KEYS = ("command", "env", "timeout", "job_name", "stale_after", "alert_after_failures")
+ENTRY_KEYS = (
+    "command",
+    "env",
+    "timeout",
+    "job_name",
+    "stale_after",
+    "alert_after_failures",
+    "id_prefix",
+    "after",
+    "run_if",
+)
 # Collector health (server/health/): the vendor collectors run daily, so a day and two hours
 # without a success is stale; the others are never stale unless their entry says so.
 VENDOR_STALE_AFTER = 26 * 3600.0
@@ -40,6 +58,8 @@ MAX_STALE_AFTER = 365 * 24 * 3600.0
 MAX_ALERT_AFTER_FAILURES = 1000
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The built-in checks that compare the vendors' inventories, after their collectors ran.
+CROSS_VENDOR_CHECKS = "cross-vendor-checks"
 
 
 class RegistryError(ValueError):
@@ -55,10 +75,15 @@ class CollectorSpec:
     job_name: str = ""
     stale_after: float | None = None  # seconds
     alert_after_failures: int = 1
+    job_id_prefix: str = ""
+    # In a batch, the job waits for the jobs of these collectors to end, then runs if run_if
+    # holds over them (else it ends cancelled); a collector absent from the batch is ignored.
+    after: tuple[str, ...] = ()
+    run_if: str = RUN_IF_CONDITIONS[0]
 
     @property
     def id_prefix(self) -> str:
-        return self.name[:2]
+        return self.job_id_prefix or self.name[:2]
 
     @property
     def display_name(self) -> str:
@@ -72,6 +97,14 @@ def builtin_collectors() -> dict[str, CollectorSpec]:
         "ninja": CollectorSpec("ninja", (python, "-m", "collectors.ninja"), stale_after=VENDOR_STALE_AFTER),
         "threatlocker": CollectorSpec(
             "threatlocker", (python, "-m", "collectors.threatlocker"), stale_after=VENDOR_STALE_AFTER
+        ),
+        CROSS_VENDOR_CHECKS: CollectorSpec(
+            CROSS_VENDOR_CHECKS,
+            (python, "-m", "collectors.cross_vendor_checks"),
+            job_name=CROSS_VENDOR_CHECKS,
+            job_id_prefix="cv",
+            after=("ninja", "threatlocker"),
+            run_if="any_succeeded",
         ),
     }
 
@@ -109,7 +142,39 @@ def _parse_entry(name: str, entry: Any, where: str) -> CollectorSpec:
             f"{where}: collectors.{name}.alert_after_failures must be a whole number"
             f" from 1 to {MAX_ALERT_AFTER_FAILURES}"
         )
-    return CollectorSpec(name, tuple(command), dict(env), float(timeout), job_name, stale_after, alert_after)
+    id_prefix = entry.get("id_prefix", "")
+    if not isinstance(id_prefix, str) or (id_prefix and not ID_PREFIX_PATTERN.match(id_prefix)):
+        raise RegistryError(f"{where}: collectors.{name}.id_prefix must be two lower-case letters or digits")
+    after = _parse_after(name, entry.get("after", []), where)
+    run_if = entry.get("run_if", RUN_IF_CONDITIONS[0])
+    if run_if not in RUN_IF_CONDITIONS:
+        raise RegistryError(f"{where}: collectors.{name}.run_if must be one of {', '.join(RUN_IF_CONDITIONS)}")
+    return CollectorSpec(
+        name,
+        tuple(command),
+        dict(env),
+        float(timeout),
+        job_name,
+        stale_after=stale_after,
+        alert_after_failures=alert_after,
+        job_id_prefix=id_prefix,
+        after=after,
+        run_if=str(run_if),
+    )
+
+
+def _parse_after(name: str, after: Any, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(after, list)
+        or len(after) > MAX_AFTER
+        or not all(isinstance(a, str) and NAME_PATTERN.match(a) for a in after)
+        or len(set(after)) != len(after)
+        or name in after
+    ):
+        raise RegistryError(
+            f"{where}: collectors.{name}.after must be a list of at most {MAX_AFTER} other collectors' names, each once"
+        )
+    return tuple(after)
 
 
 def _parse_stale_after(value: Any, what: str) -> float | None:
@@ -124,6 +189,29 @@ def _parse_stale_after(value: Any, what: str) -> float | None:
     if seconds is None or not 1 <= seconds <= MAX_STALE_AFTER:
         raise RegistryError(f'{what} must be a duration such as "26h", "90m" or "2d" (1 s to 365 d), or seconds')
     return seconds
+
+
+def _check_order(registry: Mapping[str, CollectorSpec], where: str) -> None:
+    """Every collector an ``after`` names exists, and no collector waits for itself through
+    others (a cycle would wait forever)."""
+    for spec in registry.values():
+        unknown = [a for a in spec.after if a not in registry]
+        if unknown:
+            raise RegistryError(f"{where}: collectors.{spec.name}.after names unknown collectors: {', '.join(unknown)}")
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            cycle = " -> ".join((*path[path.index(name) :], name))
+            raise RegistryError(f"{where}: collectors wait for each other in a cycle: {cycle}")
+        if name in done:
+            return
+        for other in registry[name].after:
+            visit(other, (*path, name))
+        done.add(name)
+
+    for name in registry:
+        visit(name, ())
 
 
 def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:
@@ -145,4 +233,5 @@ def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:
         raise RegistryError(f"{path}: [collectors] must be a table")
     for name, entry in table.items():
         registry[name] = _parse_entry(name, entry, str(path))
+    _check_order(registry, str(path))
     return registry

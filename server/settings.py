@@ -120,6 +120,9 @@ class Settings:
     # The cross-vendor checks (docs/VARIANCES.md): read from their own CROSS_VENDOR_* variables,
     # which the checks' collector process reads too (collectors/variance_settings.py).
     variances: VarianceSettings = dataclasses.field(default_factory=VarianceSettings)
+    # Steps after others (issue 22): whether POST /api/collectors/run adds the cross-vendor
+    # checks when its body does not say (run_cross_vendor) and a collector they run after is in it.
+    cross_vendor_by_default: bool = True
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -337,6 +340,7 @@ _PARSERS: dict[str, Any] = {
     "log_retention_days": lambda n, r: _parse_float(n, r, 0.01, 36_500),
     "unclaimable_timeout": lambda n, r: _parse_float(n, r, 10, 30 * 24 * 3600),
     "health_interval": lambda n, r: _parse_float(n, r, 0.05, 3600),
+    "cross_vendor_by_default": _parse_bool,
 }
 
 

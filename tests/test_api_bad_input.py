@@ -37,7 +37,7 @@ BAD_TRIGGERS = [
     (json.dumps({"collectors": [1]}).encode(), "collector names (strings)"),
     (json.dumps({"collectors": [["demo"]]}).encode(), "collector names (strings)"),
     (json.dumps({"collectors": ["demo", "demo"]}).encode(), "more than once: demo"),
-    (json.dumps({"collectors": ["nope"]}).encode(), "Known collectors: demo, ninja, threatlocker"),
+    (json.dumps({"collectors": ["nope"]}).encode(), "Known collectors: cross-vendor-checks, demo, ninja, threatlocker"),
     (json.dumps({"collectors": ["demo"], "priority": "urgent"}).encode(), "priority must be one of"),
     (json.dumps({"collectors": ["demo"], "priority": 1}).encode(), "priority must be one of"),
     (json.dumps({"collectors": ["demo"], "priorty": "high"}).encode(), "Unknown field(s): 'priorty'"),
@@ -58,7 +58,7 @@ async def test_bad_trigger_bodies(client, db, raw, expected):
 async def test_unknown_collector_error_lists_known_ones(client):
     resp = await client.post("/api/collectors/run", json={"collectors": ["demo", "crowdstrike"]})
     assert (await resp.json())["error"] == (
-        "Unknown collector(s): 'crowdstrike'. Known collectors: demo, ninja, threatlocker"
+        "Unknown collector(s): 'crowdstrike'. Known collectors: cross-vendor-checks, demo, ninja, threatlocker"
     )
 
 

@@ -39,7 +39,7 @@ def test_list_shows_built_ins_and_the_file_without_env_values(collectors_file: P
     result = collectors_cli("list", cwd=tmp_path, COLLECTOR_HUB_COLLECTORS_FILE=str(collectors_file))
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
-    assert set(lines) == {"demo", "ninja", "threatlocker", "disk-usage", "users"}
+    assert set(lines) == {"cross-vendor-checks", "demo", "ninja", "threatlocker", "disk-usage", "users"}
     assert "600s" in lines["disk-usage"] and "file" in lines["disk-usage"] and "VENDOR_TOKEN" in lines["disk-usage"]
     assert "local-accounts" in lines["users"] and "sh -c true" in lines["users"]
     assert "built-in" in lines["demo"]

@@ -15,6 +15,7 @@ from collectors.contract import (
     STARTED_BY_KINDS,
     TERMINAL_STATUSES,
 )
+from collectors.registry import CROSS_VENDOR_CHECKS
 from server.openapi.components import (
     BAD_BODY,
     IF_NONE_MATCH,
@@ -86,6 +87,17 @@ def run_schemas(names: Names) -> dict[str, Schema]:
                 "status": ref("Status"),
                 "priority": ref("Priority"),
                 "collectors": {"type": "array", "minItems": 1, "items": ref("CreatedJob")},
+            }
+        ),
+        "CrossVendorStarted": closed_object(
+            {
+                "success": {"type": "boolean", "const": True},
+                "message": text,
+                "job_id": ref("JobId"),
+                "batch_id": ref("BatchId"),
+                "status": ref("Status"),
+                "priority": ref("Priority"),
+                "collectors": {"type": "array", "minItems": 1, "maxItems": 1, "items": ref("CreatedJob")},
             }
         ),
         "BatchJob": closed_object({k: v for k, v in job_fields.items() if k != "batch_id"}),
@@ -174,8 +186,26 @@ def _request_schemas(collector_names: list[str]) -> dict[str, Schema]:
                     "description": "Names of known collectors (GET /api/collectors lists them), each at most once.",
                 },
                 "priority": {**ref("Priority"), "default": DEFAULT_PRIORITY},
+                "run_cross_vendor": {
+                    "type": "boolean",
+                    "description": (
+                        f"Add the {CROSS_VENDOR_CHECKS} job, which runs after the other jobs of the batch"
+                        " (docs/COLLECTORS.md). When absent: added if the batch holds a collector the checks run"
+                        " after (ninja, threatlocker), unless COLLECTOR_HUB_CROSS_VENDOR_BY_DEFAULT is off."
+                    ),
+                },
             },
-            optional=("priority",),
+            optional=("priority", "run_cross_vendor"),
+        ),
+        "CrossVendorRequest": closed_object(
+            {
+                "priority": {**ref("Priority"), "default": DEFAULT_PRIORITY},
+                "force_refresh": {
+                    "type": "boolean",
+                    "description": "Accepted for ES Inventory Hub's clients; no effect.",
+                },
+            },
+            optional=("priority", "force_refresh"),
         ),
         "ProgressRequest": closed_object(
             {
@@ -221,6 +251,24 @@ def run_paths(names: Names) -> dict[str, Schema]:
                     "500": SERVER_ERROR,
                 },
                 requestBody={"required": True, "content": {"application/json": {"schema": ref("TriggerRequest")}}},
+            )
+        },
+        "/api/collectors/cross-vendor/run": {
+            "post": operation(
+                "triggerCrossVendorChecks",
+                f"Queue the {CROSS_VENDOR_CHECKS} job alone in a new batch",
+                {
+                    "201": {
+                        **json_response("The new batch, with success and the checks job's id.", "CrossVendorStarted"),
+                        "links": {
+                            **links_to("batch", "getBatch", "cancelBatch"),
+                            **links_to("job", "getJob", "cancelJob", "reportProgress"),
+                        },
+                    },
+                    **BAD_BODY,
+                    "500": SERVER_ERROR,
+                },
+                requestBody={"required": False, "content": {"application/json": {"schema": ref("CrossVendorRequest")}}},
             )
         },
         "/api/collectors": {

@@ -33,6 +33,15 @@ ATTEMPTS = 4
 RULE_VIOLATIONS = frozenset({"CH001", "CH002"})
 
 PRIORITY_ORDER = "(CASE j.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END)"
+# What else a queued job ``j`` needs before a runner may take it: no job it runs after is still
+# active in its batch (sql/010: once they have all ended, a job whose run_if failed is already
+# cancelled, in the same commit as the last of them). An ended job never becomes active again,
+# so a claim that sees them ended can never be early.
+CLAIMABLE = """NOT EXISTS (
+                           SELECT 1 FROM job_runs d
+                            WHERE d.batch_id = j.batch_id AND d.job_id <> j.job_id
+                              AND d.collector = ANY(j.after_collectors)
+                              AND NOT collector_hub_is_terminal(d.status))"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +78,8 @@ async def claim_jobs(
 ) -> list[ClaimedJob]:
     """Mark up to ``limit`` queued jobs running for this runner (docs/ARCHITECTURE.md, rule 9): high priority
     before normal before low, then oldest first. Only collectors this runner knows are
-    claimed, so runners with different collector files can share one queue.
+    claimed, so runners with different collector files can share one queue. A job that runs
+    after others in its batch is taken only once they have all ended (``CLAIMABLE``).
 
     ``SKIP LOCKED`` on both the job and its batch: two runners never claim the same job, and
     a claim never waits for (or deadlocks with) a cancel holding the batch."""
@@ -83,6 +93,7 @@ async def claim_jobs(
                 WITH next AS (
                     SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
                      WHERE j.status = 'queued' AND j.collector = ANY(%(collectors)s)
+                       AND {CLAIMABLE}
                      ORDER BY {PRIORITY_ORDER}, j.started_at, j.job_id
                      LIMIT %(limit)s
                        FOR UPDATE OF b, j SKIP LOCKED

@@ -146,6 +146,17 @@ def created_batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
     }
 
 
+def cross_vendor_started_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
+    """``POST /api/collectors/cross-vendor/run`` (201): the created batch, with ``success`` and
+    the checks job's id (the one job of the batch)."""
+    return {
+        "success": True,
+        "message": "Cross-vendor checks queued",
+        "job_id": jobs[0]["job_id"],
+        **created_batch_json(batch, jobs),
+    }
+
+
 def batch_summary_json(batch: Row) -> dict[str, Any]:
     """One row of ``GET /api/collectors/batches``: the batch without its jobs' details, with
     how many of its jobs are in each status and which collectors they run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from collectors.contract import (
     REPORTABLE_STATUSES,
     checked_percent,
 )
+from collectors.registry import CROSS_VENDOR_CHECKS
 from server.api.http_cache import versioned_response
 from server.api.roles import requires
 from server.api.timestamps import utc_now
@@ -28,7 +30,7 @@ from server.api.validation import (
     reject_unknown_fields,
 )
 from server.errors import ValidationError
-from server.keys import POOL, REGISTRY
+from server.keys import POOL, REGISTRY, SETTINGS
 from server.realtime.polling import poll_batch, poll_job
 from server.runs import representation as rep
 from server.runs import store as runs
@@ -42,19 +44,45 @@ routes = web.RouteTableDef()
 @requires("trigger")
 async def trigger_run(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    reject_unknown_fields(body, ("collectors", "priority"))
+    reject_unknown_fields(body, ("collectors", "priority", "run_cross_vendor"))
     registry = request.app[REGISTRY]
     names = body.get("collectors")
     if not isinstance(names, list) or not names:
         raise ValidationError("collectors must be a non-empty list of collector names")
     names = check_collector_names(names, registry)
+    cross_vendor = body.get("run_cross_vendor")
+    if "run_cross_vendor" in body and not isinstance(cross_vendor, bool):
+        raise ValidationError("run_cross_vendor must be true or false")
+    if cross_vendor is None:  # absent: when a collector the checks run after is in the batch
+        after = registry[CROSS_VENDOR_CHECKS].after
+        cross_vendor = request.app[SETTINGS].cross_vendor_by_default and any(n in after for n in names)
+    if cross_vendor and CROSS_VENDOR_CHECKS not in names:
+        names = [*names, CROSS_VENDOR_CHECKS]
+    created = await _start_batch(request, body, names)
+    return web.json_response(rep.created_batch_json(*created), status=201)
+
+
+@routes.post("/api/collectors/cross-vendor/run")
+@requires("trigger")
+async def trigger_cross_vendor(request: web.Request) -> web.Response:
+    """A batch of the cross-vendor checks alone (on the latest complete run of each vendor):
+    the path and ``success`` key of ES Inventory Hub's endpoint, answered like the run endpoint."""
+    body = await read_json_object(request, allow_empty=True)
+    reject_unknown_fields(body, ("priority", "force_refresh"))
+    if not isinstance(body.get("force_refresh", False), bool):
+        raise ValidationError("force_refresh must be true or false")
+    batch, jobs = await _start_batch(request, body, [CROSS_VENDOR_CHECKS])
+    return web.json_response(rep.cross_vendor_started_json(batch, jobs), status=201)
+
+
+async def _start_batch(request: web.Request, body: dict[str, Any], names: list[str]) -> runs.BatchRows:
     priority = body.get("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
+    registry = request.app[REGISTRY]
     principal = request.get(PRINCIPAL)
     requested_by = principal.name if principal is not None else None  # started_by's name
-    created = await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority, requested_by)
-    return web.json_response(rep.created_batch_json(*created), status=201)
+    return await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority, requested_by)
 
 
 @routes.get("/api/collectors")

@@ -110,16 +110,27 @@ async def _insert_batch(
     )
     batch = await cur.fetchone()
     jobs = []
+    in_batch = [spec.name for spec in collectors]
     for position, spec in enumerate(collectors):
         await cur.execute(
             "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position, priority,"
-            " message, started_at, rerun_of) VALUES (%s, %s, %s, %s, %s, %s, 'Queued', %s, %s) RETURNING *",
+            " message, started_at, rerun_of, after_collectors, run_if)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
             (new_id(spec.id_prefix), batch["batch_id"], spec.name, spec.display_name, position, priority,
-             batch["started_at"], rerun_jobs[position] if rerun_jobs else None),
+             queued_message(spec, in_batch), batch["started_at"], rerun_jobs[position] if rerun_jobs else None,
+             list(spec.after), spec.run_if),
         )  # fmt: skip
         jobs.append(await cur.fetchone())
     await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch["batch_id"],))
     return await cur.fetchone(), jobs
+
+
+def queued_message(spec: CollectorSpec, in_batch: Sequence[str]) -> str:
+    """A new job's message: what it waits for, when it runs after collectors in its batch."""
+    waits_for = [name for name in spec.after if name in in_batch]
+    if not waits_for:
+        return "Queued"
+    return f"Waiting for {', '.join(waits_for)} to end (then runs if {spec.run_if.replace('_', ' ')})"
 
 
 async def _batch_rows(cur: Any, batch_id: str) -> BatchRows | None:

@@ -17,8 +17,8 @@ def program(name: str) -> list[str]:
 
 
 def write_collectors_file(path: Path, collectors: dict[str, dict[str, Any]]) -> Path:
-    """A TOML collectors file: each collector's ``command``, and its ``env`` and ``timeout``
-    when given (JSON strings and arrays are valid TOML values)."""
+    """A TOML collectors file: each collector's ``command``, and its ``env``, ``timeout`` and
+    any other key when given (JSON strings, numbers and arrays are valid TOML values)."""
     lines = []
     for name, entry in collectors.items():
         lines.append(f"[collectors.{name}]")
@@ -28,5 +28,13 @@ def write_collectors_file(path: Path, collectors: dict[str, dict[str, Any]]) -> 
             lines.append(f"env = {{ {pairs} }}")
         if "timeout" in entry:
             lines.append(f"timeout = {entry['timeout']}")
+        for key, value in entry.items():  # any other key: a table inline, else its JSON
+            if key in ("command", "env", "timeout"):
+                continue
+            if isinstance(value, dict):
+                pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{ {pairs} }}")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n")
     return path
