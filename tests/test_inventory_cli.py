@@ -69,6 +69,8 @@ async def test_collector_hub_run_ninja_threatlocker_then_the_summary(database_ur
         env = {
             "COLLECTOR_HUB_DATABASE_URL": database_url,
             "COLLECTOR_HUB_RUNNER_POLL_INTERVAL": "0.1",
+            # The cross-vendor checks that would follow are not this test's subject.
+            "COLLECTOR_HUB_CROSS_VENDOR_BY_DEFAULT": "0",
             **ninja_env(ninja, ninja_url),
             **threatlocker_env(threatlocker, tl_url),
         }
