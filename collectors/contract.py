@@ -123,6 +123,13 @@ MAX_STATS_WINDOW_SECONDS: Final = 90 * 24 * 3600
 # when a job waiting for others runs, once they have all ended; the first is the default.
 RUN_IF_CONDITIONS: Final = ("any_succeeded", "all_succeeded", "always")
 
+# Automatic retries (docs/COLLECTORS.md): the exit codes the vendor collectors end with. 78
+# (EX_CONFIG, sysexits.h) says retrying cannot help (bad or missing credentials, a setting);
+# 75 (EX_TEMPFAIL) says it may (the vendor unreachable, 5xx, 429s that outlasted the waits).
+EXIT_CONFIG: Final = 78
+EXIT_TEMPFAIL: Final = 75
+DEFAULT_NO_RETRY_EXIT_CODES: Final = (EXIT_CONFIG,)
+
 # Runners record a heartbeat this often; one silent for three heartbeats is not live.
 RUNNER_HEARTBEAT_SECONDS: Final = 10.0
 RUNNER_LIVE_SECONDS: Final = 3 * RUNNER_HEARTBEAT_SECONDS

@@ -31,11 +31,11 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import psycopg2
 
-from collectors.contract import DATABASE_URL_ENV, JOB_ID_ENV
+from collectors.contract import DATABASE_URL_ENV, EXIT_CONFIG, EXIT_TEMPFAIL, JOB_ID_ENV
 from collectors.inventory_records import DeviceRecord
 from collectors.inventory_store import InventoryWriter, RunRefused
 from collectors.progress import ProgressError, update_job_progress
-from collectors.vendor_http import VendorError, redact
+from collectors.vendor_http import VendorError, VendorStatusError, redact
 from collectors.vendor_settings import VendorSettingsError
 
 T = TypeVar("T")
@@ -148,13 +148,26 @@ async def collect(source: DeviceSource, writer: InventoryWriter) -> str:
     return FINAL_MESSAGE.format(seen=f"{counts.seen:,}", new=f"{counts.new:,}", gone=f"{counts.gone:,}")
 
 
-def _fail(name: str, error: str, secrets: list[str]) -> int:
-    """Say why on stderr and in the job (status failed); exit status 1."""
+def exit_code_for(exc: Exception) -> int:
+    """How a vendor collector exits for an error (docs/COLLECTORS.md, "Automatic retries"):
+    EXIT_CONFIG for what retrying cannot fix (a setting, credentials the vendor refused, any
+    HTTP error the vendor gives for a request it will never accept), EXIT_TEMPFAIL for what it
+    may (the vendor unreachable, 5xx or 429 until the client's own retries ran out, a malformed
+    answer, another run holding the inventory, the database), 1 for anything unexpected."""
+    if isinstance(exc, VendorSettingsError | VendorStatusError):
+        return EXIT_CONFIG
+    if isinstance(exc, VendorError | RunRefused | psycopg2.Error):
+        return EXIT_TEMPFAIL
+    return 1
+
+
+def _fail(name: str, error: str, secrets: list[str], code: int = 1) -> int:
+    """Say why on stderr and in the job (status failed); return the exit status ``code``."""
     error = redact(error, secrets)[:ERROR_CHARS]
     print(f"{name}: {error}", file=sys.stderr, flush=True)
     with contextlib.suppress(ProgressError, psycopg2.Error):
         update_job_progress(None, "failed", None, error)
-    return 1
+    return code
 
 
 async def _run(name: str, config: C, make_source: Callable[[C, aiohttp.ClientSession], DeviceSource]) -> int:
@@ -162,7 +175,8 @@ async def _run(name: str, config: C, make_source: Callable[[C, aiohttp.ClientSes
     job_id = os.environ.get(JOB_ID_ENV, "")
     dsn = os.environ.get(DATABASE_URL_ENV, "")
     if not job_id or not dsn:
-        return _fail(name, f"run by a runner only ({JOB_ID_ENV} and {DATABASE_URL_ENV} are not set)", secrets)
+        why = f"run by a runner only ({JOB_ID_ENV} and {DATABASE_URL_ENV} are not set)"
+        return _fail(name, why, secrets, EXIT_CONFIG)
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -186,11 +200,11 @@ async def _run(name: str, config: C, make_source: Callable[[C, aiohttp.ClientSes
         return 1
     except (VendorError, RunRefused) as exc:
         await _in_thread(writer.close, "failed")
-        return _fail(name, str(exc), secrets)
+        return _fail(name, str(exc), secrets, exit_code_for(exc))
     except psycopg2.Error as exc:
         await _in_thread(writer.close, "failed")
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return _fail(name, f"inventory database error: {first}", secrets)
+        return _fail(name, f"inventory database error: {first}", secrets, exit_code_for(exc))
     except Exception as exc:
         await _in_thread(writer.close, "failed")
         print(redact("".join(traceback.format_exception(exc)), secrets), file=sys.stderr)
@@ -210,7 +224,7 @@ def run_vendor_collector(
     try:
         config = load_config(os.environ)
     except VendorSettingsError as exc:
-        return _fail(name, str(exc), [])
+        return _fail(name, str(exc), [], exit_code_for(exc))
     return asyncio.run(_run(name, config, make_source))
 
 

@@ -23,11 +23,17 @@ import aiohttp
 from collectors.inventory_records import DeviceRecord, clean_list, clean_text, epoch_seconds
 from collectors.inventory_run import Details, Page, vendor_main
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorStatusError
-from collectors.vendor_settings import Environment, HttpSettings, VendorSettingsError, missing_credentials
+from collectors.vendor_settings import (
+    VENDOR_CREDENTIALS,
+    Environment,
+    HttpSettings,
+    VendorSettingsError,
+    missing_credentials,
+)
 
 NAME = "ninja"
 VENDOR = "NinjaOne"
-CREDENTIAL_VARIABLES = ("NINJA_CLIENT_ID", "NINJA_CLIENT_SECRET")
+CREDENTIAL_VARIABLES = VENDOR_CREDENTIALS["ninja"]
 DEFAULT_BASE_URL = "https://app.ninjarmm.com"  # the US instance
 TOKEN_PATHS = ("/ws/oauth/token", "/oauth/token")
 API_PREFIXES = ("/v2", "/api/v2")

@@ -12,6 +12,8 @@ A collectors file (``COLLECTOR_HUB_COLLECTORS_FILE``) looks like::
     id_prefix = "nj"         # optional; defaults to the name's first two characters
     after = ["other"]        # optional; in a batch, wait for these collectors' jobs to end
     run_if = "any_succeeded" # then run if any of them succeeded (or all_succeeded, always)
+    retries = 2              # optional; a failed run is tried again (default 2 for vendors, else 0)
+    retry_delay = 30         # optional; seconds before the first retry, then * retry_backoff
 
 Entries in the file replace built-ins of the same name. The file may also declare
 ``[schedules.NAME]`` tables; the server reads those (server/schedules/declared.py).
@@ -27,7 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from collectors.contract import RUN_IF_CONDITIONS
+from collectors.contract import DEFAULT_NO_RETRY_EXIT_CODES, RUN_IF_CONDITIONS
+from collectors.vendor_settings import vendor_of
 
 # The first two characters become the job id prefix (``ni_12345678``), so both must be
 # letters or digits; the rest may add dashes and underscores.
@@ -50,7 +53,19 @@ ENTRY_KEYS = (
     "id_prefix",
     "after",
     "run_if",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_max_delay",
+    "retry_jitter",
+    "no_retry_exit_codes",
 )
+# Automatic retries: the vendor collectors retry twice unless told otherwise (the setting
+# COLLECTOR_HUB_VENDOR_RETRIES, or their entry's retries), the others never.
+VENDOR_RETRIES = 2
+MAX_RETRIES = 100
+MAX_RETRY_SECONDS = 86400.0
+MAX_RETRY_BACKOFF = 10.0
 # Collector health (server/health/): the vendor collectors run daily, so a day and two hours
 # without a success is stale; the others are never stale unless their entry says so.
 VENDOR_STALE_AFTER = 26 * 3600.0
@@ -80,6 +95,19 @@ class CollectorSpec:
     # holds over them (else it ends cancelled); a collector absent from the batch is ignored.
     after: tuple[str, ...] = ()
     run_if: str = RUN_IF_CONDITIONS[0]
+    # A failed run is tried again up to ``retries`` times (docs/COLLECTORS.md, "Automatic
+    # retries"), waiting retry_delay * retry_backoff^(n-1) seconds, at most retry_max_delay,
+    # less up to a quarter with jitter; never after an exit code in no_retry_exit_codes.
+    retries: int = 0
+    retry_delay: float = 30.0
+    retry_backoff: float = 2.0
+    retry_max_delay: float = 600.0
+    retry_jitter: bool = True
+    no_retry_exit_codes: tuple[int, ...] = DEFAULT_NO_RETRY_EXIT_CODES
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
 
     @property
     def id_prefix(self) -> str:
@@ -90,13 +118,16 @@ class CollectorSpec:
         return self.job_name or f"{self.name}-collector"
 
 
-def builtin_collectors() -> dict[str, CollectorSpec]:
+def builtin_collectors(vendor_retries: int = VENDOR_RETRIES) -> dict[str, CollectorSpec]:
     python = sys.executable
+    vendor = {"stale_after": VENDOR_STALE_AFTER, "retries": vendor_retries}
     return {
         "demo": CollectorSpec("demo", (python, "-m", "collectors.demo")),
-        "ninja": CollectorSpec("ninja", (python, "-m", "collectors.ninja"), stale_after=VENDOR_STALE_AFTER),
+        "ninja": CollectorSpec("ninja", (python, "-m", "collectors.ninja"), **vendor),  # type: ignore[arg-type]
         "threatlocker": CollectorSpec(
-            "threatlocker", (python, "-m", "collectors.threatlocker"), stale_after=VENDOR_STALE_AFTER
+            "threatlocker",
+            (python, "-m", "collectors.threatlocker"),
+            **vendor,  # type: ignore[arg-type]
         ),
         CROSS_VENDOR_CHECKS: CollectorSpec(
             CROSS_VENDOR_CHECKS,
@@ -109,7 +140,7 @@ def builtin_collectors() -> dict[str, CollectorSpec]:
     }
 
 
-def _parse_entry(name: str, entry: Any, where: str) -> CollectorSpec:
+def _parse_entry(name: str, entry: Any, where: str, vendor_retries: int = VENDOR_RETRIES) -> CollectorSpec:
     if not NAME_PATTERN.match(name):
         raise RegistryError(
             f"{where}: collector name {name!r} must match {NAME_PATTERN.pattern} "
@@ -158,6 +189,7 @@ def _parse_entry(name: str, entry: Any, where: str) -> CollectorSpec:
         stale_after=stale_after,
         alert_after_failures=alert_after,
         job_id_prefix=id_prefix,
+        **_parse_retries(f"{where}: collectors.{name}", entry, vendor_retries if vendor_of(command) else 0),
         after=after,
         run_if=str(run_if),
     )
@@ -175,6 +207,32 @@ def _parse_after(name: str, after: Any, where: str) -> tuple[str, ...]:
             f"{where}: collectors.{name}.after must be a list of at most {MAX_AFTER} other collectors' names, each once"
         )
     return tuple(after)
+
+
+def _parse_retries(what: str, entry: dict[str, Any], default_retries: int) -> dict[str, Any]:
+    """The retry keys of an entry, checked, as CollectorSpec fields."""
+    retries = entry.get("retries", default_retries)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise RegistryError(f"{what}.retries must be an integer from 0 to {MAX_RETRIES}")
+    found: dict[str, Any] = {"retries": retries}
+    for key, lo, hi, rule in (
+        ("retry_delay", 0.0, MAX_RETRY_SECONDS, f"seconds from 0 to {MAX_RETRY_SECONDS:g}"),
+        ("retry_backoff", 1.0, MAX_RETRY_BACKOFF, f"a number from 1 to {MAX_RETRY_BACKOFF:g}"),
+        ("retry_max_delay", 0.0, MAX_RETRY_SECONDS, f"seconds from 0 to {MAX_RETRY_SECONDS:g}"),
+    ):
+        value = entry.get(key, CollectorSpec.__dataclass_fields__[key].default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise RegistryError(f"{what}.{key} must be {rule}")
+        found[key] = float(value)
+    jitter = entry.get("retry_jitter", True)
+    if not isinstance(jitter, bool):
+        raise RegistryError(f"{what}.retry_jitter must be true or false")
+    codes = entry.get("no_retry_exit_codes", list(DEFAULT_NO_RETRY_EXIT_CODES))
+    if not isinstance(codes, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 255 for c in codes
+    ):
+        raise RegistryError(f"{what}.no_retry_exit_codes must be a list of exit codes from 1 to 255")
+    return {**found, "retry_jitter": jitter, "no_retry_exit_codes": tuple(codes)}
 
 
 def _parse_stale_after(value: Any, what: str) -> float | None:
@@ -214,9 +272,10 @@ def _check_order(registry: Mapping[str, CollectorSpec], where: str) -> None:
         visit(name, ())
 
 
-def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:
-    """Built-in collectors, overlaid with the entries of ``path`` if given."""
-    registry = builtin_collectors()
+def load_registry(path: Path | None = None, *, vendor_retries: int = VENDOR_RETRIES) -> dict[str, CollectorSpec]:
+    """Built-in collectors, overlaid with the entries of ``path`` if given. ``vendor_retries``
+    is the vendor collectors' default ``retries`` (COLLECTOR_HUB_VENDOR_RETRIES)."""
+    registry = builtin_collectors(vendor_retries)
     if path is None:
         return registry
     try:
@@ -232,6 +291,6 @@ def load_registry(path: Path | None = None) -> dict[str, CollectorSpec]:
     if not isinstance(table, dict):
         raise RegistryError(f"{path}: [collectors] must be a table")
     for name, entry in table.items():
-        registry[name] = _parse_entry(name, entry, str(path))
+        registry[name] = _parse_entry(name, entry, str(path), vendor_retries)
     _check_order(registry, str(path))
     return registry

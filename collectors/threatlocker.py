@@ -25,11 +25,17 @@ from multidict import CIMultiDictProxy
 from collectors.inventory_records import DeviceRecord, clean_text, iso_timestamp
 from collectors.inventory_run import Details, Page, vendor_main
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorResponse
-from collectors.vendor_settings import Environment, HttpSettings, VendorSettingsError, missing_credentials
+from collectors.vendor_settings import (
+    VENDOR_CREDENTIALS,
+    Environment,
+    HttpSettings,
+    VendorSettingsError,
+    missing_credentials,
+)
 
 NAME = "threatlocker"
 VENDOR = "ThreatLocker"
-CREDENTIAL_VARIABLES = ("THREATLOCKER_BASE_URL", "THREATLOCKER_API_TOKEN")
+CREDENTIAL_VARIABLES = VENDOR_CREDENTIALS["threatlocker"]
 LIST_PATH = "/Computer/ComputerGetByAllParameters"
 MAX_PAGE_SIZE = 500  # what known clients clamp at
 ANY_GUID = "00000000-0000-0000-0000-000000000000"

@@ -10,7 +10,32 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+# The vendor collectors, by name, and the variables their credentials are in. A collector is
+# one of them when its command runs ``python -m collectors.NAME``.
+VENDOR_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "ninja": ("NINJA_CLIENT_ID", "NINJA_CLIENT_SECRET"),
+    "threatlocker": ("THREATLOCKER_BASE_URL", "THREATLOCKER_API_TOKEN"),
+}
+
+
+def vendor_of(command: Sequence[str]) -> str | None:
+    """``ninja`` for a command ``python -m collectors.ninja`` (any interpreter); else None."""
+    if "-m" not in command[:-1]:
+        return None
+    module = command[list(command).index("-m") + 1]
+    name = module.removeprefix("collectors.")
+    return name if module.startswith("collectors.") and name in VENDOR_CREDENTIALS else None
+
+
+def credentials_missing(command: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """The credential variables a vendor collector's run would lack in ``environ``; [] for a
+    collector that is not a vendor's, or one with all of them."""
+    vendor = vendor_of(command)
+    if vendor is None:
+        return []
+    return [name for name in VENDOR_CREDENTIALS[vendor] if not environ.get(name, "").strip()]
 
 
 class VendorSettingsError(ValueError):

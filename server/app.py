@@ -193,7 +193,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[access_log, json_errors], client_max_size=settings.max_body_bytes)
     app.on_response_prepare.append(add_request_id_header)
     app[SETTINGS] = settings
-    app[REGISTRY] = load_registry(settings.collectors_file)
+    app[REGISTRY] = load_registry(settings.collectors_file, vendor_retries=settings.vendor_retries)
     for part in PARTS:
         part.add(app)
     check_start_order(PARTS, {key for part in PARTS for key in part.needs if key in app})

@@ -123,6 +123,8 @@ class Settings:
     # Steps after others (issue 22): whether POST /api/collectors/run adds the cross-vendor
     # checks when its body does not say (run_cross_vendor) and a collector they run after is in it.
     cross_vendor_by_default: bool = True
+    # Automatic retries (issue 24): the retries of the vendor collectors whose entry does not say.
+    vendor_retries: int = 2
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -341,6 +343,7 @@ _PARSERS: dict[str, Any] = {
     "unclaimable_timeout": lambda n, r: _parse_float(n, r, 10, 30 * 24 * 3600),
     "health_interval": lambda n, r: _parse_float(n, r, 0.05, 3600),
     "cross_vendor_by_default": _parse_bool,
+    "vendor_retries": lambda n, r: _parse_int(n, r, 0, 100),
 }
 
 

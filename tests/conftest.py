@@ -157,8 +157,15 @@ def db(database_url: str) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings for an API-only app (no runner): tests that need a runner replace fields. A
-    batch gets the cross-vendor checks only when a test asks (tests/test_after_steps.py)."""
-    return Settings(database_url=database_url, data_dir=tmp_path, run_collectors=False, cross_vendor_by_default=False)
+    batch gets the cross-vendor checks (tests/test_after_steps.py), and a vendor collector
+    retries (tests/test_retries.py), only when a test asks."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        run_collectors=False,
+        cross_vendor_by_default=False,
+        vendor_retries=0,
+    )
 
 
 @pytest.fixture

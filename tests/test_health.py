@@ -78,7 +78,7 @@ async def health_of(client: TestClient, contract: Contract, collector: str) -> d
 
 
 async def test_failures_recovery_and_staleness_alert_once_each_and_only_whom_they_concern(hub, aiohttp_server):
-    contract = Contract(build_openapi(["demo", "flaky", "idle", "ninja", "threatlocker"]))
+    contract = Contract(build_openapi(["cross-vendor-checks", "demo", "flaky", "idle", "ninja", "threatlocker"]))
     alerts, batches = await start_receiver(aiohttp_server), await start_receiver(aiohttp_server)
     body = {"url": alerts.url, "events": COLLECTOR_EVENTS, "collectors": ["flaky", "idle"]}
     alerts_hook = await contract.call(hub, "POST", "/api/webhooks", 201, json=body)
@@ -148,7 +148,7 @@ async def _first_of(receiver: Receiver, event: str, collector: str | None = None
 
 
 async def test_a_test_event_is_signed_and_marked_and_bad_requests_change_nothing(hub, aiohttp_server, db):
-    contract = Contract(build_openapi(["demo", "flaky", "idle", "ninja", "threatlocker"]))
+    contract = Contract(build_openapi(["cross-vendor-checks", "demo", "flaky", "idle", "ninja", "threatlocker"]))
     receiver = await start_receiver(aiohttp_server)
     created = await contract.call(hub, "POST", "/api/webhooks", 201, json={"url": receiver.url})
     path = {"webhook_id": created["id"]}

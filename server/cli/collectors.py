@@ -41,7 +41,7 @@ VENDOR_CHECKS: dict[str, tuple[Callable[[Mapping[str, str]], Any], Callable[...,
 
 def _registry(args: argparse.Namespace) -> tuple[dict[str, CollectorSpec], Path | None]:
     settings = load_settings(collectors_file=args.collectors_file)
-    return load_registry(settings.collectors_file), settings.collectors_file
+    return load_registry(settings.collectors_file, vendor_retries=settings.vendor_retries), settings.collectors_file
 
 
 def run_environment(spec: CollectorSpec) -> dict[str, str]:

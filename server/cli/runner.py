@@ -25,7 +25,7 @@ async def run_standalone_runner(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop the runner cleanly (its jobs go back to the
     queue). Uses COLLECTOR_HUB_DATABASE_URL, else the embedded PostgreSQL in the data
     directory (shared with a ``serve`` using the same directory)."""
-    registry = load_registry(settings.collectors_file)
+    registry = load_registry(settings.collectors_file, vendor_retries=settings.vendor_retries)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

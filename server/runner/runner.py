@@ -159,17 +159,24 @@ class Runner:
     async def _stop_jobs_ended_elsewhere(self) -> None:
         if not self._runs:
             return
-        statuses = await queue.job_statuses(self._pool, list(self._runs))
+        states = await queue.job_states(self._pool, list(self._runs))
         for job_id, run in list(self._runs.items()):
-            status = statuses.get(job_id)
+            state = states.get(job_id)
             # A job that completed by its own report is left to exit by itself (its timeout
-            # still applies); one cancelled, failed or deleted has no reason to keep running.
-            if status is None or status in STOPPABLE_STATUSES:
+            # still applies); one cancelled, failed or deleted has no reason to keep running,
+            # nor one whose attempt ended elsewhere (the watchdog's failure, with a retry due).
+            if (
+                state is None
+                or state.status in STOPPABLE_STATUSES
+                or not _still_running_here(state, run, self.runner_id)
+            ):
                 run.process.request_stop(StopReason.JOB_ENDED)
 
     async def _claim_and_start(self) -> None:
         free = self._settings.runner_concurrency - len(self._runs)
-        claimed = await queue.claim_jobs(self._pool, free, self.runner_id, self.host, list(self._registry))
+        claimed = await queue.claim_jobs(
+            self._pool, free, self.runner_id, self.host, list(self._registry), busy=list(self._runs)
+        )
         for job in claimed:
             spec = self._registry[job.collector]
             env = collector_environment(spec, job.job_id, self._database_url)
@@ -184,7 +191,9 @@ class Runner:
                 secrets=secret_values(spec.env),
                 stored=await self._stored_log_lines(job.job_id),
             )
-            if job_log.restarted:
+            if job.attempt > 1:  # the note that separates this attempt's lines from the last one's
+                job_log.add("system", f"Runner {self.runner_id} starts attempt {job.attempt} of {job.max_attempts}")
+            elif job_log.restarted:
                 job_log.add("system", f"Runner {self.runner_id} starts the collector again from the beginning")
 
             def on_line(stream: str, text: str, progress: bool, cut: int, job_log: JobLog = job_log) -> None:
@@ -227,7 +236,7 @@ class Runner:
                 recorded = await self._persist(
                     lambda: queue.finish_job(
                         self._pool, job.job_id, self.runner_id,
-                        outcome.status, outcome.message, outcome.error, outcome.exit_code,
+                        outcome.status, outcome.message, outcome.error, outcome.exit_code, job.attempt,
                     )
                 )  # fmt: skip
                 if recorded:
@@ -244,7 +253,8 @@ class Runner:
         finally:
             await writer.cancel()
             await run.log.cancel()
-            self._runs.pop(job.job_id, None)
+            if self._runs.get(job.job_id) is run:
+                del self._runs[job.job_id]
 
     async def _persist(self, write: Callable[[], Awaitable[bool]]) -> bool:
         """An outcome is worth waiting for: retry through a short database outage (a lost
@@ -296,3 +306,11 @@ class Runner:
         if match is None or match["host"] != self.host:
             return False
         return not process_exists(int(match["pid"]))
+
+
+def _still_running_here(state: queue.JobState, run: _ActiveRun, runner_id: str) -> bool:
+    """Whether the job's row still says this runner runs this attempt (a completed job counts:
+    its process is left to exit by itself)."""
+    if state.status == "completed":
+        return True
+    return state.status == "running" and state.runner_id == runner_id and state.attempt == run.job.attempt

@@ -68,6 +68,13 @@ def run_schemas(names: Names) -> dict[str, Schema]:
         "error": nullable(text),
         "duration_seconds": ref("DurationSeconds"),
         "rerun_of": {**nullable(ref("JobId")), "description": "The job this one re-runs, if it is a re-run."},
+        "attempt": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Which attempt the job is on: 1, or more after a failed attempt was retried"
+            " (docs/COLLECTORS.md, Automatic retries). While it waits for the next one it is queued.",
+        },
+        "max_attempts": {"type": "integer", "minimum": 1, "description": "1 plus its collector's retries."},
     }
     # What names each way a batch starts (a KeyError here: a kind added to the contract needs its schema).
     started_by_name = {"manual": nullable(text), "schedule": text, "rerun": ref("BatchId")}

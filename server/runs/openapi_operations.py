@@ -87,6 +87,8 @@ def operation_schemas(names: Names) -> dict[str, Schema]:
                 "updated_at": ref("Timestamp"),
                 "duration": DURATION_TEXT,
                 "duration_seconds": ref("DurationSeconds"),
+                "attempt": {"type": "integer", "minimum": 1},
+                "max_attempts": {"type": "integer", "minimum": 1},
             }
         ),
         "History": closed_object(

@@ -41,7 +41,11 @@ CLAIMABLE = """NOT EXISTS (
                            SELECT 1 FROM job_runs d
                             WHERE d.batch_id = j.batch_id AND d.job_id <> j.job_id
                               AND d.collector = ANY(j.after_collectors)
-                              AND NOT collector_hub_is_terminal(d.status))"""
+                              AND NOT collector_hub_is_terminal(d.status))
+                       AND (j.not_before IS NULL OR j.not_before <= clock_timestamp())"""
+# A transaction that records the end of an attempt says so: a failure with attempts left then
+# sends the job back to the queue (sql/010, collector_hub_attempt_failed).
+ENDING_ATTEMPT = "SET LOCAL collector_hub.ending_attempt = 'on'"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +53,17 @@ class ClaimedJob:
     job_id: str
     batch_id: str
     collector: str
+    attempt: int = 1
+    max_attempts: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    """What a runner checks of a job it runs: is it still this runner's attempt?"""
+
+    status: str
+    runner_id: str | None
+    attempt: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +89,14 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
 
 
 async def claim_jobs(
-    pool: aiopg.Pool, limit: int, runner_id: str, host: str, collectors: Sequence[str]
+    pool: aiopg.Pool, limit: int, runner_id: str, host: str, collectors: Sequence[str], busy: Sequence[str] = ()
 ) -> list[ClaimedJob]:
     """Mark up to ``limit`` queued jobs running for this runner (docs/ARCHITECTURE.md, rule 9): high priority
     before normal before low, then oldest first. Only collectors this runner knows are
     claimed, so runners with different collector files can share one queue. A job that runs
-    after others in its batch is taken only once they have all ended (``CLAIMABLE``).
+    after others in its batch is taken only once they have all ended, one waiting for its next
+    attempt only once its wait is over (``CLAIMABLE``); none in ``busy`` (this runner is still
+    stopping their previous attempt).
 
     ``SKIP LOCKED`` on both the job and its batch: two runners never claim the same job, and
     a claim never waits for (or deadlocks with) a cancel holding the batch."""
@@ -93,6 +110,7 @@ async def claim_jobs(
                 WITH next AS (
                     SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
                      WHERE j.status = 'queued' AND j.collector = ANY(%(collectors)s)
+                       AND NOT (j.job_id = ANY(%(busy)s))
                        AND {CLAIMABLE}
                      ORDER BY {PRIORITY_ORDER}, j.started_at, j.job_id
                      LIMIT %(limit)s
@@ -103,20 +121,30 @@ async def claim_jobs(
                        run_started_at = clock_timestamp(), last_progress_at = NULL, exit_code = NULL,
                        error = NULL, message = 'Starting collector'
                   FROM next WHERE j.job_id = next.job_id
-                RETURNING j.job_id, j.batch_id, j.collector, {PRIORITY_ORDER} AS rank, j.started_at
+                RETURNING j.job_id, j.batch_id, j.collector, j.attempt, j.max_attempts,
+                          {PRIORITY_ORDER} AS rank, j.started_at
                 """,
-                {"collectors": list(collectors), "limit": limit, "runner_id": runner_id, "host": host},
+                {
+                    "collectors": list(collectors),
+                    "limit": limit,
+                    "runner_id": runner_id,
+                    "host": host,
+                    "busy": list(busy),
+                },
             )
             rows = await cur.fetchall()
         rows.sort(key=lambda r: (r["rank"], r["started_at"], r["job_id"]))
-        return [ClaimedJob(r["job_id"], r["batch_id"], r["collector"]) for r in rows]
+        return [ClaimedJob(r["job_id"], r["batch_id"], r["collector"], r["attempt"], r["max_attempts"]) for r in rows]
 
     return await _retrying(attempt)
 
 
-async def _update_one_job(pool: aiopg.Pool, job_id: str, assignments: str, guard: str, params: dict[str, Any]) -> bool:
+async def _update_one_job(
+    pool: aiopg.Pool, job_id: str, assignments: str, guard: str, params: dict[str, Any], *, ends_attempt: bool = False
+) -> bool:
     """``UPDATE job_runs SET <assignments>`` for one job that is not terminal (and matches
-    ``guard``), batch locked first. True if the row changed."""
+    ``guard``), batch locked first. True if the row changed. ``ends_attempt``: this records
+    how an attempt ended (a failure with attempts left is retried)."""
     params = {**params, "job_id": job_id}
 
     async def attempt() -> bool:
@@ -128,6 +156,8 @@ async def _update_one_job(pool: aiopg.Pool, job_id: str, assignments: str, guard
             )
             if await cur.fetchone() is None:
                 return False
+            if ends_attempt:
+                await cur.execute(ENDING_ATTEMPT)
             try:
                 await cur.execute(
                     f"UPDATE job_runs SET {assignments}"
@@ -177,14 +207,24 @@ async def finish_job(
     message: str,
     error: str | None,
     exit_code: int | None,
+    attempt: int | None = None,
 ) -> bool:
-    """Record how this runner's process ended, unless the job already ended (False then)."""
+    """Record how this runner's process (of ``attempt``, when given) ended, unless the job
+    already ended or moved on (False then). A failure with attempts left is retried."""
     return await _update_one_job(
         pool,
         job_id,
         "status = %(status)s, message = %(message)s, error = %(error)s, exit_code = %(exit_code)s",
-        "status = 'running' AND runner_id = %(runner_id)s",
-        {"status": status, "message": message, "error": error, "exit_code": exit_code, "runner_id": runner_id},
+        "status = 'running' AND runner_id = %(runner_id)s AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)",
+        {
+            "status": status,
+            "message": message,
+            "error": error,
+            "exit_code": exit_code,
+            "runner_id": runner_id,
+            "attempt": attempt,
+        },
+        ends_attempt=True,
     )
 
 
@@ -208,17 +248,20 @@ async def fail_abandoned_job(pool: aiopg.Pool, job_id: str, runner_id: str | Non
         "status = 'failed', message = 'Runner stopped unexpectedly', error = %(error)s",
         "status = 'running' AND runner_id IS NOT DISTINCT FROM %(runner_id)s",
         {"runner_id": runner_id, "error": error},
+        ends_attempt=True,
     )
 
 
-async def job_statuses(pool: aiopg.Pool, job_ids: Sequence[str]) -> dict[str, str]:
-    """Current status of each job (missing ones were deleted): one cheap query."""
+async def job_states(pool: aiopg.Pool, job_ids: Sequence[str]) -> dict[str, JobState]:
+    """Current status, runner and attempt of each job (missing ones were deleted): one cheap query."""
     if not job_ids:
         return {}
     async with database.cursor(pool) as cur:
-        await cur.execute("SELECT job_id, status FROM job_runs WHERE job_id = ANY(%s)", (list(job_ids),))
+        await cur.execute(
+            "SELECT job_id, status, runner_id, attempt FROM job_runs WHERE job_id = ANY(%s)", (list(job_ids),)
+        )
         rows = await cur.fetchall()
-    return {row["job_id"]: row["status"] for row in rows}
+    return {row["job_id"]: JobState(row["status"], row["runner_id"], row["attempt"]) for row in rows}
 
 
 async def fail_silent_jobs(pool: aiopg.Pool, silence_seconds: float) -> list[str]:
@@ -232,6 +275,7 @@ async def fail_silent_jobs(pool: aiopg.Pool, silence_seconds: float) -> list[str
 
     async def attempt() -> list[str]:
         async with database.transaction(pool) as cur:
+            await cur.execute(ENDING_ATTEMPT)  # the watchdog's failure ends the attempt
             await cur.execute(
                 """
                 WITH stale AS (

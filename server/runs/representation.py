@@ -52,6 +52,8 @@ def job_state_json(job: Row) -> dict[str, Any]:
         "message": job["message"],
         "error": job["error"],
         "duration_seconds": duration_seconds(job),
+        "attempt": job["attempt"],
+        "max_attempts": job["max_attempts"],
     }
 
 

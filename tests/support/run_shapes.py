@@ -34,6 +34,8 @@ BATCH_JOB_FIELDS = {
     "error",
     "duration_seconds",
     "rerun_of",  # issue 12: the job this one re-runs
+    "attempt",  # issue 24: automatic retries (tests/test_retries.py)
+    "max_attempts",
 }
 # A job's GET: the job as its batch lists it, with its batch's summary.
 JOB_FIELDS = BATCH_JOB_FIELDS | {

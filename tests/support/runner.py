@@ -18,7 +18,12 @@ async def started_runner(settings: Settings, database_url: str, **changes: Any) 
     """A standalone Runner with its own pool, as `collector-hub runner` makes one."""
     runner_settings = replace_settings(settings, **changes)
     async with create_pool(database_url, 1, 4) as pool:
-        runner = Runner(pool, database_url, load_registry(runner_settings.collectors_file), runner_settings)
+        runner = Runner(
+            pool,
+            database_url,
+            load_registry(runner_settings.collectors_file, vendor_retries=runner_settings.vendor_retries),
+            runner_settings,
+        )
         await runner.start()
         try:
             yield runner
