@@ -130,6 +130,10 @@ EXIT_CONFIG: Final = 78
 EXIT_TEMPFAIL: Final = 75
 DEFAULT_NO_RETRY_EXIT_CODES: Final = (EXIT_CONFIG,)
 
+# Runner routing (docs/COLLECTORS.md, "Runner routing"): a label is KEY=VALUE; a collector's
+# runner_labels must all be among a runner's COLLECTOR_HUB_RUNNER_LABELS for it to claim the job.
+RUNNER_LABEL: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}=[A-Za-z0-9_.:/-]{1,128}$")
+
 # Runners record a heartbeat this often; one silent for three heartbeats is not live.
 RUNNER_HEARTBEAT_SECONDS: Final = 10.0
 RUNNER_LIVE_SECONDS: Final = 3 * RUNNER_HEARTBEAT_SECONDS

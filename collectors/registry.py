@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from collectors.contract import DEFAULT_NO_RETRY_EXIT_CODES, RUN_IF_CONDITIONS
+from collectors.contract import DEFAULT_NO_RETRY_EXIT_CODES, RUN_IF_CONDITIONS, RUNNER_LABEL
 from collectors.vendor_settings import vendor_of
 
 # The first two characters become the job id prefix (``ni_12345678``), so both must be
@@ -59,6 +59,7 @@ ENTRY_KEYS = (
     "retry_max_delay",
     "retry_jitter",
     "no_retry_exit_codes",
+    "runner_labels",
 )
 # Automatic retries: the vendor collectors retry twice unless told otherwise (the setting
 # COLLECTOR_HUB_VENDOR_RETRIES, or their entry's retries), the others never.
@@ -104,6 +105,8 @@ class CollectorSpec:
     retry_max_delay: float = 600.0
     retry_jitter: bool = True
     no_retry_exit_codes: tuple[int, ...] = DEFAULT_NO_RETRY_EXIT_CODES
+    # Only a runner carrying every one of these labels (KEY=VALUE) claims the collector's jobs.
+    runner_labels: tuple[str, ...] = ()
 
     @property
     def max_attempts(self) -> int:
@@ -189,6 +192,7 @@ def _parse_entry(name: str, entry: Any, where: str, vendor_retries: int = VENDOR
         stale_after=stale_after,
         alert_after_failures=alert_after,
         job_id_prefix=id_prefix,
+        runner_labels=_parse_labels(f"{where}: collectors.{name}.runner_labels", entry.get("runner_labels", {})),
         **_parse_retries(f"{where}: collectors.{name}", entry, vendor_retries if vendor_of(command) else 0),
         after=after,
         run_if=str(run_if),
@@ -233,6 +237,18 @@ def _parse_retries(what: str, entry: dict[str, Any], default_retries: int) -> di
     ):
         raise RegistryError(f"{what}.no_retry_exit_codes must be a list of exit codes from 1 to 255")
     return {**found, "retry_jitter": jitter, "no_retry_exit_codes": tuple(codes)}
+
+
+def _parse_labels(what: str, table: Any) -> tuple[str, ...]:
+    """A table of labels (``{ site = "hq" }``) as sorted ``KEY=VALUE`` strings."""
+    if not isinstance(table, dict) or not all(
+        isinstance(value, str) and RUNNER_LABEL.match(f"{key}={value}") for key, value in table.items()
+    ):
+        raise RegistryError(
+            f'{what} must be a table of labels such as {{ site = "hq" }}: keys of lower-case letters, digits,'
+            " '_', '.' or '-'; values of letters, digits and _.:/-"
+        )
+    return tuple(sorted(f"{key}={value}" for key, value in table.items()))
 
 
 def _parse_stale_after(value: Any, what: str) -> float | None:

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from collectors.contract import DEFAULT_JOB_LOG_MAX_BYTES, DEFAULT_JOB_LOG_MAX_LINES, ENV_PREFIX, GRANTABLE_ROLES
+from collectors.contract import (
+    DEFAULT_JOB_LOG_MAX_BYTES,
+    DEFAULT_JOB_LOG_MAX_LINES,
+    ENV_PREFIX,
+    GRANTABLE_ROLES,
+    RUNNER_LABEL,
+)
 from collectors.inventory_records import PLATFORMS
 from collectors.variance_settings import VarianceSettings, VarianceSettingsError, load_variance_settings
 from server.webhooks.rules.config import (
@@ -125,6 +131,8 @@ class Settings:
     cross_vendor_by_default: bool = True
     # Automatic retries (issue 24): the retries of the vendor collectors whose entry does not say.
     vendor_retries: int = 2
+    # Runner routing (issue 24): this runner's labels (KEY=VALUE), which a collector may require.
+    runner_labels: tuple[str, ...] = ()
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -271,6 +279,14 @@ def _parse_runner_id(name: str, raw: str) -> str:
     return value
 
 
+def _parse_runner_labels(name: str, raw: str) -> tuple[str, ...]:
+    labels = sorted({part.strip() for part in raw.split(",") if part.strip()})
+    bad = [label for label in labels if not RUNNER_LABEL.match(label)]
+    if bad or len(labels) > 50:
+        raise SettingsError(f"{name} must be up to 50 comma-separated KEY=VALUE labels such as site=hq, got {raw!r}")
+    return tuple(labels)
+
+
 def _webhook_setting(parse: Any) -> Any:
     def parse_setting(name: str, raw: str) -> Any:
         try:
@@ -344,6 +360,7 @@ _PARSERS: dict[str, Any] = {
     "health_interval": lambda n, r: _parse_float(n, r, 0.05, 3600),
     "cross_vendor_by_default": _parse_bool,
     "vendor_retries": lambda n, r: _parse_int(n, r, 0, 100),
+    "runner_labels": _parse_runner_labels,
 }
 
 

@@ -47,6 +47,7 @@ def collectors_file(tmp_path: Path) -> Path:
                 "env": {"DEMO_PAGES": "100", "DEMO_PAGE_SECONDS": "0.2"},
             },
             "hang": {"command": program("hang"), "env": {"PID_FILE": str(tmp_path / "hang.pids")}},
+            "crash": {"command": program("crash")},
         },
     )
 
@@ -82,9 +83,10 @@ async def test_run_waits_prints_progress_and_exits_0_when_completed(live_server:
 
 async def test_run_exits_1_when_the_batch_fails(live_server: ServerFactory) -> None:
     server = await live_server()
-    code, out, err = await cli("run", "ninja", "demo", "--url", base_url(server), "--priority", "high")
+    # (Not ninja without credentials: a runner without them leaves ninja jobs to one that has them.)
+    code, out, err = await cli("run", "crash", "demo", "--url", base_url(server), "--priority", "high")
     assert code == 1, (out, err)
-    assert "credentials not configured" in out
+    assert "Exited with code 3" in out
     assert "failed" in out.splitlines()[-1]
 
 

@@ -35,6 +35,7 @@ import aiopg
 
 from collectors.contract import RUNNER_HEARTBEAT_SECONDS
 from collectors.registry import CollectorSpec
+from collectors.vendor_settings import credentials_missing
 from server.background import BackgroundLoop
 from server.db import database
 from server.joblogs import store as logs
@@ -82,6 +83,14 @@ class Runner:
         self._database_url = database_url
         self._registry = dict(registry)
         self._settings = settings
+        # What it can run: a vendor collector only with its credentials (in the environment a
+        # run gets). The others it knows but leaves to runners that have them.
+        self._missing = {
+            name: missing
+            for name, spec in registry.items()
+            if (missing := credentials_missing(spec.command, collector_environment(spec, "", "")))
+        }
+        self._offered = sorted(name for name in registry if name not in self._missing)
         self.runner_id = settings.runner_id
         self.host = socket.gethostname()
         self._runs: dict[str, _ActiveRun] = {}
@@ -111,8 +120,15 @@ class Runner:
             "runner %s started: up to %s collector(s) at once, collectors: %s",
             self.runner_id,
             self._settings.runner_concurrency,
-            ", ".join(sorted(self._registry)),
+            ", ".join(self._offered),
         )
+        for name, missing in sorted(self._missing.items()):
+            log.warning(
+                "runner %s does not take %s jobs: %s not set (docs/COLLECTORS.md, Runner routing)",
+                self.runner_id,
+                name,
+                " and ".join(missing),
+            )
 
     async def stop(self) -> None:
         """Claim nothing more, stop running processes and requeue their jobs. Bounded by the
@@ -136,9 +152,11 @@ class Runner:
             self._pool,
             self.runner_id,
             self.host,
-            list(self._registry),
+            self._offered,
             self._settings.runner_concurrency,
             list(self._runs),
+            self._settings.runner_labels,
+            sorted(self._missing),
         )
         self._last_heartbeat = now
 
@@ -175,7 +193,13 @@ class Runner:
     async def _claim_and_start(self) -> None:
         free = self._settings.runner_concurrency - len(self._runs)
         claimed = await queue.claim_jobs(
-            self._pool, free, self.runner_id, self.host, list(self._registry), busy=list(self._runs)
+            self._pool,
+            free,
+            self.runner_id,
+            self.host,
+            self._offered,
+            busy=list(self._runs),
+            labels=self._settings.runner_labels,
         )
         for job in claimed:
             spec = self._registry[job.collector]

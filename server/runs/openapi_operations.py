@@ -169,7 +169,23 @@ def operation_schemas(names: Names) -> dict[str, Schema]:
                         {
                             "runner_id": TEXT,
                             "host": TEXT,
-                            "collectors": {"type": "array", "items": TEXT},
+                            "collectors": {
+                                "type": "array",
+                                "items": TEXT,
+                                "description": "The collectors it claims: in its registry and, for a vendor"
+                                " collector, with its credentials configured.",
+                            },
+                            "labels": {
+                                "type": "array",
+                                "items": TEXT,
+                                "description": "Its KEY=VALUE labels (COLLECTOR_HUB_RUNNER_LABELS).",
+                            },
+                            "without_credentials": {
+                                "type": "array",
+                                "items": TEXT,
+                                "description": "Vendor collectors it knows but does not claim: their credentials are"
+                                " not configured where it runs.",
+                            },
                             "capacity": {"type": "integer", "minimum": 1},
                             "running_jobs": {"type": "array", "items": ref("JobId")},
                             "started_at": ref("Timestamp"),

@@ -89,14 +89,20 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
 
 
 async def claim_jobs(
-    pool: aiopg.Pool, limit: int, runner_id: str, host: str, collectors: Sequence[str], busy: Sequence[str] = ()
+    pool: aiopg.Pool,
+    limit: int,
+    runner_id: str,
+    host: str,
+    collectors: Sequence[str],
+    busy: Sequence[str] = (),
+    labels: Sequence[str] = (),
 ) -> list[ClaimedJob]:
     """Mark up to ``limit`` queued jobs running for this runner (docs/ARCHITECTURE.md, rule 9): high priority
     before normal before low, then oldest first. Only collectors this runner knows are
     claimed, so runners with different collector files can share one queue. A job that runs
     after others in its batch is taken only once they have all ended, one waiting for its next
     attempt only once its wait is over (``CLAIMABLE``); none in ``busy`` (this runner is still
-    stopping their previous attempt).
+    stopping their previous attempt), none whose collector requires a label not in ``labels``.
 
     ``SKIP LOCKED`` on both the job and its batch: two runners never claim the same job, and
     a claim never waits for (or deadlocks with) a cancel holding the batch."""
@@ -110,7 +116,7 @@ async def claim_jobs(
                 WITH next AS (
                     SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
                      WHERE j.status = 'queued' AND j.collector = ANY(%(collectors)s)
-                       AND NOT (j.job_id = ANY(%(busy)s))
+                       AND NOT (j.job_id = ANY(%(busy)s)) AND j.runner_labels <@ %(labels)s::text[]
                        AND {CLAIMABLE}
                      ORDER BY {PRIORITY_ORDER}, j.started_at, j.job_id
                      LIMIT %(limit)s
@@ -130,6 +136,7 @@ async def claim_jobs(
                     "runner_id": runner_id,
                     "host": host,
                     "busy": list(busy),
+                    "labels": list(labels),
                 },
             )
             rows = await cur.fetchall()

@@ -14,16 +14,25 @@ Row = dict[str, Any]
 
 
 async def record_heartbeat(
-    pool: aiopg.Pool, runner_id: str, host: str, collectors: Sequence[str], capacity: int, running: Sequence[str]
+    pool: aiopg.Pool,
+    runner_id: str,
+    host: str,
+    collectors: Sequence[str],
+    capacity: int,
+    running: Sequence[str],
+    labels: Sequence[str] = (),
+    without_credentials: Sequence[str] = (),
 ) -> None:
-    """This runner is alive, offers ``collectors`` and runs ``running`` now."""
+    """This runner is alive, offers ``collectors`` (those it knows and can run), carries
+    ``labels``, knows ``without_credentials`` but lacks their credentials, and runs ``running``."""
     async with database.cursor(pool) as cur:
         await cur.execute(
             """
-            INSERT INTO runners (runner_id, host, collectors, capacity, running_jobs)
-            VALUES (%(id)s, %(host)s, %(collectors)s, %(capacity)s, %(running)s)
+            INSERT INTO runners (runner_id, host, collectors, capacity, running_jobs, labels, without_credentials)
+            VALUES (%(id)s, %(host)s, %(collectors)s, %(capacity)s, %(running)s, %(labels)s, %(without)s)
             ON CONFLICT (runner_id) DO UPDATE
                SET host = excluded.host, collectors = excluded.collectors, capacity = excluded.capacity,
+                   labels = excluded.labels, without_credentials = excluded.without_credentials,
                    running_jobs = excluded.running_jobs, heartbeat_at = clock_timestamp(), stopped_at = NULL,
                    started_at = CASE WHEN runners.stopped_at IS NULL THEN runners.started_at
                                      ELSE clock_timestamp() END
@@ -34,6 +43,8 @@ async def record_heartbeat(
                 "collectors": sorted(collectors),
                 "capacity": capacity,
                 "running": list(running),
+                "labels": sorted(labels),
+                "without": sorted(without_credentials),
             },
         )
 
@@ -59,30 +70,43 @@ async def list_runners(pool: aiopg.Pool) -> list[Row]:
 
 
 async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> list[str]:
-    """Fail queued jobs that have waited ``timeout_seconds`` while no live runner offered
-    their collector for all that time. Batch first, SKIP LOCKED, like every queue writer
-    (server/runs/queue.py). Returns the failed job ids."""
+    """Fail queued jobs that have waited ``timeout_seconds`` (since they were queued, or since
+    their retry was due) while no live runner could take them for all that time: none offered
+    their collector with the labels it requires. The message says why: no runner has the
+    collector's credentials, none has its labels, or none knows it. Batch first, SKIP LOCKED,
+    like every queue writer (server/runs/queue.py). Returns the failed job ids."""
     error = (
-        f"No live runner offered this collector for {timeout_seconds:g} seconds, so nothing could run the job "
-        "(COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT). Check GET /api/runners and the runners' collectors files."
+        f"for {timeout_seconds:g} seconds, so nothing could run the job (COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT)."
+        " Check GET /api/runners (each runner's collectors, labels and collectors without credentials)."
     )
     # One autocommit statement (not a transaction around it): its locks end with it, so it
     # never holds them across an await (server/db/database.py).
     async with database.cursor(pool) as cur:
         await cur.execute(
             """
-            WITH stuck AS (
+            WITH live AS (
+                SELECT collectors, without_credentials FROM runners
+                 WHERE heartbeat_at > clock_timestamp() - make_interval(secs => %(timeout)s)
+            ), stuck AS (
                 SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
                  WHERE j.status = 'queued'
-                   AND j.started_at < clock_timestamp() - make_interval(secs => %(timeout)s)
+                   AND coalesce(j.not_before, j.started_at) < clock_timestamp() - make_interval(secs => %(timeout)s)
                    AND NOT EXISTS (
                        SELECT 1 FROM runners r
-                        WHERE r.collectors @> ARRAY[j.collector]
+                        WHERE r.collectors @> ARRAY[j.collector] AND j.runner_labels <@ r.labels
                           AND r.heartbeat_at > clock_timestamp() - make_interval(secs => %(timeout)s))
                    FOR UPDATE OF b, j SKIP LOCKED
+            ), why AS (
+                SELECT stuck.job_id, CASE
+                    WHEN EXISTS (SELECT 1 FROM live WHERE live.collectors @> ARRAY[j.collector])
+                        THEN format('No live runner has the labels %%s', array_to_string(j.runner_labels, ', '))
+                    WHEN EXISTS (SELECT 1 FROM live WHERE live.without_credentials @> ARRAY[j.collector])
+                        THEN format('No live runner has %%s credentials', j.collector)
+                    ELSE 'No live runner offered this collector' END AS reason
+                  FROM stuck JOIN job_runs j USING (job_id)
             )
-            UPDATE job_runs j SET status = 'failed', message = 'No runner offers this collector', error = %(error)s
-              FROM stuck WHERE j.job_id = stuck.job_id AND j.status = 'queued'
+            UPDATE job_runs j SET status = 'failed', message = why.reason, error = why.reason || ' ' || %(error)s
+              FROM why WHERE j.job_id = why.job_id AND j.status = 'queued'
             RETURNING j.job_id
             """,
             {"timeout": timeout_seconds, "error": error},

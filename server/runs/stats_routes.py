@@ -121,6 +121,8 @@ async def list_runners(request: web.Request) -> web.Response:
                     "runner_id": row["runner_id"],
                     "host": row["host"],
                     "collectors": list(row["collectors"]),
+                    "labels": list(row["labels"]),
+                    "without_credentials": list(row["without_credentials"]),
                     "capacity": row["capacity"],
                     "running_jobs": list(row["running_jobs"]),
                     "started_at": format_timestamp(row["started_at"]),

@@ -115,12 +115,12 @@ async def _insert_batch(
         await cur.execute(
             "INSERT INTO job_runs (job_id, batch_id, collector, job_name, position, priority,"
             " message, started_at, rerun_of, after_collectors, run_if, max_attempts, retry_delay, retry_backoff,"
-            " retry_max_delay, retry_jitter, no_retry_exit_codes)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            " retry_max_delay, retry_jitter, no_retry_exit_codes, runner_labels)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
             (new_id(spec.id_prefix), batch["batch_id"], spec.name, spec.display_name, position, priority,
              queued_message(spec, in_batch), batch["started_at"], rerun_jobs[position] if rerun_jobs else None,
              list(spec.after), spec.run_if, spec.max_attempts, spec.retry_delay, spec.retry_backoff,
-             spec.retry_max_delay, spec.retry_jitter, list(spec.no_retry_exit_codes)),
+             spec.retry_max_delay, spec.retry_jitter, list(spec.no_retry_exit_codes), list(spec.runner_labels)),
         )  # fmt: skip
         jobs.append(await cur.fetchone())
     await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch["batch_id"],))
