@@ -3,7 +3,9 @@ collector processes, a real webhook receiver."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -264,3 +266,26 @@ async def test_the_ninja_collector_is_retried_after_503s_and_not_after_refused_c
         assert "rejected the client credentials" in job["error"]
         row = await fetch_row(db, "SELECT exit_code FROM job_runs WHERE job_id = %s", job["job_id"])
         assert row is not None and row["exit_code"] == EXIT_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("collector", "variables"),
+    [
+        ("ninja", "NINJA_CLIENT_ID and NINJA_CLIENT_SECRET"),
+        ("threatlocker", "THREATLOCKER_BASE_URL and THREATLOCKER_API_TOKEN"),
+    ],
+)
+def test_a_vendor_collector_without_credentials_exits_78_naming_them(collector: str, variables: str) -> None:
+    """A runner without the credentials never starts it (tests/test_runner_routing.py); run by
+    hand, or with credentials that are blank where it runs, it says which are missing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NINJA_", "THREATLOCKER_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", f"collectors.{collector}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EXIT_CONFIG
+    assert f"credentials not configured (set {variables} in the environment" in result.stderr
