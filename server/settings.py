@@ -126,8 +126,7 @@ class Settings:
     # The cross-vendor checks (docs/VARIANCES.md): read from their own CROSS_VENDOR_* variables,
     # which the checks' collector process reads too (collectors/variance_settings.py).
     variances: VarianceSettings = dataclasses.field(default_factory=VarianceSettings)
-    # Steps after others (issue 22): whether POST /api/collectors/run adds the cross-vendor
-    # checks when its body does not say (run_cross_vendor) and a collector they run after is in it.
+    # POST /api/collectors/run adds the cross-vendor checks when its body does not say (issue 22).
     cross_vendor_by_default: bool = True
     # Automatic retries (issue 24): the retries of the vendor collectors whose entry does not say.
     vendor_retries: int = 2
