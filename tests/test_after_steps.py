@@ -16,8 +16,13 @@ from server.app import create_app
 from server.db.database import create_pool
 from server.runs import queue
 from server.settings import Settings
+from tests.fakes.common import Fault, serve
+from tests.fakes.ninja import FakeNinja
+from tests.fakes.threatlocker import FakeThreatLocker
 from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
+from tests.support.database import fetch_rows
+from tests.support.inventory import empty_inventory, ninja_env, threatlocker_env, vendor_collectors
 from tests.support.runner import started_runner
 from tests.support.runs import get_json, trigger
 from tests.support.settings import replace_settings
@@ -247,3 +252,52 @@ def test_the_built_in_checks_run_after_both_vendors() -> None:
         "cv",
         CROSS_VENDOR_CHECKS,
     )
+
+
+async def test_a_vendor_batch_runs_the_cross_vendor_checks_after_both_collectors(
+    aiohttp_client, settings: Settings, tmp_path: Path, db: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22's "done": ninja and threatlocker against the fakes, the built-in checks (the
+    real collectors.cross_vendor_checks) added to the batch and started after both ended; and
+    cancelled, saying why, when both collectors fail."""
+    empty_inventory(db)
+    ninja, threatlocker = FakeNinja(devices=20), FakeThreatLocker(computers=15)
+    async with serve(ninja.app(), ninja.faults) as ninja_url, serve(threatlocker.app(), threatlocker.faults) as tl_url:
+        envs = {"ninja": ninja_env(ninja, ninja_url), "threatlocker": threatlocker_env(threatlocker, tl_url)}
+        collectors = write_collectors_file(tmp_path / "collectors.toml", vendor_collectors(envs, 60))
+        app = create_app(
+            replace_settings(
+                settings,
+                collectors_file=collectors,
+                run_collectors=True,
+                runner_poll_interval=0.05,
+                rate_limit_per_minute=0,
+                cross_vendor_by_default=True,
+            )
+        )
+        client = await aiohttp_client(app)
+        created = await trigger(client, "ninja", "threatlocker")
+        checks = created["collectors"][2]
+        assert checks["collector"] == CROSS_VENDOR_CHECKS and checks["job_id"].startswith("cv_")
+        job = await eventually(
+            lambda: status_is(client, checks["job_id"], "completed", "failed", "cancelled"), timeout=90, what="checks"
+        )
+        assert job["status"] == "completed", job
+        rows = await fetch_rows(
+            db, "SELECT collector, run_started_at, ended_at FROM job_runs WHERE batch_id = %s", created["batch_id"]
+        )
+        by_name = {row["collector"]: row for row in rows}
+        assert by_name[CROSS_VENDOR_CHECKS]["run_started_at"] > max(
+            by_name["ninja"]["ended_at"], by_name["threatlocker"]["ended_at"]
+        )
+
+        ninja.faults.add(Fault("/ws/oauth/token", status=401, times=5))
+        threatlocker.faults.add(Fault("/Computer/ComputerGetByAllParameters", status=401, times=5))
+        created = await trigger(client, "ninja", "threatlocker")
+        job = await eventually(
+            lambda: status_is(client, created["collectors"][2]["job_id"], "completed", "failed", "cancelled"),
+            timeout=90,
+            what="checks",
+        )
+    assert job["status"] == "cancelled", job
+    assert job["message"] == "Not run: no collector succeeded (ninja failed, threatlocker failed)"
