@@ -15,7 +15,8 @@ A collectors file (``COLLECTOR_HUB_COLLECTORS_FILE``) looks like::
     retries = 2              # optional; a failed run is tried again (default 2 for vendors, else 0)
     retry_delay = 30         # optional; seconds before the first retry, then * retry_backoff
 
-Entries in the file replace built-ins of the same name. The file may also declare
+Entries in the file replace built-ins of the same name; a key the entry does not give keeps
+the built-in's value (its job name, id prefix, after, run_if, health keys). The file may also declare
 ``[schedules.NAME]`` tables; the server reads those (server/schedules/declared.py).
 """
 
@@ -265,6 +266,20 @@ def _parse_stale_after(value: Any, what: str) -> float | None:
     return seconds
 
 
+def _inherited_keys(spec: CollectorSpec) -> dict[str, Any]:
+    """What a file entry with a built-in's name keeps from it unless it says otherwise: an
+    operator who adds ``env`` to cross-vendor-checks still wants it to run after the vendors."""
+    keys: dict[str, Any] = {"after": list(spec.after), "run_if": spec.run_if}
+    keys["alert_after_failures"] = spec.alert_after_failures
+    if spec.job_name:
+        keys["job_name"] = spec.job_name
+    if spec.job_id_prefix:
+        keys["id_prefix"] = spec.job_id_prefix
+    if spec.stale_after is not None:
+        keys["stale_after"] = spec.stale_after
+    return keys
+
+
 def _check_order(registry: Mapping[str, CollectorSpec], where: str) -> None:
     """Every collector an ``after`` names exists, and no collector waits for itself through
     others (a cycle would wait forever)."""
@@ -307,6 +322,8 @@ def load_registry(path: Path | None = None, *, vendor_retries: int = VENDOR_RETR
     if not isinstance(table, dict):
         raise RegistryError(f"{path}: [collectors] must be a table")
     for name, entry in table.items():
+        if isinstance(entry, dict) and name in registry:
+            entry = {**_inherited_keys(registry[name]), **entry}
         registry[name] = _parse_entry(name, entry, str(path), vendor_retries)
     _check_order(registry, str(path))
     return registry

@@ -301,3 +301,32 @@ async def test_a_vendor_batch_runs_the_cross_vendor_checks_after_both_collectors
         )
     assert job["status"] == "cancelled", job
     assert job["message"] == "Not run: no collector succeeded (ninja failed, threatlocker failed)"
+
+
+def test_a_file_entry_for_a_built_in_keeps_what_it_does_not_give(tmp_path: Path) -> None:
+    """docs/VARIANCES.md has operators declare cross-vendor-checks to give it env: it must still
+    run after the vendors, with its own id prefix and job name, unless the entry says otherwise."""
+    path = write_collectors_file(
+        tmp_path / "collectors.toml",
+        {
+            CROSS_VENDOR_CHECKS: {"command": ["python", "-m", "collectors.cross_vendor_checks"], "env": {"X": "1"}},
+            "ninja": {"command": ["python", "-m", "collectors.ninja"], "stale_after": "2h"},
+        },
+    )
+    registry = load_registry(path)
+    checks = registry[CROSS_VENDOR_CHECKS]
+    assert (checks.after, checks.run_if, checks.id_prefix, checks.display_name, dict(checks.env)) == (
+        ("ninja", "threatlocker"),
+        "any_succeeded",
+        "cv",
+        CROSS_VENDOR_CHECKS,
+        {"X": "1"},
+    )
+    assert registry["ninja"].stale_after == 7200
+    path = write_collectors_file(
+        tmp_path / "collectors.toml", {CROSS_VENDOR_CHECKS: {"command": ["true"], "after": [], "run_if": "always"}}
+    )
+    assert (load_registry(path)[CROSS_VENDOR_CHECKS].after, load_registry(path)[CROSS_VENDOR_CHECKS].run_if) == (
+        (),
+        "always",
+    )
