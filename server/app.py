@@ -20,6 +20,8 @@ from collectors.registry import load_registry
 from server import keys
 from server.api.middleware import json_errors
 from server.api.validation import reject_unknown_query_parameters
+from server.audit.middleware import record_refusals
+from server.audit.routes import routes as audit_routes
 from server.db import database
 from server.health import keys as health_keys
 from server.health.keys import HEALTH_EVALUATOR
@@ -167,6 +169,10 @@ PARTS: tuple[Part, ...] = (
     Part("static routes", setup_static_routes, "any place before security"),
     Part("docs routes", setup_docs_routes, "any place before security"),
     Part("metrics route", setup_metrics_routes, "any place before security"),
+    Part("audit routes", _routes(audit_routes), "any place before security"),
+    Part("audit refusals", _middleware(record_refusals),
+         "right before security, so its middleware runs outside the role check: a 401 or 403 to a change is"
+         " recorded, with the actor security named"),
     Part("security", setup_security,
          "after every route: its role, origin and rate-limit middlewares and CORS cover every route added above",
          needs=(SETTINGS,), starts=(RATE_LIMITER,)),

@@ -120,8 +120,7 @@ class Settings:
     job_log_max_bytes: int = DEFAULT_JOB_LOG_MAX_BYTES
     log_retention_days: float = 30.0
     unclaimable_timeout: float = 3600.0
-    # Collector health (server/health/): how often each node looks for a change that time
-    # alone makes (stale); a job that ends makes it look at once.
+    # How often each node looks for a health change time alone makes (stale; server/health/).
     health_interval: float = 30.0
     # The cross-vendor checks (docs/VARIANCES.md): read from their own CROSS_VENDOR_* variables,
     # which the checks' collector process reads too (collectors/variance_settings.py).
@@ -132,6 +131,7 @@ class Settings:
     vendor_retries: int = 2
     # Runner routing (issue 24): this runner's labels (KEY=VALUE), which a collector may require.
     runner_labels: tuple[str, ...] = ()
+    audit_retention_days: float = 365.0  # housekeeping removes older audit rows (server/audit/)
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -360,6 +360,7 @@ _PARSERS: dict[str, Any] = {
     "cross_vendor_by_default": _parse_bool,
     "vendor_retries": lambda n, r: _parse_int(n, r, 0, 100),
     "runner_labels": _parse_runner_labels,
+    "audit_retention_days": lambda n, r: _parse_float(n, r, 1, 36_500),
 }
 
 

@@ -17,6 +17,8 @@ import psycopg2.extras
 import pytest
 
 from collectors.registry import CollectorSpec, load_registry
+from server.audit.actor import Actor
+from server.audit.entry import by
 from server.db import database
 from server.db.database import create_pool
 from server.observability.metrics import sample_value
@@ -30,6 +32,9 @@ from tests.support.conditions import eventually
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 PROGRAMS = Path(__file__).parent / "collector_programs"
+
+# Changes made straight through the store: the audit trail names the test as the system.
+BY_TEST = by(Actor("test", "system"), "schedule.update")
 
 
 class FakeClock:
@@ -82,7 +87,7 @@ def scheduler(pool: Any, registry: dict[str, CollectorSpec], settings: Settings,
 
 async def add(pool: Any, clock: FakeClock, name: str, cron: str, **fields: Any) -> str:
     fields.setdefault("collectors", ("demo",))
-    return await store.create_schedule(pool, ScheduleDefinition(name=name, cron=cron, **fields), clock())
+    return await store.create_schedule(pool, ScheduleDefinition(name=name, cron=cron, **fields), clock(), BY_TEST)
 
 
 def fires(db: psycopg2.extensions.connection) -> list[dict[str, Any]]:
@@ -250,13 +255,18 @@ async def test_a_due_time_already_recorded_is_never_fired_again(pool, registry, 
     [again] = await firing_tick(pool, registry, settings, clock)
     assert again.outcome == "duplicate" and again.batch_id is None
     assert batch_count(db) == 1
+    # The audit trail names the schedule as the actor of the one batch it started (docs/AUDIT.md).
+    with db.cursor() as cur:
+        cur.execute("SELECT actor, actor_kind, target_ids FROM audit_log WHERE action = 'schedule.fire'"
+                    " AND %s = ANY (target_ids)", (schedule_id,))  # fmt: skip
+        assert cur.fetchall() == [("schedule once", "schedule", [schedule_id, first.batch_id])]
 
 
 async def test_a_schedule_edited_while_due_fires_once_with_the_new_definition(pool, registry, settings, db) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock(at("2026-06-01T09:59:30+00:00"))
     schedule_id = await add(pool, clock, "edited", "0 10 * * *")
     clock.set(at("2026-06-01T10:00:00.400000+00:00"))  # due, not yet fired
-    await store.update_schedule(pool, schedule_id, {"collectors": ("ninja",), "priority": "high"}, clock())
+    await store.update_schedule(pool, schedule_id, {"collectors": ("ninja",), "priority": "high"}, clock(), BY_TEST)
     [result] = await firing_tick(pool, registry, settings, clock)
     assert result.outcome == "fired"
     with db.cursor() as cur:
@@ -289,7 +299,7 @@ async def test_a_new_cron_while_due_counts_from_the_change(pool, registry, setti
     clock = FakeClock(at("2026-06-01T09:59:30+00:00"))
     schedule_id = await add(pool, clock, "recron", "0 10 * * *")
     clock.set(at("2026-06-01T10:00:00.400000+00:00"))
-    await store.update_schedule(pool, schedule_id, {"cron": "30 10 * * *"}, clock())
+    await store.update_schedule(pool, schedule_id, {"cron": "30 10 * * *"}, clock(), BY_TEST)
     assert await firing_tick(pool, registry, settings, clock) == []
     clock.set(at("2026-06-01T10:30:00.400000+00:00"))
     [result] = await firing_tick(pool, registry, settings, clock)
@@ -300,7 +310,7 @@ async def test_a_schedule_deleted_while_due_starts_nothing(pool, registry, setti
     clock = FakeClock(at("2026-06-01T09:59:30+00:00"))
     schedule_id = await add(pool, clock, "deleted", "0 10 * * *")
     clock.set(at("2026-06-01T10:00:00.400000+00:00"))
-    await store.delete_schedule(pool, schedule_id)
+    await store.delete_schedule(pool, schedule_id, BY_TEST)
     assert await firing_tick(pool, registry, settings, clock) == []
     assert batch_count(db) == 0
 
@@ -308,10 +318,10 @@ async def test_a_schedule_deleted_while_due_starts_nothing(pool, registry, setti
 async def test_a_paused_schedule_does_not_catch_up_when_resumed(pool, registry, settings, db) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock(at("2026-06-01T09:59:30+00:00"))
     schedule_id = await add(pool, clock, "paused", "*/5 * * * *", catch_up="latest")
-    await store.update_schedule(pool, schedule_id, {"enabled": False}, clock())
+    await store.update_schedule(pool, schedule_id, {"enabled": False}, clock(), BY_TEST)
     clock.set(at("2026-06-01T10:31:00+00:00"))
     assert await firing_tick(pool, registry, settings, clock) == []
-    await store.update_schedule(pool, schedule_id, {"enabled": True}, clock())
+    await store.update_schedule(pool, schedule_id, {"enabled": True}, clock(), BY_TEST)
     assert await firing_tick(pool, registry, settings, clock) == []
     clock.set(at("2026-06-01T10:35:00.100000+00:00"))
     [result] = await firing_tick(pool, registry, settings, clock)

@@ -16,6 +16,9 @@ from typing import Any
 
 import psycopg2
 
+from server.audit.actor import cli_actor
+from server.audit.entry import by
+from server.audit.store import record_sync
 from server.cli.client import API_KEY_ENV
 from server.cli.main import DEFAULT_SERVER_URL, SERVER_URL_ENV
 from server.db import database
@@ -23,14 +26,26 @@ from server.security.api_keys import ApiKeyError, KeyRecord, create_key, list_ke
 from server.settings import load_settings
 
 
-def _with_connection(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
+def _record_refusal(conn: Any, action: str, target: str, message: str) -> None:
+    """A refused command is in the audit trail too (it changed nothing)."""
+    with conn.cursor() as cur:
+        record_sync(cur, by(cli_actor(), action, target[:100], outcome="refused", detail=message))
+    conn.commit()
+
+
+def _with_connection(args: argparse.Namespace, action: Callable[[Any], int], audited: str | None = None) -> int:
     settings = load_settings(database_url=args.database_url, data_dir=args.data_dir)
     try:
         with database.database_url_for(settings.database_url, settings.data_dir) as dsn:
             database.apply_migrations(dsn)
             conn = psycopg2.connect(dsn)
             try:
-                return action(conn)
+                try:
+                    return action(conn)
+                except ApiKeyError as exc:
+                    if audited is not None:
+                        _record_refusal(conn, audited, getattr(args, "key", None) or args.name, str(exc))
+                    raise
             finally:
                 conn.close()
     except psycopg2.OperationalError as exc:
@@ -61,7 +76,7 @@ def how_to_use(server_url: str) -> str:
 
 def cmd_create(args: argparse.Namespace) -> int:
     def create(conn: Any) -> int:
-        key, record = create_key(conn, args.name, args.role)
+        key, record = create_key(conn, args.name, args.role, by(cli_actor(), "api_key.create"))
         print(key)
         print(
             f"created key {record.key_id} ({record.name!r}, role {record.role}); it is shown only this once",
@@ -70,7 +85,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         print(how_to_use(os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL), file=sys.stderr)
         return 0
 
-    return _with_connection(args, create)
+    return _with_connection(args, create, "api_key.create")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -86,11 +101,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     def revoke(conn: Any) -> int:
-        record = revoke_key(conn, args.key)
+        record = revoke_key(conn, args.key, by(cli_actor(), "api_key.revoke"))
         print(f"revoked key {record.key_id} ({record.name!r}); requests with it now get 401", file=sys.stderr)
         return 0
 
-    return _with_connection(args, revoke)
+    return _with_connection(args, revoke, "api_key.revoke")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -206,6 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_options(rerun)
     rerun.set_defaults(command_module="rerun")
 
+    audit = sub.add_parser(
+        "audit",
+        help="print the audit trail: every change made through the API or the CLI, newest first (admin)",
+        description="Exit status: 0 printed, 1 refused (the key is not admin, or a filter is not valid), 2 usage"
+        " error or server unreachable.",
+    )
+    audit.add_argument("--actor", help="only this actor (an API key's name, 'jwt SUBJECT', 'open mode', ...)")
+    audit.add_argument("--action", help="only this action (schedule.create) or prefix (schedule.)")
+    audit.add_argument("--target", help="only entries naming this id (bc_..., sch_..., wh_...)")
+    audit.add_argument("--outcome", choices=("succeeded", "refused", "failed"))
+    audit.add_argument("--since", help="only entries at or after this time (2026-11-29T14:00:00Z)")
+    audit.add_argument("--until", help="only entries before this time")
+    audit.add_argument("--limit", type=int, default=100, help="at most this many entries (default 100)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line, as GET /api/audit gives")
+    _add_client_options(audit)
+    audit.set_defaults(command_module="audit")
+
     return parser
 
 

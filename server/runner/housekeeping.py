@@ -1,5 +1,5 @@
-"""Housekeeping, in every server and runner process: remove job log lines past their retention,
-fail queued jobs that no live runner can take, forget runners long gone.
+"""Housekeeping, in every server and runner process: remove job log lines and audit rows past
+their retention, fail queued jobs that no live runner can take, forget runners long gone.
 
 Every process runs it and that is safe: each step is an idempotent statement (a line deleted
 twice, a job failed once: the second attempt finds nothing), and the log deletes go in small
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiopg
 from aiohttp import web
 
+from server.audit import store as audit
 from server.background import BackgroundLoop
 from server.joblogs import store as logs
 from server.keys import POOL, SETTINGS
@@ -53,7 +54,11 @@ class Housekeeping:
         deleted = await logs.delete_old_lines(self._pool, cutoff, RETENTION_BATCH)
         if deleted:
             log.info("removed %d job log line(s) older than %g days", deleted, self._settings.log_retention_days)
-        return deleted == RETENTION_BATCH  # more to remove: go again now
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self._settings.audit_retention_days)
+        audit_deleted = await audit.delete_older_than(self._pool, cutoff, RETENTION_BATCH)
+        if audit_deleted:
+            log.info("removed %d audit row(s) older than %g days", audit_deleted, self._settings.audit_retention_days)
+        return RETENTION_BATCH in (deleted, audit_deleted)  # more to remove: go again now
 
 
 async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:

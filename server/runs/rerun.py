@@ -10,6 +10,7 @@ import aiopg
 
 from collectors.contract import RERUN_STATUSES, TERMINAL_STATUSES
 from collectors.registry import CollectorSpec
+from server.audit.entry import AuditEntry
 from server.db import database
 from server.errors import ConflictError, NotFoundError
 from server.runs import store as runs
@@ -25,7 +26,7 @@ def _specs_for(jobs: list[dict[str, Any]], registry: Mapping[str, CollectorSpec]
 
 
 async def rerun_batch(
-    pool: aiopg.Pool, batch_id: str, only: str, registry: Mapping[str, CollectorSpec]
+    pool: aiopg.Pool, batch_id: str, only: str, registry: Mapping[str, CollectorSpec], audit: AuditEntry | None = None
 ) -> runs.BatchRows:
     """A new batch with the jobs of terminal batch ``batch_id``: its failed and cancelled ones
     (``only="failed"``) or all of them (``"all"``), in their original order. Returns its rows."""
@@ -48,10 +49,13 @@ async def rerun_batch(
         batch["priority"],
         rerun_of=batch_id,
         rerun_jobs=[job["job_id"] for job in jobs],
+        audit=audit,
     )
 
 
-async def rerun_job(pool: aiopg.Pool, job_id: str, registry: Mapping[str, CollectorSpec]) -> runs.BatchRows:
+async def rerun_job(
+    pool: aiopg.Pool, job_id: str, registry: Mapping[str, CollectorSpec], audit: AuditEntry | None = None
+) -> runs.BatchRows:
     """A new batch with one job that re-runs terminal job ``job_id``. Returns its rows."""
     async with database.cursor(pool) as cur:
         await cur.execute(
@@ -65,5 +69,5 @@ async def rerun_job(pool: aiopg.Pool, job_id: str, registry: Mapping[str, Collec
     if job["status"] not in TERMINAL_STATUSES:
         raise ConflictError(f"Job is still {job['status']}; only a job that has ended can be re-run")
     return await runs.create_batch(
-        pool, _specs_for([job], registry), job["priority"], rerun_of=job["batch_id"], rerun_jobs=[job_id]
+        pool, _specs_for([job], registry), job["priority"], rerun_of=job["batch_id"], rerun_jobs=[job_id], audit=audit
     )

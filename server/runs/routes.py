@@ -29,6 +29,7 @@ from server.api.validation import (
     read_json_object,
     reject_unknown_fields,
 )
+from server.audit.actions import audited, change
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY, SETTINGS
 from server.realtime.polling import poll_batch, poll_job
@@ -42,6 +43,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/collectors/run")
 @requires("trigger")
+@audited("run.trigger")
 async def trigger_run(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown_fields(body, ("collectors", "priority", "run_cross_vendor"))
@@ -64,6 +66,7 @@ async def trigger_run(request: web.Request) -> web.Response:
 
 @routes.post("/api/collectors/cross-vendor/run")
 @requires("trigger")
+@audited("run.trigger")
 async def trigger_cross_vendor(request: web.Request) -> web.Response:
     """A batch of the cross-vendor checks alone (on the latest complete run of each vendor):
     the path and ``success`` key of ES Inventory Hub's endpoint, answered like the run endpoint."""
@@ -82,7 +85,8 @@ async def _start_batch(request: web.Request, body: dict[str, Any], names: list[s
     registry = request.app[REGISTRY]
     principal = request.get(PRINCIPAL)
     requested_by = principal.name if principal is not None else None  # started_by's name
-    return await runs.create_batch(request.app[POOL], [registry[n] for n in names], priority, requested_by)
+    specs = [registry[n] for n in names]
+    return await runs.create_batch(request.app[POOL], specs, priority, requested_by, audit=change(request))
 
 
 @routes.get("/api/collectors")
@@ -135,10 +139,11 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/collectors/runs/batch/{batch_id}/cancel")
 @requires("trigger")
+@audited("batch.cancel")
 async def cancel_batch(request: web.Request) -> web.StreamResponse:
     batch_id = path_batch_id(request)
     pool = request.app[POOL]
-    await runs.cancel_batch(pool, batch_id)
+    await runs.cancel_batch(pool, batch_id, change(request))
     found = await runs.batch_rows(pool, batch_id=batch_id)
     assert found is not None
     return web.json_response(rep.batch_json(*found))
@@ -146,10 +151,11 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/collectors/runs/job/{job_id}/cancel")
 @requires("trigger")
+@audited("job.cancel")
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     job_id = path_job_id(request)
     pool = request.app[POOL]
-    await runs.cancel_job(pool, job_id)
+    await runs.cancel_job(pool, job_id, change(request))
     found = await runs.fetch_job(pool, job_id)
     assert found is not None
     return web.json_response(rep.job_json(found))

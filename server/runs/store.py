@@ -14,6 +14,8 @@ import psycopg2.errors
 
 from collectors.contract import TERMINAL_STATUSES
 from collectors.registry import CollectorSpec
+from server.audit import store as audit_store
+from server.audit.entry import AuditEntry
 from server.db import database
 from server.errors import ConflictError, NotFoundError
 
@@ -43,6 +45,7 @@ async def create_batch(
     *,
     rerun_of: str | None = None,
     rerun_jobs: Sequence[str] | None = None,
+    audit: AuditEntry | None = None,
 ) -> BatchRows:
     """Queue one job per collector in a new batch; returns its rows. IDs are random and a
     collision (unique violation) retries the whole insert with fresh ones.
@@ -55,6 +58,8 @@ async def create_batch(
                 batch, jobs = await _insert_batch(
                     cur, collectors, priority, requested_by, rerun_of=rerun_of, rerun_jobs=rerun_jobs
                 )
+                if audit is not None:  # the change's own record (server/audit/), in its transaction
+                    await audit_store.record(cur, audit.about(batch["batch_id"], *(j["job_id"] for j in jobs)))
         except psycopg2.errors.UniqueViolation:
             continue
         return batch, jobs
@@ -245,7 +250,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
 CANCELLED_MESSAGE = "Cancelled by request"
 
 
-async def cancel_batch(pool: aiopg.Pool, batch_id: str) -> None:
+async def cancel_batch(pool: aiopg.Pool, batch_id: str, audit: AuditEntry | None = None) -> None:
     """Cancel every job of a batch that has not ended. A runner stops their processes."""
     async with database.transaction(pool) as cur:
         await cur.execute("SELECT status FROM job_batches WHERE batch_id = %s FOR UPDATE", (batch_id,))
@@ -259,6 +264,8 @@ async def cancel_batch(pool: aiopg.Pool, batch_id: str) -> None:
             " WHERE batch_id = %s AND NOT collector_hub_is_terminal(status)",
             (CANCELLED_MESSAGE, batch_id),
         )
+        if audit is not None:
+            await audit_store.record(cur, audit)
 
 
 async def _lock_batch_of_job(cur: Any, job_id: str) -> None:
@@ -273,7 +280,7 @@ async def _lock_batch_of_job(cur: Any, job_id: str) -> None:
         raise NotFoundError("Job not found")
 
 
-async def cancel_job(pool: aiopg.Pool, job_id: str) -> None:
+async def cancel_job(pool: aiopg.Pool, job_id: str, audit: AuditEntry | None = None) -> None:
     async with database.transaction(pool) as cur:
         await _lock_batch_of_job(cur, job_id)
         await cur.execute("SELECT status FROM job_runs WHERE job_id = %s FOR UPDATE", (job_id,))
@@ -284,6 +291,8 @@ async def cancel_job(pool: aiopg.Pool, job_id: str) -> None:
             "UPDATE job_runs SET status = 'cancelled', message = %s WHERE job_id = %s",
             (CANCELLED_MESSAGE, job_id),
         )
+        if audit is not None:
+            await audit_store.record(cur, audit)
 
 
 async def report_progress(

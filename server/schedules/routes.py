@@ -7,6 +7,7 @@ from aiohttp import web
 
 from server.api.roles import requires
 from server.api.validation import read_json_object, reject_unknown_fields
+from server.audit.actions import audited, change
 from server.keys import POOL, REGISTRY
 from server.runs.representation import created_batch_json
 from server.schedules import store
@@ -31,12 +32,13 @@ async def list_schedules(request: web.Request) -> web.Response:
 
 @routes.post("/api/schedules")
 @requires("admin")
+@audited("schedule.create")
 async def create_schedule(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     registry = request.app[REGISTRY]
     definition = definition_from(body, registry)
     now = request.app[SCHEDULE_CLOCK]()
-    schedule_id = await store.create_schedule(request.app[POOL], definition, now)
+    schedule_id = await store.create_schedule(request.app[POOL], definition, now, change(request))
     return await _answer(request, schedule_id, status=201)
 
 
@@ -48,30 +50,37 @@ async def get_schedule(request: web.Request) -> web.Response:
 
 @routes.patch("/api/schedules/{schedule_id}")
 @requires("admin")
+@audited("schedule.update")
 async def update_schedule(request: web.Request) -> web.Response:
     schedule_id = check_schedule_id(request.match_info["schedule_id"])
     body = await read_json_object(request)
     registry = request.app[REGISTRY]
     changes = changes_from(body, registry)
-    await store.update_schedule(request.app[POOL], schedule_id, changes, request.app[SCHEDULE_CLOCK]())
+    action = None
+    if set(changes) == {"enabled"}:
+        action = "schedule.resume" if changes["enabled"] else "schedule.pause"
+    clock = request.app[SCHEDULE_CLOCK]
+    await store.update_schedule(request.app[POOL], schedule_id, changes, clock(), change(request, action))
     return await _answer(request, schedule_id)
 
 
 @routes.delete("/api/schedules/{schedule_id}")
 @requires("admin")
+@audited("schedule.delete")
 async def delete_schedule(request: web.Request) -> web.Response:
     schedule_id = check_schedule_id(request.match_info["schedule_id"])
-    await store.delete_schedule(request.app[POOL], schedule_id)
+    await store.delete_schedule(request.app[POOL], schedule_id, change(request))
     return web.Response(status=204)
 
 
 @routes.post("/api/schedules/{schedule_id}/trigger")
 @requires("admin")
+@audited("schedule.run_now")
 async def trigger_schedule(request: web.Request) -> web.Response:
     """Run now: a batch that records the schedule (no due time); overlap ``skip`` holds."""
     schedule_id = check_schedule_id(request.match_info["schedule_id"])
     body = await read_json_object(request, allow_empty=True)
     reject_unknown_fields(body, ())
     registry = request.app[REGISTRY]
-    created = await store.trigger_schedule(request.app[POOL], schedule_id, registry)
+    created = await store.trigger_schedule(request.app[POOL], schedule_id, registry, change(request))
     return web.json_response(created_batch_json(*created), status=201)

@@ -19,6 +19,9 @@ import aiopg
 import psycopg2.errors
 
 from collectors.registry import CollectorSpec
+from server.audit import store as audit_store
+from server.audit.actor import schedule_actor
+from server.audit.entry import AuditEntry, by
 from server.db import database
 from server.errors import ConflictError, NotFoundError
 from server.runs import store as runs
@@ -73,7 +76,7 @@ def _next_due(cron: str, timezone: str, now: dt.datetime) -> dt.datetime:
     return next_fire_time(cron, timezone, now)
 
 
-async def create_schedule(pool: aiopg.Pool, definition: ScheduleDefinition, now: dt.datetime) -> str:
+async def create_schedule(pool: aiopg.Pool, definition: ScheduleDefinition, now: dt.datetime, audit: AuditEntry) -> str:
     """Store a new API schedule; its first due time is the first after ``now``."""
     d = definition
     try:
@@ -88,6 +91,7 @@ async def create_schedule(pool: aiopg.Pool, definition: ScheduleDefinition, now:
                  _next_due(d.cron, d.timezone, now)),
             )  # fmt: skip
             schedule_id: str = (await cur.fetchone())["schedule_id"]
+            await audit_store.record(cur, audit.about(schedule_id, detail=f"name {d.name}, cron {d.cron}"))
     except psycopg2.errors.UniqueViolation:
         raise ConflictError(f"A schedule named {d.name!r} already exists") from None
     return schedule_id
@@ -101,7 +105,9 @@ async def _lock(cur: Any, schedule_id: str) -> Row:
     return row
 
 
-async def update_schedule(pool: aiopg.Pool, schedule_id: str, changes: Mapping[str, Any], now: dt.datetime) -> None:
+async def update_schedule(
+    pool: aiopg.Pool, schedule_id: str, changes: Mapping[str, Any], now: dt.datetime, audit: AuditEntry
+) -> None:
     """Apply checked changes. A new cron or time zone, or a resume, takes effect from ``now``:
     the next due time is the first after it (a paused stretch is not caught up). Other
     changes keep the pending due time, which then fires with the new definition."""
@@ -124,11 +130,12 @@ async def update_schedule(pool: aiopg.Pool, schedule_id: str, changes: Mapping[s
                 (merged["name"], list(merged["collectors"]), merged["priority"], merged["cron"], merged["timezone"],
                  merged["enabled"], merged["overlap"], merged["catch_up"], merged["next_due_at"], schedule_id),
             )  # fmt: skip
+            await audit_store.record(cur, audit.about(detail="changed " + ", ".join(sorted(changes))))
     except psycopg2.errors.UniqueViolation:
         raise ConflictError(f"A schedule named {changes.get('name')!r} already exists") from None
 
 
-async def delete_schedule(pool: aiopg.Pool, schedule_id: str) -> None:
+async def delete_schedule(pool: aiopg.Pool, schedule_id: str, audit: AuditEntry) -> None:
     """Delete an API schedule (waiting for a firing of it in progress). Its batches keep
     saying which schedule started them."""
     async with database.transaction(pool) as cur:
@@ -136,6 +143,7 @@ async def delete_schedule(pool: aiopg.Pool, schedule_id: str) -> None:
         if row["source"] == "file":
             raise ConflictError("This schedule is declared in the collectors file: remove it there")
         await cur.execute("DELETE FROM schedules WHERE schedule_id = %s", (schedule_id,))
+        await audit_store.record(cur, audit.about(detail=f"name {row['name']}"))
 
 
 async def _active_batch(cur: Any, schedule_id: str) -> Row | None:
@@ -148,7 +156,9 @@ async def _active_batch(cur: Any, schedule_id: str) -> Row | None:
     return row
 
 
-async def trigger_schedule(pool: aiopg.Pool, schedule_id: str, registry: Mapping[str, CollectorSpec]) -> runs.BatchRows:
+async def trigger_schedule(
+    pool: aiopg.Pool, schedule_id: str, registry: Mapping[str, CollectorSpec], audit: AuditEntry
+) -> runs.BatchRows:
     """Run now: a batch recording the schedule (no due time). The overlap policy holds."""
     async with database.transaction(pool) as cur:
         row = await _lock(cur, schedule_id)
@@ -163,9 +173,11 @@ async def trigger_schedule(pool: aiopg.Pool, schedule_id: str, registry: Mapping
                     " policy is skip"
                 )
         stamp = runs.ScheduleStamp(schedule_id, row["name"], None)
-        return await runs.insert_batch(
+        created = await runs.insert_batch(
             cur, [registry[c] for c in row["collectors"]], row["priority"], f"schedule:{row['name']}", stamp
         )
+        await audit_store.record(cur, audit.about(created[0]["batch_id"]))
+        return created
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +256,7 @@ async def _fire(
             cur, [registry[c] for c in row["collectors"]], row["priority"], f"schedule:{row['name']}", stamp
         )
         outcome, detail, batch_id = "fired", None, batch["batch_id"]
+        await audit_store.record(cur, by(schedule_actor(row["name"]), "schedule.fire", schedule_id, batch_id))
     await cur.execute(
         "UPDATE schedule_fires SET outcome = %s, detail = %s, batch_id = %s WHERE schedule_id = %s AND due_at = %s",
         (outcome, detail, batch_id, schedule_id, due_at),

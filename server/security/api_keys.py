@@ -24,6 +24,8 @@ import psycopg2.errors
 import psycopg2.extras
 
 from collectors.contract import GRANTABLE_ROLES
+from server.audit.entry import AuditEntry
+from server.audit.store import record_sync
 from server.db import database
 
 KEY_PREFIX = "chk_"
@@ -138,8 +140,9 @@ def check_role(role: str) -> str:
     return role
 
 
-def create_key(conn: Any, name: str, role: str) -> tuple[str, KeyRecord]:
-    """Store a new key; return the key (to show once) and its record."""
+def create_key(conn: Any, name: str, role: str, audit: AuditEntry | None = None) -> tuple[str, KeyRecord]:
+    """Store a new key; return the key (to show once) and its record. ``audit`` (the CLI's) is
+    written in the same transaction, naming the key by its id and name, never the key."""
     name, role = check_name(name), check_role(role)
     key, key_id = new_key()
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
@@ -153,6 +156,8 @@ def create_key(conn: Any, name: str, role: str) -> tuple[str, KeyRecord]:
             conn.rollback()
             raise ApiKeyError(f"a key named {name!r} already exists; revoke it first or choose another name") from None
         row = cur.fetchone()
+        if audit is not None:
+            record_sync(cur, audit.about(key_id, detail=f"name {name}, role {role}"))
     conn.commit()
     return key, _record(row)
 
@@ -164,7 +169,7 @@ def list_keys(conn: Any) -> list[KeyRecord]:
     return [_record(row) for row in rows]
 
 
-def revoke_key(conn: Any, id_or_name: str) -> KeyRecord:
+def revoke_key(conn: Any, id_or_name: str, audit: AuditEntry | None = None) -> KeyRecord:
     """Revoke the live key with this id or name. Takes effect on the next request."""
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(
@@ -178,6 +183,8 @@ def revoke_key(conn: Any, id_or_name: str) -> KeyRecord:
             if not rows:
                 raise ApiKeyError(f"no live key has the id or name {id_or_name!r} (see collector-hub keys list)")
             raise ApiKeyError(f"{id_or_name!r} matches several keys; revoke by id")
+        if audit is not None:
+            record_sync(cur, audit.about(rows[0]["key_id"], detail=f"name {rows[0]['name']}"))
     conn.commit()
     return _record(rows[0])
 

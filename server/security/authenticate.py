@@ -22,9 +22,13 @@ from aiohttp.typedefs import Handler
 
 from server.api.middleware import error_body
 from server.api.roles import role_of_route, role_satisfies
+from server.audit.actor import ANONYMOUS as NOBODY
+from server.audit.actor import Actor
+from server.audit.keys import ACTOR
 from server.keys import POOL
 from server.observability.metrics import AUTH_FAILURES
-from server.security.credentials import ANONYMOUS, OPEN, Unauthenticated
+from server.security.api_keys import key_id_of
+from server.security.credentials import ANONYMOUS, OPEN, Principal, Unauthenticated, presented_credential
 from server.security.keys import AUTHENTICATOR, PRINCIPAL
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,21 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="collector-hub"'}
 def refusal(status: int, reason: str, message: str) -> web.Response:
     AUTH_FAILURES.labels(reason).inc()
     return error_body(status, message, CHALLENGE if status == 401 else None)
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The caller as the audit trail names it (server/audit/)."""
+    kind = principal.via if principal.via in ("api_key", "jwt", "open") else "anonymous"
+    return Actor(principal.actor, kind, principal.key_id, principal.role)
+
+
+def unauthenticated_actor(request: web.Request) -> Actor:
+    """A refused caller: anonymous, with the public id of the database key it presented, if any."""
+    try:
+        credential, _ = presented_credential(request)
+    except Unauthenticated:
+        return NOBODY
+    return Actor(NOBODY.name, NOBODY.kind, key_id_of(credential))
 
 
 @web.middleware
@@ -52,11 +71,14 @@ async def enforce_roles(request: web.Request, handler: Handler) -> web.StreamRes
     authenticator = request.app[AUTHENTICATOR]
     if not await authenticator.enforcing(request.app[POOL]):
         request[PRINCIPAL] = OPEN
+        request[ACTOR] = actor_of(OPEN)
         return await handler(request)
     try:
         principal = await authenticator.authenticate(request, request.app[POOL])
     except Unauthenticated as exc:
+        request[ACTOR] = unauthenticated_actor(request)
         return refusal(401, exc.reason, str(exc)[:200])
+    request[ACTOR] = actor_of(principal)
     if principal.role is None or not role_satisfies(principal.role, needed):
         granted = principal.role or "no role"
         return refusal(403, "forbidden", f"This needs the {needed} role; these credentials grant {granted}")

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server import __version__
+from server.audit import openapi as audit
 from server.health import openapi as health
 from server.inventory import openapi as inventory
 from server.joblogs import openapi as joblogs
@@ -45,6 +46,7 @@ PARTS: tuple[Part, ...] = (
     health.PART,
     security.PART,
     variances.PART,
+    audit.PART,
 )
 
 DESCRIPTION = (

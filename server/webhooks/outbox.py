@@ -17,6 +17,8 @@ import aiopg
 import psycopg2
 import psycopg2.extras
 
+from server.audit import store as audit_store
+from server.audit.entry import AuditEntry
 from server.db import database
 from server.errors import ConflictError, NotFoundError
 
@@ -64,7 +66,7 @@ async def get_delivery(pool: aiopg.Pool, delivery_id: str) -> tuple[Row, list[Ro
     return delivery, attempts
 
 
-async def redeliver(pool: aiopg.Pool, delivery_id: str) -> None:
+async def redeliver(pool: aiopg.Pool, delivery_id: str, audit: AuditEntry) -> None:
     """Due now, with the retry schedule started over; same id and same body bytes."""
     async with database.transaction(pool) as cur:
         await cur.execute(
@@ -87,9 +89,12 @@ async def redeliver(pool: aiopg.Pool, delivery_id: str) -> None:
         )
         if await cur.fetchone() is None:
             raise ConflictError("The delivery is being attempted right now; try again when that attempt has ended")
+        await audit_store.record(cur, audit.about(row["webhook_id"]))
 
 
-async def create_test_delivery(pool: aiopg.Pool, webhook_id: str, event: str, data: dict[str, Any]) -> str:
+async def create_test_delivery(
+    pool: aiopg.Pool, webhook_id: str, event: str, data: dict[str, Any], audit: AuditEntry
+) -> str:
     """A delivery of a sample ``event`` to one receiver, due now, marked as a test; its id."""
     async with database.transaction(pool) as cur:
         await cur.execute("SELECT enabled FROM webhooks WHERE webhook_id = %s FOR SHARE", (webhook_id,))
@@ -104,6 +109,7 @@ async def create_test_delivery(pool: aiopg.Pool, webhook_id: str, event: str, da
             (webhook_id, event, psycopg2.extras.Json(data)),
         )
         delivery_id: str = (await cur.fetchone())["delivery_id"]
+        await audit_store.record(cur, audit.about(delivery_id, detail=f"event {event}"))
     return delivery_id
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import aiopg
 
+from server.audit import store as audit_store
+from server.audit.entry import AuditEntry
 from server.db import database
 from server.errors import ConflictError, NotFoundError
 from server.webhooks.rules.config import DeclaredWebhook
@@ -26,16 +28,18 @@ async def create_webhook(
     collectors: Sequence[str] | None,
     description: str | None,
     secret: str,
+    audit: AuditEntry,
     *,
     variance_digest: bool = False,
 ) -> Row:
-    async with database.cursor(pool) as cur:
+    async with database.transaction(pool) as cur:
         await cur.execute(
             "INSERT INTO webhooks (url, events, collectors, description, secret, variance_digest)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
             (url, list(events), None if collectors is None else list(collectors), description, secret, variance_digest),
         )
         row: Row = await cur.fetchone()
+        await audit_store.record(cur, audit.about(row["webhook_id"], detail=f"url {url}, events {', '.join(events)}"))
     return row
 
 
@@ -69,7 +73,7 @@ async def _lock_api_webhook(cur: Any, webhook_id: str, action: str) -> Row:
     return row
 
 
-async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, Any]) -> Row:
+async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, Any], audit: AuditEntry) -> Row:
     """PATCH: ``url``, ``events``, ``collectors``, ``description``, ``variance_digest``,
     ``enabled``. Re-enabling clears the reason and the failure clock; disabling records who did
     it."""
@@ -93,16 +97,18 @@ async def update_webhook(pool: aiopg.Pool, webhook_id: str, changes: dict[str, A
             f"UPDATE webhooks SET {', '.join(sets)} WHERE webhook_id = %s RETURNING *", (*params, webhook_id)
         )
         updated: Row = await cur.fetchone()
+        await audit_store.record(cur, audit.about(detail="changed " + ", ".join(sorted(changes))))
     return updated
 
 
-async def delete_webhook(pool: aiopg.Pool, webhook_id: str) -> None:
+async def delete_webhook(pool: aiopg.Pool, webhook_id: str, audit: AuditEntry) -> None:
     async with database.transaction(pool) as cur:
-        await _lock_api_webhook(cur, webhook_id, "deleted")
+        row = await _lock_api_webhook(cur, webhook_id, "deleted")
         await cur.execute("DELETE FROM webhooks WHERE webhook_id = %s", (webhook_id,))
+        await audit_store.record(cur, audit.about(detail=f"url {row['url']}"))
 
 
-async def rotate_secret(pool: aiopg.Pool, webhook_id: str, new_secret: str) -> Row:
+async def rotate_secret(pool: aiopg.Pool, webhook_id: str, new_secret: str, audit: AuditEntry) -> Row:
     """The current secret becomes the previous one, still used to sign for 24 hours."""
     async with database.transaction(pool) as cur:
         await _lock_api_webhook(cur, webhook_id, "rotated")
@@ -113,6 +119,7 @@ async def rotate_secret(pool: aiopg.Pool, webhook_id: str, new_secret: str) -> R
             (new_secret, webhook_id),
         )
         row: Row = await cur.fetchone()
+        await audit_store.record(cur, audit)  # never the secret
     return row
 
 

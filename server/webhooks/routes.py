@@ -12,6 +12,7 @@ from yarl import URL
 
 from server.api.roles import requires
 from server.api.validation import accepts_query, query_int, read_json_object, reject_unknown_fields
+from server.audit.actions import audited, change
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY, SETTINGS
 from server.webhooks import outbox, receiver_store
@@ -47,6 +48,7 @@ async def _checked_url(request: web.Request, value: Any) -> str:
 
 @routes.post("/api/webhooks")
 @requires("admin")
+@audited("webhook.create")
 async def create_webhook(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown_fields(body, ("url", "events", "collectors", "description", "variance_digest"))
@@ -59,7 +61,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     digest = check_flag(body.get("variance_digest", False), "variance_digest")
     url = await _checked_url(request, body["url"])
     row = await receiver_store.create_webhook(
-        request.app[POOL], url, events, collectors, description, new_secret(), variance_digest=digest
+        request.app[POOL], url, events, collectors, description, new_secret(), change(request), variance_digest=digest
     )
     return web.json_response(webhook_with_secret_json(row), status=201)
 
@@ -80,6 +82,7 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 @routes.patch("/api/webhooks/{webhook_id}")
 @requires("admin")
+@audited("webhook.update")
 async def update_webhook(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
     body = await read_json_object(request)
@@ -101,7 +104,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         changes["variance_digest"] = check_flag(body["variance_digest"], "variance_digest")
     if "url" in body:
         changes["url"] = await _checked_url(request, body["url"])
-    row = await receiver_store.update_webhook(request.app[POOL], webhook_id, changes)
+    row = await receiver_store.update_webhook(request.app[POOL], webhook_id, changes, change(request))
     if row["enabled"]:
         request.app[WEBHOOK_DISPATCHER].wake()  # held deliveries may be due
     return web.json_response(webhook_json(row))
@@ -109,19 +112,21 @@ async def update_webhook(request: web.Request) -> web.Response:
 
 @routes.delete("/api/webhooks/{webhook_id}")
 @requires("admin")
+@audited("webhook.delete")
 async def delete_webhook(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
-    await receiver_store.delete_webhook(request.app[POOL], webhook_id)
+    await receiver_store.delete_webhook(request.app[POOL], webhook_id, change(request))
     return web.Response(status=204)
 
 
 @routes.post("/api/webhooks/{webhook_id}/rotate-secret")
 @requires("admin")
+@audited("webhook.rotate_secret")
 async def rotate_secret(request: web.Request) -> web.Response:
     webhook_id = check_webhook_id(request.match_info["webhook_id"])
     body = await read_json_object(request, allow_empty=True)
     reject_unknown_fields(body, ())
-    row = await receiver_store.rotate_secret(request.app[POOL], webhook_id, new_secret())
+    row = await receiver_store.rotate_secret(request.app[POOL], webhook_id, new_secret(), change(request))
     return web.json_response(webhook_with_secret_json(row))
 
 
@@ -137,12 +142,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 @routes.post("/api/webhooks/deliveries/{delivery_id}/redeliver")
 @requires("admin")
+@audited("webhook.redeliver")
 async def redeliver(request: web.Request) -> web.Response:
     delivery_id = check_delivery_id(request.match_info["delivery_id"])
     body = await read_json_object(request, allow_empty=True)
     reject_unknown_fields(body, ())
     pool = request.app[POOL]
-    await outbox.redeliver(pool, delivery_id)
+    await outbox.redeliver(pool, delivery_id, change(request))
     # Read it back before waking the dispatcher: the answer is the delivery as queued
     # (pending), not whatever a fast dispatcher has made of it a moment later.
     delivery, attempts = await outbox.get_delivery(pool, delivery_id)
@@ -155,6 +161,7 @@ TEST_MESSAGE = "A test event from Collector Hub: no batch, job or collector chan
 
 @routes.post("/api/webhooks/{webhook_id}/test")
 @requires("admin")
+@audited("webhook.test")
 async def send_test_event(request: web.Request) -> web.Response:
     """A delivery of ``event`` (default: the receiver's first) marked ``"test": true``, signed
     and delivered like any other, whether or not the receiver subscribes to that event."""
@@ -167,7 +174,8 @@ async def send_test_event(request: web.Request) -> web.Response:
         event = (await receiver_store.get_webhook(pool, webhook_id))["events"][0]
     elif event not in EVENTS:
         raise ValidationError(f"event must be one of: {', '.join(EVENTS)}")
-    delivery_id = await outbox.create_test_delivery(pool, webhook_id, event, {"message": TEST_MESSAGE})
+    data = {"message": TEST_MESSAGE}
+    delivery_id = await outbox.create_test_delivery(pool, webhook_id, event, data, change(request))
+    delivery, attempts = await outbox.get_delivery(pool, delivery_id)  # as queued, before a dispatcher moves it
     request.app[WEBHOOK_DISPATCHER].wake()
-    delivery, attempts = await outbox.get_delivery(pool, delivery_id)
     return web.json_response(delivery_json(delivery, attempts), status=202)
