@@ -52,22 +52,10 @@ async def list_deliveries(pool: aiopg.Pool, webhook_id: str, limit: int) -> list
     return [(d, by_delivery.get(d["delivery_id"], [])) for d in deliveries]
 
 
-@database.read_only
-async def get_delivery(pool: aiopg.Pool, delivery_id: str) -> tuple[Row, list[Row]]:
-    async with database.transaction(pool) as cur:
-        await cur.execute("SELECT * FROM webhook_deliveries WHERE delivery_id = %s", (delivery_id,))
-        delivery: Row | None = await cur.fetchone()
-        if delivery is None:
-            raise NotFoundError("Delivery not found")
-        await cur.execute(
-            "SELECT * FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt_number", (delivery_id,)
-        )
-        attempts: list[Row] = await cur.fetchall()
-    return delivery, attempts
-
-
-async def redeliver(pool: aiopg.Pool, delivery_id: str, audit: AuditEntry) -> None:
-    """Due now, with the retry schedule started over; same id and same body bytes."""
+async def redeliver(pool: aiopg.Pool, delivery_id: str, audit: AuditEntry) -> tuple[Row, list[Row]]:
+    """Due now, with the retry schedule started over; same id and same body bytes. Returns the
+    delivery and its attempts as this transaction left them (pending): read in it, because a
+    dispatcher polling on any node may take the delivery the moment it commits."""
     async with database.transaction(pool) as cur:
         await cur.execute(
             "SELECT d.*, w.enabled FROM webhook_deliveries d JOIN webhooks w USING (webhook_id)"
@@ -84,18 +72,25 @@ async def redeliver(pool: aiopg.Pool, delivery_id: str, audit: AuditEntry) -> No
             " next_attempt_at = clock_timestamp(), claim_token = NULL"
             " WHERE delivery_id = %s AND NOT (status = 'pending' AND claim_token IS NOT NULL"
             "                                 AND next_attempt_at > clock_timestamp())"
-            " RETURNING delivery_id",
+            " RETURNING *",
             (delivery_id,),
         )
-        if await cur.fetchone() is None:
+        queued: Row | None = await cur.fetchone()
+        if queued is None:
             raise ConflictError("The delivery is being attempted right now; try again when that attempt has ended")
+        await cur.execute(
+            "SELECT * FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt_number", (delivery_id,)
+        )
+        attempts: list[Row] = await cur.fetchall()
         await audit_store.record(cur, audit.about(row["webhook_id"]))
+    return queued, attempts
 
 
 async def create_test_delivery(
     pool: aiopg.Pool, webhook_id: str, event: str, data: dict[str, Any], audit: AuditEntry
-) -> str:
-    """A delivery of a sample ``event`` to one receiver, due now, marked as a test; its id."""
+) -> Row:
+    """A delivery of a sample ``event`` to one receiver, due now, marked as a test; its row as
+    created (pending: a dispatcher may take it the moment this commits)."""
     async with database.transaction(pool) as cur:
         await cur.execute("SELECT enabled FROM webhooks WHERE webhook_id = %s FOR SHARE", (webhook_id,))
         row = await cur.fetchone()
@@ -104,13 +99,12 @@ async def create_test_delivery(
         if not row["enabled"]:
             raise ConflictError("The webhook is disabled; enable it (PATCH enabled: true) before testing it")
         await cur.execute(
-            "INSERT INTO webhook_deliveries (webhook_id, event, data, test) VALUES (%s, %s, %s, true)"
-            " RETURNING delivery_id",
+            "INSERT INTO webhook_deliveries (webhook_id, event, data, test) VALUES (%s, %s, %s, true) RETURNING *",
             (webhook_id, event, psycopg2.extras.Json(data)),
         )
-        delivery_id: str = (await cur.fetchone())["delivery_id"]
-        await audit_store.record(cur, audit.about(delivery_id, detail=f"event {event}"))
-    return delivery_id
+        created: Row = await cur.fetchone()
+        await audit_store.record(cur, audit.about(created["delivery_id"], detail=f"event {event}"))
+    return created
 
 
 # ---------------------------------------------------------------------------------------------

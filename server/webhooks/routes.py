@@ -148,10 +148,9 @@ async def redeliver(request: web.Request) -> web.Response:
     body = await read_json_object(request, allow_empty=True)
     reject_unknown_fields(body, ())
     pool = request.app[POOL]
-    await outbox.redeliver(pool, delivery_id, change(request))
-    # Read it back before waking the dispatcher: the answer is the delivery as queued
-    # (pending), not whatever a fast dispatcher has made of it a moment later.
-    delivery, attempts = await outbox.get_delivery(pool, delivery_id)
+    # The answer is the delivery as queued (pending), read in the transaction that queued it,
+    # not whatever a fast dispatcher has made of it a moment later.
+    delivery, attempts = await outbox.redeliver(pool, delivery_id, change(request))
     request.app[WEBHOOK_DISPATCHER].wake()
     return web.json_response(delivery_json(delivery, attempts), status=202)
 
@@ -175,7 +174,6 @@ async def send_test_event(request: web.Request) -> web.Response:
     elif event not in EVENTS:
         raise ValidationError(f"event must be one of: {', '.join(EVENTS)}")
     data = {"message": TEST_MESSAGE}
-    delivery_id = await outbox.create_test_delivery(pool, webhook_id, event, data, change(request))
-    delivery, attempts = await outbox.get_delivery(pool, delivery_id)  # as queued, before a dispatcher moves it
+    delivery = await outbox.create_test_delivery(pool, webhook_id, event, data, change(request))
     request.app[WEBHOOK_DISPATCHER].wake()
-    return web.json_response(delivery_json(delivery, attempts), status=202)
+    return web.json_response(delivery_json(delivery, []), status=202)
