@@ -120,8 +120,7 @@ class Settings:
     job_log_max_bytes: int = DEFAULT_JOB_LOG_MAX_BYTES
     log_retention_days: float = 30.0
     unclaimable_timeout: float = 3600.0
-    # How often each node looks for a health change time alone makes (stale; server/health/).
-    health_interval: float = 30.0
+    health_interval: float = 30.0  # how often each node looks for a stale collector (server/health/)
     # The cross-vendor checks (docs/VARIANCES.md): read from their own CROSS_VENDOR_* variables,
     # which the checks' collector process reads too (collectors/variance_settings.py).
     variances: VarianceSettings = dataclasses.field(default_factory=VarianceSettings)
