@@ -304,6 +304,21 @@ async def test_reads_need_the_read_role_and_changes_the_trigger_role(api) -> Non
         json={"mappings": [{"ninja_organization": "Acme", "threatlocker_organization": "Acme Holdings"}]},
     )  # fmt: skip
     assert [(m["ninja_organization"], m["updated_by"]) for m in answer["mappings"]] == [("Acme", "alice")]
+    assert (await client.post(path, json={"notes": "done"}, headers=api["trigger"])).status == 200
+    # Each change, and each refused attempt, is in the audit trail with who asked (docs/AUDIT.md).
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT action, outcome, status, actor, target_ids FROM audit_log"
+            " WHERE action LIKE 'exception.%%' OR action LIKE 'variance.%%' ORDER BY audit_id"
+        )
+        trail = cur.fetchall()
+    assert trail[-5:] == [
+        ("exception.resolve", "refused", 401, "anonymous", [str(variance_id)]),
+        ("exception.resolve", "refused", 403, "reader", [str(variance_id)]),
+        ("variance.organization_map", "refused", 403, "reader", []),
+        ("variance.organization_map", "succeeded", None, "alice", []),
+        ("exception.resolve", "succeeded", None, "alice", [str(variance_id)]),
+    ]
 
 
 def test_a_cell_that_a_spreadsheet_would_run_as_a_formula_is_escaped() -> None:

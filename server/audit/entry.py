@@ -35,7 +35,9 @@ class AuditEntry:
     def about(self, *target_ids: str, detail: str | None = None) -> AuditEntry:
         """The same entry with more targets (ids known only once the change is made), and a detail."""
         return dataclasses.replace(
-            self, target_ids=(*self.target_ids, *target_ids), detail=_cut(detail) if detail else self.detail
+            self,
+            target_ids=tuple(dict.fromkeys((*self.target_ids, *target_ids))),  # each id once, in order
+            detail=_cut(detail) if detail else self.detail,
         )
 
 

@@ -16,6 +16,8 @@ from collectors.variance_settings import OPEN_STATUS, VARIANCE_STATUSES
 from server.api.roles import requires
 from server.api.timestamps import format_timestamp, utc_now
 from server.api.validation import accepts_query, check_text, query_int, read_json_object, reject_unknown_fields
+from server.audit.actions import audited
+from server.audit.actions import change as audit_entry
 from server.errors import NotFoundError, ValidationError
 from server.keys import POOL, SETTINGS
 from server.variances import store
@@ -170,7 +172,7 @@ def _change(request: web.Request, body: dict[str, Any], action: str) -> store.Ch
 
 
 async def _apply(request: web.Request, ids: list[int], change: store.ChangeRequest) -> list[int]:
-    unknown, changed = await store.apply_change(request.app[POOL], ids, change)
+    unknown, changed = await store.apply_change(request.app[POOL], ids, change, audit_entry(request))
     if unknown:
         raise NotFoundError(f"Exception not found: {', '.join(map(str, unknown[:20]))}")
     return changed
@@ -178,6 +180,7 @@ async def _apply(request: web.Request, ids: list[int], change: store.ChangeReque
 
 @routes.post("/api/exceptions/{exception_id}/resolve")
 @requires("trigger")
+@audited("exception.resolve")
 async def resolve(request: web.Request) -> web.Response:
     variance_id = path_id(request)
     body = await read_json_object(request, allow_empty=True)
@@ -201,6 +204,7 @@ def _who(row: dict[str, Any]) -> dict[str, Any]:
 
 @routes.post("/api/exceptions/{exception_id}/mark-manually-fixed")
 @requires("trigger")
+@audited("exception.mark_manually_fixed")
 async def mark_manually_fixed(request: web.Request) -> web.Response:
     variance_id = path_id(request)
     body = await read_json_object(request, allow_empty=True)
@@ -217,6 +221,7 @@ async def mark_manually_fixed(request: web.Request) -> web.Response:
 
 @routes.post("/api/exceptions/mark-fixed-by-hostname")
 @requires("trigger")
+@audited("exception.mark_manually_fixed")
 async def mark_fixed_by_hostname(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown_fields(body, ("hostname", "type", *MANUAL_FIELDS))
@@ -266,6 +271,7 @@ async def mark_fixed_by_hostname(request: web.Request) -> web.Response:
 
 @routes.post("/api/exceptions/bulk-update")
 @requires("trigger")
+@audited("exception.bulk_update")
 async def bulk_update(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown_fields(body, ("exception_ids", "action", "reason", "expires_on", *MANUAL_FIELDS))
@@ -346,6 +352,7 @@ async def get_organization_map(request: web.Request) -> web.Response:
 
 @routes.put("/api/variances/organization-map")
 @requires("trigger")
+@audited("variance.organization_map")
 async def put_organization_map(request: web.Request) -> web.Response:
     """Replace the map; the next check reads it."""
     body = await read_json_object(request)
@@ -365,5 +372,5 @@ async def put_organization_map(request: web.Request) -> web.Response:
                 raise ValidationError(f"{name} is required in each mapping")
             pair.append(value.strip())
         pairs.append((pair[0], pair[1]))
-    await store.replace_organization_map(request.app[POOL], pairs, caller(request))
+    await store.replace_organization_map(request.app[POOL], pairs, caller(request), audit_entry(request))
     return await _organization_map(request)

@@ -12,6 +12,8 @@ import aiopg
 
 from collectors.inventory_records import SOURCES
 from collectors.variance_checks import CHECKS_LOCK, LOCK_NAMESPACE
+from server.audit import store as audit_store
+from server.audit.entry import AuditEntry
 from server.db import database
 
 COLUMNS = """
@@ -197,7 +199,9 @@ async def organization_map(pool: aiopg.Pool) -> list[dict[str, Any]]:
         return [dict(r) for r in await cur.fetchall()]
 
 
-async def replace_organization_map(pool: aiopg.Pool, pairs: list[tuple[str, str]], who: str) -> None:
+async def replace_organization_map(
+    pool: aiopg.Pool, pairs: list[tuple[str, str]], who: str, audit: AuditEntry | None = None
+) -> None:
     """The map becomes exactly ``pairs`` (one transaction); the next check reads it."""
     async with database.transaction(pool) as cur:
         await cur.execute("DELETE FROM variance_organization_map")
@@ -207,6 +211,8 @@ async def replace_organization_map(pool: aiopg.Pool, pairs: list[tuple[str, str]
                 " SELECT n, t, %s FROM unnest(%s::text[], %s::text[]) AS p (n, t) ON CONFLICT DO NOTHING",
                 (who, [p[0] for p in pairs], [p[1] for p in pairs]),
             )
+        if audit is not None:  # server/audit/: the change's record, in its transaction
+            await audit_store.record(cur, audit.about(detail=f"{len(pairs)} mapping(s)"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +258,9 @@ class ChangeRequest:
     new_value: Any = None
 
 
-async def apply_change(pool: aiopg.Pool, ids: list[int], request: ChangeRequest) -> tuple[list[int], list[int]]:
+async def apply_change(
+    pool: aiopg.Pool, ids: list[int], request: ChangeRequest, audit: AuditEntry | None = None
+) -> tuple[list[int], list[int]]:
     """Apply ``request`` to the variances ``ids`` in one transaction, with a history row each.
     Returns (unknown ids, ids changed); with any unknown id nothing is changed."""
     change = CHANGES[request.action]
@@ -295,6 +303,9 @@ async def apply_change(pool: aiopg.Pool, ids: list[int], request: ChangeRequest)
             params,
         )
         changed = sorted(r["variance_id"] for r in await cur.fetchall())
+        if audit is not None:  # server/audit/: the change's record, in its transaction
+            detail = f"{request.action}: {len(changed)} of {len(ids)} changed"
+            await audit_store.record(cur, audit.about(*map(str, changed), detail=detail))
     return [], changed
 
 
