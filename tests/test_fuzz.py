@@ -15,7 +15,7 @@ key, and with no credentials. For each response:
 
 Bounded so the suite stays fast: MAX_EXAMPLES per operation and identity, derandomized (the
 same requests every run). The event streams and the WebSocket are left out: they do not end,
-and tests/test_live_*.py cover them. Long-poll ``wait`` is capped at one second.
+and tests/test_live_*.py and tests/test_variances_live.py cover them. Long-poll ``wait`` is capped at one second.
 """
 
 from __future__ import annotations
@@ -47,7 +47,14 @@ from server.webhooks.rules import address_guard
 
 ADMIN_KEY = "fuzz-admin-key-0123456789abcdef"
 MAX_EXAMPLES = 10
-STREAMING_OPERATIONS = ("streamBatch", "streamJob", "streamCollectors", "streamJobLogs", "websocket")
+STREAMING_OPERATIONS = (
+    "streamBatch",
+    "streamJob",
+    "streamCollectors",
+    "streamJobLogs",
+    "streamVarianceChanges",
+    "websocket",
+)
 # Where a schema-valid request may still be refused, for reasons no schema can state (each
 # operation's description does): a receiver URL's host can be a local name or resolve to a
 # private address; an inventory cursor is opaque, valid only as the server gave it out; a
