@@ -208,9 +208,7 @@ class Session(WebSocketServedAfterItsHandler, TailFollows):
         old = self._pop_subscription(kind, topic)
         if old is not None:
             self.hub.unsubscribe(old)  # subscribing again restarts it (e.g. with a new since)
-        if len(self.subscriptions) >= self.settings.ws_max_subscriptions:
-            limit = self.settings.ws_max_subscriptions
-            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
+        if self.refused_at_limit(len(self.subscriptions), echo):
             return
         self.subscriber.hold()
         try:

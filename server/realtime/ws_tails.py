@@ -40,9 +40,7 @@ class TailFollows:
         old = follows.pop(job_id, None)
         if old is not None:
             self.hub.log_tails.unfollow(old)
-        if len(self.subscriptions) + len(follows) >= self.settings.ws_max_subscriptions:
-            limit = self.settings.ws_max_subscriptions
-            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
+        if self.refused_at_limit(len(self.subscriptions) + len(follows), echo):
             return
         self.reply({"type": "subscribed", **echo})
 
@@ -74,9 +72,7 @@ class TailFollows:
         if source is None:
             self.reply({"type": "error", "error": "this server pushes no variances", "status": 404, **echo})
             return
-        if len(self.subscriptions) + len(self.log_follows or ()) >= self.settings.ws_max_subscriptions:
-            limit = self.settings.ws_max_subscriptions
-            self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
+        if self.refused_at_limit(len(self.subscriptions) + len(self.log_follows or ()), echo):
             return
         self.subscriber.hold()
         try:
@@ -112,6 +108,14 @@ class TailFollows:
             return
         self.hub.log_tails.unfollow(follower)
         self.reply({"type": "unsubscribed", **echo})
+
+    def refused_at_limit(self, held: int, echo: dict[str, Any]) -> bool:
+        """With ``held`` subscriptions already, refuse one more at the connection's limit."""
+        limit = self.settings.ws_max_subscriptions
+        if held < limit:
+            return False
+        self.reply({"type": "error", "error": f"subscription limit reached ({limit} per connection)", **echo})
+        return True
 
     def end_tails(self) -> None:
         """The connection is over: follow nothing more."""
