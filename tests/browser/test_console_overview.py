@@ -1,7 +1,7 @@
 """The Overview's figures and forms: the running-jobs figure and each runner's load from the same
 live state, the Start form (collector names, nothing to submit before they are loaded), each
-collector's row when it never ran, job names whole at 390 px, and a long-open tab that forgets
-old finished runs."""
+collector's row when it never ran, job names whole at 390 px, a long-open tab that forgets
+old finished runs, and a collector's link that outlives its row's redraws."""
 
 from __future__ import annotations
 
@@ -155,3 +155,21 @@ async def test_a_long_open_tab_forgets_old_finished_runs(live_server: ServerFact
     )
     assert len(kept) <= keep
     assert set(ids[-keep:]) <= set(kept)  # the newest ones are kept
+
+
+async def test_a_collectors_link_survives_its_rows_redraws(live_server: ServerFactory, page: Any) -> None:
+    """A collector's row is redrawn when its last run or its figures change; its link is not
+    replaced then, since a press on a link that is replaced before the release is no click (the
+    console test that follows a run to its collector's page lost its click this way)."""
+    server = await live_server()
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    link = await page.wait_for_selector('#collectors a[href="/collectors/demo"]', timeout=TIMEOUT_MS)
+    batch_id = await start_from_overview(page, "demo")
+    await page.wait_for_selector(
+        '#collectors tr[data-collector="demo"] .status[data-status="completed"]', timeout=TIMEOUT_MS
+    )
+    assert await link.evaluate("a => a.isConnected"), "the row's redraw replaced the collector's link"
+    assert (await api_get(server, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "completed"
+    await link.click()
+    await page.wait_for_url("**/collectors/demo")

@@ -184,9 +184,20 @@ export function mount(main) {
   function drawNoRuns(collector) {
     const row = collectorRow(collector.name);
     if (row.shown) return;
-    row.replaceChildren(
-      h("td", { "data-label": "Collector" }, h("a", { href: `/collectors/${encodeURIComponent(collector.name)}` }, collector.job_name)),
+    row.replaceChildren(nameCell(row, collector.name, collector.job_name),
       h("td", { "data-label": "Last result", colspan: 7, class: "muted no-runs" }, "No runs yet"));
+  }
+
+  /** The row's first cell, the link to the collector's page: made once and kept, never rebuilt
+   * when the row's figures are redrawn, so that a click on it is never lost to a redraw (a
+   * mouse press on a link that is replaced before the release is no click). */
+  function nameCell(row, name, jobName) {
+    if (!row.nameCell) {
+      row.nameLink = h("a", { href: `/collectors/${encodeURIComponent(name)}` }, jobName);
+      row.nameCell = h("td", { "data-label": "Collector" }, row.nameLink);
+    }
+    if (row.nameLink.textContent !== jobName) row.nameLink.textContent = jobName;
+    return row.nameCell;
   }
 
   function drawCollector(job) {
@@ -197,7 +208,6 @@ export function mount(main) {
     row.shownStats = figures;
     const series = figures ? figures.series : [];
     const cells = [
-      ["Collector", h("a", { href: `/collectors/${encodeURIComponent(job.collector)}` }, job.job_name)],
       ["Last result", statusBadge(job.status)],
       ["When", timeEl(job.started_at)],
       ["Duration", duration(job.duration_seconds)],
@@ -206,7 +216,14 @@ export function mount(main) {
       ["Median (7 d)", figures ? duration(figures.duration_seconds.p50) : "—"],
       ["Runs per day", series.length ? sparkline(series.map((p) => p.runs), `Runs per ${STATS_WINDOW === "7d" ? "day" : "interval"} of ${job.job_name} over 7 days: ${series.map((p) => p.runs).join(", ")}`) : "—"],
     ];
-    row.replaceChildren(...cells.map(([label, value]) => h("td", { "data-label": label }, value)));
+    const name = nameCell(row, job.collector, job.job_name);
+    const drawn = cells.map(([label, value]) => h("td", { "data-label": label }, value));
+    if (row.firstChild === name && row.children.length === drawn.length + 1) {
+      // The link stays where it is; only the figures' cells are swapped.
+      for (const [i, cell] of drawn.entries()) row.children[i + 1].replaceWith(cell);
+    } else {
+      row.replaceChildren(name, ...drawn);
+    }
   }
 
   /** `job` if it is newer than what the collector's row shows. */
