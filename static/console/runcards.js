@@ -41,16 +41,21 @@ function updateJobRow(row, job) {
   if (button) button.hidden = isTerminal(job.status);
 }
 
-/** Who or what started a batch: a schedule (for which due time), a re-run of another batch, or
- * a person through the API. */
-export function startedBy(batch) {
-  if (batch.schedule) {
-    const due = batch.schedule.due_at ? [" for ", timeEl(batch.schedule.due_at)] : " (run now)";
-    return h("span", { class: "started-by" }, "schedule ", h("a", { href: "/schedules" }, batch.schedule.name), due);
+/** Who or what started a batch, from its `started_by` (issue 25): a schedule (by name), a re-run
+ * of another batch (a link to it), or someone by hand (the API key's name when the server knows
+ * one). With `when`, the time it started follows: "schedule nightly, 48 s ago". */
+export function startedBy(batch, { when = false } = {}) {
+  const how = batch.started_by;
+  const time = when && batch.started_at ? [", ", timeEl(batch.started_at)] : [];
+  if (!how) return h("span", { class: "started-by muted" }, "—");
+  if (how.kind === "schedule") {
+    return h("span", { class: "started-by", "data-kind": how.kind }, "schedule ", h("a", { href: "/schedules" }, how.name), time);
   }
-  if (batch.rerun_of) return h("span", { class: "started-by" }, "re-run of ", h("a", { href: `/runs/${batch.rerun_of}` }, batch.rerun_of));
-  // Only a representation that says which schedule (or none) may be called "by hand".
-  return h("span", { class: "started-by muted" }, "schedule" in batch ? "by hand" : "—");
+  if (how.kind === "rerun") {
+    return h("span", { class: "started-by", "data-kind": how.kind }, "re-run of ", h("a", { href: `/runs/${how.name}` }, how.name), time);
+  }
+  const who = how.name ? h("span", { title: `Started by hand with the API key ${how.name}` }, how.name) : "by hand";
+  return h("span", { class: "started-by", "data-kind": how.kind }, who, time);
 }
 
 /** A new card for `batch` (the live.js shape: summary fields + jobs Map). */

@@ -21,7 +21,7 @@ function details(body) {
     ["Ended", timeEl(body.ended_at)],
     ["Duration", duration(body.duration_seconds)],
     ["Estimated completion", isTerminal(body.status) ? "finished" : body.estimated_completion ? exactUtc(body.estimated_completion) : "—"],
-    ["Started by", startedBy(body)],
+    ["Started by", startedBy(body, { when: true })],
   ];
   return rows.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)));
 }
