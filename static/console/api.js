@@ -107,26 +107,27 @@ export async function apiVersioned(path, options = {}) {
   return { body: await resp.json(), seq: seqFromEtag(resp.headers.get("ETag")) };
 }
 
-// What the key may do. There is no "who am I" route, so ask the security layer with requests
-// that change nothing whatever the answer: a 403 means the role is missing; any other answer
-// (404 for an id that cannot exist, 400 for a body that cannot be valid) means it is granted.
+// Who the key is and what it may do: GET /api/me, read once per key (docs/CONSOLE.md, API
+// keys). Nothing is probed with requests that could change something.
 let permissions = null;
 
-async function allowed(path, method, body) {
-  try {
-    await api(path, { method, body });
-    return true;
-  } catch (err) {
-    return err.status !== 403 && err.status !== 401;
-  }
-}
-
-export async function can() {
+/** The caller as GET /api/me says (actor, role, roles, open_mode…); read once per key. */
+export function me() {
   if (!permissions) {
-    permissions = Promise.all([
-      allowed("/api/collectors/runs/batch/bc_00000000/cancel", "POST"),
-      allowed("/api/webhooks", "POST", {}),
-    ]).then(([trigger, admin]) => ({ trigger, admin }));
+    permissions = api("/api/me").catch((err) => {
+      permissions = null; // asked again next time (a key entered, the server back)
+      throw err;
+    });
   }
   return permissions;
+}
+
+/** What the key may do: {trigger, admin}; nothing when the server did not say. */
+export async function can() {
+  try {
+    const { roles } = await me();
+    return { trigger: roles.includes("trigger"), admin: roles.includes("admin") };
+  } catch {
+    return { trigger: false, admin: false };
+  }
 }
