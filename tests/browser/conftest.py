@@ -29,6 +29,9 @@ from tests.support.settings import replace_settings
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HTML_MESSAGE = "<img src=x onerror=window.pwned=1><b>bold</b>"
+# Half-way for longer than the console's slowest polling interval (10 s): a page that only polls
+# sees it between 0 and 100 at least once, however its polls fall.
+PACED = "import time\\nprint('@progress 50 Half-way', flush=True)\\ntime.sleep(12)"
 # The slow collector: under way (1 %) at once, then a page every six seconds, so it is still
 # running at the end of any test that leaves it running, on a loaded machine too (the demo,
 # paced for the eye, ended within a minute, sometimes before the test that needed it running).
@@ -43,7 +46,8 @@ OUTPUT_DIR = Path(__file__).resolve().parent.parent.parent / "test-output"
 @pytest.fixture
 def browser_collectors_file(tmp_path: Path) -> Path:
     """A quick demo (so a run ends in seconds), a slow one to cancel, one that fails, one that
-    prints many lines, and one whose messages are HTML."""
+    prints many lines, one that stays half-way for longer than a polling interval, and one whose
+    messages are HTML."""
     python = sys.executable.replace("\\", "\\\\")
     path = tmp_path / "collectors.toml"
     path.write_text(
@@ -63,6 +67,10 @@ job_name = "failing-collector"
 [collectors.chatty]
 command = ["{python}", "{PROGRAMS / "log_lines.py"}"]
 job_name = "chatty-collector"
+
+[collectors.paced]
+command = ["{python}", "-c", "{PACED}"]
+job_name = "paced-collector"
 
 [collectors.html]
 command = ["{python}", "-c", "import time; print('@progress 50 {HTML_MESSAGE}', flush=True); time.sleep(1.5)"]
