@@ -77,6 +77,21 @@ export function statusBadge(status) {
   return h("span", { class: "status", "data-status": status || "unknown" }, status || "unknown");
 }
 
+/** A collector's health state (healthy, failing, stale) as a badge; `detail` on hover. */
+export function healthBadge(state, detail) {
+  return h("span", { class: "status health", "data-health": state || "unknown", title: detail || null }, state || "unknown");
+}
+
+/** What a health entry (GET /api/collectors/health) says beyond its state: "3 failed runs in a
+ * row", "no success for 2 d", "never succeeded". */
+export function healthDetail(entry) {
+  if (!entry) return "";
+  const failures = entry.consecutive_failures;
+  if (entry.state === "failing") return `${failures} failed run${failures === 1 ? "" : "s"} in a row`;
+  if (entry.state === "stale") return entry.last_success_at ? `no success for ${relative(entry.last_success_at).replace(/ ago$/, "")}` : "never succeeded";
+  return entry.last_success_at ? `last success ${relative(entry.last_success_at)}` : "";
+}
+
 export function setStatus(el, status) {
   if (el.dataset.status === status) return;
   el.dataset.status = status;

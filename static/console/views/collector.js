@@ -1,10 +1,11 @@
 // Collector: one collector's runs and failures per day and its median duration over a window
-// (GET /api/collectors/stats), its success rate, duration percentiles and last error, the
+// (GET /api/collectors/stats), its success rate, duration percentiles and last error, its health
+// (GET /api/collectors/health: state, last success and its age, failures in a row), the
 // durations of its recent runs, and the runs themselves.
 
 import { api } from "../api.js";
 import { barChart } from "../charts.js";
-import { duration, errorText, h, showError, statusBadge, table, timeEl } from "../dom.js";
+import { duration, errorText, h, healthBadge, healthDetail, showError, statusBadge, table, timeEl } from "../dom.js";
 import { navigate } from "../router.js";
 
 const RECENT = 50;
@@ -17,6 +18,18 @@ function bucketLabel(start, interval) {
 
 function figure(label, value, id) {
   return h("div", {}, h("dt", {}, label), h("dd", id ? { id } : {}, value));
+}
+
+/** Its health (a collector no longer configured has none): the state, when it last succeeded
+ * (however long ago, not only within the window) and its failed runs in a row. */
+function healthFigures(health, entry) {
+  if (!health) return [figure("Last success", entry.last_success ? timeEl(entry.last_success.ended_at) : "—")];
+  const stale = health.stale_after_seconds === null ? "never stale" : `stale after ${duration(health.stale_after_seconds)} without success`;
+  return [
+    figure("Health", h("span", {}, healthBadge(health.state, healthDetail(health)), h("span", { class: "muted" }, ` (${stale})`)), "health-state"),
+    figure("Last success", health.last_success_at ? timeEl(health.last_success_at) : "never", "last-success"),
+    figure("Failed runs in a row", `${health.consecutive_failures} (failing from ${health.alert_after_failures})`, "consecutive-failures"),
+  ];
 }
 
 export function mount(main, [name], query) {
@@ -47,10 +60,12 @@ export function mount(main, [name], query) {
       const spec = collectors.find((c) => c.name === name);
       if (spec) heading.textContent = `Collector ${spec.job_name}`;
       document.title = `${heading.textContent} · Collector Hub`;
-      const [stats, history] = await Promise.all([
+      const [stats, history, healthList] = await Promise.all([
         api(`/api/collectors/stats?window=${window}&collectors=${encodeURIComponent(name)}`, { signal }),
         api(`/api/collectors/history?collectors=${encodeURIComponent(name)}&limit=${RECENT}`, { signal }),
+        api("/api/collectors/health", { signal }),
       ]);
+      const health = healthList.collectors.find((c) => c.collector === name);
       const entry = stats.collectors[0];
       const runs = history.collection_history;
       figures.replaceChildren(
@@ -58,7 +73,7 @@ export function mount(main, [name], query) {
         figure("Success rate", entry.success_rate === null ? "—" : `${Math.round(entry.success_rate * 100)}%`, "success-rate"),
         figure("Duration p50 / p95", `${duration(entry.duration_seconds.p50)} / ${duration(entry.duration_seconds.p95)}`),
         figure("Queue wait p50", duration(entry.queue_wait_seconds.p50)),
-        figure("Last success", entry.last_success ? timeEl(entry.last_success.ended_at) : "—"),
+        ...healthFigures(health, entry),
         ...(spec ? [] : [figure("Configured", "no longer")]));
       lastError.replaceChildren(...(entry.last_failure
         ? [h("h3", {}, "Last error ", timeEl(entry.last_failure.ended_at)), errorText(entry.last_failure.error || "failed without a message")]

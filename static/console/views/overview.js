@@ -6,7 +6,7 @@
 import { DEFAULT_PRIORITY, PRIORITIES, isTerminal } from "../../collector-hub-client.js";
 import { api, can } from "../api.js";
 import { sparkline } from "../charts.js";
-import { announce, duration, errorText, h, showError, statusBadge, table, timeEl } from "../dom.js";
+import { announce, duration, errorText, h, healthBadge, healthDetail, showError, statusBadge, table, timeEl } from "../dom.js";
 import * as live from "../live.js";
 import { batchCard, updateBatchCard } from "../runcards.js";
 
@@ -112,7 +112,7 @@ export function mount(main) {
   const empty = h("p", { class: "muted", id: "no-active", hidden: true }, "No run in progress.");
   const queue = h("dl", { class: "figures", id: "queue" });
   const collectorsTable = table("Each collector's last run and its last 7 days",
-    ["Collector", "Last result", "When", "Duration", "Message", "Success (7 d)", "Median (7 d)", "Runs per day"], "stack");
+    ["Collector", "Health", "Last result", "When", "Duration", "Message", "Success (7 d)", "Median (7 d)", "Runs per day"], "stack");
   const runnersTable = table("Runners", ["Runner", "State", "Load", "Collectors", "Heartbeat"], "stack");
   const unplacedNote = h("p", { class: "muted", id: "unplaced-jobs", hidden: true });
   runnersTable.el.id = "runners";
@@ -136,6 +136,7 @@ export function mount(main) {
   const shownStatus = new Map();
   const collectorRows = new Map();
   const stats = new Map(); // collector -> its GET /api/collectors/stats entry
+  const health = new Map(); // collector -> its GET /api/collectors/health entry
   let runners = null; // the last GET /api/runners list (stopped ones left out)
   const askedAbout = new Set(); // running jobs whose runner a re-read of the list was asked for
   // The runs in progress are known once they have been read (GET .../batches, then each batch):
@@ -184,7 +185,7 @@ export function mount(main) {
   function drawNoRuns(collector) {
     const row = collectorRow(collector.name);
     if (row.shown) return;
-    row.replaceChildren(nameCell(row, collector.name, collector.job_name),
+    row.replaceChildren(nameCell(row, collector.name, collector.job_name), healthCell(row, collector.name),
       h("td", { "data-label": "Last result", colspan: 7, class: "muted no-runs" }, "No runs yet"));
   }
 
@@ -198,6 +199,21 @@ export function mount(main) {
     }
     if (row.nameLink.textContent !== jobName) row.nameLink.textContent = jobName;
     return row.nameCell;
+  }
+
+  /** The row's health cell: kept like the name's, its badge redrawn when the state moves. */
+  function healthCell(row, name) {
+    if (!row.healthCell) row.healthCell = h("td", { "data-label": "Health", class: "health-cell" });
+    const entry = health.get(name);
+    const key = entry ? `${entry.state}|${entry.consecutive_failures}|${entry.last_success_at}` : "";
+    if (row.healthKey !== key) {
+      row.healthKey = key;
+      const detail = healthDetail(entry);
+      row.healthCell.replaceChildren(...(entry
+        ? [healthBadge(entry.state, detail), entry.state === "healthy" ? null : h("span", { class: "muted health-detail" }, ` ${detail}`)].filter(Boolean)
+        : [h("span", { class: "muted" }, "—")]));
+    }
+    return row.healthCell;
   }
 
   function drawCollector(job) {
@@ -217,12 +233,13 @@ export function mount(main) {
       ["Runs per day", series.length ? sparkline(series.map((p) => p.runs), `Runs per ${STATS_WINDOW === "7d" ? "day" : "interval"} of ${job.job_name} over 7 days: ${series.map((p) => p.runs).join(", ")}`) : "—"],
     ];
     const name = nameCell(row, job.collector, job.job_name);
+    const state = healthCell(row, job.collector);
     const drawn = cells.map(([label, value]) => h("td", { "data-label": label }, value));
-    if (row.firstChild === name && row.children.length === drawn.length + 1) {
+    if (row.firstChild === name && row.children[1] === state && row.children.length === drawn.length + 2) {
       // The link stays where it is; only the figures' cells are swapped.
-      for (const [i, cell] of drawn.entries()) row.children[i + 1].replaceWith(cell);
+      for (const [i, cell] of drawn.entries()) row.children[i + 2].replaceWith(cell);
     } else {
-      row.replaceChildren(name, ...drawn);
+      row.replaceChildren(name, state, ...drawn);
     }
   }
 
@@ -295,11 +312,14 @@ export function mount(main) {
   async function loadFigures() {
     refreshed = Date.now();
     try {
-      const [body, runnerList] = await Promise.all([
+      const [body, runnerList, healthList] = await Promise.all([
         api(`/api/collectors/stats?window=${STATS_WINDOW}`, { signal }),
         api("/api/runners", { signal }),
+        api("/api/collectors/health", { signal }),
       ]);
       for (const entry of body.collectors) stats.set(entry.collector, entry);
+      for (const entry of healthList.collectors) health.set(entry.collector, entry);
+      for (const [name, row] of collectorRows) healthCell(row, name);
       for (const row of collectorRows.values()) if (row.shown) drawCollector(row.shown);
       runners = runnerList.runners.filter((r) => !r.stopped_at);
       runnersTable.tbody.replaceChildren(...(runners.length ? runners.map(runnerRow) : [h("tr", {}, h("td", { colspan: 5 }, "No runner is running."))]));
@@ -338,7 +358,7 @@ export function mount(main) {
       collectorsTable.tbody.append(collectorRows.get(collector.name)); // in the API's order
     }
     if (collectors.length === 0 && collectorRows.size === 0) {
-      collectorsTable.tbody.replaceChildren(h("tr", {}, h("td", { colspan: 8 }, "No collectors are configured.")));
+      collectorsTable.tbody.replaceChildren(h("tr", {}, h("td", { colspan: 9 }, "No collectors are configured.")));
     }
   }).catch((err) => { if (!signal.aborted) showError(err.message); });
   can().then((rights) => {
