@@ -18,15 +18,22 @@ function percent(rate) {
   return rate === null || rate === undefined ? "—" : `${Math.round(rate * 100)}%`;
 }
 
+/** A runner's row: what it claims (its collectors, and the vendor collectors it knows but does
+ * not take, for want of their credentials where it runs), its labels (which a collector may
+ * require), its load and heartbeat. Runner routing: docs/COLLECTORS.md. */
 function runnerRow(runner) {
+  const without = runner.without_credentials || [];
+  const labels = runner.labels || [];
   const cells = [
     ["Runner", h("span", { title: runner.runner_id }, runner.host)],
     ["State", h("span", { class: "status", "data-status": runner.live ? "running" : "cancelled" }, runner.live ? "live" : "silent")],
     ["Load", h("span", { class: "runner-load" }, "—")],
-    ["Collectors", runner.collectors.join(", ")],
+    ["Collectors", h("span", { class: "runner-collectors" }, runner.collectors.join(", ")),
+      without.length ? h("span", { class: "muted without-credentials" }, ` Not ${without.join(", ")}: no credentials configured here.`) : null],
+    ["Labels", labels.length ? labels.join(", ") : h("span", { class: "muted" }, "none")],
     ["Heartbeat", timeEl(runner.last_heartbeat)],
   ];
-  return h("tr", { dataset: { runnerId: runner.runner_id } }, cells.map(([label, value]) => h("td", { "data-label": label }, value)));
+  return h("tr", { dataset: { runnerId: runner.runner_id } }, cells.map(([label, ...values]) => h("td", { "data-label": label }, values)));
 }
 
 /** Each runner's load from the live job states: the running jobs its last heartbeat listed, and
@@ -113,7 +120,7 @@ export function mount(main) {
   const queue = h("dl", { class: "figures", id: "queue" });
   const collectorsTable = table("Each collector's last run and its last 7 days",
     ["Collector", "Health", "Last result", "When", "Duration", "Message", "Success (7 d)", "Median (7 d)", "Runs per day"], "stack");
-  const runnersTable = table("Runners", ["Runner", "State", "Load", "Collectors", "Heartbeat"], "stack");
+  const runnersTable = table("Runners", ["Runner", "State", "Load", "Collectors", "Labels", "Heartbeat"], "stack");
   const unplacedNote = h("p", { class: "muted", id: "unplaced-jobs", hidden: true });
   runnersTable.el.id = "runners";
   collectorsTable.el.id = "collectors";
@@ -322,7 +329,7 @@ export function mount(main) {
       for (const [name, row] of collectorRows) healthCell(row, name);
       for (const row of collectorRows.values()) if (row.shown) drawCollector(row.shown);
       runners = runnerList.runners.filter((r) => !r.stopped_at);
-      runnersTable.tbody.replaceChildren(...(runners.length ? runners.map(runnerRow) : [h("tr", {}, h("td", { colspan: 5 }, "No runner is running."))]));
+      runnersTable.tbody.replaceChildren(...(runners.length ? runners.map(runnerRow) : [h("tr", {}, h("td", { colspan: 6 }, "No runner is running."))]));
       drawQueue();
     } catch (err) {
       if (!signal.aborted) showError(err.message);
