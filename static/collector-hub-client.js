@@ -1,5 +1,5 @@
-// Collector Hub browser client: follows a batch, a job, the runs of some collectors or a job's
-// log, picking the best transport by itself (WebSocket, then Server-Sent Events, then polling),
+// Collector Hub browser client: follows a batch, a job, the runs of some collectors, a job's
+// log or the variances' changes, picking the best transport by itself (WebSocket, then Server-Sent Events, then polling),
 // resuming from the last seq (or log line) it saw, and climbing back to a better transport when
 // it can.
 //
@@ -49,10 +49,36 @@ export function followLog(jobId, handlers = {}, options = {}) {
   return new Tracker({ kind: "logs", id: jobId }, handlers, options);
 }
 
+/** Follow the variances' changes (never completes; call stop()): onUpdate(page) with
+ * page = {counts, changes, resync}: `counts` the open counts ({open, by_type, by_status}, null
+ * when the page has none), `changes` each change once and in order (seq, changed_at, changed_by,
+ * from_status, to_status, variance: the variance as GET /api/exceptions lists it now), and
+ * `resync` true when changes may have been missed (the first page of a connection that had no
+ * seq to resume from, and every change seen by polling, which carries no changes): re-read the
+ * variances then. `options.since`: the last seq you already have. */
+export function followVariances(handlers = {}, options = {}) {
+  return new Tracker({ kind: "variances", id: "variances" }, handlers, options);
+}
+
 /** The seq in an ETag of the API ("b-1042" style: the number after the last dash), or null. */
 export function seqFromEtag(etag) {
   const m = /-(\d+)"$/.exec(etag || "");
   return m ? Number(m[1]) : null;
+}
+
+/** The stream's counts ({open, by_type, by_status}) from GET /api/exceptions/status-summary's
+ * status_summary (status -> type -> {total, unresolved}). */
+function countsFromSummary(summary) {
+  const counts = { open: 0, by_type: {}, by_status: {} };
+  for (const [status, types] of Object.entries(summary || {})) {
+    counts.by_status[status] = 0;
+    for (const [type, n] of Object.entries(types)) {
+      counts.by_status[status] += n.total;
+      if (n.unresolved) counts.by_type[type] = (counts.by_type[type] || 0) + n.unresolved;
+      counts.open += n.unresolved;
+    }
+  }
+  return counts;
 }
 
 function jittered(ms) {
@@ -138,6 +164,7 @@ class Tracker {
     if (kind === "batch") return `/api/collectors/runs/batch/${encodeURIComponent(id)}`;
     if (kind === "job") return `/api/collectors/runs/job/${encodeURIComponent(id)}`;
     if (kind === "logs") return `/api/collectors/runs/job/${encodeURIComponent(id)}/logs?after=${this.after}&limit=${LOG_PAGE}`;
+    if (kind === "variances") return "/api/exceptions/status-summary";
     return `/api/collectors/runs/latest?collectors=${encodeURIComponent(id)}`;
   }
 
@@ -145,6 +172,7 @@ class Tracker {
     const { kind, id } = this.topic;
     if (kind === "collectors") return `/api/collectors/events?collectors=${encodeURIComponent(id)}`;
     if (kind === "logs") return `/api/collectors/runs/job/${encodeURIComponent(id)}/logs/events`;
+    if (kind === "variances") return "/api/variances/events";
     return `${this._restPath()}/events`;
   }
 
@@ -187,6 +215,19 @@ class Tracker {
     this.stop();
   }
 
+  /** A page of the variances' stream from any transport: the counts (or null), then the
+   * changes after the last seq delivered, each once. `fresh`: the first page of a connection. */
+  _receiveVariances(counts, changes, { fresh = false, resync = false, live = true } = {}) {
+    if (this.stopped) return;
+    if (live) this.failures = this.attempt = 0;
+    const unseen = (changes || []).filter((c) => this.seq === null || c.seq > this.seq);
+    // A connection opened without a seq starts "from now": what happened before it is unknown.
+    const missed = resync || (fresh && this.seq === null);
+    for (const c of unseen) this.seq = Math.max(this.seq ?? 0, c.seq);
+    if (!counts && unseen.length === 0 && !missed) return;
+    this._emit("onUpdate", { counts: counts || null, changes: unseen, resync: missed }, { type: "variances", seq: this.seq, transport: this.transport });
+  }
+
   /** A REST body of GET .../logs: its lines, and the end if it has every line of an ended job. */
   _receiveLogPage(body, options) {
     this._receiveLines(body.lines || [], options);
@@ -197,7 +238,7 @@ class Tracker {
     if (this.stopped) return;
     const name = this.transports[this.level];
     this._emit("onTransport", name, { state: "connecting" });
-    const poll = this.topic.kind === "logs" ? () => this._pollLog() : () => this._poll();
+    const poll = { logs: () => this._pollLog(), variances: () => this._pollVariances() }[this.topic.kind] || (() => this._poll());
     const start = { websocket: () => this._openWebSocket(), sse: () => this._openEventSource(), poll };
     this.current = { name, close: () => {} };
     start[name]();
@@ -278,10 +319,12 @@ class Tracker {
       return;
     }
     let opened = false;
+    let freshPage = true; // the next variances page is this connection's first
     this.current.close = () => { ws.onclose = null; ws.close(1000); };
     const subscription = () => {
       const { kind, id } = this.topic;
       if (kind === "logs") return { op: "subscribe", logs: id, after: this.after };
+      if (kind === "variances") return this.seq === null ? { op: "subscribe", variances: true } : { op: "subscribe", variances: true, since: this.seq };
       const sub = { op: "subscribe" };
       if (kind === "batch") sub.batch_id = id;
       else if (kind === "job") sub.job_id = id;
@@ -301,6 +344,10 @@ class Tracker {
       if (msg.type === "batch" || msg.type === "job") this._receive(msg.type, msg.seq, msg.data);
       else if (msg.type === "logs") this._receiveLines(msg.lines || []);
       else if (msg.type === "logs_end") this._receiveEnd(msg);
+      else if (msg.type === "variances") {
+        this._receiveVariances(msg.counts, msg.changes, { fresh: freshPage });
+        freshPage = false;
+      }
       else if (msg.type === "error") this._handleServerError(msg.error, "websocket", msg.status);
     };
     ws.onclose = (event) => {
@@ -324,6 +371,7 @@ class Tracker {
   _openEventSource() {
     const params = {};
     if (this.topic.kind === "logs") params.lastEventId = this.after;
+    else if (this.topic.kind === "variances") { if (this.seq !== null) params.since = this.seq; }
     else if (this.seq !== null) params.lastEventId = this.seq;
     if (this.token) params.access_token = this.token;
     const url = this._url(this._ssePath(), params);
@@ -335,6 +383,19 @@ class Tracker {
       return;
     }
     this.current.close = () => source.close();
+    // The variances: each page is `counts` (no id) then one `variance` event per change.
+    let freshPage = true;
+    source.addEventListener("counts", (event) => {
+      let counts;
+      try { counts = JSON.parse(event.data); } catch { return; }
+      this._receiveVariances(counts, [], { fresh: freshPage });
+      freshPage = false;
+    });
+    source.addEventListener("variance", (event) => {
+      let change;
+      try { change = JSON.parse(event.data); } catch { return; }
+      this._receiveVariances(null, [change]);
+    });
     const onState = (type) => (event) => {
       let data;
       try { data = JSON.parse(event.data); } catch { return; }
@@ -357,6 +418,7 @@ class Tracker {
     let opened = false;
     source.onopen = () => {
       opened = true;
+      freshPage = true; // EventSource reconnected by itself: without a seq it resumed from now
       errorsInARow = this.attempt = 0;
       this._emit("onTransport", "sse", { state: "connected" });
     };
@@ -463,6 +525,61 @@ class Tracker {
       // without long-poll, a change) waits the polling interval, so we never spin.
       const waited = wait.wait && Date.now() - began >= 1000;
       this._later(tick, waited ? 0 : jittered(this.pollInterval));
+    };
+    tick();
+  }
+
+  // ---- Polling the variances: GET /api/exceptions/status-summary (the counts per status and
+  // type, and the latest changes people made) 5-10 s apart; when it differs from the last
+  // answer, the page says so with resync (polling carries no changes). Changes that leave every
+  // count as it was and are not a person's (a check resolving one variance and reopening another
+  // of the same type) show at the next change that moves a count. ----
+
+  _pollVariances() {
+    let answered = false;
+    let last = null;
+    let interval = this.pollMin;
+    const controller = new AbortController();
+    this.current.close = () => controller.abort();
+    const tick = async () => {
+      if (this.stopped || !this.current || this.current.name !== "poll") return;
+      let resp;
+      try {
+        resp = await fetch(this._url(this._restPath()), {
+          headers: this._headers(), credentials: "include", signal: controller.signal, cache: "no-store",
+        });
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        this._fail("poll", err);
+        return;
+      }
+      if (resp.status === 429) {
+        this._emit("onError", Object.assign(new Error("Rate limited"), { status: 429 }));
+        this._later(tick, (Number(resp.headers.get("Retry-After")) || 10) * 1000);
+        return;
+      }
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => ({}));
+        const err = Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
+        this._fail("poll", err, { fatal: resp.status === 401 || resp.status === 403 });
+        return;
+      }
+      let body;
+      try { body = await resp.json(); } catch (err) { this._fail("poll", err); return; }
+      if (!answered) {
+        answered = true;
+        this.attempt = 0;
+        this._emit("onTransport", "poll", { state: "connected" });
+      }
+      const print = JSON.stringify([body.status_summary, body.recent_manual_updates]);
+      if (print !== last) {
+        this._receiveVariances(countsFromSummary(body.status_summary), [], { resync: true });
+        interval = this.pollMin;
+      } else {
+        interval = Math.min(this.pollMax, interval * 1.5);
+      }
+      last = print;
+      this._later(tick, jittered(interval));
     };
     tick();
   }

@@ -63,6 +63,7 @@ CONSOLE_OPERATIONS = {
     "/collectors/{collector}": ("consoleCollector", "Console: one collector's statistics, charts and recent runs"),
     "/schedules": ("consoleSchedules", "Console: the schedules, their next fire times and last results"),
     "/inventory": ("consoleInventory", "Console: devices per source, the coverage gap, device search"),
+    "/variances": ("consoleVariances", "Console: the cross-vendor variances, filtered as GET /api/exceptions, live"),
 }
 
 

@@ -36,6 +36,7 @@ CONSOLE_VIEWS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "/collectors/{collector}": ({"collector": "[A-Za-z0-9_.-]{1,64}"}, ("window",)),
     "/schedules": ({}, ()),
     "/inventory": ({}, ("q", "source", "platform", "missing_from", "removed")),
+    "/variances": ({}, ("type", "organization", "status", "q", "id", "days")),
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -11,6 +11,7 @@ route("/runs", "runs", () => import("./views/runs.js"));
 route("/runs/(bc_[0-9]{8})", "runs", () => import("./views/run.js"));
 route("/inventory", "inventory", () => import("./views/inventory.js"));
 route("/schedules", "schedules", () => import("./views/schedules.js"));
+route("/variances", "variances", () => import("./views/variances.js"));
 route("/collectors/([A-Za-z0-9_.-]{1,64})", "overview", () => import("./views/collector.js"));
 
 function promptForKey() {

@@ -50,3 +50,29 @@ export function sparkline(values, title) {
   if (known.length > 1) svg.append(h("svg:polyline", { points, class: "series" }));
   return svg;
 }
+
+/** Lines over days: `labels` (the days, oldest first) and `series` [{name, values}] (one value
+ * per label). Each line has a class of its own (series-0, series-1…) and its name in a legend
+ * below, with its last value, so the colours are never the only key. */
+export function lineChart(labels, series, { title } = {}) {
+  const width = 1000;
+  const height = 160;
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const stepX = labels.length > 1 ? width / (labels.length - 1) : width;
+  const y = (v) => (height - 2 - (v / max) * (height - 6)).toFixed(1);
+  const svg = h("svg:svg", { viewBox: `0 0 ${width} ${height}`, class: "chart lines", preserveAspectRatio: "none", role: "img", "aria-label": title });
+  svg.append(h("svg:title", {}, title));
+  svg.append(h("svg:line", { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: "axis" }));
+  series.forEach((s, i) => {
+    const points = s.values.map((v, j) => `${(j * stepX).toFixed(1)},${y(v)}`).join(" ");
+    const line = h("svg:polyline", { points, class: `series series-${i}`, "vector-effect": "non-scaling-stroke" });
+    line.append(h("svg:title", {}, `${s.name}: ${s.values[s.values.length - 1] ?? 0} on ${labels[labels.length - 1] || ""}`));
+    svg.append(line);
+  });
+  const legend = h("ul", { class: "chart-legend" }, series.map((s, i) =>
+    h("li", { dataset: { series: s.name } }, h("span", { class: `swatch series-${i}`, "aria-hidden": "true" }), `${s.name}: `,
+      h("span", { class: "last-value" }, String(s.values[s.values.length - 1] ?? 0)))));
+  return h("figure", { class: "chart-figure" }, svg,
+    h("figcaption", { class: "chart-scale" }, h("span", {}, `${labels[0] || ""} → ${labels[labels.length - 1] || ""}`), h("span", {}, `highest: ${max}`)),
+    legend);
+}

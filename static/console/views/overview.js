@@ -113,6 +113,23 @@ function moveKeepingFocus(card, list) {
   if (focused && document.activeElement !== focused) focused.focus({ preventScroll: true });
 }
 
+/** The variances at a glance (docs/VARIANCES.md), read once from GET /api/status: the open
+ * MISSING_THREATLOCKER variances (devices without the agent) and each source's data freshness.
+ * Appended to the page's end; an error leaves its figures at "—" (the other panels say why). */
+function variancesPanel(main, signal) {
+  const figures = h("dl", { class: "figures", id: "overview-variances" },
+    h("div", {}, h("dt", {}, h("a", { href: "/variances?type=MISSING_THREATLOCKER" }, "Without ThreatLocker")), h("dd", { id: "missing-threatlocker" }, "—")));
+  main.append(h("section", { class: "panel", "aria-labelledby": "overview-variances-title" },
+    h("h2", { id: "overview-variances-title" }, "Variances"), figures));
+  api("/api/status", { signal }).then((status) => {
+    figures.querySelector("#missing-threatlocker").textContent = String(status.exception_counts.MISSING_THREATLOCKER ?? 0);
+    for (const [source, fresh] of Object.entries(status.vendor_status)) {
+      figures.append(h("div", { dataset: { source, freshness: fresh.freshness_status } },
+        h("dt", {}, `${source} data`), h("dd", { title: fresh.latest_date || "" }, fresh.freshness_message)));
+    }
+  }).catch(() => {});
+}
+
 export function mount(main) {
   const active = h("ul", { class: "batches", id: "active-batches", "aria-label": "Active runs" });
   const finished = h("ul", { class: "batches", id: "finished-batches", "aria-label": "Finished since this page opened" });
@@ -314,6 +331,7 @@ export function mount(main) {
 
   const controller = new AbortController();
   const signal = controller.signal;
+  variancesPanel(main, signal);
   let refreshed = 0;
   let refreshTimer = null;
   async function loadFigures() {

@@ -1,0 +1,574 @@
+// Variances: what the cross-vendor checks found (docs/VARIANCES.md). Counts per type and per
+// organization; the list filtered by type, organization, status and text (in the address:
+// ?type=&organization=&status=&q=, and ?id= for one variance's detail, ?days= for the trend);
+// resolve, mark fixed, accept and reopen one or many (trigger keys only); a device's records at
+// both vendors and the variance's history; CSV and XLSX exports; open variances per type over
+// 30 or 90 days. Live: the variances' stream (followVariances) brings each change as the whole
+// variance, applied in place; a page that may have missed changes reads the list again.
+//
+// The variances of the chosen status are read once (at most MAX_LOADED, 1000 a request) and
+// kept by id; type, organization and text filter them here, and only SHOWN rows at a time are
+// drawn, so 5,000 rows filter and scroll without a long task (bench/console_variances.py).
+
+import { followVariances } from "../../collector-hub-client.js";
+import { api, can, explain, trackerOptions } from "../api.js";
+import { lineChart } from "../charts.js";
+import * as connection from "../connection.js";
+import { announce, exactUtc, h, showError, statusBadge, table, timeEl } from "../dom.js";
+import * as debug from "../debug.js";
+
+const PAGE = 1000; // GET /api/exceptions' largest page
+const MAX_LOADED = 20000;
+const SHOWN = 100; // rows drawn at a time ("Show more" draws the next ones)
+const OPEN = "active";
+const ALL = "all";
+const TREND_DAYS = ["30", "90"];
+const CHUNK = 1000; // ids per bulk-update request (its maximum)
+const TRANSPORTS = ["websocket", "sse", "poll"];
+const LIVE_TEXT = { websocket: "Live (WebSocket)", sse: "Live (Server-Sent Events)", poll: "Live (polling)" };
+const ACTIONS = [
+  ["resolve", "Resolve"],
+  ["mark_manually_fixed", "Mark fixed"],
+  ["accept", "Accept"],
+  ["reopen", "Reopen"],
+];
+const DAY_MS = 86400000;
+
+function age(value, now = Date.now()) {
+  const ms = now - new Date(value).getTime();
+  if (ms < DAY_MS) return `${Math.max(0, Math.floor(ms / 3600000))} h`;
+  return `${Math.floor(ms / DAY_MS)} d`;
+}
+
+function isoDay(ms) {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function figure(label, value, href, data) {
+  return h("div", { dataset: data }, h("dt", {}, label), h("dd", {}, href ? h("a", { href, class: "count" }, value) : h("span", { class: "count" }, value)));
+}
+
+/** What a change did, in words (history and announcements). */
+function moved(change) {
+  return change.from_status ? `${change.from_status} → ${change.to_status}` : `found (${change.to_status})`;
+}
+
+export function mount(main, _params, query) {
+  const filters = {
+    type: query.get("type") || "",
+    organization: query.get("organization") || "",
+    status: query.get("status") || OPEN,
+    q: query.get("q") || "",
+  };
+  let detailId = Number(query.get("id")) || null;
+  let days = TREND_DAYS.includes(query.get("days")) ? query.get("days") : TREND_DAYS[0];
+
+  const liveNote = h("p", { class: "muted", id: "variances-live", role: "status" }, "Connecting…");
+  const openTotal = h("p", { id: "variances-open" }, "—");
+  const byType = h("dl", { class: "figures", id: "variance-types" });
+  const byOrg = table("Variances per organization", ["Organization", "Variances"], "");
+  byOrg.el.id = "variance-organizations";
+  const typeSelect = h("select", { id: "variance-type" }, h("option", { value: "" }, "All"));
+  const orgSelect = h("select", { id: "variance-organization" }, h("option", { value: "" }, "All"));
+  const statusSelect = h("select", { id: "variance-status" });
+  const q = h("input", { type: "search", id: "variance-q", value: filters.q, autocomplete: "off", spellcheck: "false" });
+  const form = h("form", { class: "form-row", id: "variance-filters", role: "search", "aria-label": "Filter variances" },
+    h("label", {}, "Type", typeSelect), h("label", {}, "Organization", orgSelect), h("label", {}, "Status", statusSelect),
+    h("label", {}, "Host or organization", q), h("a", { href: "/variances" }, "Clear"));
+  const csv = h("a", { id: "export-csv", download: "" }, "CSV");
+  const xlsx = h("a", { id: "export-xlsx", download: "" }, "XLSX");
+  const exports = h("p", { id: "variance-exports" }, "Export this list: ", csv, " · ", xlsx,
+    h("span", { class: "muted" }, " (the files take the type and status filters)"));
+  const list = table("Variances", ["Select", "Host", "Type", "Organization", "Status", "First seen", "Age"], "stack");
+  list.el.id = "variances";
+  const selectAll = h("input", { type: "checkbox", id: "select-all", "aria-label": "Select every variance that matches" });
+  list.el.querySelector("th").replaceChildren(selectAll);
+  const shownNote = h("p", { class: "muted", id: "variances-shown", "aria-live": "polite" }, "Loading…");
+  const more = h("button", { type: "button", id: "more-variances", hidden: true }, `Show ${SHOWN} more`);
+  const actionsHolder = h("div", { id: "variance-actions-holder" });
+  const detail = h("section", { class: "panel", id: "variance-detail", "aria-labelledby": "variance-detail-title", hidden: true });
+  const trend = h("div", { id: "variance-trend" });
+  const daysSelect = h("select", { id: "trend-days", "aria-label": "Trend period" },
+    TREND_DAYS.map((d) => h("option", { value: d, selected: d === days }, `last ${d} days`)));
+  main.append(h("h1", {}, "Variances"), liveNote,
+    h("div", { class: "grid" },
+      h("section", { class: "panel", "aria-labelledby": "variance-types-title" },
+        h("h2", { id: "variance-types-title" }, "Per type"), openTotal, byType),
+      h("section", { class: "panel", "aria-labelledby": "variance-orgs-title" },
+        h("h2", { id: "variance-orgs-title" }, "Per organization"), byOrg.el)),
+    detail,
+    h("section", { class: "panel", "aria-labelledby": "variance-list-title" },
+      h("h2", { id: "variance-list-title" }, "Variances"), form, exports, actionsHolder, shownNote, list.el, h("div", { class: "pager" }, more)),
+    h("section", { class: "panel", "aria-labelledby": "variance-trend-title" },
+      h("div", { class: "form-row" }, h("h2", { id: "variance-trend-title" }, "Open variances per type"), daysSelect), trend));
+
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const rows = new Map(); // id -> variance (as GET /api/exceptions lists it), of the chosen status
+  const rowEls = new Map(); // id -> {variance, tr}: a row is rebuilt only when its variance changed
+  const selected = new Set();
+  const seen = new Map(); // id -> the changes received while the page is open
+  let types = [];
+  let limit = SHOWN;
+  let matching = [];
+  let loading = null;
+  let pending = []; // changes received while the list is being read, applied after it
+  let frame = null;
+  let rights = { trigger: false };
+  let follower = null;
+  let trendTimer = null;
+
+  const wanted = (v) => filters.status === ALL || v.variance_status === filters.status;
+  const needle = () => filters.q.trim().toLowerCase();
+  function matches(v, text) {
+    if (filters.type && v.type !== filters.type) return false;
+    if (filters.organization && (v.organization || "").toLowerCase() !== filters.organization.toLowerCase()) return false;
+    // As GET /api/exceptions' q: host name, subject key or organization contain it.
+    return !text || [v.hostname, v.subject_key, v.organization].some((s) => (s || "").toLowerCase().includes(text));
+  }
+
+  function keepAddress() {
+    const next = new URLSearchParams();
+    for (const [name, value] of Object.entries(filters)) if (value && !(name === "status" && value === OPEN)) next.set(name, value);
+    if (detailId) next.set("id", String(detailId));
+    if (days !== TREND_DAYS[0]) next.set("days", days);
+    const href = `/variances${next.size ? `?${next}` : ""}`;
+    if (href !== window.location.pathname + window.location.search) history.replaceState(null, "", href);
+    const exportQuery = new URLSearchParams({ date: "latest", include_resolved: String(filters.status !== OPEN) });
+    if (filters.type) exportQuery.set("type", filters.type);
+    csv.href = `/api/variances/export/csv?${exportQuery}`;
+    xlsx.href = `/api/variances/export/excel?${exportQuery}`;
+  }
+
+  function schedule() {
+    if (frame === null) frame = requestAnimationFrame(draw);
+  }
+
+  function row(v) {
+    const known = rowEls.get(v.id);
+    if (known && known.variance === v) return known.tr;
+    const box = rights.trigger
+      ? h("input", { type: "checkbox", class: "select-variance", value: v.id, checked: selected.has(v.id), "aria-label": `Select ${v.hostname} ${v.type}` })
+      : null;
+    const link = h("a", { href: `/variances?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(window.location.search)), id: v.id })}`, class: "variance-link" }, v.hostname || v.subject_key);
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      openDetail(v.id);
+    });
+    const cells = [
+      ["Select", box],
+      ["Host", h("strong", {}, link)],
+      ["Type", v.type],
+      ["Organization", v.organization || "—"],
+      ["Status", statusBadge(v.variance_status)],
+      ["First seen", h("time", { datetime: v.first_seen, title: exactUtc(v.first_seen) }, v.date_found)],
+      ["Age", age(v.first_seen)],
+    ];
+    const tr = h("tr", { dataset: { id: v.id, type: v.type, status: v.variance_status } },
+      cells.map(([label, value]) => h("td", { "data-label": label, class: label === "Select" && !box ? "secondary" : null }, value)));
+    rowEls.set(v.id, { variance: v, tr });
+    return tr;
+  }
+
+  function drawCounts() {
+    const perType = new Map(types.map((t) => [t, 0]));
+    const perOrg = new Map();
+    for (const v of rows.values()) {
+      perType.set(v.type, (perType.get(v.type) || 0) + 1);
+      const org = v.organization || "—";
+      perOrg.set(org, (perOrg.get(org) || 0) + 1);
+    }
+    const href = (name, value) => {
+      const next = new URLSearchParams(window.location.search);
+      next.delete("id");
+      next.set(name, value);
+      return `/variances?${next}`;
+    };
+    byType.replaceChildren(...[...perType].map(([t, n]) => figure(t, n.toLocaleString("en"), href("type", t), { type: t })));
+    const orgs = [...perOrg].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    byOrg.tbody.replaceChildren(...(orgs.length ? orgs.slice(0, 12).map(([org, n]) => h("tr", { dataset: { organization: org } },
+      h("td", {}, org === "—" ? org : h("a", { href: href("organization", org) }, org)), h("td", { class: "num" }, n.toLocaleString("en")))) : [h("tr", {}, h("td", { colspan: 2 }, "None."))]));
+    if (orgs.length > 12) byOrg.tbody.append(h("tr", {}, h("td", { colspan: 2, class: "muted" }, `and ${orgs.length - 12} more`)));
+    const names = new Set([...perOrg.keys()].filter((o) => o !== "—"));
+    if (filters.organization) names.add(filters.organization);
+    const current = [...orgSelect.options].slice(1).map((o) => o.value).join("\n");
+    const sorted = [...names].sort((a, b) => a.localeCompare(b));
+    if (current !== sorted.join("\n")) {
+      orgSelect.replaceChildren(h("option", { value: "" }, "All"), sorted.map((o) => h("option", { value: o, selected: o === filters.organization }, o)));
+    }
+  }
+
+  function draw() {
+    frame = null;
+    const started = debug.clock();
+    const text = needle();
+    matching = [];
+    for (const v of rows.values()) if (matches(v, text)) matching.push(v);
+    matching.sort((a, b) => b.id - a.id);
+    const shown = matching.slice(0, limit);
+    list.tbody.replaceChildren(...(shown.length ? shown.map(row) : [h("tr", {}, h("td", { colspan: 7 }, loading ? "Loading…" : "No variance matches."))]));
+    more.hidden = matching.length <= limit;
+    shownNote.textContent = loading ? "Loading…" : `Showing ${shown.length.toLocaleString("en")} of ${matching.length.toLocaleString("en")} matching${selected.size ? `; ${selected.size.toLocaleString("en")} selected` : ""}.`;
+    selectAll.checked = matching.length > 0 && matching.every((v) => selected.has(v.id));
+    selectAll.hidden = !rights.trigger;
+    drawCounts();
+    if (detailId) drawDetail();
+    if (debug.stats) debug.stats.renderMs += debug.clock() - started;
+  }
+
+  // ---- reading the list, and the live changes ----
+
+  function apply(change) {
+    const v = change.variance;
+    if (wanted(v)) rows.set(v.id, v);
+    else rows.delete(v.id);
+    if (v.id === detailId) detailVariance = v; // the detail stays open on a variance that left the list
+    const mine = seen.get(v.id) || [];
+    mine.push(change);
+    seen.set(v.id, mine.slice(-20));
+  }
+
+  async function load() {
+    const mine = (loading = {});
+    pending = [];
+    const fresh = new Map();
+    const base = filters.status === ALL ? {} : { status: filters.status };
+    try {
+      for (let offset = 0; offset < MAX_LOADED; offset += PAGE) {
+        const page = await api(`/api/exceptions?${new URLSearchParams({ ...base, limit: PAGE, offset })}`, { signal });
+        if (loading !== mine) return;
+        for (const v of page) fresh.set(v.id, v);
+        if (page.length < PAGE) break;
+      }
+    } catch (err) {
+      if (!signal.aborted) showError(err.message);
+      if (loading === mine) loading = null;
+      return;
+    }
+    rows.clear();
+    for (const [id, v] of fresh) rows.set(id, v);
+    for (const change of pending) apply(change);
+    pending = [];
+    loading = null;
+    if (fresh.size >= MAX_LOADED) showError(`Only the newest ${MAX_LOADED.toLocaleString("en")} variances of this status are listed; choose a type or a status to see others.`);
+    schedule();
+  }
+
+  function receive(page) {
+    if (page.counts) {
+      openTotal.textContent = `${page.counts.open.toLocaleString("en")} open in all`;
+      const statuses = Object.keys(page.counts.by_status);
+      if (statusSelect.options.length !== statuses.length + 1) {
+        statusSelect.replaceChildren(...statuses.map((s) => h("option", { value: s, selected: s === filters.status }, s === OPEN ? "active (open)" : s)),
+          h("option", { value: ALL, selected: filters.status === ALL }, "any"));
+      }
+    }
+    if (page.resync) {
+      load();
+      scheduleTrend(0);
+      return;
+    }
+    if (page.changes.length === 0) return;
+    if (loading) pending.push(...page.changes);
+    else for (const change of page.changes) apply(change);
+    const last = page.changes[page.changes.length - 1];
+    announce(page.changes.length === 1
+      ? `${last.variance.hostname} ${last.variance.type}: ${moved(last)}`
+      : `${page.changes.length} variances changed`);
+    scheduleTrend(5000);
+    schedule();
+  }
+
+  function follow() {
+    if (follower) follower.stop();
+    follower = followVariances({
+      onUpdate: receive,
+      onTransport: (name, state) => {
+        liveNote.dataset.transport = name;
+        liveNote.dataset.state = state.state;
+        liveNote.textContent = state.state === "connected" ? LIVE_TEXT[name] : state.state === "lost" ? "Reconnecting…" : "Connecting…";
+      },
+      onError: (err) => {
+        if (err && (err.status === 401 || err.status === 403)) liveNote.textContent = explain(err);
+      },
+    }, trackerOptions({ transports: TRANSPORTS.slice(Math.max(0, TRANSPORTS.indexOf(connection.transport()))) }));
+    debug.expose("variances", { follower, rows });
+  }
+
+  // ---- actions (trigger keys only) ----
+
+  function actionForm(idPrefix, ids, describe) {
+    const action = h("select", { id: `${idPrefix}-action` }, ACTIONS.map(([value, label]) => h("option", { value }, label)));
+    const note = h("input", { id: `${idPrefix}-note`, autocomplete: "off", maxlength: 2000 });
+    const reason = h("input", { id: `${idPrefix}-reason`, autocomplete: "off", maxlength: 2000 });
+    const until = h("input", { id: `${idPrefix}-expires`, type: "date", min: isoDay(Date.now()) });
+    const acceptOnly = [h("label", { class: "accept-only" }, "Reason", reason), h("label", { class: "accept-only" }, "Accepted until", until)];
+    const result = h("p", { class: "muted", id: `${idPrefix}-result`, role: "status" });
+    const apply = h("button", { type: "submit", class: "primary", id: `${idPrefix}-apply` }, "Apply");
+    const el = h("form", { class: "form-row variance-actions", id: idPrefix, "aria-label": describe },
+      h("label", {}, "Action", action), h("label", {}, "Note", note), acceptOnly, apply, result);
+    const showFields = () => { for (const f of acceptOnly) f.hidden = action.value !== "accept"; };
+    action.addEventListener("change", showFields);
+    showFields();
+    el.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const chosen = ids();
+      if (chosen.length === 0) {
+        result.textContent = "Select one or more variances first.";
+        return;
+      }
+      const body = { action: action.value };
+      if (note.value.trim()) body.notes = note.value.trim();
+      if (action.value === "accept") {
+        body.reason = reason.value.trim();
+        if (until.value) body.expires_on = until.value;
+        if (!body.reason) {
+          result.textContent = "Accepting needs a reason.";
+          reason.setAttribute("aria-invalid", "true");
+          reason.focus();
+          return;
+        }
+      }
+      reason.removeAttribute("aria-invalid");
+      apply.disabled = true;
+      let changed = 0;
+      try {
+        for (let i = 0; i < chosen.length; i += CHUNK) {
+          const answer = await api("/api/exceptions/bulk-update", { method: "POST", body: { ...body, exception_ids: chosen.slice(i, i + CHUNK) } });
+          changed += answer.updated_count;
+        }
+        result.textContent = `${ACTIONS.find(([a]) => a === action.value)[1]}: ${changed} of ${chosen.length} changed.`;
+        announce(result.textContent);
+        note.value = reason.value = until.value = "";
+        selected.clear();
+        // Polling brings no changes: read the list again so the one who acted sees it at once.
+        if (follower && follower.transport === "poll") load();
+        schedule();
+      } catch (err) {
+        result.textContent = explain(err);
+      } finally {
+        apply.disabled = false;
+      }
+    });
+    return el;
+  }
+
+  list.tbody.addEventListener("change", (event) => {
+    const box = event.target.closest("input.select-variance");
+    if (!box) return;
+    if (box.checked) selected.add(Number(box.value));
+    else selected.delete(Number(box.value));
+    schedule();
+  });
+  selectAll.addEventListener("change", () => {
+    for (const v of matching) {
+      if (selectAll.checked) selected.add(v.id);
+      else selected.delete(v.id);
+    }
+    rowEls.clear(); // the boxes of drawn rows follow
+    schedule();
+  });
+
+  // ---- one variance: both vendors' records and its history ----
+
+  let detailDrawn = null; // the variance object last drawn in the detail
+  let devices = null; // {id, ninja: [...], threatlocker: [...]} from GET /api/inventory/devices
+  let recent = null; // {id, changes} from GET /api/exceptions/status-summary
+  let detailVariance = null; // the detail's variance as last seen (it may have left the list)
+  let detailForm = null; // {id, el}: kept across redraws, so its answer stays in view
+
+  function openDetail(id) {
+    detailId = id;
+    detailDrawn = null;
+    keepAddress();
+    drawDetail();
+    const heading = detail.querySelector("h2");
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
+  }
+
+  function vendorColumn(title, records, fallback) {
+    const items = records && records.length ? records.map((d) => h("dl", { class: "device-record", dataset: { source: d.source } },
+      h("dt", {}, "Name"), h("dd", {}, d.display_name || d.host_name || "—"),
+      h("dt", {}, "Host name"), h("dd", {}, d.host_name || "—"),
+      h("dt", {}, "Organization"), h("dd", {}, d.organization.name || "—"),
+      h("dt", {}, "Last contact"), h("dd", {}, timeEl(d.last_contact_at))))
+      : [h("p", { class: "muted" }, fallback)];
+    return h("div", { class: "vendor-column" }, h("h3", {}, title), items);
+  }
+
+  function drawDetail() {
+    if (rows.has(detailId)) detailVariance = rows.get(detailId);
+    const v = detailVariance && detailVariance.id === detailId ? detailVariance : null;
+    if (!v) {
+      detail.hidden = false;
+      if (detailDrawn === "missing") return;
+      detailDrawn = "missing";
+      detail.replaceChildren(h("h2", { id: "variance-detail-title" }, `Variance ${detailId}`),
+        h("p", {}, loading ? "Loading…" : "This variance is not in the list of the chosen status (Status: any lists every one)."),
+        h("p", {}, h("a", { href: "/variances", id: "close-detail" }, "Close")));
+      return;
+    }
+    if (detailDrawn === v && devices && devices.id === v.id) return;
+    detailDrawn = v;
+    if (!devices || devices.id !== v.id) loadDevices(v);
+    if (!recent || recent.id !== v.id) loadRecent(v);
+    const d = v.details || {};
+    const history = [
+      { at: v.first_seen, text: "found by the checks", by: "cross-vendor-checks" },
+      ...((recent && recent.id === v.id && recent.changes) || []).map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by, note: c.note })),
+      ...(seen.get(v.id) || []).map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by })),
+    ];
+    const unique = new Map(history.map((e) => [`${e.at}|${e.text}`, e]));
+    const entries = [...unique.values()].sort((a, b) => new Date(a.at) - new Date(b.at));
+    const facts = [
+      ["Status", statusBadge(v.variance_status)], ["Organization", v.organization || "—"],
+      ["First seen", timeEl(v.first_seen)], ["Last seen by a check", timeEl(v.last_seen)],
+      v.note ? ["Note", v.note] : null, v.reason ? ["Accepted because", v.reason] : null,
+      v.expires_on ? ["Accepted until", v.expires_on] : null,
+      v.resolved_by ? ["Resolved by", `${v.resolved_by} on ${v.resolved_date}`] : null,
+      v.updated_by ? ["Last changed by", [v.updated_by, " ", timeEl(v.updated_at)]] : null,
+    ].filter(Boolean);
+    const forDevices = devices && devices.id === v.id ? devices : null;
+    detail.hidden = false;
+    detail.replaceChildren(
+      h("h2", { id: "variance-detail-title" }, `${v.hostname || v.subject_key}: ${v.type}`),
+      h("dl", { class: "figures", id: "variance-facts" }, facts.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)))),
+      h("div", { class: "grid vendors", id: "variance-vendors" },
+        vendorColumn("NinjaOne", forDevices && forDevices.ninja,
+          d.ninja_hostname ? `${d.ninja_display_name || d.ninja_hostname} (${d.ninja_org_name || "no organization"}), no longer listed` : (forDevices ? "No NinjaOne device." : "Loading…")),
+        vendorColumn("ThreatLocker", forDevices && forDevices.threatlocker,
+          d.tl_hostname ? `${d.tl_display_name || d.tl_hostname} (${d.tl_org_name || "no organization"}), no longer listed` : (forDevices ? "No ThreatLocker computer." : "Loading…"))),
+      h("h3", {}, "History"),
+      h("ol", { id: "variance-history" }, entries.map((e) => h("li", {}, timeEl(e.at), ` ${e.text} by ${e.by}`, e.note ? h("span", { class: "muted" }, ` (${e.note})`) : null))),
+      rights.trigger ? detailActions(v) : null,
+      h("p", {}, h("a", { href: `/variances?${new URLSearchParams([...new URLSearchParams(window.location.search)].filter(([k]) => k !== "id"))}`, id: "close-detail" }, "Close")));
+  }
+
+  function detailActions(v) {
+    if (!detailForm || detailForm.id !== v.id) detailForm = { id: v.id, el: actionForm("detail-actions", () => [v.id], `Change ${v.hostname}`) };
+    return detailForm.el;
+  }
+
+  async function loadDevices(v) {
+    const id = v.id;
+    devices = { id, ninja: null, threatlocker: null };
+    try {
+      const body = await api(`/api/inventory/devices?${new URLSearchParams({ q: v.subject_key, limit: 20 })}`, { signal });
+      if (devices.id !== id) return;
+      devices = { id, ninja: body.devices.filter((d) => d.source === "ninja"), threatlocker: body.devices.filter((d) => d.source === "threatlocker") };
+    } catch (err) {
+      if (signal.aborted) return;
+      devices = { id, ninja: [], threatlocker: [] };
+    }
+    detailDrawn = null;
+    schedule();
+  }
+
+  async function loadRecent(v) {
+    const id = v.id;
+    recent = { id, changes: [] };
+    try {
+      const body = await api("/api/exceptions/status-summary", { signal });
+      if (recent.id !== id) return;
+      recent = { id, changes: body.recent_manual_updates.filter((c) => c.exception_id === id) };
+      detailDrawn = null;
+      schedule();
+    } catch { /* the history keeps what the page has */ }
+  }
+
+  // ---- the trend: open variances per type and day ----
+
+  function scheduleTrend(ms) {
+    if (trendTimer !== null && ms > 0) return;
+    clearTimeout(trendTimer);
+    trendTimer = setTimeout(() => { trendTimer = null; loadTrend(); }, ms);
+  }
+
+  async function loadTrend() {
+    const end = Date.now();
+    const labels = [];
+    for (let i = Number(days) - 1; i >= 0; i -= 1) labels.push(isoDay(end - i * DAY_MS));
+    try {
+      const body = await api(`/api/variances/trends?${new URLSearchParams({ start_date: labels[0], end_date: labels[labels.length - 1] })}`, { signal });
+      const series = Object.entries(body.trends_by_type).map(([name, points]) => {
+        const open = new Map(points.map((p) => [p.date, p.unresolved]));
+        return { name, values: labels.map((d) => open.get(d) || 0) };
+      }).filter((s) => s.values.some((n) => n > 0));
+      trend.replaceChildren(series.length
+        ? lineChart(labels, series, { title: `Open variances per type and day, last ${days} days` })
+        : h("p", { class: "muted" }, `No open variance in the last ${days} days.`));
+    } catch (err) {
+      if (!signal.aborted) trend.replaceChildren(h("p", { class: "muted" }, err.message));
+    }
+  }
+
+  // ---- filters ----
+
+  function refilter() {
+    limit = SHOWN;
+    keepAddress();
+    schedule();
+  }
+  typeSelect.addEventListener("change", () => { filters.type = typeSelect.value; refilter(); });
+  orgSelect.addEventListener("change", () => { filters.organization = orgSelect.value; refilter(); });
+  statusSelect.addEventListener("change", () => {
+    filters.status = statusSelect.value;
+    selected.clear();
+    rows.clear();
+    refilter();
+    load();
+  });
+  q.addEventListener("input", () => { filters.q = q.value; refilter(); });
+  form.addEventListener("submit", (event) => event.preventDefault());
+  more.addEventListener("click", () => { limit += SHOWN; schedule(); });
+  daysSelect.addEventListener("change", () => { days = daysSelect.value; keepAddress(); loadTrend(); });
+  // With an API key the files are fetched with it (a plain link cannot send the header).
+  for (const link of [csv, xlsx]) {
+    link.addEventListener("click", async (event) => {
+      const { token } = trackerOptions();
+      if (!token) return;
+      event.preventDefault();
+      try {
+        const resp = await fetch(link.href, { headers: { "X-API-Key": token } });
+        if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).error || `The server answered ${resp.status}.`);
+        const name = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
+        const url = URL.createObjectURL(await resp.blob());
+        const save = h("a", { href: url, download: name ? name[1] : "variances" });
+        document.body.append(save);
+        save.click();
+        save.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (err) {
+        showError(err.message);
+      }
+    });
+  }
+
+  statusSelect.append(h("option", { value: filters.status, selected: true }, filters.status === OPEN ? "active (open)" : filters.status));
+  keepAddress();
+  schedule();
+  api("/api/status", { signal }).then((body) => {
+    types = Object.keys(body.exception_counts);
+    typeSelect.append(...types.map((t) => h("option", { value: t, selected: t === filters.type }, t)));
+    schedule();
+  }).catch((err) => { if (!signal.aborted) showError(err.message); });
+  can().then((r) => {
+    if (signal.aborted) return;
+    rights = r;
+    if (rights.trigger) actionsHolder.replaceChildren(actionForm("variance-actions", () => [...selected], "Change the selected variances"));
+    rowEls.clear();
+    detailDrawn = null;
+    schedule();
+    follow();
+  }).catch((err) => showError(err.message));
+  return () => {
+    controller.abort();
+    if (follower) follower.stop();
+    if (frame !== null) cancelAnimationFrame(frame);
+    clearTimeout(trendTimer);
+  };
+}

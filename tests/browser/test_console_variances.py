@@ -1,0 +1,235 @@
+"""The Variances view (docs/CONSOLE.md) over variances found by the real checks (inventories
+written the way the collectors write them, then collectors.variance_checks): counts, filters in
+the address, a device's detail, actions for trigger keys only, and changes arriving live on each
+transport and on a second operator's page."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from axe_playwright_python.async_playwright import Axe
+
+from tests.browser.conftest import ServerFactory
+from tests.browser.console_helpers import (
+    TIMEOUT_MS,
+    TRANSPORTS,
+    api_get,
+    force_transport,
+    no_horizontal_scroll,
+    screenshot,
+    url_of,
+)
+from tests.support.variances import baseline, check, empty_variances, ninja, threatlocker, write_source
+
+ROWS = "#variances tbody tr[data-id]"
+# Poll: the status summary is read every 5 to 10 s (more after quiet polls), then the list.
+LIVE_TIMEOUT_MS = 40_000
+
+
+def arrange(db: Any, dsn: str, *, extra_ninja: int = 0) -> None:
+    """Both inventories, then the checks: two NinjaOne machines without the agent (one of Globex),
+    one ThreatLocker machine NinjaOne does not know, and ``extra_ninja`` more without the agent."""
+    n, t = baseline()
+    more = [ninja(f"9{i}", f"LATE-{i:02d}") for i in range(extra_ninja)]
+    write_source(
+        db, dsn, "ninja", [*n, ninja("71", "NO-AGENT-1"), ninja("72", "NO-AGENT-2", organization_name="Globex"), *more]
+    )
+    write_source(db, dsn, "threatlocker", [*t, threatlocker("g-77", "stray.corp.example")])
+    check(dsn)
+
+
+@pytest.fixture
+def gaps(db: Any, settings: Any) -> Any:
+    empty_variances(db)
+    arrange(db, settings.database_url)
+    return db
+
+
+async def rows_shown(page: Any, n: int, wait_ms: int = TIMEOUT_MS) -> None:
+    await page.wait_for_function(f"() => document.querySelectorAll({ROWS!r}).length === {n}", timeout=wait_ms)
+
+
+async def hosts(page: Any) -> list[str]:
+    return sorted(await page.eval_on_selector_all(f"{ROWS} .variance-link", "els => els.map(e => e.textContent)"))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_counts_filters_and_a_new_variance_arriving_live(
+    live_server: ServerFactory, page: Any, gaps: Any, settings: Any, transport: str
+) -> None:
+    server = await live_server()
+    await force_transport(page, transport)
+    await page.goto(url_of(server, "/variances"))
+    await rows_shown(page, 3)
+    await page.wait_for_selector(
+        f'#variances-live[data-transport="{transport}"][data-state="connected"]', timeout=TIMEOUT_MS
+    )
+    assert await page.text_content('#variance-types [data-type="MISSING_THREATLOCKER"] .count') == "2"
+    assert await page.text_content('#variance-types [data-type="MISSING_NINJA"] .count') == "1"
+    assert await page.text_content('#variance-organizations [data-organization="Globex"] td.num') == "1"
+    # Filters go into the address, and the address into the filters.
+    await page.select_option("#variance-type", "MISSING_THREATLOCKER")
+    await rows_shown(page, 2)
+    await page.fill("#variance-q", "agent-2")
+    await rows_shown(page, 1)
+    assert page.url.endswith("/variances?type=MISSING_THREATLOCKER&q=agent-2")
+    assert "type=MISSING_THREATLOCKER" in (await page.get_attribute("#export-csv", "href") or "")
+    await page.goto(url_of(server, "/variances?organization=Globex"))
+    await rows_shown(page, 1)
+    assert await hosts(page) == ["NO-AGENT-2"]
+    await page.goto(url_of(server, "/variances"))
+    await rows_shown(page, 3)
+    # A check finds a new machine without the agent: it shows without a reload.
+    await page.evaluate("() => { window.notReloaded = true; }")
+    await asyncio.to_thread(arrange, gaps, settings.database_url, extra_ninja=1)
+    await rows_shown(page, 4, wait_ms=LIVE_TIMEOUT_MS)
+    assert "LATE-00" in await hosts(page)
+    assert await page.text_content('#variance-types [data-type="MISSING_THREATLOCKER"] .count') == "3"
+    assert await page.evaluate("() => window.notReloaded === true")
+
+
+async def test_a_device_detail_shows_both_vendors_and_the_history(
+    live_server: ServerFactory, page: Any, gaps: Any
+) -> None:
+    server = await live_server()
+    await page.goto(url_of(server, "/variances?type=MISSING_NINJA"))
+    await rows_shown(page, 1)
+    await page.click(f"{ROWS} .variance-link")
+    await page.wait_for_selector("#variance-vendors .vendor-column .device-record", timeout=TIMEOUT_MS)
+    assert "id=" in page.url and "type=MISSING_NINJA" in page.url
+    records = await page.eval_on_selector_all(
+        "#variance-vendors .device-record", "els => els.map(e => e.dataset.source)"
+    )
+    assert records == ["threatlocker"]
+    assert "No NinjaOne device." in (await page.text_content("#variance-vendors") or "")
+    history = await page.text_content("#variance-history")
+    assert "found by the checks" in (history or "")
+    # Mark it fixed with a note: the detail shows the note and the change, live.
+    await page.select_option("#detail-actions-action", "mark_manually_fixed")
+    await page.fill("#detail-actions-note", "agent removed by hand")
+    await page.click("#detail-actions-apply")
+    await page.wait_for_selector("#detail-actions-result:has-text('1 of 1 changed')", timeout=TIMEOUT_MS)
+    # The list is of open variances: the detail says it left it; with any status it is there.
+    await page.goto(url_of(server, "/variances?status=all&type=MISSING_NINJA"))
+    await rows_shown(page, 1)
+    await page.click(f"{ROWS} .variance-link")
+    await page.wait_for_selector("#variance-facts:has-text('agent removed by hand')", timeout=TIMEOUT_MS)
+    await page.wait_for_selector("#variance-history:has-text('active → manually_fixed')", timeout=TIMEOUT_MS)
+
+
+async def test_a_read_only_key_sees_no_action(live_server: ServerFactory, page: Any, gaps: Any) -> None:
+    reader = "variances-reader-key-0123456789abcd"
+    server = await live_server(api_keys=(("read", reader),))
+    await page.goto(url_of(server, "/variances"))
+    await page.fill("#api-key", reader)
+    await page.click("#save-key")
+    await rows_shown(page, 3)
+    await page.wait_for_selector('#variances-live[data-state="connected"]', timeout=TIMEOUT_MS)
+    await page.click(f"{ROWS} .variance-link >> nth=0")
+    await page.wait_for_selector("#variance-history li", timeout=TIMEOUT_MS)
+    assert await page.locator("#variance-actions, #detail-actions, .select-variance, #select-all:visible").count() == 0
+
+
+async def test_accept_on_one_page_shows_on_another_operators_page_within_a_second(
+    live_server: ServerFactory, browser: Any, gaps: Any
+) -> None:
+    server = await live_server()
+    first = await (await browser.new_context()).new_page()
+    second = await (await browser.new_context()).new_page()
+    try:
+        await first.goto(url_of(server, "/variances?type=MISSING_THREATLOCKER"))
+        await second.goto(url_of(server, "/variances?status=all&type=MISSING_THREATLOCKER"))
+        for page in (first, second):
+            await rows_shown(page, 2)
+            await page.wait_for_selector('#variances-live[data-state="connected"]', timeout=TIMEOUT_MS)
+        target = await first.get_attribute(f"{ROWS} >> nth=0", "data-id")
+        await first.check(f'{ROWS}[data-id="{target}"] .select-variance')
+        await first.select_option("#variance-actions-action", "accept")
+        await first.fill("#variance-actions-reason", "lab machine, no agent by design")
+        await first.fill("#variance-actions-expires", "2099-12-31")
+        started = time.monotonic()
+        await first.click("#variance-actions-apply")
+        await second.wait_for_selector(f'{ROWS}[data-id="{target}"][data-status="accepted"]', timeout=TIMEOUT_MS)
+        took = time.monotonic() - started
+        await rows_shown(first, 1)  # it leaves the first operator's list of open variances
+        assert took < 1.0, f"the change took {took:.2f} s to reach the other page"
+        body = await api_get(server, "/api/exceptions?status=accepted")
+        assert [(v["id"], v["reason"], v["expires_on"]) for v in body] == [
+            (int(target or 0), "lab machine, no agent by design", "2099-12-31")
+        ]
+    finally:
+        await first.context.close()
+        await second.context.close()
+
+
+async def test_keyboard_only_resolve_one(live_server: ServerFactory, page: Any, gaps: Any) -> None:
+    server = await live_server()
+    await page.goto(url_of(server, "/variances?type=MISSING_NINJA"))
+    await rows_shown(page, 1)
+    await page.wait_for_selector("#variance-actions", timeout=TIMEOUT_MS)
+
+    async def tab_to(selector: str) -> None:
+        for _ in range(60):
+            await page.keyboard.press("Tab")
+            if await page.evaluate(f"() => document.activeElement.matches({selector!r})"):
+                return
+        raise AssertionError(f"{selector} cannot be reached with Tab")
+
+    await tab_to(".select-variance")
+    await page.keyboard.press("Space")
+    await tab_to("#variance-actions-apply")  # the action is Resolve unless another is chosen
+    await page.keyboard.press("Enter")
+    await rows_shown(page, 0)
+    await page.wait_for_selector("#variances-shown:has-text('Showing 0 of 0')", timeout=TIMEOUT_MS)
+
+
+async def test_at_390_px_and_on_a_desktop_it_fits_and_passes_axe(
+    live_server: ServerFactory, browser: Any, gaps: Any, screenshot_dir: Path
+) -> None:
+    server = await live_server()
+    axe = Axe()
+    problems: list[str] = []
+    for scheme in ("light", "dark"):
+        for width, height in ((390, 844), (1280, 900)):
+            context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            try:
+                await page.goto(url_of(server, "/variances"))
+                await rows_shown(page, 3)
+                await page.wait_for_selector("#variance-trend figure, #variance-trend p", timeout=TIMEOUT_MS)
+                await page.click(f"{ROWS} .variance-link >> nth=0")
+                await page.wait_for_selector("#variance-vendors .device-record", timeout=TIMEOUT_MS)
+                await page.wait_for_load_state("networkidle")
+                await no_horizontal_scroll(page)
+                suffix = "" if scheme == "light" else "-dark"
+                await screenshot(page, screenshot_dir, f"console-variances-{width}{suffix}")
+                results = await axe.run(page)
+                for violation in results.response["violations"]:
+                    if violation["impact"] in ("serious", "critical"):
+                        targets = [node["target"] for node in violation["nodes"]][:3]
+                        problems.append(f"{width}px {scheme}: {violation['id']} {targets}")
+            finally:
+                await context.close()
+            assert errors == []
+    assert problems == []
+
+
+async def test_the_overview_counts_machines_without_threatlocker_and_says_how_fresh_each_source_is(
+    live_server: ServerFactory, page: Any, gaps: Any
+) -> None:
+    server = await live_server()
+    await page.goto(url_of(server, "/"))
+    await page.wait_for_selector("#missing-threatlocker:has-text('2')", timeout=TIMEOUT_MS)
+    fresh = await page.eval_on_selector_all(
+        "#overview-variances [data-source]", "els => els.map(e => [e.dataset.source, e.dataset.freshness])"
+    )
+    assert sorted(fresh) == [["Ninja", "current"], ["ThreatLocker", "current"]]
+    await page.click("#overview-variances a")
+    await page.wait_for_url("**/variances?type=MISSING_THREATLOCKER")
+    await rows_shown(page, 2)
