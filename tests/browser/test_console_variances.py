@@ -184,7 +184,7 @@ async def test_keyboard_only_resolve_one(live_server: ServerFactory, page: Any, 
     await tab_to("#variance-actions-apply")  # the action is Resolve unless another is chosen
     await page.keyboard.press("Enter")
     await rows_shown(page, 0)
-    await page.wait_for_selector("#variances-shown:has-text('Showing 0 of 0')", timeout=TIMEOUT_MS)
+    await page.wait_for_selector("#variances-shown:has-text('Showing 0 of 0 matching')", timeout=TIMEOUT_MS)
 
 
 async def test_at_390_px_and_on_a_desktop_it_fits_and_passes_axe(
@@ -233,3 +233,23 @@ async def test_the_overview_counts_machines_without_threatlocker_and_says_how_fr
     await page.click("#overview-variances a")
     await page.wait_for_url("**/variances?type=MISSING_THREATLOCKER")
     await rows_shown(page, 2)
+
+
+async def test_a_long_list_is_drawn_a_page_at_a_time(
+    live_server: ServerFactory, page: Any, db: Any, settings: Any
+) -> None:
+    empty_variances(db)
+    await asyncio.to_thread(arrange, db, settings.database_url, extra_ninja=57)  # 60 variances
+    server = await live_server()
+    await page.goto(url_of(server, "/variances"))
+    await rows_shown(page, 50)
+    assert await page.text_content("#variances-shown") == "Showing 1 to 50 of 60 matching."
+    assert await page.is_hidden("#previous-variances")
+    await page.click("#next-variances")
+    await rows_shown(page, 10)
+    assert await page.text_content("#variances-shown") == "Showing 51 to 60 of 60 matching."
+    assert await page.is_hidden("#next-variances")
+    # A filter starts again from the first page.
+    await page.fill("#variance-q", "late-")
+    await rows_shown(page, 50)
+    assert await page.text_content("#variances-shown") == "Showing 1 to 50 of 57 matching."

@@ -7,8 +7,9 @@
 // variance, applied in place; a page that may have missed changes reads the list again.
 //
 // The variances of the chosen status are read once (at most MAX_LOADED, 1000 a request) and
-// kept by id; type, organization and text filter them here, and only SHOWN rows at a time are
-// drawn, so 5,000 rows filter and scroll without a long task (bench/console_variances.py).
+// kept by id; type, organization and text filter them here, and a page of SHOWN rows is drawn
+// at a time (Previous / Next), so 5,000 rows filter and scroll without a long task
+// (bench/console_variances.py). The counts are drawn again only when the variances changed.
 
 import { followVariances } from "../../collector-hub-client.js";
 import { api, can, explain, trackerOptions } from "../api.js";
@@ -19,7 +20,8 @@ import * as debug from "../debug.js";
 
 const PAGE = 1000; // GET /api/exceptions' largest page
 const MAX_LOADED = 20000;
-const SHOWN = 100; // rows drawn at a time ("Show more" draws the next ones)
+const SHOWN = 50; // rows drawn at a time: a page of the list
+const TYPING_MS = 150; // the text filter applies once typing pauses this long
 const OPEN = "active";
 const ALL = "all";
 const TREND_DAYS = ["30", "90"];
@@ -84,7 +86,8 @@ export function mount(main, _params, query) {
   const selectAll = h("input", { type: "checkbox", id: "select-all", "aria-label": "Select every variance that matches" });
   list.el.querySelector("th").replaceChildren(selectAll);
   const shownNote = h("p", { class: "muted", id: "variances-shown", "aria-live": "polite" }, "Loading…");
-  const more = h("button", { type: "button", id: "more-variances", hidden: true }, `Show ${SHOWN} more`);
+  const previous = h("button", { type: "button", id: "previous-variances", hidden: true }, "Previous");
+  const next = h("button", { type: "button", id: "next-variances", hidden: true }, "Next");
   const actionsHolder = h("div", { id: "variance-actions-holder" });
   const detail = h("section", { class: "panel", id: "variance-detail", "aria-labelledby": "variance-detail-title", hidden: true });
   const trend = h("div", { id: "variance-trend" });
@@ -92,14 +95,14 @@ export function mount(main, _params, query) {
     TREND_DAYS.map((d) => h("option", { value: d, selected: d === days }, `last ${d} days`)));
   main.append(h("h1", {}, "Variances"), liveNote,
     h("div", { class: "grid" },
-      h("section", { class: "panel", "aria-labelledby": "variance-types-title" },
+      h("section", { class: "panel offscreen-skipped", "aria-labelledby": "variance-types-title" },
         h("h2", { id: "variance-types-title" }, "Per type"), openTotal, byType),
-      h("section", { class: "panel", "aria-labelledby": "variance-orgs-title" },
+      h("section", { class: "panel offscreen-skipped", "aria-labelledby": "variance-orgs-title" },
         h("h2", { id: "variance-orgs-title" }, "Per organization"), byOrg.el)),
     detail,
     h("section", { class: "panel", "aria-labelledby": "variance-list-title" },
-      h("h2", { id: "variance-list-title" }, "Variances"), form, exports, actionsHolder, shownNote, list.el, h("div", { class: "pager" }, more)),
-    h("section", { class: "panel", "aria-labelledby": "variance-trend-title" },
+      h("h2", { id: "variance-list-title" }, "Variances"), form, exports, actionsHolder, shownNote, list.el, h("div", { class: "pager" }, previous, " ", next)),
+    h("section", { class: "panel offscreen-skipped", "aria-labelledby": "variance-trend-title" },
       h("div", { class: "form-row" }, h("h2", { id: "variance-trend-title" }, "Open variances per type"), daysSelect), trend));
 
   const controller = new AbortController();
@@ -109,8 +112,10 @@ export function mount(main, _params, query) {
   const selected = new Set();
   const seen = new Map(); // id -> the changes received while the page is open
   let types = [];
-  let limit = SHOWN;
+  let first = 0; // the index in `matching` of the page's first row
   let matching = [];
+  let ordered = null; // every variance, newest first; null when the variances changed
+  const haystacks = new WeakMap(); // variance -> what the text filter searches, in lower case
   let loading = null;
   let pending = []; // changes received while the list is being read, applied after it
   let frame = null;
@@ -124,7 +129,13 @@ export function mount(main, _params, query) {
     if (filters.type && v.type !== filters.type) return false;
     if (filters.organization && (v.organization || "").toLowerCase() !== filters.organization.toLowerCase()) return false;
     // As GET /api/exceptions' q: host name, subject key or organization contain it.
-    return !text || [v.hostname, v.subject_key, v.organization].some((s) => (s || "").toLowerCase().includes(text));
+    if (!text) return true;
+    let haystack = haystacks.get(v);
+    if (haystack === undefined) {
+      haystack = [v.hostname, v.subject_key, v.organization].map((s) => (s || "").toLowerCase()).join("\n");
+      haystacks.set(v, haystack);
+    }
+    return haystack.includes(text);
   }
 
   function keepAddress() {
@@ -180,8 +191,7 @@ export function mount(main, _params, query) {
       perOrg.set(org, (perOrg.get(org) || 0) + 1);
     }
     const href = (name, value) => {
-      const next = new URLSearchParams(window.location.search);
-      next.delete("id");
+      const next = new URLSearchParams(filters.status === OPEN ? {} : { status: filters.status });
       next.set(name, value);
       return `/variances?${next}`;
     };
@@ -203,16 +213,22 @@ export function mount(main, _params, query) {
     frame = null;
     const started = debug.clock();
     const text = needle();
-    matching = [];
-    for (const v of rows.values()) if (matches(v, text)) matching.push(v);
-    matching.sort((a, b) => b.id - a.id);
-    const shown = matching.slice(0, limit);
+    const countsDue = ordered === null;
+    if (countsDue) ordered = [...rows.values()].sort((a, b) => b.id - a.id);
+    matching = text || filters.type || filters.organization ? ordered.filter((v) => matches(v, text)) : ordered;
+    if (first >= matching.length) first = Math.max(0, Math.floor((matching.length - 1) / SHOWN) * SHOWN);
+    const shown = matching.slice(first, first + SHOWN);
     list.tbody.replaceChildren(...(shown.length ? shown.map(row) : [h("tr", {}, h("td", { colspan: 7 }, loading ? "Loading…" : "No variance matches."))]));
-    more.hidden = matching.length <= limit;
-    shownNote.textContent = loading ? "Loading…" : `Showing ${shown.length.toLocaleString("en")} of ${matching.length.toLocaleString("en")} matching${selected.size ? `; ${selected.size.toLocaleString("en")} selected` : ""}.`;
-    selectAll.checked = matching.length > 0 && matching.every((v) => selected.has(v.id));
+    previous.hidden = first === 0;
+    next.hidden = first + SHOWN >= matching.length;
+    const range = shown.length ? `${(first + 1).toLocaleString("en")} to ${(first + shown.length).toLocaleString("en")}` : "0";
+    shownNote.textContent = loading ? "Loading…" : `Showing ${range} of ${matching.length.toLocaleString("en")} matching${selected.size ? `; ${selected.size.toLocaleString("en")} selected` : ""}.`;
+    selectAll.checked = matching.length > 0 && selected.size >= matching.length && matching.every((v) => selected.has(v.id));
     selectAll.hidden = !rights.trigger;
-    drawCounts();
+    if (countsDue) drawCounts();
+    // After the frame's own layout: scrolling here would force one more.
+    if (scrollToList) setTimeout(() => list.el.scrollIntoView({ block: "start" }), 0);
+    scrollToList = false;
     if (detailId) drawDetail();
     if (debug.stats) debug.stats.renderMs += debug.clock() - started;
   }
@@ -223,6 +239,7 @@ export function mount(main, _params, query) {
     const v = change.variance;
     if (wanted(v)) rows.set(v.id, v);
     else rows.delete(v.id);
+    ordered = null;
     if (v.id === detailId) detailVariance = v; // the detail stays open on a variance that left the list
     const mine = seen.get(v.id) || [];
     mine.push(change);
@@ -251,6 +268,7 @@ export function mount(main, _params, query) {
     for (const change of pending) apply(change);
     pending = [];
     loading = null;
+    ordered = null;
     if (fresh.size >= MAX_LOADED) showError(`Only the newest ${MAX_LOADED.toLocaleString("en")} variances of this status are listed; choose a type or a status to see others.`);
     schedule();
   }
@@ -509,22 +527,45 @@ export function mount(main, _params, query) {
   // ---- filters ----
 
   function refilter() {
-    limit = SHOWN;
+    first = 0;
     keepAddress();
     schedule();
   }
+  // A count is a link to its filter (for a new tab); followed here, it filters in place.
+  const followCount = (select, name) => (event) => {
+    const link = event.target.closest("a[href]");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    filters[name] = new URL(link.href).searchParams.get(name) || "";
+    select.value = filters[name];
+    refilter();
+  };
+  byType.addEventListener("click", followCount(typeSelect, "type"));
+  byOrg.el.addEventListener("click", followCount(orgSelect, "organization"));
   typeSelect.addEventListener("change", () => { filters.type = typeSelect.value; refilter(); });
   orgSelect.addEventListener("change", () => { filters.organization = orgSelect.value; refilter(); });
   statusSelect.addEventListener("change", () => {
     filters.status = statusSelect.value;
     selected.clear();
     rows.clear();
+    ordered = null;
     refilter();
     load();
   });
-  q.addEventListener("input", () => { filters.q = q.value; refilter(); });
+  let typing = null;
+  q.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { filters.q = q.value; refilter(); }, TYPING_MS);
+  });
   form.addEventListener("submit", (event) => event.preventDefault());
-  more.addEventListener("click", () => { limit += SHOWN; schedule(); });
+  let scrollToList = false;
+  const turn = (by) => {
+    first = Math.max(0, first + by);
+    scrollToList = true;
+    schedule();
+  };
+  previous.addEventListener("click", () => turn(-SHOWN));
+  next.addEventListener("click", () => turn(SHOWN));
   daysSelect.addEventListener("change", () => { days = daysSelect.value; keepAddress(); loadTrend(); });
   // With an API key the files are fetched with it (a plain link cannot send the header).
   for (const link of [csv, xlsx]) {
@@ -554,6 +595,7 @@ export function mount(main, _params, query) {
   api("/api/status", { signal }).then((body) => {
     types = Object.keys(body.exception_counts);
     typeSelect.append(...types.map((t) => h("option", { value: t, selected: t === filters.type }, t)));
+    ordered = null; // the counts list every type
     schedule();
   }).catch((err) => { if (!signal.aborted) showError(err.message); });
   can().then((r) => {
@@ -570,5 +612,6 @@ export function mount(main, _params, query) {
     if (follower) follower.stop();
     if (frame !== null) cancelAnimationFrame(frame);
     clearTimeout(trendTimer);
+    clearTimeout(typing);
   };
 }
