@@ -15,8 +15,11 @@ PerformanceObserver in the page records every long task (the browser reports eac
 - live: 500 variances resolved through the API (bulk-update, 100 at a time) while the page is
   open; the page takes each change from the stream.
 
-For each phase it prints the long tasks (count, longest) and the view's own drawing time (debug
-mode). The goal: no long task in scroll, filter and live.
+For each phase it prints the long tasks (count, longest, in wall time as the page sees them),
+the view's own drawing time (debug mode), Chromium's script, style, layout and total task time,
+and, from a trace of the phase, the main thread's longest task in CPU time: the page's own work,
+which a machine busy with other things does not stretch. The goal: no task over 50 ms while
+scrolling, filtering and taking changes live.
 
     .venv/bin/python bench/console_variances.py [--devices 48100]
 """
@@ -69,20 +72,45 @@ def get(base: str, path: str) -> Any:
         return json.loads(resp.read())
 
 
+def longest_cpu_task(trace: bytes) -> float:
+    """The longest task of the page's main thread in CPU time (ms): its own work, whatever else
+    the machine runs (a task's wall time also counts the time it waited for a core)."""
+    events = json.loads(trace)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    return max(
+        (
+            e.get("tdur", 0) / 1000
+            for e in events
+            if e.get("ph") == "X" and e.get("name") == "RunTask" and (e["pid"], e["tid"]) in main
+        ),
+        default=0.0,
+    )
+
+
 class Phases:
     """Long tasks and the view's drawing time, phase by phase."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
+        self.browser = page.context.browser
         self.cdp = page.context.new_cdp_session(page)
         self.cdp.send("Performance.enable")
         self.results: list[tuple[str, float, list[float], float, dict[str, float]]] = []
+        self.tracing = False
         self._start()
 
     def _metrics(self) -> dict[str, float]:
         return {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
 
     def _start(self) -> None:
+        if not self.tracing:
+            self.browser.start_tracing(page=self.page, categories=["disabled-by-default-devtools.timeline"])
+            self.tracing = True
         self.started = time.perf_counter()
         self.before = self._metrics()
         self.page.evaluate("() => { window.longTasks.length = 0; window.collectorHubConsole.stats.renderMs = 0; }")
@@ -92,6 +120,8 @@ class Phases:
         tasks = self.page.evaluate("() => [...window.longTasks]")
         drawing = self.page.evaluate("() => window.collectorHubConsole.stats.renderMs")
         after = self._metrics()
+        self.tracing = False
+        cpu = longest_cpu_task(self.browser.stop_tracing())
         # Chromium's own count of the main thread's time, by kind (ms in the phase).
         spent = {
             kind: (after[metric] - self.before[metric]) * 1000
@@ -102,6 +132,7 @@ class Phases:
                 ("tasks", "TaskDuration"),
             )
         }
+        spent["longest_cpu"] = cpu
         self.results.append((name, seconds, tasks, drawing, spent))
         self._start()
 
@@ -163,6 +194,7 @@ def measure(base: str, open_count: int) -> list[tuple[str, float, list[float], f
         page.wait_for_selector(f"#variances-shown:has-text('of {left:,} matching')", timeout=60_000)
         page.wait_for_timeout(300)
         phases.end("live")
+        browser.stop_tracing()
         browser.close()
     return phases.results
 
@@ -191,19 +223,22 @@ def main() -> int:
     print(f"\nVariances view, {open_count:,} open variances, Chromium 1280x900; load {one:.1f}/{five:.1f}\n")
     print(
         f"{'phase':<8} {'seconds':>8} {'long tasks':>11} {'longest ms':>11} {'view drawing ms':>16}"
-        f" {'script ms':>10} {'style ms':>9} {'layout ms':>10} {'all tasks ms':>13}"
+        f" {'script ms':>10} {'style ms':>9} {'layout ms':>10} {'all tasks ms':>13} {'longest CPU ms':>15}"
     )
-    worst = 0.0
+    worst = worst_cpu = 0.0
     for name, seconds, tasks, drawing, spent in results:
         longest = max(tasks, default=0.0)
         if name != "load":
             worst = max(worst, longest)
+            worst_cpu = max(worst_cpu, spent["longest_cpu"])
         print(
             f"{name:<8} {seconds:>8.1f} {len(tasks):>11} {longest:>11.0f} {drawing:>16.0f} {spent['script']:>10.0f}"
-            f" {spent['style']:>9.0f} {spent['layout']:>10.0f} {spent['tasks']:>13.0f}"
+            f" {spent['style']:>9.0f} {spent['layout']:>10.0f} {spent['tasks']:>13.0f} {spent['longest_cpu']:>15.0f}"
         )
     verdict = "ok" if worst <= LONG_TASK_MS else f"OVER: a task of {worst:.0f} ms"
-    print(f"\nscroll, filter and live without a task over {LONG_TASK_MS} ms: {verdict}")
+    print(f"\nscroll, filter and live without a task over {LONG_TASK_MS} ms (wall time): {verdict}")
+    cpu_verdict = "ok" if worst_cpu <= LONG_TASK_MS else f"OVER: {worst_cpu:.0f} ms"
+    print(f"the same in the main thread's CPU time (the page's own work): {cpu_verdict}")
     return 0 if worst <= LONG_TASK_MS else 1
 
 
