@@ -57,7 +57,7 @@ setup(
     extras_require={
         "test": [
             # Below 9.2: pytest 9.2 builds a test's id from its parametrization only, so
-            # schemathesis' tests (tests/test_fuzz.py) all get the same id per function, and
+            # schemathesis' tests (tests/fuzz/) all get the same id per function, and
             # pytest-xdist, which hands tests out by id, then runs one of each (9.2.0 with
             # schemathesis 4.32.5); tests/conftest.py refuses to run with duplicate ids.
             "pytest>=8,<9.2",
@@ -78,7 +78,7 @@ setup(
             "axe-playwright-python==0.1.8",
             "build>=1.2",  # tests/test_packaging.py builds the sdist and wheel as a user would
             "setuptools>=70.1",  # ... without build isolation (no package index needed); builds wheels itself
-            "schemathesis>=4.32",  # tests/test_fuzz.py: property-based requests from our OpenAPI document
+            "schemathesis>=4.32",  # tests/fuzz/: property-based requests from our OpenAPI document
         ],
         # uvloop's event loop for serve (--loop auto picks it when installed; docs/DEPLOYMENT.md).
         "uvloop": ["uvloop>=0.21"],

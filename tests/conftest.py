@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +29,14 @@ from server.app import create_app
 from server.settings import Settings
 from tests.support.database import copy_of_template, embedded_test_server, template_database
 from tests.support.inventory import fill_inventory
+
+# Bytecode caches on for the run and every process it starts, whatever PYTHONDONTWRITEBYTECODE
+# says (some containers and CI images set it). Without them each worker rewrites every test
+# module's assertions again (about 8 s of CPU per worker, each run), and each `serve`, CLI and
+# collector process the tests start compiles the project's modules again (about 0.25 s each,
+# hundreds of times). The caches go to __pycache__ directories, which git ignores.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # The event loops the server runs on (docs/DEPLOYMENT.md, --loop). A module marked
 # ``every_loop`` runs each of its async tests on each of them; every other test runs on
@@ -62,7 +71,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 # running one of them alone at the end of the run. Only the order depends on this list: a module
 # not named here runs after these, in file order.
 LONGEST_FIRST = (
-    "tests/test_fuzz.py",
+    "tests/fuzz/test_rest.py",
+    "tests/fuzz/test_variances.py",
+    "tests/fuzz/test_runs.py",
     "tests/browser/test_console_shell.py",
     "tests/test_cli_run.py",
     "tests/browser/test_console_live.py",

@@ -1,6 +1,6 @@
 """Property-based fuzzing of the whole HTTP API from its own OpenAPI document (schemathesis).
 
-The server is the real app on a real socket (in a thread of this process, so that its two
+The server is the real app on a real socket (in a thread of the test process, so that its two
 outward seams can be replaced: no DNS lookup at webhook registration, and the dispatcher's
 resolver answers loopback for every name, which its guard refuses before connecting, so no
 generated receiver URL is ever contacted). Schemathesis reads ``/api/openapi.json`` from it
@@ -13,9 +13,13 @@ key, and with no credentials. For each response:
 - the auth matrix: without credentials an operation that declares ``security`` answers 401
   and a public one never does; the admin key is never refused (401/403).
 
-Bounded so the suite stays fast: MAX_EXAMPLES per operation and identity, derandomized (the
-same requests every run). The event streams and the WebSocket are left out: they do not end,
-and tests/test_live_*.py and tests/test_variances_live.py cover them. Long-poll ``wait`` is capped at one second.
+The operations are fuzzed in three groups, one test module each (GROUPS; tests/fuzz/test_groups.py checks
+that every operation is in exactly one): a module runs whole on one pytest-xdist worker, and the
+fuzzer and the server it fuzzes share that process's one core, so the whole API in one module
+was the suite's longest path (about 80 s of CPU). Bounded so the suite stays fast: MAX_EXAMPLES
+per operation and identity, derandomized (the same requests every run). The event streams and the
+WebSocket are left out: they do not end, and tests/test_live_*.py and tests/test_variances_live.py
+cover them. Long-poll ``wait`` is capped at one second.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -80,7 +85,7 @@ NOT_DECIDED_BY_THE_SCHEMA = {
 }
 # Requests sent, per (identity, operation id): the last test reports and checks them.
 SENT: collections.Counter[tuple[str, str]] = collections.Counter()
-STARTED: list[float] = []  # when the first fuzz request was sent
+STARTED: dict[str, float] = {}  # group -> when its first fuzz request was sent
 
 
 class LoopbackResolver(aiohttp.abc.AbstractResolver):
@@ -157,7 +162,33 @@ def fuzz_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 # (schemathesis' fixture-based loader does not work with pytest 9); the first test below checks
 # that the server serves exactly this document.
 DOCUMENT = build_openapi(load_registry(None), load_documents(DOCS_DIR))
-schema = schemathesis.openapi.from_dict(DOCUMENT).exclude(operation_id=list(STREAMING_OPERATIONS))
+# The groups, by path: each a module of its own in tests/fuzz/ (test_runs.py, test_variances.py, test_rest.py).
+GROUPS = {
+    "runs": r"^/api/(collectors|runners|me|status)(/|$)",
+    "variances": r"^/api/(variance-report|variances|exceptions|devices|inventory)(/|$)",
+}
+REST = "rest"  # every other operation
+
+
+def group_of(path: str) -> str:
+    return next((name for name, pattern in GROUPS.items() if re.match(pattern, path)), REST)
+
+
+def operations_of(group: str) -> set[str]:
+    """The fuzzed operations (by operationId) whose path is in ``group``."""
+    return {
+        op["operationId"]
+        for path, item in DOCUMENT["paths"].items()
+        for op in item.values()
+        if op["operationId"] not in STREAMING_OPERATIONS and group_of(path) == group
+    }
+
+
+def schema_of(group: str) -> Any:
+    """The schemathesis schema of ``group``'s operations."""
+    return schemathesis.openapi.from_dict(DOCUMENT).include(operation_id=sorted(operations_of(group)))
+
+
 bounded = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -171,8 +202,7 @@ def send_and_check(case: Any, base_url: str, identity: str) -> None:
     headers = {"X-API-Key": ADMIN_KEY} if identity == "admin" else {}
     if isinstance(case.query, dict) and "wait" in case.query:
         case.query["wait"] = "1"  # long-poll: a second is enough to exercise it
-    if not STARTED:
-        STARTED.append(time.monotonic())
+    STARTED.setdefault(group_of(case.operation.path), time.monotonic())
     response = case.call(base_url=base_url, headers=headers, timeout=15)
     operation = case.operation.definition.raw
     SENT[(identity, operation["operationId"])] += 1
@@ -191,37 +221,18 @@ def send_and_check(case: Any, base_url: str, identity: str) -> None:
         assert status != 401
 
 
-def test_the_server_serves_the_fuzzed_document(fuzz_server: str) -> None:
-    with urllib.request.urlopen(f"{fuzz_server}/api/openapi.json", timeout=10) as resp:
+def check_the_served_document(base_url: str) -> None:
+    with urllib.request.urlopen(f"{base_url}/api/openapi.json", timeout=10) as resp:
         assert json.loads(resp.read()) == DOCUMENT
 
 
-@schema.parametrize()
-@bounded
-def test_fuzz_with_an_admin_key(case: Any, fuzz_server: str) -> None:
-    send_and_check(case, fuzz_server, "admin")
-
-
-@schema.parametrize()
-@bounded
-def test_fuzz_with_no_credentials(case: Any, fuzz_server: str) -> None:
-    send_and_check(case, fuzz_server, "anonymous")
-
-
-def test_fuzz_reached_every_operation_both_ways(capsys: pytest.CaptureFixture[str]) -> None:
-    """Runs after the two above (file order): each fuzzed operation got requests both ways."""
-    operations = {
-        op["operationId"]
-        for item in DOCUMENT["paths"].values()
-        for op in item.values()
-        if op["operationId"] not in STREAMING_OPERATIONS
-    }
+def check_every_operation_reached_both_ways(group: str) -> None:
+    """Each of ``group``'s operations got requests with the admin key and without credentials."""
+    operations = operations_of(group)
     missing = sorted(
         f"{identity} {op}" for op in operations for identity in ("admin", "anonymous") if not SENT[(identity, op)]
     )
     assert not missing, f"operations never fuzzed: {missing}"
-    with capsys.disabled():
-        print(
-            f"\nfuzz: {sum(SENT.values())} requests to {len(operations)} operations"
-            f" in {time.monotonic() - STARTED[0]:.1f} s"
-        )
+    sent = sum(count for (_, op), count in SENT.items() if op in operations)
+    took = time.monotonic() - STARTED[group]
+    print(f"\nfuzz ({group}): {sent} requests to {len(operations)} operations in {took:.1f} s")
