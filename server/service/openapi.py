@@ -64,6 +64,8 @@ CONSOLE_OPERATIONS = {
     "/schedules": ("consoleSchedules", "Console: the schedules, their next fire times and last results"),
     "/inventory": ("consoleInventory", "Console: devices per source, the coverage gap, device search"),
     "/variances": ("consoleVariances", "Console: the cross-vendor variances, filtered as GET /api/exceptions, live"),
+    "/webhooks": ("consoleWebhooks", "Console (admin): the webhook receivers; send one a test event"),
+    "/audit": ("consoleAudit", "Console (admin): the audit trail; its filters are GET /api/audit's"),
 }
 
 

@@ -37,6 +37,8 @@ CONSOLE_VIEWS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "/schedules": ({}, ()),
     "/inventory": ({}, ("q", "source", "platform", "missing_from", "removed")),
     "/variances": ({}, ("type", "organization", "status", "q", "id", "days")),
+    "/webhooks": ({}, ()),
+    "/audit": ({}, ("actor", "action", "target", "outcome", "since", "until", "cursor")),
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

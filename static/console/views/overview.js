@@ -33,7 +33,7 @@ function runnerRow(runner) {
     ["Labels", labels.length ? labels.join(", ") : h("span", { class: "muted" }, "none")],
     ["Heartbeat", timeEl(runner.last_heartbeat)],
   ];
-  return h("tr", { dataset: { runnerId: runner.runner_id } }, cells.map(([label, ...values]) => h("td", { "data-label": label }, values)));
+  return h("tr", { dataset: { runnerId: runner.runner_id } }, cells.map(([label, ...values]) => h("td", { "data-label": label }, h("div", {}, values))));
 }
 
 /** Each runner's load from the live job states: the running jobs its last heartbeat listed, and
