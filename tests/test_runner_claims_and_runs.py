@@ -187,7 +187,7 @@ async def test_the_demos_log_says_what_it_did_between_the_runners_notes(runner_c
     [
         ("crash", r"Collector exited with code 3 after \d+\.\d s"),
         ("killed", r"Collector killed by SIGKILL after \d+\.\d s"),
-        ("hang", r"Stopped because the collector's timeout passed: collector killed by SIGTERM after 1\.\d s"),
+        ("hang", r"Stopped because the collector's timeout passed: collector killed by SIGTERM after \d+\.\d s"),
         ("missing", r"Runner test-runner: Could not start the collector: cannot start '.*no-such-program': .+"),
     ],
 )
@@ -199,6 +199,10 @@ async def test_every_log_starts_and_ends_with_a_runner_note(
     await job_ended(client, job_id)
     lines = await full_log(client, job_id)
     assert lines[-1]["stream"] == "system" and re.fullmatch(end, lines[-1]["text"]), lines[-1]
+    if collector == "hang":
+        # Not stopped before its timeout (1.5 s); how long SIGTERM then takes depends on the
+        # machine's load (2.0 s was seen on a loaded one), so no upper bound.
+        assert float(lines[-1]["text"].split()[-2]) >= 1.5, lines[-1]
     if collector == "missing":  # no process, so no start note: the end note names the runner
         assert len(lines) == 1
     else:
