@@ -50,7 +50,9 @@ export function mount(main) {
     const timer = setTimeout(async () => {
       timers.delete(timer);
       try {
-        const { deliveries } = await api(`/api/webhooks/${encodeURIComponent(webhook.id)}/deliveries?limit=20`, { signal });
+        // Newest first: the test delivery is among the newest 100 unless the receiver got more
+        // than that many events since the press.
+        const { deliveries } = await api(`/api/webhooks/${encodeURIComponent(webhook.id)}/deliveries?limit=100`, { signal });
         const delivery = deliveries.find((d) => d.delivery_id === id);
         if (delivery) show(result, outcome(delivery));
         if (delivery && delivery.status !== "pending") return;
