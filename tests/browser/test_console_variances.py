@@ -253,3 +253,16 @@ async def test_a_long_list_is_drawn_a_page_at_a_time(
     await page.fill("#variance-q", "late-")
     await rows_shown(page, 50)
     assert await page.text_content("#variances-shown") == "Showing 1 to 50 of 57 matching."
+
+
+async def test_a_rows_link_names_its_variance_whatever_the_filter_was_when_it_was_drawn(
+    live_server: ServerFactory, page: Any, gaps: Any
+) -> None:
+    server = await live_server()
+    await page.goto(url_of(server, "/variances?q=no-agent-1"))
+    await rows_shown(page, 1)
+    await page.fill("#variance-q", "")
+    await rows_shown(page, 3)
+    row = page.locator(ROWS, has=page.locator(".variance-link", has_text="NO-AGENT-1"))
+    row_id = await row.get_attribute("data-id")
+    assert await row.locator(".variance-link").get_attribute("href") == f"/variances?id={row_id}"

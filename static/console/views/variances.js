@@ -161,7 +161,8 @@ export function mount(main, _params, query) {
     const box = rights.trigger
       ? h("input", { type: "checkbox", class: "select-variance", value: v.id, checked: selected.has(v.id), "aria-label": `Select ${v.hostname} ${v.type}` })
       : null;
-    const link = h("a", { href: `/variances?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(window.location.search)), id: v.id })}`, class: "variance-link" }, v.hostname || v.subject_key);
+    // The row is kept while the filters change: its address names the variance and its status only.
+    const link = h("a", { href: `/variances?${new URLSearchParams({ ...(filters.status === OPEN ? {} : { status: filters.status }), id: v.id })}`, class: "variance-link" }, v.hostname || v.subject_key);
     link.addEventListener("click", (event) => {
       if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
       event.preventDefault();
@@ -548,6 +549,7 @@ export function mount(main, _params, query) {
     filters.status = statusSelect.value;
     selected.clear();
     rows.clear();
+    rowEls.clear();
     ordered = null;
     refilter();
     load();
