@@ -266,3 +266,23 @@ async def test_a_rows_link_names_its_variance_whatever_the_filter_was_when_it_wa
     row = page.locator(ROWS, has=page.locator(".variance-link", has_text="NO-AGENT-1"))
     row_id = await row.get_attribute("data-id")
     assert await row.locator(".variance-link").get_attribute("href") == f"/variances?id={row_id}"
+
+
+async def test_without_a_key_the_view_says_what_every_view_says(
+    live_server: ServerFactory, page: Any, gaps: Any
+) -> None:
+    server = await live_server(api_keys=(("read", "variances-reader-key-0123456789abcd"),))
+    banners = []
+    for path in ("/", "/variances"):
+        await page.goto(url_of(server, path))
+        await page.locator("#key-dialog[open]").wait_for(timeout=TIMEOUT_MS)
+        await page.click("#key-cancel")
+        banner = page.locator("#error")
+        await banner.wait_for(timeout=TIMEOUT_MS)
+        banners.append(await banner.text_content())
+    assert banners[0] == banners[1]
+    # The stream was refused too, and says it in the same words; nothing is listed.
+    await page.wait_for_function(
+        "(text) => document.querySelector('#variances-live').textContent === text", arg=banners[0], timeout=TIMEOUT_MS
+    )
+    assert await page.locator(ROWS).count() == 0
