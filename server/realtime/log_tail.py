@@ -189,6 +189,12 @@ class LogTails:
         )
         last = batch.numbers[-1] if batch.numbers else start
         for follower in list(self._followers.get(job_id, ())):
+            if follower.position < start:
+                # It came while the page was read, from further back than the page starts: the
+                # page says nothing of what it lacks (moving it to the page's end would skip
+                # those items for good). follow() marked the key dirty, so the reader reads
+                # again from its position.
+                continue
             first_new = next((i for i, n in enumerate(batch.numbers) if n > follower.position), None)
             if first_new is None and batch.header is not None and not follower.primed:
                 first_new = len(batch.numbers)  # nothing new for it, but the header is: send that
