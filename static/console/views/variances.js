@@ -15,8 +15,10 @@ import { followVariances } from "../../collector-hub-client.js";
 import { api, can, explain, trackerOptions } from "../api.js";
 import { lineChart } from "../charts.js";
 import * as connection from "../connection.js";
-import { announce, exactUtc, h, showError, statusBadge, table, timeEl } from "../dom.js";
+import { announce, exactUtc, h, showError, statusBadge, table } from "../dom.js";
 import * as debug from "../debug.js";
+import { actionForm } from "./variance_actions.js";
+import { detailContent, moved, readDevices, readRecentChanges } from "./variance_detail.js";
 
 const PAGE = 1000; // GET /api/exceptions' largest page
 const MAX_LOADED = 20000;
@@ -25,15 +27,8 @@ const TYPING_MS = 150; // the text filter applies once typing pauses this long
 const OPEN = "active";
 const ALL = "all";
 const TREND_DAYS = ["30", "90"];
-const CHUNK = 1000; // ids per bulk-update request (its maximum)
 const TRANSPORTS = ["websocket", "sse", "poll"];
 const LIVE_TEXT = { websocket: "Live (WebSocket)", sse: "Live (Server-Sent Events)", poll: "Live (polling)" };
-const ACTIONS = [
-  ["resolve", "Resolve"],
-  ["mark_manually_fixed", "Mark fixed"],
-  ["accept", "Accept"],
-  ["reopen", "Reopen"],
-];
 const DAY_MS = 86400000;
 
 function age(value, now = Date.now()) {
@@ -50,10 +45,6 @@ function figure(label, value, href, data) {
   return h("div", { dataset: data }, h("dt", {}, label), h("dd", {}, href ? h("a", { href, class: "count" }, value) : h("span", { class: "count" }, value)));
 }
 
-/** What a change did, in words (history and announcements). */
-function moved(change) {
-  return change.from_status ? `${change.from_status} → ${change.to_status}` : `found (${change.to_status})`;
-}
 
 export function mount(main, _params, query) {
   const filters = {
@@ -315,62 +306,13 @@ export function mount(main, _params, query) {
     debug.expose("variances", { follower, rows });
   }
 
-  // ---- actions (trigger keys only) ----
+  // ---- actions (trigger keys only: variance_actions.js) ----
 
-  function actionForm(idPrefix, ids, describe) {
-    const action = h("select", { id: `${idPrefix}-action` }, ACTIONS.map(([value, label]) => h("option", { value }, label)));
-    const note = h("input", { id: `${idPrefix}-note`, autocomplete: "off", maxlength: 2000 });
-    const reason = h("input", { id: `${idPrefix}-reason`, autocomplete: "off", maxlength: 2000 });
-    const until = h("input", { id: `${idPrefix}-expires`, type: "date", min: isoDay(Date.now()) });
-    const acceptOnly = [h("label", { class: "accept-only" }, "Reason", reason), h("label", { class: "accept-only" }, "Accepted until", until)];
-    const result = h("p", { class: "muted", id: `${idPrefix}-result`, role: "status" });
-    const apply = h("button", { type: "submit", class: "primary", id: `${idPrefix}-apply` }, "Apply");
-    const el = h("form", { class: "form-row variance-actions", id: idPrefix, "aria-label": describe },
-      h("label", {}, "Action", action), h("label", {}, "Note", note), acceptOnly, apply, result);
-    const showFields = () => { for (const f of acceptOnly) f.hidden = action.value !== "accept"; };
-    action.addEventListener("change", showFields);
-    showFields();
-    el.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const chosen = ids();
-      if (chosen.length === 0) {
-        result.textContent = "Select one or more variances first.";
-        return;
-      }
-      const body = { action: action.value };
-      if (note.value.trim()) body.notes = note.value.trim();
-      if (action.value === "accept") {
-        body.reason = reason.value.trim();
-        if (until.value) body.expires_on = until.value;
-        if (!body.reason) {
-          result.textContent = "Accepting needs a reason.";
-          reason.setAttribute("aria-invalid", "true");
-          reason.focus();
-          return;
-        }
-      }
-      reason.removeAttribute("aria-invalid");
-      apply.disabled = true;
-      let changed = 0;
-      try {
-        for (let i = 0; i < chosen.length; i += CHUNK) {
-          const answer = await api("/api/exceptions/bulk-update", { method: "POST", body: { ...body, exception_ids: chosen.slice(i, i + CHUNK) } });
-          changed += answer.updated_count;
-        }
-        result.textContent = `${ACTIONS.find(([a]) => a === action.value)[1]}: ${changed} of ${chosen.length} changed.`;
-        announce(result.textContent);
-        note.value = reason.value = until.value = "";
-        selected.clear();
-        // Polling brings no changes: read the list again so the one who acted sees it at once.
-        if (follower && follower.transport === "poll") load();
-        schedule();
-      } catch (err) {
-        result.textContent = explain(err);
-      } finally {
-        apply.disabled = false;
-      }
-    });
-    return el;
+  function actionsDone() {
+    selected.clear();
+    // Polling brings no changes: read the list again so the one who acted sees it at once.
+    if (follower && follower.transport === "poll") load();
+    schedule();
   }
 
   list.tbody.addEventListener("change", (event) => {
@@ -409,16 +351,6 @@ export function mount(main, _params, query) {
     }
   }
 
-  function vendorColumn(title, records, fallback) {
-    const items = records && records.length ? records.map((d) => h("dl", { class: "device-record", dataset: { source: d.source } },
-      h("dt", {}, "Name"), h("dd", {}, d.display_name || d.host_name || "—"),
-      h("dt", {}, "Host name"), h("dd", {}, d.host_name || "—"),
-      h("dt", {}, "Organization"), h("dd", {}, d.organization.name || "—"),
-      h("dt", {}, "Last contact"), h("dd", {}, timeEl(d.last_contact_at))))
-      : [h("p", { class: "muted" }, fallback)];
-    return h("div", { class: "vendor-column" }, h("h3", {}, title), items);
-  }
-
   function drawDetail() {
     if (rows.has(detailId)) detailVariance = rows.get(detailId);
     const v = detailVariance && detailVariance.id === detailId ? detailVariance : null;
@@ -435,54 +367,27 @@ export function mount(main, _params, query) {
     detailDrawn = v;
     if (!devices || devices.id !== v.id) loadDevices(v);
     if (!recent || recent.id !== v.id) loadRecent(v);
-    const d = v.details || {};
-    const history = [
-      { at: v.first_seen, text: "found by the checks", by: "cross-vendor-checks" },
-      ...((recent && recent.id === v.id && recent.changes) || []).map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by, note: c.note })),
-      ...(seen.get(v.id) || []).map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by })),
-    ];
-    const unique = new Map(history.map((e) => [`${e.at}|${e.text}`, e]));
-    const entries = [...unique.values()].sort((a, b) => new Date(a.at) - new Date(b.at));
-    const facts = [
-      ["Status", statusBadge(v.variance_status)], ["Organization", v.organization || "—"],
-      ["First seen", timeEl(v.first_seen)], ["Last seen by a check", timeEl(v.last_seen)],
-      v.note ? ["Note", v.note] : null, v.reason ? ["Accepted because", v.reason] : null,
-      v.expires_on ? ["Accepted until", v.expires_on] : null,
-      v.resolved_by ? ["Resolved by", `${v.resolved_by} on ${v.resolved_date}`] : null,
-      v.updated_by ? ["Last changed by", [v.updated_by, " ", timeEl(v.updated_at)]] : null,
-    ].filter(Boolean);
-    const forDevices = devices && devices.id === v.id ? devices : null;
     detail.hidden = false;
-    detail.replaceChildren(
-      h("h2", { id: "variance-detail-title" }, `${v.hostname || v.subject_key}: ${v.type}`),
-      h("dl", { class: "figures", id: "variance-facts" }, facts.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)))),
-      h("div", { class: "grid vendors", id: "variance-vendors" },
-        vendorColumn("NinjaOne", forDevices && forDevices.ninja,
-          d.ninja_hostname ? `${d.ninja_display_name || d.ninja_hostname} (${d.ninja_org_name || "no organization"}), no longer listed` : (forDevices ? "No NinjaOne device." : "Loading…")),
-        vendorColumn("ThreatLocker", forDevices && forDevices.threatlocker,
-          d.tl_hostname ? `${d.tl_display_name || d.tl_hostname} (${d.tl_org_name || "no organization"}), no longer listed` : (forDevices ? "No ThreatLocker computer." : "Loading…"))),
-      h("h3", {}, "History"),
-      h("ol", { id: "variance-history" }, entries.map((e) => h("li", {}, timeEl(e.at), ` ${e.text} by ${e.by}`, e.note ? h("span", { class: "muted" }, ` (${e.note})`) : null))),
-      rights.trigger ? detailActions(v) : null,
-      h("p", {}, h("a", { href: `/variances?${new URLSearchParams([...new URLSearchParams(window.location.search)].filter(([k]) => k !== "id"))}`, id: "close-detail" }, "Close")));
+    detail.replaceChildren(...detailContent(v, {
+      devices: devices && devices.id === v.id && devices.ninja ? devices : null,
+      recent: (recent && recent.id === v.id && recent.changes) || [],
+      seen: seen.get(v.id) || [],
+      actions: rights.trigger ? detailActions(v) : null,
+      closeHref: `/variances?${new URLSearchParams([...new URLSearchParams(window.location.search)].filter(([k]) => k !== "id"))}`,
+    }));
   }
 
   function detailActions(v) {
-    if (!detailForm || detailForm.id !== v.id) detailForm = { id: v.id, el: actionForm("detail-actions", () => [v.id], `Change ${v.hostname}`) };
+    if (!detailForm || detailForm.id !== v.id) detailForm = { id: v.id, el: actionForm("detail-actions", () => [v.id], `Change ${v.hostname}`, actionsDone) };
     return detailForm.el;
   }
 
   async function loadDevices(v) {
     const id = v.id;
-    devices = { id, ninja: null, threatlocker: null };
-    try {
-      const body = await api(`/api/inventory/devices?${new URLSearchParams({ q: v.subject_key, limit: 20 })}`, { signal });
-      if (devices.id !== id) return;
-      devices = { id, ninja: body.devices.filter((d) => d.source === "ninja"), threatlocker: body.devices.filter((d) => d.source === "threatlocker") };
-    } catch (err) {
-      if (signal.aborted) return;
-      devices = { id, ninja: [], threatlocker: [] };
-    }
+    devices = { id };
+    const found = await readDevices(v, signal);
+    if (signal.aborted || devices.id !== id) return;
+    devices = { id, ...found };
     detailDrawn = null;
     schedule();
   }
@@ -490,13 +395,11 @@ export function mount(main, _params, query) {
   async function loadRecent(v) {
     const id = v.id;
     recent = { id, changes: [] };
-    try {
-      const body = await api("/api/exceptions/status-summary", { signal });
-      if (recent.id !== id) return;
-      recent = { id, changes: body.recent_manual_updates.filter((c) => c.exception_id === id) };
-      detailDrawn = null;
-      schedule();
-    } catch { /* the history keeps what the page has */ }
+    const changes = await readRecentChanges(id, signal);
+    if (signal.aborted || recent.id !== id) return;
+    recent = { id, changes };
+    detailDrawn = null;
+    schedule();
   }
 
   // ---- the trend: open variances per type and day ----
@@ -603,7 +506,7 @@ export function mount(main, _params, query) {
   can().then((r) => {
     if (signal.aborted) return;
     rights = r;
-    if (rights.trigger) actionsHolder.replaceChildren(actionForm("variance-actions", () => [...selected], "Change the selected variances"));
+    if (rights.trigger) actionsHolder.replaceChildren(actionForm("variance-actions", () => [...selected], "Change the selected variances", actionsDone));
     rowEls.clear();
     detailDrawn = null;
     schedule();
