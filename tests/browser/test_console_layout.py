@@ -24,12 +24,12 @@ from tests.browser.console_helpers import (
 from tests.support.conditions import eventually
 
 
-async def views_with_data(server: Any) -> dict[str, str]:
+async def views_with_data(server: Any, schedule_name: str) -> dict[str, str]:
     """A finished run, one in progress and a schedule; the address of each view."""
     done = await api_post(server, "/api/collectors/run", {"collectors": ["demo", "html"]})
     running = await api_post(server, "/api/collectors/run", {"collectors": ["slow"], "priority": "high"})
     schedule = {
-        "name": "nightly-inventory",
+        "name": schedule_name,
         "collectors": ["demo", "html"],
         "cron": "30 2 * * *",
         "timezone": "Europe/Paris",
@@ -65,7 +65,7 @@ async def test_every_view_fits_a_phone_and_passes_axe(
     scheme: str,
 ) -> None:
     server = await live_server()
-    views = await views_with_data(server)
+    views = await views_with_data(server, f"nightly-inventory-{scheme}")  # the module's tests share a database
     running = views.pop("running")
     axe = Axe()
     problems: list[str] = []
