@@ -80,6 +80,8 @@ LONGEST_FIRST = (
     "tests/test_inventory_ninja.py",
     "tests/test_progress.py",
     "tests/browser/test_console_layout.py",
+    "tests/browser/test_console_variances.py",
+    "tests/browser/test_console_admin.py",
     "tests/browser/test_console_logs.py",
     "tests/test_runner_claims_and_runs.py",
     "tests/browser/test_console_runs.py",
