@@ -16,6 +16,8 @@ export const JOB_STATUSES = Object.freeze(["queued", "running", "completed", "fa
 export const TERMINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled"]);
 export const PRIORITIES = Object.freeze(["high", "normal", "low"]);
 export const DEFAULT_PRIORITY = "normal";
+// What became of a change in the audit trail (server/audit/entry.py, OUTCOMES).
+export const AUDIT_OUTCOMES = Object.freeze(["succeeded", "refused", "failed"]);
 
 const TERMINAL = new Set(TERMINAL_STATUSES);
 const TRANSPORTS = ["websocket", "sse", "poll"];

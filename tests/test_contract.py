@@ -14,6 +14,7 @@ import pytest
 
 from collectors import contract
 from collectors.progress import check_update
+from server.audit.entry import OUTCOMES as AUDIT_OUTCOMES
 from server.cli.progress import percent_argument
 from server.runner.protocol import StdoutProgress, parse_progress_line
 
@@ -121,6 +122,11 @@ def test_the_browser_library_exports_the_contract_values() -> None:
     assert constants["TERMINAL_STATUSES"] == [s for s in contract.JOB_STATUSES if s in contract.TERMINAL_STATUSES]
     assert constants["PRIORITIES"] == list(contract.PRIORITIES)
     assert constants["DEFAULT_PRIORITY"] == contract.DEFAULT_PRIORITY
+    assert constants["AUDIT_OUTCOMES"] == list(AUDIT_OUTCOMES)
+
+
+# The lists a page may need: the contract's, and the audit trail's outcomes (the admin page's filter).
+STATIC_FACT_SETS = {**FACT_SETS, "audit outcomes": frozenset(AUDIT_OUTCOMES)}
 
 
 def _static_copies(path: Path, text: str) -> list[str]:
@@ -130,11 +136,13 @@ def _static_copies(path: Path, text: str) -> list[str]:
     for match in _JS_ARRAY.finditer(text):
         values = frozenset(v[1:-1] for v in re.findall(_JS_STRING, match.group(1)))
         line = text.count("\n", 0, match.start()) + 1
-        found += [f"{path.relative_to(REPO)}:{line} ({fact})" for fact, facts in FACT_SETS.items() if values == facts]
+        found += [
+            f"{path.relative_to(REPO)}:{line} ({fact})" for fact, facts in STATIC_FACT_SETS.items() if values == facts
+        ]
     strings = {v[1:-1] for v in re.findall(_JS_STRING, text)}
     found += [
         f"{path.relative_to(REPO)} ({fact}, value by value)"
-        for fact, facts in FACT_SETS.items()
+        for fact, facts in STATIC_FACT_SETS.items()
         if len(facts) >= 3 and facts <= strings
     ]
     return found
@@ -156,6 +164,7 @@ def test_static_files_restate_no_status_or_priority_list() -> None:
         'const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];',
         "new Set(['completed', 'failed', 'cancelled'])",
         'h("option", { value: "high" }, "High"), h("option", { value: "normal" }), h("option", { value: "low" })',
+        'const OUTCOMES = ["succeeded", "refused", "failed"];',
     ],
 )
 def test_the_static_check_finds_a_copy(snippet: str) -> None:

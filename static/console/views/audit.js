@@ -3,12 +3,12 @@
 // filters and the page are in the address, under the names the API takes, so a filtered list
 // can be shared and back and forward walk through pages.
 
+import { AUDIT_OUTCOMES as OUTCOMES } from "../../collector-hub-client.js";
 import { api } from "../api.js";
 import { exactUtc, h, showError, table, timeEl } from "../dom.js";
 import { navigate } from "../router.js";
 
 const FILTERS = ["actor", "action", "target", "outcome", "since", "until"];
-const OUTCOMES = ["succeeded", "refused", "failed"];
 const PAGE_SIZE = 50;
 
 /** A target id as a link where the console has a page for it. */
