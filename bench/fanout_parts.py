@@ -3,6 +3,8 @@ ratio bench/peers.py measures at a given N can be read:
 
     python bench/fanout_parts.py                        # N = 1000 and 5000 sockets, 30 s of states
     python bench/fanout_parts.py --sockets 1000 --seconds 10
+    python bench/fanout_parts.py --sockets '' --repeat 3 --compare /work/main   # part 2 only,
+        # this checkout against another one, alternating, three rounds each
 
 1. Per subscriber: the hub's fanout loop (``Hub._offer_single`` -> ``Subscriber.offer``, the
    code every push goes through) against a bare loop of ``transport.write(frame)``, over the
@@ -22,11 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import resource
 import socket
 import statistics
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -106,8 +110,18 @@ def _drain(socks: list[socket.socket]) -> None:
                 pass
 
 
-def fixed_cost(dsn: str, seconds: float) -> dict[str, float]:
-    """Server CPU per state with one follower, and with none moving (idle)."""
+def fixed_cost(dsn: str, seconds: float, root: Path | None = None) -> dict[str, float]:
+    """Server CPU per state with one follower, and with none moving (idle); ``root``: serve
+    that checkout's code instead of this one's."""
+    own_root = harness.ROOT
+    harness.ROOT = root or own_root  # served() starts `python -m server` in ROOT
+    try:
+        return _fixed_cost(dsn, seconds)
+    finally:
+        harness.ROOT = own_root
+
+
+def _fixed_cost(dsn: str, seconds: float) -> dict[str, float]:
     with harness.served(dsn) as (base, proc):
         batch_id, job_id = peers.new_batch(base, dsn)
 
@@ -154,26 +168,41 @@ def main() -> None:
     parser.add_argument("--sockets", default="1000,5000", help="comma-separated N for the per-subscriber part")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of states for the fixed part")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the fixed part (a range is printed)")
+    parser.add_argument("--compare", type=Path, help="another checkout whose fixed part is measured too, alternating")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # two descriptors per socket here
     rows: list[dict[str, Any]] = []
-    for n in (int(x) for x in args.sockets.split(",")):
+    for n in (int(x) for x in args.sockets.split(",") if x.strip()):
         cost = asyncio.run(offer_cost(n, args.rounds))
         rows.append(
             {"n": n, **{k: round(v, 2) for k, v in cost.items()}, "ratio": round(cost["hub"] / cost["bare"], 3)}
         )
+    checkouts: dict[str, Path | None] = {"this checkout": None}
+    if args.compare is not None:
+        checkouts = {str(args.compare.resolve()): args.compare.resolve(), **checkouts}
+    fixed: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+    load = [os.getloadavg()[0]]
     with harness.database() as dsn:
-        fixed = fixed_cost(dsn, args.seconds)
-    print("per subscriber, one fanout (median of the rounds, same sockets, one process):")
-    print(f"{'N':>6} {'hub us':>7} {'bare us':>8} {'hub/bare':>8}")
-    for row in rows:
-        print(f"{row['n']:>6} {row['hub']:>7} {row['bare']:>8} {row['ratio']:>8}")
+        for _ in range(args.repeat):
+            for name, root in checkouts.items():
+                fixed[name].append(fixed_cost(dsn, args.seconds, root))
+                load.append(os.getloadavg()[0])
+    if rows:
+        print("per subscriber, one fanout (median of the rounds, same sockets, one process):")
+        print(f"{'N':>6} {'hub us':>7} {'bare us':>8} {'hub/bare':>8}")
+        for row in rows:
+            print(f"{row['n']:>6} {row['hub']:>7} {row['bare']:>8} {row['ratio']:>8}")
+        print()
     print(
-        f"\nper state, any N (serve, one follower, {fanout.UPDATES_PER_SECOND} states/s, {args.seconds:g} s):"
-        f" {fixed['ms_per_state']} ms of CPU per state over {fixed['states']} states"
-        f" (idle CPU {fixed['idle_cpu_percent']} %, subtracted)"
+        f"per state, any N (serve, one follower, {fanout.UPDATES_PER_SECOND} states/s, {args.seconds:g} s a round,"
+        f" idle CPU subtracted; load average {min(load):.1f}-{max(load):.1f}):"
     )
+    for name, results in fixed.items():
+        figures = [r["ms_per_state"] for r in results]
+        each = ", ".join(f"{r['ms_per_state']} over {r['states']:g}" for r in results)
+        print(f"  {name}: {min(figures)}-{max(figures)} ms of CPU per state ({each} states)")
 
 
 if __name__ == "__main__":

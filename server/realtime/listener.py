@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg2
@@ -54,6 +54,7 @@ class _AsyncPgConnection:
         self._fd: int | None = self._conn.fileno()
         self._writing = False
         self._waiter: asyncio.Future[None] | None = None
+        self._turn = asyncio.Lock()  # one statement at a time (fences and reads share the connection)
         self.lost: asyncio.Future[None] = self._loop.create_future()
         self.lost.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._loop.add_reader(self._fd, self._ready)
@@ -99,32 +100,45 @@ class _AsyncPgConnection:
             self.lost.set_exception(exc)
 
     async def _wait(self, seconds: float) -> None:
-        self._waiter = self._loop.create_future()
+        waiter = self._waiter = self._loop.create_future()
+        timer = self._loop.call_later(seconds, self._time_out, waiter, seconds)
         try:
             self._ready()
-            await asyncio.wait_for(asyncio.shield(self._waiter), seconds)
-        except TimeoutError:
-            self._fail(ConnectionLost(f"no answer from PostgreSQL within {seconds:g}s"))
-            raise ConnectionLost(f"no answer from PostgreSQL within {seconds:g}s") from None
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
+
+    def _time_out(self, waiter: asyncio.Future[None], seconds: float) -> None:
+        if not waiter.done():
+            self._fail(ConnectionLost(f"no answer from PostgreSQL within {seconds:g}s"))
 
     async def connect(self) -> None:
         await self._wait(CONNECT_TIMEOUT)  # asynchronous connections are always autocommit
 
     async def execute(self, sql: str, seconds: float = QUERY_TIMEOUT) -> list[tuple[Any, ...]]:
-        if self._fd is None:
-            raise ConnectionLost("connection closed")
-        cur = self._conn.cursor()
-        try:
-            cur.execute(sql)
-        except psycopg2.Error as exc:
-            self._fail(ConnectionLost(str(exc).strip()))
-            raise ConnectionLost(str(exc).strip()) from exc
-        await self._wait(seconds)
-        rows = cur.fetchall() if cur.description is not None else []
-        cur.close()
-        return rows
+        return (await self.fetch(sql, None, seconds))[1]
+
+    async def fetch(
+        self, sql: str, params: Sequence[Any] | None, seconds: float = QUERY_TIMEOUT
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one statement; its column names and rows."""
+        async with self._turn:
+            if self._fd is None:
+                raise ConnectionLost("connection closed")
+            cur = self._conn.cursor()
+            try:
+                cur.execute(sql, params)
+            except psycopg2.Error as exc:
+                self._fail(ConnectionLost(str(exc).strip()))
+                raise ConnectionLost(str(exc).strip()) from exc
+            await self._wait(seconds)
+            if cur.description is None:
+                names, rows = [], []
+            else:
+                names, rows = [column.name for column in cur.description], cur.fetchall()
+            cur.close()
+            return names, rows
 
     def backend_pid(self) -> int:
         return int(self._conn.get_backend_pid())
@@ -164,6 +178,7 @@ class Listener:
         self.connected_at: float | None = None
         self.last_db_time: dt.datetime | None = None  # PostgreSQL's clock at the last good round trip
         self.backend_pid: int | None = None
+        self.reads = 0  # statements run for ``read`` (live push's re-reads)
         self._db_clock: tuple[dt.datetime, float] = (dt.datetime.now(dt.UTC), time.monotonic())
         self._conn: _AsyncPgConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -199,6 +214,27 @@ class Listener:
         self._fence_waiters.append(waiter)
         self._fence_wanted.set()
         return await waiter
+
+    async def read(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        """Run one read-only statement on this connection: its column names and rows, or None
+        when the connection is not listening or breaks (the caller reads from the pool).
+
+        This is how live push re-reads what a notification names (docs/LIVE_PUSH.md, the fixed
+        cost per state): no pool checkout, and the answer doubles as a fence, since every
+        notification committed before the statement started is dispatched before its rows.
+        A statement that fails here is treated as a broken connection (reconnect, resync), so
+        only statements that cannot fail on good data belong here."""
+        conn = self._conn
+        if conn is None or not self.listening:
+            return None
+        try:
+            # LISTEN again first, in the same round trip (a no-op): the session keeps showing
+            # its LISTEN in pg_stat_activity, which is how operators find it (see ``_serve``).
+            result = await conn.fetch(f"LISTEN {CHANNEL}; {sql}", params)
+        except ConnectionLost:
+            return None
+        self.reads += 1
+        return result
 
     def status(self) -> dict[str, Any]:
         return {

@@ -12,20 +12,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiopg
 
 from server.realtime.events import BatchSnapshot, Event
 
 
+class Reader(Protocol):
+    """A connection other than the pool's that can run one read-only statement (the LISTEN
+    connection: ``Listener.read``); None when it cannot now, and the pool is used instead."""
+
+    async def read(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]] | None: ...
+
+
 class BatchSource(Protocol):
     """Batches and their jobs as events, read from the tables (ARCHITECTURE rules 1 and 3)."""
 
     async def batch_snapshot(
-        self, pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
+        self,
+        pool: aiopg.Pool,
+        *,
+        batch_id: str | None = None,
+        job_id: str | None = None,
+        reader: Reader | None = None,
     ) -> BatchSnapshot | None:
-        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None."""
+        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None; read
+        with ``reader`` when it can, else from ``pool``."""
         ...
 
     async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:

@@ -170,7 +170,7 @@ class StateTracker:
         """Read the batch until the read is at least as new as every notification about it."""
         while True:
             generation = self._generation()
-            snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id)
+            snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id, reader=self.listener)
             self._stats["reads"] += 1
             if snapshot is None:
                 return None
@@ -182,7 +182,7 @@ class StateTracker:
         self, *, batch_id: str | None = None, job_id: str | None = None, fenced: bool = False
     ) -> BatchSnapshot | None:
         generation = self._generation() if fenced else -1
-        snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id, job_id=job_id)
+        snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id, job_id=job_id, reader=self.listener)
         self._stats["reads"] += 1
         if snapshot is not None:
             self._adopt(self.cache.entry(snapshot.batch_id), snapshot, generation)

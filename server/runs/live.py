@@ -13,6 +13,7 @@ from typing import Any
 import aiopg
 
 from server.realtime.events import BatchSnapshot, Event, batch_event, job_event
+from server.realtime.sources import Reader
 from server.runs import representation as rep
 from server.runs import store as runs
 
@@ -39,10 +40,24 @@ class RunsSource:
     """Batches and jobs for live push, from the runs tables."""
 
     async def batch_snapshot(
-        self, pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
+        self,
+        pool: aiopg.Pool,
+        *,
+        batch_id: str | None = None,
+        job_id: str | None = None,
+        reader: Reader | None = None,
     ) -> BatchSnapshot | None:
-        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None."""
-        rows = await runs.batch_rows(pool, batch_id=batch_id, job_id=job_id)
+        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None: the same
+        statement as the GET's, on ``reader`` (the LISTEN connection) when it can run it, no
+        pool checkout (about half of the CPU of a pool read, docs/LIVE_PUSH.md), else from
+        the pool."""
+        result = None
+        if reader is not None:
+            result = await reader.read(*runs.batch_rows_statement(batch_id=batch_id, job_id=job_id))
+        if result is not None:
+            rows = runs.split_batch_rows(*result)
+        else:
+            rows = await runs.batch_rows(pool, batch_id=batch_id, job_id=job_id)
         return None if rows is None else snapshot_from_rows(*rows)
 
     async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:

@@ -161,15 +161,19 @@ _BATCH_WITH_JOBS = """
 """
 
 
-@database.read_only
-async def batch_rows(pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None) -> BatchRows | None:
-    """The rows of batch ``batch_id`` (or of the batch of ``job_id``) and of its jobs, read in
-    one snapshot, in one round trip; None when there is no such batch."""
+def batch_rows_statement(*, batch_id: str | None = None, job_id: str | None = None) -> tuple[str, tuple[str]]:
+    """The one statement ``batch_rows`` runs, with its parameters, for whoever runs it on
+    another connection (live push reads it on its LISTEN connection); ``split_batch_rows``
+    takes its result apart."""
     where = "%s" if batch_id is not None else "(SELECT batch_id FROM job_runs WHERE job_id = %s)"
-    async with database.cursor(pool, tuples=True) as cur:
-        await cur.execute(_BATCH_WITH_JOBS.format(batch=where), (batch_id if batch_id is not None else job_id,))
-        rows = await cur.fetchall()
-        names = [column.name for column in cur.description]
+    target = batch_id if batch_id is not None else job_id
+    assert target is not None, "a batch id or a job id"
+    return _BATCH_WITH_JOBS.format(batch=where), (target,)
+
+
+def split_batch_rows(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> BatchRows | None:
+    """The batch's row and its jobs' rows from ``batch_rows_statement``'s result (column
+    ``names``, tuples); None when there is no such batch."""
     if not rows:
         return None
     split = names.index("jobs_follow")
@@ -178,6 +182,17 @@ async def batch_rows(pool: aiopg.Pool, *, batch_id: str | None = None, job_id: s
     job_key = split + 1 + job_names.index("job_id")
     jobs = [dict(zip(job_names, row[split + 1 :], strict=True)) for row in rows if row[job_key] is not None]
     return batch, jobs
+
+
+@database.read_only
+async def batch_rows(pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None) -> BatchRows | None:
+    """The rows of batch ``batch_id`` (or of the batch of ``job_id``) and of its jobs, read in
+    one snapshot, in one round trip; None when there is no such batch."""
+    async with database.cursor(pool, tuples=True) as cur:
+        await cur.execute(*batch_rows_statement(batch_id=batch_id, job_id=job_id))
+        rows = await cur.fetchall()
+        names = [column.name for column in cur.description]
+    return split_batch_rows(names, rows)
 
 
 @database.read_only
