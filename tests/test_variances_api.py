@@ -200,6 +200,59 @@ async def test_a_past_day_is_answered_from_the_history(api) -> None:  # type: ig
                         headers=api["read"])  # fmt: skip
 
 
+async def test_a_variances_whole_history_oldest_first(api) -> None:  # type: ignore[no-untyped-def]
+    """Every change, the checks' and the operators', more than the status summary's newest 20."""
+    client, contract, db = api["client"], api["contract"], api["db"]
+    ids = _ids(db)
+    variance_id = ids["DISPLAY_NAME_MISMATCH"]
+    path = "/api/exceptions/{exception_id}/history"
+    await contract.call(
+        client, "POST", "/api/exceptions/{exception_id}/mark-manually-fixed", 200,
+        path={"exception_id": variance_id}, headers=api["trigger"], json={"notes": "renamed in ThreatLocker"},
+    )  # fmt: skip
+    check(api["dsn"])  # still found: the check reopens it
+    for action in ("resolve", "reopen") * 11:  # 22 more changes: the summary keeps 20 of all
+        await contract.call(
+            client, "POST", "/api/exceptions/bulk-update", 200, headers=api["trigger"],
+            json={"exception_ids": [variance_id], "action": action},
+        )  # fmt: skip
+    tomorrow = (TODAY + dt.timedelta(days=1)).isoformat()
+    await contract.call(
+        client, "POST", "/api/exceptions/bulk-update", 200, headers=api["trigger"],
+        json={"exception_ids": [variance_id], "action": "accept", "reason": "lab", "expires_on": tomorrow},
+    )  # fmt: skip
+    answer = await contract.call(client, "GET", path, 200, path={"exception_id": variance_id}, headers=api["read"])
+    changes = answer["history"]
+    assert answer["exception_id"] == variance_id and len(changes) == 26
+    assert [(c["changed_by"], c["from_status"], c["to_status"], c["note"]) for c in changes] == [
+        ("cross-vendor-checks", None, "active", history(db, variance_id)[0][3]),
+        ("alice", "active", "manually_fixed", "renamed in ThreatLocker"),
+        ("cross-vendor-checks", "manually_fixed", "active", "still found after the manual fix (its note is kept)"),
+        *[("alice", "active", "resolved", "resolve"), ("alice", "resolved", "active", "reopen")] * 11,
+        ("alice", "active", "accepted", f"accepted until {tomorrow}: lab"),
+    ]
+    assert [c["seq"] for c in changes] == sorted(c["seq"] for c in changes)
+    assert [c["changed_at"] for c in changes] == sorted(c["changed_at"] for c in changes)
+    assert changes[0]["check_id"] is not None and changes[2]["check_id"] is not None
+    assert all(c["check_id"] is None for c in changes if c["changed_by"] == "alice")
+    summary = await contract.call(client, "GET", "/api/exceptions/status-summary", 200, headers=api["read"])
+    assert len([c for c in summary["recent_manual_updates"] if c["exception_id"] == variance_id]) < len(changes)
+    other = await contract.call(
+        client, "GET", path, 200, path={"exception_id": ids["MISSING_NINJA"]}, headers=api["read"]
+    )
+    assert [(c["from_status"], c["to_status"]) for c in other["history"]] == [(None, "active")]
+    for bad, status, message in (
+        ("999999", 404, "Exception not found: 999999"),
+        ("abc", 400, "exception id must be a positive integer"),
+        ("-1", 400, "exception id must be a positive integer"),
+    ):
+        response = await client.get(f"/api/exceptions/{bad}/history", headers=api["read"])
+        assert response.status == status and message in (await response.json())["error"]
+    response = await client.get(f"/api/exceptions/{variance_id}/history?limit=5", headers=api["read"])
+    assert response.status == 400 and "limit" in (await response.json())["error"]
+    assert (await client.get(f"/api/exceptions/{variance_id}/history")).status == 401
+
+
 async def test_list_filters_and_cursor_paging(api) -> None:  # type: ignore[no-untyped-def]
     client, contract, read = api["client"], api["contract"], api["read"]
     everything = await contract.call(client, "GET", "/api/exceptions", 200, headers=read)

@@ -136,6 +136,23 @@ async def status_summary(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/api/exceptions/{exception_id}/history")
+@requires("read")
+async def exception_history(request: web.Request) -> web.Response:
+    """Every change of one variance, oldest first: the checks' (with their check_id) and the
+    operators' (with their note; an acceptance's reason and expiry are in its note)."""
+    variance_id = path_id(request)
+    rows = await store.variance_history(request.app[POOL], variance_id)
+    if rows is None:
+        raise NotFoundError(f"Exception not found: {variance_id}")
+    return web.json_response(
+        {
+            "exception_id": variance_id,
+            "history": [{**r, "changed_at": format_timestamp(r["changed_at"])} for r in rows],
+        }
+    )
+
+
 def _json_value(body: dict[str, Any], name: str) -> Any:
     value = body.get(name)
     if value is not None and not isinstance(value, dict | list | str | int | float | bool):

@@ -202,6 +202,14 @@ def variance_paths(names: Names) -> dict[str, Schema]:
             "Counts per status and type, and the latest changes people made.",
             "ExceptionStatusSummary",
         ),
+        "/api/exceptions/{exception_id}/history": _get(
+            "getExceptionHistory",
+            "Every change of one variance, oldest first: found, each check's and each operator's change.",
+            "ExceptionHistory",
+            ("400", "The id is not a positive integer."),
+            ("404", "No exception with that id."),
+            parameters=[exception_id],
+        ),
         "/api/exceptions/{exception_id}/resolve": _post(
             "resolveException",
             "Resolve a variance.",

@@ -319,6 +319,25 @@ def variance_schemas(names: Names) -> dict[str, Schema]:
                 "generated_at": timestamp,
             }
         ),
+        "ExceptionHistory": closed_object(
+            {
+                "exception_id": ref("ExceptionId"),
+                "history": {
+                    "type": "array",
+                    "items": closed_object(
+                        {
+                            "seq": {"type": "integer", "minimum": 1},
+                            "changed_at": timestamp,
+                            "changed_by": TEXT,
+                            "from_status": nullable(ref("VarianceStatus")),
+                            "to_status": ref("VarianceStatus"),
+                            "note": nullable(TEXT),
+                            "check_id": nullable({"type": "integer", "minimum": 1}),
+                        }
+                    ),
+                },
+            }
+        ),
         "ExceptionChanged": closed_object(change_result),
         "ExceptionsByHostname": closed_object(
             by_hostname, optional=("exceptions_updated", "updated_by", "last_updated_by", "last_updated_at")

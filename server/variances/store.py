@@ -324,6 +324,23 @@ async def get_variances(pool: aiopg.Pool, ids: list[int]) -> list[dict[str, Any]
 
 
 @database.read_only
+async def variance_history(pool: aiopg.Pool, variance_id: int) -> list[dict[str, Any]] | None:
+    """Every change of one variance, oldest first (None when there is no such variance): read in
+    one snapshot, so a change committed between the two reads cannot half show."""
+    async with database.transaction(pool) as cur:
+        await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await cur.execute("SELECT id FROM variances WHERE id = %s", (variance_id,))
+        if await cur.fetchone() is None:
+            return None
+        await cur.execute(
+            "SELECT id AS seq, changed_at, changed_by, from_status, to_status, note, check_id"
+            " FROM variance_history WHERE variance_id = %s ORDER BY id",
+            (variance_id,),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+@database.read_only
 async def find_by_key(pool: aiopg.Pool, key: str, variance_type: str) -> list[dict[str, Any]]:
     async with database.cursor(pool) as cur:
         await cur.execute(

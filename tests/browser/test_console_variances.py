@@ -18,6 +18,7 @@ from tests.browser.console_helpers import (
     TIMEOUT_MS,
     TRANSPORTS,
     api_get,
+    api_post,
     force_transport,
     no_horizontal_scroll,
     screenshot,
@@ -106,8 +107,8 @@ async def test_a_device_detail_shows_both_vendors_and_the_history(
     )
     assert records == ["threatlocker"]
     assert "No NinjaOne device." in (await page.text_content("#variance-vendors") or "")
-    history = await page.text_content("#variance-history")
-    assert "found by the checks" in (history or "")
+    await page.wait_for_selector("#variance-history li", timeout=TIMEOUT_MS)
+    assert "found (active) by cross-vendor-checks" in (await page.text_content("#variance-history") or "")
     # Mark it fixed with a note: the detail shows the note and the change, live.
     await page.select_option("#detail-actions-action", "mark_manually_fixed")
     await page.fill("#detail-actions-note", "agent removed by hand")
@@ -119,6 +120,37 @@ async def test_a_device_detail_shows_both_vendors_and_the_history(
     await page.click(f"{ROWS} .variance-link")
     await page.wait_for_selector("#variance-facts:has-text('agent removed by hand')", timeout=TIMEOUT_MS)
     await page.wait_for_selector("#variance-history:has-text('active → manually_fixed')", timeout=TIMEOUT_MS)
+
+
+async def test_the_detail_shows_the_whole_history_with_its_notes(
+    live_server: ServerFactory, page: Any, gaps: Any
+) -> None:
+    """From GET /api/exceptions/{id}/history: more changes than the newest 20 of all that the
+    status summary lists, each with its note, oldest first; a change made while the detail is
+    open joins it with its note."""
+    server = await live_server()
+    (variance,) = await api_get(server, "/api/exceptions?type=MISSING_NINJA")
+    changes = [("resolve", "first look: stray machine"), *[("reopen", None), ("resolve", None)] * 11]
+    for action, note in changes:
+        body = {"exception_ids": [variance["id"]], "action": action, **({"notes": note} if note else {})}
+        await api_post(server, "/api/exceptions/bulk-update", body)
+    await page.goto(url_of(server, f"/variances?status=all&id={variance['id']}"))
+    items = "#variance-history li"
+    await page.wait_for_function(
+        f"() => document.querySelectorAll({items!r}).length === {1 + len(changes)}", timeout=TIMEOUT_MS
+    )
+    texts = await page.eval_on_selector_all(items, "els => els.map(e => e.textContent)")
+    assert "found (active) by cross-vendor-checks" in texts[0]
+    assert "active → resolved by open mode (first look: stray machine)" in texts[1]
+    assert all("resolved → active" in t for t in texts[2::2]) and all("active → resolved" in t for t in texts[3::2])
+    await page.select_option("#detail-actions-action", "reopen")
+    await page.fill("#detail-actions-note", "seen again on the network")
+    await page.click("#detail-actions-apply")
+    await page.wait_for_selector(
+        "#variance-history li:last-child:has-text('resolved → active by open mode (seen again on the network)')",
+        timeout=TIMEOUT_MS,
+    )
+    assert await page.locator(items).count() == 2 + len(changes)
 
 
 async def test_a_read_only_key_sees_no_action(live_server: ServerFactory, page: Any, gaps: Any) -> None:

@@ -1,9 +1,9 @@
 // One variance in the Variances view: what its record says, the device's records at both vendors
-// side by side (from the inventory: names, organization, last contact), its history as far as
-// the console can see it, and the actions a trigger key has on it. Rendering and reading only:
+// side by side (from the inventory: names, organization, last contact), its whole history (GET
+// /api/exceptions/{id}/history, and the changes received live since it was read), and the actions a trigger key has on it. Rendering and reading only:
 // the view (variances.js) keeps the state and redraws.
 
-import { api } from "../api.js";
+import { api, explain } from "../api.js";
 import { h, statusBadge, timeEl } from "../dom.js";
 
 /** What a change did, in words (history and announcements). */
@@ -22,14 +22,14 @@ export async function readDevices(variance, signal) {
   }
 }
 
-/** The changes people made to this variance among the newest 20 of all (there is no route for
- * one variance's whole history). */
-export async function readRecentChanges(id, signal) {
+/** Every change of this variance, oldest first, as GET /api/exceptions/{id}/history lists them
+ * (each with its seq on the live stream); {error} with a sentence when it cannot be read. */
+export async function readHistory(id, signal) {
   try {
-    const body = await api("/api/exceptions/status-summary", { signal });
-    return body.recent_manual_updates.filter((c) => c.exception_id === id);
-  } catch {
-    return [];
+    const body = await api(`/api/exceptions/${encodeURIComponent(id)}/history`, { signal });
+    return { changes: body.history };
+  } catch (err) {
+    return { error: explain(err) };
   }
 }
 
@@ -48,17 +48,17 @@ function recorded(name, host, org) {
   return host ? `${name || host} (${org || "no organization"}), no longer listed` : null;
 }
 
-/** The detail's children. `devices` null while they are read; `recent` and `seen` the changes
- * known from the status summary and from the live stream; `actions` the form, or null. */
-export function detailContent(v, { devices, recent, seen, actions, closeHref }) {
+/** The detail's children. `devices` null while they are read; `history` the variance's changes
+ * as readHistory answers (null while it is read); `seen` the changes received from the live
+ * stream (those the history already has, by seq, are shown once); `actions` the form, or null. */
+export function detailContent(v, { devices, history, seen, actions, closeHref }) {
   const d = v.details || {};
-  const history = [
-    { at: v.first_seen, text: "found by the checks", by: "cross-vendor-checks" },
-    ...recent.map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by, note: c.note })),
-    ...seen.map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by })),
-  ];
-  const unique = new Map(history.map((e) => [`${e.at}|${e.text}`, e]));
-  const entries = [...unique.values()].sort((a, b) => new Date(a.at) - new Date(b.at));
+  const known = (history && history.changes) || [];
+  const last = known.reduce((max, c) => Math.max(max, c.seq), 0);
+  const entries = [...known, ...seen.filter((c) => c.seq > last)].map((c) => ({ at: c.changed_at, text: moved(c), by: c.changed_by, note: c.note }));
+  const historyNote = !history ? h("p", { class: "muted", id: "variance-history-state" }, "Loading the history…")
+    : history.error ? h("p", { class: "error", id: "variance-history-state", role: "status" }, `The history could not be read: ${history.error}`)
+    : null;
   const facts = [
     ["Status", statusBadge(v.variance_status)], ["Organization", v.organization || "—"],
     ["First seen", timeEl(v.first_seen)], ["Last seen by a check", timeEl(v.last_seen)],
@@ -77,6 +77,7 @@ export function detailContent(v, { devices, recent, seen, actions, closeHref }) 
       vendorColumn("ThreatLocker", devices && devices.threatlocker,
         recorded(d.tl_display_name, d.tl_hostname, d.tl_org_name) || missing("ThreatLocker computer"))),
     h("h3", {}, "History"),
+    historyNote,
     h("ol", { id: "variance-history" }, entries.map((e) => h("li", {}, timeEl(e.at), ` ${e.text} by ${e.by}`, e.note ? h("span", { class: "muted" }, ` (${e.note})`) : null))),
     actions,
     h("p", {}, h("a", { href: closeHref, id: "close-detail" }, "Close")),

@@ -18,7 +18,7 @@ import * as connection from "../connection.js";
 import { announce, exactUtc, h, showError, statusBadge, table } from "../dom.js";
 import * as debug from "../debug.js";
 import { actionForm } from "./variance_actions.js";
-import { detailContent, moved, readDevices, readRecentChanges } from "./variance_detail.js";
+import { detailContent, moved, readDevices, readHistory } from "./variance_detail.js";
 
 const PAGE = 1000; // GET /api/exceptions' largest page
 const MAX_LOADED = 20000;
@@ -236,6 +236,9 @@ export function mount(main, _params, query) {
     const mine = seen.get(v.id) || [];
     mine.push(change);
     seen.set(v.id, mine.slice(-20));
+    // The detail's history is read again for the change's note (the stream does not carry it);
+    // until then the change shows from the stream.
+    if (v.id === detailId && historyRead && historyRead.id === v.id) loadHistory(v.id);
   }
 
   async function load() {
@@ -335,7 +338,7 @@ export function mount(main, _params, query) {
 
   let detailDrawn = null; // the variance object last drawn in the detail
   let devices = null; // {id, ninja: [...], threatlocker: [...]} from GET /api/inventory/devices
-  let recent = null; // {id, changes} from GET /api/exceptions/status-summary
+  let historyRead = null; // {id, historyRead} or {id, error} from GET /api/exceptions/{id}/history; {id} while read
   let detailVariance = null; // the detail's variance as last seen (it may have left the list)
   let detailForm = null; // {id, el}: kept across redraws, so its answer stays in view
 
@@ -366,11 +369,11 @@ export function mount(main, _params, query) {
     if (detailDrawn === v && devices && devices.id === v.id) return;
     detailDrawn = v;
     if (!devices || devices.id !== v.id) loadDevices(v);
-    if (!recent || recent.id !== v.id) loadRecent(v);
+    if (!historyRead || historyRead.id !== v.id) loadHistory(v.id);
     detail.hidden = false;
     detail.replaceChildren(...detailContent(v, {
       devices: devices && devices.id === v.id && devices.ninja ? devices : null,
-      recent: (recent && recent.id === v.id && recent.changes) || [],
+      history: historyRead && historyRead.id === v.id && (historyRead.changes || historyRead.error) ? historyRead : null,
       seen: seen.get(v.id) || [],
       actions: rights.trigger ? detailActions(v) : null,
       closeHref: `/variances?${new URLSearchParams([...new URLSearchParams(window.location.search)].filter(([k]) => k !== "id"))}`,
@@ -392,12 +395,11 @@ export function mount(main, _params, query) {
     schedule();
   }
 
-  async function loadRecent(v) {
-    const id = v.id;
-    recent = { id, changes: [] };
-    const changes = await readRecentChanges(id, signal);
-    if (signal.aborted || recent.id !== id) return;
-    recent = { id, changes };
+  async function loadHistory(id) {
+    const mine = (historyRead = { ...(historyRead && historyRead.id === id ? historyRead : {}), id }); // kept on view while read again
+    const answer = await readHistory(id, signal);
+    if (signal.aborted || historyRead !== mine) return;
+    historyRead = { id, ...answer };
     detailDrawn = null;
     schedule();
   }
