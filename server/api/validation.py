@@ -211,8 +211,13 @@ def query_timestamp(request: web.Request, name: str) -> dt.datetime | None:
     except ValueError:
         raise ValidationError(f"{name} must be a UTC timestamp like 2026-11-29T14:00:00Z, got {raw[:40]!r}") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value
+        return value.replace(tzinfo=dt.UTC)
+    # In UTC: Python takes offsets up to 23:59, PostgreSQL only to 15:59 (and refused the rest
+    # with a 500); an offset that moves the time out of Python's years is the caller's mistake.
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(f"{name} is out of range once in UTC, got {raw[:40]!r}") from None
 
 
 def encode_cursor(started_at: dt.datetime, row_id: str) -> str:
