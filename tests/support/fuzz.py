@@ -236,3 +236,35 @@ def check_every_operation_reached_both_ways(group: str) -> None:
     sent = sum(count for (_, op), count in SENT.items() if op in operations)
     took = time.monotonic() - STARTED[group]
     print(f"\nfuzz ({group}): {sent} requests to {len(operations)} operations in {took:.1f} s")
+
+
+def fuzz_tests(group: str) -> dict[str, Any]:
+    """The tests of a fuzz module, for its globals(): the served document is the fuzzed one;
+    every operation of ``group`` fuzzed with the admin key and without credentials; then (file
+    order) each of them reached both ways."""
+    schema = schema_of(group)
+
+    def test_the_server_serves_the_fuzzed_document(fuzz_server: str) -> None:
+        check_the_served_document(fuzz_server)
+
+    @schema.parametrize()  # type: ignore[untyped-decorator]
+    @bounded
+    def test_fuzz_with_an_admin_key(case: Any, fuzz_server: str) -> None:
+        send_and_check(case, fuzz_server, "admin")
+
+    @schema.parametrize()  # type: ignore[untyped-decorator]
+    @bounded
+    def test_fuzz_with_no_credentials(case: Any, fuzz_server: str) -> None:
+        send_and_check(case, fuzz_server, "anonymous")
+
+    def test_fuzz_reached_every_operation_both_ways(capsys: pytest.CaptureFixture[str]) -> None:
+        with capsys.disabled():
+            check_every_operation_reached_both_ways(group)
+
+    tests = (
+        test_the_server_serves_the_fuzzed_document,
+        test_fuzz_with_an_admin_key,
+        test_fuzz_with_no_credentials,
+        test_fuzz_reached_every_operation_both_ways,
+    )
+    return {test.__name__: test for test in tests}
