@@ -3,6 +3,8 @@ screenshots, and REST calls to check the page against the API."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import aiohttp
 
 TIMEOUT_MS = 30_000
 TRANSPORTS = ("websocket", "sse", "poll")
+# The widths every view is checked at: a phone's, and a desktop's.
+PHONE_AND_DESKTOP = ((390, 844), (1280, 900))
 
 
 def url_of(server: Any, path: str = "/") -> str:
@@ -106,3 +110,32 @@ async def no_horizontal_scroll(page: Any) -> None:
 
 async def screenshot(page: Any, directory: Path, name: str) -> None:
     await page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
+
+
+@asynccontextmanager
+async def page_at(browser: Any, width: int, height: int, scheme: str) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A page in a window of ``width`` x ``height`` in ``scheme`` (light or dark), in a context of
+    its own, closed afterwards; with the list of the errors its scripts raise."""
+    context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page, errors
+    finally:
+        await context.close()
+
+
+async def fits_and_passes_axe(page: Any, axe: Any, directory: Path, name: str, scheme: str) -> list[str]:
+    """Once the page is idle: no horizontal scroll, a screenshot
+    (``console-<name>-<width>[-dark].png``), and the serious or critical axe violations, as lines."""
+    await page.wait_for_load_state("networkidle")
+    await no_horizontal_scroll(page)
+    width = page.viewport_size["width"]
+    await screenshot(page, directory, f"console-{name}-{width}{'' if scheme == 'light' else '-dark'}")
+    results = await axe.run(page)
+    return [
+        f"{name} {width}px {scheme}: {violation['id']} {[node['target'] for node in violation['nodes']][:3]}"
+        for violation in results.response["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]

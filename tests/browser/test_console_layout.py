@@ -12,12 +12,13 @@ from axe_playwright_python.async_playwright import Axe
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
+    PHONE_AND_DESKTOP,
     TIMEOUT_MS,
     api_get,
     api_post,
     cancel_if_active,
-    no_horizontal_scroll,
-    screenshot,
+    fits_and_passes_axe,
+    page_at,
     url_of,
     wait_live,
 )
@@ -69,27 +70,13 @@ async def test_every_view_fits_a_phone_and_passes_axe(
     running = views.pop("running")
     axe = Axe()
     problems: list[str] = []
-    for width, height in ((390, 844), (1280, 900)):
-        context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-        try:
+    for width, height in PHONE_AND_DESKTOP:
+        async with page_at(browser, width, height, scheme) as (page, errors):
             for name, path in views.items():
                 await page.goto(url_of(server, path))
                 await wait_live(page, "websocket")
                 await page.wait_for_selector("main h1", timeout=TIMEOUT_MS)
-                await page.wait_for_load_state("networkidle")
-                await no_horizontal_scroll(page)
-                suffix = "" if scheme == "light" else "-dark"
-                await screenshot(page, screenshot_dir, f"console-{name}-{width}{suffix}")
-                results = await axe.run(page)
-                for violation in results.response["violations"]:
-                    if violation["impact"] in ("serious", "critical"):
-                        targets = [node["target"] for node in violation["nodes"]][:3]
-                        problems.append(f"{name} {width}px {scheme}: {violation['id']} {targets}")
-        finally:
-            await context.close()
+                problems += await fits_and_passes_axe(page, axe, screenshot_dir, name, scheme)
         assert errors == []
     # The slow run takes a minute: on a loaded machine it may have ended by now.
     await cancel_if_active(server, running)
