@@ -3,7 +3,10 @@ and the one way the server reaches the pool.
 
 Every query goes through ``cursor`` or ``transaction`` (``read_only`` for reads worth retrying);
 nothing else calls ``pool.acquire()`` or aiopg's ``cur.begin()`` (tests/test_database_path.py
-checks). That keeps two rules in one place:
+checks). The one connection outside the pool is each process's LISTEN connection
+(server/realtime/listener.py): besides its fences it runs live push's re-read of a notified
+batch (read-only, the GET's own statement), and falls back to this path when it is down.
+That keeps two rules in one place:
 
 - An outage is ``DatabaseUnavailable`` (the API answers 503 with Retry-After, the runner and
   the dispatcher wait it out), and the first broken connection empties the pool's idle ones.
