@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 from typing import Any
+from urllib.parse import urlencode
 
 import openpyxl
 import pytest
@@ -310,6 +311,59 @@ async def test_the_exports_open_with_the_documented_columns(api) -> None:  # typ
     assert summary["Total exceptions"] == 1 and set(VARIANCE_TYPES) <= set(summary)
 
 
+async def _exported(api: Any, query: str) -> list[tuple[str, str, str]]:
+    """(type, hostname, status) of the rows of the CSV and of the XLSX, which must agree."""
+    client, read = api["client"], api["read"]
+    response = await client.get(f"/api/variances/export/csv?{query}", headers=read)
+    assert response.status == 200, await response.text()
+    rows = list(csv.DictReader(io.StringIO((await response.read()).decode("utf-8-sig"))))
+    from_csv = sorted((r["Type"], r["Hostname"], r["Variance Status"]) for r in rows)
+    response = await client.get(f"/api/variances/export/excel?{query}", headers=read)
+    assert response.status == 200, await response.text()
+    sheet = list(openpyxl.load_workbook(io.BytesIO(await response.read()), read_only=True)["Exceptions"].values)
+    at = {name: i for i, name in enumerate(sheet[0])}
+    from_xlsx = sorted((r[at["Type"]], r[at["Hostname"]], r[at["Variance Status"]]) for r in sheet[1:])
+    assert from_csv == from_xlsx
+    return from_csv
+
+
+async def test_the_exports_take_the_lists_filters(api) -> None:  # type: ignore[no-untyped-def]
+    """The CSV and XLSX hold exactly what GET /api/exceptions lists with the same filters."""
+    client, contract, db, read = api["client"], api["contract"], api["db"], api["read"]
+    ids = _ids(db)
+    with db.cursor() as cur:  # the ThreatLocker-only machine belongs to Globex
+        cur.execute("UPDATE variances SET organization = 'Globex' WHERE id = %s", (ids["MISSING_NINJA"],))
+    await contract.call(
+        client, "POST", "/api/exceptions/{exception_id}/resolve", 200,
+        path={"exception_id": ids["DUPLICATE_TL"]}, headers=api["trigger"], json={},
+    )  # fmt: skip
+    queries = [
+        {"organization": "globex"},
+        {"organization": "Acme"},
+        {"q": "NAMED"},
+        {"q": " only ", "type": "MISSING_NINJA,MISSING_THREATLOCKER"},
+        {"status": "resolved"},
+        {"status": "active,resolved", "organization": "ACME", "q": "ws-"},
+        {"include_resolved": "true", "q": "dup"},
+        {"status": "resolved", "include_resolved": "false"},
+        {"q": "100%"},
+    ]
+    for params in queries:
+        # Without status or include_resolved an export holds the open variances only.
+        as_listed = {k: v for k, v in params.items() if k != "include_resolved"}
+        if "status" not in params and params.get("include_resolved") != "true":
+            as_listed["resolved"] = "false"
+        listed = await contract.call(client, "GET", "/api/exceptions", 200, params=as_listed, headers=read)
+        exported = await _exported(api, urlencode({"date": "latest", **params}))
+        assert exported == sorted((v["type"], v["hostname"], v["variance_status"]) for v in listed), params
+    assert [t for t, _, _ in await _exported(api, "organization=Globex")] == ["MISSING_NINJA"]
+    assert await _exported(api, "status=resolved") == [("DUPLICATE_TL", "WS-DUP", "resolved")]
+    assert len(await _exported(api, "q=WS-")) == 1  # the resolved duplicate is not open: not exported
+    # A past day filters the variances as they stood that day.
+    assert await _exported(api, f"date={TODAY.isoformat()}&status=resolved") == [("DUPLICATE_TL", "WS-DUP", "resolved")]
+    assert [t for t, _, _ in await _exported(api, f"date={TODAY.isoformat()}&organization=GLOBEX")] == ["MISSING_NINJA"]
+
+
 BAD: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("GET", "/api/variance-report/2026-13-01", None, 400, "date: '2026-13-01' is not a calendar date"),
     ("GET", "/api/variance-report/yesterday", None, 400, "date: Invalid date format. Use YYYY-MM-DD"),
@@ -320,6 +374,13 @@ BAD: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("GET", "/api/variances/trends?start_date=2026-01-02", None, 400, "start_date and end_date are required"),
     ("GET", "/api/variances/trends?start_date=2026-01-02&end_date=2026-01-01", None, 400, "must not be after"),
     ("GET", "/api/devices/search?q=%20", None, 400, "q (the text to search for) is required"),
+    ("GET", "/api/variances/export/csv?status=gone", None, 400, "status must list values of active"),
+    ("GET", "/api/variances/export/excel?status=", None, 400, "status must list values of active"),
+    ("GET", "/api/variances/export/csv?include_resolved=yes", None, 400, "include_resolved must be true or false"),
+    ("GET", f"/api/variances/export/csv?organization={'x' * 1001}", None, 400, "organization"),
+    ("GET", "/api/variances/export/excel?q=a%00b", None, 400, "q"),
+    ("GET", f"/api/variances/export/excel?q={'x' * 256}", None, 400, "q"),
+    ("GET", "/api/variances/export/csv?org=Acme", None, 400, "org"),
     ("POST", "/api/exceptions/abc/resolve", {}, 400, "exception id must be a positive integer"),
     ("POST", "/api/exceptions/999999/resolve", {}, 404, "Exception not found: 999999"),
     ("POST", "/api/exceptions/bulk-update", {"exception_ids": []}, 400, "No exception IDs provided"),

@@ -79,13 +79,38 @@ def variance_paths(names: Names) -> dict[str, Schema]:
     date = {"name": "date", "in": "path", "required": True, "description": "A UTC day.", "schema": DAY}
     day_errors = (("400", "The date is not YYYY-MM-DD."), ("404", NO_CHECK["description"] + " Or a future day."))
     exception_id = path_id("exception_id", "ExceptionId")
+    status = {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "schema": {"type": "array", "minItems": 1, "items": ref("VarianceStatus")},
+    }
+    organization = query(
+        "organization",
+        {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL},
+        "The organization's name (any case).",
+    )
+    text = query(
+        "q",
+        {"type": "string", "maxLength": MAX_HOSTNAME, "pattern": NO_NUL},
+        "A substring of the host name, key or organization.",
+    )
     export_parameters = [
         query("date", {"anyOf": [{"type": "string", "const": "latest"}, DAY]}, "latest (default) or a UTC day."),
-        include_resolved,
+        query("include_resolved", FLAG, "Also the variances no longer open (default false; a status decides instead)."),
         _types("variance_type", "Only these types."),
         _types("type", "Only these types (when variance_type is not given)."),
+        {**status, "description": "Only these statuses (on that day, for a past one), whatever include_resolved says."},
+        organization,
+        text,
     ]
-    export_errors = {"404": NO_CHECK, "500": SERVER_ERROR}
+    export_errors = {
+        "400": error("A bad value of a parameter, or an unknown parameter."),
+        "404": NO_CHECK,
+        "500": SERVER_ERROR,
+    }
     return {
         "/api/status": _get(
             "getVarianceStatus",
@@ -154,25 +179,10 @@ def variance_paths(names: Names) -> dict[str, Schema]:
                 },
                 parameters=[
                     _types("type", "Only these types."),
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "required": False,
-                        "style": "form",
-                        "explode": False,
-                        "schema": {"type": "array", "minItems": 1, "items": ref("VarianceStatus")},
-                    },
+                    status,
                     query("resolved", FLAG, "true: every status but active; false: active only."),
-                    query(
-                        "organization",
-                        {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL},
-                        "The organization's name (any case).",
-                    ),
-                    query(
-                        "q",
-                        {"type": "string", "maxLength": MAX_HOSTNAME, "pattern": NO_NUL},
-                        "A substring of the host name, key or organization.",
-                    ),
+                    organization,
+                    text,
                     query(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},

@@ -34,6 +34,25 @@ class ExceptionFilter:
     before_id: int | None = None  # keyset paging: ids below the last one of the previous page
 
 
+def passes(flt: ExceptionFilter, row: dict[str, Any]) -> bool:
+    """Whether ``row`` (a variance with its ``status``) passes ``flt``: ``_where`` in Python, for
+    rows read otherwise (a past day's, from the history). ``before_id`` is not applied."""
+    status = row["status"]
+    if flt.types and row["type"] not in flt.types:
+        return False
+    if flt.statuses and status not in flt.statuses:
+        return False
+    if flt.resolved is not None and (status != "active") != flt.resolved:
+        return False
+    organization = (row["organization"] or "").lower()
+    if flt.organization is not None and (row["organization"] is None or organization != flt.organization.lower()):
+        return False
+    if flt.q is not None:
+        needle = flt.q.lower()
+        return any(needle in (row[k] or "").lower() for k in ("hostname", "subject_key", "organization"))
+    return True
+
+
 def like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -77,12 +96,17 @@ async def list_exceptions(
     return rows[:limit], len(rows) > limit
 
 
-@database.read_only
 async def current_variances(
     pool: aiopg.Pool, include_resolved: bool, types: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     """Every variance as it stands (open ones only unless ``include_resolved``), by type then host."""
-    flt = ExceptionFilter(types=types, resolved=None if include_resolved else False)
+    return await matching_variances(pool, ExceptionFilter(types=types, resolved=None if include_resolved else False))
+
+
+@database.read_only
+async def matching_variances(pool: aiopg.Pool, flt: ExceptionFilter) -> list[dict[str, Any]]:
+    """Every variance as it stands that ``flt`` lets through (as ``GET /api/exceptions``
+    filters), by type then host."""
     where, params = _where(flt)
     async with database.cursor(pool) as cur:
         await cur.execute(f"SELECT {COLUMNS} FROM variances v{where} ORDER BY v.type, v.subject_key", params)

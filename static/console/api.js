@@ -107,6 +107,22 @@ export async function apiVersioned(path, options = {}) {
   return { body: await resp.json(), seq: seqFromEtag(resp.headers.get("ETag")) };
 }
 
+/** Download a file the API answers (an export) with the key's header, which a plain link
+ * cannot send: saved under the name of its Content-Disposition, else `fallback`. Throws
+ * ApiError with a readable message, as api() does. */
+export async function download(path, { signal, fallback = "download" } = {}) {
+  const resp = await request(path, { signal });
+  const named = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(await resp.blob());
+  const save = document.createElement("a");
+  save.href = url;
+  save.download = named ? named[1] : fallback;
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 // Who the key is and what it may do: GET /api/me, read once per key (docs/CONSOLE.md, API
 // keys). Nothing is probed with requests that could change something.
 let permissions = null;

@@ -6,10 +6,13 @@ transport and on a second operator's page."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from axe_playwright_python.async_playwright import Axe
 
@@ -151,6 +154,44 @@ async def test_the_detail_shows_the_whole_history_with_its_notes(
         timeout=TIMEOUT_MS,
     )
     assert await page.locator(items).count() == 2 + len(changes)
+
+
+async def test_the_exports_hold_exactly_what_the_list_shows(live_server: ServerFactory, page: Any, gaps: Any) -> None:
+    """Every filter goes to the export routes, and the files are fetched with the key's header
+    (the server requires one: a plain link would be refused)."""
+    reader = "variances-export-key-0123456789abcd"
+    server = await live_server(api_keys=(("read", reader),))
+    await page.goto(url_of(server, "/variances"))
+    await page.fill("#api-key", reader)
+    await page.click("#save-key")
+    await rows_shown(page, 3)
+    await page.select_option("#variance-type", "MISSING_THREATLOCKER")
+    await rows_shown(page, 2)
+    await page.fill("#variance-q", "AGENT")
+    await page.wait_for_function("() => window.location.search.includes('q=AGENT')", timeout=TIMEOUT_MS)
+    await page.goto(url_of(server, f"/variances{await page.evaluate('window.location.search')}&organization=Globex"))
+    await rows_shown(page, 1)
+    shown = await hosts(page)
+    async with page.expect_download(timeout=TIMEOUT_MS) as csv_file:
+        await page.click("#export-csv")
+    download = await csv_file.value
+    assert (
+        download.suggested_filename == f"variances-missing_threatlocker-{time.strftime('%Y-%m-%d', time.gmtime())}.csv"
+    )
+    text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["Hostname"] for r in rows] == shown == ["NO-AGENT-2"]
+    assert {(r["Organization"], r["Variance Status"]) for r in rows} == {("Globex", "active")}
+    async with page.expect_download(timeout=TIMEOUT_MS) as xlsx_file:
+        await page.click("#export-xlsx")
+    body = await asyncio.to_thread(Path(await (await xlsx_file.value).path()).read_bytes)
+    book = openpyxl.load_workbook(io.BytesIO(body), read_only=True)
+    sheet = list(book["Exceptions"].values)
+    assert [r[sheet[0].index("Hostname")] for r in sheet[1:]] == shown
+    href = await page.get_attribute("#export-xlsx", "href") or ""
+    assert all(
+        part in href for part in ("status=active", "type=MISSING_THREATLOCKER", "organization=Globex", "q=AGENT")
+    )
 
 
 async def test_a_read_only_key_sees_no_action(live_server: ServerFactory, page: Any, gaps: Any) -> None:

@@ -12,7 +12,7 @@
 // (bench/console_variances.py). The counts are drawn again only when the variances changed.
 
 import { followVariances } from "../../collector-hub-client.js";
-import { api, can, explain, trackerOptions } from "../api.js";
+import { api, can, download, explain, trackerOptions } from "../api.js";
 import { lineChart } from "../charts.js";
 import * as connection from "../connection.js";
 import { announce, exactUtc, h, showError, statusBadge, table } from "../dom.js";
@@ -71,7 +71,7 @@ export function mount(main, _params, query) {
   const csv = h("a", { id: "export-csv", download: "" }, "CSV");
   const xlsx = h("a", { id: "export-xlsx", download: "" }, "XLSX");
   const exports = h("p", { id: "variance-exports" }, "Export this list: ", csv, " · ", xlsx,
-    h("span", { class: "muted" }, " (the files take the type and status filters)"));
+    h("span", { class: "muted" }, " (the files take every filter)"));
   const list = table("Variances", ["Select", "Host", "Type", "Organization", "Status", "First seen", "Age"], "stack");
   list.el.id = "variances";
   const selectAll = h("input", { type: "checkbox", id: "select-all", "aria-label": "Select every variance that matches" });
@@ -136,8 +136,13 @@ export function mount(main, _params, query) {
     if (days !== TREND_DAYS[0]) next.set("days", days);
     const href = `/variances${next.size ? `?${next}` : ""}`;
     if (href !== window.location.pathname + window.location.search) history.replaceState(null, "", href);
-    const exportQuery = new URLSearchParams({ date: "latest", include_resolved: String(filters.status !== OPEN) });
+    // The files hold what the list shows: every filter, as GET /api/exceptions takes it.
+    const exportQuery = new URLSearchParams({ date: "latest" });
+    if (filters.status === ALL) exportQuery.set("include_resolved", "true");
+    else exportQuery.set("status", filters.status);
     if (filters.type) exportQuery.set("type", filters.type);
+    if (filters.organization) exportQuery.set("organization", filters.organization);
+    if (filters.q.trim()) exportQuery.set("q", filters.q.trim());
     csv.href = `/api/variances/export/csv?${exportQuery}`;
     xlsx.href = `/api/variances/export/excel?${exportQuery}`;
   }
@@ -474,24 +479,16 @@ export function mount(main, _params, query) {
   previous.addEventListener("click", () => turn(-SHOWN));
   next.addEventListener("click", () => turn(SHOWN));
   daysSelect.addEventListener("change", () => { days = daysSelect.value; keepAddress(); loadTrend(); });
-  // With an API key the files are fetched with it (a plain link cannot send the header).
+  // The files are fetched with the key (a plain link cannot send its header), and a refusal
+  // is said like any other.
   for (const link of [csv, xlsx]) {
     link.addEventListener("click", async (event) => {
-      const { token } = trackerOptions();
-      if (!token) return;
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
       event.preventDefault();
       try {
-        const resp = await fetch(link.href, { headers: { "X-API-Key": token } });
-        if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).error || `The server answered ${resp.status}.`);
-        const name = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
-        const url = URL.createObjectURL(await resp.blob());
-        const save = h("a", { href: url, download: name ? name[1] : "variances" });
-        document.body.append(save);
-        save.click();
-        save.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 10000);
+        await download(link.href, { signal, fallback: "variances" });
       } catch (err) {
-        showError(err.message);
+        if (!signal.aborted) showError(explain(err));
       }
     });
   }
