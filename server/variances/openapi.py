@@ -30,7 +30,8 @@ from server.variances.exception_routes import (
     NEXT_CURSOR_HEADER,
 )
 from server.variances.export_routes import XLSX
-from server.variances.openapi_schemas import DAY, NOT_BLANK, variance_schemas
+from server.variances.openapi_requests import DAY, NOT_BLANK
+from server.variances.openapi_schemas import variance_schemas
 from server.variances.params import MAX_HOSTNAME, MAX_TEXT
 from server.variances.report_routes import MAX_TREND_DAYS
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collectors.inventory_records import SOURCES
 from collectors.variance_settings import VARIANCE_STATUSES, VARIANCE_TYPES
-from server.openapi.components import NO_NUL, Names, Schema, closed_object, nullable, ref
-from server.variances.exception_routes import BULK_ACTIONS, MAX_IDS, MAX_MAPPINGS, MAX_ORGANIZATION, MAX_SEARCH_LIMIT
-from server.variances.params import MAX_HOSTNAME, MAX_TEXT
+from server.openapi.components import Names, Schema, closed_object, nullable, ref
+from server.variances.exception_routes import MAX_SEARCH_LIMIT
+from server.variances.openapi_requests import DAY, MAPPING_PAIR, request_schemas
 from server.variances.representation import DASHBOARD_KEYS
 
 COUNT = {"type": "integer", "minimum": 0}
 TEXT = {"type": "string"}
-DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 
 
 def _by_type(schema: Schema) -> Schema:
@@ -148,18 +146,6 @@ def variance_schemas(names: Names) -> dict[str, Schema]:
         "last_updated_by": nullable(TEXT),
         "last_updated_at": nullable(timestamp),
     }
-    manual_fields: dict[str, Schema] = {
-        "updated_by": {
-            "type": "string",
-            "maxLength": MAX_HOSTNAME,
-            "pattern": NO_NUL,
-            "description": "Recorded beside the caller's identity, never instead of it.",
-        },
-        "update_type": {"type": "string", "maxLength": 100, "pattern": NO_NUL},
-        "old_value": {"description": "Any JSON value: what the operator changed."},
-        "new_value": {"description": "Any JSON value: what the operator changed it to."},
-        "notes": {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL, "description": "Kept as the note."},
-    }
     device = closed_object(
         {
             "vendor": {"type": "string", "enum": list(SOURCES)},
@@ -171,10 +157,6 @@ def variance_schemas(names: Names) -> dict[str, Schema]:
             "is_truncated": {"type": "boolean"},
         }
     )
-    mapping_pair = {
-        "ninja_organization": {"type": "string", "maxLength": MAX_ORGANIZATION, "pattern": NOT_BLANK},
-        "threatlocker_organization": {"type": "string", "maxLength": MAX_ORGANIZATION, "pattern": NOT_BLANK},
-    }
     return {
         "VarianceType": {"type": "string", "enum": list(VARIANCE_TYPES)},
         "VarianceStatus": {"type": "string", "enum": list(VARIANCE_STATUSES)},
@@ -368,39 +350,9 @@ def variance_schemas(names: Names) -> dict[str, Schema]:
             {
                 "mappings": {
                     "type": "array",
-                    "items": closed_object({**mapping_pair, "updated_by": TEXT, "updated_at": timestamp}),
+                    "items": closed_object({**MAPPING_PAIR, "updated_by": TEXT, "updated_at": timestamp}),
                 }
             }
         ),
-        "ResolveRequest": closed_object(
-            {"resolved_by": manual_fields["updated_by"], "notes": manual_fields["notes"]},
-            optional=("resolved_by", "notes"),
-        ),
-        "ManualFixRequest": closed_object(manual_fields, optional=tuple(manual_fields)),
-        "FixByHostnameRequest": closed_object(
-            {
-                "hostname": {"type": "string", "maxLength": MAX_HOSTNAME, "pattern": NOT_BLANK},
-                "type": ref("VarianceType"),
-                **manual_fields,
-            },
-            optional=("type", *manual_fields),
-        ),
-        "BulkUpdateRequest": closed_object(
-            {
-                "exception_ids": {"type": "array", "minItems": 1, "maxItems": MAX_IDS, "items": ref("ExceptionId")},
-                "action": {"type": "string", "enum": list(BULK_ACTIONS), "default": "mark_manually_fixed"},
-                "reason": {
-                    "type": "string",
-                    "maxLength": MAX_TEXT,
-                    "pattern": NOT_BLANK,
-                    "description": "Required by accept, and only allowed with it.",
-                },
-                "expires_on": {**DAY, "description": "accept only: the variance is active again after this day."},
-                **manual_fields,
-            },
-            optional=("action", "reason", "expires_on", *manual_fields),
-        ),
-        "OrganizationMapRequest": closed_object(
-            {"mappings": {"type": "array", "maxItems": MAX_MAPPINGS, "items": closed_object(mapping_pair)}}
-        ),
+        **request_schemas(),
     }
