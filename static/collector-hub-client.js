@@ -537,6 +537,33 @@ class Tracker {
   // count as it was and are not a person's (a check resolving one variance and reopening another
   // of the same type) show at the next change that moves a count. ----
 
+  /** One poll's GET of the topic's REST path: the response when it is ok, else null once the
+   * failure is handled here (an abort: nothing; a 429: the next tick after Retry-After; any
+   * other error: _fail, fatal for the statuses in `fatal`). */
+  async _pollGet(controller, tick, fatal) {
+    let resp;
+    try {
+      resp = await fetch(this._url(this._restPath()), {
+        headers: this._headers(), credentials: "include", signal: controller.signal, cache: "no-store",
+      });
+    } catch (err) {
+      if (!controller.signal.aborted) this._fail("poll", err);
+      return null;
+    }
+    if (resp.status === 429) {
+      this._emit("onError", Object.assign(new Error("Rate limited"), { status: 429 }));
+      this._later(tick, (Number(resp.headers.get("Retry-After")) || 10) * 1000);
+      return null;
+    }
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      const err = Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
+      this._fail("poll", err, { fatal: fatal.includes(resp.status) });
+      return null;
+    }
+    return resp;
+  }
+
   _pollVariances() {
     let answered = false;
     let last = null;
@@ -545,27 +572,8 @@ class Tracker {
     this.current.close = () => controller.abort();
     const tick = async () => {
       if (this.stopped || !this.current || this.current.name !== "poll") return;
-      let resp;
-      try {
-        resp = await fetch(this._url(this._restPath()), {
-          headers: this._headers(), credentials: "include", signal: controller.signal, cache: "no-store",
-        });
-      } catch (err) {
-        if (controller.signal.aborted) return;
-        this._fail("poll", err);
-        return;
-      }
-      if (resp.status === 429) {
-        this._emit("onError", Object.assign(new Error("Rate limited"), { status: 429 }));
-        this._later(tick, (Number(resp.headers.get("Retry-After")) || 10) * 1000);
-        return;
-      }
-      if (!resp.ok) {
-        const body = await resp.json().catch(() => ({}));
-        const err = Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
-        this._fail("poll", err, { fatal: resp.status === 401 || resp.status === 403 });
-        return;
-      }
+      const resp = await this._pollGet(controller, tick, [401, 403]);
+      if (!resp) return;
       let body;
       try { body = await resp.json(); } catch (err) { this._fail("poll", err); return; }
       if (!answered) {
@@ -596,27 +604,8 @@ class Tracker {
     this.current.close = () => controller.abort();
     const tick = async () => {
       if (this.stopped || this.done || !this.current || this.current.name !== "poll") return;
-      let resp;
-      try {
-        resp = await fetch(this._url(this._restPath()), {
-          headers: this._headers(), credentials: "include", signal: controller.signal, cache: "no-store",
-        });
-      } catch (err) {
-        if (controller.signal.aborted) return;
-        this._fail("poll", err);
-        return;
-      }
-      if (resp.status === 429) {
-        this._emit("onError", Object.assign(new Error("Rate limited"), { status: 429 }));
-        this._later(tick, (Number(resp.headers.get("Retry-After")) || 10) * 1000);
-        return;
-      }
-      if (!resp.ok) {
-        const body = await resp.json().catch(() => ({}));
-        const err = Object.assign(new Error(body.error || `HTTP ${resp.status}`), { status: resp.status });
-        this._fail("poll", err, { fatal: resp.status === 401 || resp.status === 403 || resp.status === 404 });
-        return;
-      }
+      const resp = await this._pollGet(controller, tick, [401, 403, 404]);
+      if (!resp) return;
       if (!answered) {
         answered = true;
         this.attempt = 0;
