@@ -73,8 +73,36 @@ def job_outcome(dsn: str, job_id: str) -> tuple[str, str]:
         conn.close()
 
 
-def run_collector(command: list[str], env: dict[str, str]) -> tuple[int, float, int]:
-    """Run to exit; (exit status, seconds, peak RSS in KiB)."""
+def postmaster_pid(dsn: str) -> int:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = int(cur.fetchone()[0])
+    finally:
+        conn.close()
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of the PostgreSQL server so far: the postmaster, its live processes and the
+    ones it has reaped (backends of connections that closed)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_collector(command: list[str], env: dict[str, str]) -> tuple[int, float, int, float]:
+    """Run to exit; (exit status, seconds, peak RSS in KiB, CPU seconds)."""
     started = time.monotonic()
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -83,7 +111,7 @@ def run_collector(command: list[str], env: dict[str, str]) -> tuple[int, float, 
     assert proc.stderr is not None
     sys.stderr.write(proc.stderr.read().decode(errors="replace")[-500:])
     proc.stderr.close()
-    return proc.returncode, elapsed, int(usage.ru_maxrss)
+    return proc.returncode, elapsed, int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
 
 
 @asynccontextmanager
@@ -110,7 +138,7 @@ async def fake_vendor(collector: str, devices: int) -> AsyncIterator[dict[str, s
             }
 
 
-async def measure(dsn: str, collector: str, devices: int, label: str) -> dict[str, Any]:
+async def measure(dsn: str, postmaster: int, collector: str, devices: int, label: str) -> dict[str, Any]:
     async with fake_vendor(collector, devices) as vendor_env:
         job_id = new_job(dsn, collector)
         env = {
@@ -120,8 +148,10 @@ async def measure(dsn: str, collector: str, devices: int, label: str) -> dict[st
             "COLLECTOR_HUB_DATABASE_URL": dsn,
         }
         command = [sys.executable, "-m", f"collectors.{collector}"]
+        own, server = time.process_time(), postgres_cpu(postmaster)
         # The fake answers from this event loop while the process runs in a thread's wait.
-        code, seconds, rss_kib = await asyncio.to_thread(run_collector, command, env)
+        code, seconds, rss_kib, cpu = await asyncio.to_thread(run_collector, command, env)
+        own, server = time.process_time() - own, postgres_cpu(postmaster) - server
     status, message = job_outcome(dsn, job_id)
     if code != 0 or status != "completed":
         raise RuntimeError(f"{collector} {label}: exit {code}, job {status}: {message}")
@@ -133,6 +163,9 @@ async def measure(dsn: str, collector: str, devices: int, label: str) -> dict[st
         "seconds": round(seconds, 2),
         "devices_per_second": round(devices / seconds),
         "peak_rss_mib": round(rss_kib / 1024, 1),
+        "collector_cpu_seconds": round(cpu, 2),
+        "fake_cpu_seconds": round(own, 2),
+        "postgres_cpu_seconds": round(server, 2),
         "message": message,
     }
 
@@ -140,6 +173,7 @@ async def measure(dsn: str, collector: str, devices: int, label: str) -> dict[st
 async def bench(sizes: list[int], collectors: list[str]) -> list[dict[str, Any]]:
     rows = []
     with database() as dsn:
+        postmaster = postmaster_pid(dsn)
         for collector in collectors:
             for devices in sizes:
                 conn = psycopg2.connect(dsn)
@@ -147,11 +181,13 @@ async def bench(sizes: list[int], collectors: list[str]) -> list[dict[str, Any]]
                     cur.execute("DELETE FROM inventory_devices; DELETE FROM inventory_runs")
                 conn.close()
                 for label in ("insert", "update"):
-                    row = await measure(dsn, collector, devices, label)
+                    row = await measure(dsn, postmaster, collector, devices, label)
                     rows.append(row)
                     print(
                         f"{collector:<13} {devices:>7,} {label:<7} {row['seconds']:>7.2f} s"
                         f" {row['devices_per_second']:>8,}/s {row['peak_rss_mib']:>7.1f} MiB"
+                        f" {row['collector_cpu_seconds']:>6.2f} {row['fake_cpu_seconds']:>6.2f}"
+                        f" {row['postgres_cpu_seconds']:>6.2f}"
                         f"   (load average {row['load_average']})",
                         flush=True,
                     )
@@ -165,7 +201,10 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     collectors = [c for c in args.collectors.split(",") if c]
-    print(f"{'collector':<13} {'devices':>7} {'run':<7} {'time':>9} {'rate':>10} {'peak RSS':>11}")
+    print(
+        f"{'collector':<13} {'devices':>7} {'run':<7} {'time':>9} {'rate':>10} {'peak RSS':>11}"
+        "  CPU s: collector, fake, postgres"
+    )
     rows = asyncio.run(bench(sizes, collectors))
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import ipaddress
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 # The vendor collectors that fill the inventory (each is also a collector name).
@@ -17,6 +20,8 @@ SOURCES = ("ninja", "threatlocker")
 PLATFORMS = ("windows", "macos", "linux", "ios", "android", "virtualization", "network", "cloud", "other")
 MAX_TEXT_CHARS = 500
 MAX_ADDRESSES = 64
+# What an IPv4 address is made of (ipaddress accepts nothing else without a ':', which IPv6 needs)
+_IPV4_CHARACTERS = frozenset("0123456789.")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +51,43 @@ class DeviceRecord:
         return host_key(self.host_name, self.dns_name, self.display_name)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class VendorRecord:
+    """One device of a vendor's page as the vendor sent it, not yet normalized.
+
+    ``raw_json`` is the record's JSON text as it came in the vendor's answer; ``digest`` (see
+    :func:`record_digest`) stands for the :class:`DeviceRecord` that ``normalize()`` makes of
+    it: equal digests, equal records. A writer that finds the digest it stored last time never
+    calls ``normalize()`` (collectors/inventory_store.py)."""
+
+    vendor_id: str
+    raw_json: str
+    digest: bytes
+    normalize: Callable[[], DeviceRecord]
+
+
+def code_fingerprint(*files: str | None) -> bytes:
+    """A digest of the source of the modules that turn a vendor's record into what is stored
+    (the vendor's module, this one, the writer's): a new version of any of them gives new
+    record digests, so the next run writes every record in full again. A file that cannot be
+    read gives a digest of this process alone: records are then always written in full."""
+    digest = hashlib.blake2b(digest_size=32)
+    for file in files:
+        try:
+            digest.update(Path(file or "").read_bytes())
+        except OSError:
+            digest.update(os.urandom(32))
+    return digest.digest()
+
+
+def record_digest(code: bytes, raw_json: str, context: str | None = None) -> bytes:
+    """What identifies the record that ``code`` (a :func:`code_fingerprint`) makes of a vendor
+    record whose JSON text is ``raw_json`` given ``context`` (what else it is normalized with,
+    e.g. the name of its organization from another listing): 16 bytes of keyed BLAKE2b."""
+    prefix = "\x00" if context is None else f"\x01{context}\x00"
+    return hashlib.blake2b((prefix + raw_json).encode("utf-8", "surrogatepass"), digest_size=16, key=code).digest()
+
+
 def host_key(*names: str | None) -> str | None:
     """The name two vendors' records of one machine share: the first usable name, lower case,
     without its domain (``WS-01.corp.example`` and ``ws-01`` match). IP addresses are not names."""
@@ -55,11 +97,12 @@ def host_key(*names: str | None) -> str | None:
         candidate = name.strip().lower()
         if not candidate:
             continue
-        try:
-            ipaddress.ip_address(candidate)
-            continue
-        except ValueError:
-            pass
+        if ":" in candidate or _IPV4_CHARACTERS.issuperset(candidate):
+            try:
+                ipaddress.ip_address(candidate)
+                continue
+            except ValueError:
+                pass
         short = candidate.split(".", 1)[0].strip()
         if short:
             return short[:MAX_TEXT_CHARS]

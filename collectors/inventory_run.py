@@ -32,7 +32,7 @@ import aiohttp
 import psycopg2
 
 from collectors.contract import DATABASE_URL_ENV, EXIT_CONFIG, EXIT_TEMPFAIL, JOB_ID_ENV
-from collectors.inventory_records import DeviceRecord
+from collectors.inventory_records import DeviceRecord, VendorRecord
 from collectors.inventory_store import InventoryWriter, RunRefused
 from collectors.progress import ProgressError, update_job_progress
 from collectors.vendor_http import VendorError, VendorStatusError, redact
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Page:
-    records: list[DeviceRecord]
+    records: list[DeviceRecord] | list[VendorRecord]
     total: int | None = None  # the vendor's total, when its answer carries one
 
 

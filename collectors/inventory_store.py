@@ -34,7 +34,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
-from collectors.inventory_records import DeviceRecord
+from collectors.inventory_records import DeviceRecord, VendorRecord
 from collectors.progress import ProgressError, apply_update_in_transaction
 
 # pg_try_advisory_lock(key1, key2): key1 says "inventory run", key2 is the source.
@@ -111,9 +111,14 @@ _DETAILS = """
        SET manufacturer = coalesce(v.manufacturer, d.manufacturer),
            model = coalesce(v.model, d.model),
            serial_number = coalesce(v.serial_number, d.serial_number),
-           -- the row no longer holds exactly the record it was written with: the next run
-           -- writes that record in full again, as it always did
-           record_hash = NULL
+           -- A value the report puts in place of another one (the device list's) means the
+           -- row no longer holds what writing its record gives: the next run writes it in
+           -- full again, the list's value first and the report's after it, as it always did.
+           -- A value the report puts where there was none changes nothing for that: writing
+           -- the record again would keep it (coalesce), so the next run may skip it.
+           record_hash = CASE
+               WHEN d.manufacturer <> v.manufacturer OR d.model <> v.model OR d.serial_number <> v.serial_number
+               THEN NULL ELSE d.record_hash END
       FROM (VALUES %s) AS v (source, vendor_id, manufacturer, model, serial_number)
      WHERE d.source = v.source AND d.vendor_id = v.vendor_id
        -- rewrite a row only when something changed (on a steady account, nothing does)
@@ -124,6 +129,7 @@ _DETAILS = """
 
 
 def _row(record: DeviceRecord) -> dict[str, Any]:
+    """The record's columns but ``raw``, which :func:`_encode` adds last."""
     return {
         "vendor_id": record.vendor_id,
         "organization_id": record.organization_id,
@@ -142,8 +148,22 @@ def _row(record: DeviceRecord) -> dict[str, Any]:
         "mac_addresses": record.mac_addresses,
         "online": record.online,
         "last_contact_at": record.last_contact_at.isoformat() if record.last_contact_at else None,
-        "raw": record.raw,
     }
+
+
+def _encode(record: DeviceRecord, raw_json: str | None = None) -> str:
+    """The record as one JSON object of the upsert's rows. ``raw`` is ``raw_json``, the text the
+    vendor sent, when there is one (no second encoding of the largest field), else the record's
+    ``raw`` encoded. PostgreSQL's text and jsonb refuse NUL (\\u0000): it is dropped wherever a
+    vendor sent one."""
+    if raw_json is None:
+        raw_json = json.dumps(record.raw, separators=(",", ":"))
+    columns = json.dumps(_row(record), separators=(",", ":"))
+    return f'{columns[:-1]},"raw":{raw_json}}}'.replace("\\u0000", "")
+
+
+def _text(item: str | VendorRecord) -> str:
+    return item if isinstance(item, str) else _encode(item.normalize(), item.raw_json)
 
 
 class InventoryWriter:
@@ -205,17 +225,21 @@ class InventoryWriter:
             row = cur.fetchone()
             return int(row[0]) if row else None
 
-    def write_page(self, records: Sequence[DeviceRecord]) -> int:
+    def write_page(self, records: Sequence[DeviceRecord | VendorRecord]) -> int:
         """Store one page in one transaction (see the module docstring); return how many of its
         devices are new (never seen, or seen again after being marked removed)."""
         if not records:
             return 0
-        # A vendor page may repeat a device: count it once, and write the last record of it.
-        encoded: dict[str, tuple[str, bytes]] = {}
+        # A vendor page may repeat a device: count it once, and write the last record of it. A
+        # DeviceRecord is identified by a hash of its encoding; a VendorRecord by its digest,
+        # and it is normalized and encoded only if it has to be written.
+        encoded: dict[str, tuple[str | VendorRecord, bytes]] = {}
         for record in records:
-            # PostgreSQL's text and jsonb refuse NUL (\u0000): drop it wherever a vendor sent one.
-            text = json.dumps(_row(record), separators=(",", ":")).replace("\\u0000", "")
-            encoded[record.vendor_id] = (text, hashlib.blake2b(text.encode(), digest_size=16).digest())
+            if isinstance(record, VendorRecord):
+                encoded[record.vendor_id] = (record, record.digest)
+            else:
+                text = _encode(record)
+                encoded[record.vendor_id] = (text, hashlib.blake2b(text.encode(), digest_size=16).digest())
         ids = list(encoded)
         with self._conn, self._conn.cursor() as cur:
             cur.execute(
@@ -230,8 +254,8 @@ class InventoryWriter:
             present = sum(1 for _, is_present in stored.values() if is_present)
             unchanged = [v for v, (_, digest) in encoded.items() if stored.get(v) == (digest, True)]
             changed = [
-                f'{text[:-1]},"record_hash":"{digest.hex()}"}}'
-                for v, (text, digest) in encoded.items()
+                f'{_text(item)[:-1]},"record_hash":"{digest.hex()}"}}'
+                for v, (item, digest) in encoded.items()
                 if stored.get(v) != (digest, True)
             ]
             params = {"source": self.source, "job_id": self.job_id, "run_id": self.run_id}

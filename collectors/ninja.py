@@ -13,6 +13,7 @@ expires and once on a 401. Settings: docs/COLLECTORS.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -20,9 +21,19 @@ from typing import Any
 
 import aiohttp
 
-from collectors.inventory_records import DeviceRecord, clean_list, clean_text, epoch_seconds
+from collectors import inventory_records, inventory_store
+from collectors.inventory_records import (
+    DeviceRecord,
+    VendorRecord,
+    clean_list,
+    clean_text,
+    code_fingerprint,
+    epoch_seconds,
+    record_digest,
+)
 from collectors.inventory_run import Details, Page, vendor_main
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorStatusError
+from collectors.vendor_json import JsonArray
 from collectors.vendor_settings import (
     VENDOR_CREDENTIALS,
     Environment,
@@ -50,6 +61,8 @@ PLATFORM_OF_CLASS = {
     "CLOUD_MONITOR_TARGET": "cloud",
 }  # fmt: skip
 OS_OF_PLATFORM = {"windows": "Windows", "macos": "macOS", "linux": "Linux", "ios": "iOS", "android": "Android"}
+# The code that makes a stored record of a NinjaOne device: part of each record's digest.
+NORMALIZING_CODE = code_fingerprint(__file__, inventory_records.__file__, inventory_store.__file__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,9 +174,9 @@ class NinjaApi:
                 f"NinjaOne refused GET {full} (HTTP {exc.status}) even with a fresh access token", exc.status
             ) from None
 
-    async def get_array(self, path: str, params: Mapping[str, str | int]) -> list[dict[str, Any]]:
+    async def get_array(self, path: str, params: Mapping[str, str | int]) -> JsonArray:
         body = await self.get(path, params)
-        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        if not isinstance(body, JsonArray) or not all(isinstance(item, dict) for item in body):
             where = self.config.api_prefix + path
             raise VendorMalformed(f"NinjaOne's answer to GET {where} is not a JSON array of objects")
         return body
@@ -180,7 +193,7 @@ def _int_id(item: Mapping[str, Any], key: str, what: str) -> int:
     return value
 
 
-async def paged_by_after(api: NinjaApi, path: str, page_size: int, what: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def paged_by_after(api: NinjaApi, path: str, page_size: int, what: str) -> AsyncIterator[JsonArray]:
     """``pageSize``/``after`` paging: ``after`` is the last id of the previous page; a page
     shorter than ``pageSize`` is the last."""
     after: int | None = None
@@ -241,6 +254,19 @@ def normalize_device(raw: dict[str, Any], organizations: Mapping[int, str]) -> D
     )
 
 
+def device_seen(raw: dict[str, Any], raw_json: str, organizations: Mapping[int, str]) -> VendorRecord:
+    """A ``devices-detailed`` item as it came (``raw_json`` is its text), normalized only if it
+    is written; its digest covers the organization's name, which comes from another listing."""
+    org_id = raw.get("organizationId")
+    org_name = organizations.get(org_id) if isinstance(org_id, int) else None
+    return VendorRecord(
+        vendor_id=str(_int_id(raw, "id", "a device")),
+        raw_json=raw_json,
+        digest=record_digest(NORMALIZING_CODE, raw_json, org_name),
+        normalize=functools.partial(normalize_device, raw, organizations),
+    )
+
+
 class NinjaSource:
     """Organizations, then devices, then (optionally) the computer-systems report."""
 
@@ -262,7 +288,7 @@ class NinjaSource:
     async def pages(self) -> AsyncIterator[Page]:
         organizations = await self.organizations()
         async for items in paged_by_after(self.api, "/devices-detailed", self.config.page_size, "a device"):
-            yield Page([normalize_device(item, organizations) for item in items])
+            yield Page([device_seen(item, text, organizations) for item, text in zip(items, items.texts, strict=True)])
 
     async def details(self) -> AsyncIterator[Details]:
         """The computer-systems report, page by page (``cursor`` paging; a short or empty

@@ -14,6 +14,7 @@ the last page by the totals, ends the listing. Settings: docs/COLLECTORS.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -22,9 +23,18 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from collectors.inventory_records import DeviceRecord, clean_text, iso_timestamp
+from collectors import inventory_records, inventory_store
+from collectors.inventory_records import (
+    DeviceRecord,
+    VendorRecord,
+    clean_text,
+    code_fingerprint,
+    iso_timestamp,
+    record_digest,
+)
 from collectors.inventory_run import Details, Page, vendor_main
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorResponse
+from collectors.vendor_json import JsonArray
 from collectors.vendor_settings import (
     VENDOR_CREDENTIALS,
     Environment,
@@ -40,6 +50,8 @@ LIST_PATH = "/Computer/ComputerGetByAllParameters"
 MAX_PAGE_SIZE = 500  # what known clients clamp at
 ANY_GUID = "00000000-0000-0000-0000-000000000000"
 OS_TYPES = {1: ("windows", "Windows"), 2: ("macos", "macOS"), 3: ("linux", "Linux")}
+# The code that makes a stored record of a ThreatLocker computer: part of each record's digest.
+NORMALIZING_CODE = code_fingerprint(__file__, inventory_records.__file__, inventory_store.__file__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,14 +138,19 @@ def read_totals(headers: CIMultiDictProxy[str], rows: list[dict[str, Any]]) -> t
     return items, pages
 
 
-def normalize_computer(raw: dict[str, Any]) -> DeviceRecord:
+def _computer_id(raw: dict[str, Any]) -> str:
     computer_id = clean_text(raw.get("computerId"))
     if computer_id is None:
         raise VendorMalformed("ThreatLocker sent a computer without a computerId")
+    return computer_id.lower()
+
+
+def normalize_computer(raw: dict[str, Any]) -> DeviceRecord:
+    computer_id = _computer_id(raw)
     os_type = raw.get("osType")
     platform, os_name = OS_TYPES.get(os_type, ("other", None)) if isinstance(os_type, int) else ("other", None)
     return DeviceRecord(
-        vendor_id=computer_id.lower(),
+        vendor_id=computer_id,
         raw=raw,
         organization_id=clean_text(raw.get("organizationId")),
         display_name=clean_text(raw.get("computerName")),
@@ -141,6 +158,16 @@ def normalize_computer(raw: dict[str, Any]) -> DeviceRecord:
         platform=platform,
         os_name=os_name,
         last_contact_at=iso_timestamp(raw.get("lastCheckin")),
+    )
+
+
+def computer_seen(raw: dict[str, Any], raw_json: str) -> VendorRecord:
+    """A computer as it came (``raw_json`` is its text), normalized only if it is written."""
+    return VendorRecord(
+        vendor_id=_computer_id(raw),
+        raw_json=raw_json,
+        digest=record_digest(NORMALIZING_CODE, raw_json),
+        normalize=functools.partial(normalize_computer, raw),
     )
 
 
@@ -166,7 +193,7 @@ class ThreatLockerSource:
                 + (" or its access to THREATLOCKER_ORGANIZATION_ID" if self.config.organization_id else ""),
                 exc.status,
             ) from None
-        if not isinstance(resp.body, list) or not all(isinstance(row, dict) for row in resp.body):
+        if not isinstance(resp.body, JsonArray) or not all(isinstance(row, dict) for row in resp.body):
             raise VendorMalformed(f"ThreatLocker's answer to POST {LIST_PATH} is not a JSON array of objects")
         return resp
 
@@ -175,7 +202,7 @@ class ThreatLockerSource:
         previous_first: Any = None
         while True:
             resp = await self.list_page(page_number, self.config.page_size)
-            rows: list[dict[str, Any]] = resp.body
+            rows: JsonArray = resp.body
             # A server that ignored pageNumber would answer the first page forever.
             first = rows[0].get("computerId") if rows else None
             if first is not None and first == previous_first:
@@ -184,7 +211,8 @@ class ThreatLockerSource:
                 )
             previous_first = first
             total_items, total_pages = read_totals(resp.headers, rows)
-            records = [normalize_computer(row) for row in rows if row.get("isDeleted") is not True]
+            pairs = zip(rows, rows.texts, strict=True)
+            records = [computer_seen(row, text) for row, text in pairs if row.get("isDeleted") is not True]
             yield Page(records, total_items)
             if len(rows) < self.config.page_size or (total_pages is not None and page_number >= total_pages):
                 return

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from collectors import vendor_json
 from collectors.retry_after import parse_retry_after
 from collectors.vendor_settings import HttpSettings
 
@@ -198,7 +199,7 @@ class VendorClient:
         if status == 204 or not raw:
             return None
         try:
-            return json.loads(raw)
+            return vendor_json.decode(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
             raise VendorMalformed(f"{self.vendor} sent a malformed answer to {what}: not JSON ({reason})") from None

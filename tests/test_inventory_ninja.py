@@ -62,6 +62,12 @@ def inventory_runs(db) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
         return [dict(r) for r in cur.fetchall()]
 
 
+def record_written_at(db) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    with db.cursor() as cur:
+        cur.execute("SELECT vendor_id, record_written_at FROM inventory_devices WHERE source = 'ninja'")
+        return dict(cur.fetchall())
+
+
 async def test_a_run_fills_the_inventory_and_a_second_marks_the_vanished_device_removed(hub: Hub, stack, db) -> None:  # type: ignore[no-untyped-def]
     fake = FakeNinja(devices=250, organizations=2)
     url = await stack.enter_async_context(serve(fake.app(), fake.faults))
@@ -90,10 +96,14 @@ async def test_a_run_fills_the_inventory_and_a_second_marks_the_vanished_device_
         None, str(fake.device_id(99)), str(fake.device_id(199))
     ]  # fmt: skip
 
+    written = record_written_at(db)
     fake.removed.add(7)
     fake.page_delay = 0.2  # slow enough to watch every page's progress
     job, seen = await run_ninja(client)
     assert job["message"] == "Collected 249 devices (0 new, 1 gone)", job
+    # Nothing changed at the vendor, and the report only filled in what the list left empty:
+    # no device's record was written again.
+    assert record_written_at(db) == written
     # Now the previous run's count is the estimate: percents rise, never 100 before the end.
     percents = [p for p, m in seen if p is not None]
     assert percents == sorted(percents) and percents and max(percents) < 100, seen

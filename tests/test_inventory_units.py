@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
-from collectors.inventory_records import host_key
+import pytest
+
+from collectors import ninja, threatlocker
+from collectors.inventory_records import code_fingerprint, host_key, record_digest
 from collectors.inventory_run import ProgressText
 from collectors.vendor_http import RequestLimiter, redact
+from collectors.vendor_json import JsonArray, decode
 
 
 def test_progress_with_a_vendor_total() -> None:
@@ -31,6 +37,45 @@ def test_host_names_match_without_domain_or_case_and_addresses_are_not_names() -
     assert host_key("WS-01.corp.example") == host_key("ws-01") == "ws-01"
     assert host_key("10.1.2.3", None, "  Laptop7 ") == "laptop7"
     assert host_key(None, "", "fe80::1") is None
+    assert host_key("1.2.3", "10.0.0.1.example", "x") == "1"  # not addresses: names
+    assert host_key("fe80::1%eth0", "::ffff:10.0.0.1", "2001:DB8::1", "host-2001") == "host-2001"
+
+
+BODIES = [
+    b"[]", b" [ ]\n", b'[{"id": 1}]', b'[ {"a": [1, {"b": "],"}]} ,\n"x,]" , null ]', b'{"results": []}',
+    b"12", b"\xef\xbb\xbf[1]", '["\u00e9"]'.encode("utf-16"), b"[1,]", b"[1 2]", b"[1", b"[1] x", b"[1]]",
+    b"", b'[{"id": 1, "displayName": "trunc', b"\xff",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_a_vendor_answer_decodes_as_json_loads_does_and_keeps_each_element_text(body: bytes) -> None:
+    try:
+        expected: object = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        with pytest.raises(type(exc)) as raised:
+            decode(body)
+        assert str(raised.value) == str(exc)
+        return
+    decoded = decode(body)
+    assert decoded == expected
+    if isinstance(expected, list):
+        assert isinstance(decoded, JsonArray) and [json.loads(t) for t in decoded.texts] == expected
+
+
+def test_a_record_digest_covers_its_text_its_context_and_the_code(tmp_path: Path) -> None:
+    code = code_fingerprint(ninja.__file__)
+    assert code == code_fingerprint(ninja.__file__) != code_fingerprint(threatlocker.__file__)
+    assert code_fingerprint(str(tmp_path / "gone")) != code_fingerprint(str(tmp_path / "gone"))  # unreadable
+    digests = {
+        record_digest(code, '{"id": 1}'),
+        record_digest(code, '{"id": 1}', "Org 1"),
+        record_digest(code, '{"id": 1}', "Org 2"),
+        record_digest(code, '{"id": 1}', ""),
+        record_digest(code, '{"id":1}'),
+        record_digest(code_fingerprint(threatlocker.__file__), '{"id": 1}'),
+    }
+    assert len(digests) == 6 and record_digest(code, '{"id": 1}', "Org 1") in digests
 
 
 def test_redact_replaces_every_secret() -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from collectors.inventory_records import DeviceRecord
+from collectors.inventory_records import DeviceRecord, VendorRecord, record_digest
 from collectors.inventory_store import InventoryWriter
 from tests.support.inventory import empty_inventory
 
@@ -28,7 +30,13 @@ def device(n: int, **fields: Any) -> DeviceRecord:
     return DeviceRecord(**values)
 
 
-def run(db: Any, database_url: str, job_id: str, pages: list[list[DeviceRecord]], complete: bool = True) -> Any:
+def run(
+    db: Any,
+    database_url: str,
+    job_id: str,
+    pages: Sequence[Sequence[DeviceRecord | VendorRecord]],
+    complete: bool = True,
+) -> Any:
     with db.cursor() as cur:
         batch_id = "bc_" + job_id[3:]
         cur.execute("INSERT INTO job_batches (batch_id, status) VALUES (%s, 'running')", (batch_id,))
@@ -125,6 +133,30 @@ def test_a_row_changed_by_the_details_report_is_written_in_full_next_time(db, da
     assert third["2"]["record_written_at"] == after_details["2"]["record_written_at"]
 
 
+def test_details_that_only_fill_what_the_list_left_empty_leave_the_record_skippable(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    """Writing the list's record again would keep a value the report filled in (the list has
+    none), so the next run with the same record writes nothing, and the value stays."""
+    empty_inventory(db)
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES ('bc_00000001', 'running')")
+        cur.execute(
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
+            " VALUES ('ni_00000001', 'bc_00000001', 'ninja', 'ninja-collector', 'running')"
+        )
+    writer = InventoryWriter(database_url, "ninja", "ni_00000001")
+    writer.open()
+    writer.write_page([device(1), device(2)])
+    writer.write_details([("1", "Maker", "Model", "REPORT-1")])
+    writer.complete("done")
+    writer.close()
+    after_details = rows(db)
+    assert after_details["1"]["serial_number"] == "REPORT-1"
+    run(db, database_url, "ni_00000002", [[device(1), device(2)]])
+    second = rows(db)
+    assert second["1"]["serial_number"] == "REPORT-1" and second["1"]["last_seen_job_id"] == "ni_00000002"
+    assert [second[v]["record_written_at"] for v in "12"] == [after_details[v]["record_written_at"] for v in "12"]
+
+
 def test_a_page_that_repeats_a_device_counts_it_once_and_keeps_its_last_record(db, database_url) -> None:  # type: ignore[no-untyped-def]
     empty_inventory(db)
     later = dataclasses.replace(device(1), host_name="WS-NEW")
@@ -133,3 +165,37 @@ def test_a_page_that_repeats_a_device_counts_it_once_and_keeps_its_last_record(d
     with db.cursor() as cur:
         cur.execute("SELECT host_name FROM inventory_devices WHERE vendor_id = '1'")
         assert cur.fetchone() == ("WS-NEW",)
+
+
+def test_a_vendor_record_is_normalized_and_written_only_when_its_digest_changed(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    """A collector hands the writer each device as the vendor sent it (its JSON text, a digest
+    of that text and of the code that normalizes it): an unchanged one is neither normalized
+    nor written again; the record stored is the vendor's text."""
+    empty_inventory(db)
+    normalized: list[int] = []
+
+    def seen(n: int, raw_json: str | None = None, code: bytes = b"code v1") -> VendorRecord:
+        text = raw_json or json.dumps(device(n).raw)
+
+        def normalize() -> DeviceRecord:
+            normalized.append(n)
+            return device(n, raw={"decoded": "not stored: the text is"})
+
+        return VendorRecord(str(n), text, record_digest(code, text), normalize)
+
+    spaced = '{ "id": 2,  "name": "WS-002",\n "nested": {"tags": ["a", "b"]}, "nul": "x\\u0000y"}'
+    run(db, database_url, "ni_00000001", [[seen(1), seen(2, spaced)]])
+    first = rows(db)
+    assert normalized == [1, 2] and first["1"]["raw"] == device(1).raw
+    assert first["2"]["raw"] == {**device(2).raw, "nul": "xy"}  # as sent, less the NUL PostgreSQL refuses
+
+    normalized.clear()
+    news, counts = run(db, database_url, "ni_00000002", [[seen(1), seen(2, spaced), seen(3)]])
+    assert normalized == [3] and news == [1] and (counts.seen, counts.new) == (3, 1)
+    second = rows(db)
+    assert all(second[v]["last_seen_job_id"] == "ni_00000002" for v in "123")
+    assert [second[v]["record_written_at"] for v in "12"] == [first[v]["record_written_at"] for v in "12"]
+
+    normalized.clear()  # the same vendor records, a new version of the code that normalizes them
+    run(db, database_url, "ni_00000003", [[seen(1, code=b"code v2"), seen(2, spaced), seen(3)]])
+    assert normalized == [1] and rows(db)["1"]["record_written_at"] > second["1"]["record_written_at"]
