@@ -72,9 +72,8 @@ def get(base: str, path: str) -> Any:
         return json.loads(resp.read())
 
 
-def longest_cpu_task(trace: bytes) -> float:
-    """The longest task of the page's main thread in CPU time (ms): its own work, whatever else
-    the machine runs (a task's wall time also counts the time it waited for a core)."""
+def main_thread_events(trace: bytes) -> list[dict[str, Any]]:
+    """The complete ("X") events of the page's main thread, in time order."""
     events = json.loads(trace)
     events = events["traceEvents"] if isinstance(events, dict) else events
     main = {
@@ -82,25 +81,93 @@ def longest_cpu_task(trace: bytes) -> float:
         for e in events
         if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
     }
-    return max(
-        (
-            e.get("tdur", 0) / 1000
-            for e in events
-            if e.get("ph") == "X" and e.get("name") == "RunTask" and (e["pid"], e["tid"]) in main
-        ),
-        default=0.0,
+    return sorted(
+        (e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) in main and "dur" in e),
+        key=lambda e: (e["ts"], -e["dur"]),
     )
+
+
+KINDS = {  # trace event -> what the breakdown calls it
+    "FunctionCall": "script",
+    "EvaluateScript": "script",
+    "v8.compile": "compile",
+    "UpdateLayoutTree": "style",
+    "Layout": "layout",
+    "PrePaint": "paint",
+    "Paint": "paint",
+    "Layerize": "paint",
+    "MinorGC": "gc",
+    "MajorGC": "gc",
+    "HitTest": "hit test",
+}
+
+
+def longest_cpu_task(events: list[dict[str, Any]]) -> tuple[float, str]:
+    """The longest task of the page's main thread in CPU time (ms): its own work, whatever else
+    the machine runs (a task's wall time also counts the time it waited for a core); and what
+    it did, in CPU ms: the script by function (draw, apply...), style recalculation (with the
+    elements it styled), layout (with the objects it laid out), paint and garbage collection,
+    the kinds a fix aims at."""
+    tasks = [e for e in events if e["name"] == "RunTask"]
+    if not tasks:
+        return 0.0, ""
+    task = max(tasks, key=lambda e: e.get("tdur", 0))
+    end = task["ts"] + task["dur"]
+    parts: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    open_until: dict[str, int] = {}  # a kind's outermost event so far: nested ones are inside it
+    for e in events:
+        kind = KINDS.get(e["name"])
+        if not kind or not (task["ts"] <= e["ts"] and e["ts"] + e["dur"] <= end):
+            continue
+        if kind == "script":
+            data = e.get("args", {}).get("data", {})
+            kind = f"{data.get('functionName') or data.get('url', '').rsplit('/', 1)[-1] or 'script'}()"
+        if e["ts"] < open_until.get(kind, 0):
+            continue
+        open_until[kind] = e["ts"] + e["dur"]
+        parts[kind] = parts.get(kind, 0.0) + e.get("tdur", 0) / 1000
+        args = e.get("args", {})
+        size = args.get("elementCount") or args.get("beginData", {}).get("dirtyObjects")
+        if size:
+            sizes[kind] = sizes.get(kind, 0) + int(size)
+    said = []
+    for kind, ms in sorted(parts.items(), key=lambda kv: -kv[1]):
+        if ms >= 0.5:
+            size = f" ({sizes[kind]} {'elements' if kind == 'style' else 'objects'})" if kind in sizes else ""
+            said.append(f"{kind} {ms:.0f}{size}")
+    return task.get("tdur", 0) / 1000, ", ".join(said)
+
+
+def top_functions(profile: dict[str, Any], n: int = 8) -> str:
+    """The page's script functions with the most self time in a CPU profile (sampled, ms)."""
+    nodes = {node["id"]: node for node in profile["nodes"]}
+    spent: dict[str, float] = {}
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        frame = nodes[sample]["callFrame"]
+        if not frame["url"] and frame["functionName"] in ("(idle)", "(program)", "(root)"):
+            continue
+        where = f"{frame['functionName'] or '(anonymous)'} {frame['url'].rsplit('/', 1)[-1]}:{frame['lineNumber'] + 1}"
+        spent[where] = spent.get(where, 0.0) + delta / 1000
+    return ", ".join(f"{where} {ms:.0f}" for where, ms in sorted(spent.items(), key=lambda kv: -kv[1])[:n])
 
 
 class Phases:
     """Long tasks and the view's drawing time, phase by phase."""
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Any, traces: Path | None, profile: bool = False) -> None:
         self.page = page
+        self.traces = traces
+        self.profile = profile
+        self.profiles: dict[str, str] = {}
         self.browser = page.context.browser
         self.cdp = page.context.new_cdp_session(page)
         self.cdp.send("Performance.enable")
+        if profile:
+            self.cdp.send("Profiler.enable")
+            self.cdp.send("Profiler.setSamplingInterval", {"interval": 200})
         self.results: list[tuple[str, float, list[float], float, dict[str, float]]] = []
+        self.breakdowns: dict[str, str] = {}
         self.tracing = False
         self._start()
 
@@ -111,6 +178,8 @@ class Phases:
         if not self.tracing:
             self.browser.start_tracing(page=self.page, categories=["disabled-by-default-devtools.timeline"])
             self.tracing = True
+        if self.profile:
+            self.cdp.send("Profiler.start")
         self.started = time.perf_counter()
         self.before = self._metrics()
         self.page.evaluate("() => { window.longTasks.length = 0; window.collectorHubConsole.stats.renderMs = 0; }")
@@ -120,8 +189,13 @@ class Phases:
         tasks = self.page.evaluate("() => [...window.longTasks]")
         drawing = self.page.evaluate("() => window.collectorHubConsole.stats.renderMs")
         after = self._metrics()
+        if self.profile:
+            self.profiles[name] = top_functions(self.cdp.send("Profiler.stop")["profile"])
         self.tracing = False
-        cpu = longest_cpu_task(self.browser.stop_tracing())
+        trace = self.browser.stop_tracing()
+        if self.traces:
+            (self.traces / f"{name}.json").write_bytes(trace)
+        cpu, self.breakdowns[name] = longest_cpu_task(main_thread_events(trace))
         # Chromium's own count of the main thread's time, by kind (ms in the phase).
         spent = {
             kind: (after[metric] - self.before[metric]) * 1000
@@ -137,7 +211,7 @@ class Phases:
         self._start()
 
 
-def measure(base: str, open_count: int) -> list[tuple[str, float, list[float], float, dict[str, float]]]:
+def measure(base: str, open_count: int, traces: Path | None, profile: bool) -> Phases:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -146,7 +220,7 @@ def measure(base: str, open_count: int) -> list[tuple[str, float, list[float], f
         page.add_init_script(OBSERVE_LONG_TASKS)
         page.goto(base + "/")
         page.wait_for_selector('#connection[data-state="live"]', timeout=30_000)
-        phases = Phases(page)
+        phases = Phases(page, traces, profile)
         page.click('nav a[href="/variances"]')
         page.wait_for_selector(f"#variances-shown:has-text('of {open_count:,} matching')", timeout=120_000)
         page.wait_for_selector('#variances-live[data-state="connected"]', timeout=30_000)
@@ -196,7 +270,7 @@ def measure(base: str, open_count: int) -> list[tuple[str, float, list[float], f
         phases.end("live")
         browser.stop_tracing()
         browser.close()
-    return phases.results
+    return phases
 
 
 def main() -> int:
@@ -204,7 +278,13 @@ def main() -> int:
     parser.add_argument(
         "--devices", type=int, default=48_100, help="devices per source (48,100: about 5,000 variances)"
     )
+    parser.add_argument("--traces", type=Path, help="a folder to write each phase's trace to (load.json...)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also a CPU profile per phase: the script's costliest functions"
+    )
     args = parser.parse_args()
+    if args.traces:
+        args.traces.mkdir(parents=True, exist_ok=True)
     with database() as dsn:
         conn = psycopg2.connect(dsn)
         try:
@@ -218,7 +298,8 @@ def main() -> int:
         finally:
             conn.close()
         with served(dsn) as (base, _server):
-            results = measure(base, open_count)
+            phases = measure(base, open_count, args.traces, args.profile)
+    results = phases.results
     one, five, _ = os.getloadavg()
     print(f"\nVariances view, {open_count:,} open variances, Chromium 1280x900; load {one:.1f}/{five:.1f}\n")
     print(
@@ -235,6 +316,11 @@ def main() -> int:
             f"{name:<8} {seconds:>8.1f} {len(tasks):>11} {longest:>11.0f} {drawing:>16.0f} {spent['script']:>10.0f}"
             f" {spent['style']:>9.0f} {spent['layout']:>10.0f} {spent['tasks']:>13.0f} {spent['longest_cpu']:>15.0f}"
         )
+    print("\nthe longest task (CPU) of each phase, by kind (CPU ms):")
+    for name, breakdown in phases.breakdowns.items():
+        print(f"  {name}: {breakdown}")
+    for name, functions in phases.profiles.items():
+        print(f"  {name}, script by self time (ms, sampled): {functions}")
     verdict = "ok" if worst <= LONG_TASK_MS else f"OVER: a task of {worst:.0f} ms"
     print(f"\nscroll, filter and live without a task over {LONG_TASK_MS} ms (wall time): {verdict}")
     cpu_verdict = "ok" if worst_cpu <= LONG_TASK_MS else f"OVER: {worst_cpu:.0f} ms"

@@ -359,3 +359,25 @@ async def test_without_a_key_the_view_says_what_every_view_says(
         "(text) => document.querySelector('#variances-live').textContent === text", arg=banners[0], timeout=TIMEOUT_MS
     )
     assert await page.locator(ROWS).count() == 0
+
+
+async def test_a_focused_box_stays_with_its_variance_when_another_leaves_the_list(
+    live_server: ServerFactory, page: Any, gaps: Any
+) -> None:
+    """Rows are kept, not drawn again, when the list changes around them: a keyboard user's
+    focus (and the box it is on) stays with the variance it was on, not lost or moved to
+    another variance."""
+    server = await live_server()
+    await page.goto(url_of(server, "/variances"))
+    await rows_shown(page, 3)
+    await page.wait_for_selector('#variances-live[data-state="connected"]', timeout=TIMEOUT_MS)
+    ids = await page.eval_on_selector_all(ROWS, "rows => rows.map(r => r.dataset.id)")
+    await page.focus(f'{ROWS}[data-id="{ids[2]}"] .select-variance')
+    await page.keyboard.press("Space")
+    await api_post(server, "/api/exceptions/bulk-update", {"exception_ids": [int(ids[0])], "action": "resolve"})
+    await rows_shown(page, 2, wait_ms=LIVE_TIMEOUT_MS)
+    focused = await page.evaluate(
+        "() => { const box = document.activeElement; return [box.matches('.select-variance'), box.value,"
+        " box.checked, box.closest('tr')?.dataset.id]; }"
+    )
+    assert focused == [True, ids[2], True, ids[2]]

@@ -7,15 +7,16 @@
 // variance, applied in place; a page that may have missed changes reads the list again.
 //
 // The variances of the chosen status are read once (at most MAX_LOADED, 1000 a request) and
-// kept by id; type, organization and text filter them here, and a page of SHOWN rows is drawn
-// at a time (Previous / Next), so 5,000 rows filter and scroll without a long task
-// (bench/console_variances.py). The counts are drawn again only when the variances changed.
+// kept by id, newest first, with their counts, both kept up to date change by change; type,
+// organization and text filter them here, and a page of SHOWN rows is drawn at a time
+// (Previous / Next), its rows kept and filled in place, so 5,000 rows filter and scroll without
+// a long task (docs/CONSOLE.md, bench/console_variances.py).
 
 import { followVariances } from "../../collector-hub-client.js";
 import { api, can, download, explain, trackerOptions } from "../api.js";
 import { lineChart } from "../charts.js";
 import * as connection from "../connection.js";
-import { announce, exactUtc, h, showError, statusBadge, table } from "../dom.js";
+import { announce, exactUtc, h, setStatus, showError, table } from "../dom.js";
 import * as debug from "../debug.js";
 import { actionForm } from "./variance_actions.js";
 import { detailContent, moved, readDevices, readHistory } from "./variance_detail.js";
@@ -23,6 +24,7 @@ import { detailContent, moved, readDevices, readHistory } from "./variance_detai
 const PAGE = 1000; // GET /api/exceptions' largest page
 const MAX_LOADED = 20000;
 const SHOWN = 50; // rows drawn at a time: a page of the list
+const FILLS_PER_FRAME = 25; // rows given new content in one frame (bench/console_variances.py)
 const TYPING_MS = 150; // the text filter applies once typing pauses this long
 const OPEN = "active";
 const ALL = "all";
@@ -30,6 +32,9 @@ const TREND_DAYS = ["30", "90"];
 const TRANSPORTS = ["websocket", "sse", "poll"];
 const LIVE_TEXT = { websocket: "Live (WebSocket)", sse: "Live (Server-Sent Events)", poll: "Live (polling)" };
 const DAY_MS = 86400000;
+// One formatter: a number's toLocaleString("en") builds a new one at every call (~0.1 ms).
+const numbers = new Intl.NumberFormat("en");
+const amount = (n) => numbers.format(n);
 
 function age(value, now = Date.now()) {
   const ms = now - new Date(value).getTime();
@@ -99,13 +104,19 @@ export function mount(main, _params, query) {
   const controller = new AbortController();
   const signal = controller.signal;
   const rows = new Map(); // id -> variance (as GET /api/exceptions lists it), of the chosen status
-  const rowEls = new Map(); // id -> {variance, tr}: a row is rebuilt only when its variance changed
+  let drawn = []; // the list's rows in order: {variance, tr, ...} (listRows below)
   const selected = new Set();
   const seen = new Map(); // id -> the changes received while the page is open
   let types = [];
   let first = 0; // the index in `matching` of the page's first row
   let matching = [];
-  let ordered = null; // every variance, newest first; null when the variances changed
+  let matchingKey = null; // what `matching` was filtered from and by
+  let ordered = []; // every variance of `rows`, newest first (kept in order as changes arrive)
+  let version = 0; // one more at every change of `ordered`
+  const perType = new Map(); // type -> how many of `rows`
+  const perOrg = new Map(); // organization ("—" for none) -> how many of `rows`
+  let countsDue = true;
+  let countsDeferred = 0; // frames the counts have waited for the rows
   const haystacks = new WeakMap(); // variance -> what the text filter searches, in lower case
   let loading = null;
   let pending = []; // changes received while the list is being read, applied after it
@@ -151,52 +162,181 @@ export function mount(main, _params, query) {
     if (frame === null) frame = requestAnimationFrame(draw);
   }
 
-  function row(v) {
-    const known = rowEls.get(v.id);
-    if (known && known.variance === v) return known.tr;
-    const box = rights.trigger
-      ? h("input", { type: "checkbox", class: "select-variance", value: v.id, checked: selected.has(v.id), "aria-label": `Select ${v.hostname} ${v.type}` })
-      : null;
-    // The row is kept while the filters change: its address names the variance and its status only.
-    const link = h("a", { href: `/variances?${new URLSearchParams({ ...(filters.status === OPEN ? {} : { status: filters.status }), id: v.id })}`, class: "variance-link" }, v.hostname || v.subject_key);
-    link.addEventListener("click", (event) => {
-      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-      event.preventDefault();
-      openDetail(v.id);
-    });
-    const cells = [
-      ["Select", box],
-      ["Host", h("strong", {}, link)],
-      ["Type", v.type],
-      ["Organization", v.organization || "—"],
-      ["Status", statusBadge(v.variance_status)],
-      ["First seen", h("time", { datetime: v.first_seen, title: exactUtc(v.first_seen) }, v.date_found)],
-      ["Age", age(v.first_seen)],
-    ];
-    const tr = h("tr", { dataset: { id: v.id, type: v.type, status: v.variance_status } },
-      cells.map(([label, value]) => h("td", { "data-label": label, class: label === "Select" && !box ? "secondary" : null }, value)));
-    rowEls.set(v.id, { variance: v, tr });
-    return tr;
+  // ---- the list's rows ----
+  // A drawn row stays the same element while its variance is on the page (a change elsewhere
+  // moves nothing, a focused box stays with its variance), and a page turn or a new filter
+  // fills the drawn rows again in place instead of building new ones: no element is created
+  // and the rows' styles are not computed from scratch, so a page turn is one short task.
+
+  function newRow() {
+    const link = h("a", { class: "variance-link" });
+    const badge = h("span", { class: "status" });
+    const time = h("time");
+    const tr = h("tr", {},
+      h("td", { "data-label": "Select" }),
+      h("td", { "data-label": "Host" }, h("strong", {}, link)),
+      h("td", { "data-label": "Type" }),
+      h("td", { "data-label": "Organization" }),
+      h("td", { "data-label": "Status" }, badge),
+      h("td", { "data-label": "First seen" }, time),
+      h("td", { "data-label": "Age" }));
+    return { tr, cells: tr.children, link, badge, time, box: null, id: null, variance: null, linkStatus: null };
   }
 
-  function drawCounts() {
-    const perType = new Map(types.map((t) => [t, 0]));
-    const perOrg = new Map();
-    for (const v of rows.values()) {
-      perType.set(v.type, (perType.get(v.type) || 0) + 1);
-      const org = v.organization || "—";
-      perOrg.set(org, (perOrg.get(org) || 0) + 1);
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function fill(r, v) {
+    const changed = r.variance !== v;
+    if (changed || r.linkStatus !== filters.status) {
+      r.variance = v;
+      r.linkStatus = filters.status;
+      Object.assign(r.tr.dataset, { id: v.id, type: v.type, status: v.variance_status });
+      // The address names the variance and its status only, not the filters of the moment.
+      r.link.href = `/variances?${new URLSearchParams({ ...(filters.status === OPEN ? {} : { status: filters.status }), id: v.id })}`;
+      setText(r.link, v.hostname || v.subject_key);
+      setText(r.cells[2], v.type);
+      setText(r.cells[3], v.organization || "—");
+      setStatus(r.badge, v.variance_status || "unknown");
+      r.time.dateTime = v.first_seen;
+      r.time.title = exactUtc(v.first_seen);
+      setText(r.time, v.date_found);
+      setText(r.cells[6], age(v.first_seen));
     }
+    if (rights.trigger && !r.box) {
+      r.box = h("input", { type: "checkbox", class: "select-variance" });
+      r.cells[0].replaceChildren(r.box);
+      r.cells[0].classList.remove("secondary");
+    } else if (!rights.trigger && (r.box || !r.cells[0].classList.contains("secondary"))) {
+      r.cells[0].replaceChildren();
+      r.cells[0].classList.add("secondary"); // nothing to show at 390 px
+      r.box = null;
+    }
+    if (r.box) {
+      if (r.box.value !== String(v.id)) {
+        r.box.value = v.id;
+        r.box.setAttribute("aria-label", `Select ${v.hostname} ${v.type}`);
+      } else if (changed) r.box.setAttribute("aria-label", `Select ${v.hostname} ${v.type}`);
+      r.box.checked = selected.has(v.id);
+    }
+  }
+
+  const emptyRow = h("tr", {}, h("td", { colspan: 7 }));
+  const spare = []; // rows out of the list, to be filled again
+  function drawRows(shown) {
+    if (!shown.length) {
+      emptyRow.firstChild.textContent = loading ? "Loading…" : "No variance matches.";
+      for (const r of drawn) spare.push(r);
+      if (list.tbody.firstChild !== emptyRow || list.tbody.childNodes.length !== 1) list.tbody.replaceChildren(emptyRow);
+      drawn = [];
+      return 0;
+    }
+    if (emptyRow.parentNode) emptyRow.remove();
+    const ids = new Set(shown.map((v) => v.id));
+    const kept = new Map();
+    const freed = [];
+    for (const r of drawn) {
+      if (ids.has(r.id)) kept.set(r.id, r);
+      else freed.push(r);
+    }
+    // Rows that stay keep their place; when none stays (a page turn), the freed rows are refilled
+    // where they are, in order, and nothing moves.
+    const inPlace = kept.size === 0;
+    if (!inPlace) for (const r of freed) r.tr.remove();
+    // At most FILLS_PER_FRAME rows get new content in a frame (a page turn takes two frames): a
+    // row in place keeps what it showed until the next frame, a row to add waits for it.
+    let fills = 0;
+    let late = false;
+    drawn = [];
+    for (const v of shown) {
+      let r = kept.get(v.id);
+      if (!r) {
+        if (fills >= FILLS_PER_FRAME && !(inPlace && freed.length)) {
+          late = true;
+          continue;
+        }
+        r = freed.shift() || spare.pop() || newRow();
+        r.id = v.id;
+      }
+      if (r.variance === v) fill(r, v); // its box and link follow
+      else if (fills < FILLS_PER_FRAME) {
+        fills += 1;
+        fill(r, v);
+      } else late = true;
+      drawn.push(r);
+    }
+    for (const r of freed) {
+      r.tr.remove();
+      spare.push(r); // for when the list grows again (a filter cleared)
+    }
+    let at = list.tbody.firstChild;
+    for (const r of drawn) {
+      if (at === r.tr) at = at.nextSibling;
+      else list.tbody.insertBefore(r.tr, at);
+    }
+    if (late) schedule();
+    return fills;
+  }
+
+  // ---- the counts, kept as changes arrive (not counted again over every variance) ----
+
+  function count(v, by) {
+    perType.set(v.type, (perType.get(v.type) || 0) + by);
+    const org = v.organization || "—";
+    const n = (perOrg.get(org) || 0) + by;
+    if (n) perOrg.set(org, n);
+    else perOrg.delete(org);
+  }
+
+  /** `ordered` and the counts from `rows` afresh (after a read of the list). */
+  function recount() {
+    ordered = [...rows.values()].sort((a, b) => b.id - a.id);
+    perType.clear();
+    perOrg.clear();
+    for (const v of ordered) count(v, 1);
+    version += 1;
+    countsDue = true;
+  }
+
+  /** Where variance `id` is in `ordered`, or would be (newest, the highest id, first). */
+  function place(id) {
+    let low = 0;
+    let high = ordered.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (ordered[mid].id > id) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  let typeFigures = ""; // the types the figures show, in order; their counts are updated in place
+  let orgRanking = ""; // the organizations the table shows, in order
+  function drawCounts() {
+    countsDue = false;
     const href = (name, value) => {
       const next = new URLSearchParams(filters.status === OPEN ? {} : { status: filters.status });
       next.set(name, value);
       return `/variances?${next}`;
     };
-    byType.replaceChildren(...[...perType].map(([t, n]) => figure(t, n.toLocaleString("en"), href("type", t), { type: t })));
+    const shownTypes = [...new Set([...types, ...[...perType].filter(([, n]) => n > 0).map(([t]) => t)])];
+    const typeKey = `${filters.status}\n${shownTypes.join("\n")}`;
+    if (typeKey !== typeFigures) {
+      typeFigures = typeKey;
+      byType.replaceChildren(...shownTypes.map((t) => figure(t, "", href("type", t), { type: t })));
+    }
+    for (const el of byType.children) setText(el.querySelector(".count"), amount(perType.get(el.dataset.type) || 0));
     const orgs = [...perOrg].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-    byOrg.tbody.replaceChildren(...(orgs.length ? orgs.slice(0, 12).map(([org, n]) => h("tr", { dataset: { organization: org } },
-      h("td", {}, org === "—" ? org : h("a", { href: href("organization", org) }, org)), h("td", { class: "num" }, n.toLocaleString("en")))) : [h("tr", {}, h("td", { colspan: 2 }, "None."))]));
-    if (orgs.length > 12) byOrg.tbody.append(h("tr", {}, h("td", { colspan: 2, class: "muted" }, `and ${orgs.length - 12} more`)));
+    const top = orgs.slice(0, 12);
+    const orgKey = `${filters.status}\n${orgs.length}\n${top.map(([org]) => org).join("\n")}`;
+    if (orgKey !== orgRanking) {
+      orgRanking = orgKey;
+      byOrg.tbody.replaceChildren(...(top.length ? top.map(([org]) => h("tr", { dataset: { organization: org } },
+        h("td", {}, org === "—" ? org : h("a", { href: href("organization", org) }, org)), h("td", { class: "num" }))) : [h("tr", {}, h("td", { colspan: 2 }, "None."))]));
+      if (orgs.length > 12) byOrg.tbody.append(h("tr", {}, h("td", { colspan: 2, class: "muted" }, `and ${orgs.length - 12} more`)));
+    }
+    top.forEach(([, n], i) => setText(byOrg.tbody.children[i].lastChild, amount(n)));
     const names = new Set([...perOrg.keys()].filter((o) => o !== "—"));
     if (filters.organization) names.add(filters.organization);
     const current = [...orgSelect.options].slice(1).map((o) => o.value).join("\n");
@@ -210,19 +350,29 @@ export function mount(main, _params, query) {
     frame = null;
     const started = debug.clock();
     const text = needle();
-    const countsDue = ordered === null;
-    if (countsDue) ordered = [...rows.values()].sort((a, b) => b.id - a.id);
-    matching = text || filters.type || filters.organization ? ordered.filter((v) => matches(v, text)) : ordered;
+    const key = `${version}\n${filters.type}\n${filters.organization}\n${text}`;
+    if (key !== matchingKey) {
+      matchingKey = key;
+      matching = text || filters.type || filters.organization ? ordered.filter((v) => matches(v, text)) : ordered;
+    }
     if (first >= matching.length) first = Math.max(0, Math.floor((matching.length - 1) / SHOWN) * SHOWN);
     const shown = matching.slice(first, first + SHOWN);
-    list.tbody.replaceChildren(...(shown.length ? shown.map(row) : [h("tr", {}, h("td", { colspan: 7 }, loading ? "Loading…" : "No variance matches."))]));
+    const fills = drawRows(shown);
     previous.hidden = first === 0;
     next.hidden = first + SHOWN >= matching.length;
-    const range = shown.length ? `${(first + 1).toLocaleString("en")} to ${(first + shown.length).toLocaleString("en")}` : "0";
-    shownNote.textContent = loading ? "Loading…" : `Showing ${range} of ${matching.length.toLocaleString("en")} matching${selected.size ? `; ${selected.size.toLocaleString("en")} selected` : ""}.`;
+    const range = shown.length ? `${amount(first + 1)} to ${amount(first + shown.length)}` : "0";
+    shownNote.textContent = loading ? "Loading…" : `Showing ${range} of ${amount(matching.length)} matching${selected.size ? `; ${amount(selected.size)} selected` : ""}.`;
     selectAll.checked = matching.length > 0 && selected.size >= matching.length && matching.every((v) => selected.has(v.id));
     selectAll.hidden = !rights.trigger;
-    if (countsDue) drawCounts();
+    // Rows and counts both due (the list read, a batch of changes): the counts wait for a frame
+    // with fewer rows to fill, two frames at most.
+    if (countsDue && fills >= FILLS_PER_FRAME / 2 && countsDeferred < 2) {
+      countsDeferred += 1;
+      schedule();
+    } else if (countsDue) {
+      countsDeferred = 0;
+      drawCounts();
+    }
     // After the frame's own layout: scrolling here would force one more.
     if (scrollToList) setTimeout(() => list.el.scrollIntoView({ block: "start" }), 0);
     scrollToList = false;
@@ -234,9 +384,21 @@ export function mount(main, _params, query) {
 
   function apply(change) {
     const v = change.variance;
-    if (wanted(v)) rows.set(v.id, v);
-    else rows.delete(v.id);
-    ordered = null;
+    const old = rows.get(v.id);
+    if (old) count(old, -1);
+    const at = place(v.id);
+    const listed = at < ordered.length && ordered[at].id === v.id;
+    if (wanted(v)) {
+      rows.set(v.id, v);
+      count(v, 1);
+      if (listed) ordered[at] = v;
+      else ordered.splice(at, 0, v);
+    } else {
+      rows.delete(v.id);
+      if (listed) ordered.splice(at, 1);
+    }
+    version += 1;
+    countsDue = true;
     if (v.id === detailId) detailVariance = v; // the detail stays open on a variance that left the list
     const mine = seen.get(v.id) || [];
     mine.push(change);
@@ -265,17 +427,17 @@ export function mount(main, _params, query) {
     }
     rows.clear();
     for (const [id, v] of fresh) rows.set(id, v);
+    recount();
     for (const change of pending) apply(change);
     pending = [];
     loading = null;
-    ordered = null;
-    if (fresh.size >= MAX_LOADED) showError(`Only the newest ${MAX_LOADED.toLocaleString("en")} variances of this status are listed; choose a type or a status to see others.`);
+    if (fresh.size >= MAX_LOADED) showError(`Only the newest ${amount(MAX_LOADED)} variances of this status are listed; choose a type or a status to see others.`);
     schedule();
   }
 
   function receive(page) {
     if (page.counts) {
-      openTotal.textContent = `${page.counts.open.toLocaleString("en")} open in all`;
+      openTotal.textContent = `${amount(page.counts.open)} open in all`;
       const statuses = Object.keys(page.counts.by_status);
       if (statusSelect.options.length !== statuses.length + 1) {
         statusSelect.replaceChildren(...statuses.map((s) => h("option", { value: s, selected: s === filters.status }, s === OPEN ? "active (open)" : s)),
@@ -335,8 +497,13 @@ export function mount(main, _params, query) {
       if (selectAll.checked) selected.add(v.id);
       else selected.delete(v.id);
     }
-    rowEls.clear(); // the boxes of drawn rows follow
-    schedule();
+    schedule(); // the boxes of drawn rows follow
+  });
+  list.tbody.addEventListener("click", (event) => {
+    const link = event.target.closest("a.variance-link");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    openDetail(Number(link.closest("tr").dataset.id));
   });
 
   // ---- one variance: both vendors' records and its history ----
@@ -459,8 +626,7 @@ export function mount(main, _params, query) {
     filters.status = statusSelect.value;
     selected.clear();
     rows.clear();
-    rowEls.clear();
-    ordered = null;
+    recount();
     refilter();
     load();
   });
@@ -499,14 +665,13 @@ export function mount(main, _params, query) {
   api("/api/status", { signal }).then((body) => {
     types = Object.keys(body.exception_counts);
     typeSelect.append(...types.map((t) => h("option", { value: t, selected: t === filters.type }, t)));
-    ordered = null; // the counts list every type
+    countsDue = true; // the counts list every type
     schedule();
   }).catch((err) => { if (!signal.aborted) showError(err.message); });
   can().then((r) => {
     if (signal.aborted) return;
     rights = r;
     if (rights.trigger) actionsHolder.replaceChildren(actionForm("variance-actions", () => [...selected], "Change the selected variances", actionsDone));
-    rowEls.clear();
     detailDrawn = null;
     schedule();
     follow();
