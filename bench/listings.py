@@ -7,7 +7,8 @@ shape measured ``--repeat`` times; the goal is p99 under 50 ms for each.
 
 The database is filled as bench/history.py fills it (generate_series, triggers off), in an
 embedded PostgreSQL of the bench's own that is deleted afterwards (or COLLECTOR_HUB_DATABASE_URL,
-whose run tables it empties). Each repetition prints the load average (1 minute) beside its
+whose run tables it empties; ``--reuse`` takes them as an earlier run of this or bench/stats.py
+filled them). Each repetition prints the load average (1 minute) beside its
 figures; the machine is shared, so compare rows taken at a similar load. Results also go to
 bench/results/listings.json.
 """
@@ -42,10 +43,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="COLLECTOR_HUB_DATABASE_URL as an earlier run filled it")
     args = parser.parse_args()
     runs = []
     with harness.database() as dsn:
-        history.fill(dsn, args.jobs)
+        if not args.reuse:
+            history.fill(dsn, args.jobs)
         with harness.served(dsn) as (base, _):
             for n in range(args.repeat):
                 started = time.strftime("%H:%M:%S")

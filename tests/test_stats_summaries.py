@@ -1,20 +1,28 @@
 """GET /api/collectors/stats from summaries of closed hours equals the same figures computed
 from the jobs themselves, on random history, for every window, and stays equal whoever changes
 the history afterwards: raw SQL, a bulk load with session_replication_role = replica, updates,
-deletes, and (after collector_hub_stats_forget()) a load with the triggers disabled
-(server/runs/stats_summaries.py, sql/014_stats_summaries.sql)."""
+deletes, and (after collector_hub_stats_forget()) a load with the triggers disabled; with every
+kind of summary (hours, days, 8- and 64-day blocks, and the composites of a window's hour) and
+requests that make the same summaries at once (server/runs/stats_summaries.py,
+sql/014_stats_summaries.sql)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import itertools
 import math
+import random
 from typing import Any
 
 import pytest
 
+from server.runs import stats_summaries as summaries
 from tests.support.runs import get_json
 
-WINDOWS = ["1h", "5h", "24h", "48h", "3d", "7d", "30d", "90d"]
+# Whole hours and days back from now, so never aligned to an hour: hourly series (up to 48h)
+# and daily ones, windows that start and end inside a day, and every length of composite.
+WINDOWS = ["1h", "2h", "5h", "24h", "25h", "48h", "49h", "3d", "7d", "13d", "30d", "89d", "90d"]
 COLLECTORS = ["alpha", "beta", "gamma", "delta"]
 
 # Jobs requested at random times over the last 95 days (and a few in the last minutes), with
@@ -205,3 +213,62 @@ async def test_a_load_with_every_trigger_disabled_is_seen_after_forget(client, d
             cur.execute("ALTER TABLE job_runs ENABLE TRIGGER ALL")
             cur.execute("SELECT collector_hub_stats_forget()")  # docs/DEPLOYMENT.md
     await check(client, db, ["30d"])
+
+
+def composites(db: Any) -> list[tuple[Any, ...]]:
+    return [p for p in periods(db) if not summaries.aligned((p[0], p[1]))]
+
+
+async def test_requests_that_make_the_same_summaries_at_once_all_answer_the_figures_from_the_jobs(  # type: ignore[no-untyped-def]
+    client, db, history
+) -> None:
+    with db.cursor() as cur:
+        cur.execute("SELECT collector_hub_stats_forget()")
+    windows = ["90d", "90d", "89d", "30d", "49h", "24h", "90d", "7d"]
+    bodies = await asyncio.gather(*(get_json(client, f"/api/collectors/stats?window={w}") for w in windows))
+    for window, body in zip(windows, bodies, strict=True):
+        since = dt.datetime.fromisoformat(body["since"])
+        assert served(body) == expected(db, since, body["interval"], None), window
+    assert composites(db)  # the windows' settled hours, each one period (one row each: the primary key)
+
+
+async def test_composites_are_dropped_two_hours_after_they_were_made_and_blocks_are_kept(  # type: ignore[no-untyped-def]
+    client, db, history
+) -> None:
+    await check(client, db, ["90d", "30d"])
+    old = composites(db)
+    assert old
+    with db.cursor() as cur:
+        cur.execute("UPDATE job_stats_periods SET made_at = made_at - interval '3 hours'")
+        cur.execute("INSERT INTO job_batches (batch_id) VALUES ('bc_00900001')")
+        cur.execute(  # a change to a closed hour: the next request makes summaries again, then tidies
+            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status, started_at)"
+            " VALUES ('xx_00900001', 'bc_00900001', 'alpha', 'job', 'queued', now() - interval '10 days')"
+        )
+    await check(client, db, ["90d"])
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM job_stats_periods WHERE made_at < now() - interval '2 hours'")
+        (kept,) = cur.fetchone()
+    assert kept > 0  # the aligned periods made before, hours and days
+    assert not [p for p in composites(db) if p[2] < dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)]
+    await check(client, db, ["30d", "7d"])  # made again where wanted
+
+
+def test_a_composite_is_made_from_periods_that_tile_it_exactly() -> None:
+    rng = random.Random(26)
+    for _ in range(500):
+        start = summaries.EPOCH + summaries.HOUR * rng.randrange(490_000, 500_000)
+        period = (rng.randrange(1, 2200), start)
+        seen, todo = [], [period]
+        while todo:  # every hour of the period, from its descendants' hours, once each
+            p = todo.pop()
+            kids = summaries.children(p)
+            assert all(k[0] < p[0] for k in kids), p
+            if kids:
+                assert sum(k[0] for k in kids) == p[0] and kids[0][1] == p[1], p
+                assert all(a[1] + a[0] * summaries.HOUR == b[1] for a, b in itertools.pairwise(kids)), p
+                assert len(kids) <= 24, p  # a composite: its runs, or one run of at most 23
+                todo.extend(kids)
+            else:
+                seen.append(p[1])
+        assert sorted(seen) == [start + i * summaries.HOUR for i in range(period[0])]

@@ -33,24 +33,36 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def _series(rows: list[dict[str, Any]], since: dt.datetime, now: dt.datetime, step: dt.timedelta) -> list[Any]:
-    """Every bucket from the window's start to now, empty ones included (charts need them)."""
-    found = {row["bucket"]: row for row in rows}
+def _buckets(since: dt.datetime, now: dt.datetime, step: dt.timedelta) -> list[tuple[dt.datetime, str]]:
+    """Every bucket's start from the window's start to now, with its text: the same for every
+    collector, so formatted once per request (a 90-day answer has 20 collectors' 91 points)."""
     bucket = since.replace(minute=0, second=0, microsecond=0)
     if step.days:
         bucket = bucket.replace(hour=0)
-    points = []
+    out = []
     while bucket <= now:
-        row = found.get(bucket, {})
+        out.append((bucket, format_timestamp(bucket) or ""))
+        bucket += step
+    return out
+
+
+def _series(rows: list[dict[str, Any]], buckets: list[tuple[dt.datetime, str]]) -> list[Any]:
+    """Every bucket, empty ones included (charts need them)."""
+    found = {row["bucket"]: row for row in rows}
+    points = []
+    for bucket, start in buckets:
+        row = found.get(bucket)
+        if row is None:
+            points.append({"start": start, "runs": 0, "failed": 0, "median_duration_seconds": None})
+            continue
         points.append(
             {
-                "start": format_timestamp(bucket),
-                "runs": int(row.get("runs", 0)),
-                "failed": int(row.get("failed", 0)),
-                "median_duration_seconds": _seconds(row.get("median_duration")),
+                "start": start,
+                "runs": int(row["runs"]),
+                "failed": int(row["failed"]),
+                "median_duration_seconds": _seconds(row["median_duration"]),
             }
         )
-        bucket += step
     return points
 
 
@@ -66,7 +78,7 @@ async def get_stats(request: web.Request) -> web.Response:
     summary, series, last = await stats.collector_stats(request.app[POOL], since, unit, named)
     registry = request.app[REGISTRY]
     names = named or sorted(set(registry) | set(summary))
-    step = dt.timedelta(hours=1) if unit == "hour" else dt.timedelta(days=1)
+    buckets = _buckets(since, now, dt.timedelta(hours=1) if unit == "hour" else dt.timedelta(days=1))
     collectors = []
     for name in names:
         row = summary.get(name, {})
@@ -95,7 +107,7 @@ async def get_stats(request: web.Request) -> web.Response:
                     "ended_at": format_timestamp(outcome["failure_at"]),
                     "error": outcome["failure_error"],
                 },
-                "series": _series(series.get(name, []), since, now, step),
+                "series": _series(series.get(name, []), buckets),
             }
         )
     return web.json_response(
