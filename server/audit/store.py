@@ -68,32 +68,19 @@ class Filters:
 @database.read_only
 async def list_entries(pool: aiopg.Pool, filters: Filters, before: int | None, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` rows, newest first, older than ``before`` (an audit_id) if given."""
-    conditions: list[str] = ["true"]
-    params: list[Any] = []
-    if filters.actor is not None:
-        conditions.append("actor = %s")
-        params.append(filters.actor)
-    if filters.action is not None:
-        if filters.action.endswith("."):
-            conditions.append("starts_with(action, %s)")
-        else:
-            conditions.append("action = %s")
-        params.append(filters.action)
-    if filters.target is not None:
-        conditions.append("target_ids @> ARRAY[%s]::text[]")
-        params.append(filters.target)
-    if filters.outcome is not None:
-        conditions.append("outcome = %s")
-        params.append(filters.outcome)
-    if filters.since is not None:
-        conditions.append("at >= %s")
-        params.append(filters.since)
-    if filters.until is not None:
-        conditions.append("at < %s")
-        params.append(filters.until)
-    if before is not None:
-        conditions.append("audit_id < %s")
-        params.append(before)
+    action_test = "starts_with(action, %s)" if (filters.action or "").endswith(".") else "action = %s"
+    wanted = (  # (condition, its value): a condition applies when its value is given
+        ("actor = %s", filters.actor),
+        (action_test, filters.action),
+        ("target_ids @> ARRAY[%s]::text[]", filters.target),
+        ("outcome = %s", filters.outcome),
+        ("at >= %s", filters.since),
+        ("at < %s", filters.until),
+        ("audit_id < %s", before),
+    )
+    given = [(condition, value) for condition, value in wanted if value is not None]
+    conditions = ["true", *(condition for condition, _ in given)]
+    params = [value for _, value in given]
     async with database.cursor(pool) as cur:
         await cur.execute(
             f"SELECT * FROM audit_log WHERE {' AND '.join(conditions)} ORDER BY audit_id DESC LIMIT %s",
