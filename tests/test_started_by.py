@@ -19,8 +19,8 @@ from server.app import create_app
 from server.keys import POOL, REGISTRY, SETTINGS
 from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.scheduler import Scheduler
-from server.security.api_keys import create_key
 from server.settings import Settings
+from tests.support.keys import stored_key
 from tests.support.openapi_contract import Contract
 from tests.support.runs import set_job
 from tests.support.sse_stream import SseStream
@@ -50,15 +50,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         run_schedules=False,
         api_keys=(("admin", SETTINGS_KEY),),
     )
-
-
-def stored_key(database_url: str, name: str) -> str:
-    conn = psycopg2.connect(database_url)
-    try:
-        conn.autocommit = True
-        return create_key(conn, name, "admin")[0]
-    finally:
-        conn.close()
 
 
 async def test_every_way_a_batch_starts_is_said_wherever_the_batch_is_shown(

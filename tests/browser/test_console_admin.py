@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg2
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from axe_playwright_python.async_playwright import Axe
 
-from server.security.api_keys import create_key
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
     PHONE_AND_DESKTOP,
@@ -28,20 +26,12 @@ from tests.browser.console_helpers import (
     url_of,
     wait_live,
 )
+from tests.support.keys import stored_key
 from tests.support.webhook_receivers import Receiver
 from tests.support.webhooks import FAST
 
 READER = "console-reader-key-0123456789abcdef"
 ADMIN_VIEWS = {"audit": "/audit", "webhooks": "/webhooks"}
-
-
-def stored_key(database_url: str, name: str, role: str) -> str:
-    conn = psycopg2.connect(database_url)
-    try:
-        conn.autocommit = True
-        return create_key(conn, name, role)[0]
-    finally:
-        conn.close()
 
 
 async def use_key(page: Any, key: str) -> None:

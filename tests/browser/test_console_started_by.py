@@ -7,23 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import psycopg2
-
-from server.security.api_keys import create_key
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import TIMEOUT_MS, api_get, api_post, url_of
 from tests.support.conditions import eventually
+from tests.support.keys import stored_key
 
 SETTINGS_KEY = "console-settings-admin-key-0123456789"
-
-
-def stored_key(database_url: str, name: str) -> str:
-    conn = psycopg2.connect(database_url)
-    try:
-        conn.autocommit = True
-        return create_key(conn, name, "admin")[0]
-    finally:
-        conn.close()
 
 
 async def test_runs_and_run_view_say_who_started_each_run(
