@@ -20,6 +20,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 from multidict import CIMultiDictProxy
 
 from collectors import inventory_records, inventory_store
@@ -32,7 +33,6 @@ from collectors.inventory_records import (
     record_digest,
 )
 from collectors.inventory_run import Details, Page, vendor_main
-from collectors.vendor_connection import HttpSession
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorResponse
 from collectors.vendor_json import JsonArray
 from collectors.vendor_settings import (
@@ -176,7 +176,7 @@ class ThreatLockerSource:
     noun = "computers"
     has_details = False
 
-    def __init__(self, config: ThreatLockerConfig, session: HttpSession) -> None:
+    def __init__(self, config: ThreatLockerConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
         self.client = VendorClient(VENDOR, config.base_url, config.http, session, config.secrets)
 
@@ -223,7 +223,7 @@ class ThreatLockerSource:
         yield  # no second phase for ThreatLocker
 
 
-async def check(config: ThreatLockerConfig, session: HttpSession) -> str:
+async def check(config: ThreatLockerConfig, session: aiohttp.ClientSession) -> str:
     """Credentials and connectivity: the first page of one computer, and the total."""
     resp = await ThreatLockerSource(config, session).list_page(1, 1)
     total, _ = read_totals(resp.headers, resp.body)

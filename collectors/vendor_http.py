@@ -25,11 +25,11 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import aiohttp
 from multidict import CIMultiDictProxy
 
 from collectors import vendor_json
 from collectors.retry_after import parse_retry_after
-from collectors.vendor_connection import HttpConnectError, HttpError, HttpSession
 from collectors.vendor_settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class VendorClient:
     """JSON over HTTP to one vendor. ``secrets`` are scrubbed from every error message."""
 
     def __init__(
-        self, vendor: str, base_url: str, settings: HttpSettings, session: HttpSession, secrets: list[str]
+        self, vendor: str, base_url: str, settings: HttpSettings, session: aiohttp.ClientSession, secrets: list[str]
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -152,41 +152,35 @@ class VendorClient:
             self.requests_sent += 1
             wait: float | None = None
             try:
-                if form is not None:
-                    body: bytes | None = urllib.parse.urlencode(form).encode()
-                    content_type: str | None = "application/x-www-form-urlencoded"
-                elif json_body is not None:
-                    body, content_type = json.dumps(json_body).encode(), "application/json"
-                else:
-                    body, content_type = None, None
-                async with asyncio.timeout(self.settings.timeout):
-                    resp = await self._session.request(
-                        method,
-                        self.base_url + path,
-                        params=params,
-                        body=body,
-                        content_type=content_type,
-                        headers=headers,
-                    )
-                raw = resp.body
-                if resp.status < 300:
-                    return VendorResponse(resp.status, resp.headers, self._parse(raw, what, resp.status))
-                detail = _vendor_detail(raw)
-                problem = f"HTTP {resp.status}" + (f": {detail}" if detail else "")
-                if resp.status not in RETRYABLE_STATUSES:
-                    raise self._status_error(what, resp.status, problem)
-                # No cap here: a longer wait than we accept fails the run, saying so.
-                wait = parse_retry_after(resp.headers.get("Retry-After"), cap=float("inf"))
-                if wait is not None and wait > self.settings.max_retry_after:
-                    raise VendorUnavailable(
-                        f"{self.vendor} asked to wait {wait:g} s before retrying {what} (HTTP {resp.status},"
-                        f" Retry-After), longer than the {self.settings.max_retry_after:g} s this collector waits"
-                    )
+                async with self._session.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=json_body,
+                    data=form,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                    allow_redirects=False,
+                ) as resp:
+                    raw = await resp.read()
+                    if resp.status < 300:
+                        return VendorResponse(resp.status, resp.headers, self._parse(raw, what, resp.status))
+                    detail = _vendor_detail(raw)
+                    problem = f"HTTP {resp.status}" + (f": {detail}" if detail else "")
+                    if resp.status not in RETRYABLE_STATUSES:
+                        raise self._status_error(what, resp.status, problem)
+                    # No cap here: a longer wait than we accept fails the run, saying so.
+                    wait = parse_retry_after(resp.headers.get("Retry-After"), cap=float("inf"))
+                    if wait is not None and wait > self.settings.max_retry_after:
+                        raise VendorUnavailable(
+                            f"{self.vendor} asked to wait {wait:g} s before retrying {what} (HTTP {resp.status},"
+                            f" Retry-After), longer than the {self.settings.max_retry_after:g} s this collector waits"
+                        )
             except TimeoutError:
                 problem = f"no answer within {self.settings.timeout:g} s"
-            except HttpConnectError as exc:
+            except aiohttp.ClientConnectionError as exc:
                 problem = f"cannot connect ({self._safe(exc)})"
-            except HttpError as exc:
+            except aiohttp.ClientError as exc:
                 problem = f"HTTP client error ({self._safe(exc)})"
             last_problem = problem
             if attempt == attempts:
