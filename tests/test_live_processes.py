@@ -8,6 +8,7 @@ import signal
 
 import aiohttp
 
+from server.realtime.listen_connection import APPLICATION_NAME
 from tests.support.conditions import eventually
 from tests.support.processes import ServeProcess
 from tests.support.runs import set_job
@@ -25,7 +26,10 @@ def serve_env(database_url: str) -> dict[str, str]:
 
 def listen_connections(db) -> int:
     with db.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            (APPLICATION_NAME,),
+        )
         return int(cur.fetchone()[0])
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 from server.keys import POOL
 from server.realtime.keys import HUB
+from server.realtime.listen_connection import APPLICATION_NAME
+from server.runs import representation as rep
+from server.runs import store as runs
 from server.runs.live import BATCHES
 from tests.support.runs import get_json, set_job, trigger
 
@@ -24,7 +27,7 @@ class _Unavailable:
         return None
 
 
-async def test_a_followed_batch_is_re_read_on_the_listen_connection_which_still_shows_its_listen(client, db):
+async def test_a_followed_batch_is_re_read_on_the_listen_connection_found_by_its_name(client, db):
     created = await trigger(client, "demo", "ninja")
     batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     hub = client.app[HUB]
@@ -40,13 +43,12 @@ async def test_a_followed_batch_is_re_read_on_the_listen_connection_which_still_
         assert message["data"] == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
     assert hub.listener.reads >= reads + 3, "each new state is read on the LISTEN connection"
     await ws.close()
-    with db.cursor() as cur:  # operators find the LISTEN session by its last statement
+    with db.cursor() as cur:  # operators find the LISTEN session by its application_name
         cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
-            " AND pid = %s",
-            (hub.listener.backend_pid,),
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            (APPLICATION_NAME,),
         )
-        assert cur.fetchone()[0] == 1
+        assert [row[0] for row in cur.fetchall()] == [hub.listener.backend_pid]
 
 
 async def test_the_listen_connection_and_the_pool_read_the_same_snapshot(client, db):
@@ -67,3 +69,33 @@ async def test_the_listen_connection_and_the_pool_read_the_same_snapshot(client,
         assert {k: e.data for k, e in snapshot.jobs.items()} == {k: e.data for k, e in from_pool.jobs.items()}
     assert json.loads(from_pool.batch.data) == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
     assert await BATCHES.batch_snapshot(pool, batch_id="bc_00000000", reader=hub.listener) is None
+
+
+class _Only(dict):
+    """A row that refuses to be asked for a column outside ``columns`` (``get`` too)."""
+
+    def __init__(self, row: dict[str, Any], columns: Sequence[str]) -> None:
+        super().__init__({name: row[name] for name in columns})
+
+    def __getitem__(self, name: str) -> Any:
+        assert name in self, f"a shape reads {name!r}, which live push does not select"
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
+
+
+async def test_live_push_selects_every_column_the_bodies_show(client, db):
+    created = await trigger(client, "demo", "ninja")
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
+    await set_job(db, job_id, status="failed", error="boom", progress_percent=40)
+    pool = client.app[POOL]
+    found = await runs.batch_rows(pool, batch_id=batch_id)
+    assert found is not None
+    batch, jobs = found
+    body, job_bodies = rep.batch_and_job_json(
+        _Only(batch, rep.BATCH_COLUMNS), [_Only(job, rep.JOB_COLUMNS) for job in jobs]
+    )
+    assert body == rep.batch_json(batch, jobs) == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
+    for job, job_body in zip(jobs, job_bodies, strict=True):
+        assert job_body == await get_json(client, f"/api/collectors/runs/job/{job['job_id']}")

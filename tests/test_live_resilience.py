@@ -12,6 +12,7 @@ from aiohttp import WSMsgType
 
 from server.app import create_app
 from server.realtime.keys import HUB
+from server.realtime.listen_connection import APPLICATION_NAME
 from tests.support.conditions import eventually
 from tests.support.database import execute
 from tests.support.runs import set_job, trigger
@@ -89,7 +90,8 @@ async def test_listener_killed_mid_run_every_client_still_reaches_the_final_stat
     with db.cursor() as cur:
         cur.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            " WHERE datname = current_database() AND application_name = %s",
+            (APPLICATION_NAME,),
         )
         assert cur.fetchone()[0] == 1, "exactly one LISTEN connection per process"
     # Writes while the listener is down: their NOTIFYs reach nobody.

@@ -22,7 +22,7 @@ from server.realtime.events import BatchSnapshot
 class BatchEntry:
     snapshot: BatchSnapshot | None = None
     verified_generation: int = -1  # listener generation in which the snapshot is known current
-    refresh: asyncio.Task[BatchSnapshot | None] | None = None
+    refresh: asyncio.Future[BatchSnapshot | None] | None = None  # the re-read cycle in progress, if any
     interest: int = 0
     watchers: set[asyncio.Event] = dataclasses.field(default_factory=set)
     changed_jobs: set[str] = dataclasses.field(default_factory=set)

@@ -13,6 +13,9 @@ and then calls ``on_listening`` so that the hub can resynchronise what it missed
 PostgreSQL delivers a listening session's pending notifications before it answers a query, so
 when the round trip returns, every notification of a transaction that committed before the
 fence started has been handed to ``on_notify``. Concurrent fences share one round trip.
+
+The session's ``application_name`` is listen_connection.APPLICATION_NAME: that is how operators
+find it in ``pg_stat_activity`` (to watch it, or to kill it in a drill).
 """
 
 from __future__ import annotations
@@ -26,132 +29,18 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
+from server.realtime.listen_connection import (
+    CONNECT_TIMEOUT,
+    ConnectionLost,
+    ListenConnection,
+)
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "collector_hub"
-CONNECT_TIMEOUT = 10.0
-QUERY_TIMEOUT = 10.0
+# Called with a read's rows, or None when the connection broke before it answered.
+RowsDone = Callable[[list[tuple[Any, ...]] | None], None]
 BACKOFF_BASE = 0.2
-
-
-class ConnectionLost(Exception):
-    """The LISTEN connection broke."""
-
-
-class _AsyncPgConnection:
-    """A psycopg2 ``async_`` connection driven by the event loop (as aiopg does), so that
-    notifications can be dispatched in the same callback that reads them."""
-
-    def __init__(self, dsn: str, on_notify: Callable[[str], None]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._on_notify = on_notify
-        self._conn = psycopg2.connect(
-            dsn, async_=True, keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
-        )
-        self._fd: int | None = self._conn.fileno()
-        self._writing = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._turn = asyncio.Lock()  # one statement at a time (fences and reads share the connection)
-        self.lost: asyncio.Future[None] = self._loop.create_future()
-        self.lost.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._loop.add_reader(self._fd, self._ready)
-
-    def _ready(self) -> None:
-        try:
-            state = self._conn.poll()
-            while self._conn.notifies:
-                notify = self._conn.notifies.pop(0)
-                self._dispatch(notify.payload)
-        except psycopg2.Error as exc:
-            self._fail(ConnectionLost(str(exc).strip() or type(exc).__name__))
-            return
-        if state == psycopg2.extensions.POLL_OK:
-            self._set_writing(False)
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
-        elif state == psycopg2.extensions.POLL_WRITE:
-            self._set_writing(True)
-        elif state == psycopg2.extensions.POLL_READ:
-            self._set_writing(False)
-
-    def _dispatch(self, payload: str) -> None:
-        try:
-            self._on_notify(payload)
-        except Exception:  # a bug in one handler must not kill the listener
-            log.exception("handling notification %r failed", payload[:200])
-
-    def _set_writing(self, writing: bool) -> None:
-        if self._fd is None or writing == self._writing:
-            return
-        if writing:
-            self._loop.add_writer(self._fd, self._ready)
-        else:
-            self._loop.remove_writer(self._fd)
-        self._writing = writing
-
-    def _fail(self, exc: Exception) -> None:
-        self.close()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
-        if not self.lost.done():
-            self.lost.set_exception(exc)
-
-    async def _wait(self, seconds: float) -> None:
-        waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(seconds, self._time_out, waiter, seconds)
-        try:
-            self._ready()
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
-    def _time_out(self, waiter: asyncio.Future[None], seconds: float) -> None:
-        if not waiter.done():
-            self._fail(ConnectionLost(f"no answer from PostgreSQL within {seconds:g}s"))
-
-    async def connect(self) -> None:
-        await self._wait(CONNECT_TIMEOUT)  # asynchronous connections are always autocommit
-
-    async def execute(self, sql: str, seconds: float = QUERY_TIMEOUT) -> list[tuple[Any, ...]]:
-        return (await self.fetch(sql, None, seconds))[1]
-
-    async def fetch(
-        self, sql: str, params: Sequence[Any] | None, seconds: float = QUERY_TIMEOUT
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one statement; its column names and rows."""
-        async with self._turn:
-            if self._fd is None:
-                raise ConnectionLost("connection closed")
-            cur = self._conn.cursor()
-            try:
-                cur.execute(sql, params)
-            except psycopg2.Error as exc:
-                self._fail(ConnectionLost(str(exc).strip()))
-                raise ConnectionLost(str(exc).strip()) from exc
-            await self._wait(seconds)
-            if cur.description is None:
-                names, rows = [], []
-            else:
-                names, rows = [column.name for column in cur.description], cur.fetchall()
-            cur.close()
-            return names, rows
-
-    def backend_pid(self) -> int:
-        return int(self._conn.get_backend_pid())
-
-    def close(self) -> None:
-        if self._fd is not None:
-            self._loop.remove_reader(self._fd)
-            if self._writing:
-                self._loop.remove_writer(self._fd)
-                self._writing = False
-            self._fd = None
-        with contextlib.suppress(Exception):
-            self._conn.close()
 
 
 class Listener:
@@ -180,7 +69,7 @@ class Listener:
         self.backend_pid: int | None = None
         self.reads = 0  # statements run for ``read`` (live push's re-reads)
         self._db_clock: tuple[dt.datetime, float] = (dt.datetime.now(dt.UTC), time.monotonic())
-        self._conn: _AsyncPgConnection | None = None
+        self._conn: ListenConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._fence_wanted = asyncio.Event()
@@ -218,23 +107,41 @@ class Listener:
     async def read(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
         """Run one read-only statement on this connection: its column names and rows, or None
         when the connection is not listening or breaks (the caller reads from the pool).
-
-        This is how live push re-reads what a notification names (docs/LIVE_PUSH.md, the fixed
-        cost per state): no pool checkout, and the answer doubles as a fence, since every
-        notification committed before the statement started is dispatched before its rows.
-        A statement that fails here is treated as a broken connection (reconnect, resync), so
-        only statements that cannot fail on good data belong here."""
+        ``read_then`` is the same without a coroutine."""
         conn = self._conn
         if conn is None or not self.listening:
             return None
         try:
-            # LISTEN again first, in the same round trip (a no-op): the session keeps showing
-            # its LISTEN in pg_stat_activity, which is how operators find it (see ``_serve``).
-            result = await conn.fetch(f"LISTEN {CHANNEL}; {sql}", params)
+            result = await conn.fetch(sql, params)
         except ConnectionLost:
             return None
         self.reads += 1
         return result
+
+    def read_then(self, sql: str, params: Sequence[Any], done: RowsDone) -> bool:
+        """Run one read-only statement on this connection and hand its rows to ``done``
+        (``None``: the connection broke first), from the callback that reads them; False,
+        and ``done`` is never called, when the connection is not listening (the caller reads
+        from the pool).
+
+        This is how live push re-reads what a notification names (docs/LIVE_PUSH.md, the fixed
+        cost per state): no pool checkout, no task, and the answer doubles as a fence, since
+        every notification committed before the statement started is dispatched before its
+        rows. A statement that fails here is treated as a broken connection (reconnect,
+        resync), so only statements that cannot fail on good data belong here."""
+        conn = self._conn
+        if conn is None or not self.listening:
+            return False
+
+        def answered(cursor: Any, error: Exception | None) -> None:
+            done(None if error is not None else cursor.fetchall())
+
+        try:
+            conn.submit(sql, params, answered)
+        except ConnectionLost:
+            return False
+        self.reads += 1
+        return True
 
     def status(self) -> dict[str, Any]:
         return {
@@ -255,9 +162,9 @@ class Listener:
     async def _run(self) -> None:
         failures = 0
         while True:
-            conn: _AsyncPgConnection | None = None
+            conn: ListenConnection | None = None
             try:
-                conn = _AsyncPgConnection(self._dsn, self._on_notify)
+                conn = ListenConnection(self._dsn, self._on_notify)
                 await conn.connect()
                 rows = await conn.execute("SELECT clock_timestamp()")
                 self._db_clock = (rows[0][0], time.monotonic())
@@ -291,7 +198,7 @@ class Listener:
             delay = min(self._max_backoff, BACKOFF_BASE * 2 ** min(failures, 10))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 
-    async def _serve(self, conn: _AsyncPgConnection) -> None:
+    async def _serve(self, conn: ListenConnection) -> None:
         """Answer fences; ping when idle so that a silently dead connection is found."""
         while True:
             wanted: asyncio.Future[Any] = asyncio.ensure_future(self._fence_wanted.wait())
@@ -305,9 +212,7 @@ class Listener:
             waiters, self._fence_waiters = self._fence_waiters, []
             ok = False
             try:
-                # LISTEN again: a no-op round trip, and the session keeps showing its LISTEN in
-                # pg_stat_activity (operators find and kill it by that).
-                await conn.execute(f"LISTEN {CHANNEL}")
+                await conn.execute("SELECT 1")  # the round trip that is the fence (or the ping)
                 db_time, at = self._db_clock
                 self.last_db_time = db_time + dt.timedelta(seconds=time.monotonic() - at)
                 ok = True

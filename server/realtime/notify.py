@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 NOTIFIED_MEMORY = 10_000
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Notification:
     """One parsed payload; ``job_id`` and ``status`` are set for a job row's change."""
 
@@ -73,7 +73,7 @@ def parse_notification(payload: str) -> Notification | None:
     except (ValueError, KeyError, TypeError):
         log.warning("ignoring malformed notification %r", payload[:200])
         return None
-    kind, job_id, status = (message.get(name) for name in ("kind", "job_id", "status"))
+    kind, job_id, status = message.get("kind"), message.get("job_id"), message.get("status")
     return Notification(
         batch_id,
         seq,

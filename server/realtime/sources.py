@@ -41,6 +41,15 @@ class BatchSource(Protocol):
         with ``reader`` when it can, else from ``pool``."""
         ...
 
+    def snapshot_statement(self, batch_id: str) -> tuple[str, Sequence[Any]]:
+        """The statement (and its parameters) that reads the batch with its jobs, for a caller
+        that runs it itself (on the LISTEN connection); ``snapshot_from`` shapes its rows."""
+        ...
+
+    def snapshot_from(self, rows: Sequence[Sequence[Any]]) -> BatchSnapshot | None:
+        """The snapshot in the rows of ``snapshot_statement``; None when there is no such batch."""
+        ...
+
     async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:
         """Per collector, its active run else its most recent one, as job events in seq order."""
         ...

@@ -70,10 +70,11 @@ class Topic(Protocol):
 
 
 class _Tally:
-    __slots__ = ("count",)
+    __slots__ = ("count", "delivered")
 
-    def __init__(self) -> None:
+    def __init__(self, transport: str) -> None:
         self.count = 0
+        self.delivered = EVENTS_DELIVERED.labels(transport)  # looked up once, not per fanout
 
 
 _direct_deliveries: dict[str, _Tally] = {}
@@ -83,9 +84,9 @@ def count_delivered() -> None:
     """Add the events written directly since the last call to ``events_delivered`` (one
     ``inc(n)`` per transport). The hub calls it at the end of every fanout slice, before it
     gives the loop back, so a scrape never sees a count behind the sockets."""
-    for transport, tally in _direct_deliveries.items():
+    for tally in _direct_deliveries.values():
         if tally.count:
-            EVENTS_DELIVERED.labels(transport).inc(tally.count)
+            tally.delivered.inc(tally.count)
             tally.count = 0
 
 
@@ -106,7 +107,10 @@ class Subscriber:
         self.limit = limit
         self.description = description
         self.transport = transport  # metric label: websocket or sse
-        self._tally = _direct_deliveries.setdefault(transport, _Tally())
+        tally = _direct_deliveries.get(transport)
+        if tally is None:
+            tally = _direct_deliveries[transport] = _Tally(transport)
+        self._tally = tally
         # What waits to be sent, by object; None while nothing does (most connections, most of
         # the time: an emptied OrderedDict keeps its table, and idle connections are many).
         self._pending: collections.OrderedDict[str, Event | Control] | None = None

@@ -59,6 +59,7 @@ class StateTracker:
         self._stats = stats
         self.notified = NotifiedSeqs()
         self.listener: Listener | None = None
+        self._pool_reads: set[asyncio.Task[None]] = set()  # reads while the listener cannot
 
     @property
     def batches(self) -> BatchSource:
@@ -160,23 +161,74 @@ class StateTracker:
     async def _fence(self) -> bool:
         return self.listener is not None and await self.listener.fence()
 
-    def _schedule_refresh(self, batch_id: str, entry: BatchEntry) -> asyncio.Task[BatchSnapshot | None]:
+    def _schedule_refresh(self, batch_id: str, entry: BatchEntry) -> asyncio.Future[BatchSnapshot | None]:
+        """Re-read the batch until the read is at least as new as every notification about it
+        (one such cycle per batch at a time); the future gets the last snapshot read."""
         if entry.refresh is None or entry.refresh.done():
-            entry.refresh = asyncio.create_task(self._refresh(batch_id, entry), name=f"refresh {batch_id}")
-            entry.refresh.add_done_callback(_log_failure)
+            entry.refresh = asyncio.get_running_loop().create_future()
+            self._read(batch_id, entry)
         return entry.refresh
 
-    async def _refresh(self, batch_id: str, entry: BatchEntry) -> BatchSnapshot | None:
-        """Read the batch until the read is at least as new as every notification about it."""
-        while True:
-            generation = self._generation()
-            snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id, reader=self.listener)
-            self._stats["reads"] += 1
-            if snapshot is None:
-                return None
-            self._adopt(entry, snapshot, generation)
-            if self.notified.latest(batch_id) <= snapshot.seq:
-                return snapshot
+    def _read(self, batch_id: str, entry: BatchEntry) -> None:
+        """One read of the cycle: on the LISTEN connection, answered in its reader callback
+        (no task: docs/LIVE_PUSH.md, the fixed cost per state), else from the pool."""
+        generation = self._generation()
+        listener = self.listener
+        if listener is not None:
+            batches = self.batches
+            sql, params = batches.snapshot_statement(batch_id)
+
+            def answered(rows: list[tuple[Any, ...]] | None) -> None:
+                if rows is None:  # the connection broke: the pool answers instead
+                    self._read_from_pool(batch_id, entry, -1)
+                    return
+                try:
+                    snapshot = batches.snapshot_from(rows)
+                except Exception as exc:
+                    self._end_refresh(batch_id, entry, exc)
+                    return
+                self._have_read(batch_id, entry, snapshot, generation)
+
+            if listener.read_then(sql, params, answered):
+                return
+        self._read_from_pool(batch_id, entry, generation)
+
+    def _read_from_pool(self, batch_id: str, entry: BatchEntry, generation: int) -> None:
+        async def read() -> None:
+            try:
+                snapshot = await self.batches.batch_snapshot(self._pool, batch_id=batch_id)
+            except Exception as exc:
+                self._end_refresh(batch_id, entry, exc)
+                return
+            self._have_read(batch_id, entry, snapshot, generation)
+
+        task = asyncio.create_task(read(), name=f"refresh {batch_id}")
+        self._pool_reads.add(task)
+        task.add_done_callback(self._pool_reads.discard)
+
+    def _have_read(self, batch_id: str, entry: BatchEntry, snapshot: BatchSnapshot | None, generation: int) -> None:
+        """Take one read of the cycle; read again if a newer notification came meanwhile."""
+        self._stats["reads"] += 1
+        try:
+            if snapshot is not None:
+                self._adopt(entry, snapshot, generation)
+                if self.notified.latest(batch_id) > snapshot.seq:
+                    self._read(batch_id, entry)
+                    return
+        except Exception as exc:
+            self._end_refresh(batch_id, entry, exc)
+            return
+        self._end_refresh(batch_id, entry, snapshot)
+
+    def _end_refresh(self, batch_id: str, entry: BatchEntry, result: BatchSnapshot | Exception | None) -> None:
+        refresh = entry.refresh
+        if isinstance(result, Exception):
+            log.warning("re-reading %s failed: %s", batch_id, result)
+            if refresh is not None and not refresh.done():
+                refresh.set_exception(result)
+                refresh.exception()  # logged here: not again if nobody awaits it
+        elif refresh is not None and not refresh.done():
+            refresh.set_result(result)
 
     async def _read_direct(
         self, *, batch_id: str | None = None, job_id: str | None = None, fenced: bool = False
@@ -203,11 +255,3 @@ class StateTracker:
             watcher.set()
         entry.notified_at = None  # the fanout has taken it (it times NOTIFY -> every outbox)
         self._stats["published"] += 1
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.warning("re-reading %s failed: %s", task.get_name(), exc)

@@ -1,8 +1,8 @@
 """Runs' side of live push (the ``BatchSource`` of server/realtime/sources.py): push state
-read from the tables, a whole batch in one transaction, so one read serves the batch's event
+read from the tables, a whole batch in one statement, so one read serves the batch's event
 and every one of its jobs' events (a job's GET body shows its batch's summary, so every batch
-change is a new version of each of its jobs). The SQL is ``server.runs.store``'s; this module
-shapes its rows into events."""
+change is a new version of each of its jobs). The SQL is ``server.runs.store``'s (the GET's
+statement, with only the columns the bodies show); this module shapes its rows into events."""
 
 from __future__ import annotations
 
@@ -17,27 +17,35 @@ from server.realtime.sources import Reader
 from server.runs import representation as rep
 from server.runs import store as runs
 
-
-def _job_row_with_batch(job: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
-    """The row ``runs.fetch_job`` gets from its join, built from rows already read."""
-    return {
-        **job,
-        "batch_status": batch["status"],
-        "batch_progress_percent": batch["progress_percent"],
-        "batch_estimated_completion": batch["estimated_completion"],
-        "batch_message": batch["message"],
-        "batch_seq": batch["seq"],
-    }
+# What live push reads of a batch and its jobs: what their GET bodies show, and the batch's seq
+# (the version of every body of the batch). A row is the batch's columns, then one job's.
+_BATCH_COLUMNS = (*rep.BATCH_COLUMNS, "seq")
+_JOB_COLUMNS = rep.JOB_COLUMNS
+_JOB_ID = len(_BATCH_COLUMNS) + _JOB_COLUMNS.index("job_id")
+# The statement by batch id, built once (it is run on every change of a followed batch).
+_BY_BATCH_ID = runs.batch_columns_statement(_BATCH_COLUMNS, _JOB_COLUMNS, batch_id="")[0]
 
 
 def snapshot_from_rows(batch: dict[str, Any], jobs: Sequence[dict[str, Any]]) -> BatchSnapshot:
     seq = int(batch["seq"])
-    job_events = {job["job_id"]: job_event(rep.job_json(_job_row_with_batch(job, batch)), seq) for job in jobs}
-    return BatchSnapshot(batch["batch_id"], seq, batch_event(rep.batch_json(batch, jobs), seq), job_events)
+    body, job_bodies = rep.batch_and_job_json(batch, jobs)
+    job_events = {job["job_id"]: job_event(job_body, seq) for job, job_body in zip(jobs, job_bodies, strict=True)}
+    return BatchSnapshot(batch["batch_id"], seq, batch_event(body, seq), job_events)
 
 
 class RunsSource:
     """Batches and jobs for live push, from the runs tables."""
+
+    def snapshot_statement(self, batch_id: str) -> tuple[str, Sequence[Any]]:
+        return _BY_BATCH_ID, (batch_id,)
+
+    def snapshot_from(self, rows: Sequence[Sequence[Any]]) -> BatchSnapshot | None:
+        if not rows:
+            return None
+        split = len(_BATCH_COLUMNS)
+        batch = dict(zip(_BATCH_COLUMNS, rows[0][:split], strict=True))
+        jobs = [dict(zip(_JOB_COLUMNS, row[split:], strict=True)) for row in rows if row[_JOB_ID] is not None]
+        return snapshot_from_rows(batch, jobs)
 
     async def batch_snapshot(
         self,
@@ -47,18 +55,19 @@ class RunsSource:
         job_id: str | None = None,
         reader: Reader | None = None,
     ) -> BatchSnapshot | None:
-        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None: the same
-        statement as the GET's, on ``reader`` (the LISTEN connection) when it can run it, no
-        pool checkout (about half of the CPU of a pool read, docs/LIVE_PUSH.md), else from
-        the pool."""
+        """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None: the
+        GET's statement with only the columns the bodies show, on ``reader`` (the LISTEN
+        connection) when it can run it, no pool checkout (about half of the CPU of a pool
+        read, docs/LIVE_PUSH.md), else from the pool."""
         result = None
         if reader is not None:
-            result = await reader.read(*runs.batch_rows_statement(batch_id=batch_id, job_id=job_id))
+            statement = runs.batch_columns_statement(_BATCH_COLUMNS, _JOB_COLUMNS, batch_id=batch_id, job_id=job_id)
+            result = await reader.read(*statement)
         if result is not None:
-            rows = runs.split_batch_rows(*result)
+            rows = result[1]
         else:
-            rows = await runs.batch_rows(pool, batch_id=batch_id, job_id=job_id)
-        return None if rows is None else snapshot_from_rows(*rows)
+            rows = await runs.batch_columns(pool, _BATCH_COLUMNS, _JOB_COLUMNS, batch_id=batch_id, job_id=job_id)
+        return self.snapshot_from(rows)
 
     async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:
         """Per collector, its active run else its most recent one (what ``/runs/latest`` shows),

@@ -37,6 +37,20 @@ def format_duration(seconds: int | None) -> str | None:
     return f"{secs}s"
 
 
+# The columns each shape reads, for a reader that selects only those: live push re-reads a
+# batch with its jobs on every change (docs/LIVE_PUSH.md, the fixed cost per state), and each
+# column it selects is one more to decode. ``batch_json`` reads BATCH_COLUMNS of the batch and
+# JOB_COLUMNS of each job; tests/test_live_encoding.py holds the shapes to these lists.
+BATCH_COLUMNS = (
+    "batch_id", "status", "priority", "progress_percent", "estimated_completion", "started_at", "updated_at",
+    "ended_at", "message", "error", "rerun_of", "requested_by", "schedule_id", "schedule_name", "scheduled_for",
+)  # fmt: skip
+JOB_COLUMNS = (
+    "job_id", "job_name", "collector", "status", "started_at", "updated_at", "ended_at", "progress_percent",
+    "message", "error", "attempt", "max_attempts", "rerun_of",
+)  # fmt: skip
+
+
 def job_state_json(job: Row) -> dict[str, Any]:
     """What every shape of a job shows of it: the one list of a job's own fields (a batch's
     ``collectors``, a job's GET, a history entry)."""
@@ -57,13 +71,15 @@ def job_state_json(job: Row) -> dict[str, Any]:
     }
 
 
-def batch_job_json(job: Row) -> dict[str, Any]:
-    """A job as it appears in a batch's ``collectors`` list."""
-    return {**job_state_json(job), "rerun_of": job["rerun_of"]}
+def batch_job_json(job: Row, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job as it appears in a batch's ``collectors`` list (``state``: its
+    ``job_state_json``, when already made)."""
+    return {**(job_state_json(job) if state is None else state), "rerun_of": job["rerun_of"]}
 
 
-def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
-    """``GET /api/collectors/runs/batch/{id}``."""
+def batch_json(batch: Row, jobs: Sequence[Row], job_states: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``GET /api/collectors/runs/batch/{id}`` (``job_states``: each job's
+    ``job_state_json``, when already made)."""
     return {
         "batch_id": batch["batch_id"],
         "status": batch["status"],
@@ -75,12 +91,25 @@ def batch_json(batch: Row, jobs: Sequence[Row]) -> dict[str, Any]:
         "ended_at": format_timestamp(batch["ended_at"]),
         "message": batch["message"],
         "error": batch["error"],
-        "collectors": [batch_job_json(job) for job in jobs],
+        "collectors": [batch_job_json(job, job_states[i] if job_states else None) for i, job in enumerate(jobs)],
         "duration_seconds": duration_seconds(batch),
         "schedule": batch_schedule_json(batch),
         "rerun_of": batch["rerun_of"],
         "started_by": started_by_json(batch),
     }
+
+
+def batch_and_job_json(batch: Row, jobs: Sequence[Row]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``batch_json(batch, jobs)`` and each job's ``job_json``, from the batch's row and its
+    jobs' own rows, each job's fields shaped once: live push makes every body of a batch from
+    one read."""
+    states = [job_state_json(job) for job in jobs]
+    summary = _batch_summary(
+        batch["batch_id"], batch["status"], batch["progress_percent"], batch["estimated_completion"], batch["message"]
+    )
+    return batch_json(batch, jobs, states), [
+        _job_with_batch(state, summary, job) for state, job in zip(states, jobs, strict=True)
+    ]
 
 
 def started_by_json(batch: Row) -> dict[str, Any]:
@@ -112,15 +141,31 @@ def job_json(job: Row) -> dict[str, Any]:
 
     ``job`` carries the batch's columns prefixed ``batch_``.
     """
+    summary = _batch_summary(
+        job["batch_id"],
+        job["batch_status"],
+        job["batch_progress_percent"],
+        job["batch_estimated_completion"],
+        job["batch_message"],
+    )
+    return _job_with_batch(job_state_json(job), summary, job)
+
+
+def _batch_summary(
+    batch_id: str, status: str, progress_percent: int, estimated_completion: dt.datetime | None, message: str | None
+) -> dict[str, Any]:
+    """What a job's GET shows of its batch."""
     return {
-        **job_state_json(job),
-        "batch_id": job["batch_id"],
-        "batch_status": job["batch_status"],
-        "batch_progress_percent": job["batch_progress_percent"],
-        "estimated_completion": format_timestamp(job["batch_estimated_completion"]),
-        "batch_message": job["batch_message"],
-        "rerun_of": job["rerun_of"],
+        "batch_id": batch_id,
+        "batch_status": status,
+        "batch_progress_percent": progress_percent,
+        "estimated_completion": format_timestamp(estimated_completion),
+        "batch_message": message,
     }
+
+
+def _job_with_batch(state: dict[str, Any], summary: dict[str, Any], job: Row) -> dict[str, Any]:
+    return {**state, **summary, "rerun_of": job["rerun_of"]}
 
 
 def history_entry_json(job: Row) -> dict[str, Any]:
