@@ -13,6 +13,8 @@ from collectors.inventory_records import code_fingerprint, host_key, record_dige
 from collectors.inventory_run import ProgressText
 from collectors.vendor_http import RequestLimiter, redact
 from collectors.vendor_json import JsonArray, decode
+from tests.fakes.ninja import FakeNinja
+from tests.fakes.threatlocker import FakeThreatLocker
 
 
 def test_progress_with_a_vendor_total() -> None:
@@ -92,3 +94,18 @@ async def test_the_request_limiter_holds_the_request_over_the_limit() -> None:
     assert not done  # the third of a 2-per-minute limit waits for the window
     third.cancel()
     await RequestLimiter(0).acquire()  # 0: no limit
+
+
+def test_the_fakes_records_encoded_once_are_the_bytes_of_their_answers_encoded_whole() -> None:
+    ninja, threatlocker = FakeNinja(devices=30), FakeThreatLocker(computers=30)
+    ninja.prepare()
+    assert "[" + ", ".join(ninja.device_text(i) for i in range(30)) + "]" == json.dumps(
+        [ninja.device(i) for i in range(30)]
+    )
+    assert (
+        ", ".join(ninja.report_text(i) for i in range(30)) == json.dumps([ninja.report_row(i) for i in range(30)])[1:-1]
+    )
+    assert (
+        ", ".join(threatlocker.computer_text(i) for i in range(30))
+        == json.dumps([threatlocker.computer(i) for i in range(30)])[1:-1]
+    )

@@ -10,13 +10,17 @@
   "results": [...]}`` paged with ``cursor``;
 - timestamps are epoch seconds as floating-point numbers; some fields are null or absent.
 
-Devices are generated from their index, so 50,000 of them cost no memory.
+Devices are generated from their index. Each device's and report row's JSON text is kept once
+made (:meth:`FakeNinja.prepare` makes them all ahead, for benchmarks), and an answer is those
+texts joined: the same bytes as encoding the answer whole, for a fraction of the CPU, which the
+fake shares with the collector it serves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -61,6 +65,8 @@ class FakeNinja:
         self.expired_token_uses = 0
         self.cursors: dict[str, int] = {}  # computer-systems cursor name -> next offset
         self.stuck_report = False  # a broken server: the report cursor never advances
+        self._device_texts: dict[int, str] = {}
+        self._report_texts: dict[int, str] = {}
 
     # --- the account -------------------------------------------------------------------
     def device_id(self, index: int) -> int:
@@ -109,6 +115,42 @@ class FakeNinja:
         if index % 3:
             record["macAddresses"] = [f"02:00:00:{index // 65536 % 256:02x}:{index // 256 % 256:02x}:{index % 256:02x}"]
         return record
+
+    def report_row(self, index: int) -> dict[str, Any]:
+        return {
+            "deviceId": self.device_id(index),
+            "name": self.host_name(index),
+            "manufacturer": "Fabrikam" if index % 2 else "Contoso",
+            "model": f"Model {index % 4}",
+            "serialNumber": f"SN{index:06d}" if index % 11 else None,
+            "biosSerialNumber": f"BIOS{index:06d}",
+            "domain": "corp.example",
+            "domainRole": "MemberWorkstation",
+            "numberOfProcessors": 4,
+            "totalPhysicalMemory": 17179869184,
+            "virtualMachine": index % 6 == 4,
+            "chassisType": "DESKTOP",
+            "timestamp": EPOCH + 0.75,
+        }
+
+    def device_text(self, index: int) -> str:
+        """``json.dumps(self.device(index))``, made once."""
+        text = self._device_texts.get(index)
+        if text is None:
+            text = self._device_texts[index] = json.dumps(self.device(index))
+        return text
+
+    def report_text(self, index: int) -> str:
+        text = self._report_texts.get(index)
+        if text is None:
+            text = self._report_texts[index] = json.dumps(self.report_row(index))
+        return text
+
+    def prepare(self) -> None:
+        """Make every device's and report row's text now, before a measured run."""
+        for index in range(self.device_count):
+            self.device_text(index)
+            self.report_text(index)
 
     def index_after(self, after: int | None) -> int:
         if after is None:
@@ -197,12 +239,12 @@ class FakeNinja:
         await self.device_pages_open.wait()
         if self.page_delay:
             await asyncio.sleep(self.page_delay)
-        page: list[dict[str, Any]] = []
+        page: list[str] = []
         for index in self.present(self.index_after(after)):
             if len(page) == size:
                 break
-            page.append(self.device(index))
-        return web.json_response(page)
+            page.append(self.device_text(index))
+        return _json_answer("[" + ", ".join(page) + "]")
 
     async def _computer_systems(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -217,27 +259,18 @@ class FakeNinja:
             return web.json_response({"error": "cursor not found or expired"}, status=400)
         offset = self.cursors[cursor]
         # report rows in device order
-        page = itertools.islice(self.present(), offset, offset + size)
-        rows = [
-            {
-                "deviceId": self.device_id(index),
-                "name": self.host_name(index),
-                "manufacturer": "Fabrikam" if index % 2 else "Contoso",
-                "model": f"Model {index % 4}",
-                "serialNumber": f"SN{index:06d}" if index % 11 else None,
-                "biosSerialNumber": f"BIOS{index:06d}",
-                "domain": "corp.example",
-                "domainRole": "MemberWorkstation",
-                "numberOfProcessors": 4,
-                "totalPhysicalMemory": 17179869184,
-                "virtualMachine": index % 6 == 4,
-                "chassisType": "DESKTOP",
-                "timestamp": EPOCH + 0.75,
-            }
-            for index in page
-        ]
+        if self.removed:
+            page = list(itertools.islice(self.present(), offset, offset + size))
+        else:
+            page = list(range(offset, min(offset + size, self.device_count)))
+        rows = [self.report_text(index) for index in page]
         if not self.stuck_report:
             self.cursors[cursor] = offset + len(rows)
         cursor_info = {"name": cursor, "offset": offset, "count": len(rows), "expires": EPOCH + 3600.0}
-        body = {"cursor": cursor_info, "results": rows}
-        return web.json_response(body)
+        # json.dumps({"cursor": cursor_info, "results": rows}), from the rows' texts
+        return _json_answer('{"cursor": ' + json.dumps(cursor_info) + ', "results": [' + ", ".join(rows) + "]}")
+
+
+def _json_answer(text: str) -> web.Response:
+    """What ``web.json_response`` answers for a value whose ``json.dumps`` is ``text``."""
+    return web.Response(text=text, content_type="application/json")
