@@ -230,8 +230,7 @@ def floor_hour(at: dt.datetime) -> dt.datetime:
 
 
 def ceil_hour(at: dt.datetime) -> dt.datetime:
-    down = floor_hour(at)
-    return down if down == at else down + HOUR
+    return floor_hour(at) if floor_hour(at) == at else floor_hour(at) + HOUR
 
 
 def _aligned(at: dt.datetime, span: int) -> bool:
@@ -239,8 +238,7 @@ def _aligned(at: dt.datetime, span: int) -> bool:
 
 
 def cover(lo: dt.datetime, hi: dt.datetime) -> list[Period]:
-    """The fewest periods that exactly cover the whole hours [lo, hi), longest first where
-    they fit."""
+    """The fewest periods that exactly cover the whole hours [lo, hi), longest where they fit."""
     out: list[Period] = []
     at = lo
     while at < hi:
@@ -290,6 +288,8 @@ def _block(period: Period) -> int:
 
 def _depth(period: Period, known: dict[Period, int]) -> int:
     """0 for an hour, else one more than its deepest child: the order summaries are made in."""
+    if aligned(period):  # without walking its every hour
+        return SPANS.index(period[0])
     if period not in known:
         kids = children(period)
         known[period] = 1 + max(_depth(kid, known) for kid in kids) if kids else 0
