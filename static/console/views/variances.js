@@ -133,11 +133,11 @@ export function mount(main, _params, query) {
     // As GET /api/exceptions' q: host name, subject key or organization contain it.
     if (!text) return true;
     let haystack = haystacks.get(v);
-    if (haystack === undefined) {
-      haystack = [v.hostname, v.subject_key, v.organization].map((s) => (s || "").toLowerCase()).join("\n");
-      haystacks.set(v, haystack);
-    }
+    if (haystack === undefined) haystacks.set(v, (haystack = haystackOf(v)));
     return haystack.includes(text);
+  }
+  function haystackOf(v) {
+    return [v.hostname, v.subject_key, v.organization].map((s) => (s || "").toLowerCase()).join("\n");
   }
 
   function keepAddress() {
@@ -244,24 +244,27 @@ export function mount(main, _params, query) {
     // where they are, in order, and nothing moves.
     const inPlace = kept.size === 0;
     if (!inPlace) for (const r of freed) r.tr.remove();
-    // At most FILLS_PER_FRAME rows get new content in a frame (a page turn takes two frames): a
-    // row in place keeps what it showed until the next frame, a row to add waits for it.
+    // At most FILLS_PER_FRAME rows get new content in a frame (a page turn takes two frames),
+    // a row added to the list counting twice (its styles are computed afresh): a row in place
+    // keeps what it showed until the next frame, a row to add waits for it.
     let fills = 0;
     let late = false;
     drawn = [];
     for (const v of shown) {
       let r = kept.get(v.id);
+      let cost = 1;
       if (!r) {
         if (fills >= FILLS_PER_FRAME && !(inPlace && freed.length)) {
           late = true;
           continue;
         }
+        if (!(inPlace && freed.length)) cost = 2;
         r = freed.shift() || spare.pop() || newRow();
         r.id = v.id;
       }
       if (r.variance === v) fill(r, v); // its box and link follow
       else if (fills < FILLS_PER_FRAME) {
-        fills += 1;
+        fills += cost;
         fill(r, v);
       } else late = true;
       drawn.push(r);
@@ -361,7 +364,8 @@ export function mount(main, _params, query) {
     previous.hidden = first === 0;
     next.hidden = first + SHOWN >= matching.length;
     const range = shown.length ? `${amount(first + 1)} to ${amount(first + shown.length)}` : "0";
-    shownNote.textContent = loading ? "Loading…" : `Showing ${range} of ${amount(matching.length)} matching${selected.size ? `; ${amount(selected.size)} selected` : ""}.`;
+    // A list read again (a reconnection) shows what it has meanwhile: rows are drawn over frames.
+    shownNote.textContent = loading && !ordered.length ? "Loading…" : `Showing ${range} of ${amount(matching.length)} matching${selected.size ? `; ${amount(selected.size)} selected` : ""}.`;
     selectAll.checked = matching.length > 0 && selected.size >= matching.length && matching.every((v) => selected.has(v.id));
     selectAll.hidden = !rights.trigger;
     // Rows and counts both due (the list read, a batch of changes): the counts wait for a frame
@@ -417,7 +421,10 @@ export function mount(main, _params, query) {
       for (let offset = 0; offset < MAX_LOADED; offset += PAGE) {
         const page = await api(`/api/exceptions?${new URLSearchParams({ ...base, limit: PAGE, offset })}`, { signal });
         if (loading !== mine) return;
-        for (const v of page) fresh.set(v.id, v);
+        for (const v of page) {
+          fresh.set(v.id, v);
+          haystacks.set(v, haystackOf(v)); // here, a page at a time, not all at the first key typed
+        }
         if (page.length < PAGE) break;
       }
     } catch (err) {
