@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -57,9 +57,9 @@ class DeviceSource(Protocol):
     noun: str  # what the vendor calls a device, for progress messages
     has_details: bool  # whether details() adds a second phase
 
-    def pages(self) -> AsyncIterator[Page]: ...
+    def pages(self) -> AsyncGenerator[Page, None]: ...
 
-    def details(self) -> AsyncIterator[Details]: ...
+    def details(self) -> AsyncGenerator[Details, None]: ...
 
 
 class ConfigLike(Protocol):
@@ -91,7 +91,7 @@ class ProgressText:
         return self.percent, f"Fetched {seen:,} of {about}{expected:,} {self.noun}"
 
 
-async def read_ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
+async def read_ahead(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
     """``items``, with the next one already being fetched while the caller handles this one."""
     pending: asyncio.Future[T] = asyncio.ensure_future(anext(items))
     try:
@@ -128,22 +128,56 @@ def _report(status: str, percent: int | None, message: str) -> None:
     update_job_progress(None, status, percent, message)
 
 
+async def _phases(source: DeviceSource) -> AsyncGenerator[Page | Details, None]:
+    """The device pages, then the pages of hardware details: one stream, so that reading ahead
+    fetches the first page of details while the last page of devices is being stored (the
+    writes keep their order: every device page, then the details)."""
+    async with contextlib.aclosing(source.pages()) as pages:
+        async for page in pages:
+            yield page
+    if source.has_details:
+        async with contextlib.aclosing(source.details()) as details:
+            async for rows in details:
+                yield rows
+
+
 async def collect(source: DeviceSource, writer: InventoryWriter) -> str:
-    """Drive one collection into ``writer`` (already open); return the final message."""
+    """Drive one collection into ``writer`` (already open); return the final message.
+
+    Each page is stored and then reported in one call on the writer's thread, so the event loop
+    goes on reading the next page meanwhile; the first page is on its way while the job says
+    it is connecting."""
     estimate = await _in_thread(writer.previous_count)
     progress = ProgressText(source.noun, estimate, 90 if source.has_details else 99)
-    _report("running", progress.percent, f"Connecting to {source.vendor}")
-    async for page in read_ahead(source.pages()):
-        await _in_thread(writer.write_page, page.records)
-        percent, message = progress.fetched(writer.seen, page.total)
-        _report("running", percent, message)
-    if source.has_details:
-        done = 0
-        async for details in read_ahead(source.details()):
-            await _in_thread(writer.write_details, details)
-            done += len(details)
-            percent = 90 + min(9, done * 9 // max(writer.seen, 1))
-            _report("running", percent, f"Read hardware details of {done:,} of {writer.seen:,} {source.noun}")
+    done = 0
+
+    def store(item: Page | Details) -> None:
+        nonlocal done
+        if isinstance(item, Page):
+            writer.write_page(item.records)
+            _report("running", *progress.fetched(writer.seen, item.total))
+            return
+        writer.write_details(item)
+        done += len(item)
+        percent = 90 + min(9, done * 9 // max(writer.seen, 1))
+        _report("running", percent, f"Read hardware details of {done:,} of {writer.seen:,} {source.noun}")
+
+    stream = read_ahead(_phases(source))
+    try:
+        first = asyncio.ensure_future(anext(stream, None))
+        try:
+            await _in_thread(_report, "running", progress.percent, f"Connecting to {source.vendor}")
+        except BaseException:
+            first.cancel()
+            with contextlib.suppress(BaseException):
+                await first
+            raise
+        item = await first
+        while item is not None:
+            await _in_thread(store, item)
+            item = await anext(stream, None)
+    finally:
+        await stream.aclose()
     counts = await _in_thread(writer.complete, FINAL_MESSAGE)
     return FINAL_MESSAGE.format(seen=f"{counts.seen:,}", new=f"{counts.new:,}", gone=f"{counts.gone:,}")
 

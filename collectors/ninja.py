@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -285,12 +285,12 @@ class NinjaSource:
                 names[_int_id(org, "id", "an organization")] = clean_text(org.get("name")) or ""
         return names
 
-    async def pages(self) -> AsyncIterator[Page]:
+    async def pages(self) -> AsyncGenerator[Page, None]:
         organizations = await self.organizations()
         async for items in paged_by_after(self.api, "/devices-detailed", self.config.page_size, "a device"):
             yield Page([device_seen(item, text, organizations) for item, text in zip(items, items.texts, strict=True)])
 
-    async def details(self) -> AsyncIterator[Details]:
+    async def details(self) -> AsyncGenerator[Details, None]:
         """The computer-systems report, page by page (``cursor`` paging; a short or empty
         page, or an answer without a cursor name, is the last)."""
         path = "/queries/computer-systems"

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import json
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -197,7 +197,7 @@ class ThreatLockerSource:
             raise VendorMalformed(f"ThreatLocker's answer to POST {LIST_PATH} is not a JSON array of objects")
         return resp
 
-    async def pages(self) -> AsyncIterator[Page]:
+    async def pages(self) -> AsyncGenerator[Page, None]:
         page_number = 1
         previous_first: Any = None
         while True:
@@ -218,7 +218,7 @@ class ThreatLockerSource:
                 return
             page_number += 1
 
-    async def details(self) -> AsyncIterator[Details]:
+    async def details(self) -> AsyncGenerator[Details, None]:
         return
         yield  # no second phase for ThreatLocker
 

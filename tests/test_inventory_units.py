@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from collectors import ninja, threatlocker
+from collectors import inventory_run, ninja, threatlocker
 from collectors.inventory_records import code_fingerprint, host_key, record_digest
-from collectors.inventory_run import ProgressText
+from collectors.inventory_run import Details, Page, ProgressText, collect
+from collectors.inventory_store import RunCounts
 from collectors.vendor_http import RequestLimiter, redact
 from collectors.vendor_json import JsonArray, decode
 from tests.fakes.ninja import FakeNinja
@@ -109,3 +113,58 @@ def test_the_fakes_records_encoded_once_are_the_bytes_of_their_answers_encoded_w
         ", ".join(threatlocker.computer_text(i) for i in range(30))
         == json.dumps([threatlocker.computer(i) for i in range(30)])[1:-1]
     )
+
+
+class HeldSource:
+    """Two pages of devices, then one of details; says when the details started being read."""
+
+    vendor, noun, has_details = "Fake", "devices", True
+
+    def __init__(self) -> None:
+        self.details_requested = threading.Event()
+
+    async def pages(self) -> AsyncGenerator[Page, None]:
+        for _ in range(2):
+            yield Page([], total=2)
+
+    async def details(self) -> AsyncGenerator[Details, None]:
+        self.details_requested.set()
+        yield [("1", "Maker", "Model", "SN")]
+
+
+class HeldWriter:
+    """Stores nothing; the last device page waits (on the writer's thread) until the source has
+    been asked for the details, or gives up."""
+
+    seen = 0
+
+    def __init__(self, source: HeldSource) -> None:
+        self.source = source
+        self.calls: list[str] = []
+
+    def previous_count(self) -> int | None:
+        return None
+
+    def write_page(self, records: Any) -> int:
+        self.seen += 1
+        if self.seen == 2:
+            self.calls.append(f"last page, details requested: {self.source.details_requested.wait(10)}")
+        return 0
+
+    def write_details(self, details: Any) -> None:
+        self.calls.append("details")
+
+    def complete(self, message: str) -> Any:
+        return RunCounts(self.seen, 0, 0)
+
+
+async def test_the_details_are_fetched_while_the_last_page_of_devices_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reports: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(inventory_run, "_report", lambda *args: reports.append(args))
+    source = HeldSource()
+    writer = HeldWriter(source)
+    await collect(source, writer)  # type: ignore[arg-type]
+    assert writer.calls == ["last page, details requested: True", "details"]
+    assert [m for _, _, m in reports][:3] == ["Connecting to Fake", "Fetched 1 of 2 devices", "Fetched 2 of 2 devices"]
