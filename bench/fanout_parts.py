@@ -5,6 +5,7 @@ ratio bench/peers.py measures at a given N can be read:
     python bench/fanout_parts.py --sockets 1000 --seconds 10
     python bench/fanout_parts.py --sockets '' --repeat 3 --compare /work/main   # part 2 only,
         # this checkout against another one, alternating, three rounds each
+    python bench/fanout_parts.py --sockets '' --repeat 3 --floor   # part 2 and its floor
 
 1. Per subscriber: the hub's fanout loop (``Hub._offer_single`` -> ``Subscriber.offer``, the
    code every push goes through) against a bare loop of ``transport.write(frame)``, over the
@@ -13,6 +14,11 @@ ratio bench/peers.py measures at a given N can be read:
 2. Per state, whatever N: the CPU of a `collector-hub serve` process (no runner) for each state
    a writer commits 20 times a second, with one WebSocket follower: the NOTIFY, the re-read of
    the batch, the encoding, the diff and one send.
+
+3. With ``--floor``, the floor of part 2: a bare asyncio process (no hub, no aiohttp) with one
+   psycopg2 asynchronous connection that LISTENs and only receives each NOTIFY, and the same
+   process also running the hub's re-read of the batch (its statement, on that connection) for
+   each: what any design that re-reads on the LISTEN connection with psycopg2 pays.
 
 At N subscribers the hub's CPU per delivered message is then about
 ``offer_ratio x bare + fixed / N``, where ``bare`` is the bare loop's CPU per message: a fixed
@@ -28,6 +34,8 @@ import os
 import resource
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -42,6 +50,7 @@ from server.realtime.events import Event  # the bench measures the hub's own cod
 from server.realtime.hub import Hub
 from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription
+from server.runs.live import BATCHES
 
 ROUNDS = 300
 BODY = b'{"message": "' + b"x" * 720 + b'"}'  # about the size of a batch event
@@ -163,6 +172,80 @@ def _fixed_cost(dsn: str, seconds: float) -> dict[str, float]:
         return asyncio.run(measure())
 
 
+_FLOOR_PROCESS = r"""
+import asyncio, sys, psycopg2, psycopg2.extensions
+dsn, read, sql, batch_id = sys.argv[1], sys.argv[2] == "read", sys.argv[3], sys.argv[4]
+
+async def main():
+    loop = asyncio.get_running_loop()
+    conn = psycopg2.connect(dsn, async_=True)
+    while conn.poll() != psycopg2.extensions.POLL_OK:
+        await asyncio.sleep(0.01)
+    cur = conn.cursor()
+    cur.execute("LISTEN collector_hub")
+    while conn.poll() != psycopg2.extensions.POLL_OK:
+        await asyncio.sleep(0.01)
+    reading = False
+    count = 0
+
+    def ready():
+        nonlocal reading, count
+        state = conn.poll()
+        notified = bool(conn.notifies)
+        count += len(conn.notifies)
+        conn.notifies.clear()
+        if reading and state == psycopg2.extensions.POLL_OK:
+            reading = False
+            cur.fetchall()
+        if notified and read and not reading:
+            cur.execute(sql, (batch_id,))
+            reading = True
+            conn.poll()
+
+    loop.add_reader(conn.fileno(), ready)
+    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.readline() and print(count, flush=True))
+    print("listening", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def floor_cost(dsn: str, seconds: float, read: bool) -> float:
+    """Part 3: CPU ms per state of the bare process, idle CPU subtracted."""
+    with harness.served(dsn) as (base, _):
+        batch_id, job_id = peers.new_batch(base, dsn)
+    sql, _ = BATCHES.snapshot_statement(batch_id)
+    args = [sys.executable, "-c", _FLOOR_PROCESS, dsn, "read" if read else "notify", sql, batch_id]
+    with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdin is not None and process.stdout is not None
+        stdin, stdout = process.stdin, process.stdout
+
+        def notified() -> int:  # how many NOTIFYs the process has received
+            stdin.write("\n")
+            stdin.flush()
+            return int(stdout.readline())
+
+        try:
+            assert stdout.readline().strip() == "listening"
+            idle_before = fanout.cpu_seconds(process.pid)
+            time.sleep(seconds / 3)
+            idle_per_second = (fanout.cpu_seconds(process.pid) - idle_before) / (seconds / 3)
+            halt = threading.Event()
+            thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
+            thread.start()
+            time.sleep(2)  # warm-up
+            before, received, started = fanout.cpu_seconds(process.pid), notified(), time.monotonic()
+            time.sleep(seconds)
+            cpu, elapsed = fanout.cpu_seconds(process.pid) - before, time.monotonic() - started
+            states = notified() - received
+            halt.set()
+            thread.join(10)
+        finally:
+            process.kill()
+    return round(1000 * (cpu - idle_per_second * elapsed) / max(1, states), 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", default="1000,5000", help="comma-separated N for the per-subscriber part")
@@ -170,6 +253,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of states for the fixed part")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the fixed part (a range is printed)")
     parser.add_argument("--compare", type=Path, help="another checkout whose fixed part is measured too, alternating")
+    parser.add_argument("--floor", action="store_true", help="measure the floor of the fixed part too (part 3)")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # two descriptors per socket here
@@ -183,12 +267,17 @@ def main() -> None:
     if args.compare is not None:
         checkouts = {str(args.compare.resolve()): args.compare.resolve(), **checkouts}
     fixed: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+    floors: dict[str, list[float]] = {"NOTIFY only": [], "NOTIFY and the hub's read": []}
     load = [os.getloadavg()[0]]
     with harness.database() as dsn:
         for _ in range(args.repeat):
             for name, root in checkouts.items():
                 fixed[name].append(fixed_cost(dsn, args.seconds, root))
                 load.append(os.getloadavg()[0])
+            if args.floor:
+                for name, read in zip(floors, (False, True), strict=True):
+                    floors[name].append(floor_cost(dsn, args.seconds, read))
+                    load.append(os.getloadavg()[0])
     if rows:
         print("per subscriber, one fanout (median of the rounds, same sockets, one process):")
         print(f"{'N':>6} {'hub us':>7} {'bare us':>8} {'hub/bare':>8}")
@@ -203,6 +292,10 @@ def main() -> None:
         figures = [r["ms_per_state"] for r in results]
         each = ", ".join(f"{r['ms_per_state']} over {r['states']:g}" for r in results)
         print(f"  {name}: {min(figures)}-{max(figures)} ms of CPU per state ({each} states)")
+    if args.floor:
+        print("its floor (a bare asyncio process with psycopg2 on the LISTEN connection, no hub):")
+        for name, figures in floors.items():
+            print(f"  {name}: {min(figures)}-{max(figures)} ms of CPU per state ({', '.join(map(str, figures))})")
 
 
 if __name__ == "__main__":

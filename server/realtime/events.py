@@ -28,14 +28,18 @@ def http_chunk(data: bytes) -> bytes:
 
 @dataclasses.dataclass(eq=False, slots=True)
 class Event:
-    """One state of one object: ``kind`` is ``batch`` or ``job``."""
+    """One state of one object: ``kind`` is ``batch`` or ``job``. ``encoded`` is its body's
+    JSON; an event made from its ``body`` (``batch_event``, ``job_event``) encodes it on first
+    use of ``data``, so a state that no client follows (a job of a followed batch, say) is
+    never encoded."""
 
     kind: str
     object_id: str
     seq: int
-    data: bytes
+    encoded: bytes | None
     status: str
     collector: str | None = None
+    body: Any = None
     _sse: bytes | None = None
     _ws: bytes | None = None
     # The wire bytes of every SSE stream and every WebSocket, once built (the fanout reads
@@ -49,6 +53,22 @@ class Event:
     def __post_init__(self) -> None:
         self.key = f"{self.kind}:{self.object_id}"
         self.terminal = self.status in TERMINAL_STATUSES
+
+    @property
+    def data(self) -> bytes:
+        """The body's JSON: exactly what the object's GET returns."""
+        encoded = self.encoded
+        if encoded is None:
+            encoded = self.encoded = encode_body(self.body)
+            self.body = None  # the bytes say it all now (a cached snapshot keeps one of the two)
+        return encoded
+
+    def same_state(self, other: Event) -> bool:
+        """Whether ``other`` holds the same body as this event (compared as bodies while both
+        have one, so that neither needs encoding)."""
+        if self.body is not None and other.body is not None:
+            return bool(self.body == other.body)
+        return self.data == other.data
 
     def sse_frame(self) -> bytes:
         if self._sse is None:
@@ -109,8 +129,8 @@ class BatchSnapshot:
 
 
 def job_event(body: dict[str, Any], seq: int) -> Event:
-    return Event("job", body["job_id"], seq, encode_body(body), body["status"], body["collector"])
+    return Event("job", body["job_id"], seq, None, body["status"], body["collector"], body)
 
 
 def batch_event(body: dict[str, Any], seq: int) -> Event:
-    return Event("batch", body["batch_id"], seq, encode_body(body), body["status"])
+    return Event("batch", body["batch_id"], seq, None, body["status"], body=body)

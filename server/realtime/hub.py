@@ -147,12 +147,12 @@ class Hub:
         subs = self._subs
         notified_at = entry.notified_at
         try:
-            if old is None or (not old.batch.terminal and old.batch.data != new.batch.data):
+            if old is None or (not old.batch.terminal and not old.batch.same_state(new.batch)):
                 self._deliver(subs.by_batch.get(new.batch_id), new.batch, single=True)
                 _PUBLISHED_BATCH.inc()
             for job_id, event in new.jobs.items():
                 before = old.jobs.get(job_id) if old is not None else None
-                if before is not None and (before.terminal or before.data == event.data):
+                if before is not None and (before.terminal or before.same_state(event)):
                     continue
                 if before is None and event.terminal and job_id not in entry.changed_jobs:
                     continue  # first sight of a run that ended earlier: not news
