@@ -79,6 +79,11 @@ export function mount(main, _params, query) {
     h("span", { class: "muted" }, " (the files take every filter)"));
   const list = table("Variances", ["Select", "Host", "Type", "Organization", "Status", "First seen", "Age"], "stack");
   list.el.id = "variances";
+  // Its rows are grids, not table rows (console.css): the roles keep it a table for every reader.
+  list.el.setAttribute("role", "table");
+  for (const el of list.el.querySelectorAll("thead, tbody")) el.setAttribute("role", "rowgroup");
+  for (const el of list.el.querySelectorAll("tr")) el.setAttribute("role", "row");
+  for (const el of list.el.querySelectorAll("th")) el.setAttribute("role", "columnheader");
   const selectAll = h("input", { type: "checkbox", id: "select-all", "aria-label": "Select every variance that matches" });
   list.el.querySelector("th").replaceChildren(selectAll);
   const shownNote = h("p", { class: "muted", id: "variances-shown", "aria-live": "polite" }, "Loading…");
@@ -172,14 +177,14 @@ export function mount(main, _params, query) {
     const link = h("a", { class: "variance-link" });
     const badge = h("span", { class: "status" });
     const time = h("time");
-    const tr = h("tr", {},
-      h("td", { "data-label": "Select" }),
-      h("td", { "data-label": "Host" }, h("strong", {}, link)),
-      h("td", { "data-label": "Type" }),
-      h("td", { "data-label": "Organization" }),
-      h("td", { "data-label": "Status" }, badge),
-      h("td", { "data-label": "First seen" }, time),
-      h("td", { "data-label": "Age" }));
+    const tr = h("tr", { role: "row" },
+      h("td", { role: "cell", "data-label": "Select" }),
+      h("td", { role: "cell", "data-label": "Host" }, h("strong", {}, link)),
+      h("td", { role: "cell", "data-label": "Type" }),
+      h("td", { role: "cell", "data-label": "Organization" }),
+      h("td", { role: "cell", "data-label": "Status" }, badge),
+      h("td", { role: "cell", "data-label": "First seen" }, time),
+      h("td", { role: "cell", "data-label": "Age" }));
     return { tr, cells: tr.children, link, badge, time, box: null, id: null, variance: null, linkStatus: null };
   }
 
@@ -222,7 +227,7 @@ export function mount(main, _params, query) {
     }
   }
 
-  const emptyRow = h("tr", {}, h("td", { colspan: 7 }));
+  const emptyRow = h("tr", { role: "row" }, h("td", { role: "cell", colspan: 7 }));
   const spare = []; // rows out of the list, to be filled again
   function drawRows(shown) {
     if (!shown.length) {
