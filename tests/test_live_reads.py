@@ -11,6 +11,7 @@ from typing import Any
 from server.keys import POOL
 from server.realtime.keys import HUB
 from server.realtime.listen_connection import APPLICATION_NAME
+from server.realtime.listener import Listener
 from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.live import BATCHES
@@ -99,3 +100,17 @@ async def test_live_push_selects_every_column_the_bodies_show(client, db):
     assert body == rep.batch_json(batch, jobs) == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
     for job, job_body in zip(jobs, job_bodies, strict=True):
         assert job_body == await get_json(client, f"/api/collectors/runs/job/{job['job_id']}")
+
+
+async def test_a_read_still_out_when_the_listener_stops_is_answered(database_url):
+    listener = Listener(database_url, lambda payload: None, _nothing)
+    await listener.start()
+    assert listener.listening
+    answers: list[Any] = []
+    assert listener.read_then("SELECT pg_sleep(30)", (), answers.append)
+    await listener.stop()
+    assert answers == [None], "the reader falls back to the pool instead of waiting forever"
+
+
+async def _nothing() -> None:
+    return None

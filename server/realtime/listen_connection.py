@@ -121,17 +121,11 @@ class ListenConnection:
         self._writing = writing
 
     def _fail(self, exc: Exception) -> None:
-        self.close()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
         if not self.lost.done():
             self.lost.set_exception(exc)
-        unanswered = [self._current] if self._current is not None else []
-        unanswered += [done for _, _, done, _ in self._queue]
-        self._current = None
-        self._queue.clear()
-        for done in unanswered:
-            self._answer(done, None, exc)
+        self.close(exc)
 
     async def connect(self) -> None:
         """Wait for the connection (asynchronous connections are always autocommit)."""
@@ -211,7 +205,9 @@ class ListenConnection:
     def backend_pid(self) -> int:
         return int(self._conn.get_backend_pid())
 
-    def close(self) -> None:
+    def close(self, error: Exception | None = None) -> None:
+        """Close the connection; statements still out or queued are answered with ``error``
+        (by default ConnectionLost), so that no reader waits for an answer that cannot come."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -223,3 +219,9 @@ class ListenConnection:
             self._fd = None
         with contextlib.suppress(Exception):
             self._conn.close()
+        unanswered = [self._current] if self._current is not None else []
+        unanswered += [done for _, _, done, _ in self._queue]
+        self._current = None
+        self._queue.clear()
+        for done in unanswered:
+            self._answer(done, None, error or ConnectionLost("connection closed"))
