@@ -30,6 +30,16 @@ from tests.browser.console_helpers import (
 from tests.support.variances import baseline, check, empty_variances, ninja, threatlocker, write_source
 
 ROWS = "#variances tbody tr[data-id]"
+# The text nodes under the selector's element that read "null" or "undefined".
+NULL_TEXT_NODES = """(selector) => {
+    const walker = document.createTreeWalker(document.querySelector(selector), NodeFilter.SHOW_TEXT);
+    const found = [];
+    while (walker.nextNode()) {
+        const text = walker.currentNode.textContent.trim();
+        if (text === "null" || text === "undefined") found.push(text);
+    }
+    return found;
+}"""
 # Records in window.shownAt (ms since the epoch) when an element matching the selector appears.
 SHOWN_AT = """(selector) => {
     window.shownAt = null;
@@ -156,6 +166,8 @@ async def test_the_detail_shows_the_whole_history_with_its_notes(
     assert "found (active) by cross-vendor-checks" in texts[0]
     assert "active → resolved by open mode (first look: stray machine)" in texts[1]
     assert all("resolved → active" in t for t in texts[2::2]) and all("active → resolved" in t for t in texts[3::2])
+    # Nothing absent is drawn as text (once, "null" stood between History and its list).
+    assert await page.evaluate(NULL_TEXT_NODES, "#variance-detail") == []
     await page.select_option("#detail-actions-action", "reopen")
     await page.fill("#detail-actions-note", "seen again on the network")
     await page.click("#detail-actions-apply")

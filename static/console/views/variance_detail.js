@@ -81,5 +81,5 @@ export function detailContent(v, { devices, history, seen, actions, closeHref })
     h("ol", { id: "variance-history" }, entries.map((e) => h("li", {}, timeEl(e.at), ` ${e.text} by ${e.by}`, e.note ? h("span", { class: "muted" }, ` (${e.note})`) : null))),
     actions,
     h("p", {}, h("a", { href: closeHref, id: "close-detail" }, "Close")),
-  ];
+  ].filter((child) => child !== null); // replaceChildren would draw a null as the text "null"
 }
