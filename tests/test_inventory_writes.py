@@ -12,7 +12,7 @@ from typing import Any
 
 from collectors.inventory_records import DeviceRecord, VendorRecord, record_digest
 from collectors.inventory_store import InventoryWriter
-from tests.support.inventory import empty_inventory
+from tests.support.inventory import empty_inventory, running_job
 
 LAST_CONTACT = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
 
@@ -37,22 +37,21 @@ def run(
     pages: Sequence[Sequence[DeviceRecord | VendorRecord]],
     complete: bool = True,
 ) -> Any:
-    with db.cursor() as cur:
-        batch_id = "bc_" + job_id[3:]
-        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES (%s, 'running')", (batch_id,))
-        cur.execute(
-            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
-            " VALUES (%s, %s, 'ninja', 'ninja-collector', 'running')",
-            (job_id, batch_id),
-        )
-    writer = InventoryWriter(database_url, "ninja", job_id)
-    writer.open()
+    writer = open_writer(db, database_url, job_id)
     try:
         news = [writer.write_page(page) for page in pages]
         counts = writer.complete("done") if complete else None
     finally:
         writer.close("stopped")
     return news, counts
+
+
+def open_writer(db: Any, database_url: str, job_id: str) -> InventoryWriter:
+    """An open NinjaOne writer for ``job_id`` (``ni_NNNNNNNN``), running in batch ``bc_NNNNNNNN``."""
+    running_job(db, "ninja", job_id, "bc_" + job_id[3:])
+    writer = InventoryWriter(database_url, "ninja", job_id)
+    writer.open()
+    return writer
 
 
 def rows(db: Any) -> dict[str, dict[str, Any]]:
@@ -113,14 +112,7 @@ def test_a_row_changed_by_the_details_report_is_written_in_full_next_time(db, da
     run(db, database_url, "ni_00000001", [[with_serial, device(2)]])
     writer_rows = rows(db)
     assert writer_rows["1"]["serial_number"] == "LIST-1"
-    with db.cursor() as cur:
-        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES ('bc_00000002', 'running')")
-        cur.execute(
-            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
-            " VALUES ('ni_00000002', 'bc_00000002', 'ninja', 'ninja-collector', 'running')"
-        )
-    writer = InventoryWriter(database_url, "ninja", "ni_00000002")
-    writer.open()
+    writer = open_writer(db, database_url, "ni_00000002")
     writer.write_page([with_serial, device(2)])
     writer.write_details([("1", "Maker", "Model", "REPORT-1"), ("2", None, None, None)])
     after_details = rows(db)
@@ -137,14 +129,7 @@ def test_details_that_only_fill_what_the_list_left_empty_leave_the_record_skippa
     """Writing the list's record again would keep a value the report filled in (the list has
     none), so the next run with the same record writes nothing, and the value stays."""
     empty_inventory(db)
-    with db.cursor() as cur:
-        cur.execute("INSERT INTO job_batches (batch_id, status) VALUES ('bc_00000001', 'running')")
-        cur.execute(
-            "INSERT INTO job_runs (job_id, batch_id, collector, job_name, status)"
-            " VALUES ('ni_00000001', 'bc_00000001', 'ninja', 'ninja-collector', 'running')"
-        )
-    writer = InventoryWriter(database_url, "ninja", "ni_00000001")
-    writer.open()
+    writer = open_writer(db, database_url, "ni_00000001")
     writer.write_page([device(1), device(2)])
     writer.write_details([("1", "Maker", "Model", "REPORT-1")])
     writer.complete("done")

@@ -117,7 +117,8 @@ def empty_inventory(db: Any) -> None:
         cur.execute("DELETE FROM job_batches; DELETE FROM inventory_devices; DELETE FROM inventory_runs")
 
 
-def _running_job(db: Any, collector: str, job_id: str, batch_id: str) -> None:
+def running_job(db: Any, collector: str, job_id: str, batch_id: str) -> None:
+    """A running job of ``collector`` in a running batch, as the runner leaves them when it starts one."""
     with db.cursor() as cur:
         cur.execute("INSERT INTO job_batches (batch_id, status) VALUES (%s, 'running')", (batch_id,))
         cur.execute(
@@ -146,19 +147,19 @@ def fill_inventory(db: Any, database_url: str) -> dict[str, Any]:
 
     ninja: WS-001..WS-012 (WS-012 then removed by a complete run); threatlocker: WS-005..WS-015."""
     empty_inventory(db)
-    _running_job(db, "ninja", "ni_00000001", "bc_00000001")
+    running_job(db, "ninja", "ni_00000001", "bc_00000001")
     writer = InventoryWriter(database_url, "ninja", "ni_00000001")
     writer.open()
     writer.write_page([_device(n) for n in range(1, 13)])
     writer.complete("done")
     writer.close()
-    _running_job(db, "ninja", "ni_00000002", "bc_00000002")
+    running_job(db, "ninja", "ni_00000002", "bc_00000002")
     writer = InventoryWriter(database_url, "ninja", "ni_00000002")
     writer.open()
     writer.write_page([_device(n) for n in range(1, 12)])
     counts = writer.complete("Collected {seen} devices ({new} new, {gone} gone)")
     writer.close()
-    _running_job(db, "threatlocker", "th_00000003", "bc_00000003")
+    running_job(db, "threatlocker", "th_00000003", "bc_00000003")
     writer = InventoryWriter(database_url, "threatlocker", "th_00000003")
     writer.open()
     writer.write_page([_device(n, vendor_id=f"guid-{n}", dns_name=None) for n in range(5, 16)])
