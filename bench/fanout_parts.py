@@ -13,12 +13,15 @@ ratio bench/peers.py measures at a given N can be read:
    rounds). The sockets' peers are drained between rounds, outside the timing.
 2. Per state, whatever N: the CPU of a `collector-hub serve` process (no runner) for each state
    a writer commits 20 times a second, with one WebSocket follower: the NOTIFY, the re-read of
-   the batch, the encoding, the diff and one send.
+   the batch, the encoding, the diff and one send; and the CPU of the PostgreSQL backend of its
+   LISTEN connection (which runs the re-read, and builds the bodies' JSON), so that work moved
+   into the database shows.
 
 3. With ``--floor``, the floor of part 2: a bare asyncio process (no hub, no aiohttp) with one
    psycopg2 asynchronous connection that LISTENs and only receives each NOTIFY, and the same
-   process also running the hub's re-read of the batch (its statement, on that connection) for
-   each: what any design that re-reads on the LISTEN connection with psycopg2 pays.
+   process also running the hub's re-read of the batch (its statement, prepared as the hub
+   prepares it, on that connection) for each: what any design that re-reads on the LISTEN
+   connection with psycopg2 pays; with the CPU of its PostgreSQL backend too.
 
 At N subscribers the hub's CPU per delivered message is then about
 ``offer_ratio x bare + fixed / N``, where ``bare`` is the bare loop's CPU per message: a fixed
@@ -45,9 +48,11 @@ import aiohttp
 import fanout
 import harness
 import peers
+import psycopg2
 
 from server.realtime.events import Event  # the bench measures the hub's own code
 from server.realtime.hub import Hub
+from server.realtime.listen_connection import APPLICATION_NAME
 from server.realtime.subscriber import Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription
 from server.runs.live import BATCHES
@@ -130,9 +135,25 @@ def fixed_cost(dsn: str, seconds: float, root: Path | None = None) -> dict[str, 
         harness.ROOT = own_root
 
 
+def listener_backend(dsn: str, application_name: str = APPLICATION_NAME) -> int:
+    """The process id of the PostgreSQL backend serving the LISTEN connection (found by its
+    application_name), whose CPU is PostgreSQL's share of each re-read."""
+    deadline = time.monotonic() + 30
+    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
+        conn.autocommit = True
+        while True:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,))
+            found = [row[0] for row in cur.fetchall()]
+            if len(found) == 1 or time.monotonic() > deadline:
+                assert len(found) == 1, f"{len(found)} sessions named {application_name!r}"
+                return int(found[0])
+            time.sleep(0.1)
+
+
 def _fixed_cost(dsn: str, seconds: float) -> dict[str, float]:
     with harness.served(dsn) as (base, proc):
         batch_id, job_id = peers.new_batch(base, dsn)
+        backend = listener_backend(dsn)
 
         async def measure() -> dict[str, float]:
             received = 0
@@ -147,25 +168,29 @@ def _fixed_cost(dsn: str, seconds: float) -> dict[str, float]:
 
                 follower = asyncio.create_task(follow())
                 await asyncio.sleep(1)
-                idle_before = fanout.cpu_seconds(proc.pid)
+                idle_before, pg_idle_before = fanout.cpu_seconds(proc.pid), fanout.cpu_seconds(backend)
                 await asyncio.sleep(seconds / 3)
                 idle = fanout.cpu_seconds(proc.pid) - idle_before
+                pg_idle = fanout.cpu_seconds(backend) - pg_idle_before
                 halt = threading.Event()
                 thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
                 thread.start()
                 await asyncio.sleep(2)  # warm-up
                 cpu_before, received_before = fanout.cpu_seconds(proc.pid), received
+                pg_before = fanout.cpu_seconds(backend)
                 await asyncio.sleep(seconds)
                 cpu, states = fanout.cpu_seconds(proc.pid) - cpu_before, received - received_before
+                pg_cpu = fanout.cpu_seconds(backend) - pg_before
                 halt.set()
                 thread.join(10)
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
-            idle_per_second = idle / (seconds / 3)
+            idle_per_second, pg_idle_per_second = idle / (seconds / 3), pg_idle / (seconds / 3)
             return {
                 "states": states,
                 "ms_per_state": round(1000 * (cpu - idle_per_second * seconds) / max(1, states), 3),
+                "pg_ms_per_state": round(1000 * (pg_cpu - pg_idle_per_second * seconds) / max(1, states), 3),
                 "idle_cpu_percent": round(100 * idle_per_second, 2),
             }
 
@@ -178,13 +203,14 @@ dsn, read, sql, batch_id = sys.argv[1], sys.argv[2] == "read", sys.argv[3], sys.
 
 async def main():
     loop = asyncio.get_running_loop()
-    conn = psycopg2.connect(dsn, async_=True)
+    conn = psycopg2.connect(dsn, async_=True, application_name="fanout-parts floor")
     while conn.poll() != psycopg2.extensions.POLL_OK:
         await asyncio.sleep(0.01)
     cur = conn.cursor()
-    cur.execute("LISTEN collector_hub")
-    while conn.poll() != psycopg2.extensions.POLL_OK:
-        await asyncio.sleep(0.01)
+    for statement in ("LISTEN collector_hub", "PREPARE hub_read AS " + sql.replace("%s", "$1")):
+        cur.execute(statement)
+        while conn.poll() != psycopg2.extensions.POLL_OK:
+            await asyncio.sleep(0.01)
     reading = False
     count = 0
 
@@ -198,7 +224,7 @@ async def main():
             reading = False
             cur.fetchall()
         if notified and read and not reading:
-            cur.execute(sql, (batch_id,))
+            cur.execute("EXECUTE hub_read(%s)", (batch_id,))
             reading = True
             conn.poll()
 
@@ -211,8 +237,9 @@ asyncio.run(main())
 """
 
 
-def floor_cost(dsn: str, seconds: float, read: bool) -> float:
-    """Part 3: CPU ms per state of the bare process, idle CPU subtracted."""
+def floor_cost(dsn: str, seconds: float, read: bool) -> tuple[float, float]:
+    """Part 3: CPU ms per state of the bare process, and of its PostgreSQL backend, idle CPU
+    subtracted."""
     with harness.served(dsn) as (base, _):
         batch_id, job_id = peers.new_batch(base, dsn)
     sql, _ = BATCHES.snapshot_statement(batch_id)
@@ -228,22 +255,29 @@ def floor_cost(dsn: str, seconds: float, read: bool) -> float:
 
         try:
             assert stdout.readline().strip() == "listening"
-            idle_before = fanout.cpu_seconds(process.pid)
+            backend = listener_backend(dsn, "fanout-parts floor")
+            idle_before, pg_idle_before = fanout.cpu_seconds(process.pid), fanout.cpu_seconds(backend)
             time.sleep(seconds / 3)
             idle_per_second = (fanout.cpu_seconds(process.pid) - idle_before) / (seconds / 3)
+            pg_idle_per_second = (fanout.cpu_seconds(backend) - pg_idle_before) / (seconds / 3)
             halt = threading.Event()
             thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
             thread.start()
             time.sleep(2)  # warm-up
             before, received, started = fanout.cpu_seconds(process.pid), notified(), time.monotonic()
+            pg_before = fanout.cpu_seconds(backend)
             time.sleep(seconds)
             cpu, elapsed = fanout.cpu_seconds(process.pid) - before, time.monotonic() - started
+            pg_cpu = fanout.cpu_seconds(backend) - pg_before
             states = notified() - received
             halt.set()
             thread.join(10)
         finally:
             process.kill()
-    return round(1000 * (cpu - idle_per_second * elapsed) / max(1, states), 3)
+    return (
+        round(1000 * (cpu - idle_per_second * elapsed) / max(1, states), 3),
+        round(1000 * (pg_cpu - pg_idle_per_second * elapsed) / max(1, states), 3),
+    )
 
 
 def main() -> None:
@@ -267,7 +301,7 @@ def main() -> None:
     if args.compare is not None:
         checkouts = {str(args.compare.resolve()): args.compare.resolve(), **checkouts}
     fixed: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
-    floors: dict[str, list[float]] = {"NOTIFY only": [], "NOTIFY and the hub's read": []}
+    floors: dict[str, list[tuple[float, float]]] = {"NOTIFY only": [], "NOTIFY and the hub's read": []}
     load = [os.getloadavg()[0]]
     with harness.database() as dsn:
         for _ in range(args.repeat):
@@ -290,12 +324,18 @@ def main() -> None:
     )
     for name, results in fixed.items():
         figures = [r["ms_per_state"] for r in results]
+        pg = [r["pg_ms_per_state"] for r in results]
         each = ", ".join(f"{r['ms_per_state']} over {r['states']:g}" for r in results)
         print(f"  {name}: {min(figures)}-{max(figures)} ms of CPU per state ({each} states)")
+        print(f"    and its LISTEN connection's PostgreSQL backend: {min(pg)}-{max(pg)} ms ({', '.join(map(str, pg))})")
     if args.floor:
-        print("its floor (a bare asyncio process with psycopg2 on the LISTEN connection, no hub):")
-        for name, figures in floors.items():
-            print(f"  {name}: {min(figures)}-{max(figures)} ms of CPU per state ({', '.join(map(str, figures))})")
+        print("its floor (a bare asyncio process with psycopg2 on the LISTEN connection, no hub; then its backend's):")
+        for name, pairs in floors.items():
+            own, pg = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+            print(
+                f"  {name}: {min(own)}-{max(own)} ms of CPU per state ({', '.join(map(str, own))});"
+                f" PostgreSQL {min(pg)}-{max(pg)} ms ({', '.join(map(str, pg))})"
+            )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Encode once, send many: a change is turned into JSON once per process, however many
-clients follow it, and every client gets the same bytes."""
+clients follow it, and every client gets the same bytes. The JSON is PostgreSQL's, built in
+the statement that reads the batch (server/runs/body_sql.py): Python encodes no pushed body."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from server.realtime import events
+from server.realtime.events import BatchSnapshot
+from server.runs import live
 from tests.support.conditions import eventually
 from tests.support.runs import set_job, trigger
 from tests.support.sse_stream import SseStream
@@ -28,16 +31,16 @@ async def test_a_change_is_encoded_once_however_many_clients_follow_it(client, d
             streams.append(stream)
             assert (await stream.event())["event"] == "batch"  # the current state
 
-        encoded: list[bytes] = []
-        real_encode = events.encode_body
+        encoded: list[bytes] = []  # the batch's body, each time it is made into bytes
+        real_snapshot_from = live.snapshot_from
 
-        def counting_encode(body: dict[str, Any]) -> bytes:
-            data = real_encode(body)
-            if body.get("batch_id") == batch_id and "collectors" in body:  # the batch body
-                encoded.append(data)
-            return data
+        def counting_snapshot_from(rows: Any) -> BatchSnapshot | None:
+            snapshot = real_snapshot_from(rows)
+            if snapshot is not None and snapshot.batch_id == batch_id:
+                encoded.append(snapshot.batch.data)
+            return snapshot
 
-        monkeypatch.setattr(events, "encode_body", counting_encode)
+        monkeypatch.setattr(live, "snapshot_from", counting_snapshot_from)
         await set_job(db, job_id, status="running", progress_percent=40, message="page 4 of 10")
 
         received = [await stream.event() for stream in streams]
@@ -55,7 +58,10 @@ async def _value(value: bool) -> bool:
     return value
 
 
-async def test_a_job_state_that_nobody_reads_is_not_encoded(client, db, monkeypatch: pytest.MonkeyPatch):
+async def test_no_pushed_state_is_encoded_by_python(client, db, monkeypatch: pytest.MonkeyPatch):
+    """The batch's body and its jobs' come as JSON text from PostgreSQL, for the batch's
+    followers and for a job's reader alike (this test once held that a job's body was encoded
+    only when read; now no body is, docs/LIVE_PUSH.md, the fixed cost per state)."""
     created = await trigger(client, "demo")
     batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     stream = SseStream(await client.get(f"/api/collectors/runs/batch/{batch_id}/events"))
@@ -71,14 +77,14 @@ async def test_a_job_state_that_nobody_reads_is_not_encoded(client, db, monkeypa
         monkeypatch.setattr(events, "encode_body", recording_encode)
         await set_job(db, job_id, status="running", progress_percent=40)
         assert json.loads((await stream.event())["data"])["collectors"][0]["progress_percent"] == 40
-        assert [body.get("batch_id") for body in encoded] == [batch_id], "only the batch's body, followed"
-        assert "collectors" in encoded[0]
-        ws = await client.ws_connect("/api/ws")  # a reader of the job: its body is encoded now
+        assert encoded == [], "PostgreSQL built the batch's body; Python encoded nothing"
+        ws = await client.ws_connect("/api/ws")  # a reader of the job: its body is PostgreSQL's too
         await ws.send_json({"op": "subscribe", "job_id": job_id})
         while (message := json.loads((await ws.receive(timeout=15)).data))["type"] != "job":
             pass
         assert message["data"] == await (await client.get(f"/api/collectors/runs/job/{job_id}")).json()
         assert message["data"]["progress_percent"] == 40
+        assert encoded == [], "nor the job's body"
         await ws.close()
     finally:
         stream.close()

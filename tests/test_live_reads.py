@@ -15,6 +15,7 @@ from server.realtime.listener import Listener
 from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.live import BATCHES
+from tests.support.conditions import eventually
 from tests.support.runs import get_json, set_job, trigger
 
 
@@ -50,6 +51,54 @@ async def test_a_followed_batch_is_re_read_on_the_listen_connection_found_by_its
             (APPLICATION_NAME,),
         )
         assert [row[0] for row in cur.fetchall()] == [hub.listener.backend_pid]
+
+
+async def _followed_to(ws: Any, percent: int) -> dict[str, Any]:
+    while True:
+        message = json.loads((await ws.receive(timeout=15)).data)
+        if message.get("type") == "batch" and message["data"]["collectors"][0]["progress_percent"] == percent:
+            return dict(message["data"])
+
+
+def _listener_query(db: Any) -> tuple[int, str]:
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            (APPLICATION_NAME,),
+        )
+        rows = cur.fetchall()
+    assert len(rows) == 1
+    return rows[0]
+
+
+async def test_the_re_read_is_prepared_once_on_each_listen_session(client, db):
+    """PostgreSQL parses and plans the re-read once per session (docs/LIVE_PUSH.md, the fixed
+    cost per state): each read is an EXECUTE, and a new session after a reconnect prepares it
+    again before its first read."""
+    created = await trigger(client, "demo")
+    batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
+    hub = client.app[HUB]
+    ws = await client.ws_connect("/api/ws")
+    await ws.send_json({"op": "subscribe", "batch_id": batch_id})
+    await set_job(db, job_id, status="running", progress_percent=10)
+    await _followed_to(ws, 10)
+    pid, query = _listener_query(db)
+    assert query.startswith("EXECUTE collector_hub_read_"), query
+    generation = hub.listener.generation
+    with db.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await eventually(lambda: _value(hub.listener.listening and hub.listener.generation > generation), what="relisten")
+    await set_job(db, job_id, status="running", progress_percent=20)
+    assert await _followed_to(ws, 20) == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
+    await set_job(db, job_id, status="running", progress_percent=30)
+    await _followed_to(ws, 30)  # (a GET would leave its fence, SELECT 1, as the session's last query)
+    new_pid, query = _listener_query(db)
+    assert new_pid != pid and query.startswith("EXECUTE collector_hub_read_"), query
+    await ws.close()
+
+
+async def _value(value: bool) -> bool:
+    return value
 
 
 async def test_the_listen_connection_and_the_pool_read_the_same_snapshot(client, db):

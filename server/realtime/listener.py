@@ -43,6 +43,11 @@ RowsDone = Callable[[list[tuple[Any, ...]] | None], None]
 BACKOFF_BASE = 0.2
 
 
+def _no_answer_needed(cursor: Any, error: Exception | None) -> None:
+    """A PREPARE's answer: nothing to read (one that fails breaks the connection, and the
+    reads queued after it are answered with the error)."""
+
+
 class Listener:
     """Holds the LISTEN connection open for the life of the app; see the module docstring."""
 
@@ -68,6 +73,7 @@ class Listener:
         self.last_db_time: dt.datetime | None = None  # PostgreSQL's clock at the last good round trip
         self.backend_pid: int | None = None
         self.reads = 0  # statements run for ``read`` (live push's re-reads)
+        self._prepared: dict[str, str] = {}  # statement -> its prepared name, on the connection now
         self._db_clock: tuple[dt.datetime, float] = (dt.datetime.now(dt.UTC), time.monotonic())
         self._conn: ListenConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +118,7 @@ class Listener:
         if conn is None or not self.listening:
             return None
         try:
-            result = await conn.fetch(sql, params)
+            result = await conn.fetch(self._prepared_form(conn, sql), params)
         except ConnectionLost:
             return None
         self.reads += 1
@@ -128,7 +134,11 @@ class Listener:
         cost per state): no pool checkout, no task, and the answer doubles as a fence, since
         every notification committed before the statement started is dispatched before its
         rows. A statement that fails here is treated as a broken connection (reconnect,
-        resync), so only statements that cannot fail on good data belong here."""
+        resync), so only statements that cannot fail on good data belong here.
+
+        Each statement is prepared on the connection the first time it is read (again after a
+        reconnect): PostgreSQL parses and plans it once, and each read sends only its name and
+        parameters."""
         conn = self._conn
         if conn is None or not self.listening:
             return False
@@ -137,11 +147,25 @@ class Listener:
             done(None if error is not None else cursor.fetchall())
 
         try:
-            conn.submit(sql, params, answered)
+            conn.submit(self._prepared_form(conn, sql), params, answered)
         except ConnectionLost:
             return False
         self.reads += 1
         return True
+
+    def _prepared_form(self, conn: ListenConnection, sql: str) -> str:
+        """``EXECUTE`` of ``sql`` (its parameters ``%s``, psycopg2's placeholders), prepared on
+        ``conn`` first if it is not yet; statements run in order, so the PREPARE runs first."""
+        name = self._prepared.get(sql)
+        if name is None:
+            parts = sql.split("%s")
+            assert "%" not in "".join(parts), "only %s placeholders in a statement to prepare"
+            name = f"collector_hub_read_{len(self._prepared) + 1}"
+            numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+            conn.submit(f"PREPARE {name} AS {numbered}", None, _no_answer_needed)
+            self._prepared[sql] = name
+        arguments = sql.count("%s")
+        return f"EXECUTE {name}({', '.join(['%s'] * arguments)})" if arguments else f"EXECUTE {name}"
 
     def status(self) -> dict[str, Any]:
         return {
@@ -170,6 +194,7 @@ class Listener:
                 self._db_clock = (rows[0][0], time.monotonic())
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self.backend_pid = conn.backend_pid()
+                self._prepared = {}  # a new session: nothing prepared in it yet
                 self._conn = conn
                 self.generation += 1
                 self.state = "listening"

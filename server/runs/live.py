@@ -1,8 +1,8 @@
 """Runs' side of live push (the ``BatchSource`` of server/realtime/sources.py): push state
 read from the tables, a whole batch in one statement, so one read serves the batch's event
 and every one of its jobs' events (a job's GET body shows its batch's summary, so every batch
-change is a new version of each of its jobs). The SQL is ``server.runs.store``'s (the GET's
-statement, with only the columns the bodies show); this module shapes its rows into events."""
+change is a new version of each of its jobs). The statement is ``body_sql.py``'s, which has
+PostgreSQL build every body's JSON as it reads the rows; this module wraps its text in events."""
 
 from __future__ import annotations
 
@@ -12,40 +12,34 @@ from typing import Any
 
 import aiopg
 
-from server.realtime.events import BatchSnapshot, Event, batch_event, job_event
+from server.realtime.events import BatchSnapshot, Event, job_event
 from server.realtime.sources import Reader
+from server.runs import body_sql
 from server.runs import representation as rep
 from server.runs import store as runs
 
-# What live push reads of a batch and its jobs: what their GET bodies show, and the batch's seq
-# (the version of every body of the batch). A row is the batch's columns, then one job's.
-_BATCH_COLUMNS = (*rep.BATCH_COLUMNS, "seq")
-_JOB_COLUMNS = rep.JOB_COLUMNS
-_JOB_ID = len(_BATCH_COLUMNS) + _JOB_COLUMNS.index("job_id")
-# The statement by batch id, built once (it is run on every change of a followed batch).
-_BY_BATCH_ID = runs.batch_columns_statement(_BATCH_COLUMNS, _JOB_COLUMNS, batch_id="")[0]
 
-
-def snapshot_from_rows(batch: dict[str, Any], jobs: Sequence[dict[str, Any]]) -> BatchSnapshot:
-    seq = int(batch["seq"])
-    body, job_bodies = rep.batch_and_job_json(batch, jobs)
-    job_events = {job["job_id"]: job_event(job_body, seq) for job, job_body in zip(jobs, job_bodies, strict=True)}
-    return BatchSnapshot(batch["batch_id"], seq, batch_event(body, seq), job_events)
+def snapshot_from(rows: Sequence[Sequence[Any]]) -> BatchSnapshot | None:
+    """The snapshot in the rows of ``body_sql.bodies_statement``: its bodies as PostgreSQL
+    built them, each encoded to bytes and nothing else; None when there is no such batch."""
+    if not rows:
+        return None
+    seq, batch_id, status, body, job_ids, statuses, collectors, bodies = rows[0]
+    jobs = {}
+    if job_ids is not None:
+        for job_id, job_status, collector, job_body in zip(job_ids, statuses, collectors, bodies, strict=True):
+            jobs[job_id] = Event("job", job_id, seq, job_body.encode(), job_status, collector)
+    return BatchSnapshot(batch_id, seq, Event("batch", batch_id, seq, body.encode(), status), jobs)
 
 
 class RunsSource:
     """Batches and jobs for live push, from the runs tables."""
 
     def snapshot_statement(self, batch_id: str) -> tuple[str, Sequence[Any]]:
-        return _BY_BATCH_ID, (batch_id,)
+        return body_sql.bodies_statement(batch_id=batch_id)
 
     def snapshot_from(self, rows: Sequence[Sequence[Any]]) -> BatchSnapshot | None:
-        if not rows:
-            return None
-        split = len(_BATCH_COLUMNS)
-        batch = dict(zip(_BATCH_COLUMNS, rows[0][:split], strict=True))
-        jobs = [dict(zip(_JOB_COLUMNS, row[split:], strict=True)) for row in rows if row[_JOB_ID] is not None]
-        return snapshot_from_rows(batch, jobs)
+        return snapshot_from(rows)
 
     async def batch_snapshot(
         self,
@@ -56,18 +50,17 @@ class RunsSource:
         reader: Reader | None = None,
     ) -> BatchSnapshot | None:
         """The batch ``batch_id`` (or the batch of ``job_id``) with its jobs, or None: the
-        GET's statement with only the columns the bodies show, on ``reader`` (the LISTEN
-        connection) when it can run it, no pool checkout (about half of the CPU of a pool
-        read, docs/LIVE_PUSH.md), else from the pool."""
+        statement that builds their bodies, on ``reader`` (the LISTEN connection) when it can
+        run it, no pool checkout (about half of the CPU of a pool read, docs/LIVE_PUSH.md),
+        else from the pool."""
         result = None
         if reader is not None:
-            statement = runs.batch_columns_statement(_BATCH_COLUMNS, _JOB_COLUMNS, batch_id=batch_id, job_id=job_id)
-            result = await reader.read(*statement)
+            result = await reader.read(*body_sql.bodies_statement(batch_id=batch_id, job_id=job_id))
         if result is not None:
             rows = result[1]
         else:
-            rows = await runs.batch_columns(pool, _BATCH_COLUMNS, _JOB_COLUMNS, batch_id=batch_id, job_id=job_id)
-        return self.snapshot_from(rows)
+            rows = await body_sql.read_bodies(pool, batch_id=batch_id, job_id=job_id)
+        return snapshot_from(rows)
 
     async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:
         """Per collector, its active run else its most recent one (what ``/runs/latest`` shows),

@@ -1,6 +1,8 @@
 """The JSON shapes of batches and jobs (docs/COLLECTOR_RUN_TRACKING_API.md), built from table rows.
 
-One function per shape, so polling, push and webhooks all send the same thing.
+One function per shape, so the answers of changes, webhooks and listings send the same
+thing. Live push and the batch and job GETs send the same shapes built by PostgreSQL
+(body_sql.py); tests/test_live_bodies.py holds the two equal on random rows.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ def format_duration(seconds: int | None) -> str | None:
     return f"{secs}s"
 
 
-# The columns each shape reads, for a reader that selects only those: live push re-reads a
-# batch with its jobs on every change (docs/LIVE_PUSH.md, the fixed cost per state), and each
-# column it selects is one more to decode. ``batch_json`` reads BATCH_COLUMNS of the batch and
-# JOB_COLUMNS of each job; tests/test_live_encoding.py holds the shapes to these lists.
+# The columns each shape reads: ``batch_json`` reads BATCH_COLUMNS of the batch and JOB_COLUMNS
+# of each job (tests/test_live_reads.py holds the shapes to these lists). body_sql.py builds the
+# same shapes in SQL for live push and the batch and job GETs; tests/test_live_bodies.py holds
+# the two equal.
 BATCH_COLUMNS = (
     "batch_id", "status", "priority", "progress_percent", "estimated_completion", "started_at", "updated_at",
     "ended_at", "message", "error", "rerun_of", "requested_by", "schedule_id", "schedule_name", "scheduled_for",

@@ -167,16 +167,6 @@ def batch_rows_statement(*, batch_id: str | None = None, job_id: str | None = No
     return _batch_with_jobs("b.*, NULL AS jobs_follow, j.*", batch_id, job_id)
 
 
-def batch_columns_statement(
-    batch_columns: Sequence[str], job_columns: Sequence[str], *, batch_id: str | None = None, job_id: str | None = None
-) -> tuple[str, tuple[str]]:
-    """The same read with only these columns of the batch and of its jobs, for whoever runs it
-    on another connection (live push reads it on its LISTEN connection): each row holds the
-    batch's columns, then one job's (all NULL for a batch without jobs)."""
-    columns = ", ".join([*(f"b.{name}" for name in batch_columns), *(f"j.{name}" for name in job_columns)])
-    return _batch_with_jobs(columns, batch_id, job_id)
-
-
 def _batch_with_jobs(columns: str, batch_id: str | None, job_id: str | None) -> tuple[str, tuple[str]]:
     where = "%s" if batch_id is not None else "(SELECT batch_id FROM job_runs WHERE job_id = %s)"
     target = batch_id if batch_id is not None else job_id
@@ -206,21 +196,6 @@ async def batch_rows(pool: aiopg.Pool, *, batch_id: str | None = None, job_id: s
         rows = await cur.fetchall()
         names = [column.name for column in cur.description]
     return split_batch_rows(names, rows)
-
-
-@database.read_only
-async def batch_columns(
-    pool: aiopg.Pool,
-    batch_columns: Sequence[str],
-    job_columns: Sequence[str],
-    *,
-    batch_id: str | None = None,
-    job_id: str | None = None,
-) -> list[tuple[Any, ...]]:
-    """The rows of ``batch_columns_statement``, read from the pool."""
-    async with database.cursor(pool, tuples=True) as cur:
-        await cur.execute(*batch_columns_statement(batch_columns, job_columns, batch_id=batch_id, job_id=job_id))
-        return list(await cur.fetchall())
 
 
 @database.read_only

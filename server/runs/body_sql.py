@@ -1,0 +1,134 @@
+"""The batch and job GET bodies built by PostgreSQL, in the one statement that reads a batch
+with its jobs: live push re-reads a batch on every committed change and Python only frames
+the JSON text this statement returns (docs/LIVE_PUSH.md, the fixed cost per state). The batch
+and job GETs answer from the same cache, hence with the same bytes.
+
+The shapes are those of ``representation.py`` (docs/COLLECTOR_RUN_TRACKING_API.md), key for key
+and in the same order; tests/test_live_bodies.py holds the two equal, as JSON, on random rows.
+PostgreSQL's JSON text differs from ``json.dumps``'s only in whitespace (``"key" : value``) and
+in leaving non-ASCII characters unescaped, both the same JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiopg
+
+from collectors.contract import TERMINAL_STATUSES
+from server.db import database
+
+# format_timestamp (server/api/timestamps.py) in SQL: UTC, six digits of fraction, a Z.
+_TIMESTAMP = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
+_TERMINAL = ", ".join(f"'{status}'" for status in TERMINAL_STATUSES)
+
+
+def _timestamp(column: str) -> str:
+    return f"to_char({column} AT TIME ZONE 'UTC', {_TIMESTAMP})"
+
+
+def _duration_seconds(table: str) -> str:
+    """representation.duration_seconds: ``round`` of a float8 rounds half to even, like
+    Python's, and an interval's epoch is exact (numeric) before it becomes the same float."""
+    return (
+        f"CASE WHEN {table}.status IN ({_TERMINAL}) AND {table}.ended_at IS NOT NULL"
+        f" THEN greatest(0, round(extract(epoch FROM {table}.ended_at - {table}.started_at)::float8))::bigint END"
+    )
+
+
+def _object(fields: Sequence[tuple[str, str]]) -> str:
+    return "json_build_object(" + ", ".join(f"'{key}', {value}" for key, value in fields) + ")"
+
+
+# representation.job_state_json
+_JOB_STATE = (
+    ("job_id", "j.job_id"),
+    ("job_name", "j.job_name"),
+    ("collector", "j.collector"),
+    ("status", "j.status"),
+    ("started_at", _timestamp("j.started_at")),
+    ("updated_at", _timestamp("j.updated_at")),
+    ("ended_at", _timestamp("j.ended_at")),
+    ("progress_percent", "j.progress_percent"),
+    ("message", "j.message"),
+    ("error", "j.error"),
+    ("duration_seconds", _duration_seconds("j")),
+    ("attempt", "j.attempt"),
+    ("max_attempts", "j.max_attempts"),
+)
+# representation._batch_summary: what a job's GET shows of its batch
+_BATCH_SUMMARY = (
+    ("batch_id", "b.batch_id"),
+    ("batch_status", "b.status"),
+    ("batch_progress_percent", "b.progress_percent"),
+    ("estimated_completion", _timestamp("b.estimated_completion")),
+    ("batch_message", "b.message"),
+)
+_STARTED_BY = (  # representation.started_by_json
+    "CASE WHEN b.rerun_of IS NOT NULL THEN json_build_object('kind', 'rerun', 'name', b.rerun_of)"
+    " WHEN b.schedule_id IS NOT NULL THEN json_build_object('kind', 'schedule', 'name', b.schedule_name)"
+    " ELSE json_build_object('kind', 'manual', 'name', b.requested_by) END"
+)
+_SCHEDULE = (  # representation.batch_schedule_json
+    "CASE WHEN b.schedule_id IS NOT NULL THEN json_build_object("
+    f"'schedule_id', b.schedule_id, 'name', b.schedule_name, 'due_at', {_timestamp('b.scheduled_for')}) END"
+)
+# representation.batch_json, its jobs aggregated by the statement below as ``jobs.elements``
+_BATCH = (
+    ("batch_id", "b.batch_id"),
+    ("status", "b.status"),
+    ("priority", "b.priority"),
+    ("progress_percent", "b.progress_percent"),
+    ("estimated_completion", _timestamp("b.estimated_completion")),
+    ("started_at", _timestamp("b.started_at")),
+    ("updated_at", _timestamp("b.updated_at")),
+    ("ended_at", _timestamp("b.ended_at")),
+    ("message", "b.message"),
+    ("error", "b.error"),
+    ("collectors", "coalesce(jobs.elements, '[]'::json)"),
+    ("duration_seconds", _duration_seconds("b")),
+    ("schedule", _SCHEDULE),
+    ("rerun_of", "b.rerun_of"),
+    ("started_by", _STARTED_BY),
+)
+
+# One row: the batch's seq, id and status and its GET body; its jobs' ids, statuses,
+# collectors and GET bodies (arrays in position order, NULL for a batch without jobs). One
+# statement, hence one snapshot (store.py says why that matters).
+_ORDER = "ORDER BY j.position, j.job_id"
+_STATEMENT = f"""
+    SELECT b.seq, b.batch_id, b.status, {_object(_BATCH)}::text,
+           jobs.ids, jobs.statuses, jobs.collectors, jobs.bodies
+      FROM job_batches b
+     CROSS JOIN LATERAL (
+           SELECT json_agg({_object((*_JOB_STATE, ("rerun_of", "j.rerun_of")))} {_ORDER}) AS elements,
+                  array_agg(j.job_id {_ORDER}) AS ids, array_agg(j.status {_ORDER}) AS statuses,
+                  array_agg(j.collector {_ORDER}) AS collectors,
+                  array_agg({_object((*_JOB_STATE, *_BATCH_SUMMARY, ("rerun_of", "j.rerun_of")))}::text {_ORDER})
+                      AS bodies
+             FROM job_runs j
+            WHERE j.batch_id = b.batch_id) jobs
+     WHERE b.batch_id = {{target}}
+"""
+BY_BATCH_ID = _STATEMENT.format(target="%s")
+BY_JOB_ID = _STATEMENT.format(target="(SELECT batch_id FROM job_runs WHERE job_id = %s)")
+
+
+def bodies_statement(*, batch_id: str | None = None, job_id: str | None = None) -> tuple[str, tuple[str]]:
+    """The statement that reads batch ``batch_id`` (or the batch of ``job_id``) with its jobs'
+    bodies, and its parameters: no row when there is no such batch."""
+    if batch_id is not None:
+        return BY_BATCH_ID, (batch_id,)
+    assert job_id is not None, "a batch id or a job id"
+    return BY_JOB_ID, (job_id,)
+
+
+@database.read_only
+async def read_bodies(
+    pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
+) -> list[tuple[Any, ...]]:
+    """The rows of ``bodies_statement``, read from the pool."""
+    async with database.cursor(pool, tuples=True) as cur:
+        await cur.execute(*bodies_statement(batch_id=batch_id, job_id=job_id))
+        return list(await cur.fetchall())
