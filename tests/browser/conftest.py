@@ -84,8 +84,20 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every browser test runs on the session's event loop, where the browser lives; said here, at
+    parametrization, as well as on the item below. pytest-asyncio parametrizes each async test
+    with its loop factory (tests/conftest.py's hook) at the loop scope its marker has *now*: with
+    the default (function) scope there, the session's loop and everything on it (the one
+    Chromium) was torn down and started again after every test, 64 Chromiums a run instead of one
+    per worker, about 3 s of CPU each."""
+    if inspect.iscoroutinefunction(metafunc.function):
+        metafunc.definition.add_marker(SESSION_LOOP, append=False)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every browser test runs on the session's event loop, where the browser lives."""
+    """The same on each test item, which pytest-asyncio reads when it runs the test."""
     here = Path(__file__).parent
     for item in items:
         if isinstance(item, pytest.Function) and item.path.parent == here and inspect.iscoroutinefunction(item.obj):
@@ -115,6 +127,9 @@ async def live_server(settings: Settings, browser_collectors_file: Path) -> Asyn
         await servers.pop().close()
 
 
+LAUNCHES: list[Any] = []  # every Chromium this test process started (a test holds it to one)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
     """The test process's one Chromium."""
@@ -124,6 +139,7 @@ async def browser() -> AsyncIterator[Any]:
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        LAUNCHES.append(browser)
         try:
             yield browser
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import ServerFactory
+from tests.browser.conftest import LAUNCHES, ServerFactory
 from tests.browser.console_helpers import TIMEOUT_MS, api_get, api_post, url_of
 from tests.support.conditions import eventually
 
@@ -112,3 +112,10 @@ async def test_the_overview_shows_runners_and_seven_day_figures(live_server: Ser
     await page.wait_for_url("**/collectors/failing")
     await page.locator("#last-error").filter(has_text="vendor said no").wait_for(timeout=TIMEOUT_MS)
     assert await page.locator("#runs-chart svg rect.col").count() >= 1
+
+
+async def test_every_test_of_a_process_shares_its_one_chromium(page: Any) -> None:
+    """Last in this module, so after its other browser tests in this process: they, and this one,
+    all used the one Chromium started at the first (tests/browser/conftest.py says why)."""
+    assert page.context.browser is LAUNCHES[0]
+    assert len(LAUNCHES) == 1, f"{len(LAUNCHES)} Chromiums started in this test process"
