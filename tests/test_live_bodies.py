@@ -14,10 +14,10 @@ from typing import Any
 from collectors.contract import JOB_STATUSES
 from server.keys import POOL
 from server.runs import body_sql
-from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.live import BATCHES, snapshot_from
-from tests.support.runs import get_json
+from tests.support import run_bodies as oracle
+from tests.support.runs import get_json, set_job, trigger
 
 BATCHES_WRITTEN = 40
 # Characters JSON escapes one way or another, and some it leaves alone: quotes, backslashes,
@@ -162,15 +162,15 @@ async def test_postgresql_builds_the_bodies_python_shapes_on_random_rows(client,
         assert snapshot is not None
         found = await runs.batch_rows(pool, batch_id=batch_id)
         assert found is not None
-        assert json.loads(snapshot.batch.data) == rep.batch_json(*found), f"batch {batch_id} {where}"
+        assert json.loads(snapshot.batch.data) == oracle.batch_json(*found), f"batch {batch_id} {where}"
         batch = found[0]
         assert (snapshot.batch_id, snapshot.seq, snapshot.batch.status) == (batch_id, batch["seq"], batch["status"])
         assert list(snapshot.jobs) == [job["job_id"] for job in found[1]], f"jobs in position order {where}"
         for job_id in job_ids:
             event = snapshot.jobs[job_id]
-            job = await runs.fetch_job(pool, job_id)
+            job = await oracle.fetch_job(pool, job_id)
             assert job is not None
-            assert json.loads(event.data) == rep.job_json(job), f"job {job_id} {where}"
+            assert json.loads(event.data) == oracle.job_json(job), f"job {job_id} {where}"
             assert (event.status, event.collector, event.seq) == (job["status"], job["collector"], job["batch_seq"])
         for data in [snapshot.batch.data, *(e.data for e in snapshot.jobs.values())]:
             assert b"\n" not in data and b"\r" not in data, "one line, as an SSE data: field needs"
@@ -194,11 +194,11 @@ async def test_the_gets_answer_the_bodies_postgresql_builds(client, db):
         snapshot = await BATCHES.batch_snapshot(pool, batch_id=batch_id)
         assert snapshot is not None
         assert await response.read() == snapshot.batch.data, "the GET sends the bytes live push sends"
-        assert json.loads(snapshot.batch.data) == rep.batch_json(*found)
+        assert json.loads(snapshot.batch.data) == oracle.batch_json(*found)
         for job_id in job_ids:
-            job = await runs.fetch_job(pool, job_id)
+            job = await oracle.fetch_job(pool, job_id)
             assert job is not None
-            assert await get_json(client, f"/api/collectors/runs/job/{job_id}") == rep.job_json(job)
+            assert await get_json(client, f"/api/collectors/runs/job/{job_id}") == oracle.job_json(job)
 
 
 async def test_a_half_second_rounds_to_even_as_python_rounds_it(client, db):
@@ -226,5 +226,31 @@ async def test_a_half_second_rounds_to_even_as_python_rounds_it(client, db):
         found = await runs.batch_rows(pool, batch_id=f"bc_9000000{n}")
         assert found is not None
         figures.append(json.loads(snapshot.batch.data)["duration_seconds"])
-        assert figures[-1] == rep.batch_json(*found)["duration_seconds"]
+        assert figures[-1] == oracle.batch_json(*found)["duration_seconds"]
     assert figures == [2, 4, 0, 1]
+
+
+async def test_the_answers_of_changes_and_latest_are_the_get_bodies(client, db):
+    """One copy of the shapes: what cancel and progress answer, and ``/runs/latest`` lists,
+    is the GET's body, byte for byte (PostgreSQL's text, body_sql.py)."""
+    created = await trigger(client, "demo", "ninja")
+    batch_id, demo, ninja = created["batch_id"], created["collectors"][0]["job_id"], created["collectors"][1]["job_id"]
+    await set_job(db, demo, status="running", progress_percent=5, message='héllo "quoted"')
+    answer = await client.post(
+        f"/api/collectors/runs/job/{demo}/progress", json={"status": "running", "progress_percent": 60}
+    )
+    assert answer.status == 200
+    assert await answer.read() == await (await client.get(f"/api/collectors/runs/job/{demo}")).read()
+    latest = await get_json(client, "/api/collectors/runs/latest?collectors=demo,ninja")
+    # (the module's other tests wrote random runs of these collectors too: which run is latest
+    # is tests/test_api_runs.py's to check, its body is this test's)
+    assert [run["collector"] for run in latest["latest_runs"]] == ["demo", "ninja"]
+    for run in latest["latest_runs"]:
+        assert run == await get_json(client, f"/api/collectors/runs/job/{run['job_id']}")
+    answer = await client.post(f"/api/collectors/runs/job/{ninja}/cancel")
+    assert answer.status == 200
+    assert await answer.read() == await (await client.get(f"/api/collectors/runs/job/{ninja}")).read()
+    answer = await client.post(f"/api/collectors/runs/batch/{batch_id}/cancel")
+    assert answer.status == 200
+    assert await answer.read() == await (await client.get(f"/api/collectors/runs/batch/{batch_id}")).read()
+    assert (await get_json(client, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "cancelled"

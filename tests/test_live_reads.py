@@ -12,9 +12,9 @@ from server.keys import POOL
 from server.realtime.keys import HUB
 from server.realtime.listen_connection import APPLICATION_NAME
 from server.realtime.listener import Listener
-from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.live import BATCHES
+from tests.support import run_bodies as oracle
 from tests.support.conditions import eventually
 from tests.support.runs import get_json, set_job, trigger
 
@@ -143,10 +143,10 @@ async def test_live_push_selects_every_column_the_bodies_show(client, db):
     found = await runs.batch_rows(pool, batch_id=batch_id)
     assert found is not None
     batch, jobs = found
-    body, job_bodies = rep.batch_and_job_json(
-        _Only(batch, rep.BATCH_COLUMNS), [_Only(job, rep.JOB_COLUMNS) for job in jobs]
+    body, job_bodies = oracle.batch_and_job_json(
+        _Only(batch, oracle.BATCH_COLUMNS), [_Only(job, oracle.JOB_COLUMNS) for job in jobs]
     )
-    assert body == rep.batch_json(batch, jobs) == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
+    assert body == oracle.batch_json(batch, jobs) == await get_json(client, f"/api/collectors/runs/batch/{batch_id}")
     for job, job_body in zip(jobs, job_bodies, strict=True):
         assert job_body == await get_json(client, f"/api/collectors/runs/job/{job['job_id']}")
 

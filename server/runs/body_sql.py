@@ -1,16 +1,19 @@
-"""The batch and job GET bodies built by PostgreSQL, in the one statement that reads a batch
-with its jobs: live push re-reads a batch on every committed change and Python only frames
-the JSON text this statement returns (docs/LIVE_PUSH.md, the fixed cost per state). The batch
-and job GETs answer from the same cache, hence with the same bytes.
+"""The batch and job GET bodies (docs/COLLECTOR_RUN_TRACKING_API.md), built by PostgreSQL: the
+one copy of those two shapes. Live push re-reads a batch with every job's body in one statement
+on every committed change, and Python only frames the JSON text it returns (docs/LIVE_PUSH.md,
+the fixed cost per state); the batch and job GETs answer from the same cache, and the answers of
+cancel and of progress, the webhooks and ``/runs/latest`` read their bodies here too.
 
-The shapes are those of ``representation.py`` (docs/COLLECTOR_RUN_TRACKING_API.md), key for key
-and in the same order; tests/test_live_bodies.py holds the two equal, as JSON, on random rows.
-PostgreSQL's JSON text differs from ``json.dumps``'s only in whitespace (``"key" : value``) and
-in leaving non-ASCII characters unescaped, both the same JSON.
+The job's own fields and ``started_by`` are also shown by history and the batch listing, which
+representation.py shapes in Python; tests/test_live_bodies.py holds these bodies to a Python
+copy built on those (tests/support/run_bodies.py), as JSON, on random rows. PostgreSQL's JSON
+text differs from ``json.dumps``'s only in whitespace (``"key" : value``) and in leaving
+non-ASCII characters unescaped, both the same JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +21,7 @@ import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
 from server.db import database
+from server.runs import store as runs
 
 # format_timestamp (server/api/timestamps.py) in SQL: UTC, six digits of fraction, a Z.
 _TIMESTAMP = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
@@ -29,8 +33,9 @@ def _timestamp(column: str) -> str:
 
 
 def _duration_seconds(table: str) -> str:
-    """representation.duration_seconds: ``round`` of a float8 rounds half to even, like
-    Python's, and an interval's epoch is exact (numeric) before it becomes the same float."""
+    """representation.duration_seconds (history shows it too): ``round`` of a float8 rounds
+    half to even, like Python's, and an interval's epoch is exact (numeric) before it becomes
+    the same float."""
     return (
         f"CASE WHEN {table}.status IN ({_TERMINAL}) AND {table}.ended_at IS NOT NULL"
         f" THEN greatest(0, round(extract(epoch FROM {table}.ended_at - {table}.started_at)::float8))::bigint END"
@@ -41,7 +46,7 @@ def _object(fields: Sequence[tuple[str, str]]) -> str:
     return "json_build_object(" + ", ".join(f"'{key}', {value}" for key, value in fields) + ")"
 
 
-# representation.job_state_json
+# a job's own fields (representation.job_state_json, which history shows)
 _JOB_STATE = (
     ("job_id", "j.job_id"),
     ("job_name", "j.job_name"),
@@ -57,7 +62,7 @@ _JOB_STATE = (
     ("attempt", "j.attempt"),
     ("max_attempts", "j.max_attempts"),
 )
-# representation._batch_summary: what a job's GET shows of its batch
+# what a job's GET shows of its batch
 _BATCH_SUMMARY = (
     ("batch_id", "b.batch_id"),
     ("batch_status", "b.status"),
@@ -65,16 +70,17 @@ _BATCH_SUMMARY = (
     ("estimated_completion", _timestamp("b.estimated_completion")),
     ("batch_message", "b.message"),
 )
-_STARTED_BY = (  # representation.started_by_json
+_STARTED_BY = (  # representation.started_by_json, which the batch listing shows
     "CASE WHEN b.rerun_of IS NOT NULL THEN json_build_object('kind', 'rerun', 'name', b.rerun_of)"
     " WHEN b.schedule_id IS NOT NULL THEN json_build_object('kind', 'schedule', 'name', b.schedule_name)"
     " ELSE json_build_object('kind', 'manual', 'name', b.requested_by) END"
 )
-_SCHEDULE = (  # representation.batch_schedule_json
+_SCHEDULE = (  # the schedule that started a batch, and the due time it fired for
     "CASE WHEN b.schedule_id IS NOT NULL THEN json_build_object("
     f"'schedule_id', b.schedule_id, 'name', b.schedule_name, 'due_at', {_timestamp('b.scheduled_for')}) END"
 )
-# representation.batch_json, its jobs aggregated by the statement below as ``jobs.elements``
+# the batch's GET body, its jobs (each job's fields and its rerun_of) aggregated by the statement
+# below as ``jobs.elements``
 _BATCH = (
     ("batch_id", "b.batch_id"),
     ("status", "b.status"),
@@ -93,6 +99,9 @@ _BATCH = (
     ("started_by", _STARTED_BY),
 )
 
+# the job's GET body, for a job ``j`` joined with its batch ``b``
+JOB_BODY = f"{_object((*_JOB_STATE, *_BATCH_SUMMARY, ('rerun_of', 'j.rerun_of')))}::text"
+
 # One row: the batch's seq, id and status and its GET body; its jobs' ids, statuses,
 # collectors and GET bodies (arrays in position order, NULL for a batch without jobs). One
 # statement, hence one snapshot (store.py says why that matters).
@@ -105,8 +114,7 @@ _STATEMENT = f"""
            SELECT json_agg({_object((*_JOB_STATE, ("rerun_of", "j.rerun_of")))} {_ORDER}) AS elements,
                   array_agg(j.job_id {_ORDER}) AS ids, array_agg(j.status {_ORDER}) AS statuses,
                   array_agg(j.collector {_ORDER}) AS collectors,
-                  array_agg({_object((*_JOB_STATE, *_BATCH_SUMMARY, ("rerun_of", "j.rerun_of")))}::text {_ORDER})
-                      AS bodies
+                  array_agg({JOB_BODY} {_ORDER}) AS bodies
              FROM job_runs j
             WHERE j.batch_id = b.batch_id) jobs
      WHERE b.batch_id = {{target}}
@@ -132,3 +140,55 @@ async def read_bodies(
     async with database.cursor(pool, tuples=True) as cur:
         await cur.execute(*bodies_statement(batch_id=batch_id, job_id=job_id))
         return list(await cur.fetchall())
+
+
+_JOB_BY_ID = f"SELECT {JOB_BODY} FROM job_runs j JOIN job_batches b USING (batch_id) WHERE j.job_id = %s"
+
+
+@database.read_only
+async def job_body(pool: aiopg.Pool, job_id: str) -> bytes | None:
+    """The job's GET body (None: no such job), for answers that show one job."""
+    async with database.cursor(pool, tuples=True) as cur:
+        await cur.execute(
+            f"SELECT {JOB_BODY} FROM job_runs j JOIN job_batches b USING (batch_id) WHERE j.job_id = %s", (job_id,)
+        )
+        row = await cur.fetchone()
+    return None if row is None else str(row[0]).encode()
+
+
+async def batch_body(pool: aiopg.Pool, batch_id: str) -> bytes | None:
+    """The batch's GET body (None: no such batch), for answers that show one batch."""
+    rows = await read_bodies(pool, batch_id=batch_id)
+    return str(rows[0][3]).encode() if rows else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LatestRun:
+    """A collector's latest run (store.LATEST_JOBS), as a job's GET body."""
+
+    collector: str
+    job_id: str
+    status: str
+    batch_seq: int
+    body: bytes
+
+
+@database.read_only
+async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int, list[LatestRun]]:
+    """Per collector, its active run (queued or running), else its most recent one, in the
+    order of ``collectors``; and the newest seq among those jobs and their batches, the version
+    of exactly this answer.
+
+    Not the sequence's ``last_value``: a value handed to a transaction that has not committed
+    yet would version an answer that does not include it, and after that commit the same
+    version would wrongly answer 304."""
+    async with database.cursor(pool, tuples=True) as cur:
+        await cur.execute(
+            runs.latest_jobs_statement(f"j.collector, j.job_id, j.status, j.seq, b.seq, {JOB_BODY}"),
+            (list(collectors),),
+        )
+        rows = await cur.fetchall()
+    order = {name: i for i, name in enumerate(collectors)}
+    rows.sort(key=lambda row: order[row[0]])
+    seq = max((max(row[3], row[4]) for row in rows), default=0)
+    return int(seq), [LatestRun(row[0], row[1], row[2], int(row[4]), str(row[5]).encode()) for row in rows]

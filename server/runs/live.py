@@ -12,10 +12,9 @@ from typing import Any
 
 import aiopg
 
-from server.realtime.events import BatchSnapshot, Event, job_event
+from server.realtime.events import BatchSnapshot, Event
 from server.realtime.sources import Reader
 from server.runs import body_sql
-from server.runs import representation as rep
 from server.runs import store as runs
 
 
@@ -65,8 +64,8 @@ class RunsSource:
     async def latest_run_events(self, pool: aiopg.Pool, collectors: Sequence[str]) -> list[Event]:
         """Per collector, its active run else its most recent one (what ``/runs/latest`` shows),
         as job events in seq order."""
-        rows = await runs.latest_job_rows(pool, collectors)
-        events = [job_event(rep.job_json(row), int(row["batch_seq"])) for row in rows]
+        _, latest = await body_sql.latest_runs(pool, collectors)
+        events = [Event("job", run.job_id, run.batch_seq, run.body, run.status, run.collector) for run in latest]
         events.sort(key=lambda e: e.seq)
         return events
 

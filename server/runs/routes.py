@@ -33,6 +33,7 @@ from server.audit.actions import audited, change
 from server.errors import ValidationError
 from server.keys import POOL, REGISTRY, SETTINGS
 from server.realtime.polling import poll_batch, poll_job
+from server.runs import body_sql
 from server.runs import representation as rep
 from server.runs import store as runs
 from server.runs.collector_filter import named_collectors
@@ -127,9 +128,9 @@ async def get_latest(request: web.Request) -> web.StreamResponse:
     named, unconfigured = await named_collectors(request)
     registry = request.app[REGISTRY]
     names = named or sorted(registry)
-    seq, latest = await runs.latest_runs(request.app[POOL], names)
+    seq, latest = await body_sql.latest_runs(request.app[POOL], names)
     body = {
-        "latest_runs": [rep.job_json(row) for row in latest],
+        "latest_runs": [json.loads(run.body) for run in latest],
         "total_runs": len(latest),
         "generated_at": utc_now(),
         "unconfigured_collectors": unconfigured,
@@ -144,9 +145,7 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
     batch_id = path_batch_id(request)
     pool = request.app[POOL]
     await runs.cancel_batch(pool, batch_id, change(request))
-    found = await runs.batch_rows(pool, batch_id=batch_id)
-    assert found is not None
-    return web.json_response(rep.batch_json(*found))
+    return _json_text(await body_sql.batch_body(pool, batch_id))
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/cancel")
@@ -156,9 +155,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
     job_id = path_job_id(request)
     pool = request.app[POOL]
     await runs.cancel_job(pool, job_id, change(request))
-    found = await runs.fetch_job(pool, job_id)
-    assert found is not None
-    return web.json_response(rep.job_json(found))
+    return _json_text(await body_sql.job_body(pool, job_id))
 
 
 @routes.post("/api/collectors/runs/job/{job_id}/progress")
@@ -181,6 +178,11 @@ async def report_progress(request: web.Request) -> web.StreamResponse:
     error = check_text("error", body.get("error"), MAX_ERROR_CHARS)
     pool = request.app[POOL]
     await runs.report_progress(pool, job_id, status, percent, message, error)
-    found = await runs.fetch_job(pool, job_id)
-    assert found is not None
-    return web.json_response(rep.job_json(found))
+    return _json_text(await body_sql.job_body(pool, job_id))
+
+
+def _json_text(body: bytes | None) -> web.Response:
+    """A batch's or job's GET body as PostgreSQL built it (body_sql.py), the same bytes the
+    GET and live push send."""
+    assert body is not None, "the object was there a statement ago, and runs are never deleted by a change"
+    return web.Response(body=body, content_type="application/json")

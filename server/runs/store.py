@@ -21,14 +21,6 @@ from server.errors import ConflictError, NotFoundError
 
 ID_ATTEMPTS = 8
 
-# A job joined with the summary of its batch, as the job GET needs it.
-_JOB_WITH_BATCH = """
-    SELECT j.*, b.status AS batch_status, b.progress_percent AS batch_progress_percent,
-           b.estimated_completion AS batch_estimated_completion, b.message AS batch_message,
-           b.seq AS batch_seq
-      FROM job_runs j JOIN job_batches b USING (batch_id)
-"""
-
 # A batch's row and its jobs' rows, in position order.
 BatchRows = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -140,15 +132,6 @@ def queued_message(spec: CollectorSpec, in_batch: Sequence[str]) -> str:
     return f"Waiting for {', '.join(waits_for)} to end (then runs if {spec.run_if.replace('_', ' ')})"
 
 
-async def _batch_rows(cur: Any, batch_id: str) -> BatchRows | None:
-    await cur.execute("SELECT * FROM job_batches WHERE batch_id = %s", (batch_id,))
-    batch = await cur.fetchone()
-    if batch is None:
-        return None
-    await cur.execute("SELECT * FROM job_runs WHERE batch_id = %s ORDER BY position, job_id", (batch_id,))
-    return batch, await cur.fetchall()
-
-
 # A batch and its jobs in one statement, hence one snapshot: under READ COMMITTED each statement
 # of a transaction sees the commits made before it started, so two SELECTs, even between BEGIN
 # and COMMIT, could pair a batch row with job rows of a later commit. ``jobs_follow`` marks
@@ -198,35 +181,19 @@ async def batch_rows(pool: aiopg.Pool, *, batch_id: str | None = None, job_id: s
     return split_batch_rows(names, rows)
 
 
-@database.read_only
-async def ended_batch_rows(pool: aiopg.Pool, batch_id: str) -> BatchRows | None:
-    """``batch_rows`` for a batch that has ended, without its transaction: a terminal batch's
-    rows no longer change, so two autocommit reads agree and hold no lock between them."""
-    async with database.cursor(pool) as cur:
-        return await _batch_rows(cur, batch_id)
+# Per collector, its active job (queued or running), else its most recent one (``j``, with its
+# batch ``b``): ``latest_jobs_statement`` with the columns to read.
+_LATEST_JOBS = (
+    "SELECT DISTINCT ON (j.collector) {columns} FROM job_runs j JOIN job_batches b USING (batch_id)"
+    " WHERE j.collector = ANY(%s)"
+    " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id"
+)
 
 
-@database.read_only
-async def fetch_job(pool: aiopg.Pool, job_id: str) -> dict[str, Any] | None:
-    """A job's row joined with its batch's summary (its columns prefixed ``batch_``), or
-    None."""
-    async with database.cursor(pool) as cur:
-        await cur.execute(_JOB_WITH_BATCH + " WHERE j.job_id = %s", (job_id,))
-        job: dict[str, Any] | None = await cur.fetchone()
-    return job
-
-
-@database.read_only
-async def latest_job_rows(pool: aiopg.Pool, collectors: Sequence[str]) -> list[dict[str, Any]]:
-    """Per collector, its active job (queued or running), else its most recent one, joined
-    with its batch's summary."""
-    async with database.cursor(pool) as cur:
-        await cur.execute(
-            _JOB_WITH_BATCH.replace("SELECT", "SELECT DISTINCT ON (j.collector)", 1) + " WHERE j.collector = ANY(%s)"
-            " ORDER BY j.collector, (j.status IN ('queued', 'running')) DESC, j.started_at DESC, j.job_id",
-            (list(collectors),),
-        )
-        return list(await cur.fetchall())
+def latest_jobs_statement(columns: str) -> str:
+    """The statement of each named collector's latest job (one parameter: the names), reading
+    ``columns`` of ``j`` (the job) and ``b`` (its batch)."""
+    return _LATEST_JOBS.format(columns=columns)
 
 
 @database.read_only
@@ -247,22 +214,6 @@ async def batches_changed_since(pool: aiopg.Pool, seq: int, since: dt.datetime |
             (seq, since or dt.datetime.now(dt.UTC)),
         )
         return {row["batch_id"]: int(row["seq"]) for row in await cur.fetchall()}
-
-
-@database.read_only
-async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int, list[dict[str, Any]]]:
-    """Per collector, the row of its active run (queued or running), else of its most recent
-    one, in the order of ``collectors``; and the newest seq among those rows and their batches,
-    the version of exactly this answer.
-
-    Not the sequence's ``last_value``: a value handed to a transaction that has not committed
-    yet would version an answer that does not include it, and after that commit the same
-    version would wrongly answer 304."""
-    rows = await latest_job_rows(pool, collectors)
-    order = {name: i for i, name in enumerate(collectors)}
-    rows.sort(key=lambda row: order[row["collector"]])
-    seq = max((max(row["seq"], row["batch_seq"]) for row in rows), default=0)
-    return int(seq), rows
 
 
 CANCELLED_MESSAGE = "Cancelled by request"

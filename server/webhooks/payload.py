@@ -3,10 +3,10 @@
 Every body is ``type`` (the event), ``delivery_id``, the event's fields and ``timestamp`` (when
 the delivery was written: when the batch ended, the job failed, the collector's health changed).
 
-- ``batch.*``: every field is exactly what ``GET /api/collectors/runs/batch/{id}`` returns, read
-  by ``server.runs.store``'s query and shaped by ``representation.batch_json`` like the GET, so
-  the two cannot drift apart. A terminal batch does not change any more, so building the body
-  at the first attempt sends the final state.
+- ``batch.*``: every field is exactly what ``GET /api/collectors/runs/batch/{id}`` returns, built
+  by PostgreSQL as for the GET (``server/runs/body_sql.py``), so the two cannot drift apart. A
+  terminal batch does not change any more, so building the body at the first attempt sends the
+  final state.
 - ``job.failed``: what ``GET /api/collectors/runs/job/{id}`` returns (the job is final; its
   batch's summary is as it stood at the first attempt).
 - ``collector.*``: the collector's health at its change, stored with the delivery
@@ -27,8 +27,7 @@ from typing import Any
 import aiopg
 
 from server.api.timestamps import format_timestamp
-from server.runs import representation as rep
-from server.runs import store as runs
+from server.runs import body_sql
 from server.variances import store as variances
 from server.variances.representation import exception_json
 from server.webhooks.outbox import Claim
@@ -44,16 +43,15 @@ async def event_fields(pool: aiopg.Pool, claim: Claim) -> dict[str, Any]:
         return await _variance_fields(pool, dict(claim.data or {}))
     if claim.event == "job.failed":
         assert claim.job_id is not None
-        job = await runs.fetch_job(pool, claim.job_id)
+        job = await body_sql.job_body(pool, claim.job_id)
         if job is None:  # deleting a batch deletes its deliveries, so this is a race at worst
             raise LookupError(f"job {claim.job_id} no longer exists")
-        return rep.job_json(job)
+        return dict(json.loads(job))
     assert claim.batch_id is not None
-    # The rows and the shape of the batch GET; the batch has ended, so no transaction.
-    rows = await runs.ended_batch_rows(pool, claim.batch_id)
-    if rows is None:
+    batch = await body_sql.batch_body(pool, claim.batch_id)  # the batch GET's body
+    if batch is None:
         raise LookupError(f"batch {claim.batch_id} no longer exists")
-    return rep.batch_json(*rows)
+    return dict(json.loads(batch))
 
 
 async def build_body(pool: aiopg.Pool, claim: Claim) -> bytes:

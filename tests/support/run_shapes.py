@@ -1,6 +1,6 @@
 """The fields of the contract's batches and jobs (docs/COLLECTOR_RUN_TRACKING_API.md), written
 once for every test that checks a body against them. The server builds the bodies in
-server/runs/representation.py and the OpenAPI document describes them in server/runs/openapi.py;
+server/runs/body_sql.py and the OpenAPI document describes them in server/runs/openapi.py;
 this is the copy a test holds apart from both, so that the two cannot drift together unseen."""
 
 from __future__ import annotations
