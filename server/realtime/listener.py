@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from server.db.prepared import prepared_forms
 from server.realtime.listen_connection import (
     CONNECT_TIMEOUT,
     ConnectionLost,
@@ -73,7 +74,7 @@ class Listener:
         self.last_db_time: dt.datetime | None = None  # PostgreSQL's clock at the last good round trip
         self.backend_pid: int | None = None
         self.reads = 0  # statements run for ``read`` (live push's re-reads)
-        self._prepared: dict[str, str] = {}  # statement -> its prepared name, on the connection now
+        self._prepared: dict[str, str] = {}  # statement -> its EXECUTE, on the connection now
         self._db_clock: tuple[dt.datetime, float] = (dt.datetime.now(dt.UTC), time.monotonic())
         self._conn: ListenConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -156,16 +157,12 @@ class Listener:
     def _prepared_form(self, conn: ListenConnection, sql: str) -> str:
         """``EXECUTE`` of ``sql`` (its parameters ``%s``, psycopg2's placeholders), prepared on
         ``conn`` first if it is not yet; statements run in order, so the PREPARE runs first."""
-        name = self._prepared.get(sql)
-        if name is None:
-            parts = sql.split("%s")
-            assert "%" not in "".join(parts), "only %s placeholders in a statement to prepare"
-            name = f"collector_hub_read_{len(self._prepared) + 1}"
-            numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
-            conn.submit(f"PREPARE {name} AS {numbered}", None, _no_answer_needed)
-            self._prepared[sql] = name
-        arguments = sql.count("%s")
-        return f"EXECUTE {name}({', '.join(['%s'] * arguments)})" if arguments else f"EXECUTE {name}"
+        execute = self._prepared.get(sql)
+        if execute is None:
+            prepare, execute = prepared_forms(f"collector_hub_read_{len(self._prepared) + 1}", sql)
+            conn.submit(prepare, None, _no_answer_needed)
+            self._prepared[sql] = execute
+        return execute
 
     def status(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,7 @@ import aiopg
 
 from collectors.contract import TERMINAL_STATUSES
 from server.db import database
+from server.db.prepared import execute_prepared
 from server.runs import store as runs
 
 # format_timestamp (server/api/timestamps.py) in SQL: UTC, six digits of fraction, a Z.
@@ -123,6 +124,13 @@ BY_BATCH_ID = _STATEMENT.format(target="%s")
 BY_JOB_ID = _STATEMENT.format(target="(SELECT batch_id FROM job_runs WHERE job_id = %s)")
 
 
+# The statements' names where they are prepared on pooled sessions (server/db/prepared.py).
+_NAMES = {
+    BY_BATCH_ID: "collector_hub_bodies_by_batch",
+    BY_JOB_ID: "collector_hub_bodies_by_job",
+}
+
+
 def bodies_statement(*, batch_id: str | None = None, job_id: str | None = None) -> tuple[str, tuple[str]]:
     """The statement that reads batch ``batch_id`` (or the batch of ``job_id``) with its jobs'
     bodies, and its parameters: no row when there is no such batch."""
@@ -136,9 +144,12 @@ def bodies_statement(*, batch_id: str | None = None, job_id: str | None = None) 
 async def read_bodies(
     pool: aiopg.Pool, *, batch_id: str | None = None, job_id: str | None = None
 ) -> list[tuple[Any, ...]]:
-    """The rows of ``bodies_statement``, read from the pool."""
+    """The rows of ``bodies_statement``, read from the pool (prepared once per pooled session:
+    unprepared, PostgreSQL spends more CPU parsing and planning it than Python did shaping the
+    rows, bench/bodies.py)."""
+    sql, params = bodies_statement(batch_id=batch_id, job_id=job_id)
     async with database.cursor(pool, tuples=True) as cur:
-        await cur.execute(*bodies_statement(batch_id=batch_id, job_id=job_id))
+        await execute_prepared(cur, _NAMES[sql], sql, params)
         return list(await cur.fetchall())
 
 
@@ -162,6 +173,9 @@ async def batch_body(pool: aiopg.Pool, batch_id: str) -> bytes | None:
     return str(rows[0][3]).encode() if rows else None
 
 
+_LATEST = runs.latest_jobs_statement(f"j.collector, j.job_id, j.status, j.seq, b.seq, {JOB_BODY}")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class LatestRun:
     """A collector's latest run (store.LATEST_JOBS), as a job's GET body."""
@@ -183,10 +197,7 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
     yet would version an answer that does not include it, and after that commit the same
     version would wrongly answer 304."""
     async with database.cursor(pool, tuples=True) as cur:
-        await cur.execute(
-            runs.latest_jobs_statement(f"j.collector, j.job_id, j.status, j.seq, b.seq, {JOB_BODY}"),
-            (list(collectors),),
-        )
+        await execute_prepared(cur, "collector_hub_latest_bodies", _LATEST, (list(collectors),))
         rows = await cur.fetchall()
     order = {name: i for i, name in enumerate(collectors)}
     rows.sort(key=lambda row: order[row[0]])
