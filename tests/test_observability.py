@@ -79,7 +79,7 @@ async def test_lines_logged_while_handling_a_request_carry_its_id(aiohttp_client
 
     from server.api.roles import requires
     from server.app import create_app
-    from server.observability.access_log import RequestIdFilter
+    from server.observability.log_format import RequestIdFilter
 
     seen: list[logging.LogRecord] = []
 

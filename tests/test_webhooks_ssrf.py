@@ -12,7 +12,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from server.app import create_app
-from server.webhooks.rules.address_guard import BlockedAddressError, GuardedConnector, is_public_address, make_connector
+from server.webhooks.rules.address_guard import BlockedAddressError, GuardedConnector, make_connector
+from server.webhooks.rules.public_addresses import is_public_address
 from server.webhooks.rules.signing import new_secret
 from tests.support.conditions import eventually
 from tests.support.settings import replace_settings

@@ -17,26 +17,23 @@ rule) or a name is unknown.
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from collectors import ninja, threatlocker
 from collectors.contract import ENV_PREFIX
-from collectors.inventory_run import check_collector
 from collectors.registry import CollectorSpec, builtin_collectors, load_registry
 from server.settings import load_settings
 
-# The collector module a command runs (``python -m MODULE``) -> how to check it.
-VENDOR_CHECKS: dict[str, tuple[Callable[[Mapping[str, str]], Any], Callable[..., Any]]] = {
-    "collectors.ninja": (ninja.load_config, ninja.check),
-    "collectors.threatlocker": (threatlocker.load_config, threatlocker.check),
-}
+# The vendor collector modules a command may run (``python -m MODULE``); each has ``load_config``
+# and ``check``. Imported only when one is checked: they import aiohttp, which ``list`` and the
+# checks of other collectors do not need.
+VENDOR_MODULES = ("collectors.ninja", "collectors.threatlocker")
 
 
 def _registry(args: argparse.Namespace) -> tuple[dict[str, CollectorSpec], Path | None]:
@@ -57,7 +54,7 @@ def vendor_module(spec: CollectorSpec) -> str | None:
     command = list(spec.command)
     if "-m" in command[:-1]:
         module = command[command.index("-m") + 1]
-        return module if module in VENDOR_CHECKS else None
+        return module if module in VENDOR_MODULES else None
     return None
 
 
@@ -159,8 +156,10 @@ def check_one(spec: CollectorSpec) -> tuple[bool, str]:
     module = vendor_module(spec)
     if module is None:
         return True, f"{shlex.join(spec.command)} (not a vendor collector: nothing more to check)"
-    load_config, check = VENDOR_CHECKS[module]
-    return check_collector(load_config, check, env)
+    vendor = importlib.import_module(module)
+    run_module = importlib.import_module("collectors.inventory_run")  # as VENDOR_MODULES: it imports aiohttp
+    result: tuple[bool, str] = run_module.check_collector(vendor.load_config, vendor.check, env)
+    return result
 
 
 def run(args: argparse.Namespace) -> int:

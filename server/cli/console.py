@@ -8,8 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from server.observability.access_log import RequestIdFilter
-from server.observability.log_format import JsonFormatter
+from server.observability.log_format import JsonFormatter, RequestIdFilter
 from server.settings import Settings, load_settings
 
 

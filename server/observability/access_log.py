@@ -13,7 +13,6 @@ string and all.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import re
 import time
@@ -25,6 +24,7 @@ from aiohttp.typedefs import Handler
 
 from server.api.client_address import client_address
 from server.keys import REQUEST_ID, SETTINGS
+from server.observability.log_format import current_request_id
 from server.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger("collector_hub.access")
@@ -36,22 +36,6 @@ SECRET_QUERY_PARAMETERS = frozenset({"access_token", "token", "api_key", "apikey
 REDACTED = "REDACTED"
 # Status logged for a request whose client went away before it was answered (nginx's code).
 CLIENT_CLOSED = 499
-
-
-# The id of the request being handled, for every log line written while handling it.
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to records logged during a request (the JSON format shows it), so an
-    error logged deep inside can be matched to its access line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            request_id = current_request_id.get()
-            if request_id is not None:
-                record.request_id = request_id
-        return True
 
 
 def request_id_of(request: web.Request) -> str:

@@ -29,7 +29,8 @@ from server.observability.metrics import WEBHOOK_ATTEMPTS
 from server.settings import Settings
 from server.webhooks import outbox
 from server.webhooks.payload import build_body
-from server.webhooks.rules.address_guard import make_connector, url_problem
+from server.webhooks.rules.address_guard import make_connector
+from server.webhooks.rules.public_addresses import url_problem
 from server.webhooks.rules.signing import signature_headers
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 from yarl import URL
 
 from server.errors import ValidationError
-from server.webhooks.rules.address_guard import url_problem
+from server.webhooks.rules.public_addresses import url_problem
 
 EVENTS = (
     "batch.completed",

@@ -1,0 +1,24 @@
+"""The quick sub-commands start without the HTTP stack: ``collector-hub --help``, a usage error,
+``progress`` (run by shell collectors for every page), ``migrate``, ``collectors list`` and the
+logging set-up every server-side command shares import neither aiohttp nor the server
+(docs/ARCHITECTURE.md, ``server/cli/``). Importing aiohttp alone costs a CLI process several
+times what the rest of such a command does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+QUICK_COMMANDS = ("main", "console", "progress", "migrate", "collectors")
+HEAVY = ("aiohttp", "server.app")
+
+
+def test_quick_commands_import_neither_aiohttp_nor_the_server() -> None:
+    code = (
+        "import sys\n"
+        f"from server.cli import {', '.join(QUICK_COMMANDS)}\n"
+        f"print(' '.join(name for name in {HEAVY!r} if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
