@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from server.realtime import events
 from server.realtime.events import BatchSnapshot
 from server.runs import live
 from tests.support.conditions import eventually
@@ -60,31 +59,36 @@ async def _value(value: bool) -> bool:
 
 async def test_no_pushed_state_is_encoded_by_python(client, db, monkeypatch: pytest.MonkeyPatch):
     """The batch's body and its jobs' come as JSON text from PostgreSQL, for the batch's
-    followers and for a job's reader alike (this test once held that a job's body was encoded
-    only when read; now no body is, docs/LIVE_PUSH.md, the fixed cost per state)."""
+    followers and for a job's reader alike, and are sent as they came (this test once held
+    that a job's body was encoded only when read; now no body is encoded by Python at all,
+    docs/LIVE_PUSH.md, the fixed cost per state)."""
     created = await trigger(client, "demo")
     batch_id, job_id = created["batch_id"], created["collectors"][0]["job_id"]
     stream = SseStream(await client.get(f"/api/collectors/runs/batch/{batch_id}/events"))
     try:
         assert (await stream.event())["event"] == "batch"
-        encoded: list[dict[str, Any]] = []
-        real_encode = events.encode_body
+        texts: dict[str, list[str]] = {"batch": [], "job": []}  # as the statement returned them
+        real_snapshot_from = live.snapshot_from
 
-        def recording_encode(body: dict[str, Any]) -> bytes:
-            encoded.append(body)
-            return real_encode(body)
+        def recording_snapshot_from(rows: Any) -> BatchSnapshot | None:
+            if rows and rows[0][1] == batch_id:
+                texts["batch"].append(rows[0][3])
+                texts["job"].extend(rows[0][7])
+            return real_snapshot_from(rows)
 
-        monkeypatch.setattr(events, "encode_body", recording_encode)
+        monkeypatch.setattr(live, "snapshot_from", recording_snapshot_from)
         await set_job(db, job_id, status="running", progress_percent=40)
-        assert json.loads((await stream.event())["data"])["collectors"][0]["progress_percent"] == 40
-        assert encoded == [], "PostgreSQL built the batch's body; Python encoded nothing"
+        pushed = (await stream.event())["data"]
+        assert json.loads(pushed)["collectors"][0]["progress_percent"] == 40
+        assert pushed in texts["batch"], "PostgreSQL built the batch's body; Python sent it as it came"
         ws = await client.ws_connect("/api/ws")  # a reader of the job: its body is PostgreSQL's too
         await ws.send_json({"op": "subscribe", "job_id": job_id})
-        while (message := json.loads((await ws.receive(timeout=15)).data))["type"] != "job":
+        while (message := (await ws.receive(timeout=15)).data) and json.loads(message)["type"] != "job":
             pass
-        assert message["data"] == await (await client.get(f"/api/collectors/runs/job/{job_id}")).json()
-        assert message["data"]["progress_percent"] == 40
-        assert encoded == [], "nor the job's body"
+        data = json.loads(message)["data"]
+        assert data == await (await client.get(f"/api/collectors/runs/job/{job_id}")).json()
+        assert data["progress_percent"] == 40
+        assert any(message.endswith(f"{text}}}") for text in texts["job"]), "nor the job's body"
         await ws.close()
     finally:
         stream.close()

@@ -14,12 +14,6 @@ from typing import Any
 from collectors.contract import TERMINAL_STATUSES
 
 
-def encode_body(body: Any) -> bytes:
-    """The bytes ``web.json_response`` sends for ``body`` (same ``json.dumps`` defaults), so a
-    pushed ``data`` is byte-for-byte what the GET returns."""
-    return json.dumps(body).encode("utf-8")
-
-
 def http_chunk(data: bytes) -> bytes:
     """``data`` as one HTTP/1.1 chunk (RFC 9112 7.1): how a streamed response's bytes go on
     the wire when they are written straight to its socket."""
@@ -29,17 +23,14 @@ def http_chunk(data: bytes) -> bytes:
 @dataclasses.dataclass(eq=False, slots=True)
 class Event:
     """One state of one object: ``kind`` is ``batch`` or ``job``. ``encoded`` is its body's
-    JSON; an event made from its ``body`` (``batch_event``, ``job_event``) encodes it on first
-    use of ``data``, so a state that no client follows (a job of a followed batch, say) is
-    never encoded."""
+    JSON, as PostgreSQL built it (server/runs/body_sql.py)."""
 
     kind: str
     object_id: str
     seq: int
-    encoded: bytes | None
+    encoded: bytes
     status: str
     collector: str | None = None
-    body: Any = None
     _sse: bytes | None = None
     _ws: bytes | None = None
     # The wire bytes of every SSE stream and every WebSocket, once built (the fanout reads
@@ -57,18 +48,11 @@ class Event:
     @property
     def data(self) -> bytes:
         """The body's JSON: exactly what the object's GET returns."""
-        encoded = self.encoded
-        if encoded is None:
-            encoded = self.encoded = encode_body(self.body)
-            self.body = None  # the bytes say it all now (a cached snapshot keeps one of the two)
-        return encoded
+        return self.encoded
 
     def same_state(self, other: Event) -> bool:
-        """Whether ``other`` holds the same body as this event (compared as bodies while both
-        have one, so that neither needs encoding)."""
-        if self.body is not None and other.body is not None:
-            return bool(self.body == other.body)
-        return self.data == other.data
+        """Whether ``other`` holds the same body as this event."""
+        return self.encoded == other.encoded
 
     def sse_frame(self) -> bytes:
         if self._sse is None:
@@ -126,11 +110,3 @@ class BatchSnapshot:
     @property
     def terminal(self) -> bool:
         return self.batch.terminal
-
-
-def job_event(body: dict[str, Any], seq: int) -> Event:
-    return Event("job", body["job_id"], seq, None, body["status"], body["collector"], body)
-
-
-def batch_event(body: dict[str, Any], seq: int) -> Event:
-    return Event("batch", body["batch_id"], seq, None, body["status"], body=body)
