@@ -160,9 +160,7 @@ _JOB_BY_ID = f"SELECT {JOB_BODY} FROM job_runs j JOIN job_batches b USING (batch
 async def job_body(pool: aiopg.Pool, job_id: str) -> bytes | None:
     """The job's GET body (None: no such job), for answers that show one job."""
     async with database.cursor(pool, tuples=True) as cur:
-        await cur.execute(
-            f"SELECT {JOB_BODY} FROM job_runs j JOIN job_batches b USING (batch_id) WHERE j.job_id = %s", (job_id,)
-        )
+        await execute_prepared(cur, "collector_hub_job_body", _JOB_BY_ID, (job_id,))
         row = await cur.fetchone()
     return None if row is None else str(row[0]).encode()
 
@@ -178,7 +176,7 @@ _LATEST = runs.latest_jobs_statement(f"j.collector, j.job_id, j.status, j.seq, b
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LatestRun:
-    """A collector's latest run (store.LATEST_JOBS), as a job's GET body."""
+    """A collector's latest run (store.latest_jobs_statement), with its job's GET body."""
 
     collector: str
     job_id: str
