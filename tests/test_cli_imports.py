@@ -1,5 +1,5 @@
 """The quick sub-commands start without the HTTP stack: ``collector-hub --help``, a usage error,
-``progress`` (run by shell collectors for every page), ``migrate``, ``collectors list`` and the
+``progress`` (run by shell collectors for every page), ``migrate``, ``keys``, ``collectors list`` and the
 logging set-up every server-side command shares import neither aiohttp nor the server
 (docs/ARCHITECTURE.md, ``server/cli/``). Importing aiohttp alone costs a CLI process several
 times what the rest of such a command does."""
@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-QUICK_COMMANDS = ("main", "console", "progress", "migrate", "collectors")
+QUICK_COMMANDS = ("main", "console", "progress", "migrate", "collectors", "keys")
 HEAVY = ("aiohttp", "server.app")
 
 
@@ -22,3 +22,18 @@ def test_quick_commands_import_neither_aiohttp_nor_the_server() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == []
+
+
+def test_serve_imports_the_server_once_it_serves_and_openpyxl_for_an_xlsx_export_only() -> None:
+    """A refused ``serve`` (a bad setting, a taken port) stops before the server is imported;
+    the server, once imported, leaves openpyxl until an XLSX export asks for it."""
+    code = (
+        "import sys\n"
+        "import server.cli.serve\n"
+        f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))\n"
+        "import server.app\n"
+        "print('openpyxl' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "False"]

@@ -1,21 +1,13 @@
-"""What one audit row says, filled in from a request, or for the CLI, a schedule or the system.
-
-The actor of a request is set by the security middleware (``ACTOR``, from the credential it
-checked); the request id and the client's address come from the request.
+"""What one audit row says; for the CLI, a schedule or the system, ``by`` fills it in (an entry
+from a request is ``actions.from_request``'s). It imports no aiohttp, so ``collector-hub keys``
+records its changes without importing the HTTP stack.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
-from aiohttp import web
-
-from server.api.client_address import client_address
-from server.audit.actor import ANONYMOUS, Actor
-from server.audit.keys import ACTOR
-from server.keys import SETTINGS
-from server.observability.access_log import request_id_of
+from server.audit.actor import Actor
 
 OUTCOMES = ("succeeded", "refused", "failed")
 MAX_DETAIL_CHARS = 1000
@@ -37,38 +29,16 @@ class AuditEntry:
         return dataclasses.replace(
             self,
             target_ids=tuple(dict.fromkeys((*self.target_ids, *target_ids))),  # each id once, in order
-            detail=_cut(detail) if detail else self.detail,
+            detail=cut_detail(detail) if detail else self.detail,
         )
 
 
-def _cut(detail: str | None) -> str | None:
+def cut_detail(detail: str | None) -> str | None:
     return None if detail is None else detail[:MAX_DETAIL_CHARS]
-
-
-def from_request(
-    request: web.Request,
-    action: str,
-    target_ids: Sequence[str] = (),
-    *,
-    outcome: str = "succeeded",
-    status: int | None = None,
-    detail: str | None = None,
-) -> AuditEntry:
-    """An entry for a change asked for by ``request``."""
-    return AuditEntry(
-        actor=request.get(ACTOR, ANONYMOUS),
-        action=action,
-        target_ids=tuple(target_ids),
-        outcome=outcome,
-        status=status,
-        detail=_cut(detail),
-        request_id=request_id_of(request),
-        client_address=client_address(request, request.app[SETTINGS].trusted_proxies),
-    )
 
 
 def by(
     actor: Actor, action: str, *target_ids: str, outcome: str = "succeeded", detail: str | None = None
 ) -> AuditEntry:
     """An entry for a change not asked for over HTTP (the CLI, a schedule, the system)."""
-    return AuditEntry(actor, action, tuple(target_ids), outcome, None, _cut(detail))
+    return AuditEntry(actor, action, tuple(target_ids), outcome, None, cut_detail(detail))

@@ -13,8 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.audit import store
-from server.audit.actions import action_of_route, path_ids
-from server.audit.entry import from_request
+from server.audit.actions import action_of_route, from_request, path_ids
 from server.db.database import DatabaseUnavailable
 from server.errors import ApiError
 from server.keys import POOL

@@ -12,8 +12,6 @@ import aiohttp
 from collectors.retry_after import parse_retry_after
 from server.runner.protocol import printable
 
-# The key sent as X-API-Key when --api-key is not given (an option would show in ps).
-API_KEY_ENV = "COLLECTOR_HUB_API_KEY"
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -19,8 +19,7 @@ import psycopg2
 from server.audit.actor import cli_actor
 from server.audit.entry import by
 from server.audit.store import record_sync
-from server.cli.client import API_KEY_ENV
-from server.cli.main import DEFAULT_SERVER_URL, SERVER_URL_ENV
+from server.cli.main import API_KEY_ENV, DEFAULT_SERVER_URL, SERVER_URL_ENV
 from server.db import database
 from server.security.api_keys import ApiKeyError, KeyRecord, create_key, list_keys, revoke_key
 from server.settings import load_settings

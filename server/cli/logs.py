@@ -26,13 +26,13 @@ import aiohttp
 
 from collectors.contract import JOB_ID, MAX_LOG_PAGE
 from server.cli.client import (
-    API_KEY_ENV,
     EXIT_COMPLETED,
     EXIT_FAILED,
     MAX_OUTAGE_SECONDS,
     RunCommandError,
     check_base_url,
 )
+from server.cli.main import API_KEY_ENV
 from server.cli.watch import STREAM_TIMEOUT, sse_events
 from server.runner.protocol import printable
 

@@ -26,6 +26,8 @@ from server import __version__
 from server.settings import EVENT_LOOPS, SettingsError
 
 SERVER_URL_ENV = "COLLECTOR_HUB_URL"
+# The key sent as X-API-Key when --api-key is not given (an option would show in ps).
+API_KEY_ENV = "COLLECTOR_HUB_API_KEY"
 DEFAULT_SERVER_URL = "http://127.0.0.1:5400"
 
 

@@ -18,7 +18,8 @@ from typing import TextIO
 import aiohttp
 
 from collectors.contract import BATCH_ID, RERUN_STATUSES, TERMINAL_STATUSES
-from server.cli.client import API_KEY_ENV, EXIT_COMPLETED, RunCommandError, check_base_url
+from server.cli.client import EXIT_COMPLETED, RunCommandError, check_base_url
+from server.cli.main import API_KEY_ENV
 from server.cli.watch import watch_batch
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)

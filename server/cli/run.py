@@ -20,7 +20,6 @@ import aiohttp
 
 from collectors.contract import DEFAULT_PRIORITY
 from server.cli.client import (
-    API_KEY_ENV,
     EXIT_COMPLETED,
     EXIT_FAILED,
     RunCommandError,
@@ -28,6 +27,7 @@ from server.cli.client import (
     check_timeout,
     describe_connection_error,
 )
+from server.cli.main import API_KEY_ENV
 from server.cli.watch import watch_batch
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)

@@ -20,7 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from server.cli.client import API_KEY_ENV, RunCommandError, check_base_url
+from server.cli.client import RunCommandError, check_base_url
+from server.cli.main import API_KEY_ENV
 from server.runner.protocol import printable
 
 EXIT_OK = 0

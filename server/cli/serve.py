@@ -1,24 +1,27 @@
 """``collector-hub serve``: the HTTP server (with a runner inside unless turned off), one
-process or ``--workers N`` sharing the port."""
+process or ``--workers N`` sharing the port.
+
+The server itself (aiohttp's web framework and every feature's routes: most of the CPU this
+command spends starting) is imported only once the settings, the event loop and the port are
+known to be good, so a refused start says why at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import socket
 import sys
 from typing import Any
 
 import psycopg2
-from aiohttp import web
 
-from server.app import create_app
 from server.cli.console import configure_logging, database_unreachable, fail, settings_from
 from server.cli.event_loop import EventLoopUnavailable, new_event_loop, resolve_event_loop
 from server.cli.workers import bind_socket, run_workers
 from server.db import database
-from server.security.setup import check_protected_mode_before_serving
 from server.security.tls import server_ssl_context
 from server.settings import Settings
 
@@ -41,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the port is taken, or the address is not this machine's
         return _cannot_listen(settings, exc)
     with sock:
+        setup = importlib.import_module("server.security.setup")
         try:
-            check_protected_mode_before_serving(settings)
+            setup.check_protected_mode_before_serving(settings)
         except psycopg2.OperationalError as exc:
             return database_unreachable("serve", exc)
         except database.EmbeddedDatabaseError as exc:
@@ -62,7 +66,7 @@ def _cannot_listen(settings: Settings, exc: OSError) -> int:
 
 
 def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket, loop: str) -> int:
-    app = create_app(settings)
+    app = importlib.import_module("server.app").create_app(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.uses_embedded_database else "PostgreSQL"
     scheme = "https" if ssl_context else "http"
     logging.getLogger("collector_hub").info(
@@ -72,7 +76,7 @@ def _serve_one(settings: Settings, ssl_context: Any, sock: socket.socket, loop: 
         # SIGTERM: stop listening, run on_shutdown (live streams are closed there), wait up to
         # shutdown_timeout for requests in flight, then the cleanup contexts in reverse
         # (the runner hands its jobs back, then the database closes).
-        web.run_app(
+        importlib.import_module("aiohttp.web").run_app(
             app, sock=sock, print=None, access_log=None,
             shutdown_timeout=settings.shutdown_timeout, ssl_context=ssl_context, loop=new_event_loop(loop),
         )  # fmt: skip
@@ -93,6 +97,7 @@ def _serve_workers(settings: Settings, ssl_context: Any, sock: socket.socket, lo
             settings = dataclasses.replace(settings, database_url=embedded.start())
         assert settings.database_url is not None
         database.apply_migrations(settings.database_url)
+        importlib.import_module("server.app")  # once, here: the forked workers share it
         return run_workers(
             settings, lambda worker, worker_sock: _serve_one(worker, ssl_context, worker_sock, loop), sock
         )

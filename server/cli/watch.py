@@ -29,7 +29,6 @@ import aiohttp
 
 from collectors.contract import BATCH_ID, TERMINAL_STATUSES
 from server.cli.client import (
-    API_KEY_ENV,
     MAX_OUTAGE_SECONDS,
     RunCommandError,
     check_base_url,
@@ -39,6 +38,7 @@ from server.cli.client import (
     print_outcome,
     retry_delay,
 )
+from server.cli.main import API_KEY_ENV
 from server.runner.protocol import printable
 
 BAR_WIDTH = 24
