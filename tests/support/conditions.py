@@ -10,6 +10,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# How much longer each wait of ``eventually`` is than the one before, up to LONGEST_WAIT: a
+# condition met at once is seen within ``interval``, and one that takes seconds (a collector
+# run, a browser page) is probed a few times a second, not twenty. Each probe costs CPU (an HTTP
+# request to the app under test and its statement in PostgreSQL, or a call into the browser),
+# and the suite runs with every core busy, so probes are what every other test waits for.
+BACKOFF = 1.5
+LONGEST_WAIT = 0.25
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T | None]],
     *,
@@ -17,12 +26,19 @@ async def eventually(
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
-    """Call ``probe`` until it returns something truthy; return that. Fails after ``timeout``."""
+    """Call ``probe`` until it returns something truthy; return that. Fails after ``timeout``.
+    The first wait between probes is ``interval``; each next one is longer (BACKOFF), up to
+    LONGEST_WAIT or ``interval`` if that is longer, and the last probe is at the deadline."""
     deadline = time.monotonic() + timeout
+    wait = interval
     last: T | None = None
-    while time.monotonic() < deadline:
+    while True:
         last = await probe()
         if last:
             return last
-        await asyncio.sleep(interval)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await asyncio.sleep(min(wait, left))
+        wait = min(wait * BACKOFF, max(LONGEST_WAIT, interval))
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
