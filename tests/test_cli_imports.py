@@ -24,16 +24,17 @@ def test_quick_commands_import_neither_aiohttp_nor_the_server() -> None:
     assert result.stdout.split() == []
 
 
-def test_serve_imports_the_server_once_it_serves_and_openpyxl_for_an_xlsx_export_only() -> None:
+def test_serve_imports_the_server_once_it_serves_and_openpyxl_and_redis_only_when_used() -> None:
     """A refused ``serve`` (a bad setting, a taken port) stops before the server is imported;
-    the server, once imported, leaves openpyxl until an XLSX export asks for it."""
+    the server, once imported, leaves openpyxl until an XLSX export asks for it, and the Redis
+    client until a Redis URL is set."""
     code = (
         "import sys\n"
         "import server.cli.serve\n"
         f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))\n"
         "import server.app\n"
-        "print('openpyxl' in sys.modules)\n"
+        "print(sorted(name for name in ('openpyxl', 'redis') if name in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["[]", "False"]
+    assert result.stdout.splitlines() == ["[]", "[]"]

@@ -14,7 +14,8 @@ every process and node. If Redis cannot be reached the request is counted in pro
 (fail open: the server keeps answering, per process), the failure is logged once per
 ``FAILURE_LOG_INTERVAL`` and counted in ``collector_hub_rate_limit_backend_errors_total``, and
 Redis is not tried again for ``RETRY_REDIS_AFTER`` seconds so a hung Redis costs at most one
-timeout per second. A request is counted once when it arrives, so a long-poll or stream holds
+timeout per second. The Redis client is imported only when a Redis URL is set: a server without
+one does not pay for the import at start. A request is counted once when it arrives, so a long-poll or stream holds
 nothing while it waits.
 """
 
@@ -23,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import importlib
 import logging
 import math
 import time
-
-import redis.asyncio as aioredis
-import redis.exceptions
+from typing import TYPE_CHECKING
 
 from server.observability.metrics import RATE_LIMIT_BACKEND_ERRORS
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,6 @@ local count = redis.call('INCR', key)
 if count == 1 then redis.call('EXPIRE', key, window * 2) end
 return {count, start + window - now}
 """
-
-BackendErrors = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +101,11 @@ class RateLimiter:
         self.local = LocalCounters()
         self.redis: aioredis.Redis | None = None
         self._script: object = None
+        # What a failed Redis call raises (counted in process instead).
+        self._backend_errors: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
         if settings.redis_url is not None:
-            self.redis = aioredis.from_url(
+            self._backend_errors += (importlib.import_module("redis.exceptions").RedisError,)
+            self.redis = importlib.import_module("redis.asyncio").from_url(
                 settings.redis_url,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
@@ -121,7 +125,7 @@ class RateLimiter:
                 async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                     count, reset = await self._script(keys=[key], args=[WINDOW_SECONDS])  # type: ignore[operator]
                 return int(count), int(reset)
-            except BackendErrors as exc:
+            except self._backend_errors as exc:
                 self._redis_failed(exc)
         return self.local.hit(client)
 
@@ -145,7 +149,7 @@ class RateLimiter:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 await self.redis.ping()
             return True
-        except BackendErrors:
+        except self._backend_errors:
             return False
 
     async def close(self) -> None:
