@@ -44,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the port is taken, or the address is not this machine's
         return _cannot_listen(settings, exc)
     with sock:
+        # The certificate before the database and the server: a file that cannot be loaded
+        # refuses the start at once.
+        ssl_context = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
         setup = importlib.import_module("server.security.setup")
         try:
             setup.check_protected_mode_before_serving(settings)
@@ -51,9 +56,6 @@ def run(args: argparse.Namespace) -> int:
             return database_unreachable("serve", exc)
         except database.EmbeddedDatabaseError as exc:
             return fail("serve", str(exc))
-        ssl_context = None
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
         if settings.workers > 1:
             return _serve_workers(settings, ssl_context, sock, loop)
         return _serve_one(settings, ssl_context, sock, loop)
