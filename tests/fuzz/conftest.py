@@ -1,3 +1,3 @@
-"""The fuzz modules' server (tests/support/fuzz.py says how the API is fuzzed)."""
+"""The fuzz modules' server and schema (tests/support/fuzz.py says how the API is fuzzed)."""
 
-from tests.support.fuzz import fuzz_server  # noqa: F401  (a fixture, for the modules of this package)
+from tests.support.fuzz import fuzz_server, fuzzed_operation  # noqa: F401  (fixtures, for the modules of this package)

@@ -158,9 +158,8 @@ def fuzz_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 # The document the fuzz server serves, built the way it builds it (its collectors and documents).
-# Built here rather than fetched, because the schema must exist when pytest collects the tests
-# (schemathesis' fixture-based loader does not work with pytest 9); the first test below checks
-# that the server serves exactly this document.
+# Built here rather than fetched, because the tests, one per operation, must exist when pytest
+# collects them; the first test below checks that the server serves exactly this document.
 DOCUMENT = build_openapi(load_registry(None), load_documents(DOCS_DIR))
 # The groups, by path: each a module of its own in tests/fuzz/ (test_runs.py, test_variances.py, test_rest.py).
 GROUPS = {
@@ -184,9 +183,31 @@ def operations_of(group: str) -> set[str]:
     }
 
 
-def schema_of(group: str) -> Any:
-    """The schemathesis schema of ``group``'s operations."""
-    return schemathesis.openapi.from_dict(DOCUMENT).include(operation_id=sorted(operations_of(group)))
+def labels_of(group: str) -> dict[str, str]:
+    """``group``'s fuzzed operations in document order: label ("GET /api/status") -> operationId."""
+    fuzzed = operations_of(group)
+    return {
+        f"{method.upper()} {path}": op["operationId"]
+        for path, item in DOCUMENT["paths"].items()
+        for method, op in item.items()
+        if op["operationId"] in fuzzed
+    }
+
+
+@pytest.fixture
+def fuzzed_operation(request: pytest.FixtureRequest) -> Any:
+    """The schemathesis schema of one operation (the test's parameter, its operationId): the whole
+    document, with every other operation turned off (so that schemathesis still knows, say, that
+    a path has a PUT beside the GET it fuzzes)."""
+    only = schemathesis.Config.from_dict({"operations": [{"exclude-operation-id": request.param, "enabled": False}]})
+    return schemathesis.openapi.from_dict(DOCUMENT, config=only)
+
+
+# A fuzz test item is one operation, whose cases schemathesis builds when the item runs (its
+# fixture-based loader), not when pytest collects it: every pytest-xdist worker collects every
+# module, and building every operation's cases at collection (schema.parametrize) cost each
+# worker about 12.7 s of CPU for the one worker that runs each module.
+LAZY = schemathesis.pytest.from_fixture("fuzzed_operation")
 
 
 bounded = settings(
@@ -242,17 +263,20 @@ def fuzz_tests(group: str) -> dict[str, Any]:
     """The tests of a fuzz module, for its globals(): the served document is the fuzzed one;
     every operation of ``group`` fuzzed with the admin key and without credentials; then (file
     order) each of them reached both ways."""
-    schema = schema_of(group)
+    labels = labels_of(group)
+    each_operation = pytest.mark.parametrize("fuzzed_operation", labels.values(), ids=labels, indirect=True)
 
     def test_the_server_serves_the_fuzzed_document(fuzz_server: str) -> None:
         check_the_served_document(fuzz_server)
 
-    @schema.parametrize()  # type: ignore[untyped-decorator]
+    @each_operation
+    @LAZY.parametrize()  # type: ignore[untyped-decorator]
     @bounded
     def test_fuzz_with_an_admin_key(case: Any, fuzz_server: str) -> None:
         send_and_check(case, fuzz_server, "admin")
 
-    @schema.parametrize()  # type: ignore[untyped-decorator]
+    @each_operation
+    @LAZY.parametrize()  # type: ignore[untyped-decorator]
     @bounded
     def test_fuzz_with_no_credentials(case: Any, fuzz_server: str) -> None:
         send_and_check(case, fuzz_server, "anonymous")
@@ -261,10 +285,9 @@ def fuzz_tests(group: str) -> dict[str, Any]:
         with capsys.disabled():
             check_every_operation_reached_both_ways(group)
 
-    tests = (
-        test_the_server_serves_the_fuzzed_document,
-        test_fuzz_with_an_admin_key,
-        test_fuzz_with_no_credentials,
-        test_fuzz_reached_every_operation_both_ways,
-    )
-    return {test.__name__: test for test in tests}
+    return {
+        "test_the_server_serves_the_fuzzed_document": test_the_server_serves_the_fuzzed_document,
+        "test_fuzz_with_an_admin_key": test_fuzz_with_an_admin_key,  # (the lazy wrapper's own name is another)
+        "test_fuzz_with_no_credentials": test_fuzz_with_no_credentials,
+        "test_fuzz_reached_every_operation_both_ways": test_fuzz_reached_every_operation_both_ways,
+    }
