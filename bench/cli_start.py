@@ -1,0 +1,80 @@
+"""What one start of a ``collector-hub`` command, a collector or the server costs in CPU, for
+this checkout and, with --compare, another one (an older commit's worktree), alternating
+between the two so the machine's load weighs on both alike. Each figure is the CPU (user +
+system) of the child process, from getrusage(RUSAGE_CHILDREN) around the run; no command
+needs a database or a server (the refusals and imports are what is measured):
+
+    python bench/cli_start.py --repeat 5 --compare /path/to/an/older/worktree
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+def commands(scratch: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    bad_pem = scratch / "bad.pem"
+    bad_pem.write_text("not a certificate\n")
+    server = ["-m", "server"]
+    return {
+        "--help": ([*server, "--help"], {}),
+        "usage error": ([*server, "schedules"], {}),
+        "progress, bad percent": ([*server, "progress", "ni_00000000", "running", "50.0"], {}),
+        "collectors list": ([*server, "collectors", "list"], {}),
+        "schedules list, no server": ([*server, "schedules", "list", "--url", UNREACHABLE], {}),
+        "import server.cli.migrate": (["-c", "import server.cli.migrate"], {}),
+        "import server.cli.keys": (["-c", "import server.cli.keys"], {}),
+        "import collectors.demo": (["-c", "import collectors.demo"], {}),
+        "import collectors.ninja": (["-c", "import collectors.ninja"], {}),
+        "serve, bad setting": ([*server, "serve"], {"COLLECTOR_HUB_PORT": "http"}),
+        "serve, bad TLS file": (
+            [*server, "serve", "--port", "47919", "--tls-cert", str(bad_pem), "--tls-key", str(bad_pem)],
+            {"COLLECTOR_HUB_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"},
+        ),
+        "import server.app": (["-c", "import server.app"], {}),
+    }
+
+
+def cpu_of(root: Path, args: list[str], env: dict[str, str]) -> float:
+    """CPU seconds of one run of ``python ARGS`` in ``root`` (its code first on the path)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_HUB_")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(
+        [sys.executable, *args], cwd=root, capture_output=True, env={**clean, "PYTHONPATH": str(root), **env}
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if b"Traceback" in result.stderr:
+        raise SystemExit(f"{root}: python {' '.join(args)} failed:\n{result.stderr.decode()[-2000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command in each checkout")
+    parser.add_argument("--compare", type=Path, help="another checkout, measured alternately with this one")
+    args = parser.parse_args()
+    roots = [ROOT] + ([args.compare.resolve()] if args.compare else [])
+    with tempfile.TemporaryDirectory() as scratch:
+        table = commands(Path(scratch))
+        totals = {(root, name): 0.0 for root in roots for name in table}
+        for _ in range(args.repeat):
+            for name, (command, env) in table.items():
+                for root in roots:
+                    totals[root, name] += cpu_of(root, command, env)
+    print(f"load average {os.getloadavg()[0]:.1f}; CPU ms per start, mean of {args.repeat}")
+    print(f"{'command':28s}" + "".join(f"{str(root)[-24:]:>26s}" for root in roots))
+    for name in table:
+        print(f"{name:28s}" + "".join(f"{totals[root, name] / args.repeat * 1000:26.0f}" for root in roots))
+
+
+if __name__ == "__main__":
+    main()
