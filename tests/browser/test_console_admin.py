@@ -18,6 +18,7 @@ from axe_playwright_python.async_playwright import Axe
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
     PHONE_AND_DESKTOP,
+    POLL_MS,
     TIMEOUT_MS,
     api_get,
     api_post,
@@ -97,13 +98,16 @@ async def test_the_audit_trail_is_filtered_and_paged_from_the_address(
     await page.wait_for_url("**/audit?actor=ops-admin&action=schedule.")
     await page.wait_for_function(
         "() => document.querySelectorAll('#audit tbody tr').length === 50 && [...document.querySelectorAll("
-        "'#audit tbody td[data-label=Action]')].every(td => td.textContent.startsWith('schedule.'))"
+        "'#audit tbody td[data-label=Action]')].every(td => td.textContent.startsWith('schedule.'))",
+        polling=POLL_MS,
     )
     first = await page.eval_on_selector_all("#audit tbody tr", "rows => rows.map(r => r.dataset.auditId)")
     await page.focus("#audit-older")
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/audit?actor=ops-admin&action=schedule.&cursor=*")
-    await page.wait_for_function("() => document.querySelectorAll('#audit tbody tr').length === 7")  # 57 in all
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#audit tbody tr').length === 7", polling=POLL_MS
+    )  # 57 in all
     second = await page.eval_on_selector_all("#audit tbody tr", "rows => rows.map(r => r.dataset.auditId)")
     assert not set(first) & set(second)
     assert min(map(int, first)) > max(map(int, second))  # newest first
@@ -111,7 +115,7 @@ async def test_the_audit_trail_is_filtered_and_paged_from_the_address(
     assert await page.locator("#audit-older").count() == 0
     await page.go_back()
     await page.wait_for_url("**/audit?actor=ops-admin&action=schedule.")
-    await page.wait_for_function("() => document.querySelectorAll('#audit tbody tr').length === 50")
+    await page.wait_for_function("() => document.querySelectorAll('#audit tbody tr').length === 50", polling=POLL_MS)
     # A time range with nothing in it.
     await page.goto(url_of(server, "/audit?since=2001-01-01T00:00:00&until=2001-01-02T00:00:00"))
     await page.locator("#audit td").filter(has_text="No entry matches").wait_for(timeout=TIMEOUT_MS)

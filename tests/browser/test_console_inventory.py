@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.conftest import ServerFactory
-from tests.browser.console_helpers import TIMEOUT_MS, url_of
+from tests.browser.console_helpers import POLL_MS, TIMEOUT_MS, url_of
 
 
 async def test_inventory_counts_coverage_and_search(live_server: ServerFactory, page: Any, filled: Any) -> None:
@@ -23,12 +23,16 @@ async def test_inventory_counts_coverage_and_search(live_server: ServerFactory, 
     assert (await gap.text_content() or "").startswith("4 ninja hosts")
     await gap.click()
     await page.wait_for_url("**/inventory?source=ninja&missing_from=threatlocker")
-    await page.wait_for_function("() => document.querySelectorAll('#devices tbody tr[data-device-id]').length === 4")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#devices tbody tr[data-device-id]').length === 4", polling=POLL_MS
+    )
     # A search by name, in the address.
     await page.goto(url_of(server, "/inventory"))
     await page.fill("#device-q", "WS-007")
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/inventory?q=WS-007")
-    await page.wait_for_function("() => document.querySelectorAll('#devices tbody tr[data-device-id]').length === 2")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#devices tbody tr[data-device-id]').length === 2", polling=POLL_MS
+    )
     sources = await page.eval_on_selector_all("#devices tbody tr", "rows => rows.map(r => r.dataset.source).sort()")
     assert sources == ["ninja", "threatlocker"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
+    POLL_MS,
     TIMEOUT_MS,
     api_get,
     api_post,
@@ -140,7 +141,10 @@ async def test_a_long_open_tab_forgets_old_finished_runs(live_server: ServerFact
         ids.append(batch_id)
     # States arrive in order: once the last one is in, every earlier one came before it.
     await page.wait_for_function(
-        "id => window.collectorHubConsole.batches.get(id)?.status === 'cancelled'", arg=ids[-1], timeout=TIMEOUT_MS
+        "id => window.collectorHubConsole.batches.get(id)?.status === 'cancelled'",
+        arg=ids[-1],
+        timeout=TIMEOUT_MS,
+        polling=POLL_MS,
     )
     # The console forgets old finished runs in the animation frame after one ends (live.js,
     # pruneFinished); the frame already asked for runs before one asked for after it.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.conftest import ServerFactory
-from tests.browser.console_helpers import TIMEOUT_MS, api_post, cancel_if_active, url_of
+from tests.browser.console_helpers import POLL_MS, TIMEOUT_MS, api_post, cancel_if_active, url_of
 
 READER = "console-reader-key-0123456789abcdef"
 TRIGGER = "console-trigger-key-0123456789abcd"
@@ -31,7 +31,9 @@ async def test_rights_are_read_from_api_me_and_nothing_is_probed(live_server: Se
     await page.add_init_script(f"sessionStorage.setItem('collector-hub-api-key', {READER!r})")
     await page.goto(url_of(server))
     await page.locator(f'#active-batches [data-batch-id="{batch_id}"]').wait_for(timeout=TIMEOUT_MS)
-    await page.wait_for_function("() => /^[0-9]+$/.test(document.querySelector('#running-count')?.textContent)")
+    await page.wait_for_function(
+        "() => /^[0-9]+$/.test(document.querySelector('#running-count')?.textContent)", polling=POLL_MS
+    )
     await page.wait_for_load_state("networkidle")
     assert await page.locator("#start-form, .cancel-batch, .cancel-job").count() == 0
     await page.goto(url_of(server, f"/runs/{batch_id}"))

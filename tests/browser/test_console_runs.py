@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.conftest import LAUNCHES, ServerFactory
-from tests.browser.console_helpers import TIMEOUT_MS, api_get, api_post, url_of
+from tests.browser.console_helpers import POLL_MS, TIMEOUT_MS, api_get, api_post, url_of
 from tests.support.conditions import eventually
 
 
@@ -25,7 +25,8 @@ async def test_a_failed_job_is_re_run_from_its_run_view(live_server: ServerFacto
     await page.click("#rerun-failed")
     # The new batch's view: it says what it re-runs, and holds only the failed job.
     await page.wait_for_function(
-        f"() => /\\/runs\\/bc_\\d{{8}}$/.test(location.pathname) && !location.pathname.endsWith('{batch_id}')"
+        f"() => /\\/runs\\/bc_\\d{{8}}$/.test(location.pathname) && !location.pathname.endsWith('{batch_id}')",
+        polling=POLL_MS,
     )
     new_id = page.url.rsplit("/", 1)[1]
     await page.wait_for_selector(f'#run-facts a[href="/runs/{batch_id}"]', timeout=TIMEOUT_MS)
@@ -83,7 +84,7 @@ async def test_runs_filter_and_page(live_server: ServerFactory, page: Any) -> No
     await page.select_option("#filter-collector", "html")
     await page.click("#runs-filters button[type=submit]")
     await page.wait_for_url("**/runs?collectors=html")
-    await page.wait_for_function("() => document.querySelectorAll('#runs tbody tr').length === 1")
+    await page.wait_for_function("() => document.querySelectorAll('#runs tbody tr').length === 1", polling=POLL_MS)
     assert await page.get_attribute("#runs tbody tr", "data-batch-id") == html
     await page.select_option("#filter-status", "failed")
     await page.fill("#filter-since", "2020-01-01")

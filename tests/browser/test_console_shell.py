@@ -11,6 +11,7 @@ import aiohttp
 
 from tests.browser.conftest import HTML_MESSAGE, ServerFactory
 from tests.browser.console_helpers import (
+    POLL_MS,
     TIMEOUT_MS,
     api_get,
     api_post,
@@ -55,7 +56,7 @@ async def test_each_view_has_an_address_and_back_and_forward_work(live_server: S
     await page.go_forward()
     await page.go_forward()
     await page.wait_for_url("**/runs?collectors=slow")
-    await page.wait_for_function("() => document.querySelector('#filter-collector')?.value === 'slow'")
+    await page.wait_for_function("() => document.querySelector('#filter-collector')?.value === 'slow'", polling=POLL_MS)
     assert await page.evaluate("() => window.sameDocument") is True
     assert await page.get_attribute('nav a[href="/runs"]', "aria-current") == "page"
 
@@ -103,7 +104,10 @@ async def test_a_run_first_seen_by_one_of_its_jobs_is_drawn_whole(live_server: S
     # burst of the stream, so it would have been drawn by now too.
     await page.locator(f'#active-batches [data-batch-id="{second}"]').wait_for(timeout=TIMEOUT_MS)
     await page.wait_for_function(
-        "id => (window.collectorHubConsole.batches.get(id)?.jobs.size ?? 0) >= 1", arg=first, timeout=TIMEOUT_MS
+        "id => (window.collectorHubConsole.batches.get(id)?.jobs.size ?? 0) >= 1",
+        arg=first,
+        timeout=TIMEOUT_MS,
+        polling=POLL_MS,
     )
     assert await card.count() == 0  # known by one job: not drawn yet, half empty
     read_first.set()
@@ -227,13 +231,14 @@ async def test_keyboard_only_start_a_run_and_open_it(live_server: ServerFactory,
         ".map(e => e.dataset.batchId).find(id => !before.includes(id))",
         arg=before,
         timeout=TIMEOUT_MS,
+        polling=POLL_MS,
     )
     batch_id = await new_card.json_value()
     await tab_to(f'[data-batch-id="{batch_id}"] .batch-link')
     await page.keyboard.press("Enter")
     await page.wait_for_url(f"**/runs/{batch_id}")
     # Focus moves to the new view's heading, as after a page load.
-    await page.wait_for_function("() => document.activeElement.tagName === 'H1'")
+    await page.wait_for_function("() => document.activeElement.tagName === 'H1'", polling=POLL_MS)
     await page.wait_for_selector('main[data-status="completed"]', timeout=TIMEOUT_MS)
 
 
@@ -277,7 +282,7 @@ async def test_without_a_key_every_view_says_the_same_and_the_dialog_says_how_to
     await page.fill("#api-key", key)
     await page.keyboard.press("Enter")
     await wait_live(page, "websocket")
-    await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS)
+    await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS, polling=POLL_MS)
 
 
 async def test_a_view_whose_script_fails_to_load_says_so(
@@ -309,7 +314,7 @@ async def test_timings_and_window_handles_only_in_debug_mode(live_server: Server
                 await enable_debug(page)
             await page.goto(url_of(server))
             await wait_live(page, "websocket")
-            await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS)
+            await page.wait_for_function(KNOWN_FIGURES, timeout=TIMEOUT_MS, polling=POLL_MS)
             handles = await page.evaluate(
                 "() => Object.keys(window).filter(k => /collectorhub/i.test(k))"
                 ".concat(window.collectorHubConsole ? Object.keys(window.collectorHubConsole) : [])"

@@ -18,6 +18,7 @@ from axe_playwright_python.async_playwright import Axe
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
+    POLL_MS,
     TIMEOUT_MS,
     TRANSPORTS,
     api_get,
@@ -74,7 +75,9 @@ def gaps(db: Any, settings: Any) -> Any:
 
 
 async def rows_shown(page: Any, n: int, wait_ms: int = TIMEOUT_MS) -> None:
-    await page.wait_for_function(f"() => document.querySelectorAll({ROWS!r}).length === {n}", timeout=wait_ms)
+    await page.wait_for_function(
+        f"() => document.querySelectorAll({ROWS!r}).length === {n}", timeout=wait_ms, polling=POLL_MS
+    )
 
 
 async def hosts(page: Any) -> list[str]:
@@ -160,7 +163,7 @@ async def test_the_detail_shows_the_whole_history_with_its_notes(
     await page.goto(url_of(server, f"/variances?status=all&id={variance['id']}"))
     items = "#variance-history li"
     await page.wait_for_function(
-        f"() => document.querySelectorAll({items!r}).length === {1 + len(changes)}", timeout=TIMEOUT_MS
+        f"() => document.querySelectorAll({items!r}).length === {1 + len(changes)}", timeout=TIMEOUT_MS, polling=POLL_MS
     )
     texts = await page.eval_on_selector_all(items, "els => els.map(e => e.textContent)")
     assert "found (active) by cross-vendor-checks" in texts[0]
@@ -190,7 +193,9 @@ async def test_the_exports_hold_exactly_what_the_list_shows(live_server: ServerF
     await page.select_option("#variance-type", "MISSING_THREATLOCKER")
     await rows_shown(page, 2)
     await page.fill("#variance-q", "AGENT")
-    await page.wait_for_function("() => window.location.search.includes('q=AGENT')", timeout=TIMEOUT_MS)
+    await page.wait_for_function(
+        "() => window.location.search.includes('q=AGENT')", timeout=TIMEOUT_MS, polling=POLL_MS
+    )
     await page.goto(url_of(server, f"/variances{await page.evaluate('window.location.search')}&organization=Globex"))
     await rows_shown(page, 1)
     shown = await hosts(page)
@@ -387,7 +392,10 @@ async def test_without_a_key_the_view_says_what_every_view_says(
     assert banners[0] == banners[1]
     # The stream was refused too, and says it in the same words; nothing is listed.
     await page.wait_for_function(
-        "(text) => document.querySelector('#variances-live').textContent === text", arg=banners[0], timeout=TIMEOUT_MS
+        "(text) => document.querySelector('#variances-live').textContent === text",
+        arg=banners[0],
+        timeout=TIMEOUT_MS,
+        polling=POLL_MS,
     )
     assert await page.locator(ROWS).count() == 0
 
