@@ -80,6 +80,7 @@ async function describe(resp) {
 }
 
 async function request(path, { method = "GET", body, signal } = {}) {
+  const sentWith = apiKey();
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
   let resp;
@@ -89,7 +90,9 @@ async function request(path, { method = "GET", body, signal } = {}) {
     if (signal && signal.aborted) throw err;
     throw new ApiError("The server is unreachable; the console retries by itself.", 0);
   }
-  if (resp.status === 401) unauthorizedHandler();
+  // A refusal of the key this request was sent with; not of one saved while it was under way
+  // (asking again then would cover the page with the prompt just answered).
+  if (resp.status === 401 && apiKey() === sentWith) unauthorizedHandler();
   if (!resp.ok) throw new ApiError(await describe(resp), resp.status);
   return resp;
 }

@@ -5,6 +5,7 @@ sees no button it cannot use."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.browser.conftest import ServerFactory
@@ -57,3 +58,41 @@ async def test_rights_are_read_from_api_me_and_nothing_is_probed(live_server: Se
     await page.wait_for_selector("#start-form", timeout=TIMEOUT_MS)
     assert [r for r in requests if not r.startswith("GET ")] == []
     await cancel_if_active(server, batch_id, key=TRIGGER)
+
+
+async def test_a_refusal_of_a_request_sent_before_the_key_was_saved_does_not_ask_again(
+    live_server: ServerFactory, page: Any
+) -> None:
+    """A request sent without a key and refused after the operator saved one must not open the
+    prompt again: it did, and the prompt then covered the page the key had just opened (a browser
+    test failed on a fresh clone with the dialog intercepting its click)."""
+    server = await live_server(api_keys=(("read", READER),))
+    held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def hold_the_first_without_a_key(route: Any) -> None:
+        if not held.done() and "x-api-key" not in route.request.headers:
+            held.set_result(route)
+        else:
+            await route.continue_()
+
+    # Which fetches of the page have settled (the console handles a refusal as its fetch settles).
+    await page.add_init_script(
+        "window.settled = []; const sent = window.fetch;"
+        "window.fetch = (url, init) => sent(url, init).finally(() => window.settled.push(String(url)));"
+    )
+    await page.route("**/api/me", hold_the_first_without_a_key)
+    await page.goto(url_of(server))
+    await page.locator("#key-dialog[open]").wait_for(timeout=TIMEOUT_MS)  # the other requests' refusals
+    route = await asyncio.wait_for(held, TIMEOUT_MS / 1000)
+    await page.fill("#api-key", READER)
+    await page.click("#save-key")
+    await page.wait_for_function(
+        "() => /^[0-9]+$/.test(document.querySelector('#running-count')?.textContent)", polling=POLL_MS
+    )
+    async with page.expect_response(lambda resp: resp.request is route.request) as answer:
+        await route.continue_()
+    assert (await answer.value).status == 401
+    await page.wait_for_function(
+        "() => window.settled.filter(url => url.endsWith('/api/me')).length >= 2", polling=POLL_MS
+    )
+    assert not await page.locator("#key-dialog").evaluate("dialog => dialog.open")
