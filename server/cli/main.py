@@ -238,6 +238,18 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # Whoever read the output stopped reading (`collector-hub logs JOB | head`): stop quietly,
+        # as other command-line tools do, with the status a shell gives a tool a closed pipe
+        # stopped (128 + SIGPIPE). Python would report the pipe again when it flushes stdout at
+        # exit, so stdout is /dev/null from here on.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     command = importlib.import_module(f"server.cli.{args.command_module}")
     try:
