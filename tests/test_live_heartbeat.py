@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from aiohttp import WSMsgType
 
 from server.app import create_app
-from server.realtime.heartbeat import Heartbeat
+from server.realtime.heartbeat import SCHEDSTAT, Heartbeat, run_queue_wait
 from server.realtime.keys import HUB
 from tests.support.conditions import eventually
 from tests.support.settings import replace_settings
@@ -108,3 +112,55 @@ async def test_beats_come_once_per_interval_each_spread_over_the_interval():
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_client_answering_while_the_server_stalls_stays_connected(aiohttp_client, settings):
+    """The loop (the server's, which this client shares) stops for longer than an interval just
+    after the client answered a ping: when it runs again, the next beat is due before the server
+    has read the pong. The client is let off, and stays."""
+    client = await aiohttp_client(create_app(replace_settings(settings, stream_heartbeat=0.2)))
+    async with client.ws_connect("/api/ws", autoping=False) as ws:
+        for round_ in range(4):
+            msg = await next_frame(ws)
+            assert msg.type == WSMsgType.PING, (round_, msg.type, msg.data)
+            await ws.pong(msg.data)
+            if round_ == 1:
+                time.sleep(0.5)  # noqa: ASYNC251  (the point: the whole loop stalls; the pong is sent, not yet read)
+        await ws.send_json({"op": "ping"})  # still served
+        while (msg := await next_frame(ws)).type == WSMsgType.PING:
+            await ws.pong(msg.data)
+        assert msg.type == WSMsgType.TEXT and msg.json() == {"type": "pong"}
+
+
+async def test_a_silent_client_is_let_off_once_only(aiohttp_client, settings):
+    """Stalls after every ping: the silent client is let off once, then cut off all the same."""
+    client = await aiohttp_client(create_app(replace_settings(settings, stream_heartbeat=0.2)))
+    async with client.ws_connect("/api/ws", autoping=False) as ws:
+        pings = 0
+        while (msg := await next_frame(ws)).type == WSMsgType.PING:
+            pings += 1
+            time.sleep(0.5)  # noqa: ASYNC251  (the loop stalls: every round is one the server could not run in)
+        assert msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSE, WSMsgType.ERROR), (msg.type, msg.data)
+        assert pings == 1, pings  # no second ping: the one outstanding still counts
+
+
+def test_the_run_queue_wait_of_a_thread_that_shares_its_cpu_grows() -> None:
+    """run_queue_wait() reads real figures: pinned to one CPU beside a process that spins on it,
+    this thread waits for the CPU while it is ready to run."""
+    assert os.path.exists(SCHEDSTAT), "the suite runs on Linux, whose schedstat this reads"
+    cpu = min(os.sched_getaffinity(0))
+    before_affinity = os.sched_getaffinity(0)
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+    os.sched_setaffinity(0, {cpu})
+    try:
+        start = run_queue_wait()
+        spun = time.monotonic()
+        while run_queue_wait() - start < 0.01:  # ready to run all along: it waits while the spinner runs
+            assert time.monotonic() - spun < 30, "the run-queue wait never grew"
+        assert run_queue_wait() >= start
+    finally:
+        os.sched_setaffinity(0, before_affinity)
+        spinner.kill()
+        spinner.wait()

@@ -16,12 +16,25 @@ collections pause the loop for longer the more connections there are.
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 from typing import Protocol
 
 # RFC 6455 5.5.2: FIN + ping, no payload, unmasked (server to client).
 PING_FRAME = b"\x89\x00"
 MAX_GROUPS = 60
+STALLED_SHARE = 0.25  # of the interval, lost to waiting for a CPU or to the loop falling behind
+SCHEDSTAT = "/proc/thread-self/schedstat"  # Linux: run time, run-queue wait (ns), time slices
+
+
+def run_queue_wait() -> float:
+    """Seconds the calling thread has waited for a CPU while ready to run (Linux' schedstat);
+    0.0 where the system does not say."""
+    try:
+        with open(SCHEDSTAT, "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 class Beating(Protocol):
@@ -41,6 +54,10 @@ class Heartbeat:
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0
         self._closed = False
+        # Seconds lost in each of the last len(groups) ticks, i.e. over the interval just ended.
+        self._lost: collections.deque[float] = collections.deque(maxlen=count)
+        self._waited = 0.0  # run_queue_wait() at the last tick
+        self.stalled = False  # during a tick: the interval just ended lost too much (module doc)
 
     def __len__(self) -> int:
         return sum(len(group) for group in self._groups)
@@ -52,6 +69,7 @@ class Heartbeat:
             loop = asyncio.get_running_loop()
             self._due = loop.time() + self.interval / len(self._groups)
             self._timer = loop.call_at(self._due, self._tick)
+            self._waited = run_queue_wait()
 
     def discard(self, session: Beating) -> None:
         for group in self._groups:
@@ -69,9 +87,15 @@ class Heartbeat:
         groups = self._groups
         group = groups[self._next]
         self._next = (self._next + 1) % len(groups)
+        loop = asyncio.get_running_loop()
+        waited = run_queue_wait()
+        # Time lost since the last tick: waiting for a CPU, or this tick coming late (the loop
+        # busy, or the whole process stopped); the two often overlap, so the larger counts.
+        self._lost.append(max(waited - self._waited, loop.time() - self._due))
+        self._waited = waited
+        self.stalled = sum(self._lost) > self.interval * STALLED_SHARE
         for session in list(group):
             session.beat()
-        loop = asyncio.get_running_loop()
         # Keep the beat on time whatever the tick took, without catching up on missed ones.
         self._due = max(self._due + self.interval / len(groups), loop.time())
         self._timer = loop.call_at(self._due, self._tick)

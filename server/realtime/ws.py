@@ -91,7 +91,9 @@ class Session(WebSocketServedAfterItsHandler, TailFollows):
         self.log_follows: dict[str, LogFollower] | None = None  # only once a log is followed
         self.variance_follow: LogFollower | None = None  # only while the variances are followed
         self.bad_messages = 0
-        self.heard = True  # the client sent something since the last ping (realtime/heartbeat.py)
+        # The client sent something since the last ping (True), or not (False), or not even when
+        # let off once because this server had stalled (None): realtime/heartbeat.py.
+        self.heard: bool | None = True
         self.wire: Wire | None = None  # the connection's transport, once upgraded
         self.writer: asyncio.Task[None] | None = None  # only while there is something to send
         self.subscriber.write_when_queued(self.start_writer)
@@ -319,11 +321,16 @@ class Session(WebSocketServedAfterItsHandler, TailFollows):
 
     def beat(self) -> None:
         """The hub's heartbeat: ping, unless the last ping went unanswered (and nothing else
-        came since), which cuts the client off."""
+        came since), which cuts the client off; once in a row, a client is let off instead when
+        this server stalled over the interval (realtime/heartbeat.py)."""
         wire = self.wire
         if wire is None or wire.is_closing():
             return
-        if not self.heard:
+        heard = self.heard
+        if not heard:
+            if heard is False and self.hub.heartbeat.stalled:
+                self.heard = None  # let off once: this server could not run to read the answer
+                return
             log.info(
                 "WebSocket client answered no ping for %gs; disconnected",
                 self.hub.heartbeat.interval,
