@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,14 +28,6 @@ from server.app import create_app
 from server.settings import Settings
 from tests.support.database import copy_of_template, embedded_test_server, template_database
 from tests.support.inventory import fill_inventory
-
-# Bytecode caches on for the run and every process it starts, whatever PYTHONDONTWRITEBYTECODE
-# says (some containers and CI images set it). Without them each worker rewrites every test
-# module's assertions again (about 8 s of CPU per worker, each run), and each `serve`, CLI and
-# collector process the tests start compiles the project's modules again (about 0.25 s each,
-# hundreds of times). The caches go to __pycache__ directories, which git ignores.
-sys.dont_write_bytecode = False
-os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # The event loops the server runs on (docs/DEPLOYMENT.md, --loop). A module marked
 # ``every_loop`` runs each of its async tests on each of them; every other test runs on
