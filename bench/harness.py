@@ -74,7 +74,7 @@ def served(dsn: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen[by
                 with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
                     if resp.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # not up yet, or slow: a loaded machine
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not become ready within 60 s")

@@ -22,7 +22,9 @@ from server.realtime.events import BatchSnapshot
 class BatchEntry:
     snapshot: BatchSnapshot | None = None
     verified_generation: int = -1  # listener generation in which the snapshot is known current
-    refresh: asyncio.Future[BatchSnapshot | None] | None = None  # the re-read cycle in progress, if any
+    refreshing: bool = False  # a re-read cycle is in progress
+    # Who awaits the end of that cycle: futures made only for them (most cycles have none).
+    refresh_waiters: list[asyncio.Future[BatchSnapshot | None]] | None = None
     interest: int = 0
     watchers: set[asyncio.Event] = dataclasses.field(default_factory=set)
     changed_jobs: set[str] = dataclasses.field(default_factory=set)
@@ -31,7 +33,7 @@ class BatchEntry:
     @property
     def pinned(self) -> bool:
         """Followed or being re-read: not to be trimmed."""
-        return bool(self.interest or self.watchers or (self.refresh and not self.refresh.done()))
+        return bool(self.interest or self.watchers or self.refreshing)
 
 
 class StateCache:

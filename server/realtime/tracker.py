@@ -133,7 +133,7 @@ class StateTracker:
             return entry.snapshot
         if fenced:
             entry = self.cache.entry(batch_id)
-            return await asyncio.shield(self._schedule_refresh(batch_id, entry))
+            return await asyncio.shield(self._refreshed(batch_id, entry))
         return await self._read_direct(batch_id=batch_id)
 
     async def current_job(self, job_id: str) -> BatchSnapshot | None:
@@ -161,13 +161,23 @@ class StateTracker:
     async def _fence(self) -> bool:
         return self.listener is not None and await self.listener.fence()
 
-    def _schedule_refresh(self, batch_id: str, entry: BatchEntry) -> asyncio.Future[BatchSnapshot | None]:
+    def _schedule_refresh(self, batch_id: str, entry: BatchEntry) -> None:
         """Re-read the batch until the read is at least as new as every notification about it
-        (one such cycle per batch at a time); the future gets the last snapshot read."""
-        if entry.refresh is None or entry.refresh.done():
-            entry.refresh = asyncio.get_running_loop().create_future()
+        (one such cycle per batch at a time). Nothing is made for anyone to wait on: the cycle
+        of every followed state costs no future (docs/LIVE_PUSH.md, the fixed cost per state);
+        a caller that needs its result asks ``_refreshed``."""
+        if not entry.refreshing:
+            entry.refreshing = True
             self._read(batch_id, entry)
-        return entry.refresh
+
+    def _refreshed(self, batch_id: str, entry: BatchEntry) -> asyncio.Future[BatchSnapshot | None]:
+        """A future for the last snapshot of the batch's re-read cycle (started if none is)."""
+        waiter: asyncio.Future[BatchSnapshot | None] = asyncio.get_running_loop().create_future()
+        if entry.refresh_waiters is None:
+            entry.refresh_waiters = []
+        entry.refresh_waiters.append(waiter)
+        self._schedule_refresh(batch_id, entry)
+        return waiter
 
     def _read(self, batch_id: str, entry: BatchEntry) -> None:
         """One read of the cycle: on the LISTEN connection, answered in its reader callback
@@ -221,14 +231,18 @@ class StateTracker:
         self._end_refresh(batch_id, entry, snapshot)
 
     def _end_refresh(self, batch_id: str, entry: BatchEntry, result: BatchSnapshot | Exception | None) -> None:
-        refresh = entry.refresh
+        entry.refreshing = False
+        waiters, entry.refresh_waiters = entry.refresh_waiters, None
         if isinstance(result, Exception):
             log.warning("re-reading %s failed: %s", batch_id, result)
-            if refresh is not None and not refresh.done():
-                refresh.set_exception(result)
-                refresh.exception()  # logged here: not again if nobody awaits it
-        elif refresh is not None and not refresh.done():
-            refresh.set_result(result)
+            for waiter in waiters or ():
+                if not waiter.done():
+                    waiter.set_exception(result)
+                    waiter.exception()  # logged here: not again if nobody awaits it
+        else:
+            for waiter in waiters or ():
+                if not waiter.done():
+                    waiter.set_result(result)
 
     async def _read_direct(
         self, *, batch_id: str | None = None, job_id: str | None = None, fenced: bool = False
