@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.settings import Settings
+from tests.support.live_server import LiveServer
 from tests.support.settings import replace_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +80,7 @@ job_name = "html-collector"
     return path
 
 
-ServerFactory = Callable[..., Awaitable[TestServer]]
+ServerFactory = Callable[..., Awaitable[LiveServer]]
 SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")
 
 
@@ -107,17 +107,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest_asyncio.fixture(loop_scope="session")
 async def live_server(settings: Settings, browser_collectors_file: Path) -> AsyncIterator[ServerFactory]:
     """``await live_server(port=None, **settings changes)``: the app with a runner on a real port,
-    closed at the end of the test (pytest-aiohttp's aiohttp_server, on the session's loop)."""
-    servers: list[TestServer] = []
+    served as ``serve`` serves it (tests/support/live_server.py), closed at the end of the test."""
+    servers: list[LiveServer] = []
 
-    async def start(port: int | None = None, **changes: Any) -> TestServer:
+    async def start(port: int | None = None, **changes: Any) -> LiveServer:
         defaults = {
             "run_collectors": True,
             "runner_poll_interval": 0.1,
             "cancel_grace_period": 0.5,
             "collectors_file": browser_collectors_file,
         }
-        server = TestServer(create_app(replace_settings(settings, **{**defaults, **changes})), port=port)
+        app_settings = replace_settings(settings, **{**defaults, **changes})
+        server = LiveServer(create_app(app_settings), port=port, shutdown_timeout=app_settings.shutdown_timeout)
         await server.start_server()
         servers.append(server)
         return server
