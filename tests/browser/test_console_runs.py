@@ -115,6 +115,23 @@ async def test_the_overview_shows_runners_and_seven_day_figures(live_server: Ser
     assert await page.locator("#runs-chart svg rect.col").count() >= 1
 
 
+async def test_chromium_keeps_playwrights_switches_and_opens_no_omnibox_popup(browser: Any, page: Any) -> None:
+    """tests/browser/conftest.py's --disable-features: Chromium reads only the last one it is
+    given, so that one holds every feature Playwright's own turns off; and no window has the
+    omnibox popup of Chromium's UI open (a page of its own, drawing about 0.08 CPU-s a second)."""
+    await page.goto("chrome://version")
+    command_line = await page.text_content("#command_line") or ""
+    session = await browser.new_browser_cdp_session()
+    try:
+        targets = (await session.send("Target.getTargets"))["targetInfos"]
+    finally:
+        await session.detach()
+    assert [t["url"] for t in targets if t["url"].startswith("chrome://omnibox")] == []
+    flag = "--disable-features="
+    given = [set(arg.removeprefix(flag).split(",")) for arg in command_line.split() if arg.startswith(flag)]
+    assert set().union(*given) <= given[-1], f"a feature Playwright turns off is on again: {given}"
+
+
 async def test_every_test_of_a_process_shares_its_one_chromium(page: Any) -> None:
     """Last in this module, so after its other browser tests in this process: they, and this one,
     all used the one Chromium started at the first (tests/browser/conftest.py says why)."""
