@@ -167,7 +167,8 @@ class EventStream(StreamServedAfterItsHandler):
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
-    await asyncio.wait_for(response.write(data), seconds)
+    async with asyncio.timeout(seconds):  # not wait_for: no task per message of a client behind
+        await response.write(data)
 
 
 async def _say_goodbye(response: web.StreamResponse, reason: str) -> None:

@@ -68,4 +68,5 @@ async def serve_tail(request: web.Request, tail: LogTails, key: str, position: i
 
 
 async def _write(response: web.StreamResponse, data: bytes, seconds: float) -> None:
-    await asyncio.wait_for(response.write(data), seconds)
+    async with asyncio.timeout(seconds):  # not wait_for: no task per message of a client behind
+        await response.write(data)

@@ -257,7 +257,8 @@ class Session(WebSocketServedAfterItsHandler, TailFollows):
         while (item := self.subscriber.take()) is not None:
             data = item.ws_message() if isinstance(item, Event) else item.data
             try:
-                await asyncio.wait_for(self.send_frame(data, WSMsgType.TEXT), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: no task per message
+                    await self.send_frame(data, WSMsgType.TEXT)
             except TimeoutError:
                 log.warning(
                     "WebSocket client accepted nothing for %gs; disconnected",
