@@ -1,5 +1,5 @@
-"""Fuzzing the API's operations on runs, batches, jobs and their logs, runners, the caller and the status
-(tests/support/fuzz.py says how)."""
+"""Fuzzing the API's operations on runs, batches, jobs and their logs, runners, the caller, the status and
+the inventory (tests/support/fuzz.py says how)."""
 
 from tests.support.fuzz import fuzz_tests
 

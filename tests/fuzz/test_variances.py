@@ -1,4 +1,4 @@
-"""Fuzzing the API's operations on the cross-vendor variances, exceptions, devices and the inventory
+"""Fuzzing the API's operations on the cross-vendor variances, exceptions and devices
 (tests/support/fuzz.py says how)."""
 
 from tests.support.fuzz import fuzz_tests
