@@ -235,14 +235,14 @@ class StateTracker:
         waiters, entry.refresh_waiters = entry.refresh_waiters, None
         if isinstance(result, Exception):
             log.warning("re-reading %s failed: %s", batch_id, result)
-            for waiter in waiters or ():
-                if not waiter.done():
-                    waiter.set_exception(result)
-                    waiter.exception()  # logged here: not again if nobody awaits it
-        else:
-            for waiter in waiters or ():
-                if not waiter.done():
-                    waiter.set_result(result)
+        for waiter in waiters or ():
+            if waiter.done():
+                continue
+            if isinstance(result, Exception):
+                waiter.set_exception(result)
+                waiter.exception()  # logged above: not again if nobody awaits it
+            else:
+                waiter.set_result(result)
 
     async def _read_direct(
         self, *, batch_id: str | None = None, job_id: str | None = None, fenced: bool = False

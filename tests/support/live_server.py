@@ -21,19 +21,15 @@ class LiveServer:
     def __init__(self, app: web.Application, port: int | None = None, shutdown_timeout: float = 10.0) -> None:
         self.app = app
         self.port = port or 0
-        self._runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+        self.runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
         self._started = False
 
-    @property
-    def runner(self) -> web.AppRunner:
-        return self._runner
-
     async def start_server(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, self.port)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, HOST, self.port)
         await site.start()
         self._started = True
-        self.port = self._runner.addresses[0][1]
+        self.port = self.runner.addresses[0][1]
 
     def make_url(self, path: str) -> URL:
         return URL(f"http://{HOST}:{self.port}").join(URL(path))
@@ -41,4 +37,4 @@ class LiveServer:
     async def close(self) -> None:
         if self._started:
             self._started = False
-            await self._runner.cleanup()
+            await self.runner.cleanup()
