@@ -2,7 +2,9 @@
 ``progress`` (run by shell collectors for every page), ``migrate``, ``keys``, ``collectors list`` and the
 logging set-up every server-side command shares import neither aiohttp nor the server
 (docs/ARCHITECTURE.md, ``server/cli/``). Importing aiohttp alone costs a CLI process several
-times what the rest of such a command does."""
+times what the rest of such a command does. Nor do the commands that send a request and print
+the answer (``schedules``, ``audit``, ``run --no-wait``, ``rerun``, ``logs``): only following a
+live stream imports aiohttp."""
 
 from __future__ import annotations
 
@@ -38,3 +40,33 @@ def test_serve_imports_the_server_once_it_serves_and_openpyxl_and_redis_only_whe
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[]", "[]"]
+
+
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port
+REQUEST_COMMANDS = (
+    ["schedules", "list"],
+    ["schedules", "add", "nightly", "--cron", "@daily", "--collectors", "demo"],
+    ["schedules", "pause", "nightly"],
+    ["audit", "--action", "schedule."],
+    ["run", "demo", "--no-wait"],
+    ["rerun", "bc_12345678"],
+    ["logs", "de_12345678"],
+)
+
+
+def test_commands_that_send_a_request_and_print_the_answer_import_neither_aiohttp_nor_asyncio() -> None:
+    """Each command really sends its request (to a port where nothing listens, so each ends with
+    "cannot connect" and exit status 2) in one process, which then must hold neither aiohttp nor
+    asyncio: the request path is the standard library's (server/cli/client.py)."""
+    code = (
+        "import sys\n"
+        "from server.cli.main import main\n"
+        f"print([main([*argv, '--url', {UNREACHABLE!r}]) for argv in {REQUEST_COMMANDS!r}])\n"
+        "print(' '.join(name for name in ('aiohttp', 'asyncio', 'server.app') if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    statuses, heavy = result.stdout.splitlines()
+    assert statuses == str([2] * len(REQUEST_COMMANDS)), result.stderr
+    assert result.stderr.count("cannot connect to 127.0.0.1:9: connection refused") == len(REQUEST_COMMANDS)
+    assert heavy == ""

@@ -8,19 +8,15 @@ be reached.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from typing import Any
 
-import aiohttp
-
-from server.cli.client import RunCommandError, check_base_url
+from server.cli.client import RunCommandError, Unreachable, check_base_url, request
 from server.cli.main import API_KEY_ENV
 from server.runner.protocol import printable
 
-REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 PAGE = 1000
 
 
@@ -39,7 +35,7 @@ def line(entry: dict[str, Any]) -> str:
     )
 
 
-async def fetch(session: aiohttp.ClientSession, url: str, params: dict[str, str], limit: int) -> list[dict[str, Any]]:
+def fetch(url: str, api_key: str | None, params: dict[str, str], limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` entries, following the cursor page by page."""
     found: list[dict[str, Any]] = []
     cursor = None
@@ -47,11 +43,11 @@ async def fetch(session: aiohttp.ClientSession, url: str, params: dict[str, str]
         query = {**params, "limit": str(min(PAGE, limit - len(found)))}
         if cursor:
             query["cursor"] = cursor
-        async with session.get(url + "/api/audit", params=query) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                message = data.get("error") if isinstance(data, dict) else None
-                raise Refused(f"{resp.status}: {message or resp.reason}")
+        answer = request(url, "GET", "/api/audit", api_key=api_key, params=query)
+        data = answer.json()
+        if answer.status >= 400:
+            message = data.get("error") if isinstance(data, dict) else None
+            raise Refused(f"{answer.status}: {message or answer.reason}")
         found.extend(data["entries"])
         cursor = data["next_cursor"]
         if cursor is None:
@@ -71,18 +67,12 @@ def run(args: argparse.Namespace) -> int:
         for name in ("actor", "action", "target", "outcome", "since", "until")
         if (value := getattr(args, name)) is not None
     }
-
-    async def go() -> list[dict[str, Any]]:
-        headers = {"X-API-Key": api_key} if api_key else {}
-        async with aiohttp.ClientSession(headers=headers, timeout=REQUEST_TIMEOUT) as session:
-            return await fetch(session, base_url, params, args.limit)
-
     try:
-        entries = asyncio.run(go())
+        entries = fetch(base_url, api_key, params, args.limit)
     except Refused as exc:
         print(f"collector-hub audit: refused: {exc}", file=sys.stderr)
         return 1
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except (Unreachable, ValueError) as exc:
         print(f"collector-hub audit: error: cannot read {base_url}: {exc or type(exc).__name__}", file=sys.stderr)
         return 2
     for entry in entries:

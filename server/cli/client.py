@@ -1,13 +1,27 @@
-"""What ``collector-hub run`` and ``collector-hub watch`` share as clients of the server: exit
-statuses, argument checks, how a job and a batch's outcome are printed, how long a 429 waits."""
+"""What the commands that talk to the server share: exit statuses, argument checks, the one
+request and its answer, how a failed connection is said, how a job and a batch's outcome are
+printed, how long a 429 waits.
+
+A request and its answer go through the standard library (``request``), not aiohttp: importing
+aiohttp is most of the CPU a command spends starting, and a command that sends a request and
+prints the answer has no use for it. Only following a live stream (``watch``, ``run`` while it
+waits, ``logs --follow``, ``rerun --watch``) imports aiohttp (watch.py; tests/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import email.message
+import http.client
+import json
 import os
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
 from typing import Any, TextIO
-from urllib.parse import urlsplit
-
-import aiohttp
+from urllib.parse import quote, urlencode, urlsplit
 
 from collectors.retry_after import parse_retry_after
 from server.runner.protocol import printable
@@ -19,6 +33,9 @@ EXIT_USAGE = 2
 MAX_OUTAGE_SECONDS = 30.0
 MAX_RETRY_AFTER = 60.0  # a 429 never parks the CLI for longer than this
 DEFAULT_RETRY_AFTER = 5.0  # when the 429 gives no usable Retry-After
+REQUEST_TIMEOUT = 30.0  # seconds a request may wait for the server (to connect, and for each read)
+# Like aiohttp's client (trust_env off), the proxy variables of the environment are not used.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class RunCommandError(Exception):
@@ -69,18 +86,83 @@ def error_lines(error: str) -> str:
     return "\n".join([ERROR_LABEL + lines[0], *(indent + text if text else "" for text in lines[1:])])
 
 
-def describe_connection_error(exc: BaseException) -> str:
-    """A failed connection in a few plain words ("connection refused"), without aiohttp's
-    ``ssl:default [Connect call failed ...]`` decoration."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        errno = exc.os_error.errno
-        reason = os.strerror(errno) if errno else (exc.os_error.strerror or type(exc.os_error).__name__)
-        return f"cannot connect to {exc.host}:{exc.port}: {reason[:1].lower() + reason[1:]}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    if isinstance(exc, TimeoutError):
+def connect_failure(host: str, port: int | None, error: OSError) -> str:
+    """A failed connection in a few plain words: ``cannot connect to HOST:PORT: connection
+    refused``, or ``no answer in time``."""
+    if isinstance(error, TimeoutError):
         return "no answer in time"
-    return str(exc) or type(exc).__name__
+    if isinstance(error, ssl.SSLError):
+        reason = getattr(error, "verify_message", None) or error.reason or str(error)
+    elif isinstance(error, socket.gaierror) or not error.errno:
+        reason = error.strerror or type(error).__name__
+    else:
+        reason = os.strerror(error.errno)
+    return f"cannot connect to {host}:{port}: {reason[:1].lower() + reason[1:]}"
+
+
+class Unreachable(Exception):
+    """A request that got no answer; the message says why in plain words."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """The server's answer to ``request``, whatever its status."""
+
+    status: int
+    reason: str
+    headers: email.message.Message
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; None when it is empty; ValueError when it is not JSON."""
+        return json.loads(self.content) if self.content.strip() else None
+
+
+def api_headers(api_key: str | None) -> dict[str, str]:
+    """The key, when there is one, as the server expects it."""
+    return {"X-API-Key": api_key} if api_key else {}
+
+
+def request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    api_key: str | None = None,
+    body: Any = None,
+    params: Mapping[str, str] | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> Answer:
+    """``METHOD base_url+path`` with ``body`` as JSON; the answer whatever its status (redirects
+    followed, https certificates verified), or Unreachable."""
+    parts = urlsplit(base_url)
+    url = base_url[: -len(parts.path) or None] + quote(parts.path + path, safe="/%:@!$&'()*+,;=~")
+    if params:
+        url += "?" + urlencode(params, quote_via=quote)
+    headers = api_headers(api_key)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    outgoing = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        try:
+            with _OPENER.open(outgoing, timeout=timeout) as response:
+                return Answer(response.status, response.reason, response.headers, response.read())
+        except urllib.error.HTTPError as refusal:  # an answer too, with a status of 400 or more
+            with refusal:
+                return Answer(refusal.code, refusal.reason, refusal.headers, refusal.read())
+    except urllib.error.URLError as exc:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        failure = exc.reason
+        problem = connect_failure(parts.hostname or "", port, failure) if isinstance(failure, OSError) else str(failure)
+        raise Unreachable(problem) from None
+    except http.client.RemoteDisconnected:
+        raise Unreachable("the server closed the connection") from None
+    except TimeoutError:
+        raise Unreachable("no answer in time") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise Unreachable(str(exc) or type(exc).__name__) from None
 
 
 def retry_delay(retry_after: str | None) -> float:

@@ -10,27 +10,15 @@ first); 2 a usage error, a request the server refused, or a server that cannot b
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
+import importlib
 import os
 import sys
 from typing import Any, TextIO
 
-import aiohttp
-
 from collectors.contract import DEFAULT_PRIORITY
-from server.cli.client import (
-    EXIT_COMPLETED,
-    EXIT_FAILED,
-    RunCommandError,
-    check_base_url,
-    check_timeout,
-    describe_connection_error,
-)
+from server.cli.client import EXIT_COMPLETED, RunCommandError, Unreachable, check_base_url, check_timeout, request
 from server.cli.main import API_KEY_ENV
-from server.cli.watch import watch_batch
-
-REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,62 +39,41 @@ def check_interval(seconds: float) -> float:
     return seconds
 
 
-class _Api:
-    def __init__(self, session: aiohttp.ClientSession, options: RunOptions) -> None:
-        self._session = session
-        self._base = options.base_url
-        self._headers = {"X-API-Key": options.api_key} if options.api_key else {}
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
-        """(status, JSON body or None, headers). Connection problems raise aiohttp errors."""
-        headers = {**self._headers, **kwargs.pop("headers", {})}
-        async with self._session.request(method, self._base + path, headers=headers, **kwargs) as response:
-            body = None
-            if response.status != 304:
-                try:
-                    body = await response.json(content_type=None)
-                except ValueError:
-                    body = None
-            return response.status, body, response.headers
-
-
 def _refusal(status: int, body: Any) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     return f"the server refused the request (HTTP {status}): {error or 'no error message'}"
 
 
-async def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
+def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
     """Start the batch, then (unless told not to) follow it to its end. Returns the exit
     status; raises RunCommandError for exit status 2."""
-    async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
-        api = _Api(session, options)
-        try:
-            status, body, _ = await api.request(
-                "POST", "/api/collectors/run", json={"collectors": options.collectors, "priority": options.priority}
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RunCommandError(
-                f"cannot reach the server at {options.base_url}: {describe_connection_error(exc)}"
-            ) from None
-        if status != 201 or not isinstance(body, dict) or "batch_id" not in body:
-            raise RunCommandError(_refusal(status, body))
-        batch_id = body["batch_id"]
-        jobs = ", ".join(f"{job['collector']} ({job['job_id']})" for job in body.get("collectors", []))
-        print(f"Batch {batch_id} queued: {jobs}", file=out, flush=True)
-        if not options.wait:
-            return EXIT_COMPLETED
-        try:
-            async with asyncio.timeout(options.wait_timeout):
-                return await watch_batch(
-                    options.base_url, batch_id, options.api_key, out, bars=options.watch, command="run"
-                )
-        except TimeoutError:
-            print(
-                f"Gave up waiting after {options.wait_timeout:g}s; batch {batch_id} goes on in the server",
-                file=out,
-                flush=True,
-            )
-            return EXIT_FAILED
+    # Following the stream needs aiohttp (watch.py), so a run that does not wait never imports
+    # it; one that waits does so before the batch starts, so that the stream opens as soon as the
+    # batch is queued (a short batch is seen running, not only ended).
+    follower = importlib.import_module("server.cli.watch") if options.wait else None
+    try:
+        answer = request(
+            options.base_url, "POST", "/api/collectors/run", api_key=options.api_key,
+            body={"collectors": options.collectors, "priority": options.priority},
+        )  # fmt: skip
+    except Unreachable as exc:
+        raise RunCommandError(f"cannot reach the server at {options.base_url}: {exc}") from None
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if answer.status != 201 or not isinstance(body, dict) or "batch_id" not in body:
+        raise RunCommandError(_refusal(answer.status, body))
+    batch_id = body["batch_id"]
+    jobs = ", ".join(f"{job['collector']} ({job['job_id']})" for job in body.get("collectors", []))
+    print(f"Batch {batch_id} queued: {jobs}", file=out, flush=True)
+    if follower is None:
+        return EXIT_COMPLETED
+    result: int = follower.follow_batch(
+        options.base_url, batch_id, options.api_key, timeout=options.wait_timeout, bars=options.watch,
+        command="run", out=out,
+    )  # fmt: skip
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             wait_timeout=check_timeout(args.timeout),
             watch=args.watch,
         )
-        return asyncio.run(run_batch(options))
+        return run_batch(options)
     except RunCommandError as exc:
         print(f"collector-hub run: error: {exc}", file=sys.stderr)
         return 2

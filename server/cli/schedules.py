@@ -10,7 +10,6 @@ named by its name or its id. Exit status: 0 done; 1 the server refused (its mess
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import zoneinfo
@@ -18,16 +17,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import aiohttp
-
-from server.cli.client import RunCommandError, check_base_url
+from server.cli.client import RunCommandError, Unreachable, check_base_url, request
 from server.cli.main import API_KEY_ENV
 from server.runner.protocol import printable
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
-REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 class Refused(Exception):
@@ -35,26 +31,26 @@ class Refused(Exception):
 
 
 class ApiClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self._session = session
+    def __init__(self, base_url: str, api_key: str | None) -> None:
         self._base = base_url
+        self._api_key = api_key
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with self._session.request(method, self._base + path, json=body) as resp:
-            if resp.status == 204:
-                return None
-            try:
-                data = await resp.json(content_type=None)
-            except ValueError:
-                data = None
-            if resp.status >= 400:
-                message = data.get("error") if isinstance(data, dict) else None
-                raise Refused(f"{resp.status}: {message or resp.reason}")
-            return data
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        answer = request(self._base, method, path, api_key=self._api_key, body=body)
+        if answer.status == 204:
+            return None
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
+        if answer.status >= 400:
+            message = data.get("error") if isinstance(data, dict) else None
+            raise Refused(f"{answer.status}: {message or answer.reason}")
+        return data
 
-    async def find(self, name_or_id: str) -> dict[str, Any]:
+    def find(self, name_or_id: str) -> dict[str, Any]:
         """The schedule with this id or name."""
-        listing = await self.call("GET", "/api/schedules")
+        listing = self.call("GET", "/api/schedules")
         for schedule in listing["schedules"]:
             if name_or_id in (schedule["schedule_id"], schedule["name"]):
                 return dict(schedule)
@@ -85,15 +81,15 @@ WIDTHS = (24, 16, 20, 8, 26, 22, 0)
 HEADER = ("NAME", "CRON", "TIMEZONE", "STATE", "NEXT", "LAST BATCH", "COLLECTORS")
 
 
-async def cmd_list(api: ApiClient, args: argparse.Namespace) -> int:
-    listing = await api.call("GET", "/api/schedules")
+def cmd_list(api: ApiClient, args: argparse.Namespace) -> int:
+    listing = api.call("GET", "/api/schedules")
     print("  ".join(f"{h:<{w}}" for h, w in zip(HEADER, WIDTHS, strict=True)).rstrip())
     for schedule in listing["schedules"]:
         print(_row(schedule))
     return EXIT_OK
 
 
-async def cmd_add(api: ApiClient, args: argparse.Namespace) -> int:
+def cmd_add(api: ApiClient, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "name": args.name,
         "cron": args.cron,
@@ -104,38 +100,38 @@ async def cmd_add(api: ApiClient, args: argparse.Namespace) -> int:
         "catch_up": args.catch_up,
         "enabled": not args.paused,
     }
-    created = await api.call("POST", "/api/schedules", body)
+    created = api.call("POST", "/api/schedules", body)
     print(f"added schedule {created['name']} ({created['schedule_id']})")
     _print_next(created)
     return EXIT_OK
 
 
-async def _set_enabled(api: ApiClient, args: argparse.Namespace, enabled: bool) -> int:
-    schedule = await api.find(args.schedule)
-    changed = await api.call("PATCH", f"/api/schedules/{schedule['schedule_id']}", {"enabled": enabled})
+def _set_enabled(api: ApiClient, args: argparse.Namespace, enabled: bool) -> int:
+    schedule = api.find(args.schedule)
+    changed = api.call("PATCH", f"/api/schedules/{schedule['schedule_id']}", {"enabled": enabled})
     print(f"{'resumed' if enabled else 'paused'} schedule {changed['name']}")
     if enabled:
         _print_next(changed)
     return EXIT_OK
 
 
-async def cmd_pause(api: ApiClient, args: argparse.Namespace) -> int:
-    return await _set_enabled(api, args, False)
+def cmd_pause(api: ApiClient, args: argparse.Namespace) -> int:
+    return _set_enabled(api, args, False)
 
 
-async def cmd_resume(api: ApiClient, args: argparse.Namespace) -> int:
-    return await _set_enabled(api, args, True)
+def cmd_resume(api: ApiClient, args: argparse.Namespace) -> int:
+    return _set_enabled(api, args, True)
 
 
-async def cmd_remove(api: ApiClient, args: argparse.Namespace) -> int:
-    schedule = await api.find(args.schedule)
-    await api.call("DELETE", f"/api/schedules/{schedule['schedule_id']}")
+def cmd_remove(api: ApiClient, args: argparse.Namespace) -> int:
+    schedule = api.find(args.schedule)
+    api.call("DELETE", f"/api/schedules/{schedule['schedule_id']}")
     print(f"removed schedule {schedule['name']}")
     return EXIT_OK
 
 
-async def cmd_next(api: ApiClient, args: argparse.Namespace) -> int:
-    _print_next(await api.find(args.schedule))
+def cmd_next(api: ApiClient, args: argparse.Namespace) -> int:
+    _print_next(api.find(args.schedule))
     return EXIT_OK
 
 
@@ -147,7 +143,7 @@ def _print_next(schedule: dict[str, Any]) -> None:
         print(f"{_local(timestamp, schedule['timezone'])}  ({timestamp})")
 
 
-Command = Callable[[ApiClient, argparse.Namespace], Any]
+Command = Callable[[ApiClient, argparse.Namespace], int]
 
 
 ACTIONS: dict[str, Command] = {
@@ -169,18 +165,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     command = ACTIONS[args.schedules_action]
-
-    async def run() -> int:
-        headers = {"X-API-Key": api_key} if api_key else {}
-        async with aiohttp.ClientSession(headers=headers, timeout=REQUEST_TIMEOUT) as session:
-            result: int = await command(ApiClient(session, base_url), args)
-            return result
-
     try:
-        return asyncio.run(run())
+        return command(ApiClient(base_url, api_key), args)
     except Refused as exc:
         print(f"collector-hub schedules: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        print(f"collector-hub schedules: error: cannot reach {base_url}: {exc or type(exc).__name__}", file=sys.stderr)
+    except Unreachable as exc:
+        print(f"collector-hub schedules: error: cannot reach {base_url}: {exc}", file=sys.stderr)
         return EXIT_USAGE

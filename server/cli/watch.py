@@ -29,11 +29,13 @@ import aiohttp
 
 from collectors.contract import BATCH_ID, TERMINAL_STATUSES
 from server.cli.client import (
+    EXIT_FAILED,
     MAX_OUTAGE_SECONDS,
     RunCommandError,
+    api_headers,
     check_base_url,
     check_timeout,
-    describe_connection_error,
+    connect_failure,
     describe_job,
     print_outcome,
     retry_delay,
@@ -50,6 +52,18 @@ STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, 
 STREAMS_BEFORE_POLLING = 2
 LONG_POLL_SECONDS = 30  # the server's most
 POLL_TIMEOUT = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 15, connect=10)
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """A failed connection in a few plain words ("connection refused"), without aiohttp's
+    ``ssl:default [Connect call failed ...]`` decoration."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return connect_failure(exc.host, exc.port, exc.os_error)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str, str]]:
@@ -157,6 +171,30 @@ async def watch_batch(
             await session.close()
 
 
+def follow_batch(
+    base_url: str,
+    batch_id: str,
+    api_key: str | None,
+    *,
+    timeout: float | None = None,
+    bars: bool = True,
+    command: str = "watch",
+    out: TextIO = sys.stdout,
+) -> int:
+    """``watch_batch`` in an event loop of its own, given up (exit status 1) after ``timeout``
+    seconds; what ``watch``, ``run`` and ``rerun --watch`` follow a batch with."""
+
+    async def follow() -> int:
+        try:
+            async with asyncio.timeout(timeout):
+                return await watch_batch(base_url, batch_id, api_key, out, bars=bars, command=command)
+        except TimeoutError:
+            print(f"Gave up waiting after {timeout:g}s; batch {batch_id} goes on in the server", file=out, flush=True)
+            return EXIT_FAILED
+
+    return asyncio.run(follow())
+
+
 class _Follower:
     """One request for the whole run: the batch's event stream, resumed with Last-Event-ID
     after a drop. Where the stream does not work (a proxy that buffers it or cuts it before
@@ -174,7 +212,7 @@ class _Follower:
         command: str,
     ) -> None:
         self.session, self.base_url, self.batch_id = session, base_url, batch_id
-        self.headers = {"X-API-Key": api_key} if api_key else {}
+        self.headers = api_headers(api_key)
         self.display, self.out, self.err, self.command = display, out, err, command
         self.failing_since: float | None = None
         self.attempt = 0
@@ -288,16 +326,7 @@ def run(args: argparse.Namespace) -> int:
         base_url = check_base_url(args.url)
         timeout = check_timeout(args.timeout)
         api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-
-        async def watch() -> int:
-            try:
-                async with asyncio.timeout(timeout):
-                    return await watch_batch(base_url, args.batch_id, api_key)
-            except TimeoutError:
-                print(f"Gave up waiting after {timeout:g}s; the batch goes on in the server", flush=True)
-                return 1
-
-        return asyncio.run(watch())
+        return follow_batch(base_url, args.batch_id, api_key, timeout=timeout)
     except RunCommandError as exc:
         print(f"collector-hub watch: error: {exc}", file=sys.stderr)
         return 2
