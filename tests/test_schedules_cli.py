@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
@@ -96,3 +98,23 @@ async def test_usage_and_connection_errors_exit_2() -> None:
     assert code == 2 and "cannot reach http://127.0.0.1:1" in err
     code, _, err = await cli("schedules", "add", "x", "--collectors", "demo")
     assert code == 2 and "--cron" in err
+
+
+async def test_the_url_may_carry_a_path_prefix_and_credentials(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    """Behind a proxy at ``/hub`` that wants Basic auth: the request goes to the prefix, with the
+    URL's user and password as Basic auth (as aiohttp sends them) beside the API key."""
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    async def listing(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization"), request.headers.get("X-API-Key")))
+        return web.json_response({"schedules": []})
+
+    app = web.Application()
+    app.router.add_get("/hub/api/schedules", listing)
+    proxy = await aiohttp_server(app)
+    url = f"http://us%40er:p%3Ass@{proxy.host}:{proxy.port}/hub"
+    code, out, err = await cli("schedules", "list", "--url", url, env={"COLLECTOR_HUB_API_KEY": READ_KEY})
+    assert code == 0, err
+    assert out.split() == ["NAME", "CRON", "TIMEZONE", "STATE", "NEXT", "LAST", "BATCH", "COLLECTORS"]
+    credentials = base64.b64encode(b"us@er:p:ss").decode()
+    assert seen == [("/hub/api/schedules", f"Basic {credentials}", READ_KEY)]

@@ -10,6 +10,7 @@ waits, ``logs --follow``, ``rerun --watch``) imports aiohttp (watch.py; tests/te
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email.message
 import http.client
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any, TextIO
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from collectors.retry_after import parse_retry_after
 from server.runner.protocol import printable
@@ -136,10 +137,14 @@ def request(
     """``METHOD base_url+path`` with ``body`` as JSON; the answer whatever its status (redirects
     followed, https certificates verified), or Unreachable."""
     parts = urlsplit(base_url)
-    url = base_url[: -len(parts.path) or None] + quote(parts.path + path, safe="/%:@!$&'()*+,;=~")
+    host = parts.netloc.rpartition("@")[2]
+    url = f"{parts.scheme}://{host}" + quote(parts.path + path, safe="/%:@!$&'()*+,;=~")
     if params:
         url += "?" + urlencode(params, quote_via=quote)
     headers = api_headers(api_key)
+    if parts.username is not None:  # user:password@ in --url is sent as Basic auth, as aiohttp did
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("latin-1", "replace")
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
     data = None
     if body is not None:
         data = json.dumps(body).encode()
