@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,7 +27,13 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from tests.support.database import copy_of_template, embedded_test_server, template_database
+from tests.support.database import (
+    SEED_TEMPLATE,
+    copy_of_template,
+    embedded_test_server,
+    seeded_data_directory,
+    template_database,
+)
 from tests.support.inventory import fill_inventory
 
 # The event loops the server runs on (docs/DEPLOYMENT.md, --loop). A module marked
@@ -35,8 +42,26 @@ from tests.support.inventory import fill_inventory
 EVENT_LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
+# The directory of the run's PostgreSQL seed (tests/support/database.py), shared by the run and
+# its workers: made by the run (in its stash), handed to each worker in its workerinput.
+SEED_KEY = pytest.StashKey[str]()
+SEED_DIRECTORY = "collector_hub_seed"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "every_loop: run each async test on every event loop (asyncio's, uvloop)")
+    if not hasattr(config, "workerinput"):
+        # Outside pytest's temporary root, which is 0700: PostgreSQL may run as a user of its
+        # own (see embedded_data_dir).
+        seed = tempfile.mkdtemp(prefix="ch-test-seed-")
+        config.stash[SEED_KEY] = seed
+        config.add_cleanup(lambda: shutil.rmtree(seed, ignore_errors=True))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the run, before it starts a worker."""
+    node.workerinput[SEED_DIRECTORY] = node.config.stash[SEED_KEY]
 
 
 def pytest_asyncio_loop_factories(
@@ -112,17 +137,23 @@ def owned_server() -> bool:
 
 
 @pytest.fixture(scope="session")
-def admin_dsn(owned_server: bool) -> Iterator[str]:
+def admin_dsn(owned_server: bool, pytestconfig: pytest.Config) -> Iterator[str]:
     if not owned_server:
         yield os.environ["COLLECTOR_HUB_TEST_DATABASE_URL"]
         return
-    with embedded_test_server() as dsn:
+    workerinput = getattr(pytestconfig, "workerinput", None)
+    seed = workerinput[SEED_DIRECTORY] if workerinput is not None else pytestconfig.stash[SEED_KEY]
+    with embedded_test_server(seeded_data_directory(Path(seed))) as dsn:
         yield dsn
 
 
 @pytest.fixture(scope="session")
-def migrated_template(admin_dsn: str) -> Iterator[str]:
-    """The name of a database with every migration applied, which each module's database copies."""
+def migrated_template(admin_dsn: str, owned_server: bool) -> Iterator[str]:
+    """The name of a database with every migration applied, which each module's database copies:
+    on our own server, the one its seed holds."""
+    if owned_server:
+        yield SEED_TEMPLATE
+        return
     with template_database(admin_dsn) as name:
         yield name
 

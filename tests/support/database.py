@@ -7,13 +7,20 @@ on a server that does not fsync costs almost nothing. Under pytest-xdist each wo
 pytest process, so it starts its own embedded server: no test sees another worker's
 connections in ``pg_stat_activity``, and a test that kills every connection of a server kills
 only its own worker's.
+
+The servers of one run start from one seed: a data directory initialised (initdb, about a second
+of CPU) and given the migrated template once, by the first process that needs a server, then
+stopped; every process copies its files and starts the copy, which already holds the template.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +37,9 @@ from server.db.database import apply_migrations, start_embedded_server
 # nothing else. Each commit, each DROP DATABASE (a checkpoint) and each template copy is then
 # much cheaper. Visibility and locking are unchanged, so no test sees a difference.
 NO_DURABILITY = ("fsync = off", "synchronous_commit = off", "full_page_writes = off")
+
+# The migrated template in the seed, and so in every server started from it.
+SEED_TEMPLATE = "test_template"
 
 
 def worker_name() -> str:
@@ -48,24 +58,55 @@ def admin_execute(admin_dsn: str, sql: str) -> None:
         conn.close()
 
 
+def seeded_data_directory(seed: Path) -> Path:
+    """The seed's data directory in ``seed`` (a directory every process of the run shares),
+    made by the first process to ask while the others wait: initialised, without durability,
+    holding SEED_TEMPLATE, and stopped."""
+    pgdata = seed / "pgdata"
+    with open(seed / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (seed / "ready").exists():
+            try:
+                _make_seed(pgdata)
+            except BaseException:
+                shutil.rmtree(pgdata, ignore_errors=True)  # the next process starts again
+                raise
+            (seed / "ready").touch()
+    return pgdata
+
+
+def _make_seed(pgdata: Path) -> None:
+    server = start_embedded_server(pgdata, cleanup_mode="stop")
+    try:
+        dsn = server.get_uri()
+        for setting in NO_DURABILITY:  # postgresql.auto.conf: the copies start with them
+            admin_execute(dsn, f"ALTER SYSTEM SET {setting}")
+        admin_execute(dsn, f"CREATE DATABASE {SEED_TEMPLATE}")
+        apply_migrations(psycopg2.extensions.make_dsn(dsn, dbname=SEED_TEMPLATE))
+        admin_execute(dsn, f"ALTER DATABASE {SEED_TEMPLATE} WITH IS_TEMPLATE true")
+    finally:
+        server.cleanup()
+
+
 @contextmanager
-def embedded_test_server() -> Iterator[str]:
-    """A throwaway embedded PostgreSQL without durability; yields its admin DSN."""
+def embedded_test_server(seed_pgdata: Path) -> Iterator[str]:
+    """A throwaway embedded PostgreSQL started from a copy of a seed's data directory (its
+    files, owners and modes: PostgreSQL runs as a user of its own when the tests run as root);
+    yields its admin DSN."""
     with tempfile.TemporaryDirectory(prefix="ch-test-pg-") as tmp:
-        server = start_embedded_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        pgdata = Path(tmp) / "pgdata"
+        subprocess.run(["cp", "-a", str(seed_pgdata), str(pgdata)], check=True)
+        server = start_embedded_server(pgdata, cleanup_mode="delete")
         try:
-            dsn = server.get_uri()
-            for setting in NO_DURABILITY:
-                admin_execute(dsn, f"ALTER SYSTEM SET {setting}")
-            admin_execute(dsn, "SELECT pg_reload_conf()")
-            yield dsn
+            yield server.get_uri()
         finally:
             server.cleanup()
 
 
 @contextmanager
 def template_database(admin_dsn: str) -> Iterator[str]:
-    """A database with every migration from sql/ applied, marked as a template; yields its name."""
+    """A database with every migration from sql/ applied, marked as a template, on a server the
+    tests do not own (COLLECTOR_HUB_TEST_DATABASE_URL); yields its name."""
     name = f"test_template_{worker_name()}_{secrets.token_hex(4)}"
     admin_execute(admin_dsn, f"CREATE DATABASE {name}")
     try:
