@@ -23,6 +23,13 @@ ratio bench/peers.py measures at a given N can be read:
    prepares it, on that connection) for each: what any design that re-reads on the LISTEN
    connection with psycopg2 pays; with the CPU of its PostgreSQL backend too.
 
+4. With ``--behind M``, per message of a client that fell behind (its events queued in its
+   outbox, sent by its connection's writer): the writer's two ways on one aiohttp WebSocket,
+   whose client reads in another process, alternating, M messages each: an event written as
+   the shared frame once the socket has room (``Subscriber.write_taken``), and a message sent
+   the writer's own way (``send_frame`` under ``asyncio.timeout``, what a control message, or
+   any message to a socket still full, costs). Thread CPU time, the send included.
+
 At N subscribers the hub's CPU per delivered message is then about
 ``offer_ratio x bare + fixed / N``, where ``bare`` is the bare loop's CPU per message: a fixed
 cost of 1 ms per state is 1 us of every message at N=1000 and 0.2 us at N=5000.
@@ -49,11 +56,12 @@ import fanout
 import harness
 import peers
 import psycopg2
+from aiohttp import web
 
 from server.realtime.events import Event  # the bench measures the hub's own code
 from server.realtime.hub import Hub
 from server.realtime.listen_connection import APPLICATION_NAME
-from server.realtime.subscriber import Subscriber, count_delivered
+from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, count_delivered
 from server.realtime.subscriptions import Subscription
 from server.runs.live import BATCHES
 
@@ -115,6 +123,66 @@ async def offer_cost(n: int, rounds: int) -> dict[str, float]:
             transport.abort()
         server.close()
         await server.wait_closed()
+
+
+_READER = """
+import asyncio, sys, aiohttp
+async def main():
+    async with aiohttp.ClientSession() as http, http.ws_connect(sys.argv[1], max_msg_size=0) as ws:
+        async for _ in ws:
+            pass
+asyncio.run(main())
+"""
+
+
+async def behind_cost(messages: int, rounds: int = 6) -> dict[str, float]:
+    """Part 4: median microseconds of thread CPU per message, each of the writer's two ways."""
+    opened: asyncio.Future[tuple[web.WebSocketResponse, asyncio.BaseTransport]] = asyncio.Future()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        assert request.transport is not None
+        opened.set_result((ws, request.transport))
+        await asyncio.Event().wait()  # held open until the runner is cleaned up
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = harness.free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    reader = await asyncio.create_subprocess_exec(sys.executable, "-c", _READER, f"http://127.0.0.1:{port}/ws")
+    try:
+        ws, transport = await asyncio.wait_for(opened, 30)
+        subscriber = Subscriber(100, "bench", "websocket")
+        subscriber.write_directly(transport)
+        timings: dict[str, list[float]] = {"shared frame (write_taken)": [], "the writer's own way": []}
+        seq = 0
+        for _ in range(rounds):
+            for way, values in timings.items():
+                own_way = way == "the writer's own way"
+                # The last round's bytes read first (a transport has no public wait for that).
+                while transport.get_write_buffer_size():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+                started = time.thread_time()
+                for _ in range(messages):
+                    seq += 1
+                    event = Event("batch", "bc_bench", seq, BODY, "running")
+                    if own_way:
+                        async with asyncio.timeout(10):
+                            await ws.send_frame(event.ws_message(), aiohttp.WSMsgType.TEXT)
+                    elif not subscriber.write_taken(event):
+                        raise RuntimeError("the socket filled up: read faster, or send fewer messages")
+                    if transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT // 2:  # type: ignore[attr-defined]
+                        await asyncio.sleep(0.001)  # let the reader catch up, outside no timing that matters
+                values.append(1e6 * (time.thread_time() - started) / messages)
+        return {way: statistics.median(values) for way, values in timings.items()}
+    finally:
+        reader.kill()
+        await reader.wait()
+        await runner.cleanup()
 
 
 def _drain(socks: list[socket.socket]) -> None:
@@ -288,6 +356,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the fixed part (a range is printed)")
     parser.add_argument("--compare", type=Path, help="another checkout whose fixed part is measured too, alternating")
     parser.add_argument("--floor", action="store_true", help="measure the floor of the fixed part too (part 3)")
+    parser.add_argument("--behind", type=int, default=0, help="messages per round of part 4 (a client behind)")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # two descriptors per socket here
@@ -297,6 +366,17 @@ def main() -> None:
         rows.append(
             {"n": n, **{k: round(v, 2) for k, v in cost.items()}, "ratio": round(cost["hub"] / cost["bare"], 3)}
         )
+    if rows:
+        print("per subscriber, one fanout (median of the rounds, same sockets, one process):")
+        print(f"{'N':>6} {'hub us':>7} {'bare us':>8} {'hub/bare':>8}")
+        for row in rows:
+            print(f"{row['n']:>6} {row['hub']:>7} {row['bare']:>8} {row['ratio']:>8}")
+        print()
+    if args.behind:
+        for way, per_message in asyncio.run(behind_cost(args.behind)).items():
+            print(f"a client behind, {way}: {per_message:.2f} us of CPU per message (median of 6 rounds)")
+    if args.repeat < 1:
+        return  # no fixed part
     checkouts: dict[str, Path | None] = {"this checkout": None}
     if args.compare is not None:
         checkouts = {str(args.compare.resolve()): args.compare.resolve(), **checkouts}
@@ -312,12 +392,6 @@ def main() -> None:
                 for name, read in zip(floors, (False, True), strict=True):
                     floors[name].append(floor_cost(dsn, args.seconds, read))
                     load.append(os.getloadavg()[0])
-    if rows:
-        print("per subscriber, one fanout (median of the rounds, same sockets, one process):")
-        print(f"{'N':>6} {'hub us':>7} {'bare us':>8} {'hub/bare':>8}")
-        for row in rows:
-            print(f"{row['n']:>6} {row['hub']:>7} {row['bare']:>8} {row['ratio']:>8}")
-        print()
     print(
         f"per state, any N (serve, one follower, {fanout.UPDATES_PER_SECOND} states/s, {args.seconds:g} s a round,"
         f" idle CPU subtracted; load average {min(load):.1f}-{max(load):.1f}):"

@@ -18,7 +18,7 @@ import pytest
 from server.observability.metrics import sample_value
 from server.realtime import hub as hub_module
 from server.realtime.cache import BatchEntry
-from server.realtime.events import BatchSnapshot, Event
+from server.realtime.events import BatchSnapshot, Control, Event
 from server.realtime.hub import Hub
 from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, Wire, count_delivered, wire_of
 from server.realtime.subscriptions import Subscription
@@ -193,6 +193,57 @@ async def test_a_stream_that_ends_sends_its_terminal_state_through_its_writer(so
     item = await subscriber.next()
     assert isinstance(item, Event) and item.status == "failed"
     assert b"event: batch" in await sock.read_until(b"\n\n")
+
+
+class Buffered:
+    """A wire whose unsent bytes the test sets (a socket that fills and drains at will)."""
+
+    def __init__(self, unsent: int) -> None:
+        self.unsent = unsent
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+    def abort(self) -> None:
+        raise AssertionError("nothing here aborts")
+
+
+def test_the_writer_of_a_client_behind_writes_the_shared_frame_once_the_socket_has_room():
+    """What a client that fell behind for a moment costs: once its socket has room again, the
+    event its writer takes goes out as the shared frame, at once (docs/LIVE_PUSH.md)."""
+    wire = Buffered(DIRECT_WRITE_LIMIT + 1)  # full: offers queue
+    subscriber = Subscriber(10, "test", "websocket")
+    subscriber.write_directly(wire)
+    first, second = event(1), event(2, object_id="bc_00000002")
+    subscriber.offer(first)
+    assert subscriber.pending == 1 and wire.written == []
+    assert subscriber.take() is first
+    assert not subscriber.write_taken(first)  # still full: the writer sends it its own way
+    wire.unsent = 0
+    subscriber.offer(second)  # the writer holds an item: queued behind it, never ahead
+    assert subscriber.pending == 1 and wire.written == []
+    assert subscriber.take() is second and subscriber.write_taken(second)
+    assert wire.written == [second.ws_frame()]  # the shared frame itself
+    assert not subscriber.write_taken(Control.of({"type": "pong"}))  # a control message: its writer's way
+    assert subscriber.take() is None  # caught up: the fast path is back
+    third = event(3, object_id="bc_00000003")
+    subscriber.offer(third)
+    assert subscriber.pending == 0 and wire.written[-1] is third.ws_frame()
+
+    sse = Subscriber(10, "test", "sse")
+    sse.write_directly(Buffered(0), terminal=False)
+    sse.hold()
+    sse.offer(event(4, "failed"))
+    sse.release()
+    ended = sse.take()
+    assert isinstance(ended, Event) and not sse.write_taken(ended)  # it ends the stream: the writer's way
 
 
 async def test_a_client_that_reads_nothing_queues_then_is_cut_off_at_its_bound(sockets):

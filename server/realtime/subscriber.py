@@ -211,6 +211,26 @@ class Subscriber:
                 return
         self._queue(event)
 
+    def write_taken(self, item: Event | Control) -> bool:
+        """For the writer, with the item ``take`` just gave it: write an event's shared wire
+        bytes at once if the socket has room again, as the fast path does (no per-connection
+        framing, no timeout, no await: a client that fell behind for a moment costs little
+        more per message than one that keeps up). False, and nothing written, for a control
+        message, a terminal event that must end the stream through the writer, a connection
+        without the fast path (compression), or a socket still holding more than
+        ``DIRECT_WRITE_LIMIT`` unsent or closing: then the writer sends it its own way."""
+        sink = self._sink
+        if (
+            sink is None
+            or not isinstance(item, Event)
+            or (item.terminal and not self._direct_terminal)
+            or sink.get_write_buffer_size() > DIRECT_WRITE_LIMIT
+            or sink.is_closing()
+        ):
+            return False
+        sink.write(item.ws_frame() if self._ws else item.sse_chunk())
+        return True
+
     @property
     def connection_gone(self) -> bool:
         """The socket the fast path writes to is closed (or there is none)."""
@@ -362,7 +382,7 @@ class Subscriber:
         if not pending:
             self._pending = None
         if isinstance(item, Event):
-            EVENTS_DELIVERED.labels(self.transport).inc()
+            self._tally.delivered.inc()  # the transport's child, looked up once
         self._busy = True
         self._quiet = False
         return item

@@ -254,7 +254,10 @@ class Session(WebSocketServedAfterItsHandler, TailFollows):
 
     async def _write_loop(self) -> None:
         timeout = self.settings.stream_send_timeout
-        while (item := self.subscriber.take()) is not None:
+        subscriber = self.subscriber
+        while (item := subscriber.take()) is not None:
+            if subscriber.write_taken(item):
+                continue  # the socket had room again: written at once, like the fast path
             data = item.ws_message() if isinstance(item, Event) else item.data
             try:
                 async with asyncio.timeout(timeout):  # not wait_for: no task per message
