@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 from server.realtime.keys import HUB
+from server.realtime.notify import Notification, parse_log_wake_up, parse_notification
 from tests.support.conditions import eventually
 from tests.support.runs import set_job, trigger
 
@@ -78,3 +79,17 @@ async def test_a_failing_wake_up_stops_neither_the_others_nor_the_push(client, d
     resp = await client.get(path, params={"wait": "10"}, headers={"If-None-Match": etag})
     assert resp.status == 200
     assert (await resp.json())["status"] == "failed"
+
+
+def test_a_payload_is_parsed_whole_or_ignored():
+    """The trigger's payloads (sql/002_notify.sql, sql/006_run_operations.sql) are one JSON
+    object each; anything more, or anything else, is ignored, never half read."""
+    job = '{"kind" : "job", "job_id" : "de_00000001", "batch_id" : "bc_00000001", "seq" : 42, "status" : "failed"}'
+    assert parse_notification(job) == Notification("bc_00000001", 42, "job", "de_00000001", "failed")
+    assert parse_notification('{"batch_id" : "bc_00000001", "seq" : 7}') == Notification("bc_00000001", 7)
+    for malformed in (job + "x", job + " {}", "[1, 2]", '"bc_00000001"', "", '{"seq" : 1}', job[:-1]):
+        assert parse_notification(malformed) is None, malformed
+    log_payload = '{"kind" : "log", "job_id" : "de_00000001"}'
+    assert parse_log_wake_up(log_payload) == "de_00000001"
+    assert parse_log_wake_up(log_payload + "}") is None
+    assert parse_log_wake_up('{"kind" : "log", "job_id" : 1}') is None
