@@ -3,8 +3,8 @@ per test module copied from a template with the migrations from sql/ applied, an
 the real factory.
 
 The suite runs in parallel worker processes (pytest-xdist, ``-n auto --dist loadfile`` in
-pyproject.toml): each test module runs whole, in file order, on one worker, and each worker has
-its own embedded PostgreSQL (tests/support/database.py says why). ``pytest -n 0`` runs it in
+pyproject.toml): each test module runs whole, in file order, on one worker, and the workers
+share one embedded PostgreSQL (tests/support/database.py says why). ``pytest -n 0`` runs it in
 one process.
 """
 
@@ -28,10 +28,10 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.settings import Settings
 from tests.support.database import (
-    SEED_TEMPLATE,
+    TEMPLATE,
     copy_of_template,
-    embedded_test_server,
-    seeded_data_directory,
+    shared_server,
+    stop_shared_server,
     template_database,
 )
 from tests.support.inventory import fill_inventory
@@ -42,26 +42,27 @@ from tests.support.inventory import fill_inventory
 EVENT_LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
-# The directory of the run's PostgreSQL seed (tests/support/database.py), shared by the run and
-# its workers: made by the run (in its stash), handed to each worker in its workerinput.
-SEED_KEY = pytest.StashKey[str]()
-SEED_DIRECTORY = "collector_hub_seed"
+# The directory of the run's PostgreSQL (tests/support/database.py), shared by the run and its
+# workers: made by the run (in its stash), handed to each worker in its workerinput.
+SERVER_KEY = pytest.StashKey[str]()
+SERVER_DIRECTORY = "collector_hub_server"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "every_loop: run each async test on every event loop (asyncio's, uvloop)")
     if not hasattr(config, "workerinput"):
         # Outside pytest's temporary root, which is 0700: PostgreSQL may run as a user of its
-        # own (see embedded_data_dir).
-        seed = tempfile.mkdtemp(prefix="ch-test-seed-")
-        config.stash[SEED_KEY] = seed
-        config.add_cleanup(lambda: shutil.rmtree(seed, ignore_errors=True))
+        # own (see embedded_data_dir). Stopped and removed once the workers are done.
+        directory = tempfile.mkdtemp(prefix="ch-test-pg-")
+        config.stash[SERVER_KEY] = directory
+        config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+        config.add_cleanup(lambda: stop_shared_server(Path(directory)))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist, in the run, before it starts a worker."""
-    node.workerinput[SEED_DIRECTORY] = node.config.stash[SEED_KEY]
+    node.workerinput[SERVER_DIRECTORY] = node.config.stash[SERVER_KEY]
 
 
 def pytest_asyncio_loop_factories(
@@ -142,17 +143,16 @@ def admin_dsn(owned_server: bool, pytestconfig: pytest.Config) -> Iterator[str]:
         yield os.environ["COLLECTOR_HUB_TEST_DATABASE_URL"]
         return
     workerinput = getattr(pytestconfig, "workerinput", None)
-    seed = workerinput[SEED_DIRECTORY] if workerinput is not None else pytestconfig.stash[SEED_KEY]
-    with embedded_test_server(seeded_data_directory(Path(seed))) as dsn:
-        yield dsn
+    directory = workerinput[SERVER_DIRECTORY] if workerinput is not None else pytestconfig.stash[SERVER_KEY]
+    yield shared_server(Path(directory))
 
 
 @pytest.fixture(scope="session")
 def migrated_template(admin_dsn: str, owned_server: bool) -> Iterator[str]:
     """The name of a database with every migration applied, which each module's database copies:
-    on our own server, the one its seed holds."""
+    on our own server, the one it was started with."""
     if owned_server:
-        yield SEED_TEMPLATE
+        yield TEMPLATE
         return
     with template_database(admin_dsn) as name:
         yield name

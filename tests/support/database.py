@@ -1,16 +1,16 @@
-"""The tests' PostgreSQL: one server per pytest process, one migrated template database per
-server, and a copy of the template for each test module.
+"""The tests' PostgreSQL: one embedded server for the whole run, one migrated template database
+on it, and a copy of the template for each test module.
 
 Applying every migration for each module cost about a second per module; copying a migrated
 template (``CREATE DATABASE ... TEMPLATE``) costs a fraction of that, and dropping a database
-on a server that does not fsync costs almost nothing. Under pytest-xdist each worker is its own
-pytest process, so it starts its own embedded server: no test sees another worker's
-connections in ``pg_stat_activity``, and a test that kills every connection of a server kills
-only its own worker's.
-
-The servers of one run start from one seed: a data directory initialised (initdb, about a second
-of CPU) and given the migrated template once, by the first process that needs a server, then
-stopped; every process copies its files and starts the copy, which already holds the template.
+on a server that does not fsync costs almost nothing. The first process of the run that needs
+the server (under pytest-xdist, a worker) initialises it (initdb, about a second of CPU),
+migrates the template and leaves it running; the other workers connect to it, and the run
+stops it at its end. One server for all workers, not one each: a server of its own cost each
+worker about 1.5 CPU-s (initdb and the template), or 0.9 copied from a seed, of a suite that is
+CPU-bound. Workers see one another's connections, so a test that looks at connections in
+``pg_stat_activity`` or kills them keeps to its own module's database
+(``datname = current_database()``), as every one does.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import fcntl
 import os
 import secrets
 import shutil
-import subprocess
-import tempfile
+import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,8 +38,12 @@ from server.db.database import apply_migrations, start_embedded_server
 # much cheaper. Visibility and locking are unchanged, so no test sees a difference.
 NO_DURABILITY = ("fsync = off", "synchronous_commit = off", "full_page_writes = off")
 
-# The migrated template in the seed, and so in every server started from it.
-SEED_TEMPLATE = "test_template"
+# The server's own settings: seven workers' apps, collectors and CLI processes at once stay far
+# below max_connections.
+SERVER_SETTINGS = (*NO_DURABILITY, "max_connections = 500")
+
+# The migrated template on the run's server.
+TEMPLATE = "test_template"
 
 
 def worker_name() -> str:
@@ -58,49 +62,53 @@ def admin_execute(admin_dsn: str, sql: str) -> None:
         conn.close()
 
 
-def seeded_data_directory(seed: Path) -> Path:
-    """The seed's data directory in ``seed`` (a directory every process of the run shares),
-    made by the first process to ask while the others wait: initialised, without durability,
-    holding SEED_TEMPLATE, and stopped."""
-    pgdata = seed / "pgdata"
-    with open(seed / "lock", "a") as lock:
+def shared_server(directory: Path) -> str:
+    """The admin DSN of the run's server, whose data directory is in ``directory`` (made by the
+    run, shared by its processes): started by the first process to ask while the others wait,
+    and left running until the run calls stop_shared_server."""
+    dsn_file = directory / "dsn"
+    with open(directory / "lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (seed / "ready").exists():
+        if not dsn_file.exists():
+            pgdata = directory / "pgdata"
             try:
-                _make_seed(pgdata)
+                _initialise(pgdata)
             except BaseException:
                 shutil.rmtree(pgdata, ignore_errors=True)  # the next process starts again
                 raise
-            (seed / "ready").touch()
-    return pgdata
+            # Started again, with its settings; cleanup_mode None: left running when this
+            # process exits.
+            server = start_embedded_server(pgdata, cleanup_mode=None)  # type: ignore[arg-type]  # the wheel takes None
+            dsn_file.write_text(server.get_uri())
+        return dsn_file.read_text()
 
 
-def _make_seed(pgdata: Path) -> None:
+def _initialise(pgdata: Path) -> None:
     server = start_embedded_server(pgdata, cleanup_mode="stop")
     try:
         dsn = server.get_uri()
-        for setting in NO_DURABILITY:  # postgresql.auto.conf: the copies start with them
+        for setting in SERVER_SETTINGS:  # postgresql.auto.conf, read at the next start
             admin_execute(dsn, f"ALTER SYSTEM SET {setting}")
-        admin_execute(dsn, f"CREATE DATABASE {SEED_TEMPLATE}")
-        apply_migrations(psycopg2.extensions.make_dsn(dsn, dbname=SEED_TEMPLATE))
-        admin_execute(dsn, f"ALTER DATABASE {SEED_TEMPLATE} WITH IS_TEMPLATE true")
+        admin_execute(dsn, f"CREATE DATABASE {TEMPLATE}")
+        apply_migrations(psycopg2.extensions.make_dsn(dsn, dbname=TEMPLATE))
+        admin_execute(dsn, f"ALTER DATABASE {TEMPLATE} WITH IS_TEMPLATE true")
     finally:
         server.cleanup()
 
 
-@contextmanager
-def embedded_test_server(seed_pgdata: Path) -> Iterator[str]:
-    """A throwaway embedded PostgreSQL started from a copy of a seed's data directory (its
-    files, owners and modes: PostgreSQL runs as a user of its own when the tests run as root);
-    yields its admin DSN."""
-    with tempfile.TemporaryDirectory(prefix="ch-test-pg-") as tmp:
-        pgdata = Path(tmp) / "pgdata"
-        subprocess.run(["cp", "-a", str(seed_pgdata), str(pgdata)], check=True)
-        server = start_embedded_server(pgdata, cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
+def stop_shared_server(directory: Path) -> None:
+    """Stop the run's server, if it was started (a fast shutdown: SIGINT to the postmaster, which
+    removes its pid file as it exits)."""
+    pid_file = directory / "pgdata" / "postmaster.pid"
+    if not (directory / "dsn").exists() or not pid_file.exists():
+        return
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 60
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @contextmanager
