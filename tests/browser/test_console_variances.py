@@ -18,6 +18,7 @@ from axe_playwright_python.async_playwright import Axe
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
+    PHONE_AND_DESKTOP,
     POLL_MS,
     TIMEOUT_MS,
     TRANSPORTS,
@@ -298,35 +299,32 @@ async def test_keyboard_only_resolve_one(live_server: ServerFactory, page: Any, 
 
 
 async def test_at_390_px_and_on_a_desktop_it_fits_and_passes_axe(
-    live_server: ServerFactory, browser: Any, gaps: Any, screenshot_dir: Path
+    live_server: ServerFactory, page: Any, gaps: Any, screenshot_dir: Path
 ) -> None:
+    """Light and dark, each at both widths: one page whose color scheme and window change before
+    the view is loaded again (a browser context for each cost a renderer process and axe-core's
+    first compilation in it, about 0.3 CPU-s each)."""
     server = await live_server()
     axe = Axe()
     problems: list[str] = []
     for scheme in ("light", "dark"):
-        for width, height in ((390, 844), (1280, 900)):
-            context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-            try:
-                await page.goto(url_of(server, "/variances"))
-                await rows_shown(page, 3)
-                await page.wait_for_selector("#variance-trend figure, #variance-trend p", timeout=TIMEOUT_MS)
-                await page.click(f"{ROWS} .variance-link >> nth=0")
-                await page.wait_for_selector("#variance-vendors .device-record", timeout=TIMEOUT_MS)
-                await page.wait_for_load_state("networkidle")
-                await no_horizontal_scroll(page)
-                suffix = "" if scheme == "light" else "-dark"
-                await screenshot(page, screenshot_dir, f"console-variances-{width}{suffix}")
-                results = await axe.run(page)
-                for violation in results.response["violations"]:
-                    if violation["impact"] in ("serious", "critical"):
-                        targets = [node["target"] for node in violation["nodes"]][:3]
-                        problems.append(f"{width}px {scheme}: {violation['id']} {targets}")
-            finally:
-                await context.close()
-            assert errors == []
+        await page.emulate_media(color_scheme=scheme)
+        for width, height in PHONE_AND_DESKTOP:
+            await page.set_viewport_size({"width": width, "height": height})
+            await page.goto(url_of(server, "/variances"))
+            await rows_shown(page, 3)
+            await page.wait_for_selector("#variance-trend figure, #variance-trend p", timeout=TIMEOUT_MS)
+            await page.click(f"{ROWS} .variance-link >> nth=0")
+            await page.wait_for_selector("#variance-vendors .device-record", timeout=TIMEOUT_MS)
+            await page.wait_for_load_state("networkidle")
+            await no_horizontal_scroll(page)
+            suffix = "" if scheme == "light" else "-dark"
+            await screenshot(page, screenshot_dir, f"console-variances-{width}{suffix}")
+            results = await axe.run(page)
+            for violation in results.response["violations"]:
+                if violation["impact"] in ("serious", "critical"):
+                    targets = [node["target"] for node in violation["nodes"]][:3]
+                    problems.append(f"{width}px {scheme}: {violation['id']} {targets}")
     assert problems == []
 
 
