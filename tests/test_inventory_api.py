@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.app import create_app
+from tests.support.conditions import early_in_a_rate_window
 from tests.support.inventory import all_devices
 from tests.support.openapi_contract import NOT_PROVOKED, Contract
 from tests.support.runs import get_json
@@ -96,6 +97,7 @@ async def test_inventory_reads_need_the_read_role_and_are_rate_limited(aiohttp_c
     key = "read-key-0123456789-abcdef"
     app = create_app(replace_settings(settings, api_keys=(("read", key),), rate_limit_per_minute=2))
     client = await aiohttp_client(app)
+    await early_in_a_rate_window()
     assert (await client.get("/api/inventory/summary")).status == 401
     headers = {"X-API-Key": key}
     assert (await client.get("/api/inventory/summary", headers=headers)).status == 200

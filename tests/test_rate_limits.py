@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from server.app import create_app
 from server.observability.metrics import sample_value
 from server.security.rate_limit_counters import REDIS_KEY_PREFIX
-from tests.support.conditions import eventually
+from tests.support.conditions import early_in_a_rate_window, eventually
 from tests.support.openapi_contract import Contract
 from tests.support.processes import RedisServer, serving
 from tests.support.settings import replace_settings
@@ -50,6 +50,7 @@ def limit_headers(resp: aiohttp.ClientResponse) -> tuple[int, int, int]:
 
 async def test_a_client_over_its_limit_gets_429_with_honest_headers(aiohttp_client, settings):
     client = await aiohttp_client(create_app(replace_settings(settings, rate_limit_per_minute=5)))
+    await early_in_a_rate_window()
     before = sample_value("collector_hub_rate_limited_requests_total")
     seen = []
     for path in (LIMITED, "/api/collectors/history", LIMITED, "/api/collectors/runs/job/zz_00000000", LIMITED):
@@ -82,6 +83,7 @@ async def test_clients_are_keys_then_token_subjects_then_addresses(aiohttp_clien
         jwt_secret=SECRET,
     )
     client = await aiohttp_client(create_app(configured))
+    await early_in_a_rate_window()
     for _ in range(2):
         assert (await client.get(LIMITED, headers={"X-API-Key": KEYS["one"]})).status == 200
     assert (await client.get(LIMITED, headers={"X-API-Key": KEYS["one"]})).status == 429
@@ -100,6 +102,7 @@ async def test_clients_are_keys_then_token_subjects_then_addresses(aiohttp_clien
 async def test_addresses_come_from_x_forwarded_for_only_behind_a_trusted_proxy(aiohttp_client, settings):
     trusting = replace_settings(settings, rate_limit_per_minute=1, trusted_proxies=(ipaddress.ip_network("127.0.0.1"),))
     client = await aiohttp_client(create_app(trusting))
+    await early_in_a_rate_window()
     # The peer (127.0.0.1) is the proxy; the client is the first untrusted hop from the right.
     assert (await client.get(LIMITED, headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.1"})).status == 200
     assert (await client.get(LIMITED, headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.1"})).status == 429
@@ -196,6 +199,7 @@ async def test_the_server_keeps_answering_while_redis_is_down(aiohttp_client, se
 async def test_the_429_matches_the_openapi_document(aiohttp_client, settings):
 
     client = await aiohttp_client(create_app(replace_settings(settings, rate_limit_per_minute=1)))
+    await early_in_a_rate_window()
     contract = Contract(await (await client.get("/api/openapi.json")).json())
     await contract.call(client, "GET", "/api/collectors/history", 200)
     await contract.call(client, "GET", "/api/collectors/history", 429)

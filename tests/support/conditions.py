@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from server.security.rate_limit_counters import WINDOW_SECONDS
+
 T = TypeVar("T")
 
 
@@ -42,3 +44,15 @@ async def eventually(
         await asyncio.sleep(min(wait, left))
         wait = min(wait * BACKOFF, max(LONGEST_WAIT, interval))
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def early_in_a_rate_window(room: float = 20.0) -> None:
+    """Return once the in-process rate limiter's window (fixed minutes of the wall clock, see
+    server/security/rate_limit_counters.py) has at least ``room`` seconds left, so that a test
+    counting its requests against a limit cannot have the count start again between two of them
+    (seen under load: remaining 4, 3, 2, 1 and then 4 again)."""
+
+    async def early() -> bool:
+        return WINDOW_SECONDS - time.time() % WINDOW_SECONDS > room
+
+    await eventually(early, timeout=WINDOW_SECONDS, interval=0.5, what="a fresh rate-limit window")
