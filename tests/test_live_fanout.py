@@ -119,27 +119,31 @@ async def test_frames_sent_in_part_arrive_whole_and_in_order(sockets):
     assert (await sock.read_until(sent[-1].ws_message()))[: len(expected)] == expected
 
 
+class Buffered:
+    """A wire whose unsent bytes the test sets (a socket that fills and drains at will)."""
+
+    def __init__(self, unsent: int) -> None:
+        self.unsent = unsent
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+    def abort(self) -> None:
+        raise AssertionError("nothing here aborts")
+
+
 def test_any_transport_with_asyncios_write_interface_gets_the_fast_path():
     """Whatever its class: uvloop's transport subclasses nothing of asyncio's. An object without
     the interface is not written to; its events go through the connection's writer."""
 
-    class Recording:  # no asyncio class among its bases
-        def __init__(self) -> None:
-            self.written: list[bytes] = []
-
-        def write(self, data: bytes) -> None:
-            self.written.append(data)
-
-        def is_closing(self) -> bool:
-            return False
-
-        def get_write_buffer_size(self) -> int:
-            return 0
-
-        def abort(self) -> None:
-            raise AssertionError("nothing here aborts")
-
-    wire = Recording()
+    wire = Buffered(0)  # no asyncio class among its bases
     subscriber = Subscriber(10, "test", "websocket")
     subscriber.write_directly(wire)
     first = event(1)
@@ -193,26 +197,6 @@ async def test_a_stream_that_ends_sends_its_terminal_state_through_its_writer(so
     item = await subscriber.next()
     assert isinstance(item, Event) and item.status == "failed"
     assert b"event: batch" in await sock.read_until(b"\n\n")
-
-
-class Buffered:
-    """A wire whose unsent bytes the test sets (a socket that fills and drains at will)."""
-
-    def __init__(self, unsent: int) -> None:
-        self.unsent = unsent
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return self.unsent
-
-    def abort(self) -> None:
-        raise AssertionError("nothing here aborts")
 
 
 def test_the_writer_of_a_client_behind_writes_the_shared_frame_once_the_socket_has_room():
