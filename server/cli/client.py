@@ -16,6 +16,7 @@ import email.message
 import http.client
 import json
 import os
+import random
 import socket
 import ssl
 import urllib.error
@@ -168,6 +169,13 @@ def request(
         raise Unreachable("no answer in time") from None
     except (OSError, http.client.HTTPException) as exc:
         raise Unreachable(str(exc) or type(exc).__name__) from None
+
+
+def reconnect_delay(attempt: int) -> float:
+    """How long a command following a stream waits before its ``attempt``-th reconnection:
+    doubling from half a second, at most 5 s, with jitter so that clients cut off together do
+    not all come back at once."""
+    return min(5.0, 0.25 * 2.0**attempt) * random.uniform(0.5, 1.0)
 
 
 def retry_delay(retry_after: str | None) -> float:

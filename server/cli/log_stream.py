@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from typing import TYPE_CHECKING
 
 import aiohttp
 
-from server.cli.client import EXIT_COMPLETED, EXIT_FAILED, MAX_OUTAGE_SECONDS, RunCommandError, api_headers
+from server.cli.client import (
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    MAX_OUTAGE_SECONDS,
+    RunCommandError,
+    api_headers,
+    reconnect_delay,
+)
 from server.cli.watch import STREAM_TIMEOUT, sse_events
 
 if TYPE_CHECKING:
@@ -66,4 +72,4 @@ async def _follow(
         if loop.time() - failing_since > MAX_OUTAGE_SECONDS:
             raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
         attempt += 1
-        await asyncio.sleep(min(5.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+        await asyncio.sleep(reconnect_delay(attempt))

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -38,6 +37,7 @@ from server.cli.client import (
     connect_failure,
     describe_job,
     print_outcome,
+    reconnect_delay,
     retry_delay,
 )
 from server.cli.main import API_KEY_ENV
@@ -302,7 +302,7 @@ class _Follower:
             file=self.err,
             flush=True,
         )
-        await asyncio.sleep(min(5.0, 0.25 * 2**self.attempt) * random.uniform(0.5, 1.0))
+        await asyncio.sleep(reconnect_delay(self.attempt))
 
 
 async def _refused(response: aiohttp.ClientResponse) -> str:
