@@ -4,7 +4,9 @@ exactly the bodies the server accepts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
+from server.app import create_app
 from server.keys import REGISTRY, SETTINGS
 from server.security.cors import is_preflight_route
 from server.service.openapi_document import build_openapi
+from tests.support.collectors_file import write_collectors_file
 from tests.support.openapi_contract import NOT_PROVOKED, UNKNOWN_BATCH, UNKNOWN_JOB, Contract
 from tests.support.runs import trigger
 
@@ -92,6 +96,23 @@ async def test_enums_follow_the_app(client, doc):
     assert schemas["DocsIndex"]["properties"]["documents"]["items"]["properties"]["name"]["enum"] == [
         d["name"] for d in index["documents"]
     ]
+
+
+async def test_each_app_in_a_process_documents_its_own_collectors(aiohttp_client, settings, tmp_path):
+    """The encoded document is kept per process for each registry (openapi_body): an app with
+    other collectors gets a document of its own, and one like the first gets the first's."""
+    command = [sys.executable, "-c", "pass"]
+    enums: list[list[str]] = []
+    for names in (["alpha"], ["alpha", "beta"], ["alpha"]):
+        collectors = write_collectors_file(
+            tmp_path / f"{len(enums)}.toml", {name: {"command": command} for name in names}
+        )
+        app_client = await aiohttp_client(create_app(dataclasses.replace(settings, collectors_file=collectors)))
+        served = await (await app_client.get("/api/openapi.json")).json()
+        enums.append(served["components"]["schemas"]["TriggerRequest"]["properties"]["collectors"]["items"]["enum"])
+        assert enums[-1] == sorted(app_client.app[REGISTRY])
+    assert "alpha" in enums[0] and "beta" not in enums[0]
+    assert enums[1] == sorted([*enums[0], "beta"]) and enums[2] == enums[0]
 
 
 RUN = "/api/collectors/run"

@@ -27,7 +27,7 @@ from server.api.roles import requires
 from server.errors import NotFoundError
 from server.keys import REGISTRY
 from server.package_data import DOCS_DIR
-from server.service.openapi_document import build_openapi
+from server.service.openapi_document import openapi_body as encoded_openapi
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,9 @@ def setup_docs_routes(app: web.Application, docs_dir: Path = DOCS_DIR) -> None:
     lists the known collectors), so call it after the registry is loaded."""
     documents = load_documents(docs_dir)
     index_body = json.dumps(docs_index_json(documents)).encode()
-    # Serialized once: the document only depends on the registry, fixed for the app's life.
-    collector_names: list[str] = list(app[REGISTRY].keys())
-    openapi_body = json.dumps(build_openapi(collector_names, documents)).encode()
+    # Encoded once per process for each registry and set of documents (openapi_body): the
+    # document depends on nothing else, and the registry is fixed for the app's life.
+    openapi_body = encoded_openapi(tuple(app[REGISTRY].keys()), tuple(documents))
     available = ", ".join(documents) or "none"
 
     @requires("public")
