@@ -28,13 +28,13 @@ import traceback
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-import aiohttp
 import psycopg2
 
 from collectors.contract import DATABASE_URL_ENV, EXIT_CONFIG, EXIT_TEMPFAIL, JOB_ID_ENV
 from collectors.inventory_records import DeviceRecord, VendorRecord
 from collectors.inventory_store import InventoryWriter, RunRefused
 from collectors.progress import ProgressError, update_job_progress
+from collectors.vendor_connection import HttpSession
 from collectors.vendor_http import VendorError, VendorStatusError, redact
 from collectors.vendor_settings import VendorSettingsError
 
@@ -204,7 +204,7 @@ def _fail(name: str, error: str, secrets: list[str], code: int = 1) -> int:
     return code
 
 
-async def _run(name: str, config: C, make_source: Callable[[C, aiohttp.ClientSession], DeviceSource]) -> int:
+async def _run(name: str, config: C, make_source: Callable[[C, HttpSession], DeviceSource]) -> int:
     secrets = config.secrets
     job_id = os.environ.get(JOB_ID_ENV, "")
     dsn = os.environ.get(DATABASE_URL_ENV, "")
@@ -219,7 +219,7 @@ async def _run(name: str, config: C, make_source: Callable[[C, aiohttp.ClientSes
     writer = InventoryWriter(dsn, name, job_id)
     try:
         await _in_thread(writer.open)
-        async with aiohttp.ClientSession() as session:
+        async with HttpSession() as session:
             message = await collect(make_source(config, session), writer)
         print(f"{name}: {message}", file=sys.stderr, flush=True)
         return 0
@@ -251,7 +251,7 @@ async def _run(name: str, config: C, make_source: Callable[[C, aiohttp.ClientSes
 def run_vendor_collector(
     name: str,
     load_config: Callable[[Mapping[str, str]], C],
-    make_source: Callable[[C, aiohttp.ClientSession], DeviceSource],
+    make_source: Callable[[C, HttpSession], DeviceSource],
 ) -> int:
     """The ``main()`` of a vendor collector process."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=f"{name}: %(message)s")
@@ -262,10 +262,10 @@ def run_vendor_collector(
     return asyncio.run(_run(name, config, make_source))
 
 
-async def check_vendor(config: C, check: Callable[[C, aiohttp.ClientSession], Awaitable[str]]) -> tuple[bool, str]:
+async def check_vendor(config: C, check: Callable[[C, HttpSession], Awaitable[str]]) -> tuple[bool, str]:
     """Run a vendor's credentials-and-connectivity check; (ok, what it found or why not)."""
     try:
-        async with aiohttp.ClientSession() as session:
+        async with HttpSession() as session:
             found = await check(config, session)
         return True, redact(found, config.secrets)
     except VendorError as exc:
@@ -274,7 +274,7 @@ async def check_vendor(config: C, check: Callable[[C, aiohttp.ClientSession], Aw
 
 def check_collector(
     load_config: Callable[[Mapping[str, str]], C],
-    check: Callable[[C, aiohttp.ClientSession], Awaitable[str]],
+    check: Callable[[C, HttpSession], Awaitable[str]],
     environ: Mapping[str, str],
 ) -> tuple[bool, str]:
     """``collector-hub collectors check``: settings, credentials and connectivity, no run."""
@@ -288,8 +288,8 @@ def check_collector(
 def vendor_main(
     name: str,
     load_config: Callable[[Mapping[str, str]], C],
-    make_source: Callable[[C, aiohttp.ClientSession], DeviceSource],
-    check: Callable[[C, aiohttp.ClientSession], Awaitable[str]],
+    make_source: Callable[[C, HttpSession], DeviceSource],
+    check: Callable[[C, HttpSession], Awaitable[str]],
     argv: list[str],
 ) -> int:
     """``python -m collectors.NAME`` runs a collection; ``... --check`` only checks."""

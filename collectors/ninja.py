@@ -19,8 +19,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
-
 from collectors import inventory_records, inventory_store
 from collectors.inventory_records import (
     DeviceRecord,
@@ -32,6 +30,7 @@ from collectors.inventory_records import (
     record_digest,
 )
 from collectors.inventory_run import Details, Page, vendor_main
+from collectors.vendor_connection import HttpSession
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorStatusError
 from collectors.vendor_json import JsonArray
 from collectors.vendor_settings import (
@@ -112,7 +111,7 @@ def load_config(environ: Mapping[str, str]) -> NinjaConfig:
 class NinjaApi:
     """GETs with a bearer token that is fetched, refreshed before expiry, and once on a 401."""
 
-    def __init__(self, config: NinjaConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: NinjaConfig, session: HttpSession) -> None:
         self.config = config
         self.client = VendorClient(VENDOR, config.base_url, config.http, session, config.secrets)
         self._token: str | None = None
@@ -273,7 +272,7 @@ class NinjaSource:
     vendor = VENDOR
     noun = "devices"
 
-    def __init__(self, config: NinjaConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: NinjaConfig, session: HttpSession) -> None:
         self.config = config
         self.api = NinjaApi(config, session)
         self.has_details = config.computer_systems
@@ -326,7 +325,7 @@ class NinjaSource:
             cursor = name
 
 
-async def check(config: NinjaConfig, session: aiohttp.ClientSession) -> str:
+async def check(config: NinjaConfig, session: HttpSession) -> str:
     """Credentials and connectivity: a token, one organization, one device."""
     api = NinjaApi(config, session)
     await api.fetch_token()

@@ -14,14 +14,12 @@ the last page by the totals, ends the listing. Settings: docs/COLLECTORS.md.
 from __future__ import annotations
 
 import dataclasses
+import email.message
 import functools
 import json
 import sys
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
-
-import aiohttp
-from multidict import CIMultiDictProxy
 
 from collectors import inventory_records, inventory_store
 from collectors.inventory_records import (
@@ -33,6 +31,7 @@ from collectors.inventory_records import (
     record_digest,
 )
 from collectors.inventory_run import Details, Page, vendor_main
+from collectors.vendor_connection import HttpSession
 from collectors.vendor_http import VendorAuthError, VendorClient, VendorMalformed, VendorResponse
 from collectors.vendor_json import JsonArray
 from collectors.vendor_settings import (
@@ -120,7 +119,7 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def read_totals(headers: CIMultiDictProxy[str], rows: list[dict[str, Any]]) -> tuple[int | None, int | None]:
+def read_totals(headers: email.message.Message, rows: list[dict[str, Any]]) -> tuple[int | None, int | None]:
     """(total items, total pages) from whichever form the answer carries, else (None, None)."""
     raw = headers.get("pagination")
     if raw:
@@ -176,7 +175,7 @@ class ThreatLockerSource:
     noun = "computers"
     has_details = False
 
-    def __init__(self, config: ThreatLockerConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: ThreatLockerConfig, session: HttpSession) -> None:
         self.config = config
         self.client = VendorClient(VENDOR, config.base_url, config.http, session, config.secrets)
 
@@ -223,7 +222,7 @@ class ThreatLockerSource:
         yield  # no second phase for ThreatLocker
 
 
-async def check(config: ThreatLockerConfig, session: aiohttp.ClientSession) -> str:
+async def check(config: ThreatLockerConfig, session: HttpSession) -> str:
     """Credentials and connectivity: the first page of one computer, and the total."""
     resp = await ThreatLockerSource(config, session).list_page(1, 1)
     total, _ = read_totals(resp.headers, resp.body)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import email.message
+import http.client
 import json
 import logging
 import random
@@ -25,11 +27,9 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
-from multidict import CIMultiDictProxy
-
 from collectors import vendor_json
 from collectors.retry_after import parse_retry_after
+from collectors.vendor_connection import HttpSession
 from collectors.vendor_settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class VendorAuthError(VendorStatusError):
 @dataclasses.dataclass(frozen=True)
 class VendorResponse:
     status: int
-    headers: CIMultiDictProxy[str]
+    headers: email.message.Message  # names case-insensitive
     body: Any
 
 
@@ -115,11 +115,23 @@ def _vendor_detail(raw: bytes) -> str:
     return ""
 
 
+def _body(form: Mapping[str, str] | None, json_body: Any) -> bytes | None:
+    if form is not None:
+        return urllib.parse.urlencode(form).encode()
+    return None if json_body is None else json.dumps(json_body).encode()
+
+
+def _content_type(form: Mapping[str, str] | None, json_body: Any) -> dict[str, str]:
+    if form is not None:
+        return {"Content-Type": "application/x-www-form-urlencoded"}
+    return {} if json_body is None else {"Content-Type": "application/json"}
+
+
 class VendorClient:
     """JSON over HTTP to one vendor. ``secrets`` are scrubbed from every error message."""
 
     def __init__(
-        self, vendor: str, base_url: str, settings: HttpSettings, session: aiohttp.ClientSession, secrets: list[str]
+        self, vendor: str, base_url: str, settings: HttpSettings, session: HttpSession, secrets: list[str]
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -152,35 +164,32 @@ class VendorClient:
             self.requests_sent += 1
             wait: float | None = None
             try:
-                async with self._session.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    json=json_body,
-                    data=form,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                    allow_redirects=False,
-                ) as resp:
-                    raw = await resp.read()
-                    if resp.status < 300:
-                        return VendorResponse(resp.status, resp.headers, self._parse(raw, what, resp.status))
-                    detail = _vendor_detail(raw)
-                    problem = f"HTTP {resp.status}" + (f": {detail}" if detail else "")
-                    if resp.status not in RETRYABLE_STATUSES:
-                        raise self._status_error(what, resp.status, problem)
-                    # No cap here: a longer wait than we accept fails the run, saying so.
-                    wait = parse_retry_after(resp.headers.get("Retry-After"), cap=float("inf"))
-                    if wait is not None and wait > self.settings.max_retry_after:
-                        raise VendorUnavailable(
-                            f"{self.vendor} asked to wait {wait:g} s before retrying {what} (HTTP {resp.status},"
-                            f" Retry-After), longer than the {self.settings.max_retry_after:g} s this collector waits"
-                        )
+                async with asyncio.timeout(self.settings.timeout):  # connect to last byte
+                    resp = await self._session.request(
+                        method,
+                        self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else ""),
+                        headers=dict(headers or {}) | _content_type(form, json_body),
+                        body=_body(form, json_body),
+                        socket_timeout=self.settings.timeout,
+                    )
+                if resp.status < 300:
+                    return VendorResponse(resp.status, resp.headers, self._parse(resp.body, what, resp.status))
+                detail = _vendor_detail(resp.body)
+                problem = f"HTTP {resp.status}" + (f": {detail}" if detail else "")
+                if resp.status not in RETRYABLE_STATUSES:
+                    raise self._status_error(what, resp.status, problem)
+                # No cap here: a longer wait than we accept fails the run, saying so.
+                wait = parse_retry_after(resp.headers.get("Retry-After"), cap=float("inf"))
+                if wait is not None and wait > self.settings.max_retry_after:
+                    raise VendorUnavailable(
+                        f"{self.vendor} asked to wait {wait:g} s before retrying {what} (HTTP {resp.status},"
+                        f" Retry-After), longer than the {self.settings.max_retry_after:g} s this collector waits"
+                    )
             except TimeoutError:
                 problem = f"no answer within {self.settings.timeout:g} s"
-            except aiohttp.ClientConnectionError as exc:
+            except OSError as exc:  # refused, unreachable, reset, TLS refused
                 problem = f"cannot connect ({self._safe(exc)})"
-            except aiohttp.ClientError as exc:
+            except http.client.HTTPException as exc:
                 problem = f"HTTP client error ({self._safe(exc)})"
             last_problem = problem
             if attempt == attempts:

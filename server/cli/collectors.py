@@ -31,8 +31,8 @@ from collectors.registry import CollectorSpec, builtin_collectors, load_registry
 from server.settings import load_settings
 
 # The vendor collector modules a command may run (``python -m MODULE``); each has ``load_config``
-# and ``check``. Imported only when one is checked: they import aiohttp, which ``list`` and the
-# checks of other collectors do not need.
+# and ``check``. Imported only when one is checked: they import asyncio, psycopg2 and their HTTP
+# client, which ``list`` and the checks of other collectors do not need.
 VENDOR_MODULES = ("collectors.ninja", "collectors.threatlocker")
 
 
@@ -157,7 +157,7 @@ def check_one(spec: CollectorSpec) -> tuple[bool, str]:
     if module is None:
         return True, f"{shlex.join(spec.command)} (not a vendor collector: nothing more to check)"
     vendor = importlib.import_module(module)
-    run_module = importlib.import_module("collectors.inventory_run")  # as VENDOR_MODULES: it imports aiohttp
+    run_module = importlib.import_module("collectors.inventory_run")  # as VENDOR_MODULES: it imports asyncio
     result: tuple[bool, str] = run_module.check_collector(vendor.load_config, vendor.check, env)
     return result
 
