@@ -6,6 +6,8 @@ ratio bench/peers.py measures at a given N can be read:
     python bench/fanout_parts.py --sockets '' --repeat 3 --compare /work/main   # part 2 only,
         # this checkout against another one, alternating, three rounds each
     python bench/fanout_parts.py --sockets '' --repeat 3 --floor   # part 2 and its floor
+    python bench/fanout_parts.py --sockets '' --repeat 5 --compare /work/main --together
+        # part 2, both checkouts' servers following the same states at once: paired rounds
 
 1. Per subscriber: the hub's fanout loop (``Hub._offer_single`` -> ``Subscriber.offer``, the
    code every push goes through) against a bare loop of ``transport.write(frame)``, over the
@@ -15,7 +17,10 @@ ratio bench/peers.py measures at a given N can be read:
    a writer commits 20 times a second, with one WebSocket follower: the NOTIFY, the re-read of
    the batch, the encoding, the diff and one send; and the CPU of the PostgreSQL backend of its
    LISTEN connection (which runs the re-read, and builds the bodies' JSON), so that work moved
-   into the database shows.
+   into the database shows. With ``--compare`` the other checkout's server is measured the same
+   way, in turns; with ``--together`` too, both servers run at once, each with its follower of
+   the same batch, and their CPU is read over the same seconds: the load of a shared machine
+   then moves both figures alike, and the ratio of each round is printed.
 
 3. With ``--floor``, the floor of part 2: a bare asyncio process (no hub, no aiohttp) with one
    psycopg2 asynchronous connection that LISTENs and only receives each NOTIFY, and the same
@@ -192,25 +197,37 @@ def _drain(socks: list[socket.socket]) -> None:
                 pass
 
 
-def fixed_cost(dsn: str, seconds: float, root: Path | None = None) -> dict[str, float]:
-    """Server CPU per state with one follower, and with none moving (idle); ``root``: serve
-    that checkout's code instead of this one's."""
+def fixed_cost(dsn: str, seconds: float, roots: list[Path | None]) -> list[dict[str, float]]:
+    """Server CPU per state with one follower, and with none moving (idle), for one serve
+    process of each checkout in ``roots`` (None: this one), all following the same batch at
+    once, measured over the same seconds: with two, a paired comparison that the machine's
+    load moves alike."""
     own_root = harness.ROOT
-    harness.ROOT = root or own_root  # served() starts `python -m server` in ROOT
-    try:
-        return _fixed_cost(dsn, seconds)
-    finally:
-        harness.ROOT = own_root
+    with contextlib.ExitStack() as stack:
+        servers: list[tuple[str, int, int]] = []  # base URL, serve process, its LISTEN backend
+        for root in roots:
+            harness.ROOT = root or own_root  # served() starts `python -m server` in ROOT
+            try:
+                base, proc = stack.enter_context(harness.served(dsn))
+            finally:
+                harness.ROOT = own_root
+            servers.append((base, proc.pid, listener_backend(dsn, exclude=[backend for _, _, backend in servers])))
+        batch_id, job_id = peers.new_batch(servers[0][0], dsn)
+        return asyncio.run(_fixed_cost(dsn, seconds, servers, batch_id, job_id))
 
 
-def listener_backend(dsn: str, application_name: str = APPLICATION_NAME) -> int:
+def listener_backend(dsn: str, application_name: str = APPLICATION_NAME, exclude: list[int] | None = None) -> int:
     """The process id of the PostgreSQL backend serving the LISTEN connection (found by its
-    application_name), whose CPU is PostgreSQL's share of each re-read."""
+    application_name; not one of ``exclude``, the backends of servers started before), whose
+    CPU is PostgreSQL's share of each re-read."""
     deadline = time.monotonic() + 30
     with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
         conn.autocommit = True
         while True:
-            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,))
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> ALL(%s)",
+                (application_name, exclude or []),
+            )
             found = [row[0] for row in cur.fetchall()]
             if len(found) == 1 or time.monotonic() > deadline:
                 assert len(found) == 1, f"{len(found)} sessions named {application_name!r}"
@@ -218,51 +235,55 @@ def listener_backend(dsn: str, application_name: str = APPLICATION_NAME) -> int:
             time.sleep(0.1)
 
 
-def _fixed_cost(dsn: str, seconds: float) -> dict[str, float]:
-    with harness.served(dsn) as (base, proc):
-        batch_id, job_id = peers.new_batch(base, dsn)
-        backend = listener_backend(dsn)
+async def _fixed_cost(
+    dsn: str, seconds: float, servers: list[tuple[str, int, int]], batch_id: str, job_id: str
+) -> list[dict[str, float]]:
+    received = [0] * len(servers)
 
-        async def measure() -> dict[str, float]:
-            received = 0
-            async with aiohttp.ClientSession() as http, http.ws_connect(base + "/api/ws") as ws:
-                await ws.send_json({"op": "subscribe", "batch_id": batch_id})
+    def cpu() -> list[tuple[float, float]]:  # (serve process, its backend) of each server
+        return [(fanout.cpu_seconds(pid), fanout.cpu_seconds(backend)) for _, pid, backend in servers]
 
-                async def follow() -> None:
-                    nonlocal received
-                    async for message in ws:
-                        if message.type == aiohttp.WSMsgType.TEXT and '"type": "batch"' in message.data:
-                            received += 1
+    async def follow(ws: aiohttp.ClientWebSocketResponse, index: int) -> None:
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT and '"type": "batch"' in message.data:
+                received[index] += 1
 
-                follower = asyncio.create_task(follow())
-                await asyncio.sleep(1)
-                idle_before, pg_idle_before = fanout.cpu_seconds(proc.pid), fanout.cpu_seconds(backend)
-                await asyncio.sleep(seconds / 3)
-                idle = fanout.cpu_seconds(proc.pid) - idle_before
-                pg_idle = fanout.cpu_seconds(backend) - pg_idle_before
-                halt = threading.Event()
-                thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
-                thread.start()
-                await asyncio.sleep(2)  # warm-up
-                cpu_before, received_before = fanout.cpu_seconds(proc.pid), received
-                pg_before = fanout.cpu_seconds(backend)
-                await asyncio.sleep(seconds)
-                cpu, states = fanout.cpu_seconds(proc.pid) - cpu_before, received - received_before
-                pg_cpu = fanout.cpu_seconds(backend) - pg_before
-                halt.set()
-                thread.join(10)
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
-            idle_per_second, pg_idle_per_second = idle / (seconds / 3), pg_idle / (seconds / 3)
-            return {
-                "states": states,
-                "ms_per_state": round(1000 * (cpu - idle_per_second * seconds) / max(1, states), 3),
-                "pg_ms_per_state": round(1000 * (pg_cpu - pg_idle_per_second * seconds) / max(1, states), 3),
-                "idle_cpu_percent": round(100 * idle_per_second, 2),
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        followers = []
+        for index, (base, _, _) in enumerate(servers):
+            ws = await stack.enter_async_context(http.ws_connect(base + "/api/ws"))
+            await ws.send_json({"op": "subscribe", "batch_id": batch_id})
+            followers.append(asyncio.create_task(follow(ws, index)))
+        await asyncio.sleep(1)
+        idle_before = cpu()
+        await asyncio.sleep(seconds / 3)
+        idle = [(a - c, b - d) for (a, b), (c, d) in zip(cpu(), idle_before, strict=True)]
+        halt = threading.Event()
+        thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
+        thread.start()
+        await asyncio.sleep(2)  # warm-up
+        before, received_before = cpu(), list(received)
+        await asyncio.sleep(seconds)
+        used = [(a - c, b - d) for (a, b), (c, d) in zip(cpu(), before, strict=True)]
+        states = [now - then for now, then in zip(received, received_before, strict=True)]
+        halt.set()
+        thread.join(10)
+        for follower in followers:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+    results = []
+    for (own, pg), (own_idle, pg_idle), count in zip(used, idle, states, strict=True):
+        results.append(
+            {
+                "states": count,
+                "ms_per_state": round(1000 * (own - own_idle * 3) / max(1, count), 3),
+                "pg_ms_per_state": round(1000 * (pg - pg_idle * 3) / max(1, count), 3),
+                "idle_cpu_percent": round(100 * own_idle / (seconds / 3), 2),
             }
-
-        return asyncio.run(measure())
+        )
+    return results
 
 
 _FLOOR_PROCESS = r"""
@@ -355,6 +376,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of states for the fixed part")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the fixed part (a range is printed)")
     parser.add_argument("--compare", type=Path, help="another checkout whose fixed part is measured too, alternating")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="with --compare: both checkouts' servers follow the same states at once, each round (paired figures)",
+    )
     parser.add_argument("--floor", action="store_true", help="measure the floor of the fixed part too (part 3)")
     parser.add_argument("--behind", type=int, default=0, help="messages per round of part 4 (a client behind)")
     args = parser.parse_args()
@@ -385,9 +411,15 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     with harness.database() as dsn:
         for _ in range(args.repeat):
-            for name, root in checkouts.items():
-                fixed[name].append(fixed_cost(dsn, args.seconds, root))
+            if args.together:
+                results = fixed_cost(dsn, args.seconds, list(checkouts.values()))
+                for name, result in zip(checkouts, results, strict=True):
+                    fixed[name].append(result)
                 load.append(os.getloadavg()[0])
+            else:
+                for name, root in checkouts.items():
+                    fixed[name].extend(fixed_cost(dsn, args.seconds, [root]))
+                    load.append(os.getloadavg()[0])
             if args.floor:
                 for name, read in zip(floors, (False, True), strict=True):
                     floors[name].append(floor_cost(dsn, args.seconds, read))
@@ -402,6 +434,10 @@ def main() -> None:
         each = ", ".join(f"{r['ms_per_state']} over {r['states']:g}" for r in results)
         print(f"  {name}: {min(figures)}-{max(figures)} ms of CPU per state ({each} states)")
         print(f"    and its LISTEN connection's PostgreSQL backend: {min(pg)}-{max(pg)} ms ({', '.join(map(str, pg))})")
+    if args.together and len(fixed) == 2:
+        (other, theirs), (_, ours) = fixed.items()
+        ratios = [round(o["ms_per_state"] / t["ms_per_state"], 3) for o, t in zip(ours, theirs, strict=True)]
+        print(f"  this checkout / {other}, round by round: {', '.join(map(str, ratios))}")
     if args.floor:
         print("its floor (a bare asyncio process with psycopg2 on the LISTEN connection, no hub; then its backend's):")
         for name, pairs in floors.items():
