@@ -66,7 +66,7 @@ from aiohttp import web
 from server.realtime.events import Event  # the bench measures the hub's own code
 from server.realtime.hub import Hub
 from server.realtime.listen_connection import APPLICATION_NAME
-from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, count_delivered
+from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber
 from server.realtime.subscriptions import Subscription
 from server.runs.live import BATCHES
 
@@ -115,7 +115,6 @@ async def offer_cost(n: int, rounds: int) -> dict[str, float]:
                 started = time.perf_counter()
                 if kind == "hub":
                     Hub._offer_single(None, list(subs), event)  # type: ignore[arg-type]  # uses no hub state for a running event
-                    count_delivered()
                 else:
                     for transport in list(transports):
                         transport.write(frame)

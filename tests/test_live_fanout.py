@@ -20,7 +20,7 @@ from server.realtime import hub as hub_module
 from server.realtime.cache import BatchEntry
 from server.realtime.events import BatchSnapshot, Control, Event
 from server.realtime.hub import Hub
-from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, Wire, count_delivered, wire_of
+from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, Wire, wire_of
 from server.realtime.subscriptions import Subscription
 from tests.support.runs import trigger
 
@@ -94,7 +94,6 @@ async def test_a_client_that_keeps_up_gets_the_shared_frame_at_once_and_is_count
     first = event(1)
     subscriber.offer(first)
     assert subscriber.pending == 0  # written, not queued
-    count_delivered()
     assert sample_value("collector_hub_events_delivered_total", {"transport": "websocket"}) == before + 1
     assert (await sock.read_until(first.ws_message())).endswith(first.ws_frame())
 
@@ -313,7 +312,7 @@ async def test_delivered_metric_counts_exactly_what_clients_received(client):
             received += message.get("type") == "batch"
             if message.get("type") == "batch" and message["data"]["progress_percent"] == 40:
                 break
-    # Counted once per fanout (inc(n)), before the loop lets any client read.
+    # Counted as each is written, before the loop lets any client read.
     assert received >= 3
     assert sample_value("collector_hub_events_delivered_total", {"transport": "websocket"}) == before + received
     for ws in clients:

@@ -4,8 +4,11 @@ and delivered, fanout latency, slow subscribers dropped."""
 from __future__ import annotations
 
 import json
+import re
 
-from server.observability.metrics import sample_value
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from server.observability.metrics import PlainCounter, PlainHistogram, sample_value
 from server.realtime.events import Event
 from server.realtime.subscriber import Subscriber
 from tests.support.conditions import eventually
@@ -67,3 +70,28 @@ def test_a_subscriber_over_its_bound_is_counted_as_dropped():
         subscriber.offer(Event("job", f"zz_0000000{n}", n + 1, b"{}", "running"))
     assert subscriber.closed
     assert sample_value("collector_hub_slow_subscribers_dropped_total", {"transport": "sse"}) == dropped + 1
+
+
+def test_plain_metrics_are_exported_as_prometheus_client_exports_its_own():
+    """The hot path's plain integers (events published and delivered, fanout latency) give
+    /metrics the same series and format as prometheus_client's Counter and Histogram, values
+    on bucket bounds included; only the ``_created`` times differ."""
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    counter = Counter("t_events", "Events.", ["kind"], registry=theirs)
+    plain_counter = PlainCounter("t_events", "Events.", "kind", ours)
+    histogram = Histogram("t_latency_seconds", "Latency.", buckets=(0.0005, 0.001, 1, 2.5), registry=theirs)
+    plain_histogram = PlainHistogram("t_latency_seconds", "Latency.", (0.0005, 0.001, 1, 2.5), ours)
+    for value in (0.0005, 0.0001, 0.001, 0.7, 3.0, 1.0, 2.5, 0.0):
+        histogram.observe(value)
+        plain_histogram.observe(value)
+    counter.labels("job").inc(3)
+    plain_counter.labels("job").count += 3
+    counter.labels("batch")
+    plain_counter.labels("batch")
+
+    def exposition(registry: CollectorRegistry) -> str:
+        return re.sub(r"(_created(\{[^}]*\})?) \S+", r"\1 T", generate_latest(registry).decode())
+
+    assert exposition(ours) == exposition(theirs)
+    assert 't_latency_seconds_bucket{le="0.0005"} 3.0' in exposition(ours)
+    assert 't_events_total{kind="job"} 3.0' in exposition(ours)

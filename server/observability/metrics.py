@@ -1,11 +1,18 @@
 """Prometheus metrics: every metric of the server, defined once, in one registry.
 
-Other modules import the metric they update (``from server.observability.metrics import EVENTS_PUBLISHED``)
+Other modules import the metric they update (``from server.observability.metrics import RATE_LIMITED``)
 and call ``.inc()``, ``.observe()`` or ``.labels(...).inc()`` on it; ``GET /metrics`` renders
 the registry in the Prometheus text format. The registry is this module's own (not
 ``prometheus_client``'s global one) so that importing a library that registers its own
 collectors cannot add surprise series, and so tests can read values with
 ``sample_value(...)``.
+
+The three metrics live push updates for every pushed state (events published and delivered,
+fanout latency) are plain numbers instead (:class:`PlainCounter`, :class:`PlainHistogram`),
+read when the registry is rendered: the same series in the same format, without the calls,
+the lock and the checks of prometheus_client's ``inc`` and ``observe`` on the hot path
+(docs/LIVE_PUSH.md, the fixed cost per state). A series is updated with ``.count += n`` or
+``.observe(value)``, on the event loop's thread.
 
 Label values are always from a small closed set (route templates, not paths; statuses;
 transports), so no client can grow the number of series.
@@ -13,7 +20,9 @@ transports), so no client can grow the number of series.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import time
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -139,23 +148,87 @@ OPEN_CONNECTIONS = Gauge(
     ["transport"],
     registry=REGISTRY,
 )
-EVENTS_PUBLISHED = Counter(
+
+
+class Tally:
+    """One series of a :class:`PlainCounter`: live push adds to ``count`` (``count += n``, on
+    the event loop's thread), and a scrape reads it."""
+
+    __slots__ = ("count", "created")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.created = time.time()
+
+
+class PlainCounter(Collector):
+    """A counter with one label whose series are plain integers (:class:`Tally`): exported
+    as prometheus_client's ``Counter`` exports its own (``_total`` and ``_created``), a series
+    from the first ``labels(value)`` on."""
+
+    def __init__(self, name: str, documentation: str, label: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._label = label
+        self._series: dict[str, Tally] = {}
+        registry.register(self)
+
+    def labels(self, value: str) -> Tally:
+        """The series for this label value (look it up once, then add to its ``count``)."""
+        tally = self._series.get(value)
+        if tally is None:
+            tally = self._series[value] = Tally()
+        return tally
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, tally in self._series.items():
+            family.add_metric([value], tally.count, created=tally.created)
+        yield family
+
+
+class PlainHistogram(Collector):
+    """A histogram without labels kept in plain numbers, exported as prometheus_client's
+    ``Histogram`` exports its own (cumulative ``le`` buckets, ``_count``, ``_sum``,
+    ``_created``). ``observe`` is one call and one bisection."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = tuple(float(bound) for bound in buckets)
+        self._counts = [0] * (len(self._bounds) + 1)  # per bucket, the last one +Inf
+        self._sum = 0.0
+        self._created = time.time()
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self._bounds, value)] += 1  # le: a value on a bound is in it
+        self._sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation)
+        family.add_metric([], _cumulative(self._bounds, self._counts), self._sum)
+        family.add_sample(self._name + "_created", {}, self._created)
+        yield family
+
+
+EVENTS_PUBLISHED = PlainCounter(
     PREFIX + "events_published",
     "State changes published to this process's subscribers (one per object change, serialized once), by kind.",
-    ["kind"],
-    registry=REGISTRY,
+    "kind",
+    REGISTRY,
 )
-EVENTS_DELIVERED = Counter(
+EVENTS_DELIVERED = PlainCounter(
     PREFIX + "events_delivered",
     "Events written to a subscriber, by transport.",
-    ["transport"],
-    registry=REGISTRY,
+    "transport",
+    REGISTRY,
 )
-FANOUT_LATENCY = Histogram(
+FANOUT_LATENCY = PlainHistogram(
     PREFIX + "fanout_latency_seconds",
     "Time from the NOTIFY wake-up to the event being handed to every subscriber's outbox.",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    registry=REGISTRY,
+    (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    REGISTRY,
 )
 EVENT_LOOP_TASKS = Gauge(
     PREFIX + "event_loop_tasks",

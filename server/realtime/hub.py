@@ -40,7 +40,7 @@ from server.realtime.listener import Listener
 from server.realtime.log_tail import VARIANCE_FRAMING, VARIANCES_KEY, LogTails
 from server.realtime.notify import JobWakeUps, is_variance_wake_up, parse_log_wake_up, parse_notification
 from server.realtime.sources import LiveSources, VarianceSource
-from server.realtime.subscriber import Subscriber, count_delivered
+from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
 from server.realtime.tracker import StateTracker
 
@@ -149,7 +149,7 @@ class Hub:
         try:
             if old is None or (not old.batch.terminal and not old.batch.same_state(new.batch)):
                 self._deliver(subs.by_batch.get(new.batch_id), new.batch, single=True)
-                _PUBLISHED_BATCH.inc()
+                _PUBLISHED_BATCH.count += 1
             for job_id, event in new.jobs.items():
                 before = old.jobs.get(job_id) if old is not None else None
                 if before is not None and (before.terminal or before.same_state(event)):
@@ -157,7 +157,7 @@ class Hub:
                 if before is None and event.terminal and job_id not in entry.changed_jobs:
                     continue  # first sight of a run that ended earlier: not news
                 self._deliver(subs.by_job.get(job_id), event, single=True)
-                _PUBLISHED_JOB.inc()
+                _PUBLISHED_JOB.count += 1
                 if event.collector is not None:
                     self._deliver(subs.by_collector.get(event.collector), event, single=False)
         finally:
@@ -198,7 +198,6 @@ class Hub:
                     queue.popleft()
                     self._fanout_position = 0
         finally:
-            count_delivered()
             if queue and not self._fanout_scheduled:
                 self._fanout_scheduled = True
                 asyncio.get_running_loop().call_soon(self._run_fanouts)

@@ -14,8 +14,8 @@ remembers the last seq it offered: ``Topic.last_seq``). Only a subscriber that f
 collectors (many objects per topic, and topics that can overlap a job topic) remembers the
 last seq offered per object, here.
 
-Events written directly are counted in a tally per transport, added to the
-``events_delivered`` metric once per fanout (``count_delivered``), not once per message.
+Events written are counted in the ``events_delivered`` metric's plain integer for the
+subscriber's transport (server/observability/metrics.py): one addition per message, no call.
 """
 
 from __future__ import annotations
@@ -69,27 +69,6 @@ class Topic(Protocol):
     last_seq: int
 
 
-class _Tally:
-    __slots__ = ("count", "delivered")
-
-    def __init__(self, transport: str) -> None:
-        self.count = 0
-        self.delivered = EVENTS_DELIVERED.labels(transport)  # looked up once, not per fanout
-
-
-_direct_deliveries: dict[str, _Tally] = {}
-
-
-def count_delivered() -> None:
-    """Add the events written directly since the last call to ``events_delivered`` (one
-    ``inc(n)`` per transport). The hub calls it at the end of every fanout slice, before it
-    gives the loop back, so a scrape never sees a count behind the sockets."""
-    for tally in _direct_deliveries.values():
-        if tally.count:
-            tally.delivered.inc(tally.count)
-            tally.count = 0
-
-
 def _key(topic: Topic) -> str:
     return f"{topic.kind}:{topic.target}"
 
@@ -107,10 +86,7 @@ class Subscriber:
         self.limit = limit
         self.description = description
         self.transport = transport  # metric label: websocket or sse
-        tally = _direct_deliveries.get(transport)
-        if tally is None:
-            tally = _direct_deliveries[transport] = _Tally(transport)
-        self._tally = tally
+        self._tally = EVENTS_DELIVERED.labels(transport)  # its events_delivered series, looked up once
         # What waits to be sent, by object; None while nothing does (most connections, most of
         # the time: an emptied OrderedDict keeps its table, and idle connections are many).
         self._pending: collections.OrderedDict[str, Event | Control] | None = None
@@ -382,7 +358,7 @@ class Subscriber:
         if not pending:
             self._pending = None
         if isinstance(item, Event):
-            self._tally.delivered.inc()  # the transport's child, looked up once
+            self._tally.count += 1
         self._busy = True
         self._quiet = False
         return item
