@@ -101,7 +101,6 @@ def hub_factory(aiohttp_client: Any, settings: Settings, tmp_path: Path) -> Any:
         app_settings = replace_settings(
             settings,
             run_collectors=True,
-            runner_poll_interval=0.1,
             cancel_grace_period=5,
             collectors_file=collectors,
             rate_limit_per_minute=0,

@@ -33,7 +33,6 @@ def chatty(settings: Settings, tmp_path: Path, lines: int = 3000, **changes: Any
         settings,
         collectors_file=collectors,
         run_collectors=True,
-        runner_poll_interval=0.1,
         rate_limit_per_minute=0,
         **changes,
     )
