@@ -10,6 +10,10 @@ Figures of 2026-12-06 (load 9-17, 5 runs each, against main at 762fc09): the com
 a request and print the answer no longer import aiohttp (server/cli/client.py): ``schedules
 list``, ``run --no-wait`` and ``logs`` with no server 219, 219 and 214 ms, against 514, 509 and
 514 before; ``watch``, which follows a stream and still imports it, 516 against 508.
+
+Figures of 2026-12-06 (load 7.9, 5 runs each, against main at cec7d7a): the commands that follow
+a live stream read it with the standard library too (watch.py, log_stream.py): ``watch``, ``run``
+(waiting) and ``logs --follow`` with no server 181, 189 and 189 ms, against 339, 338 and 341.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def commands(scratch: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
         "run --no-wait, no server": ([*server, "run", "demo", "--no-wait", "--url", UNREACHABLE], {}),
         "logs, no server": ([*server, "logs", "de_12345678", "--url", UNREACHABLE], {}),
         "watch, no server": ([*server, "watch", "bc_12345678", "--url", UNREACHABLE, "--timeout", "0.01"], {}),
+        "run (waits), no server": ([*server, "run", "demo", "--url", UNREACHABLE], {}),
+        "logs --follow, no server": ([*server, "logs", "de_12345678", "--follow", "--url", UNREACHABLE], {}),
         "import server.cli.migrate": (["-c", "import server.cli.migrate"], {}),
         "import server.cli.keys": (["-c", "import server.cli.keys"], {}),
         "import collectors.demo": (["-c", "import collectors.demo"], {}),

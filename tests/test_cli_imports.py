@@ -3,8 +3,9 @@
 logging set-up every server-side command shares import neither aiohttp nor the server
 (docs/ARCHITECTURE.md, ``server/cli/``). Importing aiohttp alone costs a CLI process several
 times what the rest of such a command does. Nor do the commands that send a request and print
-the answer (``schedules``, ``audit``, ``run --no-wait``, ``rerun``, ``logs``): only following a
-live stream imports aiohttp."""
+the answer (``schedules``, ``audit``, ``run --no-wait``, ``rerun``, ``logs``), nor those that
+follow a live stream (``watch``, ``run`` while it waits, ``rerun --watch``, ``logs --follow``),
+which read it line by line with the standard library."""
 
 from __future__ import annotations
 
@@ -69,4 +70,33 @@ def test_commands_that_send_a_request_and_print_the_answer_import_neither_aiohtt
     statuses, heavy = result.stdout.splitlines()
     assert statuses == str([2] * len(REQUEST_COMMANDS)), result.stderr
     assert result.stderr.count("cannot connect to 127.0.0.1:9: connection refused") == len(REQUEST_COMMANDS)
+    assert heavy == ""
+
+
+FOLLOWING_COMMANDS = (
+    ["watch", "bc_12345678", "--timeout", "0.3"],
+    ["run", "demo", "--timeout", "0.3"],
+    ["rerun", "bc_12345678", "--watch"],
+    ["logs", "de_12345678", "--follow"],
+)
+
+
+def test_commands_that_follow_a_live_stream_import_neither_aiohttp_nor_asyncio() -> None:
+    """``watch`` really follows (it keeps reconnecting until its --timeout: exit status 1); the
+    others fail to start (exit status 2) once their follower's module is imported: in one
+    process, which then must hold neither aiohttp nor asyncio (watch.py, log_stream.py)."""
+    code = (
+        "import sys\n"
+        "from server.cli.main import main\n"
+        f"print([main([*argv, '--url', {UNREACHABLE!r}]) for argv in {FOLLOWING_COMMANDS!r}])\n"
+        "print(' '.join(name for name in ('server.cli.watch', 'server.cli.log_stream') if name in sys.modules))\n"
+        "print(' '.join(name for name in ('aiohttp', 'asyncio', 'server.app') if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    gave_up, statuses, followers, heavy = result.stdout.splitlines()
+    assert gave_up == "Gave up waiting after 0.3s; batch bc_12345678 goes on in the server"
+    assert statuses == str([1, 2, 2, 2]), result.stderr
+    assert "collector-hub watch: cannot connect to 127.0.0.1:9: connection refused; reconnecting" in result.stderr
+    assert followers == "server.cli.watch server.cli.log_stream"
     assert heavy == ""

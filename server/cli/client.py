@@ -2,10 +2,11 @@
 request and its answer, how a failed connection is said, how a job and a batch's outcome are
 printed, how long a 429 waits.
 
-A request and its answer go through the standard library (``request``), not aiohttp: importing
-aiohttp is most of the CPU a command spends starting, and a command that sends a request and
-prints the answer has no use for it. Only following a live stream (``watch``, ``run`` while it
-waits, ``logs --follow``, ``rerun --watch``) imports aiohttp (watch.py; tests/test_cli_imports.py).
+A request and its answer go through the standard library (``request``; ``open_answer`` for an
+answer read as it comes, such as an event stream), not aiohttp or asyncio: importing them is
+most of the CPU a command spends starting, and a command that sends a request and prints the
+answer, or follows a live stream line by line (``watch``, ``run`` while it waits, ``logs
+--follow``, ``rerun --watch``), has no use for them (tests/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from collectors.retry_after import parse_retry_after
@@ -125,6 +126,44 @@ def api_headers(api_key: str | None) -> dict[str, str]:
     return {"X-API-Key": api_key} if api_key else {}
 
 
+def _outgoing(
+    base_url: str, method: str, path: str, api_key: str | None, body: Any, params: Mapping[str, str] | None,
+    headers: Mapping[str, str] | None,
+) -> urllib.request.Request:  # fmt: skip
+    parts = urlsplit(base_url)
+    host = parts.netloc.rpartition("@")[2]
+    url = f"{parts.scheme}://{host}" + quote(parts.path + path, safe="/%:@!$&'()*+,;=~")
+    if params:
+        url += "?" + urlencode(params, quote_via=quote)
+    sent = {**api_headers(api_key), **(headers or {})}
+    if parts.username is not None:  # user:password@ in --url is sent as Basic auth, as aiohttp did
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("latin-1", "replace")
+        sent["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    return urllib.request.Request(url, data=data, headers=sent, method=method)
+
+
+def failure(base_url: str, exc: Exception) -> str:
+    """Why a request to ``base_url`` got no (whole) answer, in a few plain words."""
+    if isinstance(exc, urllib.error.URLError):
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        reason = exc.reason
+        return connect_failure(parts.hostname or "", port, reason) if isinstance(reason, OSError) else str(reason)
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the server closed the connection"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+# What ``failure`` describes: every way a request or the reading of its answer can fail.
+FAILURES = (urllib.error.URLError, OSError, http.client.HTTPException)
+
+
 def request(
     base_url: str,
     method: str,
@@ -137,38 +176,52 @@ def request(
 ) -> Answer:
     """``METHOD base_url+path`` with ``body`` as JSON; the answer whatever its status (redirects
     followed, https certificates verified), or Unreachable."""
-    parts = urlsplit(base_url)
-    host = parts.netloc.rpartition("@")[2]
-    url = f"{parts.scheme}://{host}" + quote(parts.path + path, safe="/%:@!$&'()*+,;=~")
-    if params:
-        url += "?" + urlencode(params, quote_via=quote)
-    headers = api_headers(api_key)
-    if parts.username is not None:  # user:password@ in --url is sent as Basic auth, as aiohttp did
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("latin-1", "replace")
-        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    outgoing = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        try:
-            with _OPENER.open(outgoing, timeout=timeout) as response:
-                return Answer(response.status, response.reason, response.headers, response.read())
-        except urllib.error.HTTPError as refusal:  # an answer too, with a status of 400 or more
-            with refusal:
-                return Answer(refusal.code, refusal.reason, refusal.headers, refusal.read())
-    except urllib.error.URLError as exc:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        failure = exc.reason
-        problem = connect_failure(parts.hostname or "", port, failure) if isinstance(failure, OSError) else str(failure)
-        raise Unreachable(problem) from None
-    except http.client.RemoteDisconnected:
-        raise Unreachable("the server closed the connection") from None
-    except TimeoutError:
-        raise Unreachable("no answer in time") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise Unreachable(str(exc) or type(exc).__name__) from None
+        with open_answer(base_url, method, path, api_key=api_key, body=body, params=params, timeout=timeout) as opened:
+            return Answer(opened.status, opened.reason, opened.headers, opened.read())
+    except FAILURES as exc:
+        raise Unreachable(failure(base_url, exc)) from None
+
+
+@dataclasses.dataclass
+class OpenAnswer:
+    """An answer whose body is still to be read (a stream is read line by line, as it comes);
+    ``with`` closes it."""
+
+    status: int
+    reason: str
+    headers: email.message.Message
+    body: IO[bytes]
+
+    def read(self) -> bytes:
+        return self.body.read()
+
+    def __enter__(self) -> OpenAnswer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.body.close()
+
+
+def open_answer(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    api_key: str | None = None,
+    body: Any = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> OpenAnswer:
+    """The answer whatever its status, its body unread; raises one of FAILURES. ``timeout``
+    bounds the connection and each read."""
+    outgoing = _outgoing(base_url, method, path, api_key, body, params, headers)
+    try:
+        response = _OPENER.open(outgoing, timeout=timeout)
+    except urllib.error.HTTPError as refusal:  # an answer too, with a status of 400 or more
+        return OpenAnswer(refusal.code, str(refusal.reason), refusal.headers, refusal)
+    return OpenAnswer(response.status, response.reason, response.headers, response)
 
 
 def reconnect_delay(attempt: int) -> float:

@@ -1,24 +1,24 @@
 """``collector-hub logs --follow``: a job's new log lines from the log's event stream, resumed
-by line number after a drop, until the job ends. Imported by logs.py only when it follows:
-this is the part of ``logs`` that needs aiohttp (the stored lines are read without it)."""
+by line number after a drop, until the job ends. The stream is read line by line with the
+standard library, as ``watch`` reads a batch's (watch.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from typing import TYPE_CHECKING
-
-import aiohttp
 
 from server.cli.client import (
     EXIT_COMPLETED,
     EXIT_FAILED,
+    FAILURES,
     MAX_OUTAGE_SECONDS,
     RunCommandError,
-    api_headers,
+    failure,
+    open_answer,
     reconnect_delay,
 )
-from server.cli.watch import STREAM_TIMEOUT, sse_events
+from server.cli.watch import STREAM_TIMEOUT, lines_of, sse_events
 
 if TYPE_CHECKING:
     from server.cli.logs import Printer
@@ -26,50 +26,39 @@ if TYPE_CHECKING:
 
 def follow(base: str, job_id: str, api_key: str | None, printer: Printer) -> int | None:
     """The exit status the job's end means, or None when the stream said only that the job
-    has ended (its status is then read by the caller)."""
-
-    async def follow_in_a_session() -> int | None:
-        async with aiohttp.ClientSession() as session:
-            return await _follow(session, base, job_id, api_key, printer)
-
-    return asyncio.run(follow_in_a_session())
-
-
-async def _follow(
-    session: aiohttp.ClientSession, base: str, job_id: str, api_key: str | None, printer: Printer
-) -> int | None:
-    """The event stream to the job's end; reconnects (resuming by line number) through a
-    short outage."""
-    loop = asyncio.get_running_loop()
+    has ended (its status is then read by the caller). Reconnects (resuming by line number)
+    through a short outage."""
     failing_since: float | None = None
     attempt = 0
-    url = f"{base}/api/collectors/runs/job/{job_id}/logs/events"
+    path = f"/api/collectors/runs/job/{job_id}/logs/events"
     while True:
-        headers = {"Accept": "text/event-stream", **api_headers(api_key)}
+        headers = {"Accept": "text/event-stream"}
         if printer.last:
             headers["Last-Event-ID"] = str(printer.last)
         try:
-            async with session.get(url, headers=headers, timeout=STREAM_TIMEOUT) as response:
+            with open_answer(base, "GET", path, api_key=api_key, headers=headers, timeout=STREAM_TIMEOUT) as response:
                 if response.status == 204:  # nothing more: the job has ended
                     return None
                 if response.status != 200:
-                    body = await response.json(content_type=None)
+                    body = json.loads(response.read() or b"null")
                     error = body.get("error") if isinstance(body, dict) else None
                     if response.status < 500:
                         raise RunCommandError(f"the server refused the stream (HTTP {response.status}): {error}")
                     problem = f"HTTP {response.status}"
                 else:
-                    async for _, event, data in sse_events(response):
+                    for _, event, data in sse_events(lines_of(response.body)):
                         failing_since, attempt = None, 0
                         if event == "log":
                             printer.line(json.loads(data))
                         elif event == "end":
                             return EXIT_COMPLETED if json.loads(data).get("status") == "completed" else EXIT_FAILED
                     problem = "the stream ended before the job did"
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except FAILURES as exc:
+            problem = failure(base, exc)
+        except ValueError as exc:
             problem = str(exc) or type(exc).__name__
-        failing_since = failing_since or loop.time()
-        if loop.time() - failing_since > MAX_OUTAGE_SECONDS:
+        failing_since = failing_since or time.monotonic()
+        if time.monotonic() - failing_since > MAX_OUTAGE_SECONDS:
             raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
         attempt += 1
-        await asyncio.sleep(reconnect_delay(attempt))
+        time.sleep(reconnect_delay(attempt))

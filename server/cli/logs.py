@@ -94,8 +94,8 @@ def job_outcome(base: str, job_id: str, api_key: str | None) -> int:
 
 
 def show_logs(base: str, job_id: str, api_key: str | None, *, follow_log: bool, out: TextIO, err: TextIO) -> int:
-    # Following the log's stream needs aiohttp (log_stream.py): imported only with --follow, and
-    # then first, so that the stream opens as soon as the stored lines are printed.
+    # The stream's module is imported only with --follow (it imports this module's Printer for
+    # its types), and then first, so that the stream opens as soon as the stored lines are printed.
     follower = importlib.import_module("server.cli.log_stream") if follow_log else None
     printer = Printer(out, err)
     print_stored(base, job_id, api_key, printer)

@@ -10,7 +10,6 @@ nothing failed to re-run), or a server that cannot be reached.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from typing import TextIO
@@ -18,12 +17,10 @@ from typing import TextIO
 from collectors.contract import BATCH_ID, RERUN_STATUSES, TERMINAL_STATUSES
 from server.cli.client import EXIT_COMPLETED, RunCommandError, Unreachable, check_base_url, request
 from server.cli.main import API_KEY_ENV
+from server.cli.watch import follow_batch
 
 
 def rerun_batch(base: str, batch_id: str, only: str, api_key: str | None, *, watch: bool, out: TextIO) -> int:
-    # Following the stream needs aiohttp (watch.py): imported only with --watch, and then before
-    # the new batch starts, so that its stream opens as soon as the batch is queued.
-    follower = importlib.import_module("server.cli.watch") if watch else None
     try:
         answer = request(base, "POST", f"/api/collectors/runs/batch/{batch_id}/rerun", api_key=api_key,
                          body={"only": only})  # fmt: skip
@@ -37,10 +34,9 @@ def rerun_batch(base: str, batch_id: str, only: str, api_key: str | None, *, wat
         raise RunCommandError(f"the server refused the re-run (HTTP {status}): {error or 'no error message'}")
     jobs = ", ".join(f"{job['collector']} ({job['job_id']})" for job in body.get("collectors", []))
     print(f"Batch {body['batch_id']} queued, re-running {batch_id}: {jobs}", file=out, flush=True)
-    if follower is None:
+    if not watch:
         return EXIT_COMPLETED
-    result: int = follower.follow_batch(base, body["batch_id"], api_key, out=out)
-    return result
+    return follow_batch(base, body["batch_id"], api_key, out=out)
 
 
 def _explain_nothing_failed(base: str, batch_id: str, api_key: str | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import sys
 from typing import Any, TextIO
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 from collectors.contract import DEFAULT_PRIORITY
 from server.cli.client import EXIT_COMPLETED, RunCommandError, Unreachable, check_base_url, check_timeout, request
 from server.cli.main import API_KEY_ENV
+from server.cli.watch import follow_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +47,6 @@ def _refusal(status: int, body: Any) -> str:
 def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
     """Start the batch, then (unless told not to) follow it to its end. Returns the exit
     status; raises RunCommandError for exit status 2."""
-    # Following the stream needs aiohttp (watch.py), so a run that does not wait never imports
-    # it; one that waits does so before the batch starts, so that the stream opens as soon as the
-    # batch is queued (a short batch is seen running, not only ended).
-    follower = importlib.import_module("server.cli.watch") if options.wait else None
     try:
         answer = request(
             options.base_url, "POST", "/api/collectors/run", api_key=options.api_key,
@@ -67,13 +63,12 @@ def run_batch(options: RunOptions, out: TextIO = sys.stdout) -> int:
     batch_id = body["batch_id"]
     jobs = ", ".join(f"{job['collector']} ({job['job_id']})" for job in body.get("collectors", []))
     print(f"Batch {batch_id} queued: {jobs}", file=out, flush=True)
-    if follower is None:
+    if not options.wait:
         return EXIT_COMPLETED
-    result: int = follower.follow_batch(
+    return follow_batch(
         options.base_url, batch_id, options.api_key, timeout=options.wait_timeout, bars=options.watch,
         command="run", out=out,
     )  # fmt: skip
-    return result
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
-"""``collector-hub watch BATCH_ID`` (and ``run``): follow a batch over its Server-Sent Events
-stream, exiting with the batch's outcome. One request follows the whole run, so following
-costs one unit of the client's rate limit, not one per second.
+"""``collector-hub watch BATCH_ID`` (and ``run``, ``rerun --watch``): follow a batch over its
+Server-Sent Events stream, exiting with the batch's outcome. One request follows the whole
+run, so following costs one unit of the client's rate limit, not one per second.
 
 On a terminal ``watch`` (and ``run --watch``) redraws bars in place; ``run``, and any output
 that is a file or a pipe, prints one line per change, so logs stay readable. A dropped stream
@@ -9,6 +9,9 @@ the server then sends the current state only if it moved, so nothing is missed a
 shown twice. Where the stream cannot work (a proxy that buffers or cuts it), the batch is
 long-polled instead.
 
+The stream is plain HTTP read line by line with the standard library (server/cli/client.py),
+not aiohttp, whose import cost each waiting ``run`` more CPU than the rest of it.
+
 Exit status: 0 completed; 1 failed or cancelled (or ``--timeout`` passed first); 2 the batch
 is unknown, the server refused us, or it could not be reached for ``MAX_OUTAGE_SECONDS``.
 """
@@ -16,26 +19,29 @@ is unknown, the server refused us, or it could not be reached for ``MAX_OUTAGE_S
 from __future__ import annotations
 
 import argparse
-import asyncio
+import functools
+import importlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
-from typing import Any, TextIO
-
-import aiohttp
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, TextIO
 
 from collectors.contract import BATCH_ID, TERMINAL_STATUSES
 from server.cli.client import (
     EXIT_FAILED,
+    FAILURES,
     MAX_OUTAGE_SECONDS,
+    OpenAnswer,
     RunCommandError,
-    api_headers,
     check_base_url,
     check_timeout,
-    connect_failure,
     describe_job,
+    failure,
+    open_answer,
     print_outcome,
     reconnect_delay,
     retry_delay,
@@ -45,35 +51,28 @@ from server.runner.protocol import printable
 
 BAR_WIDTH = 24
 MAX_EVENT_BYTES = 1024 * 1024  # a batch body is a few KiB; anything huge is not ours
-# Connect and first byte within this; an idle stream is fine (heartbeats keep it alive).
-STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+# Connect, and each read, within this; an idle stream is fine (heartbeats keep it alive).
+STREAM_TIMEOUT = 60.0
 # Streams that end before their first event (every stream starts with the current state)
 # before following by long-poll instead.
 STREAMS_BEFORE_POLLING = 2
 LONG_POLL_SECONDS = 30  # the server's most
-POLL_TIMEOUT = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 15, connect=10)
+POLL_TIMEOUT = LONG_POLL_SECONDS + 15
 
 
-def describe_connection_error(exc: BaseException) -> str:
-    """A failed connection in a few plain words ("connection refused"), without aiohttp's
-    ``ssl:default [Connect call failed ...]`` decoration."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return connect_failure(exc.host, exc.port, exc.os_error)
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return str(exc) or type(exc).__name__
+def lines_of(body: IO[bytes]) -> Iterator[bytes]:
+    """The body's lines as they arrive, none longer than an event may be."""
+    return iter(functools.partial(body.readline, MAX_EVENT_BYTES + 1), b"")
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str, str]]:
-    """(id, event, data) for each event of a text/event-stream, per the HTML standard's
-    parsing rules (comments ignored, multi-line data joined with newlines)."""
+def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str | None, str, str]]:
+    """(id, event, data) for each event of a text/event-stream's ``lines``, per the HTML
+    standard's parsing rules (comments ignored, multi-line data joined with newlines)."""
     event_id: str | None = None
     event = "message"
     data: list[str] = []
     size = 0
-    async for raw in response.content:
+    for raw in lines:
         size += len(raw)
         if size > MAX_EVENT_BYTES:
             raise RunCommandError("the server sent an event larger than 1 MiB")
@@ -148,12 +147,11 @@ def fit(line: str, width: int) -> str:
     return cut.rstrip() + "…"
 
 
-async def watch_batch(
+def follow_until_done(
     base_url: str,
     batch_id: str,
     api_key: str | None = None,
     out: TextIO = sys.stdout,
-    session: aiohttp.ClientSession | None = None,
     *,
     bars: bool = True,
     err: TextIO = sys.stderr,
@@ -161,14 +159,25 @@ async def watch_batch(
 ) -> int:
     """Follow the batch to its terminal state; returns the exit status. ``bars=False`` prints
     one line per change even on a terminal (``run`` without ``--watch``)."""
-    owned = session is None
-    session = session or aiohttp.ClientSession(timeout=STREAM_TIMEOUT)
-    follower = _Follower(session, base_url, batch_id, api_key, Display(out, bars=bars), out, err, command)
-    try:
-        return await follower.follow()
-    finally:
-        if owned:
-            await session.close()
+    return _Follower(base_url, batch_id, api_key, Display(out, bars=bars), out, err, command).follow()
+
+
+async def watch_batch(
+    base_url: str,
+    batch_id: str,
+    api_key: str | None = None,
+    out: TextIO = sys.stdout,
+    *,
+    bars: bool = True,
+    err: TextIO = sys.stderr,
+    command: str = "watch",
+) -> int:
+    """``follow_until_done`` for a caller on an event loop (a server under test runs on it): in a
+    thread, so that the loop goes on. The commands do not import asyncio: only this does."""
+    to_thread = importlib.import_module("asyncio").to_thread
+    follow = functools.partial(follow_until_done, bars=bars, err=err, command=command)
+    result: int = await to_thread(follow, base_url, batch_id, api_key, out)
+    return result
 
 
 def follow_batch(
@@ -181,18 +190,29 @@ def follow_batch(
     command: str = "watch",
     out: TextIO = sys.stdout,
 ) -> int:
-    """``watch_batch`` in an event loop of its own, given up (exit status 1) after ``timeout``
-    seconds; what ``watch``, ``run`` and ``rerun --watch`` follow a batch with."""
+    """``follow_until_done``, given up (exit status 1) after ``timeout`` seconds; what ``watch``,
+    ``run`` and ``rerun --watch`` follow a batch with. With a timeout the following runs in a
+    daemon thread, which the command leaves behind when it gives up (it exits then)."""
+    if timeout is None:
+        return follow_until_done(base_url, batch_id, api_key, out, bars=bars, command=command)
+    outcome: list[int] = []
+    raised: list[BaseException] = []
 
-    async def follow() -> int:
+    def follow() -> None:
         try:
-            async with asyncio.timeout(timeout):
-                return await watch_batch(base_url, batch_id, api_key, out, bars=bars, command=command)
-        except TimeoutError:
-            print(f"Gave up waiting after {timeout:g}s; batch {batch_id} goes on in the server", file=out, flush=True)
-            return EXIT_FAILED
+            outcome.append(follow_until_done(base_url, batch_id, api_key, out, bars=bars, command=command))
+        except BaseException as exc:  # raised again in the command's thread
+            raised.append(exc)
 
-    return asyncio.run(follow())
+    follower = threading.Thread(target=follow, name="follow-batch", daemon=True)
+    follower.start()
+    follower.join(timeout)
+    if raised:
+        raise raised[0]
+    if outcome:
+        return outcome[0]
+    print(f"Gave up waiting after {timeout:g}s; batch {batch_id} goes on in the server", file=out, flush=True)
+    return EXIT_FAILED
 
 
 class _Follower:
@@ -202,7 +222,6 @@ class _Follower:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
         base_url: str,
         batch_id: str,
         api_key: str | None,
@@ -211,29 +230,28 @@ class _Follower:
         err: TextIO,
         command: str,
     ) -> None:
-        self.session, self.base_url, self.batch_id = session, base_url, batch_id
-        self.headers = api_headers(api_key)
+        self.base_url, self.batch_id, self.api_key = base_url, batch_id, api_key
         self.display, self.out, self.err, self.command = display, out, err, command
         self.failing_since: float | None = None
         self.attempt = 0
 
-    async def follow(self) -> int:
+    def follow(self) -> int:
         last_id: str | None = None
         streams_without_events = 0
-        url = f"{self.base_url}/api/collectors/runs/batch/{self.batch_id}/events"
+        path = f"/api/collectors/runs/batch/{self.batch_id}/events"
         while streams_without_events < STREAMS_BEFORE_POLLING:
-            headers = {**self.headers, "Accept": "text/event-stream"}
+            headers = {"Accept": "text/event-stream"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
             try:
-                async with self.session.get(url, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                with self._open(path, headers, STREAM_TIMEOUT) as response:
                     if response.status != 200:
-                        problem = await _refused(response)
-                    elif response.content_type != "text/event-stream":
+                        problem = _refused(response)
+                    elif response.headers.get_content_type() != "text/event-stream":
                         break  # something between us and the server answers instead of it
                     else:
                         got_event = False
-                        async for event_id, event, data in sse_events(response):
+                        for event_id, event, data in sse_events(lines_of(response.body)):
                             got_event = True
                             self.connected()
                             if event_id is not None:
@@ -243,32 +261,38 @@ class _Follower:
                                 return outcome
                         streams_without_events = 0 if got_event else streams_without_events + 1
                         problem = "the stream ended before the batch did"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = describe_connection_error(exc)
-            await self.reconnecting(problem)
-        return await self.long_poll()
+            except FAILURES as exc:
+                problem = failure(self.base_url, exc)
+            self.reconnecting(problem)
+        return self.long_poll()
 
-    async def long_poll(self) -> int:
-        url = f"{self.base_url}/api/collectors/runs/batch/{self.batch_id}"
+    def long_poll(self) -> int:
+        path = f"/api/collectors/runs/batch/{self.batch_id}"
         etag: str | None = None
         while True:
-            headers = {**self.headers, **({"If-None-Match": etag} if etag else {})}
+            headers = {"If-None-Match": etag} if etag else {}
             try:
-                async with self.session.get(
-                    url, params={"wait": str(LONG_POLL_SECONDS)}, headers=headers, timeout=POLL_TIMEOUT
-                ) as response:
+                with self._open(path, headers, POLL_TIMEOUT, {"wait": str(LONG_POLL_SECONDS)}) as response:
                     if response.status in (200, 304):
+                        text = response.read().decode("utf-8", errors="replace")
                         self.connected()
                         if response.status == 200:
                             etag = response.headers.get("ETag")
-                            outcome = self.show("batch", await response.text())
+                            outcome = self.show("batch", text)
                             if outcome is not None:
                                 return outcome
                         continue
-                    problem = await _refused(response)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = describe_connection_error(exc)
-            await self.reconnecting(problem)
+                    problem = _refused(response)
+            except FAILURES as exc:
+                problem = failure(self.base_url, exc)
+            self.reconnecting(problem)
+
+    def _open(
+        self, path: str, headers: dict[str, str], timeout: float, params: dict[str, str] | None = None
+    ) -> OpenAnswer:
+        return open_answer(
+            self.base_url, "GET", path, api_key=self.api_key, headers=headers, params=params, timeout=timeout
+        )
 
     def show(self, event: str, data: str) -> int | None:
         """Display a batch state; the exit status once it is terminal."""
@@ -290,11 +314,11 @@ class _Follower:
             print(f"collector-hub {self.command}: reconnected to {self.base_url}", file=self.err, flush=True)
         self.failing_since, self.attempt = None, 0
 
-    async def reconnecting(self, problem: str) -> None:
+    def reconnecting(self, problem: str) -> None:
         """Say so at once, keep trying for MAX_OUTAGE_SECONDS, then give up (exit 2)."""
-        loop = asyncio.get_running_loop()
-        self.failing_since = self.failing_since or loop.time()
-        if loop.time() - self.failing_since > MAX_OUTAGE_SECONDS:
+        now = time.monotonic()
+        self.failing_since = self.failing_since or now
+        if now - self.failing_since > MAX_OUTAGE_SECONDS:
             raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
         self.attempt += 1
         print(
@@ -302,20 +326,20 @@ class _Follower:
             file=self.err,
             flush=True,
         )
-        await asyncio.sleep(reconnect_delay(self.attempt))
+        time.sleep(reconnect_delay(self.attempt))
 
 
-async def _refused(response: aiohttp.ClientResponse) -> str:
+def _refused(response: OpenAnswer) -> str:
     """A non-200 answer: raise for the ones retrying cannot fix, else describe it."""
     try:
-        body = await response.json(content_type=None)
+        body = json.loads(response.read() or b"null")
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if 400 <= response.status < 500 and response.status not in (408, 429):
         raise RunCommandError(f"the server refused the stream (HTTP {response.status}): {error or 'no error message'}")
     if response.status == 429:
-        await asyncio.sleep(retry_delay(response.headers.get("Retry-After")))
+        time.sleep(retry_delay(response.headers.get("Retry-After")))
     return f"HTTP {response.status}"
 
 
