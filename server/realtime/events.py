@@ -20,7 +20,7 @@ def http_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-@dataclasses.dataclass(eq=False, slots=True)
+@dataclasses.dataclass(init=False, eq=False, slots=True)
 class Event:
     """One state of one object: ``kind`` is ``batch`` or ``job``. ``encoded`` is its body's
     JSON, as PostgreSQL built it (server/runs/body_sql.py)."""
@@ -30,20 +30,32 @@ class Event:
     seq: int
     encoded: bytes
     status: str
-    collector: str | None = None
-    _sse: bytes | None = None
-    _ws: bytes | None = None
+    collector: str | None
+    _sse: bytes | None
+    _ws: bytes | None
     # The wire bytes of every SSE stream and every WebSocket, once built (the fanout reads
     # them here and builds them only when they are still None).
-    sse_wire: bytes | None = None
-    ws_wire: bytes | None = None
+    sse_wire: bytes | None
+    ws_wire: bytes | None
     # Worked out once, read once per subscriber by the fanout:
-    key: str = dataclasses.field(init=False)  # the object: conflation and resume memory key by it
-    terminal: bool = dataclasses.field(init=False)
+    key: str  # the object: conflation and resume memory key by it
+    terminal: bool
 
-    def __post_init__(self) -> None:
-        self.key = f"{self.kind}:{self.object_id}"
-        self.terminal = self.status in TERMINAL_STATUSES
+    def __init__(
+        self, kind: str, object_id: str, seq: int, encoded: bytes, status: str, collector: str | None = None
+    ) -> None:
+        # Written out rather than generated with a __post_init__: one call per event, and
+        # every re-read makes one per job and one for its batch (docs/LIVE_PUSH.md, the fixed
+        # cost per state).
+        self.kind = kind
+        self.object_id = object_id
+        self.seq = seq
+        self.encoded = encoded
+        self.status = status
+        self.collector = collector
+        self._sse = self._ws = self.sse_wire = self.ws_wire = None
+        self.key = f"{kind}:{object_id}"
+        self.terminal = status in TERMINAL_STATUSES
 
     @property
     def data(self) -> bytes:
@@ -56,12 +68,12 @@ class Event:
 
     def sse_frame(self) -> bytes:
         if self._sse is None:
-            self._sse = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.kind.encode(), self.data)
+            self._sse = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.kind.encode(), self.encoded)
         return self._sse
 
     def ws_message(self) -> bytes:
         if self._ws is None:
-            self._ws = b'{"type": "%s", "seq": %d, "data": %s}' % (self.kind.encode(), self.seq, self.data)
+            self._ws = b'{"type": "%s", "seq": %d, "data": %s}' % (self.kind.encode(), self.seq, self.encoded)
         return self._ws
 
     def sse_chunk(self) -> bytes:

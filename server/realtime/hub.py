@@ -25,7 +25,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiopg
@@ -38,7 +38,13 @@ from server.realtime.events import BatchSnapshot, Event
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.listener import Listener
 from server.realtime.log_tail import VARIANCE_FRAMING, VARIANCES_KEY, LogTails
-from server.realtime.notify import JobWakeUps, is_variance_wake_up, parse_log_wake_up, parse_notification
+from server.realtime.notify import (
+    STATE_PAYLOAD_PREFIXES,
+    JobWakeUps,
+    is_variance_wake_up,
+    parse_log_wake_up,
+    parse_notification,
+)
 from server.realtime.sources import LiveSources, VarianceSource
 from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription, SubscriptionRegistry
@@ -108,14 +114,9 @@ class Hub:
     def on_notify(self, payload: str) -> None:
         """A NOTIFY payload (see sql/002_notify.sql). Synchronous and cheap: it only marks state
         stale and schedules reads. New log lines (sql/006_run_operations.sql) wake their followers."""
-        log_job = parse_log_wake_up(payload)
-        if log_job is not None:
-            self.stats["notifications"] += 1
-            self.log_tails.wake(log_job)
-            return
-        if is_variance_wake_up(payload):
-            self.stats["notifications"] += 1
-            self.variance_tail.wake(VARIANCES_KEY)
+        # A job's or a batch's change, the payload of every state, is told by how it starts
+        # before anything else is tried (docs/LIVE_PUSH.md, the fixed cost per state).
+        if not payload.startswith(STATE_PAYLOAD_PREFIXES) and self._other_wake_up(payload):
             return
         notification = parse_notification(payload)
         if notification is None:
@@ -125,6 +126,18 @@ class Hub:
         if notification.job_id is not None and notification.status in TERMINAL_STATUSES:
             self.log_tails.wake(notification.job_id)  # its log is complete now
         self._tracker.note_change(notification.batch_id, notification.seq, notification.job_id)
+
+    def _other_wake_up(self, payload: str) -> bool:
+        """New log lines or variances: wake their followers. False for any other payload."""
+        log_job = parse_log_wake_up(payload)
+        if log_job is not None:
+            self.log_tails.wake(log_job)
+        elif is_variance_wake_up(payload):
+            self.variance_tail.wake(VARIANCES_KEY)
+        else:
+            return False
+        self.stats["notifications"] += 1
+        return True
 
     async def on_listening(self) -> None:
         """After every (re)connect: re-read what moved while no notification could reach us."""
@@ -143,33 +156,40 @@ class Hub:
     # ---- the fanout ----
 
     def _publish(self, entry: BatchEntry, old: BatchSnapshot | None, new: BatchSnapshot) -> None:
-        """Offer what changed between two snapshots of a batch to the subscriptions covering it."""
+        """Offer what changed between two snapshots of a batch to the subscriptions covering it:
+        queue the offer of each changed event to its subscriptions as they are now (``single``:
+        batch or job topics, each covering just the event's object). Written out in one
+        function, two states compared by their bodies' bytes (``Event.same_state``) in place:
+        it runs for every state (docs/LIVE_PUSH.md, the fixed cost per state)."""
         subs = self._subs
+        fanouts = self._fanouts
         notified_at = entry.notified_at
         try:
-            if old is None or (not old.batch.terminal and not old.batch.same_state(new.batch)):
-                self._deliver(subs.by_batch.get(new.batch_id), new.batch, single=True)
+            batch = new.batch
+            if old is None or (not old.batch.terminal and old.batch.encoded != batch.encoded):
+                followers = subs.by_batch.get(new.batch_id)
+                if followers:
+                    fanouts.append((list(followers), batch, True, None))
                 _PUBLISHED_BATCH.count += 1
+            old_jobs = old.jobs if old is not None else {}
             for job_id, event in new.jobs.items():
-                before = old.jobs.get(job_id) if old is not None else None
-                if before is not None and (before.terminal or before.same_state(event)):
+                before = old_jobs.get(job_id)
+                if before is not None and (before.terminal or before.encoded == event.encoded):
                     continue
                 if before is None and event.terminal and job_id not in entry.changed_jobs:
                     continue  # first sight of a run that ended earlier: not news
-                self._deliver(subs.by_job.get(job_id), event, single=True)
+                followers = subs.by_job.get(job_id)
+                if followers:
+                    fanouts.append((list(followers), event, True, None))
                 _PUBLISHED_JOB.count += 1
                 if event.collector is not None:
-                    self._deliver(subs.by_collector.get(event.collector), event, single=False)
+                    followers = subs.by_collector.get(event.collector)
+                    if followers:
+                        fanouts.append((list(followers), event, False, None))
         finally:
-            self._fanouts.append(([], None, False, notified_at))
+            fanouts.append(([], None, False, notified_at))
             if not self._fanout_scheduled:
                 self._run_fanouts()
-
-    def _deliver(self, subscriptions: Iterable[Subscription] | None, event: Event, *, single: bool) -> None:
-        """Queue the offer of ``event`` to these subscriptions (as they are now); ``single``:
-        batch or job topics, each covering just the event's object."""
-        if subscriptions:
-            self._fanouts.append((list(subscriptions), event, single, None))
 
     def _run_fanouts(self) -> None:
         """Offer queued events in order, at most FANOUT_SLICE subscriptions per turn of the

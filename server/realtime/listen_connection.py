@@ -73,37 +73,43 @@ class ListenConnection:
         self._loop.add_reader(self._fd, self._ready)
 
     def _ready(self) -> None:
+        # Every state goes through here twice (its NOTIFY, then its re-read's rows), so the
+        # dispatch and the answer are written out in it (docs/LIVE_PUSH.md, the fixed cost
+        # per state).
         self._polling = True
         try:
             state = self._conn.poll()
             while self._conn.notifies:
-                notify = self._conn.notifies.pop(0)
-                self._dispatch(notify.payload)
+                payload = self._conn.notifies.pop(0).payload
+                try:
+                    self._on_notify(payload)
+                except Exception:  # a bug in one handler must not kill the listener
+                    log.exception("handling notification %r failed", payload[:200])
         except psycopg2.Error as exc:
             self._polling = False
             self._fail(ConnectionLost(str(exc).strip() or type(exc).__name__))
             return
         if state == psycopg2.extensions.POLL_OK:
-            self._set_writing(False)
+            if self._writing:
+                self._set_writing(False)
             done = self._current
             if done is not None:
                 self._current = None
-                self._answer(done, self._cursor, None)
+                try:
+                    done(self._cursor, None)
+                except Exception:  # a bug in one reader must not kill the listener
+                    log.exception("handling a statement's answer failed")
             elif self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
         elif state == psycopg2.extensions.POLL_WRITE:
-            self._set_writing(True)
+            if not self._writing:
+                self._set_writing(True)
         elif state == psycopg2.extensions.POLL_READ:
-            self._set_writing(False)
+            if self._writing:
+                self._set_writing(False)
         self._polling = False
         if self._current is None and self._queue and self._fd is not None:
             self._start_next()
-
-    def _dispatch(self, payload: str) -> None:
-        try:
-            self._on_notify(payload)
-        except Exception:  # a bug in one handler must not kill the listener
-            log.exception("handling notification %r failed", payload[:200])
 
     def _answer(self, done: StatementDone, cursor: Any, error: Exception | None) -> None:
         try:

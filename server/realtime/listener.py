@@ -66,6 +66,7 @@ class Listener:
         self._on_listening = on_listening
         self._ping_interval = ping_interval
         self._max_backoff = max_backoff
+        self.listening = False  # state == "listening", kept with it: read on every re-read
         self.state = "starting"
         self.generation = 0  # bumped on every (re)connect; cached state is per generation
         self.reconnects = 0
@@ -83,8 +84,14 @@ class Listener:
         self._fence_waiters: list[asyncio.Future[bool]] = []
 
     @property
-    def listening(self) -> bool:
-        return self.state == "listening"
+    def state(self) -> str:
+        """starting, listening, reconnecting or stopped (/readyz shows it)."""
+        return self._state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._state = state
+        self.listening = state == "listening"
 
     async def start(self, wait: float = CONNECT_TIMEOUT) -> None:
         """Start the loop and wait (up to ``wait`` seconds) for the first LISTEN, so that an app

@@ -51,8 +51,9 @@ def _decode(payload: str) -> object:
     return value
 
 
-# How a log payload starts (json_build_object's layout), so that job and batch payloads, the
-# hot path, are not parsed twice.
+# How payloads start (json_build_object's layout): a job's or a batch's change, the payload of
+# every pushed state, is told from the others without parsing it twice; a log payload too.
+STATE_PAYLOAD_PREFIXES = ('{"kind" : "job"', '{"kind" : "batch"')
 _LOG_PREFIX = '{"kind" : "log"'
 
 

@@ -184,8 +184,8 @@ class StateTracker:
         (no task: docs/LIVE_PUSH.md, the fixed cost per state), else from the pool."""
         generation = self._generation()
         listener = self.listener
-        if listener is not None:
-            batches = self.batches
+        batches = self._batches
+        if listener is not None and batches is not None:
             sql, params = batches.snapshot_statement(batch_id)
 
             def answered(rows: list[tuple[Any, ...]] | None) -> None:

@@ -35,7 +35,7 @@ class RunsSource:
     """Batches and jobs for live push, from the runs tables."""
 
     def snapshot_statement(self, batch_id: str) -> tuple[str, Sequence[Any]]:
-        return body_sql.bodies_statement(batch_id=batch_id)
+        return body_sql.BY_BATCH_ID, (batch_id,)  # bodies_statement(batch_id=...), one call less a state
 
     def snapshot_from(self, rows: Sequence[Sequence[Any]]) -> BatchSnapshot | None:
         return snapshot_from(rows)
