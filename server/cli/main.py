@@ -21,9 +21,7 @@ from collectors.contract import (
     SCHEDULE_CATCH_UP_POLICIES,
     SCHEDULE_OVERLAP_POLICIES,
 )
-from collectors.registry import RegistryError
 from server import __version__
-from server.settings import EVENT_LOOPS, SettingsError
 
 SERVER_URL_ENV = "COLLECTOR_HUB_URL"
 # The key sent as X-API-Key when --api-key is not given (an option would show in ps).
@@ -56,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", dest="tls_key", metavar="PEM", help="private key of --tls-cert")
     serve.add_argument("--workers", type=int, metavar="N", help="server processes sharing the port (default 1)")
     serve.add_argument(
-        "--loop",
-        choices=EVENT_LOOPS,
+        "--loop",  # checked with the settings (server/settings.py), as COLLECTOR_HUB_LOOP is
         help="event loop: asyncio's, uvloop's, or auto (uvloop's when installed; default)",
     )
     serve.add_argument("--shutdown-timeout", dest="shutdown_timeout", type=float, metavar="SECONDS",
@@ -254,10 +251,28 @@ def _run(argv: Sequence[str] | None) -> int:
     command = importlib.import_module(f"server.cli.{args.command_module}")
     try:
         result: int = command.run(args)
-    except (SettingsError, RegistryError) as exc:
+    except ValueError as exc:
+        if not _is_configuration_error(exc):
+            raise
         print(f"collector-hub: error: {exc}", file=sys.stderr)
         return 2
     return result
+
+
+# The errors of a bad setting or collectors file, which end any command with exit status 2.
+CONFIGURATION_ERRORS = (("server.settings", "SettingsError"), ("collectors.registry", "RegistryError"))
+
+
+def _is_configuration_error(exc: ValueError) -> bool:
+    """Whether ``exc`` is one of CONFIGURATION_ERRORS. Their modules are imported by the commands
+    that read settings, not here: the commands that only talk to the server (``run``, ``watch``,
+    ``logs``, ...) and ``progress`` start without them (tests/test_cli_imports.py), and an
+    error whose module no command imported cannot have been raised."""
+    for module_name, class_name in CONFIGURATION_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return True
+    return False
 
 
 if __name__ == "__main__":

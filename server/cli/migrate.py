@@ -6,7 +6,8 @@ import argparse
 
 import psycopg2
 
-from server.cli.console import configure_logging, database_unreachable, fail, settings_from
+from server.cli.console import configure_logging, settings_from
+from server.cli.one_line_errors import database_unreachable, fail
 from server.db import database
 
 

@@ -10,7 +10,7 @@ import psycopg2
 
 from collectors.contract import PERCENT_RULE, percent_from_text
 from collectors.progress import NotInAJobError, ProgressError, update_job_progress
-from server.cli.console import database_unreachable
+from server.cli.one_line_errors import database_unreachable
 
 
 def percent_argument(raw: str) -> int | None:

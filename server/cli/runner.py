@@ -12,7 +12,8 @@ import signal
 import psycopg2
 
 from collectors.registry import load_registry
-from server.cli.console import configure_logging, database_unreachable, settings_from
+from server.cli.console import configure_logging, settings_from
+from server.cli.one_line_errors import database_unreachable
 from server.db import database
 from server.runner.housekeeping import Housekeeping
 from server.runner.runner import Runner

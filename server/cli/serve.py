@@ -18,8 +18,9 @@ from typing import Any
 
 import psycopg2
 
-from server.cli.console import configure_logging, database_unreachable, fail, settings_from
+from server.cli.console import configure_logging, settings_from
 from server.cli.event_loop import EventLoopUnavailable, new_event_loop, resolve_event_loop
+from server.cli.one_line_errors import database_unreachable, fail
 from server.cli.workers import bind_socket, run_workers
 from server.db import database
 from server.security.tls import server_ssl_context
