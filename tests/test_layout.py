@@ -178,3 +178,17 @@ def test_package_init_files_import_nothing() -> None:
         if not isinstance(node, ast.Expr | ast.Assign)
     ]
     assert busy == []
+
+
+def test_tests_take_helpers_from_support_modules_never_from_another_test_module() -> None:
+    """A helper two test modules share lives in tests/support/ (or a fixture in a conftest.py):
+    importing it from another test module runs and couples that module's tests too."""
+    borrowed = sorted(
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / "tests").rglob("test_*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for module in ([node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names])
+        if module.startswith("tests.") and module.rpartition(".")[2].startswith("test_")
+    )
+    assert borrowed == [], "move these helpers to tests/support/"

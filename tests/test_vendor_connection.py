@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from collectors.vendor_connection import HttpSession
-from tests.test_serve_operations import self_signed_certificate
+from tests.support.tls import self_signed_certificate
 
 
 def test_a_vendor_collector_imports_no_aiohttp() -> None:
