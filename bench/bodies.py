@@ -54,13 +54,13 @@ def python_read(cur: Any, batch_id: str) -> bytes:
 
 def sql_read(cur: Any, batch_id: str) -> bytes:
     cur.execute(*body_sql.bodies_statement(batch_id=batch_id))
-    return str(cur.fetchone()[3]).encode()
+    return str(cur.fetchone()[0][0][3]).encode()  # the batch's fields come first, its body fourth
 
 
 def sql_prepared_read(cur: Any, batch_id: str) -> bytes:
     """As the LISTEN connection reads it (server/realtime/listener.py prepares what it reads)."""
     cur.execute("EXECUTE bench_bodies(%s)", (batch_id,))
-    return str(cur.fetchone()[3]).encode()
+    return str(cur.fetchone()[0][0][3]).encode()  # the batch's fields come first, its body fourth
 
 
 def measure(cur: Any, backend: int, read: Any, batch_id: str, reads: int) -> tuple[float, float]:

@@ -177,10 +177,10 @@ async def test_postgresql_builds_the_bodies_python_shapes_on_random_rows(client,
         for zone in SESSION_ZONES:  # the reading session's time zone changes nothing
             rows = _read_in_zone(db, zone, batch_id=batch_id)
             assert snapshot_from(rows) is not None
-            assert rows[0][3].encode() == snapshot.batch.data, f"batch {batch_id} read in {zone} {where}"
+            assert rows[0][0][0][3].encode() == snapshot.batch.data, f"batch {batch_id} read in {zone} {where}"
         if job_ids:  # the statement by job id reads the same
             by_job = await body_sql.read_bodies(pool, job_id=job_ids[-1])
-            assert by_job[0][3].encode() == snapshot.batch.data
+            assert by_job[0][0][0][3].encode() == snapshot.batch.data
 
 
 async def test_the_gets_answer_the_bodies_postgresql_builds(client, db):

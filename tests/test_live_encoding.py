@@ -71,9 +71,9 @@ async def test_no_pushed_state_is_encoded_by_python(client, db, monkeypatch: pyt
         real_snapshot_from = live.snapshot_from
 
         def recording_snapshot_from(rows: Any) -> BatchSnapshot | None:
-            if rows and rows[0][1] == batch_id:
-                texts["batch"].append(rows[0][3])
-                texts["job"].extend(rows[0][7])
+            if rows and rows[0][0][0][1] == batch_id:  # the batch's fields, then each job's
+                texts["batch"].append(rows[0][0][0][3])
+                texts["job"].extend(fields[3] for fields in rows[0][0][1:])
             return real_snapshot_from(rows)
 
         monkeypatch.setattr(live, "snapshot_from", recording_snapshot_from)

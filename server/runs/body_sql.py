@@ -103,19 +103,18 @@ _BATCH = (
 # the job's GET body, for a job ``j`` joined with its batch ``b``
 JOB_BODY = f"{_object((*_JOB_STATE, *_BATCH_SUMMARY, ('rerun_of', 'j.rerun_of')))}::text"
 
-# One row: the batch's seq, id and status and its GET body; its jobs' ids, statuses,
-# collectors and GET bodies (arrays in position order, NULL for a batch without jobs). One
-# statement, hence one snapshot (store.py says why that matters).
+# One row of one column, a two-dimensional text array: first the batch's seq, id, status and GET
+# body, then each job's id, status, collector and GET body, in position order. One statement,
+# hence one snapshot (store.py says why that matters); one column, because psycopg2 decodes
+# each column's name with a Python call on every read (docs/LIVE_PUSH.md, the fixed cost per
+# state).
 _ORDER = "ORDER BY j.position, j.job_id"
 _STATEMENT = f"""
-    SELECT b.seq, b.batch_id, b.status, {_object(_BATCH)}::text,
-           jobs.ids, jobs.statuses, jobs.collectors, jobs.bodies
+    SELECT ARRAY[ARRAY[b.seq::text, b.batch_id, b.status, {_object(_BATCH)}::text]] || jobs.fields
       FROM job_batches b
      CROSS JOIN LATERAL (
            SELECT json_agg({_object((*_JOB_STATE, ("rerun_of", "j.rerun_of")))} {_ORDER}) AS elements,
-                  array_agg(j.job_id {_ORDER}) AS ids, array_agg(j.status {_ORDER}) AS statuses,
-                  array_agg(j.collector {_ORDER}) AS collectors,
-                  array_agg({JOB_BODY} {_ORDER}) AS bodies
+                  array_agg(ARRAY[j.job_id, j.status, j.collector, {JOB_BODY}] {_ORDER}) AS fields
              FROM job_runs j
             WHERE j.batch_id = b.batch_id) jobs
      WHERE b.batch_id = {{target}}
@@ -168,7 +167,7 @@ async def job_body(pool: aiopg.Pool, job_id: str) -> bytes | None:
 async def batch_body(pool: aiopg.Pool, batch_id: str) -> bytes | None:
     """The batch's GET body (None: no such batch), for answers that show one batch."""
     rows = await read_bodies(pool, batch_id=batch_id)
-    return str(rows[0][3]).encode() if rows else None
+    return str(rows[0][0][0][3]).encode() if rows else None
 
 
 _LATEST = runs.latest_jobs_statement(f"j.collector, j.job_id, j.status, j.seq, b.seq, {JOB_BODY}")

@@ -23,11 +23,11 @@ def snapshot_from(rows: Sequence[Sequence[Any]]) -> BatchSnapshot | None:
     built them, each encoded to bytes and nothing else; None when there is no such batch."""
     if not rows:
         return None
-    seq, batch_id, status, body, job_ids, statuses, collectors, bodies = rows[0]
+    (seq_text, batch_id, status, body), *fields = rows[0][0]
+    seq = int(seq_text)
     jobs = {}
-    if job_ids is not None:
-        for job_id, job_status, collector, job_body in zip(job_ids, statuses, collectors, bodies, strict=True):
-            jobs[job_id] = Event("job", job_id, seq, job_body.encode(), job_status, collector)
+    for job_id, job_status, collector, job_body in fields:
+        jobs[job_id] = Event("job", job_id, seq, job_body.encode(), job_status, collector)
     return BatchSnapshot(batch_id, seq, Event("batch", batch_id, seq, body.encode(), status), jobs)
 
 
