@@ -30,7 +30,6 @@ def serve_env(database_url: str, data_dir: Path, collectors_file: Path, runner_i
         "COLLECTOR_HUB_DATA_DIR": str(data_dir),
         "COLLECTOR_HUB_COLLECTORS_FILE": str(collectors_file),
         "COLLECTOR_HUB_RUNNER_ID": runner_id,
-        "COLLECTOR_HUB_RUNNER_POLL_INTERVAL": "0.05",
         "COLLECTOR_HUB_RUN_SCHEDULES": "0",
         "COLLECTOR_HUB_RATE_LIMIT_PER_MINUTE": "0",
         "COLLECTOR_HUB_SHUTDOWN_TIMEOUT": "2",
