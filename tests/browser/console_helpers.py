@@ -3,6 +3,7 @@ screenshots, and REST calls to check the page against the API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -119,6 +120,44 @@ async def click_in_view(page: Any, selector: str) -> None:
     target = page.locator(selector)
     await target.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
     await target.click(timeout=TIMEOUT_MS)
+
+
+# The address changes and the router draws its view, as on back and forward (static/console/router.js).
+SAME_PAGE_NAVIGATION = "path => { history.pushState(null, '', path); dispatchEvent(new PopStateEvent('popstate')); }"
+QUIET_S = 0.5  # what Playwright's "networkidle" waits for after a load: no request for 500 ms
+
+
+async def open_in_page(page: Any, path: str) -> None:
+    """Open the console's view at ``path`` in the page already open, without loading the page
+    again (0.2 CPU-s against 0.45 for a load of the page, most of it Chromium's), and wait as a
+    load's "networkidle" does: until no request of the page has been in flight for 500 ms, which
+    after a same-document navigation Playwright's own load states do not wait for."""
+    in_flight: set[Any] = set()
+    changed = asyncio.Event()
+
+    def started(request: Any) -> None:
+        in_flight.add(request)
+        changed.set()
+
+    def ended(request: Any) -> None:
+        in_flight.discard(request)
+        changed.set()
+
+    events = {"request": started, "requestfinished": ended, "requestfailed": ended}
+    for event, handler in events.items():
+        page.on(event, handler)
+    try:
+        async with asyncio.timeout(TIMEOUT_MS / 1000):
+            await page.evaluate(SAME_PAGE_NAVIGATION, path)
+            while True:
+                changed.clear()
+                try:
+                    await asyncio.wait_for(changed.wait(), None if in_flight else QUIET_S)
+                except TimeoutError:
+                    return  # nothing in flight, and nothing started for QUIET_S
+    finally:
+        for event, handler in events.items():
+            page.remove_listener(event, handler)
 
 
 async def no_horizontal_scroll(page: Any) -> None:
