@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from server.settings import Settings
 from tests.support.cli import base_url, cli
 from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
-from tests.support.processes import process_alive, read_pids
+from tests.support.processes import free_port, process_alive, read_pids
 from tests.support.settings import replace_settings
 
 
@@ -60,7 +59,6 @@ def live_server(aiohttp_server, settings: Settings, collectors_file: Path) -> Se
     async def start(**changes: Any) -> TestServer:
         defaults = {
             "run_collectors": True,
-            "runner_poll_interval": 0.1,
             "cancel_grace_period": 0.5,
             "collectors_file": collectors_file,
         }
@@ -158,23 +156,28 @@ async def test_run_with_no_wait_returns_at_once(live_server: ServerFactory) -> N
 
 
 @pytest.mark.parametrize(
-    ("args", "complaint"),
+    ("args", "complaint", "by_server"),
     [
-        (["run", "nosuch"], "Unknown collector"),
-        (["run", "demo", "demo"], "the server refused the request (HTTP 400)"),
-        (["run", "demo", "--url", "ftp://example.com"], "--url must be an http:// or https:// URL"),
-        (["run", "demo", "--url", "http://127.0.0.1:99999"], "invalid port"),
-        (["run", "demo", "--priority", "urgent"], "invalid choice"),
-        (["run", "demo", "--interval", "0"], "--interval must be between 0.1 and 60 seconds"),
-        (["run", "demo", "--interval", "soon"], "invalid float value"),
-        (["run", "demo", "--timeout", "-1"], "--timeout must be a number of seconds above 0"),
-        (["run"], "the following arguments are required"),
+        (["run", "nosuch"], "Unknown collector", True),
+        (["run", "demo", "demo"], "the server refused the request (HTTP 400)", True),
+        (["run", "demo", "--url", "ftp://example.com"], "--url must be an http:// or https:// URL", False),
+        (["run", "demo", "--url", "http://127.0.0.1:99999"], "invalid port", False),
+        (["run", "demo", "--priority", "urgent"], "invalid choice", False),
+        (["run", "demo", "--interval", "0"], "--interval must be between 0.1 and 60 seconds", False),
+        (["run", "demo", "--interval", "soon"], "invalid float value", False),
+        (["run", "demo", "--timeout", "-1"], "--timeout must be a number of seconds above 0", False),
+        (["run"], "the following arguments are required", False),
     ],
 )
-async def test_run_exits_2_on_usage_errors(live_server: ServerFactory, args: list[str], complaint: str) -> None:
-    server = await live_server(run_collectors=False)
+async def test_run_exits_2_on_usage_errors(
+    live_server: ServerFactory, args: list[str], complaint: str, by_server: bool
+) -> None:
+    # The server's refusals need a server. The command's own come before any request: for them
+    # --url names a port nobody listens on (a request would fail saying so, not the complaint),
+    # and no server is started for nothing.
     if "--url" not in args:
-        args = [*args, "--url", base_url(server)]
+        url = base_url(await live_server(run_collectors=False)) if by_server else f"http://127.0.0.1:{free_port()}"
+        args = [*args, "--url", url]
     code, out, err = await cli(*args)
     assert code == 2, (out, err)
     assert complaint.lower() in err.lower(), err
@@ -182,9 +185,7 @@ async def test_run_exits_2_on_usage_errors(live_server: ServerFactory, args: lis
 
 
 async def test_run_exits_2_when_the_server_is_unreachable() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     code, _, err = await cli("run", "demo", "--url", f"http://127.0.0.1:{port}")
     assert code == 2
     assert f"cannot reach the server at http://127.0.0.1:{port}: cannot connect to 127.0.0.1:{port}" in err
@@ -200,7 +201,7 @@ async def test_following_a_run_costs_one_request_not_one_per_second(
     so did anything else from the same host. Now: one event stream, whatever the interval."""
     app = create_app(
         replace_settings(
-            settings, run_collectors=True, runner_poll_interval=0.1, collectors_file=collectors_file,
+            settings, run_collectors=True, collectors_file=collectors_file,
             rate_limit_per_minute=3,
         )
     )  # fmt: skip
@@ -222,9 +223,7 @@ async def test_following_a_run_costs_one_request_not_one_per_second(
 
 
 async def test_a_lost_server_is_said_at_once_with_each_attempt() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     code, out, err = await cli("watch", "bc_12345678", "--url", f"http://127.0.0.1:{port}", "--timeout", "2")
     assert code == 1, (out, err)  # --timeout passed while it kept trying
     assert f"reconnecting to http://127.0.0.1:{port} (attempt 1)" in err
