@@ -116,11 +116,12 @@ async def test_every_route_by_every_credential(secured, stored_keys):
     routes = [r for r in secured.app.router.routes() if r.method not in ("HEAD", "OPTIONS")]
     assert len(routes) >= 12
     failures = []
+    cases = list(credential_cases(stored_keys))  # the tokens are made once; they live 300 s
     for route in routes:
         needed = role_of_route(route)
         assert needed is not None, f"{route.method} {route.resource}: no role"
         path = concrete_path(route)
-        for case, headers, granted in credential_cases(stored_keys):
+        for case, headers, granted in cases:
             status = await status_of(secured, route.method, path, headers)
             if needed == "public":
                 expected_ok = True
