@@ -94,6 +94,7 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = Runner(app[POOL], app[DATABASE_URL], app[REGISTRY], settings)
     app[RUNNER] = runner
     app[HUB].wake_ups.when_job_queued(runner.wake)  # a NOTIFY says a job was queued: claim now
+    app[HUB].wake_ups.when_job_ended_by_id(runner.job_ended)  # cancelled elsewhere: stop its process now
     await runner.start()
     try:
         yield

@@ -385,6 +385,23 @@ async def test_cancelling_a_running_job_kills_its_process_and_stays_cancelled(
     assert row["exit_code"] is None and row["error"] is None
 
 
+async def test_a_cancel_stops_the_process_at_once_not_at_the_next_poll(
+    runner_client: AppFactory,
+    tmp_path: Path,
+) -> None:
+    """The cancel's NOTIFY wakes the runner that runs the job: its process is stopped well before
+    the runner would poll again (a minute), and the program has no timeout of its own."""
+    client = await runner_client(runner_poll_interval=60.0)
+    job_id = (await trigger(client, "stubborn"))["collectors"][0]["job_id"]
+    pids = await eventually(lambda: _async(read_pids(tmp_path / "stubborn.pids")), what="the program to start")
+    assert (await client.post(f"/api/collectors/runs/job/{job_id}/cancel")).status == 200
+    for pid in pids:
+        await eventually(lambda pid=pid: _async(not process_alive(pid)), timeout=10, what=f"pid {pid} to be gone")  # type: ignore[misc]
+    await eventually(
+        lambda: _async(job_id not in client.app[RUNNER].running_job_ids), what="the runner to let go of the job"
+    )
+
+
 def record_registry(tmp_path: Path, sleep: str = "0") -> tuple[Path, Path]:
     record = tmp_path / "runs.txt"
     path = write_collectors_file(

@@ -130,12 +130,18 @@ class JobWakeUps:
     def __init__(self) -> None:
         self._queued: list[Callable[[], None]] = []
         self._ended: list[Callable[[], None]] = []
+        self._ended_jobs: list[Callable[[str, str], None]] = []
 
     def when_job_queued(self, callback: Callable[[], None]) -> None:
         self._queued.append(callback)
 
     def when_job_ended(self, callback: Callable[[], None]) -> None:
         self._ended.append(callback)
+
+    def when_job_ended_by_id(self, callback: Callable[[str, str], None]) -> None:
+        """Like ``when_job_ended``, told which job ended and its status: for a runner, which
+        stops its process of a job that ended elsewhere (cancelled, failed by a watchdog)."""
+        self._ended_jobs.append(callback)
 
     def fire(self, notification: Notification) -> None:
         if notification.kind != "job":
@@ -151,3 +157,9 @@ class JobWakeUps:
                 callback()
             except Exception:  # one broken wake-up must not stop the others, nor the hub
                 log.exception("job wake-up %r failed", callback)
+        if callbacks is self._ended and notification.job_id is not None and notification.status is not None:
+            for job_callback in self._ended_jobs:
+                try:
+                    job_callback(notification.job_id, notification.status)
+                except Exception:
+                    log.exception("job wake-up %r failed", job_callback)

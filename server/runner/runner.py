@@ -1,6 +1,7 @@
 """The runner: claims queued jobs and runs each collector in its own OS process.
 
-One loop, every ``runner_poll_interval`` (sooner when a slot frees up):
+One loop, every ``runner_poll_interval`` (sooner when a slot frees up, a job is queued, or one of
+its jobs is cancelled or failed elsewhere: the last two by NOTIFY, in a server):
 
 1. stop the processes of this runner's jobs that ended elsewhere (cancelled by a user,
    failed by a watchdog, deleted): one query for all of them;
@@ -108,6 +109,12 @@ class Runner:
         """Poll now instead of at the next interval (e.g. a batch was just queued here, or a
         NOTIFY said the queue changed)."""
         self._loop.wake()
+
+    def job_ended(self, job_id: str, status: str) -> None:
+        """A NOTIFY says ``job_id`` ended with ``status``: if this runner runs its process and the
+        job was cancelled or failed elsewhere, tick now to stop it, not at the next poll."""
+        if job_id in self._runs and status in STOPPABLE_STATUSES:
+            self.wake()
 
     async def start(self) -> None:
         """Settle what a dead runner left behind, then start claiming."""
