@@ -15,8 +15,10 @@ from typing import TypeVar
 
 import aiohttp
 import jwt
+import psycopg2
 import pytest
 
+from server.security.api_keys import create_key
 from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
 from tests.support.processes import ServeProcess, free_port, process_alive, read_pids, serving
@@ -24,6 +26,16 @@ from tests.support.tls import self_signed_certificate
 
 ADMIN_KEY = "operations-admin-key-0123456789abcdef"
 JWT_SECRET = "operations-jwt-secret-at-least-32-bytes-long"
+
+
+def stored_read_key(database_url: str, name: str) -> str:
+    """A stored key, made by what ``collector-hub keys create`` calls (the command itself is
+    tested in tests/test_auth.py): here only its secret matters, not a second CLI start."""
+    conn = psycopg2.connect(database_url)
+    try:
+        return create_key(conn, name, "read")[0]
+    finally:
+        conn.close()
 
 
 def base_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -165,13 +177,7 @@ async def test_no_secret_reaches_the_logs_even_at_debug(database_url, tmp_path: 
         COLLECTOR_HUB_LOG_LEVEL="DEBUG",
         COLLECTOR_HUB_LOG_FORMAT="json",
     )
-    created = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "server", "keys", "create", "--role", "read", "--name", "log-test",
-         "--database-url", database_url],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    stored_key = created.stdout.strip()
+    stored_key = await asyncio.to_thread(stored_read_key, database_url, "log-test")
     secrets = [ADMIN_KEY, JWT_SECRET, token, stored_key, token.split(".")[2]]
     async with serving(env, tmp_path / "serve.log") as server, aiohttp.ClientSession() as session:
         for headers, path in (
