@@ -131,7 +131,11 @@ async def open_in_page(page: Any, path: str) -> None:
     """Open the console's view at ``path`` in the page already open, without loading the page
     again (0.2 CPU-s against 0.45 for a load of the page, most of it Chromium's), and wait as a
     load's "networkidle" does: until no request of the page has been in flight for 500 ms, which
-    after a same-document navigation Playwright's own load states do not wait for."""
+    after a same-document navigation Playwright's own load states do not wait for. The quiet
+    time counts from the view's heading: the router empties ``main`` as the address changes,
+    and a view starts reading its data as it mounts, which draws its heading, so by then its
+    first requests have been reported here, however late the page's events arrive on a loaded
+    machine."""
     in_flight: set[Any] = set()
     changed = asyncio.Event()
 
@@ -149,6 +153,7 @@ async def open_in_page(page: Any, path: str) -> None:
     try:
         async with asyncio.timeout(TIMEOUT_MS / 1000):
             await page.evaluate(SAME_PAGE_NAVIGATION, path)
+            await page.wait_for_selector("main h1", timeout=TIMEOUT_MS)
             while True:
                 changed.clear()
                 try:
