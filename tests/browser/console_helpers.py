@@ -135,7 +135,8 @@ async def open_in_page(page: Any, path: str) -> None:
     time counts from the view's heading: the router empties ``main`` as the address changes,
     and a view starts reading its data as it mounts, which draws its heading, so by then its
     first requests have been reported here, however late the page's events arrive on a loaded
-    machine."""
+    machine. For a page live over WebSocket only: an EventSource's request (SSE, and polling's
+    long-poll) stays in flight, so such a page is never quiet and this fails at its timeout."""
     in_flight: set[Any] = set()
     changed = asyncio.Event()
 
