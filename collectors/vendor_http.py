@@ -115,16 +115,13 @@ def _vendor_detail(raw: bytes) -> str:
     return ""
 
 
-def _body(form: Mapping[str, str] | None, json_body: Any) -> bytes | None:
+def _encoded_body(form: Mapping[str, str] | None, json_body: Any) -> tuple[bytes | None, dict[str, str]]:
+    """The request's body, a form's or JSON's (or none), and the Content-Type header it needs."""
     if form is not None:
-        return urllib.parse.urlencode(form).encode()
-    return None if json_body is None else json.dumps(json_body).encode()
-
-
-def _content_type(form: Mapping[str, str] | None, json_body: Any) -> dict[str, str]:
-    if form is not None:
-        return {"Content-Type": "application/x-www-form-urlencoded"}
-    return {} if json_body is None else {"Content-Type": "application/json"}
+        return urllib.parse.urlencode(form).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+    if json_body is not None:
+        return json.dumps(json_body).encode(), {"Content-Type": "application/json"}
+    return None, {}
 
 
 class VendorClient:
@@ -157,6 +154,9 @@ class VendorClient:
     ) -> VendorResponse:
         """Send one request (retrying as the module says) and return its parsed JSON body."""
         what = f"{method} {path}"
+        url = self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        body, content_type = _encoded_body(form, json_body)
+        sent = dict(headers or {}) | content_type
         attempts = self.settings.max_retries + 1
         last_problem = ""
         for attempt in range(1, attempts + 1):
@@ -166,11 +166,7 @@ class VendorClient:
             try:
                 async with asyncio.timeout(self.settings.timeout):  # connect to last byte
                     resp = await self._session.request(
-                        method,
-                        self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else ""),
-                        headers=dict(headers or {}) | _content_type(form, json_body),
-                        body=_body(form, json_body),
-                        socket_timeout=self.settings.timeout,
+                        method, url, headers=sent, body=body, socket_timeout=self.settings.timeout
                     )
                 if resp.status < 300:
                     return VendorResponse(resp.status, resp.headers, self._parse(resp.body, what, resp.status))

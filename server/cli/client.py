@@ -20,6 +20,7 @@ import os
 import random
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -229,6 +230,35 @@ def reconnect_delay(attempt: int) -> float:
     doubling from half a second, at most 5 s, with jitter so that clients cut off together do
     not all come back at once."""
     return min(5.0, 0.25 * 2.0**attempt) * random.uniform(0.5, 1.0)
+
+
+class Outage:
+    """A stream follower's time without contact with the server (``watch``, ``logs --follow``):
+    ``failed`` after each failure, ``over`` once it hears from the server again."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.attempt = 0  # reconnections since contact was lost
+
+    def failed(self, problem: str) -> int:
+        """Count a failure: the number of the reconnection to make, or RunCommandError once
+        the server has been out of reach for MAX_OUTAGE_SECONDS."""
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since > MAX_OUTAGE_SECONDS:
+            raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
+        self.attempt += 1
+        return self.attempt
+
+    def pause(self) -> None:
+        """Wait before the reconnection ``failed`` counted (reconnect_delay)."""
+        time.sleep(reconnect_delay(self.attempt))
+
+    def over(self) -> bool:
+        """Contact again; whether there had been a failure."""
+        had_failed = self.attempt > 0
+        self.since, self.attempt = None, 0
+        return had_failed
 
 
 def retry_delay(retry_after: str | None) -> float:

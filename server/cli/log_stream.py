@@ -5,18 +5,16 @@ standard library, as ``watch`` reads a batch's (watch.py)."""
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING
 
 from server.cli.client import (
     EXIT_COMPLETED,
     EXIT_FAILED,
     FAILURES,
-    MAX_OUTAGE_SECONDS,
+    Outage,
     RunCommandError,
     failure,
     open_answer,
-    reconnect_delay,
 )
 from server.cli.watch import STREAM_TIMEOUT, lines_of, sse_events
 
@@ -28,8 +26,7 @@ def follow(base: str, job_id: str, api_key: str | None, printer: Printer) -> int
     """The exit status the job's end means, or None when the stream said only that the job
     has ended (its status is then read by the caller). Reconnects (resuming by line number)
     through a short outage."""
-    failing_since: float | None = None
-    attempt = 0
+    outage = Outage()
     path = f"/api/collectors/runs/job/{job_id}/logs/events"
     while True:
         headers = {"Accept": "text/event-stream"}
@@ -47,7 +44,7 @@ def follow(base: str, job_id: str, api_key: str | None, printer: Printer) -> int
                     problem = f"HTTP {response.status}"
                 else:
                     for _, event, data in sse_events(lines_of(response.body)):
-                        failing_since, attempt = None, 0
+                        outage.over()
                         if event == "log":
                             printer.line(json.loads(data))
                         elif event == "end":
@@ -57,8 +54,5 @@ def follow(base: str, job_id: str, api_key: str | None, printer: Printer) -> int
             problem = failure(base, exc)
         except ValueError as exc:
             problem = str(exc) or type(exc).__name__
-        failing_since = failing_since or time.monotonic()
-        if time.monotonic() - failing_since > MAX_OUTAGE_SECONDS:
-            raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
-        attempt += 1
-        time.sleep(reconnect_delay(attempt))
+        outage.failed(problem)
+        outage.pause()

@@ -34,8 +34,8 @@ from collectors.contract import BATCH_ID, TERMINAL_STATUSES
 from server.cli.client import (
     EXIT_FAILED,
     FAILURES,
-    MAX_OUTAGE_SECONDS,
     OpenAnswer,
+    Outage,
     RunCommandError,
     check_base_url,
     check_timeout,
@@ -43,7 +43,6 @@ from server.cli.client import (
     failure,
     open_answer,
     print_outcome,
-    reconnect_delay,
     retry_delay,
 )
 from server.cli.main import API_KEY_ENV
@@ -232,8 +231,7 @@ class _Follower:
     ) -> None:
         self.base_url, self.batch_id, self.api_key = base_url, batch_id, api_key
         self.display, self.out, self.err, self.command = display, out, err, command
-        self.failing_since: float | None = None
-        self.attempt = 0
+        self.outage = Outage()
 
     def follow(self) -> int:
         last_id: str | None = None
@@ -310,23 +308,18 @@ class _Follower:
         return None
 
     def connected(self) -> None:
-        if self.attempt:
+        if self.outage.over():
             print(f"collector-hub {self.command}: reconnected to {self.base_url}", file=self.err, flush=True)
-        self.failing_since, self.attempt = None, 0
 
     def reconnecting(self, problem: str) -> None:
         """Say so at once, keep trying for MAX_OUTAGE_SECONDS, then give up (exit 2)."""
-        now = time.monotonic()
-        self.failing_since = self.failing_since or now
-        if now - self.failing_since > MAX_OUTAGE_SECONDS:
-            raise RunCommandError(f"lost contact with the server for {MAX_OUTAGE_SECONDS:g}s: {problem}")
-        self.attempt += 1
+        attempt = self.outage.failed(problem)
         print(
-            f"collector-hub {self.command}: {problem}; reconnecting to {self.base_url} (attempt {self.attempt})",
+            f"collector-hub {self.command}: {problem}; reconnecting to {self.base_url} (attempt {attempt})",
             file=self.err,
             flush=True,
         )
-        time.sleep(reconnect_delay(self.attempt))
+        self.outage.pause()
 
 
 def _refused(response: OpenAnswer) -> str:

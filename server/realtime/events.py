@@ -62,10 +62,6 @@ class Event:
         """The body's JSON: exactly what the object's GET returns."""
         return self.encoded
 
-    def same_state(self, other: Event) -> bool:
-        """Whether ``other`` holds the same body as this event."""
-        return self.encoded == other.encoded
-
     def sse_frame(self) -> bytes:
         if self._sse is None:
             self._sse = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.kind.encode(), self.encoded)

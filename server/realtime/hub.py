@@ -159,7 +159,7 @@ class Hub:
         """Offer what changed between two snapshots of a batch to the subscriptions covering it:
         queue the offer of each changed event to its subscriptions as they are now (``single``:
         batch or job topics, each covering just the event's object). Written out in one
-        function, two states compared by their bodies' bytes (``Event.same_state``) in place:
+        function, two states compared by their bodies' bytes (``Event.encoded``) in place:
         it runs for every state (docs/LIVE_PUSH.md, the fixed cost per state)."""
         subs = self._subs
         fanouts = self._fanouts
