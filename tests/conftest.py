@@ -30,6 +30,7 @@ from server.settings import Settings
 from tests.support.database import (
     TEMPLATE,
     copy_of_template,
+    scratch_root,
     shared_server,
     stop_shared_server,
     template_database,
@@ -52,8 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "every_loop: run each async test on every event loop (asyncio's, uvloop)")
     if not hasattr(config, "workerinput"):
         # Outside pytest's temporary root, which is 0700: PostgreSQL may run as a user of its
-        # own (see embedded_data_dir). Stopped and removed once the workers are done.
-        directory = tempfile.mkdtemp(prefix="ch-test-pg-")
+        # own (see embedded_data_dir); in memory when the machine allows (scratch_root). Stopped
+        # and removed once the workers are done.
+        directory = tempfile.mkdtemp(prefix="ch-test-pg-", dir=scratch_root())
         config.stash[SERVER_KEY] = directory
         config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
         config.add_cleanup(lambda: stop_shared_server(Path(directory)))
@@ -163,8 +165,9 @@ def embedded_data_dir() -> Iterator[Path]:
     """A data directory for a ``serve`` on the embedded PostgreSQL, outside pytest's own
     temporary root: run as root, PostgreSQL runs as a user of its own that must reach the
     directory, and every pytest process that starts resets /tmp/pytest-of-USER to 0700, which
-    cuts a server off in the middle of initdb when two test runs share the machine."""
-    with tempfile.TemporaryDirectory(prefix="ch-data-") as tmp:
+    cuts a server off in the middle of initdb when two test runs share the machine. In memory
+    when the machine allows, as the run's own server (scratch_root)."""
+    with tempfile.TemporaryDirectory(prefix="ch-data-", dir=scratch_root()) as tmp:
         yield Path(tmp) / "data"
 
 

@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.support.database import scratch_root
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_HUB_") and k != "XDG_RUNTIME_DIR"}
@@ -48,7 +50,10 @@ def test_migrate_and_keys_on_the_embedded_database_write_only_json_to_stderr() -
     # directory: one for the whole machine unless TMPDIR says otherwise, and held through every
     # initdb anyone else runs without a runtime directory (a bench, a demo), which this command
     # then waits for (120 s once, with other sessions' benches on the machine).
-    with tempfile.TemporaryDirectory(prefix="ch-json-logs-") as data, tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="ch-json-logs-", dir=scratch_root()) as data,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         for args in (["migrate"], ["keys", "list"]):
             result = subprocess.run(
                 [sys.executable, "-m", "server", *args, "--data-dir", data],

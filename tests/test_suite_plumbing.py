@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import platformdirs
+import psycopg2
 import pytest
 
-from tests.support import bytecode, gc_tuning, runtime_dir, ssl_trust
+from tests.support import bytecode, database, gc_tuning, runtime_dir, ssl_trust
 
 
 def test_bytecode_caches_are_on_for_the_run_and_the_processes_it_starts() -> None:
@@ -73,3 +74,22 @@ def test_the_pytest_process_collects_less_and_a_process_it_starts_has_pythons_de
         check=True,
     )
     assert child.stdout.split() == ["700", "0"]
+
+
+def test_the_runs_postgresql_lives_in_memory_when_the_machine_has_room(
+    admin_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """tests/support/database.py's scratch_root: the run's server in /dev/shm when it has room,
+    the temporary directory's default when it has not (a container's 64 MB) or is missing."""
+    expected = database.scratch_root()
+    if expected is not None and not os.environ.get("COLLECTOR_HUB_TEST_DATABASE_URL"):
+        with psycopg2.connect(admin_dsn) as conn, conn.cursor() as cur:
+            cur.execute("SHOW data_directory")
+            assert Path(cur.fetchone()[0]).is_relative_to(expected)
+    monkeypatch.setattr(database, "MEMORY_ROOM", 1 << 62)
+    assert database.scratch_root() is None
+    monkeypatch.setattr(database, "MEMORY_ROOM", 0)
+    monkeypatch.setattr(database, "MEMORY_DIRECTORY", tmp_path / "missing")
+    assert database.scratch_root() is None
+    monkeypatch.setattr(database, "MEMORY_DIRECTORY", tmp_path)
+    assert database.scratch_root() == str(tmp_path)

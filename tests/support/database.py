@@ -46,6 +46,29 @@ SERVER_SETTINGS = (*NO_DURABILITY, "max_connections = 500")
 TEMPLATE = "test_template"
 
 
+# Where the run's PostgreSQL keeps its data, when this machine has it: a memory file system,
+# /dev/shm. Measured on this suite's 2-core machine, a module's database copied from the template
+# and dropped again (each a checkpoint) cost PostgreSQL 170-330 ms of CPU and 0.5-0.84 CPU-s of
+# the machine (the file system's journal and its discards) on the ext4 disk, against 37-43 ms
+# and 0.12-0.13 CPU-s in memory; every write a test makes is cheaper in the same way. A data
+# directory holds some hundreds of megabytes at most, so a /dev/shm smaller than MEMORY_ROOM
+# (a container's default is 64 MB) is not used.
+MEMORY_DIRECTORY = Path("/dev/shm")
+MEMORY_ROOM = 2 * 1024**3
+
+
+def scratch_root() -> str | None:
+    """The directory to make the tests' PostgreSQL data directories in: MEMORY_DIRECTORY when it
+    is writable and has MEMORY_ROOM free, else None (the temporary directory's default)."""
+    try:
+        stats = os.statvfs(MEMORY_DIRECTORY)
+    except OSError:
+        return None
+    if not os.access(MEMORY_DIRECTORY, os.W_OK | os.X_OK) or stats.f_bavail * stats.f_frsize < MEMORY_ROOM:
+        return None
+    return str(MEMORY_DIRECTORY)
+
+
 def worker_name() -> str:
     """``gw0``, ``gw1``... under pytest-xdist, ``main`` without it: part of every name this
     process makes on a server that other processes may share."""
