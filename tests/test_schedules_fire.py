@@ -56,8 +56,11 @@ def at(text: str) -> dt.datetime:
 
 @pytest.fixture
 def clean(db: psycopg2.extensions.connection) -> Iterator[None]:
+    # DELETE, not TRUNCATE: the few rows a test leaves go for well under a millisecond, where a
+    # TRUNCATE makes new files for every table it reaches (about 10 ms of PostgreSQL CPU each).
+    # The foreign keys cascade to the same tables (schedule_fires, job_runs, the outbox).
     with db.cursor() as cur:
-        cur.execute("TRUNCATE schedules, job_batches CASCADE")
+        cur.execute("DELETE FROM job_batches; DELETE FROM schedules")
     yield
 
 
