@@ -256,3 +256,27 @@ async def test_a_missing_docs_directory_gives_an_empty_index(aiohttp_client, tmp
     setup_docs_routes(app, tmp_path / "missing")
     client = await aiohttp_client(app)
     assert (await (await client.get("/api/docs")).json())["documents"] == []
+
+
+async def test_a_document_edited_on_disk_is_served_by_the_next_app_built(aiohttp_client, tmp_path):
+    """An app reads the documents when it is built; one built later in the same process serves
+    what is on disk then, whether the file was rewritten in place or replaced."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "A.md").write_text("# First\n")
+    (docs / "B.md").write_text("# Kept\n")
+
+    async def served(name: str) -> bytes:
+        app = web.Application(middlewares=[json_errors])
+        app[REGISTRY] = load_registry()
+        setup_docs_routes(app, docs)
+        client = await aiohttp_client(app)
+        return await (await client.get(f"/api/docs/{name}")).read()
+
+    assert await served("A.md") == b"# First\n"
+    (docs / "A.md").write_text("# Second, longer\n")  # rewritten in place
+    assert await served("A.md") == b"# Second, longer\n"
+    (docs / "A.md.new").write_text("# Third, same len\n")
+    os.replace(docs / "A.md.new", docs / "A.md")  # replaced by another file
+    assert await served("A.md") == b"# Third, same len\n"
+    assert await served("B.md") == b"# Kept\n"
