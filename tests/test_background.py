@@ -127,3 +127,72 @@ async def test_a_failing_tick_is_logged_once_and_retried(caplog: pytest.LogCaptu
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_first_ticks_of_loops_started_together_run_one_at_a_time_and_later_ones_overlap() -> None:
+    """A process starting its loops takes their first ticks one after another (so they share
+    one database connection); the ticks after those are not held back."""
+    running = 0
+    most = 0
+    first_done = asyncio.Event()
+    release = asyncio.Event()
+    ticks: dict[str, int] = {}
+
+    def make(name: str):  # type: ignore[no-untyped-def]
+        async def tick() -> bool:
+            nonlocal running, most
+            ticks[name] = ticks.get(name, 0) + 1
+            running += 1
+            most = max(most, running)
+            try:
+                if ticks[name] == 1:
+                    await asyncio.sleep(0)  # a real tick awaits its statement
+                    await asyncio.sleep(0)
+                else:
+                    first_done.set()
+                    await release.wait()  # every second tick waits here, all at once
+            finally:
+                running -= 1
+            return False
+
+        return tick
+
+    loops = [BackgroundLoop(f"loop{i}", make(f"loop{i}"), interval=HOUR) for i in range(5)]
+    for loop in loops:
+        loop.start()
+    await eventually(lambda: _true(len(ticks) == 5), what="every loop's first tick")
+    assert most == 1, f"{most} first ticks ran at once"
+    for loop in loops:
+        loop.wake()
+    await eventually(lambda: _true(running == 5), what="the second ticks, all at once")
+    release.set()
+    for loop in loops:
+        await loop.stop(1.0)
+
+
+async def test_a_loop_stopped_while_waiting_for_its_first_tick_never_ticks() -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+    ticked: list[str] = []
+
+    async def slow() -> bool:
+        ticked.append("slow")
+        started.set()
+        await release.wait()
+        return False
+
+    async def other() -> bool:
+        ticked.append("other")
+        return False
+
+    first = BackgroundLoop("slow", slow, interval=HOUR)
+    first.start()
+    await started.wait()
+    second = BackgroundLoop("other", other, interval=HOUR)
+    second.start()
+    await asyncio.sleep(0)
+    stopping = asyncio.ensure_future(second.stop(5.0))
+    release.set()
+    await stopping
+    await first.stop(1.0)
+    assert ticked == ["slow"]
