@@ -123,7 +123,16 @@ async def test_task_and_fd_gauges_follow_open_connections(client):
                 found[name] = float(value)
         return found["collector_hub_event_loop_tasks"], found["collector_hub_open_fds"] - pool.size
 
-    tasks, fds = gauges(await (await client.get("/metrics")).text())
+    readings: list[tuple[float, float]] = []
+
+    async def settled() -> tuple[float, float] | None:
+        """The gauges once two readings in a row agree: the app's background loops take their
+        first ticks one after another (server/background.py), each then waiting on its interval
+        with one task more than before."""
+        readings.append(gauges(await (await client.get("/metrics")).text()))
+        return readings[-1] if len(readings) > 1 and readings[-1] == readings[-2] else None
+
+    tasks, fds = await eventually(settled, what="the app's tasks and descriptors to settle")
     assert tasks >= 1 and fds >= 1
     sockets = [await client.ws_connect("/api/ws") for _ in range(3)]
     for ws in sockets:  # answered: the server side of each connection is up
