@@ -10,10 +10,9 @@ first); 2 a usage error, a request the server refused, or a server that cannot b
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from collectors.contract import DEFAULT_PRIORITY
 from server.cli.client import EXIT_COMPLETED, RunCommandError, Unreachable, check_base_url, check_timeout, request
@@ -21,8 +20,7 @@ from server.cli.main import API_KEY_ENV
 from server.cli.watch import follow_batch
 
 
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):  # not a dataclass: see Answer in server/cli/client.py
     base_url: str
     collectors: list[str]
     priority: str = DEFAULT_PRIORITY

