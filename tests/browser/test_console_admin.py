@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from axe_playwright_python.async_playwright import Axe
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
@@ -220,7 +219,6 @@ async def test_admin_pages_fit_a_phone_and_pass_axe(
     # than a page (50 rows, 790 elements; axe's colour-contrast check costs by the element: 1.65
     # CPU-s a scan against 0.35 for Webhooks), and which rows showed depended on test order.
     views = {"audit": f"/audit?actor={actor}", "webhooks": "/webhooks"}
-    axe = Axe()
     problems: list[str] = []
     async with page_at(browser, width, height, scheme) as (page, errors):
         await use_key(page, admin)
@@ -232,6 +230,6 @@ async def test_admin_pages_fit_a_phone_and_pass_axe(
             else:
                 await open_in_page(page, path)
             await page.wait_for_selector(f"#{name} tbody tr td", timeout=TIMEOUT_MS)
-            problems += await fits_and_passes_axe(page, axe, screenshot_dir, name, scheme)
+            problems += await fits_and_passes_axe(page, screenshot_dir, name, scheme)
     assert errors == []
     assert problems == []

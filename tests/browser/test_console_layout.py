@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
@@ -73,7 +72,6 @@ async def test_every_view_fits_a_phone_and_passes_axe(
     server = await live_server()
     views = await views_with_data(server, f"nightly-inventory-{scheme}-{width}")  # the module's tests share a database
     running = views.pop("running")
-    axe = Axe()
     problems: list[str] = []
     async with page_at(browser, width, height, scheme) as (page, errors):
         for name, path in views.items():
@@ -87,7 +85,7 @@ async def test_every_view_fits_a_phone_and_passes_axe(
             assert page.url == url_of(server, path)
             await wait_live(page, "websocket")
             await page.wait_for_selector("main h1", timeout=TIMEOUT_MS)
-            problems += await fits_and_passes_axe(page, axe, screenshot_dir, name, scheme)
+            problems += await fits_and_passes_axe(page, screenshot_dir, name, scheme)
     assert errors == []
     # The slow run takes a minute: on a loaded machine it may have ended by now.
     await cancel_if_active(server, running)

@@ -14,7 +14,6 @@ from typing import Any
 
 import openpyxl
 import pytest
-from axe_playwright_python.async_playwright import Axe
 
 from tests.browser.conftest import ServerFactory
 from tests.browser.console_helpers import (
@@ -24,6 +23,7 @@ from tests.browser.console_helpers import (
     TRANSPORTS,
     api_get,
     api_post,
+    axe_violations,
     click_in_view,
     force_transport,
     no_horizontal_scroll,
@@ -313,7 +313,6 @@ async def test_at_390_px_and_on_a_desktop_it_fits_and_passes_axe(
     await page.wait_for_selector("#variance-trend figure, #variance-trend p", timeout=TIMEOUT_MS)
     await page.click(f"{ROWS} .variance-link >> nth=0")
     await page.wait_for_selector("#variance-vendors .device-record", timeout=TIMEOUT_MS)
-    axe = Axe()
     problems: list[str] = []
     for scheme in ("light", "dark"):
         await page.emulate_media(color_scheme=scheme)
@@ -323,8 +322,7 @@ async def test_at_390_px_and_on_a_desktop_it_fits_and_passes_axe(
             await no_horizontal_scroll(page)
             suffix = "" if scheme == "light" else "-dark"
             await screenshot(page, screenshot_dir, f"console-variances-{width}{suffix}")
-            results = await axe.run(page)
-            for violation in results.response["violations"]:
+            for violation in await axe_violations(page):
                 if violation["impact"] in ("serious", "critical"):
                     targets = [node["target"] for node in violation["nodes"]][:3]
                     problems.append(f"{width}px {scheme}: {violation['id']} {targets}")
