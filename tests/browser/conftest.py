@@ -23,6 +23,7 @@ import pytest_asyncio
 
 from server.app import create_app
 from server.settings import Settings
+from tests.browser.console_helpers import new_context
 from tests.support.live_server import LiveServer
 from tests.support.settings import replace_settings
 
@@ -161,7 +162,7 @@ async def browser() -> AsyncIterator[Any]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def page(browser: Any) -> AsyncIterator[Any]:
     """A page in a browser context of its own; the test fails on any uncaught error in it."""
-    context = await browser.new_context()
+    context = await new_context(browser)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

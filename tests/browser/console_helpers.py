@@ -20,6 +20,17 @@ POLL_MS = 100
 TRANSPORTS = ("websocket", "sse", "poll")
 # The widths every view is checked at: a phone's, and a desktop's.
 PHONE_AND_DESKTOP = ((390, 844), (1280, 900))
+# Every browser context of these tests asks for reduced motion, as a user may in their system's
+# settings: the console's progress bars then show each new value at once instead of sliding to it
+# for a quarter of a second (static/console/console.css), a frame drawn every 16 ms, by the page
+# and Chromium's compositor, for each move of a bar. A run of the demo on the Overview cost 0.87-1.02
+# CPU-s over 8 s with the slide, 0.49-0.67 without. No test looks at the slide.
+CONTEXT_OPTIONS: dict[str, Any] = {"reduced_motion": "reduce"}
+
+
+async def new_context(browser: Any, **options: Any) -> Any:
+    """A browser context of its own for a test (CONTEXT_OPTIONS, then ``options``)."""
+    return await browser.new_context(**{**CONTEXT_OPTIONS, **options})
 
 
 def url_of(server: Any, path: str = "/") -> str:
@@ -180,7 +191,7 @@ async def screenshot(page: Any, directory: Path, name: str) -> None:
 async def page_at(browser: Any, width: int, height: int, scheme: str) -> AsyncIterator[tuple[Any, list[str]]]:
     """A page in a window of ``width`` x ``height`` in ``scheme`` (light or dark), in a context of
     its own, closed afterwards; with the list of the errors its scripts raise."""
-    context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    context = await new_context(browser, viewport={"width": width, "height": height}, color_scheme=scheme)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

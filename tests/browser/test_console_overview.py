@@ -17,6 +17,7 @@ from tests.browser.console_helpers import (
     api_get,
     api_post,
     enable_debug,
+    new_context,
     start_from_overview,
     url_of,
     wait_live,
@@ -112,7 +113,7 @@ async def test_job_names_are_not_broken_at_a_phones_width(
 ) -> None:
     server = await live_server(run_collectors=False)  # the jobs stay queued, each with Cancel
     created = await api_post(server, "/api/collectors/run", {"collectors": ["demo", "failing", "chatty", "slow"]})
-    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    context = await new_context(browser, viewport={"width": 390, "height": 844})
     page = await context.new_page()
     try:
         for view, path in (("overview", "/"), ("run", f"/runs/{created['batch_id']}")):

@@ -16,6 +16,7 @@ from tests.browser.console_helpers import (
     api_get,
     api_post,
     enable_debug,
+    new_context,
     screenshot,
     start_from_overview,
     url_of,
@@ -307,7 +308,7 @@ async def test_a_view_whose_script_fails_to_load_says_so(
 async def test_timings_and_window_handles_only_in_debug_mode(live_server: ServerFactory, browser: Any) -> None:
     server = await live_server()
     for debug in (False, True):
-        context = await browser.new_context()
+        context = await new_context(browser)
         page = await context.new_page()
         try:
             if debug:

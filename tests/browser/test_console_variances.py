@@ -26,6 +26,7 @@ from tests.browser.console_helpers import (
     axe_violations,
     click_in_view,
     force_transport,
+    new_context,
     no_horizontal_scroll,
     screenshot,
     url_of,
@@ -240,8 +241,8 @@ async def test_accept_on_one_page_shows_on_another_operators_page_within_a_secon
     live_server: ServerFactory, browser: Any, gaps: Any
 ) -> None:
     server = await live_server()
-    first = await (await browser.new_context()).new_page()
-    second = await (await browser.new_context()).new_page()
+    first = await (await new_context(browser)).new_page()
+    second = await (await new_context(browser)).new_page()
     try:
         await first.goto(url_of(server, "/variances?type=MISSING_THREATLOCKER"))
         await second.goto(url_of(server, "/variances?status=all&type=MISSING_THREATLOCKER"))
