@@ -360,5 +360,21 @@ class InventoryWriter:
         except psycopg2.Error:
             pass  # the run row stays 'running'; the next run of the source marks it abandoned
         finally:
+            self._unlock()
             self._conn.close()
             self._conn = None
+
+    def _unlock(self) -> None:
+        """Give the source's lock back before disconnecting. Closing the connection alone lets
+        it go only when the server's backend has seen the disconnect and exited, which on a
+        loaded server came after the next run of the source asked for it: that run was refused
+        as if this one still wrote (seen once in the suite, in test_inventory_writes)."""
+        if self._conn is None or self._conn.closed:
+            return
+        try:
+            self._conn.rollback()  # leave any failed transaction, so the statement can run
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, self._source_key()))
+            self._conn.commit()
+        except psycopg2.Error:
+            pass  # the backend ends with the connection, and the lock with it

@@ -184,3 +184,18 @@ def test_a_vendor_record_is_normalized_and_written_only_when_its_digest_changed(
     normalized.clear()  # the same vendor records, a new version of the code that normalizes them
     run(db, database_url, "ni_00000003", [[seen(1, code=b"code v2"), seen(2, spaced), seen(3)]])
     assert normalized == [1] and rows(db)["1"]["record_written_at"] > second["1"]["record_written_at"]
+
+
+def test_a_closed_writer_has_given_its_lock_back_when_close_returns(db, database_url) -> None:  # type: ignore[no-untyped-def]
+    """close() unlocks before it disconnects: a lock left to the disconnect is held until the
+    server's backend has exited, after the next run of the source may have asked for it."""
+    empty_inventory(db)
+    for number in range(1, 21):
+        writer = open_writer(db, database_url, f"ni_{number:08d}")
+        writer.close("stopped")
+        with db.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            assert cur.fetchone()[0] == 0, f"run {number}: the lock outlived close()"
