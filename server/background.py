@@ -124,13 +124,10 @@ class BackgroundLoop:
             self._wake.clear()  # a wake-up during the tick ticks again at once
             more = False
             try:
-                if first:
+                async with _first_ticks() if first else contextlib.nullcontext():
+                    if first and self._stopping:  # stopped while another loop took its first tick
+                        break
                     first = False
-                    async with _first_ticks():
-                        if self._stopping:  # stopped while another loop took its first tick
-                            break
-                        more = await self._tick()
-                else:
                     more = await self._tick()
                 if failing:
                     log.info("%s: polling works again", self.name)

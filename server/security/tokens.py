@@ -67,10 +67,8 @@ class TokenVerifier:
                 raise TokenConfigError(f"COLLECTOR_HUB_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes for HS256")
             keys["HS256"] = secret.encode()
         if public_key_file is not None:
-            serialization = importlib.import_module("cryptography.hazmat.primitives.serialization")
-            keys[_algorithm_for_public_key(public_key_file)] = serialization.load_pem_public_key(
-                public_key_file.read_bytes()
-            )
+            algorithm, key = _public_key(public_key_file)
+            keys[algorithm] = key
         if not keys:
             return None
         importlib.import_module("jwt")  # with the settings, not by the first request that sends a token
@@ -123,7 +121,8 @@ class TokenVerifier:
         return ROLES[max(granted)] if granted else None
 
 
-def _algorithm_for_public_key(path: Path) -> str:
+def _public_key(path: Path) -> tuple[str, Any]:
+    """The JWT algorithm a PEM public key file is for, and the key (the file is read once)."""
     ec = importlib.import_module("cryptography.hazmat.primitives.asymmetric.ec")
     rsa = importlib.import_module("cryptography.hazmat.primitives.asymmetric.rsa")
     serialization = importlib.import_module("cryptography.hazmat.primitives.serialization")
@@ -134,7 +133,7 @@ def _algorithm_for_public_key(path: Path) -> str:
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
             raise TokenConfigError("COLLECTOR_HUB_JWT_PUBLIC_KEY_FILE: RSA keys must have at least 2048 bits")
-        return "RS256"
+        return "RS256", key
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return "ES256"
+        return "ES256", key
     raise TokenConfigError("COLLECTOR_HUB_JWT_PUBLIC_KEY_FILE must hold an RSA or P-256 (ES256) public key")
