@@ -36,17 +36,23 @@ function transportsFromCurrent() {
   return now ? TRANSPORTS.slice(TRANSPORTS.indexOf(now)) : TRANSPORTS;
 }
 
-/** A log panel for `job` ({job_id, job_name, status}); call .update(job) on new job states and
- * .stop() when the view goes away. Tailing starts when the panel is opened. */
-export function logPanel(job, { open = false } = {}) {
+/** A log panel for `job` ({job_id, job_name, status}), closed; call .openByItself() to open it
+ * (it stays as the reader left it once they have opened or closed it themselves), .update(job)
+ * on new job states and .stop() when the view goes away. Tailing starts when the panel is opened. */
+export function logPanel(job) {
   const pre = h("pre", { class: "log", tabindex: 0, role: "log", "aria-label": `Log of ${job.job_name}` });
   const jump = h("button", { type: "button", class: "small jump-to-end", hidden: true }, "Jump to end");
   const note = h("span", { class: "muted log-note" });
+  const summary = h("summary", {}, `Log of ${job.job_name}`);
   const details = h("details", { class: "log-panel", dataset: { jobId: job.job_id } },
-    h("summary", {}, `Log of ${job.job_name}`), pre, h("div", { class: "log-tools" }, jump, note));
+    summary, pre, h("div", { class: "log-tools" }, jump, note));
   let handle = null;
   let first = true;
   let follow = true; // auto-scroll, paused when the reader scrolls up
+  // The reader opened or closed the panel: a click on its summary (Enter and Space on the
+  // focused summary click it too). Opening it by itself sets `open` and clicks nothing.
+  let chosen = false;
+  summary.addEventListener("click", () => { chosen = true; });
 
   const atEnd = () => pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   pre.addEventListener("scroll", () => {
@@ -79,12 +85,15 @@ export function logPanel(job, { open = false } = {}) {
   }
 
   details.addEventListener("toggle", () => { if (details.open) start(); });
-  if (open) {
-    details.open = true;
-    start();
-  }
   return {
     el: details,
+    /** Opens the panel unless it is open or the reader chose; true if it opened now. */
+    openByItself() {
+      if (chosen || details.open) return false;
+      details.open = true;
+      start();
+      return true;
+    },
     update() {}, // the log ends by itself once the job has ended and its last line is in
     stop() {
       if (handle) handle.stop();

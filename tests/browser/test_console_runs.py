@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.conftest import LAUNCHES, ServerFactory
-from tests.browser.console_helpers import POLL_MS, TIMEOUT_MS, api_get, api_post, url_of
+from tests.browser.console_helpers import POLL_MS, TIMEOUT_MS, api_get, api_post, cancel_if_active, url_of
 from tests.support.conditions import eventually
 
 
@@ -61,6 +61,36 @@ async def test_a_running_jobs_log_tails_live_and_pauses_when_scrolled_up(live_se
 
 async def _more_lines(panel: Any, count: int) -> bool:
     return bool(await panel.locator(".line").count() > count)
+
+
+async def test_a_queued_jobs_log_opens_once_it_runs_unless_the_operator_chose(
+    live_server: ServerFactory, page: Any
+) -> None:
+    """The view opens while its jobs are queued (a server with no runner), and a runner on the
+    same database starts them afterwards: the log nobody touched opens by itself and tails live,
+    and the one the operator opened and closed again stays closed. (A log that opened only for a
+    job already running at the view's first read never opened when the runner was a moment late.)"""
+    server = await live_server(run_collectors=False)  # the jobs stay queued until a runner comes
+    created = await api_post(server, "/api/collectors/run", {"collectors": ["chatty", "slow"]})
+    chatty, slow = (job["job_id"] for job in created["collectors"])
+    await page.goto(url_of(server, f"/runs/{created['batch_id']}"))
+    panel = page.locator(f'.log-panel[data-job-id="{chatty}"]')
+    chosen = page.locator(f'.log-panel[data-job-id="{slow}"]')
+    await chosen.wait_for(timeout=TIMEOUT_MS)
+    await panel.wait_for(timeout=TIMEOUT_MS)
+    assert not await panel.evaluate("el => el.open")
+    # The operator opens the slow job's log and closes it again, with the keyboard: their choice.
+    await chosen.locator("summary").press("Enter")
+    await page.wait_for_function("el => el.open", arg=await chosen.element_handle(), polling=POLL_MS)
+    await chosen.locator("summary").press("Enter")
+    await page.wait_for_function("el => !el.open", arg=await chosen.element_handle(), polling=POLL_MS)
+    await live_server()  # a second server, with a runner, on the same database: it starts both
+    running = '#run-batch [data-job-id="{}"] .status[data-status="running"]'
+    await page.wait_for_selector(running.format(slow), timeout=TIMEOUT_MS)
+    await panel.locator('.line[data-line="40"]').wait_for(timeout=TIMEOUT_MS)
+    assert (await api_get(server, f"/api/collectors/runs/job/{chatty}"))["status"] == "running"
+    assert not await chosen.evaluate("el => el.open")  # drawn running, and still closed
+    await cancel_if_active(server, created["batch_id"])  # the slow job runs for ten minutes
 
 
 async def test_runs_filter_and_page(live_server: ServerFactory, page: Any) -> None:

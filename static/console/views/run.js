@@ -10,8 +10,9 @@ import { logPanel } from "../logs.js";
 import { navigate } from "../router.js";
 import { batchCard, startedBy, updateBatchCard } from "../runcards.js";
 
-// Logs of running jobs opened at once (the others open on demand): each streams, or polls
-// when EventSource cannot get through, so then only one.
+// Logs of running jobs opened by themselves (the others open on demand): each streams, or polls
+// when EventSource cannot get through, so then only one. A log that follows a job that has
+// ended has stopped, so it no longer counts.
 const OPEN_LOGS = 4;
 
 function details(body) {
@@ -56,16 +57,20 @@ export function mount(main, [batchId]) {
   let latest = null;
   const panels = new Map();
 
+  // A job's log opens by itself when the job is running, on every state drawn, not only the
+  // first: a job queued at the view's first read starts later (its runner claims it a moment
+  // after, or another server's does). One the operator opened or closed stays as they left it.
   function drawLogs(body) {
+    const limit = transport() === "poll" ? 1 : OPEN_LOGS;
+    let following = body.collectors.filter((job) => !isTerminal(job.status) && panels.get(job.job_id)?.el.open).length;
     for (const job of body.collectors) {
       let panel = panels.get(job.job_id);
       if (!panel) {
-        const limit = transport() === "poll" ? 1 : OPEN_LOGS;
-        const openNow = job.status === "running" && [...panels.values()].filter((p) => p.el.open).length < limit;
-        panel = logPanel(job, { open: openNow });
+        panel = logPanel(job);
         panels.set(job.job_id, panel);
         logs.append(panel.el);
       }
+      if (job.status === "running" && following < limit && panel.openByItself()) following += 1;
     }
   }
 
