@@ -12,6 +12,14 @@ from server.db import database
 
 Row = dict[str, Any]
 
+# A runner is live until RUNNER_LIVE_SECONDS (the "live") after its last heartbeat, or until it
+# stops: this is true of a runner that was live at some moment of the last "within" seconds
+# (0: live now, as GET /api/runners shows it).
+LIVE_WITHIN = (
+    "least(heartbeat_at + make_interval(secs => %(live)s), stopped_at)"
+    " > clock_timestamp() - make_interval(secs => %(within)s)"
+)
+
 
 async def record_heartbeat(
     pool: aiopg.Pool,
@@ -62,19 +70,23 @@ async def list_runners(pool: aiopg.Pool) -> list[Row]:
     RUNNER_LIVE_SECONDS and not stopped)."""
     async with database.cursor(pool) as cur:
         await cur.execute(
-            "SELECT *, (stopped_at IS NULL AND heartbeat_at > clock_timestamp() - make_interval(secs => %s)) AS live"
-            " FROM runners ORDER BY live DESC, heartbeat_at DESC, runner_id",
-            (RUNNER_LIVE_SECONDS,),
+            f"SELECT *, ({LIVE_WITHIN}) AS live FROM runners ORDER BY live DESC, heartbeat_at DESC, runner_id",
+            {"live": RUNNER_LIVE_SECONDS, "within": 0},
         )
         return list(await cur.fetchall())
 
 
 async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> list[str]:
     """Fail queued jobs that have waited ``timeout_seconds`` (since they were queued, or since
-    their retry was due) while no live runner could take them for all that time: none offered
-    their collector with the labels it requires. The message says why: no runner has the
-    collector's credentials, none has its labels, or none knows it. Batch first, SKIP LOCKED,
-    like every queue writer (server/runs/queue.py). Returns the failed job ids."""
+    their retry was due) while no live runner could take them for all that time: none of the
+    runners live at any moment of those seconds offered their collector with the labels it
+    requires. The message says why, from those same runners: none has the collector's
+    credentials, none has its labels, or none knows it. Batch first, SKIP LOCKED, like every
+    queue writer (server/runs/queue.py). Returns the failed job ids.
+
+    Live is what GET /api/runners says: a heartbeat within RUNNER_LIVE_SECONDS, not stopped. So
+    a heartbeat that comes late on a loaded machine, which a timeout as short as a heartbeat
+    (10 s) would otherwise see as the runner gone, changes neither which jobs fail nor why."""
     error = (
         f"for {timeout_seconds:g} seconds, so nothing could run the job (COLLECTOR_HUB_UNCLAIMABLE_TIMEOUT)."
         " Check GET /api/runners (each runner's collectors, labels and collectors without credentials)."
@@ -83,18 +95,15 @@ async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> lis
     # never holds them across an await (server/db/database.py).
     async with database.cursor(pool) as cur:
         await cur.execute(
-            """
+            f"""
             WITH live AS (
-                SELECT collectors, without_credentials FROM runners
-                 WHERE heartbeat_at > clock_timestamp() - make_interval(secs => %(timeout)s)
+                SELECT collectors, labels, without_credentials FROM runners WHERE {LIVE_WITHIN}
             ), stuck AS (
                 SELECT j.job_id FROM job_runs j JOIN job_batches b USING (batch_id)
                  WHERE j.status = 'queued'
                    AND coalesce(j.not_before, j.started_at) < clock_timestamp() - make_interval(secs => %(timeout)s)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM runners r
-                        WHERE r.collectors @> ARRAY[j.collector] AND j.runner_labels <@ r.labels
-                          AND r.heartbeat_at > clock_timestamp() - make_interval(secs => %(timeout)s))
+                   AND NOT EXISTS (SELECT 1 FROM live
+                                    WHERE live.collectors @> ARRAY[j.collector] AND j.runner_labels <@ live.labels)
                    FOR UPDATE OF b, j SKIP LOCKED
             ), why AS (
                 SELECT stuck.job_id, CASE
@@ -109,7 +118,7 @@ async def fail_unclaimable_jobs(pool: aiopg.Pool, timeout_seconds: float) -> lis
               FROM why WHERE j.job_id = why.job_id AND j.status = 'queued'
             RETURNING j.job_id
             """,
-            {"timeout": timeout_seconds, "error": error},
+            {"timeout": timeout_seconds, "within": timeout_seconds, "live": RUNNER_LIVE_SECONDS, "error": error},
         )
         return [row["job_id"] for row in await cur.fetchall()]
 
