@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -59,6 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SERVER_KEY] = directory
         config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
         config.add_cleanup(lambda: stop_shared_server(Path(directory)))
+        # A run ended by SIGTERM (a CI job's timeout, ``timeout``, ``kill``) ends as on Ctrl-C,
+        # so that the cleanups above run: Python's default for SIGTERM exits at once, which
+        # left the run's PostgreSQL running and its data in memory.
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.hookimpl(optionalhook=True)

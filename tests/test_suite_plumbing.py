@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import signal
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import platformdirs
@@ -93,3 +96,68 @@ def test_the_runs_postgresql_lives_in_memory_when_the_machine_has_room(
     assert database.scratch_root() is None
     monkeypatch.setattr(database, "MEMORY_DIRECTORY", tmp_path)
     assert database.scratch_root() == str(tmp_path)
+
+
+def test_a_run_ended_by_sigterm_stops_its_postgresql_and_removes_its_data(tmp_path: Path) -> None:
+    """tests/conftest.py: SIGTERM ends a run as Ctrl-C does, so its cleanups stop the run's own
+    PostgreSQL and remove its data directory. The run's server is found by a mark in its
+    environment, which it inherits from the run."""
+    mark = f"ch-sigterm-{os.getpid()}-{tmp_path.name}"
+    env = {**os.environ, "CH_TEST_RUN_MARK": mark}
+    env.pop("COLLECTOR_HUB_TEST_DATABASE_URL", None)  # the run starts a server of its own
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "tests/test_health.py"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        servers: dict[int, Path] = {}
+        # Once the run's server is up (its address written for the workers): while tests run.
+        while run.poll() is None and time.monotonic() < deadline:
+            servers = _postmasters_marked(mark)
+            if servers and all((data_dir.parent / "dsn").exists() for data_dir in servers.values()):
+                break
+            time.sleep(0.1)
+        assert servers, "the run's PostgreSQL did not start"
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    finally:
+        run.kill()
+    # The postmaster removes its pid file, which the run waits for, just before it exits.
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = {pid: data_dir for pid, data_dir in servers.items() if _alive(pid) or data_dir.parent.exists()}
+    for pid, data_dir in left.items():  # not left for the machine, whatever the outcome
+        if _alive(pid):
+            os.kill(pid, signal.SIGINT)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+    assert not left, f"the run's PostgreSQL was left running or its data behind: {left}"
+
+
+def _postmasters_marked(mark: str) -> dict[int, Path]:
+    """PostgreSQL postmasters (pid -> data directory) whose environment holds ``mark``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if not argv[0].endswith(b"/postgres") or b"-D" not in argv:
+                continue
+            if f"CH_TEST_RUN_MARK={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found[int(entry.name)] = Path(argv[argv.index(b"-D") + 1].decode())
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
