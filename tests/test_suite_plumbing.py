@@ -19,6 +19,7 @@ import platformdirs
 import psycopg2
 import pytest
 
+from tests import conftest
 from tests.support import bytecode, database, gc_tuning, runtime_dir, ssl_trust
 
 
@@ -161,3 +162,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_every_module_the_run_starts_first_exists() -> None:
+    """tests/conftest.py's LONGEST_FIRST names test modules by path: a module renamed or moved
+    would silently lose its place at the front of the run."""
+    root = Path(__file__).resolve().parent.parent
+    assert len(set(conftest.LONGEST_FIRST)) == len(conftest.LONGEST_FIRST)
+    assert [path for path in conftest.LONGEST_FIRST if not (root / path).is_file()] == []
