@@ -85,12 +85,12 @@ def pytest_asyncio_loop_factories(
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """Workers for ``-n auto``: three per core, at most eight. A test spends most of its time
+    """Workers for ``-n auto``: three per core, at most eight. A test spends part of its time
     waiting (for a collector process, a server, a browser, a timer), so one core keeps about
-    three workers busy; each worker costs its own start (about 9 s of CPU to load the plugins and
-    collect the suite, and an embedded PostgreSQL), so more only add CPU. On the 2-core machine:
-    4 workers, 194 s; 6 workers, 140 s (the same load on the machine, before the browser tests of
-    issue 25 were added)."""
+    three workers busy; each worker costs its own start (about 2.5 CPU-s: pytest, its plugins,
+    collecting the suite), so more only add CPU. The whole suite on the 2-core machine, quiet,
+    one run each (2026-12-07): 4 workers 202 s, 5 188 s, 6 178 s, 7 193 s, 8 188 s; the run's
+    CPU was about the same (341-346 CPU-s) up to six and 369-373 with seven or eight."""
     return min(8, 3 * len(os.sched_getaffinity(0)))
 
 
