@@ -148,6 +148,16 @@ export function ensureBatch(batchId) {
   return batch.loading || Promise.resolve();
 }
 
+/** After the stream was lost, read once more every batch still shown as active. Resuming, each
+ * transport brings every collector's active (else latest) run only: a run that ended while
+ * the console was away, while another run of its collector was active, has no later state
+ * for any stream to bring, and would be shown running for ever. */
+function rereadActive() {
+  for (const batch of batches.values()) {
+    if (batch.loaded && !isTerminal(batch.status)) batch.loading = loadBatch(batch);
+  }
+}
+
 /** The collectors this server knows (from GET /api/collectors). */
 export function collectorNames() {
   return names;
@@ -167,11 +177,19 @@ export async function start() {
     connection.stopped("No collectors are configured.");
     return;
   }
+  let lost = false;
   tracker = trackCollectors(names, {
     onUpdate: (data, { type, seq }) => {
       if (type === "job") receiveJob(data, seq);
     },
-    onTransport: connection.onTransport,
+    onTransport: (name, info) => {
+      connection.onTransport(name, info);
+      if (info.state === "lost") lost = true;
+      else if (info.state === "connected" && lost) {
+        lost = false;
+        rereadActive();
+      }
+    },
     onError: (err) => {
       if (err && (err.status === 401 || err.status === 403)) connection.stopped(explain(err));
     },

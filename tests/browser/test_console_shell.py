@@ -22,6 +22,7 @@ from tests.browser.console_helpers import (
     url_of,
     wait_live,
 )
+from tests.support.conditions import eventually
 
 
 async def test_the_icon_is_served(live_server: ServerFactory) -> None:
@@ -134,6 +135,33 @@ async def test_the_indicator_tells_the_truth_through_a_server_restart(live_serve
         f'[data-batch-id="{batch_id}"] > .batch-head .status[data-status="completed"]', timeout=60_000
     )
     assert (await api_get(restarted, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "completed"
+
+
+async def test_a_run_that_ends_while_the_console_is_away_is_shown_ended(live_server: ServerFactory, page: Any) -> None:
+    # Resuming, a stream brings each collector's active (else latest) run: a run that ended
+    # while the page was away, while another run of its collector was active, has no state
+    # left for any stream to bring. The console reads its active batches again once back.
+    server = await live_server()
+    port = server.port
+    await page.goto(url_of(server))
+    await wait_live(page, "websocket")
+    batch_id = await start_from_overview(page, "demo")
+    later = (await api_post(server, "/api/collectors/run", {"collectors": ["demo"]}))["batch_id"]
+    await server.close()
+    await page.locator('#connection[data-state="reconnecting"]').wait_for(timeout=TIMEOUT_MS)
+    # Another server, on a port the page does not know, runs both; the first one ends.
+    elsewhere = await live_server()
+
+    async def ended() -> bool:
+        return (await api_get(elsewhere, f"/api/collectors/runs/batch/{batch_id}"))["status"] == "completed"
+
+    await eventually(ended, timeout=60, what=f"{batch_id} to complete")
+    latest = await api_get(elsewhere, "/api/collectors/runs/latest?collectors=demo")
+    assert latest["latest_runs"][0]["batch_id"] == later  # so no stream brings the first one's end
+    await live_server(port=port, run_collectors=False)
+    await page.wait_for_selector(
+        f'[data-batch-id="{batch_id}"] > .batch-head .status[data-status="completed"]', timeout=TIMEOUT_MS
+    )
 
 
 async def test_offline_is_said_when_the_browser_loses_the_network(live_server: ServerFactory, page: Any) -> None:
