@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 
-from server.db.database import apply_migrations
+from server.db.database import MIGRATION_LOCK_ID, apply_migrations, serving_database
 from server.package_data import SQL_DIR
-from tests.support.database import fetch
+from tests.support.database import execute, fetch
 from tests.support.runs import new_batch
 
 
@@ -107,6 +109,46 @@ def test_migrations_apply_once_even_when_nodes_start_together(admin_dsn):
         assert not errors
         applied = sorted(f for files in results for f in files)
         assert applied == sorted(p.name for p in SQL_DIR.glob("*.sql"))  # each file exactly once
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+async def test_a_start_with_no_migration_pending_needs_neither_the_lock_nor_a_connection_of_its_own(
+    database_url: str, db, tmp_path: Path
+) -> None:
+    """A process starting on a database that has every migration opens only its pool (one
+    connection here), and does not wait for the migration lock another node holds while it
+    applies migrations this one does not know."""
+    await execute(db, "SELECT pg_advisory_lock(%s)", MIGRATION_LOCK_ID)
+    try:
+
+        async def start() -> int:
+            async with serving_database(database_url, tmp_path, 1, 1) as (_, pool):
+                return int(pool.size)
+
+        assert await asyncio.wait_for(start(), 30) == 1
+    finally:
+        await execute(db, "SELECT pg_advisory_unlock(%s)", MIGRATION_LOCK_ID)
+
+
+async def test_a_start_on_a_database_never_migrated_applies_every_migration(admin_dsn: str, tmp_path: Path) -> None:
+    name = "test_start_migrates"
+    admin = psycopg2.connect(admin_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {name}")
+    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
+    try:
+        async with serving_database(dsn, tmp_path, 1, 1):
+            pass
+        conn = psycopg2.connect(dsn)
+        try:
+            assert fetch(conn, "SELECT count(*) FROM collector_hub_migrations") == (len(list(SQL_DIR.glob("*.sql"))),)
+        finally:
+            conn.close()
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
