@@ -147,6 +147,53 @@ def test_the_runs_temporary_files_live_in_memory_when_the_machine_has_room(
     assert "TMPDIR" not in os.environ
 
 
+def test_a_modules_tests_share_one_db_session_as_new_for_each(db, database_url: str) -> None:
+    """tests/conftest.py: ``db`` is the module's one connection, handed to each test as a new
+    session would be: whatever a test changed in the session is gone for the next."""
+    fresh = psycopg2.connect(database_url)
+    try:
+        with fresh.cursor() as cur:
+            cur.execute("SHOW TimeZone")
+            default_zone = cur.fetchone()
+    finally:
+        fresh.close()
+    with db.cursor() as cur:
+        cur.execute("SET TIME ZONE 'Pacific/Chatham'")
+        cur.execute("LISTEN ch_plumbing")
+        cur.execute("SELECT pg_advisory_lock(4242)")
+        cur.execute("PREPARE ch_plumbing AS SELECT 1")
+        cur.execute("NOTIFY ch_plumbing")
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    db.autocommit = False
+    with db.cursor() as cur:
+        cur.execute("SELECT 1")  # a transaction left open
+    db.poll()
+    assert db.notifies
+
+    assert conftest._fresh_session(db)
+    assert db.autocommit and not db.notifies
+    with db.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        assert cur.fetchone()[0] == pid  # the same session
+        cur.execute("SHOW TimeZone")
+        assert cur.fetchone() == default_zone
+        cur.execute("SELECT count(*) FROM pg_listening_channels()")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cur.fetchone()[0] == 0
+    db.close()  # a test that closes it, or a backend terminated: replaced for the next test
+    assert not conftest._fresh_session(db)
+
+
+def test_the_next_test_gets_the_same_db_session_or_a_new_one_when_it_was_closed(db) -> None:
+    assert not db.closed
+    with db.cursor() as cur:
+        cur.execute("SELECT 1")
+
+
 async def test_a_run_ended_by_sigterm_stops_its_postgresql_and_removes_its_data(tmp_path: Path) -> None:
     """tests/conftest.py: SIGTERM ends a run as Ctrl-C does, so its cleanups stop the run's own
     PostgreSQL and remove its data directory. The run's server is found by a mark in its
