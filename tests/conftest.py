@@ -14,7 +14,6 @@ import asyncio
 import os
 import shutil
 import signal
-import stat
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -72,29 +71,19 @@ def pytest_configure(config: pytest.Config) -> None:
 # (scratch_root) and the user has not chosen one: pytest's tmp_path, every tempfile, and what
 # the processes the tests start write there (a ``serve``'s files, the wheel and virtual
 # environment of tests/test_packaging.py, Chromium's profiles) then never reach the disk's
-# file system and its journal. One directory per user, kept between runs, so that pytest keeps
-# its last three runs' tmp_path directories in it as it does in /tmp; set in the run's process
+# file system and its journal. The memory file system itself, as /tmp: a directory every user
+# shares (sticky), where pytest keeps its pytest-of-USER, with its own checks, and its last
+# three runs' tmp_path directories, and tempfile makes its names safely; and a path as short
+# as /tmp's, since paths show in what tests print (tests/browser/test_console_logs.py wants a
+# traceback naming a tmp_path file on one line at 1280 pixels). Set in the run's process
 # before it starts its workers, so that every process of the run inherits it.
 # tests/test_packaging.py alone, two rounds each, alternated (2026-12-07): 8.3 and 8.5 CPU-s
 # (2.5 and 2.9 of them in the kernel) with /tmp on the ext4 disk, 7.3 and 6.7 (1.2) in memory.
-TEMPORARY_DIRECTORY = "collector-hub-tests-{uid}"
-
-
 def _temporary_files_in_memory() -> None:
     root = scratch_root()
-    if root is None or os.environ.get("TMPDIR"):
-        return
-    directory = Path(root) / TEMPORARY_DIRECTORY.format(uid=os.getuid())
-    try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        found = directory.lstat()
-    except OSError:
-        return
-    # Refuse one that another user made (or a link): files of this run would land in it.
-    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or stat.S_IMODE(found.st_mode) & 0o077:
-        return
-    os.environ["TMPDIR"] = str(directory)
-    tempfile.tempdir = None  # asked again, from TMPDIR
+    if root is not None and not os.environ.get("TMPDIR"):
+        os.environ["TMPDIR"] = root
+        tempfile.tempdir = None  # asked again, from TMPDIR
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -108,40 +108,31 @@ def test_the_runs_temporary_files_live_in_memory_when_the_machine_has_room(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """tests/conftest.py: the run's TMPDIR, inherited by its workers and every process they
-    start, is a directory of the user's own in memory (scratch_root), unless the user chose one
-    or the machine has no room."""
-    user_dir = conftest.TEMPORARY_DIRECTORY.format(uid=os.getuid())
+    start, is the memory file system (scratch_root), unless the user chose one or the machine
+    has no room."""
+    root = database.scratch_root()
     chosen = os.environ.get("TMPDIR")
-    if chosen is not None and Path(chosen).name == user_dir:
-        assert Path(chosen).parent == Path(database.scratch_root() or "/nonexistent")
-        assert tmp_path.is_relative_to(chosen)
+    if root is not None and chosen == root:
+        assert tmp_path.is_relative_to(root)
         child = subprocess.run(
             [sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
             capture_output=True,
             text=True,
             check=True,
         )
-        assert child.stdout.strip() == chosen
+        assert child.stdout.strip() == root
     else:
-        assert chosen is not None or database.scratch_root() is None
+        assert root is None or chosen is not None  # no room, or the user's own
 
     monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)  # restored after the test
-    memory = tmp_path / "memory"
-    memory.mkdir()
-    monkeypatch.setattr(conftest, "scratch_root", lambda: str(memory))
+    monkeypatch.setattr(conftest, "scratch_root", lambda: str(tmp_path))
     monkeypatch.setenv("TMPDIR", "/somewhere/chosen")
     conftest._temporary_files_in_memory()
     assert os.environ["TMPDIR"] == "/somewhere/chosen"
-
     monkeypatch.delenv("TMPDIR")
     conftest._temporary_files_in_memory()
-    assert os.environ["TMPDIR"] == str(memory / user_dir) and tempfile.gettempdir() == str(memory / user_dir)
-    assert (memory / user_dir).stat().st_mode & 0o777 == 0o700
-
+    assert os.environ["TMPDIR"] == str(tmp_path) and tempfile.gettempdir() == str(tmp_path)
     monkeypatch.delenv("TMPDIR")
-    (memory / user_dir).chmod(0o755)  # a directory others may write to or read: not ours to use
-    conftest._temporary_files_in_memory()
-    assert "TMPDIR" not in os.environ
     monkeypatch.setattr(conftest, "scratch_root", lambda: None)
     conftest._temporary_files_in_memory()
     assert "TMPDIR" not in os.environ
