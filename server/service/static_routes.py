@@ -69,6 +69,15 @@ async def favicon(request: web.Request) -> web.FileResponse:
     )
 
 
+async def revalidate_console_files(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: a file under ``/static/`` is revalidated on every use
+    (``no-cache``; an unchanged one answers 304 by its ETag). Without a ``Cache-Control`` a
+    browser keeps a file as long as it guesses fit (a tenth of its age), so after an upgrade a
+    tab could load new modules beside old ones it kept."""
+    if request.path.startswith("/static/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-cache"
+
+
 def setup_static_routes(app: web.Application) -> None:
     for template, (patterns, query) in CONSOLE_VIEWS.items():
         path = template.format(**{name: f"{{{name}:{pattern}}}" for name, pattern in patterns.items()})
@@ -76,3 +85,4 @@ def setup_static_routes(app: web.Application) -> None:
     app.router.add_get("/favicon.ico", favicon)
     # add_static resolves names inside STATIC_DIR only and does not follow symlinks out of it.
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
+    app.on_response_prepare.append(revalidate_console_files)
