@@ -89,6 +89,20 @@ def test_a_payload_is_parsed_whole_or_ignored():
     assert parse_notification('{"batch_id" : "bc_00000001", "seq" : 7}') == Notification("bc_00000001", 7)
     for malformed in (job + "x", job + " {}", "[1, 2]", '"bc_00000001"', "", '{"seq" : 1}', job[:-1]):
         assert parse_notification(malformed) is None, malformed
+
+    # A job's change is read without json when it has the trigger's exact layout: anything else
+    # in it (an escape, a seq json would not read) is json's to read, or to refuse.
+    def job_with(job_id: str = "de_00000001", seq: str = "42") -> str:
+        batch = '"batch_id" : "bc_00000001"'
+        return f'{{"kind" : "job", "job_id" : "{job_id}", {batch}, "seq" : {seq}, "status" : "failed"}}'
+
+    assert parse_notification(job_with(r"de_0000000\u0031")) == Notification(
+        "bc_00000001", 42, "job", "de_00000001", "failed"
+    )
+    assert parse_notification(job_with(seq="0")) == Notification("bc_00000001", 0, "job", "de_00000001", "failed")
+    assert parse_notification(job_with(seq="-1 ")) == Notification("bc_00000001", -1, "job", "de_00000001", "failed")
+    for malformed in (job_with(seq="4_2"), job_with(seq="\u0664\u0662"), job_with(seq="042")):
+        assert parse_notification(malformed) is None, malformed
     log_payload = '{"kind" : "log", "job_id" : "de_00000001"}'
     assert parse_log_wake_up(log_payload) == "de_00000001"
     assert parse_log_wake_up(log_payload + "}") is None

@@ -41,9 +41,10 @@ from server.realtime.log_tail import VARIANCE_FRAMING, VARIANCES_KEY, LogTails
 from server.realtime.notify import (
     STATE_PAYLOAD_PREFIXES,
     JobWakeUps,
+    Notification,
     is_variance_wake_up,
+    parse_change,
     parse_log_wake_up,
-    parse_notification,
 )
 from server.realtime.sources import LiveSources, VarianceSource
 from server.realtime.subscriber import Subscriber
@@ -59,6 +60,8 @@ SHUTDOWN_REASON = "server shutting down; reconnect to resume"
 FANOUT_SLICE = 1000
 _PUBLISHED_BATCH = EVENTS_PUBLISHED.labels("batch")
 _PUBLISHED_JOB = EVENTS_PUBLISHED.labels("job")
+# A job's statuses that its wake-ups (JobWakeUps.fire) and its log's followers act on.
+_WAKING_STATUSES = frozenset({"queued", *TERMINAL_STATUSES})
 
 
 class Hub:
@@ -115,17 +118,20 @@ class Hub:
         """A NOTIFY payload (see sql/002_notify.sql). Synchronous and cheap: it only marks state
         stale and schedules reads. New log lines (sql/006_run_operations.sql) wake their followers."""
         # A job's or a batch's change, the payload of every state, is told by how it starts
-        # before anything else is tried (docs/LIVE_PUSH.md, the fixed cost per state).
+        # before anything else is tried, and its fields are read without an object made for
+        # them (docs/LIVE_PUSH.md, the fixed cost per state).
         if not payload.startswith(STATE_PAYLOAD_PREFIXES) and self._other_wake_up(payload):
             return
-        notification = parse_notification(payload)
-        if notification is None:
+        change = parse_change(payload)
+        if change is None:
             return
+        batch_id, seq, kind, job_id, status = change
         self.stats["notifications"] += 1
-        self.wake_ups.fire(notification)
-        if notification.job_id is not None and notification.status in TERMINAL_STATUSES:
-            self.log_tails.wake(notification.job_id)  # its log is complete now
-        self._tracker.note_change(notification.batch_id, notification.seq, notification.job_id)
+        if status in _WAKING_STATUSES:  # queued or ended: someone may wait for it
+            self.wake_ups.fire(Notification(batch_id, seq, kind, job_id, status))
+            if job_id is not None and status in TERMINAL_STATUSES:
+                self.log_tails.wake(job_id)  # its log is complete now
+        self._tracker.note_change(batch_id, seq, job_id)
 
     def _other_wake_up(self, payload: str) -> bool:
         """New log lines or variances: wake their followers. False for any other payload."""
@@ -156,20 +162,28 @@ class Hub:
     # ---- the fanout ----
 
     def _publish(self, entry: BatchEntry, old: BatchSnapshot | None, new: BatchSnapshot) -> None:
-        """Offer what changed between two snapshots of a batch to the subscriptions covering it:
-        queue the offer of each changed event to its subscriptions as they are now (``single``:
-        batch or job topics, each covering just the event's object). Written out in one
-        function, two states compared by their bodies' bytes (``Event.encoded``) in place:
-        it runs for every state (docs/LIVE_PUSH.md, the fixed cost per state)."""
+        """Offer what changed between two snapshots of a batch to the subscriptions covering it.
+        Two states are compared by their bodies' bytes (``Event.encoded``) in place. While no
+        earlier fanout is still going on, an event's followers (``single``: batch or job
+        topics, each covering just the event's object) are offered it here and now, up to
+        FANOUT_SLICE in all; the rest of the state's offers are queued, each to its
+        subscriptions as they are now, for ``_run_fanouts``. Written out in one function: it
+        runs for every state (docs/LIVE_PUSH.md, the fixed cost per state)."""
         subs = self._subs
         fanouts = self._fanouts
         notified_at = entry.notified_at
+        budget = 0 if fanouts else FANOUT_SLICE  # offers left to make at once
         try:
             batch = new.batch
             if old is None or (not old.batch.terminal and old.batch.encoded != batch.encoded):
                 followers = subs.by_batch.get(new.batch_id)
                 if followers:
-                    fanouts.append((list(followers), batch, True, None))
+                    if len(followers) <= budget:
+                        budget -= len(followers)
+                        self._offer_single(list(followers), batch)
+                    else:
+                        budget = 0
+                        fanouts.append((list(followers), batch, True, None))
                 _PUBLISHED_BATCH.count += 1
             old_jobs = old.jobs if old is not None else {}
             for job_id, event in new.jobs.items():
@@ -180,16 +194,30 @@ class Hub:
                     continue  # first sight of a run that ended earlier: not news
                 followers = subs.by_job.get(job_id)
                 if followers:
-                    fanouts.append((list(followers), event, True, None))
+                    if len(followers) <= budget:
+                        budget -= len(followers)
+                        self._offer_single(list(followers), event)
+                    else:
+                        budget = 0
+                        fanouts.append((list(followers), event, True, None))
                 _PUBLISHED_JOB.count += 1
                 if event.collector is not None:
                     followers = subs.by_collector.get(event.collector)
                     if followers:
-                        fanouts.append((list(followers), event, False, None))
+                        if len(followers) <= budget:
+                            budget -= len(followers)
+                            for sub in list(followers):
+                                self._offer(sub, event)
+                        else:
+                            budget = 0
+                            fanouts.append((list(followers), event, False, None))
         finally:
-            fanouts.append(([], None, False, notified_at))
-            if not self._fanout_scheduled:
-                self._run_fanouts()
+            if fanouts:
+                fanouts.append(([], None, False, notified_at))
+                if not self._fanout_scheduled:
+                    self._run_fanouts()
+            elif notified_at is not None:  # NOTIFY -> every subscriber's outbox offered
+                FANOUT_LATENCY.observe(time.monotonic() - notified_at)
 
     def _run_fanouts(self) -> None:
         """Offer queued events in order, at most FANOUT_SLICE subscriptions per turn of the

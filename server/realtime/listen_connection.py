@@ -62,7 +62,9 @@ class ListenConnection:
         self._writing = False
         self._waiter: asyncio.Future[None] | None = None  # the connection attempt
         self._cursor: Any = None  # one cursor for every statement (made once connected)
-        self._queue: collections.deque[tuple[str, Sequence[Any] | None, StatementDone, float]] = collections.deque()
+        self._queue: collections.deque[tuple[str | bytes, Sequence[Any] | None, StatementDone, float]] = (
+            collections.deque()
+        )
         self._current: StatementDone | None = None  # the statement out, if any
         self._deadline = 0.0  # when the statement out times out (loop time)
         self._timeout = QUERY_TIMEOUT
@@ -150,15 +152,24 @@ class ListenConnection:
             self._fail(ConnectionLost(f"no answer from PostgreSQL within {CONNECT_TIMEOUT:g}s"))
 
     def submit(
-        self, sql: str, params: Sequence[Any] | None, done: StatementDone, seconds: float = QUERY_TIMEOUT
+        self, sql: str | bytes, params: Sequence[Any] | None, done: StatementDone, seconds: float = QUERY_TIMEOUT
     ) -> None:
         """Run one statement after those submitted before it; ``done`` gets its cursor (or
-        the error that broke the connection). Raises ConnectionLost when closed."""
+        the error that broke the connection). Raises ConnectionLost when closed. ``sql`` may
+        be bytes from ``mogrify``, sent as they are (then without ``params``)."""
         if self._fd is None or self._cursor is None:
             raise ConnectionLost("connection closed")
         self._queue.append((sql, params, done, seconds))
         if self._current is None and not self._polling:
             self._start_next()
+
+    def mogrify(self, sql: str, params: Sequence[Any]) -> bytes:
+        """``sql`` with ``params`` quoted into it, as psycopg2 would send it (no round trip).
+        Raises ConnectionLost when closed."""
+        if self._fd is None or self._cursor is None:
+            raise ConnectionLost("connection closed")
+        query: bytes = self._cursor.mogrify(sql, params)
+        return query
 
     def _start_next(self) -> None:
         sql, params, done, seconds = self._queue.popleft()

@@ -42,6 +42,9 @@ CHANNEL = "collector_hub"
 # Called with a read's rows, or None when the connection broke before it answered.
 RowsDone = Callable[[list[tuple[Any, ...]] | None], None]
 BACKOFF_BASE = 0.2
+# How many re-reads' statements (one per batch followed) are kept ready to send; all are
+# forgotten past this many, and put together again on their next read.
+QUERY_MEMORY = 1000
 
 
 def _no_answer_needed(cursor: Any, error: Exception | None) -> None:
@@ -76,6 +79,8 @@ class Listener:
         self.backend_pid: int | None = None
         self.reads = 0  # statements run for ``read`` (live push's re-reads)
         self._prepared: dict[str, str] = {}  # statement -> its EXECUTE, on the connection now
+        # (statement, parameters) -> its EXECUTE with the parameters in it, as sent (QUERY_MEMORY)
+        self._queries: dict[tuple[str, tuple[Any, ...]], bytes] = {}
         self._db_clock: tuple[dt.datetime, float] = (dt.datetime.now(dt.UTC), time.monotonic())
         self._conn: ListenConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -154,8 +159,17 @@ class Listener:
         def answered(cursor: Any, error: Exception | None) -> None:
             done(None if error is not None else cursor.fetchall())
 
+        # The same batch is re-read on every one of its states: its EXECUTE is put together
+        # (the parameters quoted into it) once, and sent as it is after that.
+        key = (sql, tuple(params))
         try:
-            conn.submit(self._prepared_form(conn, sql), params, answered)
+            query = self._queries.get(key)
+            if query is None:
+                query = conn.mogrify(self._prepared_form(conn, sql), params)
+                if len(self._queries) >= QUERY_MEMORY:
+                    self._queries.clear()
+                self._queries[key] = query
+            conn.submit(query, None, answered)
         except ConnectionLost:
             return False
         self.reads += 1
@@ -199,6 +213,7 @@ class Listener:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self.backend_pid = conn.backend_pid()
                 self._prepared = {}  # a new session: nothing prepared in it yet
+                self._queries = {}
                 self._conn = conn
                 self.generation += 1
                 self.state = "listening"

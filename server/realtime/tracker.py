@@ -83,7 +83,9 @@ class StateTracker:
         if entry.interest or self._follows_every_batch():
             if entry.notified_at is None:
                 entry.notified_at = time.monotonic()
-            self._schedule_refresh(batch_id, entry)
+            if not entry.refreshing:  # _schedule_refresh, written out: it runs for every state
+                entry.refreshing = True
+                self._read(batch_id, entry)
 
     async def resync(self) -> None:
         """After every (re)connect: compare what we hold with the tables and re-read what moved
@@ -182,10 +184,10 @@ class StateTracker:
     def _read(self, batch_id: str, entry: BatchEntry) -> None:
         """One read of the cycle: on the LISTEN connection, answered in its reader callback
         (no task: docs/LIVE_PUSH.md, the fixed cost per state), else from the pool."""
-        generation = self._generation()
         listener = self.listener
         batches = self._batches
         if listener is not None and batches is not None:
+            generation = listener.generation if listener.listening else -1  # _generation(), written out
             sql, params = batches.snapshot_statement(batch_id)
 
             def answered(rows: list[tuple[Any, ...]] | None) -> None:
@@ -201,7 +203,7 @@ class StateTracker:
 
             if listener.read_then(sql, params, answered):
                 return
-        self._read_from_pool(batch_id, entry, generation)
+        self._read_from_pool(batch_id, entry, self._generation())
 
     def _read_from_pool(self, batch_id: str, entry: BatchEntry, generation: int) -> None:
         async def read() -> None:
@@ -228,7 +230,10 @@ class StateTracker:
         except Exception as exc:
             self._end_refresh(batch_id, entry, exc)
             return
-        self._end_refresh(batch_id, entry, snapshot)
+        if entry.refresh_waiters is None:  # nobody awaits the cycle (every followed state)
+            entry.refreshing = False
+        else:
+            self._end_refresh(batch_id, entry, snapshot)
 
     def _end_refresh(self, batch_id: str, entry: BatchEntry, result: BatchSnapshot | Exception | None) -> None:
         entry.refreshing = False
@@ -262,7 +267,9 @@ class StateTracker:
                 entry.verified_generation = generation
             return
         self.cache.adopt(entry, new)
-        entry.verified_generation = generation if generation == self._generation() else -1
+        listener = self.listener
+        current = listener.generation if listener is not None and listener.listening else -1  # _generation()
+        entry.verified_generation = generation if generation == current else -1
         self._on_new_state(entry, old, new)
         entry.changed_jobs.clear()
         for watcher in entry.watchers:
