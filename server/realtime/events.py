@@ -38,8 +38,8 @@ class Event:
     sse_wire: bytes | None
     ws_wire: bytes | None
     # Worked out once, read once per subscriber by the fanout:
-    key: str  # the object: conflation and resume memory key by it
     terminal: bool
+    _key: str | None  # ``key``, once asked for
 
     def __init__(
         self, kind: str, object_id: str, seq: int, encoded: bytes, status: str, collector: str | None = None
@@ -53,9 +53,18 @@ class Event:
         self.encoded = encoded
         self.status = status
         self.collector = collector
-        self._sse = self._ws = self.sse_wire = self.ws_wire = None
-        self.key = f"{kind}:{object_id}"
+        self._sse = self._ws = self.sse_wire = self.ws_wire = self._key = None
         self.terminal = status in TERMINAL_STATUSES
+
+    @property
+    def key(self) -> str:
+        """The object (``batch:<id>``, ``job:<id>``): conflation and resume memory key by it.
+        Made when first asked for: only an outbox that queues the event, or a follower of
+        collectors, asks (not the fast path of a state's fanout)."""
+        key = self._key
+        if key is None:
+            key = self._key = f"{self.kind}:{self.object_id}"
+        return key
 
     @property
     def data(self) -> bytes:

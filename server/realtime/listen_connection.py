@@ -33,7 +33,8 @@ class ConnectionLost(Exception):
 
 
 # Called with the statement's cursor once its answer is in (None and the error when the
-# connection broke first); the cursor is valid only during the call.
+# connection broke first); the cursor is valid only during the call. A statement submitted
+# with ``rows=True`` gets its rows (``fetchall``) instead of the cursor.
 StatementDone = Callable[[Any, Exception | None], None]
 
 
@@ -62,10 +63,11 @@ class ListenConnection:
         self._writing = False
         self._waiter: asyncio.Future[None] | None = None  # the connection attempt
         self._cursor: Any = None  # one cursor for every statement (made once connected)
-        self._queue: collections.deque[tuple[str | bytes, Sequence[Any] | None, StatementDone, float]] = (
+        self._queue: collections.deque[tuple[str | bytes, Sequence[Any] | None, StatementDone, float, bool]] = (
             collections.deque()
         )
         self._current: StatementDone | None = None  # the statement out, if any
+        self._current_rows = False  # whether it is answered with its rows
         self._deadline = 0.0  # when the statement out times out (loop time)
         self._timeout = QUERY_TIMEOUT
         self._watchdog: asyncio.TimerHandle | None = None
@@ -98,7 +100,7 @@ class ListenConnection:
             if done is not None:
                 self._current = None
                 try:
-                    done(self._cursor, None)
+                    done(self._cursor.fetchall() if self._current_rows else self._cursor, None)
                 except Exception:  # a bug in one reader must not kill the listener
                     log.exception("handling a statement's answer failed")
             elif self._waiter is not None and not self._waiter.done():
@@ -152,14 +154,21 @@ class ListenConnection:
             self._fail(ConnectionLost(f"no answer from PostgreSQL within {CONNECT_TIMEOUT:g}s"))
 
     def submit(
-        self, sql: str | bytes, params: Sequence[Any] | None, done: StatementDone, seconds: float = QUERY_TIMEOUT
+        self,
+        sql: str | bytes,
+        params: Sequence[Any] | None,
+        done: StatementDone,
+        seconds: float = QUERY_TIMEOUT,
+        *,
+        rows: bool = False,
     ) -> None:
-        """Run one statement after those submitted before it; ``done`` gets its cursor (or
-        the error that broke the connection). Raises ConnectionLost when closed. ``sql`` may
-        be bytes from ``mogrify``, sent as they are (then without ``params``)."""
+        """Run one statement after those submitted before it; ``done`` gets its cursor, or
+        with ``rows`` its rows (None and the error that broke the connection, if it did:
+        StatementDone). Raises ConnectionLost when closed. ``sql`` may be bytes from
+        ``mogrify``, sent as they are (then without ``params``)."""
         if self._fd is None or self._cursor is None:
             raise ConnectionLost("connection closed")
-        self._queue.append((sql, params, done, seconds))
+        self._queue.append((sql, params, done, seconds, rows))
         if self._current is None and not self._polling:
             self._start_next()
 
@@ -172,14 +181,15 @@ class ListenConnection:
         return query
 
     def _start_next(self) -> None:
-        sql, params, done, seconds = self._queue.popleft()
+        sql, params, done, seconds, rows = self._queue.popleft()
         try:
             self._cursor.execute(sql, params)
         except psycopg2.Error as exc:
-            self._queue.appendleft((sql, params, done, seconds))
+            self._queue.appendleft((sql, params, done, seconds, rows))
             self._fail(ConnectionLost(str(exc).strip() or type(exc).__name__))
             return
         self._current = done
+        self._current_rows = rows
         self._timeout = seconds
         self._deadline = self._loop.time() + seconds
         if self._watchdog is None:
@@ -237,7 +247,7 @@ class ListenConnection:
         with contextlib.suppress(Exception):
             self._conn.close()
         unanswered = [self._current] if self._current is not None else []
-        unanswered += [done for _, _, done, _ in self._queue]
+        unanswered += [done for _, _, done, _, _ in self._queue]
         self._current = None
         self._queue.clear()
         for done in unanswered:

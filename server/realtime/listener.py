@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "collector_hub"
 # Called with a read's rows, or None when the connection broke before it answered.
 RowsDone = Callable[[list[tuple[Any, ...]] | None], None]
+# The same, with the error that broke the connection (None with the rows).
+RowsOrError = Callable[[list[tuple[Any, ...]] | None, Exception | None], None]
 BACKOFF_BASE = 0.2
 # How many re-reads' statements (one per batch followed) are kept ready to send; all are
 # forgotten past this many, and put together again on their next read.
@@ -126,7 +128,7 @@ class Listener:
     async def read(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
         """Run one read-only statement on this connection: its column names and rows, or None
         when the connection is not listening or breaks (the caller reads from the pool).
-        ``read_then`` is the same without a coroutine."""
+        ``read_rows`` is the same without a coroutine."""
         conn = self._conn
         if conn is None or not self.listening:
             return None
@@ -138,8 +140,17 @@ class Listener:
         return result
 
     def read_then(self, sql: str, params: Sequence[Any], done: RowsDone) -> bool:
+        """``read_rows`` for a ``done`` that takes the rows alone."""
+
+        def answered(rows: list[tuple[Any, ...]] | None, error: Exception | None) -> None:
+            done(rows)
+
+        return self.read_rows(sql, params, answered)
+
+    def read_rows(self, sql: str, params: Sequence[Any], done: RowsOrError) -> bool:
         """Run one read-only statement on this connection and hand its rows to ``done``
-        (``None``: the connection broke first), from the callback that reads them; False,
+        (``None`` and the error: the connection broke first), from the callback that reads
+        them, with no wrapper between (docs/LIVE_PUSH.md, the fixed cost per state); False,
         and ``done`` is never called, when the connection is not listening (the caller reads
         from the pool).
 
@@ -155,10 +166,6 @@ class Listener:
         conn = self._conn
         if conn is None or not self.listening:
             return False
-
-        def answered(cursor: Any, error: Exception | None) -> None:
-            done(None if error is not None else cursor.fetchall())
-
         # The same batch is re-read on every one of its states: its EXECUTE is put together
         # (the parameters quoted into it) once, and sent as it is after that.
         key = (sql, tuple(params))
@@ -169,7 +176,7 @@ class Listener:
                 if len(self._queries) >= QUERY_MEMORY:
                     self._queries.clear()
                 self._queries[key] = query
-            conn.submit(query, None, answered)
+            conn.submit(query, None, done, rows=True)  # answered from the reader callback, no wrapper
         except ConnectionLost:
             return False
         self.reads += 1

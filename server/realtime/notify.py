@@ -148,12 +148,14 @@ class NotifiedSeqs:
         self.high_water = 0
 
     def note(self, batch_id: str, seq: int) -> None:
-        self.high_water = max(self.high_water, seq)
-        if seq > self._seqs.get(batch_id, 0):
-            self._seqs[batch_id] = seq
-            self._seqs.move_to_end(batch_id)
-            if len(self._seqs) > self._size:
-                self._seqs.popitem(last=False)
+        if seq > self.high_water:
+            self.high_water = seq
+        seqs = self._seqs
+        if seq > seqs.get(batch_id, 0):
+            seqs[batch_id] = seq
+            seqs.move_to_end(batch_id)
+            if len(seqs) > self._size:
+                seqs.popitem(last=False)
 
     def latest(self, batch_id: str) -> int:
         """The newest seq notified for the batch; 0 if none is remembered."""

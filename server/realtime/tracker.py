@@ -190,7 +190,7 @@ class StateTracker:
             generation = listener.generation if listener.listening else -1  # _generation(), written out
             sql, params = batches.snapshot_statement(batch_id)
 
-            def answered(rows: list[tuple[Any, ...]] | None) -> None:
+            def answered(rows: list[tuple[Any, ...]] | None, error: Exception | None) -> None:
                 if rows is None:  # the connection broke: the pool answers instead
                     self._read_from_pool(batch_id, entry, -1)
                     return
@@ -201,7 +201,7 @@ class StateTracker:
                     return
                 self._have_read(batch_id, entry, snapshot, generation)
 
-            if listener.read_then(sql, params, answered):
+            if listener.read_rows(sql, params, answered):
                 return
         self._read_from_pool(batch_id, entry, self._generation())
 
