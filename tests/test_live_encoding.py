@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.realtime.events import BatchSnapshot
+from server.realtime.events import BatchSnapshot, Event
 from server.runs import live
 from tests.support.conditions import eventually
 from tests.support.runs import set_job, trigger
@@ -92,3 +92,26 @@ async def test_no_pushed_state_is_encoded_by_python(client, db, monkeypatch: pyt
         await ws.close()
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize("kind", ["batch", "job", "other"])
+@pytest.mark.parametrize("message_size", [70, 125, 126, 1000, 65_535, 65_536, 70_000])
+def test_a_websocket_frame_is_its_message_with_the_header_of_its_length(kind: str, message_size: int):
+    """The shared frame is put together apart from ``ws_message`` (docs/LIVE_PUSH.md, the fixed
+    cost per state): it must hold that message, with the header of its length (RFC 6455 5.2:
+    7 bits up to 125, 16 bits up to 65535, else 64), on each side of those limits."""
+
+    def event(text: str) -> Event:
+        return Event(kind, "bc_00000001", 123_456, json.dumps({"message": text}).encode(), "running")
+
+    text = "x" * (message_size - len(event("").ws_message()))
+    frame, message = event(text).ws_frame(), event(text).ws_message()
+    assert len(message) == message_size
+    assert frame[0] == 0x81
+    size, header = frame[1], 2
+    if size == 126:
+        size, header = int.from_bytes(frame[2:4], "big"), 4
+    elif size == 127:
+        size, header = int.from_bytes(frame[2:10], "big"), 10
+    assert (size, header, frame[header:]) == (message_size, 2 if size < 126 else 4 if size < 65_536 else 10, message)
+    assert json.loads(message) == {"type": kind, "seq": 123_456, "data": {"message": text}}
