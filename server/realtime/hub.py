@@ -60,6 +60,7 @@ SHUTDOWN_REASON = "server shutting down; reconnect to resume"
 FANOUT_SLICE = 1000
 _PUBLISHED_BATCH = EVENTS_PUBLISHED.labels("batch")
 _PUBLISHED_JOB = EVENTS_PUBLISHED.labels("job")
+_Offer = tuple[list[Subscription], Event | None, bool, float | None]  # in Hub._fanouts
 # A job's statuses that its wake-ups (JobWakeUps.fire) and its log's followers act on.
 _WAKING_STATUSES = frozenset({"queued", *TERMINAL_STATUSES})
 
@@ -89,9 +90,7 @@ class Hub:
         self._cache = self._tracker.cache
         # Offers waiting for their turn: (subscriptions, event, single-object topics?, and for
         # the end marker of one state's fanout (event None) the time of its NOTIFY).
-        self._fanouts: collections.deque[tuple[list[Subscription], Event | None, bool, float | None]] = (
-            collections.deque()
-        )
+        self._fanouts: collections.deque[_Offer] = collections.deque()
         self._fanout_position = 0  # in the first queued list
         self._fanout_scheduled = False
 
@@ -117,9 +116,8 @@ class Hub:
     def on_notify(self, payload: str) -> None:
         """A NOTIFY payload (see sql/002_notify.sql). Synchronous and cheap: it only marks state
         stale and schedules reads. New log lines (sql/006_run_operations.sql) wake their followers."""
-        # A job's or a batch's change, the payload of every state, is told by how it starts
-        # before anything else is tried, and its fields are read without an object made for
-        # them (docs/LIVE_PUSH.md, the fixed cost per state).
+        # A state's payload is told by how it starts, and read without an object made for it
+        # (docs/LIVE_PUSH.md, the fixed cost per state).
         if not payload.startswith(STATE_PAYLOAD_PREFIXES) and self._other_wake_up(payload):
             return
         change = parse_change(payload)
@@ -162,28 +160,17 @@ class Hub:
     # ---- the fanout ----
 
     def _publish(self, entry: BatchEntry, old: BatchSnapshot | None, new: BatchSnapshot) -> None:
-        """Offer what changed between two snapshots of a batch to the subscriptions covering it.
-        Two states are compared by their bodies' bytes (``Event.encoded``) in place. While no
-        earlier fanout is still going on, an event's followers (``single``: batch or job
-        topics, each covering just the event's object) are offered it here and now, up to
-        FANOUT_SLICE in all; the rest of the state's offers are queued, each to its
-        subscriptions as they are now, for ``_run_fanouts``. Written out in one function: it
-        runs for every state (docs/LIVE_PUSH.md, the fixed cost per state)."""
+        """Offer what changed between two snapshots of a batch to the subscriptions covering it,
+        comparing their bodies' bytes in place: it runs for every state (docs/LIVE_PUSH.md)."""
         subs = self._subs
-        fanouts = self._fanouts
         notified_at = entry.notified_at
-        budget = 0 if fanouts else FANOUT_SLICE  # offers left to make at once
+        budget = 0 if self._fanouts else FANOUT_SLICE  # offers left to make at once
         try:
             batch = new.batch
             if old is None or (not old.batch.terminal and old.batch.encoded != batch.encoded):
                 followers = subs.by_batch.get(new.batch_id)
                 if followers:
-                    if len(followers) <= budget:
-                        budget -= len(followers)
-                        self._offer_single(list(followers), batch)
-                    else:
-                        budget = 0
-                        fanouts.append((list(followers), batch, True, None))
+                    budget = self._offer_now(followers, batch, True, budget)
                 _PUBLISHED_BATCH.count += 1
             old_jobs = old.jobs if old is not None else {}
             for job_id, event in new.jobs.items():
@@ -194,34 +181,36 @@ class Hub:
                     continue  # first sight of a run that ended earlier: not news
                 followers = subs.by_job.get(job_id)
                 if followers:
-                    if len(followers) <= budget:
-                        budget -= len(followers)
-                        self._offer_single(list(followers), event)
-                    else:
-                        budget = 0
-                        fanouts.append((list(followers), event, True, None))
+                    budget = self._offer_now(followers, event, True, budget)
                 _PUBLISHED_JOB.count += 1
                 if event.collector is not None:
                     followers = subs.by_collector.get(event.collector)
                     if followers:
-                        if len(followers) <= budget:
-                            budget -= len(followers)
-                            for sub in list(followers):
-                                self._offer(sub, event)
-                        else:
-                            budget = 0
-                            fanouts.append((list(followers), event, False, None))
+                        budget = self._offer_now(followers, event, False, budget)
         finally:
-            if fanouts:
-                fanouts.append(([], None, False, notified_at))
+            if self._fanouts:
+                self._fanouts.append(([], None, False, notified_at))
                 if not self._fanout_scheduled:
                     self._run_fanouts()
             elif notified_at is not None:  # NOTIFY -> every subscriber's outbox offered
                 FANOUT_LATENCY.observe(time.monotonic() - notified_at)
 
+    def _offer_now(self, followers: set[Subscription], event: Event, single: bool, budget: int) -> int:
+        """Offer ``event`` to ``followers`` (``single``: batch or job topics) now if they fit in
+        ``budget``, else queue the offer for ``_run_fanouts``; the budget left (0 once queued:
+        the state's later events queue behind it)."""
+        if len(followers) > budget:
+            self._fanouts.append((list(followers), event, single, None))
+            return 0
+        if single:
+            self._offer_single(list(followers), event)
+        else:
+            for sub in list(followers):
+                self._offer(sub, event)
+        return budget - len(followers)
+
     def _run_fanouts(self) -> None:
-        """Offer queued events in order, at most FANOUT_SLICE subscriptions per turn of the
-        loop, so a large fanout cannot keep reads (and writers) waiting."""
+        """Offer queued events in order, FANOUT_SLICE subscriptions per turn of the loop at most."""
         self._fanout_scheduled = False
         queue = self._fanouts
         budget = FANOUT_SLICE
@@ -251,8 +240,7 @@ class Hub:
                 asyncio.get_running_loop().call_soon(self._run_fanouts)
 
     def _offer_single(self, subs: list[Subscription], event: Event) -> None:
-        """The hot loop: per follower, two comparisons and ``Subscriber.offer`` (usually one
-        write of the shared frame)."""
+        """The hot loop: per follower, two comparisons and ``Subscriber.offer`` (one write)."""
         seq = event.seq
         terminal = event.terminal
         for sub in subs:
