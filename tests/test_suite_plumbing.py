@@ -228,6 +228,44 @@ async def test_a_run_ended_by_sigterm_stops_its_postgresql_and_removes_its_data(
             shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
+# A stand-in for a pytest worker: it starts a long process as the tests start `serve` and
+# redis-server, writes that process's pid, and waits to be killed.
+WORKER = """
+import pathlib, subprocess, sys, time
+from tests.support.processes import ended_with_this_process
+started = subprocess.Popen(ended_with_this_process([sys.executable, "-c", "import time; time.sleep(300)"]))
+pathlib.Path(sys.argv[1]).write_text(str(started.pid))
+time.sleep(300)
+"""
+
+
+async def test_a_process_a_test_started_ends_when_the_test_process_is_killed(tmp_path: Path) -> None:
+    """tests/support/processes.py: even a worker killed by SIGKILL leaves no process behind."""
+    pid_file = tmp_path / "pid"
+    worker = await asyncio.create_subprocess_exec(sys.executable, "-c", WORKER, str(pid_file), cwd=PROJECT_ROOT)
+
+    async def started() -> int | None:
+        assert worker.returncode is None, "the stand-in worker ended by itself"
+        return int(pid_file.read_text()) if pid_file.exists() else None
+
+    pid = 0
+    try:
+        pid = await eventually(started, timeout=30, what="the worker's process to start")
+        worker.kill()
+        await worker.wait()
+
+        async def ended() -> bool:
+            return not process_alive(pid)
+
+        await eventually(ended, timeout=20, what=f"process {pid} to end with its worker")
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+        if pid and process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _postmasters_marked(mark: str) -> dict[int, Path]:
     """PostgreSQL postmasters (pid -> data directory) whose environment holds ``mark``."""
     found = {}

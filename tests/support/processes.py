@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -32,6 +32,29 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# A process a test starts gets SIGTERM when the test process dies, even by SIGKILL: Linux's
+# PR_SET_PDEATHSIG, set by a small launcher that then execs the command (the setting survives
+# exec). A killed pytest worker left its `serve` processes running for half an hour on a shared
+# machine. The launcher checks its parent is still the test process: one that died before the
+# setting was made would never send the signal.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"  # 1: PR_SET_PDEATHSIG
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def ended_with_this_process(command: Sequence[str]) -> list[str]:
+    """``command``, run so that it is sent SIGTERM when this process dies (Linux; as is elsewhere).
+    Start it from the thread that lives as long as the process (the event loop's): the signal
+    comes when the thread that started it ends."""
+    if sys.platform != "linux":
+        return list(command)
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
 
 
 def collector_hub_command() -> list[str]:
@@ -92,8 +115,10 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--protected-mode", "yes"],
+            ended_with_this_process(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(self.workdir), "--protected-mode", "yes"]
+            ),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 20
@@ -139,7 +164,7 @@ class ServeProcess:
     async def start(self, ssl: object = None) -> None:
         with self.log_path.open("ab") as log_file:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server", "serve", *self.args,
+                *ended_with_this_process([sys.executable, "-m", "server", "serve", *self.args]),
                 env=self.env, stdout=log_file, stderr=log_file, start_new_session=True,
             )  # fmt: skip
 
