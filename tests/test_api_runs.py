@@ -8,7 +8,7 @@ import re
 import pytest
 
 from server.api.timestamps import format_timestamp
-from tests.support.database import execute, fetch_row
+from tests.support.database import execute, fetch_row, truncate
 from tests.support.run_shapes import BATCH_FIELDS, BATCH_JOB_FIELDS, JOB_FIELDS
 from tests.support.runs import get_json, set_job, trigger
 
@@ -131,7 +131,7 @@ async def test_estimated_completion_uses_past_durations_before_progress(client, 
 
 
 async def test_latest_prefers_active_run_then_most_recent(client, db):
-    await execute(db, "TRUNCATE job_batches CASCADE")  # other tests in this module leave active runs behind
+    await execute(db, truncate("job_batches"))  # other tests in this module leave active runs behind
     first = await trigger(client, "ninja")
     await set_job(db, first["collectors"][0]["job_id"], status="failed", error="x")
     second = await trigger(client, "ninja")
@@ -151,7 +151,7 @@ async def test_latest_prefers_active_run_then_most_recent(client, db):
 
 
 async def test_history_lists_recent_runs_with_durations(client, db):
-    await execute(db, "TRUNCATE job_batches CASCADE")
+    await execute(db, truncate("job_batches"))
     created = await trigger(client, "demo")
     job_id = created["collectors"][0]["job_id"]
     await execute(

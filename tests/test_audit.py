@@ -22,7 +22,7 @@ from server.security.api_keys import create_key
 from server.service.openapi_document import build_openapi
 from tests.support.cli import base_url, cli
 from tests.support.conditions import eventually
-from tests.support.database import execute, fetch_rows
+from tests.support.database import execute, fetch_rows, truncate
 from tests.support.openapi_contract import Contract
 from tests.support.settings import replace_settings
 from tests.support.webhook_receivers import start_receiver
@@ -45,7 +45,7 @@ def keys(database_url: str) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture
 async def hub(aiohttp_client, settings, db, keys) -> TestClient:
-    await execute(db, "TRUNCATE audit_log, schedules, webhooks, job_batches CASCADE")
+    await execute(db, truncate("audit_log", "schedules", "webhooks", "job_batches"))
     return await aiohttp_client(create_app(replace_settings(settings, jwt_secret=SECRET, **FAST)))
 
 

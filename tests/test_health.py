@@ -17,7 +17,7 @@ from collectors.registry import VENDOR_STALE_AFTER, RegistryError, load_registry
 from server.app import create_app
 from server.service.openapi_document import build_openapi
 from tests.support.conditions import eventually
-from tests.support.database import execute
+from tests.support.database import execute, truncate
 from tests.support.openapi_contract import Contract
 from tests.support.settings import replace_settings
 from tests.support.webhook_receivers import Receiver, start_receiver
@@ -41,7 +41,7 @@ def collectors_file(path: Path) -> Path:
 
 @pytest.fixture
 async def hub(aiohttp_client, settings, db, tmp_path) -> TestClient:
-    await execute(db, "TRUNCATE collector_health, webhooks, job_batches CASCADE")
+    await execute(db, truncate("collector_health", "webhooks", "job_batches"))
     configured = replace_settings(
         settings, collectors_file=collectors_file(tmp_path / "collectors.toml"), health_interval=0.1, **FAST
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.support.conditions import eventually
-from tests.support.database import execute, fetch_rows
+from tests.support.database import execute, fetch_rows, truncate
 from tests.support.processes import ServeProcess
 from tests.support.webhook_receivers import start_receiver
 
@@ -45,7 +45,7 @@ async def end_job(session: aiohttp.ClientSession, url: str, status: str) -> None
 async def test_two_serve_processes_alert_each_change_of_health_exactly_once(
     database_url, db, tmp_path, aiohttp_server
 ) -> None:  # type: ignore[no-untyped-def]
-    await execute(db, "TRUNCATE collector_health, webhooks, job_batches CASCADE")
+    await execute(db, truncate("collector_health", "webhooks", "job_batches"))
     collectors = tmp_path / "collectors.toml"
     collectors.write_text('[collectors.flaky]\ncommand = ["true"]\n')
     receiver = await start_receiver(aiohttp_server)

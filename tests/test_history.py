@@ -8,14 +8,14 @@ import datetime as dt
 
 import pytest
 
-from tests.support.database import execute
+from tests.support.database import execute, truncate
 from tests.support.runs import get_json, set_job, trigger
 
 
 @pytest.fixture(autouse=True)
 def empty(db):
     with db.cursor() as cur:
-        cur.execute("TRUNCATE job_batches CASCADE")
+        cur.execute(truncate("job_batches"))
 
 
 def insert_runs(db, rows):

@@ -17,7 +17,7 @@ from tests.fakes.common import serve
 from tests.fakes.ninja import FakeNinja
 from tests.support.collectors_file import program, write_collectors_file
 from tests.support.conditions import eventually
-from tests.support.database import execute, fetch_rows
+from tests.support.database import execute, fetch_rows, truncate
 from tests.support.inventory import ninja_env
 from tests.support.processes import ServeProcess
 
@@ -55,7 +55,7 @@ async def ended(session: aiohttp.ClientSession, url: str, job_id: str, within: f
 
 
 async def test_every_ninja_job_runs_on_the_node_with_ninja_credentials(database_url, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    await execute(db, "TRUNCATE job_batches, runners CASCADE")
+    await execute(db, truncate("job_batches", "runners"))
     collectors = write_collectors_file(
         tmp_path / "collectors.toml",
         {

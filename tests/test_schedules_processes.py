@@ -19,6 +19,7 @@ import psycopg2.extras
 
 from server.api.timestamps import format_timestamp
 from tests.support.conditions import eventually
+from tests.support.database import truncate
 from tests.support.processes import ServeProcess
 
 SCHEDULES = 30
@@ -48,7 +49,7 @@ def rewind_to_this_minute(db: psycopg2.extensions.connection) -> Any:
 
 
 async def test_three_serve_processes_fire_each_due_time_exactly_once(database_url, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    query(db, "TRUNCATE schedules, job_batches CASCADE")
+    query(db, truncate("schedules", "job_batches"))
     servers = [ServeProcess(serve_env(database_url, tmp_path), tmp_path / f"serve{i}.log") for i in range(3)]
     try:
         await asyncio.gather(*(server.start() for server in servers))

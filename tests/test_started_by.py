@@ -20,6 +20,7 @@ from server.keys import POOL, REGISTRY, SETTINGS
 from server.schedules.keys import SCHEDULE_CLOCK
 from server.schedules.scheduler import Scheduler
 from server.settings import Settings
+from tests.support.database import truncate
 from tests.support.keys import stored_key
 from tests.support.openapi_contract import Contract
 from tests.support.runs import set_job
@@ -36,7 +37,7 @@ DUE = dt.datetime(2026, 6, 1, 10, 0, 0, 300000, tzinfo=dt.UTC)
 @pytest.fixture(autouse=True)
 def clean(db: psycopg2.extensions.connection) -> Iterator[None]:
     with db.cursor() as cur:
-        cur.execute("TRUNCATE schedules, job_batches, api_keys CASCADE")
+        cur.execute(truncate("schedules", "job_batches", "api_keys"))
     yield
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from server.observability.metrics import sample_value
-from tests.support.database import execute
+from tests.support.database import execute, truncate
 from tests.support.runs import get_json, trigger
 
 
 @pytest.fixture(autouse=True)
 def empty(db):
     with db.cursor() as cur:
-        cur.execute("TRUNCATE job_batches, job_finish_metrics, runners CASCADE")
+        cur.execute(truncate("job_batches", "job_finish_metrics", "runners"))
 
 
 async def finish(db, job_id, status, waited, ran, error=None):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from server.runs import stats_summaries as summaries
+from tests.support.database import truncate
 from tests.support.runs import get_json
 
 # Whole hours and days back from now, so never aligned to an hour: hourly series (up to 48h)
@@ -151,7 +152,7 @@ async def check(client: Any, db: Any, windows: list[str], only: list[str] | None
 @pytest.fixture
 def history(db: Any) -> None:
     with db.cursor() as cur:
-        cur.execute("TRUNCATE job_batches CASCADE")
+        cur.execute(truncate("job_batches"))
     now = dt.datetime.now(dt.UTC)
     bulk_import(db, 0, 6000, now - dt.timedelta(days=95), now)
     bulk_import(db, 6000, 200, now - dt.timedelta(minutes=70), now)  # the unsettled edge

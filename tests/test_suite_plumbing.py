@@ -138,6 +138,33 @@ def test_the_runs_temporary_files_live_in_memory_when_the_machine_has_room(
     assert "TMPDIR" not in os.environ
 
 
+async def test_truncate_waits_for_a_statement_holding_job_runs_rather_than_deadlock(db, database_url: str) -> None:
+    """tests/support/database.py: a statement of the app that has job_runs and then asks for
+    job_batches (the watchdog's, the unclaimable check's) ends normally while a test's
+    ``truncate`` waits for it. A bare ``TRUNCATE job_batches CASCADE`` took job_batches first:
+    one of the two was ended as deadlocked."""
+    app = psycopg2.connect(database_url)
+    try:
+        with app.cursor() as cur:
+            cur.execute("BEGIN; LOCK TABLE job_runs IN ROW SHARE MODE")
+            emptied = asyncio.create_task(database.execute(db, database.truncate("job_batches")))
+
+            async def truncate_waits() -> bool:
+                cur.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'job_runs'::regclass"
+                    " AND pid <> pg_backend_pid()"
+                )
+                return cur.fetchone()[0] > 0
+
+            await eventually(truncate_waits, what="the truncate to wait for job_runs")
+            cur.execute("LOCK TABLE job_batches IN ROW SHARE MODE")  # a bare TRUNCATE holds it: deadlock
+            cur.execute("COMMIT")
+        await asyncio.wait_for(emptied, 30)
+    finally:
+        app.close()
+    assert await database.fetch_row(db, "SELECT count(*) AS n FROM job_batches") == {"n": 0}
+
+
 def test_a_modules_tests_share_one_db_session_as_new_for_each(db, database_url: str) -> None:
     """tests/conftest.py: ``db`` is the module's one connection, handed to each test as a new
     session would be: whatever a test changed in the session is gone for the next."""

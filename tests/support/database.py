@@ -164,6 +164,18 @@ def copy_of_template(admin_dsn: str, template: str, label: str, *, file_copy: bo
         admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def truncate(*tables: str) -> str:
+    """``TRUNCATE tables CASCADE`` that cannot deadlock with a running app: it first takes
+    job_runs' lock, then job_batches', in the order of the app's background statements (the
+    watchdog's and the unclaimable check's ``FROM job_runs j JOIN job_batches b ... FOR UPDATE
+    OF b, j``). A bare TRUNCATE of job_batches locks it first, then job_runs through the cascade:
+    with such a statement between its two locks, PostgreSQL ends one of the two as deadlocked."""
+    return (
+        "BEGIN; LOCK TABLE job_runs, job_batches IN ACCESS EXCLUSIVE MODE;"
+        f" TRUNCATE {', '.join(tables)} CASCADE; COMMIT"
+    )
+
+
 def fetch(db: Any, sql: str, *params: Any) -> Any:
     """The first row of a query as a tuple (or None). For sync tests: it blocks the thread."""
     with db.cursor() as cur:
