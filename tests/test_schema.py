@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -84,23 +86,33 @@ def test_concurrent_writers_leave_consistent_aggregates(database_url, db):
         )
 
 
-def test_migrations_apply_once_even_when_nodes_start_together(admin_dsn):
-    name = "test_concurrent_migrations"
+@contextlib.contextmanager
+def empty_database(admin_dsn: str, name: str) -> Iterator[str]:
+    """A database with no table at all (never migrated), dropped afterwards: its DSN."""
     admin = psycopg2.connect(admin_dsn)
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
-    results, errors = [], []
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cur.execute(f"CREATE DATABASE {name}")
+        yield psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
-    def run():
+
+def test_migrations_apply_once_even_when_nodes_start_together(admin_dsn: str) -> None:
+    results: list[list[str]] = []
+    errors: list[Exception] = []
+
+    def run() -> None:
         try:
             results.append(apply_migrations(dsn))
         except Exception as exc:
             errors.append(exc)
 
-    try:
+    with empty_database(admin_dsn, "test_concurrent_migrations") as dsn:
         threads = [threading.Thread(target=run) for _ in range(3)]
         for t in threads:
             t.start()
@@ -109,10 +121,6 @@ def test_migrations_apply_once_even_when_nodes_start_together(admin_dsn):
         assert not errors
         applied = sorted(f for files in results for f in files)
         assert applied == sorted(p.name for p in SQL_DIR.glob("*.sql"))  # each file exactly once
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 async def test_a_start_with_no_migration_pending_needs_neither_the_lock_nor_a_connection_of_its_own(
@@ -134,14 +142,7 @@ async def test_a_start_with_no_migration_pending_needs_neither_the_lock_nor_a_co
 
 
 async def test_a_start_on_a_database_never_migrated_applies_every_migration(admin_dsn: str, tmp_path: Path) -> None:
-    name = "test_start_migrates"
-    admin = psycopg2.connect(admin_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
-    try:
+    with empty_database(admin_dsn, "test_start_migrates") as dsn:
         async with serving_database(dsn, tmp_path, 1, 1):
             pass
         conn = psycopg2.connect(dsn)
@@ -149,7 +150,3 @@ async def test_a_start_on_a_database_never_migrated_applies_every_migration(admi
             assert fetch(conn, "SELECT count(*) FROM collector_hub_migrations") == (len(list(SQL_DIR.glob("*.sql"))),)
         finally:
             conn.close()
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
