@@ -156,7 +156,7 @@ async def test_a_read_still_out_when_the_listener_stops_is_answered(database_url
     await listener.start()
     assert listener.listening
     answers: list[Any] = []
-    assert listener.read_then("SELECT pg_sleep(30)", (), answers.append)
+    assert listener.read_rows("SELECT pg_sleep(30)", (), lambda rows, error: answers.append(rows))
     await listener.stop()
     assert answers == [None], "the reader falls back to the pool instead of waiting forever"
 

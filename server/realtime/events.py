@@ -20,10 +20,9 @@ def http_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-# ``Event.ws_message`` up to its seq, by kind; and the length of what follows the seq besides
-# the body (``, "data": `` and the closing brace).
+# ``Event.ws_message``: its start up to the seq, by kind, then the seq, this, the body, and "}".
 _WS_PREFIXES = {kind: b'{"type": "%s", "seq": ' % kind.encode() for kind in ("batch", "job")}
-_WS_FIXED = len(b', "data": }')
+_WS_DATA = b', "data": '
 
 
 @dataclasses.dataclass(init=False, eq=False, slots=True)
@@ -84,8 +83,13 @@ class Event:
 
     def ws_message(self) -> bytes:
         if self._ws is None:
-            self._ws = b'{"type": "%s", "seq": %d, "data": %s}' % (self.kind.encode(), self.seq, self.encoded)
+            self._ws = b"".join(self._ws_parts())
         return self._ws
+
+    def _ws_parts(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """``ws_message`` in pieces, so that ``ws_frame`` joins them behind its header at once."""
+        prefix = _WS_PREFIXES.get(self.kind) or b'{"type": "%s", "seq": ' % self.kind.encode()
+        return prefix, b"%d" % self.seq, _WS_DATA, self.encoded, b"}"
 
     def sse_chunk(self) -> bytes:
         """The SSE frame as one HTTP/1.1 chunk: what goes on the wire of every SSE stream."""
@@ -99,16 +103,15 @@ class Event:
         join, without ``ws_message``'s copy of the body (the fast path of every state's fanout
         makes it: docs/LIVE_PUSH.md, the fixed cost per state)."""
         if self.ws_wire is None:
-            prefix = _WS_PREFIXES.get(self.kind) or b'{"type": "%s", "seq": ' % self.kind.encode()
-            seq = b"%d" % self.seq
-            size = len(prefix) + len(seq) + len(self.encoded) + _WS_FIXED
+            parts = self._ws_parts()
+            size = sum(map(len, parts))
             if size < 126:
                 header = bytes((0x81, size))
             elif size < 1 << 16:
                 header = bytes((0x81, 126)) + size.to_bytes(2, "big")
             else:
                 header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-            self.ws_wire = b"".join((header, prefix, seq, b', "data": ', self.encoded, b"}"))
+            self.ws_wire = b"".join((header, *parts))
         return self.ws_wire
 
 

@@ -39,9 +39,7 @@ from server.realtime.listen_connection import (
 log = logging.getLogger(__name__)
 
 CHANNEL = "collector_hub"
-# Called with a read's rows, or None when the connection broke before it answered.
-RowsDone = Callable[[list[tuple[Any, ...]] | None], None]
-# The same, with the error that broke the connection (None with the rows).
+# Called with a read's rows (and None), or None and the error that broke the connection first.
 RowsOrError = Callable[[list[tuple[Any, ...]] | None, Exception | None], None]
 BACKOFF_BASE = 0.2
 # How many re-reads' statements (one per batch followed) are kept ready to send; all are
@@ -138,14 +136,6 @@ class Listener:
             return None
         self.reads += 1
         return result
-
-    def read_then(self, sql: str, params: Sequence[Any], done: RowsDone) -> bool:
-        """``read_rows`` for a ``done`` that takes the rows alone."""
-
-        def answered(rows: list[tuple[Any, ...]] | None, error: Exception | None) -> None:
-            done(rows)
-
-        return self.read_rows(sql, params, answered)
 
     def read_rows(self, sql: str, params: Sequence[Any], done: RowsOrError) -> bool:
         """Run one read-only statement on this connection and hand its rows to ``done``

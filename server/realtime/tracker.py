@@ -83,9 +83,7 @@ class StateTracker:
         if entry.interest or self._follows_every_batch():
             if entry.notified_at is None:
                 entry.notified_at = time.monotonic()
-            if not entry.refreshing:  # _schedule_refresh, written out: it runs for every state
-                entry.refreshing = True
-                self._read(batch_id, entry)
+            self._schedule_refresh(batch_id, entry)
 
     async def resync(self) -> None:
         """After every (re)connect: compare what we hold with the tables and re-read what moved
@@ -187,7 +185,7 @@ class StateTracker:
         listener = self.listener
         batches = self._batches
         if listener is not None and batches is not None:
-            generation = listener.generation if listener.listening else -1  # _generation(), written out
+            generation = self._generation()
             sql, params = batches.snapshot_statement(batch_id)
 
             def answered(rows: list[tuple[Any, ...]] | None, error: Exception | None) -> None:
@@ -267,9 +265,7 @@ class StateTracker:
                 entry.verified_generation = generation
             return
         self.cache.adopt(entry, new)
-        listener = self.listener
-        current = listener.generation if listener is not None and listener.listening else -1  # _generation()
-        entry.verified_generation = generation if generation == current else -1
+        entry.verified_generation = generation if generation == self._generation() else -1
         self._on_new_state(entry, old, new)
         entry.changed_jobs.clear()
         for watcher in entry.watchers:
