@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 MARKER = b"bench t="
 _STAMP = re.compile(rb"bench t=(\d+)\D")
@@ -98,9 +98,8 @@ class Client(asyncio.Protocol):
         self.closed_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.target.request())
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but has its methods
+        self.transport.write(self.target.request())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.tally.closed += 1
@@ -256,15 +255,20 @@ def run_clients(spec: dict[str, Any], control: Any, results: Any) -> None:
         control["ready"].set()
         await asyncio.to_thread(control["measure"].wait)
         tally.measuring = True
-        began = time.monotonic()
+        began, cpu_began = time.monotonic(), time.process_time()
         await asyncio.to_thread(control["stop"].wait)
         tally.measuring = False
-        elapsed = time.monotonic() - began
+        elapsed, cpu = time.monotonic() - began, time.process_time() - cpu_began
         if drain_every:
             drainer.cancel()
-        results.put({"messages": tally.messages, "seconds": elapsed, "latencies_ms": tally.latencies_ms,
-                     "closed": tally.closed, "clients": len(clients)})  # fmt: skip
+        results.put({"messages": tally.messages, "seconds": elapsed, "cpu_seconds": cpu,
+                     "latencies_ms": tally.latencies_ms, "closed": tally.closed, "clients": len(clients)})  # fmt: skip
         for client in clients:
             client.close()
 
-    asyncio.run(main())
+    if spec.get("loop") == "uvloop":
+        import uvloop  # the optional extra: bench/peers.py checks it is installed
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

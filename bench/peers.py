@@ -21,7 +21,10 @@ message, about 740 bytes):
     node-ws           Node's ``ws`` (when ``node`` is on PATH; bench/node is npm-installed once)
 
 The peers are optional: ``pip install -e '.[peers,uvloop]'``. Clients are raw asyncio
-protocols (bench/peer_clients.py) in their own processes, the same for every peer; 100 probes
+protocols (bench/peer_clients.py) in their own processes, the same for every peer, on uvloop's
+event loop when it is installed (``--client-loop``: with asyncio's, 5,000 clients that read each
+message as it arrives need more CPU than two cores leave them, and the servers are measured
+under overload); each row gives the clients' CPU too. 100 probes
 spread over the connection order time every message from the update's stamp to its receipt,
 the others count. How the counting clients read is ``--reading``: ``drain``, every
 ``--drain-every`` seconds, several messages a read (bench/peer_clients.py says why), and
@@ -189,7 +192,7 @@ def peer_server(peer: str, body_file: Path) -> Iterator[Server]:
 
 def run_round(
     peer: str, n: int, seconds: float, dsn: str, body_file: Path, processes: int, workers: int = 1,
-    drain_every: float = 0.2, reading: str = "drain",
+    drain_every: float = 0.2, reading: str = "drain", client_loop: str = "asyncio",
 ) -> dict[str, Any]:  # fmt: skip
     """One peer at one N: its clients connect, then are measured for ``seconds``. ``reading``:
     ``drain`` (every ``drain_every`` s) or ``continuous`` (each message as it arrives)."""
@@ -210,7 +213,7 @@ def run_round(
                 break
             ready = ctx.Event()
             spec = {"target": vars(server.target), "n": count, "probe_every": max(1, n // PROBES), "offset": k * share,
-                    "drain_every": drain_every}  # fmt: skip
+                    "drain_every": drain_every, "loop": client_loop}  # fmt: skip
             proc = ctx.Process(
                 target=peer_clients.run_clients,
                 args=(spec, {"ready": ready, "measure": measure, "stop": stop}, results),
@@ -247,6 +250,7 @@ def run_round(
         "p50_ms": round(statistics.median(lat), 1) if lat else None,
         "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)], 1) if lat else None,
         "server_cpu_percent": round(100 * cpu / seconds, 1),
+        "client_cpu_percent": round(100 * sum(r["cpu_seconds"] for r in reports) / window, 1),
         "cpu_us_per_message": round(cpu * 1e6 / messages, 2) if messages else None,
         "kib_per_idle_connection": round(idle_kib, 1),
         "server_rss_mib": round(rss / 2**20),
@@ -288,12 +292,14 @@ def machine() -> dict[str, Any]:
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     head = f"{'peer':<15} {'reading':<10} {'N':>5} {'rep':>3} {'deliv %':>7} {'p50 ms':>7} {'p99 ms':>8} {'CPU %':>6}"
-    print(head + f" {'CPU us/msg':>10} {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8} {'closed':>6}")
+    head += f" {'CPU us/msg':>10} {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8} {'closed':>6}"
+    print(head + f" {'client CPU %':>12}")
     for r in rows:
         print(
             f"{r['peer']:<15} {r['reading']:<10} {r['subscribers']:>5} {r['repetition']:>3} {r['delivered_percent']:>7}"
             f" {r['p50_ms']!s:>7} {r['p99_ms']!s:>8} {r['server_cpu_percent']:>6} {r['cpu_us_per_message']!s:>10}"
             f" {r['cpu_ratio']!s:>6} {r['p99_ratio']!s:>10} {r['kib_per_idle_connection']:>8} {r['clients_closed']:>6}"
+            f" {r['client_cpu_percent']:>12}"
         )
 
 
@@ -343,6 +349,11 @@ def main() -> None:
         "--drain-every", type=float, default=0.2,
         help="seconds between reads of the counting clients in the drain mode (0: as continuous)",
     )  # fmt: skip
+    parser.add_argument(
+        "--client-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+        help="the client processes' event loop; auto: uvloop when installed (cheaper per read: with asyncio's, "
+        "5,000 continuously reading clients need more than the two cores leave them)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="serve --workers for the hub (CPU and RSS: all of them)")
     args = parser.parse_args()
     peers = [p for p in args.peers.split(",") if p]
@@ -362,10 +373,15 @@ def main() -> None:
     if "node-ws" in peers and not node_ready():
         print("node-ws skipped: no node on PATH, or `npm install` in bench/node failed")
         peers.remove("node-ws")
+    if args.client_loop == "auto":
+        args.client_loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    elif args.client_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        parser.error("--client-loop uvloop: uvloop is not installed (pip install -e '.[uvloop]')")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and clients inherit it
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     about = machine()
+    about["client_loop"] = args.client_loop
     rows: list[dict[str, Any]] = []
     with harness.database() as dsn, tempfile.TemporaryDirectory(prefix="ch-peers-") as tmp:
         body_file = Path(tmp) / "body.json"
@@ -376,7 +392,7 @@ def main() -> None:
                     for peer in peers:
                         row = run_round(
                             peer, n, args.seconds, dsn, body_file, args.client_processes, args.workers,
-                            args.drain_every, reading,
+                            args.drain_every, reading, args.client_loop,
                         )  # fmt: skip
                         row["repetition"] = repetition
                         rows.append(row)
@@ -386,7 +402,8 @@ def main() -> None:
     about["load_after"] = os.getloadavg()
     print(f"\n{started}, {about['cpu']} ({about['cores']} cores, shared), Python {about['python']}; "
           f"load average {about['load'][0]:.1f} before, {about['load_after'][0]:.1f} after; "
-          f"{fanout.UPDATES_PER_SECOND} updates/s, {args.seconds:g} s measured per round\n")  # fmt: skip
+          f"{fanout.UPDATES_PER_SECOND} updates/s, {args.seconds:g} s measured per round; "
+          f"clients on {args.client_loop}'s event loop\n")  # fmt: skip
     print_rows(rows)
     if args.repeat > 1:
         print_medians(rows)
