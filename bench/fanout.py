@@ -204,7 +204,10 @@ def client_process(
 # ---- the writer: a collector reporting 20 times a second ----
 
 
-def writer(dsn: str, job_id: str, stop: threading.Event) -> int:
+def writer(dsn: str, job_id: str, stop: threading.Event, slowest: list[float] | None = None) -> int:
+    """Commit UPDATES_PER_SECOND updates a second to the job until ``stop``; the number made.
+    ``slowest``, if given, holds the longest commit in seconds: a round whose writer stalled
+    (the disk, PostgreSQL) then caught up in a burst measures that, not the hub."""
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     n = 0
@@ -212,10 +215,13 @@ def writer(dsn: str, job_id: str, stop: threading.Event) -> int:
     with conn.cursor() as cur:
         while not stop.is_set():
             n += 1
+            began = time.monotonic()
             cur.execute(
                 "UPDATE job_runs SET status = 'running', progress_percent = %s, message = %s WHERE job_id = %s",
                 (n % 99 + 1, f"bench t={time.time_ns()}", job_id),
             )
+            if slowest is not None:
+                slowest[0] = max(slowest[0], time.monotonic() - began)
             next_at += 1 / UPDATES_PER_SECOND
             time.sleep(max(0.0, next_at - time.monotonic()))
     conn.close()

@@ -81,6 +81,7 @@ class Server:
     target: peer_clients.Target
     start: Callable[[], None]
     stop: Callable[[], None]
+    slowest_commit: list[float] | None = None  # the hub's writer: its longest commit, seconds
 
 
 def transport_of(peer: str) -> str:
@@ -154,7 +155,8 @@ def hub_server(peer: str, dsn: str, workers: int) -> Iterator[Server]:
         port = int(base.rsplit(":", 1)[1])
         batch_id, job_id = new_batch(base, dsn)
         halt = threading.Event()
-        thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
+        slowest = [0.0]
+        thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt, slowest), daemon=True)
         target = peer_clients.hub_target(transport_of(peer), port, batch_id)
 
         def stop() -> None:
@@ -162,7 +164,7 @@ def hub_server(peer: str, dsn: str, workers: int) -> Iterator[Server]:
             if thread.is_alive():
                 thread.join(10)
 
-        yield Server(proc.pid, target, thread.start, stop)
+        yield Server(proc.pid, target, thread.start, stop, slowest)
         stop()
 
 
@@ -234,6 +236,7 @@ def run_round(
         cpu = fanout.cpu_seconds(server.pid) - cpu_before
         rss = fanout.rss_bytes(server.pid)
         server.stop()
+        slowest = server.slowest_commit
         reports = [results.get(timeout=60) for _ in procs]
         for proc in procs:
             proc.join(30)
@@ -255,6 +258,7 @@ def run_round(
         "kib_per_idle_connection": round(idle_kib, 1),
         "server_rss_mib": round(rss / 2**20),
         "clients_closed": sum(r["closed"] for r in reports),
+        "writer_slowest_commit_ms": None if slowest is None else round(slowest[0] * 1000, 1),
         "load_before": round(load_before, 2),
     }
 
@@ -293,13 +297,13 @@ def machine() -> dict[str, Any]:
 def print_rows(rows: list[dict[str, Any]]) -> None:
     head = f"{'peer':<15} {'reading':<10} {'N':>5} {'rep':>3} {'deliv %':>7} {'p50 ms':>7} {'p99 ms':>8} {'CPU %':>6}"
     head += f" {'CPU us/msg':>10} {'x bare':>6} {'p99 x bare':>10} {'KiB/conn':>8} {'closed':>6}"
-    print(head + f" {'client CPU %':>12}")
+    print(head + f" {'client CPU %':>12} {'slowest commit ms':>17}")
     for r in rows:
         print(
             f"{r['peer']:<15} {r['reading']:<10} {r['subscribers']:>5} {r['repetition']:>3} {r['delivered_percent']:>7}"
             f" {r['p50_ms']!s:>7} {r['p99_ms']!s:>8} {r['server_cpu_percent']:>6} {r['cpu_us_per_message']!s:>10}"
             f" {r['cpu_ratio']!s:>6} {r['p99_ratio']!s:>10} {r['kib_per_idle_connection']:>8} {r['clients_closed']:>6}"
-            f" {r['client_cpu_percent']:>12}"
+            f" {r['client_cpu_percent']:>12} {r['writer_slowest_commit_ms']!s:>17}"
         )
 
 
