@@ -130,6 +130,42 @@ async def test_resume_with_last_event_id_header_or_query(client, db):
     assert resp.status == 204, "a client that has the terminal state is told to stop reconnecting"
 
 
+async def test_a_collectors_stream_resumes_with_every_run_that_changed_while_away(client, db):
+    stream, ninja = "/api/collectors/events", {"collectors": "ninja"}
+    first = await trigger(client, "ninja")
+    run_a = first["collectors"][0]["job_id"]
+    resp = await client.get(stream, params=ninja)
+    seen = await SseStream(resp).event()
+    assert json.loads(seen["data"])["job_id"] == run_a
+    resp.close()
+
+    # While the client is away, a second run of ninja is queued (now the collector's active
+    # run) and the first one ends: both are news, the end of the first most of all.
+    second = await trigger(client, "ninja")
+    run_b = second["collectors"][0]["job_id"]
+    await set_job(db, run_a, status="completed")
+    resp = await client.get(stream, params=ninja, headers={"Last-Event-ID": seen["id"]})
+    sse = SseStream(resp)
+    events = [await sse.event(), await sse.event()]
+    assert [(json.loads(e["data"])["job_id"], json.loads(e["data"])["status"]) for e in events] == [
+        (run_b, "queued"),
+        (run_a, "completed"),
+    ], "in seq order: the second run was queued before the first ended"
+    assert int(seen["id"]) < int(events[0]["id"]) < int(events[1]["id"])
+    for event in events:
+        job_id = json.loads(event["data"])["job_id"]
+        assert event["data"].encode() == (await get_bytes(client, f"/api/collectors/runs/job/{job_id}"))[1]
+    resp.close()
+
+    # Resuming from the newest of them: nothing is sent again; the next change comes first.
+    resp = await client.get(stream, params=ninja, headers={"Last-Event-ID": events[1]["id"]})
+    sse = SseStream(resp)
+    await set_job(db, run_b, status="running", message="resumed")
+    event = await sse.event()
+    assert (json.loads(event["data"])["job_id"], json.loads(event["data"])["message"]) == (run_b, "resumed")
+    resp.close()
+
+
 async def test_job_stream_and_collectors_stream(client, db):
     created = await trigger(client, "demo", "ninja")
     demo, ninja = (j["job_id"] for j in created["collectors"])

@@ -93,6 +93,49 @@ async def test_since_skips_a_state_the_client_has(client, db):
         assert (await receive(ws))["seq"] == state["seq"]
 
 
+async def test_a_collectors_resume_sends_every_run_that_changed_since(client, db):
+    first = await trigger(client, "ninja")
+    run_a = first["collectors"][0]["job_id"]
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.send_json({"op": "subscribe", "collectors": ["ninja"]})
+        seq = (await receive_until(ws, lambda m: m["type"] == "job"))[-1]["seq"]
+    second = await trigger(client, "ninja")
+    run_b = second["collectors"][0]["job_id"]
+    await set_job(db, run_a, status="failed", message="ended while the client was away")
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.send_json({"op": "subscribe", "collectors": ["ninja"], "since": seq})
+        assert (await receive(ws))["type"] == "subscribed"
+        states = [await receive(ws), await receive(ws)]
+        assert [(m["data"]["job_id"], m["data"]["status"]) for m in states] == [(run_b, "queued"), (run_a, "failed")]
+        assert seq < states[0]["seq"] < states[1]["seq"]
+
+
+async def test_a_collectors_resume_replays_at_most_half_the_outbox(aiohttp_client, settings, db):
+    """A client away for a long time gets the newest runs that changed, not more than half of
+    its outbox (the rest would close it as too slow), and each collector's active run."""
+    client = await aiohttp_client(create_app(replace_settings(settings, stream_outbox_limit=8)))
+    with db.cursor() as cur:
+        cur.execute("SELECT coalesce(max(seq), 0) FROM job_batches")
+        since = cur.fetchone()[0]
+    runs = [(await trigger(client, "ninja"))["collectors"][0]["job_id"] for _ in range(6)]
+    for job_id in runs[:5]:
+        await set_job(db, job_id, status="completed")
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.send_json({"op": "subscribe", "collectors": ["ninja"], "since": since})
+        assert (await receive(ws))["type"] == "subscribed"
+        replay = [await receive(ws) for _ in range(5)]
+        assert (
+            [(m["data"]["job_id"], m["data"]["status"]) for m in replay]
+            == [
+                (runs[5], "queued"),  # the active run, though four runs changed after it
+                *((job_id, "completed") for job_id in runs[1:5]),  # the newest four changes: half of 8
+            ]
+        )
+        await set_job(db, runs[5], status="running")
+        now = await receive(ws)
+        assert (now["data"]["job_id"], now["data"]["status"]) == (runs[5], "running"), "still subscribed"
+
+
 async def test_unknown_objects_get_a_404_error_message(client):
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "batch_id": "bc_00000000"})

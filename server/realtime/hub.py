@@ -338,12 +338,12 @@ class Hub:
     async def _follow_collectors(
         self, subscriber: Subscriber, names: frozenset[str], since: int | None
     ) -> Subscription:
-        """Every run of these collectors: first each one's latest run (if newer than ``since``),
-        then every change."""
+        """Every run of these collectors: each one's latest run and, resuming, every run changed
+        after ``since`` (at most half the outbox), in seq order if newer than ``since``; then every change."""
         sub = Subscription(subscriber, "collectors", names, since)
         self._subs.add(sub)
         try:
-            events = await self._tracker.batches.latest_run_events(self._pool, sorted(names))
+            events = await self._tracker.batches.latest_run_events(self._pool, sorted(names), since, subscriber.limit)
         except BaseException:
             self.unsubscribe(sub)
             raise

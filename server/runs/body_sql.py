@@ -170,7 +170,14 @@ async def batch_body(pool: aiopg.Pool, batch_id: str) -> bytes | None:
     return str(rows[0][0][0][3]).encode() if rows else None
 
 
-_LATEST = runs.latest_jobs_statement(f"j.collector, j.job_id, j.status, j.seq, b.seq, {JOB_BODY}")
+_LATEST_COLUMNS = f"j.collector, j.job_id, j.status, j.seq, b.seq, {JOB_BODY}"
+_LATEST = runs.latest_jobs_statement(_LATEST_COLUMNS)
+# Runs in batches that changed after a seq, newest first: the batch's seq is the job events'
+# seq, and a job's body shows its batch's summary, so a sibling's change is the job's too.
+_CHANGED = (
+    f"SELECT {_LATEST_COLUMNS} FROM job_batches b JOIN job_runs j USING (batch_id)"
+    " WHERE b.seq > %s AND j.collector = ANY(%s) ORDER BY b.seq DESC, j.job_id DESC LIMIT %s"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -199,4 +206,17 @@ async def latest_runs(pool: aiopg.Pool, collectors: Sequence[str]) -> tuple[int,
     order = {name: i for i, name in enumerate(collectors)}
     rows.sort(key=lambda row: order[row[0]])
     seq = max((max(row[3], row[4]) for row in rows), default=0)
-    return int(seq), [LatestRun(row[0], row[1], row[2], int(row[4]), str(row[5]).encode()) for row in rows]
+    return int(seq), [_latest_run(row) for row in rows]
+
+
+@database.read_only
+async def runs_changed_since(pool: aiopg.Pool, collectors: Sequence[str], seq: int, limit: int) -> list[LatestRun]:
+    """The runs of ``collectors`` whose batch changed after ``seq``, the newest ``limit`` of
+    them, newest first: what a follower of those collectors missed since it saw ``seq``."""
+    async with database.cursor(pool, tuples=True) as cur:
+        await execute_prepared(cur, "collector_hub_changed_bodies", _CHANGED, (seq, list(collectors), limit))
+        return [_latest_run(row) for row in await cur.fetchall()]
+
+
+def _latest_run(row: Sequence[Any]) -> LatestRun:
+    return LatestRun(row[0], row[1], row[2], int(row[4]), str(row[5]).encode())
