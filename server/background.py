@@ -77,8 +77,8 @@ class BackgroundLoop:
         return self._unfinished
 
     def start(self) -> None:
-        """Start ticking: once now (after the first tick of any other loop already under way,
-        see _FIRST_TICKS), then on every wake-up or interval."""
+        """Start ticking: once now (in its start-up turn, see ``startup_turn``), then on every
+        wake-up or interval."""
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     def wake(self) -> None:
@@ -124,7 +124,7 @@ class BackgroundLoop:
             self._wake.clear()  # a wake-up during the tick ticks again at once
             more = False
             try:
-                async with _first_ticks() if first else contextlib.nullcontext():
+                async with startup_turn() if first else contextlib.nullcontext():
                     if first and self._stopping:  # stopped while another loop took its first tick
                         break
                     first = False
@@ -160,23 +160,30 @@ class BackgroundLoop:
         log.error("%s: %s", self.name, context["message"], exc_info=context.get("exception"))
 
 
-# The first tick of each loop, one loop at a time (per event loop). A server process starts up to
-# five loops at once (runner, housekeeping, webhook dispatcher, health, schedules), each with a
-# statement to run at once: together they made the pool open a connection for each, four or five
-# in all with the listener's, where one after another they share the pool's first. Measured per
-# app started and stopped: 2.0 connections instead of 4.0-4.9, and 28-34 ms of PostgreSQL's CPU
-# instead of 38-48 (each connection is a process to start, and its caches to fill). The later
-# ticks are not ordered: by then each loop keeps its own interval. The runner's loop starts
-# first (server/app.py, PARTS), so its first claim waits for no other.
-_FIRST_TICKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+# The first tick of each loop, and the statements a process runs as it starts while a loop may be
+# ticking, one at a time (per event loop). A server process starts up to five loops at once
+# (runner, housekeeping, webhook dispatcher, health, schedules), each with a statement to run at
+# once, and writes the webhook receivers and schedules its settings declare after the first loop
+# has started: at the same time, each made the pool open one more connection, where one after
+# another they share the pool's first (each connection is a PostgreSQL process to start, and its
+# caches to fill: 28-34 ms of PostgreSQL's CPU per app started instead of 38-48 when each loop
+# had one). So a started app holds the pool's first connection and the LISTEN one
+# (tests/test_start_connections.py; with the declared writes taking no turn, `serve` held three
+# when ready, seen in pg_stat_activity). The later ticks are not ordered: each loop keeps its own
+# interval (docs/DEPLOYMENT.md, Requirements, says what that costs an idle process). The runner's
+# loop starts first (server/app.py, PARTS): its first claim waits only for the declared receivers'
+# write, which takes the first turn.
+_STARTUP_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-def _first_ticks() -> asyncio.Lock:
-    """The lock the first ticks of this event loop's BackgroundLoops take one at a time."""
+def startup_turn() -> asyncio.Lock:
+    """The lock that the first tick of each of this event loop's BackgroundLoops, and a start-up
+    statement run while they may be ticking, take in turn (FIFO), so that a process starts on
+    one pool connection. Taken and let go at once, it waits for the turns taken before it."""
     loop = asyncio.get_running_loop()
-    lock = _FIRST_TICKS.get(loop)
+    lock = _STARTUP_TURNS.get(loop)
     if lock is None:
-        lock = _FIRST_TICKS[loop] = asyncio.Lock()
+        lock = _STARTUP_TURNS[loop] = asyncio.Lock()
     return lock
 
 

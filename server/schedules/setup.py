@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.background import startup_turn
 from server.keys import POOL, REGISTRY, SETTINGS
 from server.schedules import store
 from server.schedules.declared import load_declared_schedules
@@ -22,7 +23,8 @@ async def schedules_ctx(app: web.Application) -> AsyncIterator[None]:
     is told not to: COLLECTOR_HUB_RUN_SCHEDULES=0)."""
     settings = app[SETTINGS]
     declared = app[DECLARED_SCHEDULES]
-    await store.upsert_declared(app[POOL], declared, app[SCHEDULE_CLOCK]())
+    async with startup_turn():  # in turn with the first ticks of the loops started before: one connection
+        await store.upsert_declared(app[POOL], declared, app[SCHEDULE_CLOCK]())
     if declared:
         log.info("%d schedule(s) declared in the collectors file", len(declared))
     if not settings.run_schedules:

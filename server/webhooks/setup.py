@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.background import startup_turn
 from server.keys import POOL, SETTINGS
 from server.realtime.keys import HUB
 from server.webhooks import receiver_store
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     """Upsert the settings-declared receivers, then run the dispatcher until shutdown."""
     settings = app[SETTINGS]
-    await receiver_store.upsert_declared(app[POOL], settings.webhooks)
+    async with startup_turn():  # in turn with the first ticks of the loops started before: one connection
+        await receiver_store.upsert_declared(app[POOL], settings.webhooks)
     if settings.webhooks:
         log.info("%d webhook receiver(s) declared in settings", len(settings.webhooks))
     dispatcher = Dispatcher(app[POOL], settings)
