@@ -4,6 +4,7 @@ interval, spread over it; a client that answers nothing is cut off, one that ans
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -77,37 +78,95 @@ async def next_frame_of_type(ws, kind: WSMsgType):
     return msg
 
 
+INTERVAL = 0.6
+GROUPS = 3
+STEP = INTERVAL / GROUPS  # one group served per step
+EPSILON = 1e-6  # the due times are sums of floats
+
+
+@dataclasses.dataclass(frozen=True)
+class Beat:
+    session: int
+    tick: int  # Heartbeat.ticks: the tick numbered t serves group (t - 1) % GROUPS
+    due: float  # when that tick was due: the time the spread decided
+    ran: float  # when it ran (from when its tick came): later when the loop was busy or the process waited for a CPU
+
+
 class Recorder:
-    def __init__(self, beats: list[tuple[int, float]], name: int) -> None:
+    def __init__(self, heartbeat: Heartbeat, beats: list[Beat], name: int) -> None:
+        self.heartbeat = heartbeat
         self.beats = beats
         self.name = name
 
     def beat(self) -> None:
-        self.beats.append((self.name, asyncio.get_running_loop().time()))
+        heartbeat = self.heartbeat
+        self.beats.append(Beat(self.name, heartbeat.ticks, heartbeat.due, asyncio.get_running_loop().time()))
 
 
 async def test_beats_come_once_per_interval_each_spread_over_the_interval():
-    heartbeat = Heartbeat(0.6, groups=3)
-    beats: list[tuple[int, float]] = []
-    sessions = [Recorder(beats, n) for n in range(9)]
-    for session in sessions:
-        heartbeat.add(session)
-        await asyncio.sleep(0.07)  # joining over most of an interval: they fall into different groups
-    start = asyncio.get_running_loop().time()
+    """Checked on what the heartbeat decided (which tick beats whom, and when each tick was due),
+    not on when its ticks ran: a tick that runs late does not move the next one (Heartbeat._tick
+    keeps the beat on time), so the times they ran measured the machine's load as well (two
+    beats 0.4499 s apart, against a bound of 0.45, at a load average of 19: the first one's tick
+    had run 0.15 s late). A tick's lateness may delay the next one only past a whole step."""
+    heartbeat = Heartbeat(INTERVAL, groups=GROUPS)
+    beats: list[Beat] = []
+    sessions: list[Recorder] = []
+    joined: dict[int, int] = {}  # session -> ticks served when it joined
+    # Three sessions join after a tick until every group has some, however late the ticks come
+    # under load: one that joins after t ticks is in the group served last, (t - 1) % GROUPS
+    # (Heartbeat.add), and is beaten one interval later, at tick t + GROUPS.
+    filled: set[int] = set()
+    while len(filled) < GROUPS:
+        await eventually(
+            lambda: _async((heartbeat.ticks - 1) % GROUPS not in filled),
+            what="a tick before an empty group",
+            interval=0.01,
+        )
+        filled.add((heartbeat.ticks - 1) % GROUPS)
+        for _ in range(3):
+            session = Recorder(heartbeat, beats, len(sessions))
+            sessions.append(session)
+            joined[session.name] = heartbeat.ticks
+            heartbeat.add(session)
     try:
-        await eventually(lambda: _async(len(beats) >= 27), what="three rounds of beats", timeout=30)
+        await eventually(
+            lambda: _async(all(sum(b.session == s.name for b in beats) >= 3 for s in sessions)),
+            what="three beats of every session",
+            timeout=30,
+        )
+        # The loop stalls for two intervals: the ticks missed meanwhile are not caught up on.
+        stalled_from = time.monotonic()  # the clock of loop.time() on both loops
+        time.sleep(2 * INTERVAL)  # noqa: ASYNC251  (the point: the whole loop stalls)
+        stalled_until = time.monotonic()
+        after = heartbeat.ticks + GROUPS
+        await eventually(lambda: _async(heartbeat.ticks > after), what="a round after the stall", timeout=30)
         heartbeat.discard(sessions[0])
-        assert len(heartbeat) == 8
+        assert len(heartbeat) == len(sessions) - 1
     finally:
         heartbeat.close()
+    # Once per interval, every interval: a session is beaten every GROUPS ticks from one interval
+    # after it joined (so with the sessions of its group only: spread), none skipped...
     for session in sessions:
-        times = [t for name, t in beats if name == session.name]
-        assert len(times) >= 2
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(0.45 < gap < 1.5 for gap in gaps), (session.name, gaps)  # once per interval
-    # Spread: the first round came in more than one tick (not all nine at once).
-    first_round = sorted(t for _, t in beats if t >= start)[:9]
-    assert len({round(t, 2) for t in first_round}) >= 2
+        ticks = [b.tick for b in beats if b.session == session.name]
+        first = joined[session.name] + GROUPS
+        assert ticks == list(range(first, first + GROUPS * len(ticks), GROUPS)), (session.name, joined, ticks)
+        dues = [b.due for b in beats if b.session == session.name]
+        assert all(b - a >= INTERVAL - EPSILON for a, b in itertools.pairwise(dues)), (session.name, dues)
+    # ...and the ticks come one step apart (the interval spread over its groups): never sooner,
+    # and later only after a tick that itself ran over a step late (no catching up).
+    due = {b.tick: b.due for b in beats}
+    ran = {t: min(b.ran for b in beats if b.tick == t) for t in due}
+    settled = [t for t in sorted(due) if t > max(joined.values())]  # every group has sessions by then
+    assert len(settled) >= 2 * GROUPS, sorted(due)
+    for t in settled[:-1]:
+        assert t + 1 in due, (t, sorted(due))  # every tick beat some
+        assert due[t + 1] - due[t] >= STEP - EPSILON, (t, due[t], due[t + 1])
+        assert due[t + 1] <= max(due[t] + STEP, ran[t]) + EPSILON, (t, due[t], ran[t], due[t + 1])
+    # Over the stall, only the tick pending when it began was due (uvloop's clock counts whole
+    # milliseconds); catching up, the ticks after it would have kept their times in it.
+    missed = [t for t in due if stalled_from + 0.01 < due[t] < stalled_until - 0.01]
+    assert len(missed) <= 1, (stalled_from, stalled_until, {t: due[t] for t in missed})
 
 
 async def _async(value: bool) -> bool:

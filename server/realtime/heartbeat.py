@@ -51,6 +51,7 @@ class Heartbeat:
         count = groups or max(1, min(MAX_GROUPS, math.ceil(interval)))  # about one group per second
         self._groups: list[set[Beating]] = [set() for _ in range(count)]
         self._next = 0  # the group served at the next tick
+        self.ticks = 0  # ticks served so far: the tick numbered t served group (t - 1) % groups
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0
         self._closed = False
@@ -58,6 +59,12 @@ class Heartbeat:
         self._lost: collections.deque[float] = collections.deque(maxlen=count)
         self._waited = 0.0  # run_queue_wait() at the last tick
         self.stalled = False  # during a tick: the interval just ended lost too much (module doc)
+
+    @property
+    def due(self) -> float:
+        """When the tick being served was due (``loop.time()``), or the next one outside a tick:
+        the time the spread decided, which the tick's lateness does not move."""
+        return self._due
 
     def __len__(self) -> int:
         return sum(len(group) for group in self._groups)
@@ -87,15 +94,18 @@ class Heartbeat:
         groups = self._groups
         group = groups[self._next]
         self._next = (self._next + 1) % len(groups)
+        self.ticks += 1
         loop = asyncio.get_running_loop()
+        now = loop.time()
         waited = run_queue_wait()
         # Time lost since the last tick: waiting for a CPU, or this tick coming late (the loop
         # busy, or the whole process stopped); the two often overlap, so the larger counts.
-        self._lost.append(max(waited - self._waited, loop.time() - self._due))
+        self._lost.append(max(waited - self._waited, now - self._due))
         self._waited = waited
         self.stalled = sum(self._lost) > self.interval * STALLED_SHARE
         for session in list(group):
             session.beat()
-        # Keep the beat on time whatever the tick took, without catching up on missed ones.
-        self._due = max(self._due + self.interval / len(groups), loop.time())
+        # Keep the beat on time whatever the tick took, without catching up on missed ones: a
+        # tick that came over a step late moves the next one to when it came (due at once).
+        self._due = max(self._due + self.interval / len(groups), now)
         self._timer = loop.call_at(self._due, self._tick)
