@@ -4,6 +4,7 @@ falling back to the pool when that connection cannot answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -159,6 +160,24 @@ async def test_a_read_still_out_when_the_listener_stops_is_answered(database_url
     assert listener.read_rows("SELECT pg_sleep(30)", (), lambda rows, error: answers.append(rows))
     await listener.stop()
     assert answers == [None], "the reader falls back to the pool instead of waiting forever"
+
+
+async def test_a_statement_the_socket_does_not_take_whole_is_sent_and_answered(database_url):
+    """After sending a statement the LISTEN connection waits for its answer in the reader
+    callback, and only watches the socket for room when the statement did not all go out
+    (docs/LIVE_PUSH.md, the fixed cost per state): one of 1 MB, more than a socket takes at
+    once, must still reach PostgreSQL whole and be answered (not break the connection when the
+    watchdog finds it unanswered)."""
+    listener = Listener(database_url, lambda payload: None, _nothing)
+    await listener.start()
+    try:
+        text = "x" * (1 << 20)
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        assert listener.read_rows(f"SELECT length('{text}')", (), lambda rows, error: answer.set_result(rows))
+        assert await answer == [(len(text),)]
+        assert listener.listening and listener.generation == 1
+    finally:
+        await listener.stop()
 
 
 async def _nothing() -> None:

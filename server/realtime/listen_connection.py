@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "collector-hub listener"
 CONNECT_TIMEOUT = 10.0
 QUERY_TIMEOUT = 10.0
+# psycopg2's poll states, looked up once rather than through two modules on every poll.
+_POLL_OK = psycopg2.extensions.POLL_OK
+_POLL_READ = psycopg2.extensions.POLL_READ
+_POLL_WRITE = psycopg2.extensions.POLL_WRITE
 
 
 class ConnectionLost(Exception):
@@ -93,7 +98,7 @@ class ListenConnection:
             self._polling = False
             self._fail(ConnectionLost(str(exc).strip() or type(exc).__name__))
             return
-        if state == psycopg2.extensions.POLL_OK:
+        if state == _POLL_OK:
             if self._writing:
                 self._set_writing(False)
             done = self._current
@@ -105,10 +110,10 @@ class ListenConnection:
                     log.exception("handling a statement's answer failed")
             elif self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
-        elif state == psycopg2.extensions.POLL_WRITE:
+        elif state == _POLL_WRITE:
             if not self._writing:
                 self._set_writing(True)
-        elif state == psycopg2.extensions.POLL_READ:
+        elif state == _POLL_READ:
             if self._writing:
                 self._set_writing(False)
         self._polling = False
@@ -159,7 +164,6 @@ class ListenConnection:
         params: Sequence[Any] | None,
         done: StatementDone,
         seconds: float = QUERY_TIMEOUT,
-        *,
         rows: bool = False,
     ) -> None:
         """Run one statement after those submitted before it; ``done`` gets its cursor, or
@@ -191,10 +195,23 @@ class ListenConnection:
         self._current = done
         self._current_rows = rows
         self._timeout = seconds
-        self._deadline = self._loop.time() + seconds
+        # The loop's clock is time.monotonic() on asyncio's loop and uvloop's alike (one call
+        # less than loop.time() on asyncio's); the watchdog compares it with loop.time().
+        self._deadline = time.monotonic() + seconds
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._watch)
-        self._ready()  # sends what the socket takes; the answer comes through the reader callback
+        # What the socket took is sent: almost always the whole statement, and PostgreSQL has
+        # not answered yet, so the poll says "read" and nothing else is to be done until the
+        # reader callback (one call of _ready less for every state). Anything else (a statement
+        # the socket did not take whole, notifications or the answer already in) goes through
+        # _ready, which polls again.
+        try:
+            state = self._conn.poll()
+        except psycopg2.Error as exc:
+            self._fail(ConnectionLost(str(exc).strip() or type(exc).__name__))
+            return
+        if state != _POLL_READ or self._conn.notifies or self._writing:
+            self._ready()
 
     def _watch(self) -> None:
         """The watchdog: break the connection if the statement out is overdue, else come back
