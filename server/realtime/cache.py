@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from server.realtime.events import BatchSnapshot
 
@@ -29,6 +30,10 @@ class BatchEntry:
     watchers: set[asyncio.Event] = dataclasses.field(default_factory=set)
     changed_jobs: set[str] = dataclasses.field(default_factory=set)
     notified_at: float | None = None  # monotonic time of the first unpublished NOTIFY (fanout latency)
+    # How the tracker re-reads the batch on the LISTEN connection (its statement, parameters and
+    # the callback of its rows: made once, tracker.py), and the listener generation of the read out.
+    reader: tuple[str, Sequence[Any], Callable[[Any, Exception | None], None]] | None = None
+    read_generation: int = -1
 
     @property
     def pinned(self) -> bool:
@@ -43,6 +48,9 @@ class StateCache:
         self._size = size
         self._entries: collections.OrderedDict[str, BatchEntry] = collections.OrderedDict()
         self._job_batch: dict[str, str] = {}
+        # The entry if cached, without touching its place in the LRU order: the dict's own
+        # ``get``, called with no Python frame between (every notification asks it).
+        self.get: Callable[[str], BatchEntry | None] = self._entries.get
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -52,10 +60,6 @@ class StateCache:
 
     def entries(self) -> Iterator[BatchEntry]:
         return iter(self._entries.values())
-
-    def get(self, batch_id: str) -> BatchEntry | None:
-        """The entry if cached, without touching its place in the LRU order."""
-        return self._entries.get(batch_id)
 
     def touch(self, batch_id: str) -> None:
         self._entries.move_to_end(batch_id)

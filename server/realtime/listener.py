@@ -32,6 +32,7 @@ from typing import Any
 from server.db.prepared import prepared_forms
 from server.realtime.listen_connection import (
     CONNECT_TIMEOUT,
+    QUERY_TIMEOUT,
     ConnectionLost,
     ListenConnection,
 )
@@ -166,7 +167,7 @@ class Listener:
                 if len(self._queries) >= QUERY_MEMORY:
                     self._queries.clear()
                 self._queries[key] = query
-            conn.submit(query, None, done, rows=True)  # answered from the reader callback, no wrapper
+            conn.submit(query, None, done, QUERY_TIMEOUT, True)  # with its rows: no wrapper, no keyword
         except ConnectionLost:
             return False
         self.reads += 1

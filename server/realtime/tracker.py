@@ -17,14 +17,14 @@ import collections
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiopg
 
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot
-from server.realtime.listener import Listener
+from server.realtime.listener import Listener, RowsOrError
 from server.realtime.notify import NotifiedSeqs
 from server.realtime.sources import BatchSource
 
@@ -165,10 +165,22 @@ class StateTracker:
         """Re-read the batch until the read is at least as new as every notification about it
         (one such cycle per batch at a time). Nothing is made for anyone to wait on: the cycle
         of every followed state costs no future (docs/LIVE_PUSH.md, the fixed cost per state);
-        a caller that needs its result asks ``_refreshed``."""
-        if not entry.refreshing:
-            entry.refreshing = True
-            self._read(batch_id, entry)
+        a caller that needs its result asks ``_refreshed``.
+
+        Each read of the cycle starts here: on the LISTEN connection, answered in its reader
+        callback (no task), else from the pool."""
+        if entry.refreshing:
+            return
+        entry.refreshing = True
+        listener = self.listener
+        if listener is not None and self._batches is not None:
+            reader = entry.reader
+            if reader is None:
+                reader = entry.reader = self._reader(batch_id, entry)
+            entry.read_generation = listener.generation  # read_rows takes it only while listening
+            if listener.read_rows(*reader):
+                return
+        self._read_from_pool(batch_id, entry, self._generation())
 
     def _refreshed(self, batch_id: str, entry: BatchEntry) -> asyncio.Future[BatchSnapshot | None]:
         """A future for the last snapshot of the batch's re-read cycle (started if none is)."""
@@ -179,29 +191,26 @@ class StateTracker:
         self._schedule_refresh(batch_id, entry)
         return waiter
 
-    def _read(self, batch_id: str, entry: BatchEntry) -> None:
-        """One read of the cycle: on the LISTEN connection, answered in its reader callback
-        (no task: docs/LIVE_PUSH.md, the fixed cost per state), else from the pool."""
-        listener = self.listener
-        batches = self._batches
-        if listener is not None and batches is not None:
-            generation = self._generation()
-            sql, params = batches.snapshot_statement(batch_id)
+    def _reader(self, batch_id: str, entry: BatchEntry) -> tuple[str, Sequence[Any], RowsOrError]:
+        """The batch's statement, its parameters and the callback its rows go to, made once per
+        entry: every state of a followed batch is read with them (docs/LIVE_PUSH.md, the fixed
+        cost per state)."""
+        batches = self.batches
+        sql, params = batches.snapshot_statement(batch_id)
+        snapshot_from = batches.snapshot_from
 
-            def answered(rows: list[tuple[Any, ...]] | None, error: Exception | None) -> None:
-                if rows is None:  # the connection broke: the pool answers instead
-                    self._read_from_pool(batch_id, entry, -1)
-                    return
-                try:
-                    snapshot = batches.snapshot_from(rows)
-                except Exception as exc:
-                    self._end_refresh(batch_id, entry, exc)
-                    return
-                self._have_read(batch_id, entry, snapshot, generation)
-
-            if listener.read_rows(sql, params, answered):
+        def answered(rows: list[tuple[Any, ...]] | None, error: Exception | None) -> None:
+            if rows is None:  # the connection broke: the pool answers instead
+                self._read_from_pool(batch_id, entry, -1)
                 return
-        self._read_from_pool(batch_id, entry, self._generation())
+            try:
+                snapshot = snapshot_from(rows)
+            except Exception as exc:
+                self._end_refresh(batch_id, entry, exc)
+                return
+            self._have_read(batch_id, entry, snapshot, entry.read_generation)
+
+        return sql, params, answered
 
     def _read_from_pool(self, batch_id: str, entry: BatchEntry, generation: int) -> None:
         async def read() -> None:
@@ -223,7 +232,8 @@ class StateTracker:
             if snapshot is not None:
                 self._adopt(entry, snapshot, generation)
                 if self.notified.latest(batch_id) > snapshot.seq:
-                    self._read(batch_id, entry)
+                    entry.refreshing = False  # the cycle goes on: its next read
+                    self._schedule_refresh(batch_id, entry)
                     return
         except Exception as exc:
             self._end_refresh(batch_id, entry, exc)
