@@ -103,6 +103,15 @@ def test_a_payload_is_parsed_whole_or_ignored():
     assert parse_notification(job_with(seq="-1 ")) == Notification("bc_00000001", -1, "job", "de_00000001", "failed")
     for malformed in (job_with(seq="4_2"), job_with(seq="\u0664\u0662"), job_with(seq="042")):
         assert parse_notification(malformed) is None, malformed
+    # As many quotes as the trigger's layout, in another layout (the keys in another order, other
+    # spacing): json reads it, never the cut pieces.
+    failed = Notification("bc_00000001", 42, "job", "de_00000001", "failed")
+    reordered = (
+        '{"job_id" : "de_00000001", "kind" : "job", "batch_id" : "bc_00000001", "seq" : 42, "status" : "failed"}'
+    )
+    for other_layout in (reordered, job.replace(" : ", ":"), job.replace(", ", ",\n")):
+        assert len(other_layout.split('"')) == len(job.split('"'))
+        assert parse_notification(other_layout) == failed, other_layout
     log_payload = '{"kind" : "log", "job_id" : "de_00000001"}'
     assert parse_log_wake_up(log_payload) == "de_00000001"
     assert parse_log_wake_up(log_payload + "}") is None
