@@ -229,6 +229,51 @@ def test_the_writer_of_a_client_behind_writes_the_shared_frame_once_the_socket_h
     assert isinstance(ended, Event) and not sse.write_taken(ended)  # it ends the stream: the writer's way
 
 
+def test_the_hot_path_is_open_exactly_while_the_client_keeps_up_and_remembers_nothing():
+    """``Subscriber.offer`` decides with one attribute (the socket, or None) whether an event may
+    skip every other check: after each change of what that attribute stands for (a queued
+    control message, the writer sending, a follower of collectors, a close) an event goes where
+    the guarantees say, and the attribute agrees (docs/ARCHITECTURE.md, rule 6)."""
+    wire = Buffered(0)
+    subscriber = Subscriber(10, "test", "websocket")
+    assert subscriber._direct is None  # no socket yet
+    subscriber.write_directly(wire)
+
+    def offered_directly(item: Event) -> bool:
+        written = len(wire.written)
+        subscriber.offer(item)
+        assert subscriber._direct is (wire if subscriber._offered is None and subscriber._keeps_up() else None)
+        return len(wire.written) == written + 1 and wire.written[-1] is item.ws_frame()
+
+    assert offered_directly(event(1))
+    subscriber.send_control(Control.of({"type": "pong"}))
+    assert subscriber._direct is None
+    assert not offered_directly(event(2, object_id="bc_00000002"))  # behind the control message
+    assert isinstance(subscriber.take(), Control)
+    assert not offered_directly(event(3, object_id="bc_00000003"))  # the writer is sending: behind it
+    assert subscriber.take() is not None and subscriber.take() is not None and subscriber.take() is None
+    assert subscriber._direct is wire  # caught up
+    assert offered_directly(event(4))
+
+    job_topic = Subscription(subscriber, "job", "de_00000001")
+    job_topic.last_seq = 5
+    subscriber.add_topic(job_topic)
+    collectors = Subscription(subscriber, "collectors", frozenset({"demo"}))
+    subscriber.add_topic(collectors)
+    assert subscriber._direct is None  # each event is remembered first
+    assert not offered_directly(event(5, object_id="de_00000001", kind="job"))  # offered by the job topic
+    assert subscriber.pending == 0
+    assert offered_directly(event(6, object_id="de_00000001", kind="job"))  # remembered, then written
+    assert not offered_directly(event(6, object_id="de_00000001", kind="job"))
+    subscriber.remove_topic(collectors)
+    assert subscriber._direct is wire
+    assert offered_directly(event(7))
+
+    subscriber.close("bye")
+    assert subscriber._direct is None
+    assert not offered_directly(event(8)) and subscriber.pending == 0  # nothing after a close
+
+
 async def test_a_client_that_reads_nothing_queues_then_is_cut_off_at_its_bound(sockets):
     sock = await sockets.connect()
     sock.transport.pause_reading()

@@ -77,8 +77,8 @@ class Subscriber:
     """The queue between the hub and one connection's writer."""
 
     __slots__ = (
-        "_busy", "_direct_terminal", "_drain_before_close", "_held", "_offered", "_on_wake", "_pending",
-        "_quiet", "_sink", "_tally", "_topics", "_waiter", "_ws", "close_code", "close_reason",
+        "_busy", "_direct", "_direct_terminal", "_drain_before_close", "_held", "_offered", "_on_wake",
+        "_pending", "_sink", "_tally", "_topics", "_waiter", "_ws", "close_code", "close_reason",
         "description", "limit", "transport",
     )  # fmt: skip
 
@@ -105,16 +105,22 @@ class Subscriber:
         self._sink: Wire | None = None
         self._ws = transport == "websocket"
         self._direct_terminal = True
-        self._quiet = False  # sink set, open, nothing queued or held, writer idle: write directly
+        # The one fact the hot path reads: the socket while this client keeps up (``_keeps_up``)
+        # and remembers nothing per object (follows no collectors), else None (``offer``).
+        self._direct: Wire | None = None
 
-    def _update(self) -> None:
-        self._quiet = (
+    def _keeps_up(self) -> bool:
+        """Sink set, open, nothing queued or held, writer idle: events may be written directly."""
+        return (
             self._sink is not None
             and self.close_reason is None
             and not self._pending
             and not self._held
             and not self._busy
         )
+
+    def _update(self) -> None:
+        self._direct = self._sink if self._offered is None and self._keeps_up() else None
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -156,6 +162,7 @@ class Subscriber:
             self._offered = collections.OrderedDict(
                 (_key(t), t.last_seq) for t in self._topics if t.kind != "collectors" and t.last_seq >= 0
             )
+            self._direct = None  # each event is remembered first: off the hot path
 
     def remove_topic(self, topic: Topic) -> None:
         if topic in self._topics:
@@ -165,27 +172,40 @@ class Subscriber:
             for t in self._topics:
                 t.last_seq = max(t.last_seq, offered.get(_key(t), -1))
             self._offered = None
+            self._update()
 
     # ---- offering ----
 
     def offer(self, event: Event) -> None:
         """Write ``event`` now if this client keeps up, else queue it, unless this client
         already has (or is about to get) a newer state of the object."""
-        if self._offered is not None and not self._remember(event):
-            return
-        if self._quiet and (self._direct_terminal or not event.terminal):
-            # The hot path of every fanout: two checks and a write, each a public method of
-            # the transport (the write sends at once what the socket takes, and buffers the rest).
-            sink = self._sink
-            assert sink is not None  # quiet says so
-            if sink.get_write_buffer_size() <= DIRECT_WRITE_LIMIT and not sink.is_closing():
-                frame = event.ws_wire if self._ws else event.sse_wire
-                if frame is None:
-                    frame = event.ws_frame() if self._ws else event.sse_chunk()
-                sink.write(frame)
-                self._tally.count += 1
+        sink = self._direct
+        if sink is None or event.terminal:
+            sink = self._sink_for(event)
+            if sink is None:
                 return
+        # The hot path of every fanout: one attribute says the client keeps up, then two checks
+        # and a write, each a public method of the transport (the write sends at once what the
+        # socket takes, and buffers the rest).
+        if sink.get_write_buffer_size() <= DIRECT_WRITE_LIMIT and not sink.is_closing():
+            frame = event.ws_wire if self._ws else event.sse_wire
+            if frame is None:
+                frame = event.ws_frame() if self._ws else event.sse_chunk()
+            sink.write(frame)
+            self._tally.count += 1
+        else:
+            self._queue(event)
+
+    def _sink_for(self, event: Event) -> Wire | None:
+        """``offer`` off its hot path (a follower of collectors, a terminal event, a client
+        behind): the socket to write ``event`` to if it may go there now; else None, with the
+        event queued, or dropped when an equal or newer state of its object was offered."""
+        if self._offered is not None and not self._remember(event):
+            return None
+        if self._keeps_up() and (self._direct_terminal or not event.terminal):
+            return self._sink
         self._queue(event)
+        return None
 
     def write_taken(self, item: Event | Control) -> bool:
         """For the writer, with the item ``take`` just gave it: write an event's shared wire
@@ -222,7 +242,9 @@ class Subscriber:
         """Write ``data`` (whole wire bytes: an SSE heartbeat chunk) at once if this client keeps
         up and nothing is being written to it; else do nothing and say so."""
         sink = self._sink
-        if not self._quiet or sink is None or sink.get_write_buffer_size() > DIRECT_WRITE_LIMIT or sink.is_closing():
+        if sink is None or not self._keeps_up():
+            return False
+        if sink.get_write_buffer_size() > DIRECT_WRITE_LIMIT or sink.is_closing():
             return False
         sink.write(data)
         return True
@@ -255,14 +277,14 @@ class Subscriber:
                 self.close(f"too slow: more than {self.limit} objects waiting to be sent; reconnect to resume", 1008)
                 SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
                 return
-        self._quiet = False
+        self._direct = None
         self._wake()
 
     def hold(self) -> None:
         """Send nothing until ``release``: a WebSocket subscribe holds the outbox so that its
         acknowledgement can go ahead of the states queued meanwhile."""
         self._held += 1
-        self._quiet = False
+        self._direct = None
 
     def release(self) -> None:
         self._held -= 1
@@ -289,7 +311,7 @@ class Subscriber:
             self.close(f"too slow: more than {self.limit} messages waiting to be sent", 1008)
             SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
             return
-        self._quiet = False
+        self._direct = None
         self._wake()
 
     def discard(self, keys: set[str]) -> None:
@@ -324,7 +346,7 @@ class Subscriber:
             self.close_reason = reason
             self.close_code = code
             self._drain_before_close = drain
-        self._quiet = False
+        self._direct = None
         self._wake()
 
     async def next(self, wait: float | None = None) -> Event | Control | None:
@@ -360,7 +382,7 @@ class Subscriber:
         if isinstance(item, Event):
             self._tally.count += 1
         self._busy = True
-        self._quiet = False
+        self._direct = None
         return item
 
 
