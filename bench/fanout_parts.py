@@ -64,9 +64,10 @@ import psycopg2
 from aiohttp import web
 
 from server.realtime.events import Event  # the bench measures the hub's own code
+from server.realtime.fanout import DIRECT_WRITE_LIMIT
 from server.realtime.hub import Hub
 from server.realtime.listen_connection import APPLICATION_NAME
-from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber
+from server.realtime.subscriber import Subscriber
 from server.realtime.subscriptions import Subscription
 from server.runs.live import BATCHES
 

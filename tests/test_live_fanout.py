@@ -19,8 +19,9 @@ from server.observability.metrics import sample_value
 from server.realtime import hub as hub_module
 from server.realtime.cache import BatchEntry
 from server.realtime.events import BatchSnapshot, Control, Event
+from server.realtime.fanout import DIRECT_WRITE_LIMIT, Wire
 from server.realtime.hub import Hub
-from server.realtime.subscriber import DIRECT_WRITE_LIMIT, Subscriber, Wire, wire_of
+from server.realtime.subscriber import Subscriber, wire_of
 from server.realtime.subscriptions import Subscription
 from tests.support.runs import trigger
 
@@ -236,23 +237,23 @@ def test_the_hot_path_is_open_exactly_while_the_client_keeps_up_and_remembers_no
     the guarantees say, and the attribute agrees (docs/ARCHITECTURE.md, rule 6)."""
     wire = Buffered(0)
     subscriber = Subscriber(10, "test", "websocket")
-    assert subscriber._direct is None  # no socket yet
+    assert subscriber.direct is None  # no socket yet
     subscriber.write_directly(wire)
 
     def offered_directly(item: Event) -> bool:
         written = len(wire.written)
         subscriber.offer(item)
-        assert subscriber._direct is (wire if subscriber._offered is None and subscriber._keeps_up() else None)
+        assert subscriber.direct is (wire if subscriber._offered is None and subscriber._keeps_up() else None)
         return len(wire.written) == written + 1 and wire.written[-1] is item.ws_frame()
 
     assert offered_directly(event(1))
     subscriber.send_control(Control.of({"type": "pong"}))
-    assert subscriber._direct is None
+    assert subscriber.direct is None
     assert not offered_directly(event(2, object_id="bc_00000002"))  # behind the control message
     assert isinstance(subscriber.take(), Control)
     assert not offered_directly(event(3, object_id="bc_00000003"))  # the writer is sending: behind it
     assert subscriber.take() is not None and subscriber.take() is not None and subscriber.take() is None
-    assert subscriber._direct is wire  # caught up
+    assert subscriber.direct is wire  # caught up
     assert offered_directly(event(4))
 
     job_topic = Subscription(subscriber, "job", "de_00000001")
@@ -260,17 +261,17 @@ def test_the_hot_path_is_open_exactly_while_the_client_keeps_up_and_remembers_no
     subscriber.add_topic(job_topic)
     collectors = Subscription(subscriber, "collectors", frozenset({"demo"}))
     subscriber.add_topic(collectors)
-    assert subscriber._direct is None  # each event is remembered first
+    assert subscriber.direct is None  # each event is remembered first
     assert not offered_directly(event(5, object_id="de_00000001", kind="job"))  # offered by the job topic
     assert subscriber.pending == 0
     assert offered_directly(event(6, object_id="de_00000001", kind="job"))  # remembered, then written
     assert not offered_directly(event(6, object_id="de_00000001", kind="job"))
     subscriber.remove_topic(collectors)
-    assert subscriber._direct is wire
+    assert subscriber.direct is wire
     assert offered_directly(event(7))
 
     subscriber.close("bye")
-    assert subscriber._direct is None
+    assert subscriber.direct is None
     assert not offered_directly(event(8)) and subscriber.pending == 0  # nothing after a close
 
 

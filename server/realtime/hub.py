@@ -35,6 +35,7 @@ from server.errors import NotFoundError
 from server.observability.metrics import EVENTS_PUBLISHED, FANOUT_LATENCY
 from server.realtime.cache import BatchEntry, StateCache
 from server.realtime.events import BatchSnapshot, Event
+from server.realtime.fanout import offer_each
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.listener import Listener
 from server.realtime.log_tail import VARIANCE_FRAMING, VARIANCES_KEY, LogTails
@@ -205,8 +206,7 @@ class Hub:
         if single:
             self._offer_single(list(followers), event)
         else:
-            for sub in list(followers):
-                self._offer(sub, event)
+            offer_each(list(followers), event, False)
         return budget - len(followers)
 
     def _run_fanouts(self) -> None:
@@ -228,8 +228,7 @@ class Hub:
                 if single:
                     self._offer_single(subs[start:end] if start or end < len(subs) else subs, event)
                 else:
-                    for sub in subs[start:end]:
-                        self._offer(sub, event)
+                    offer_each(subs[start:end], event, False)
                 budget -= end - start
                 if end == len(subs):
                     queue.popleft()
@@ -240,27 +239,18 @@ class Hub:
                 asyncio.get_running_loop().call_soon(self._run_fanouts)
 
     def _offer_single(self, subs: list[Subscription], event: Event) -> None:
-        """The hot loop: per follower, two comparisons and ``Subscriber.offer`` (one write)."""
-        seq = event.seq
-        terminal = event.terminal
-        for sub in subs:
-            if sub.ended or seq <= sub.last_seq:
-                continue
-            sub.last_seq = seq
-            sub.subscriber.offer(event)
-            if terminal:
-                sub.ended = True
-                self._unregister(sub)
+        """The hot loop (realtime/fanout.py); a terminal state ends the topics it reached."""
+        offer_each(subs, event, True)
+        if event.terminal:
+            for sub in subs:
+                if sub.ended:  # unregistering twice changes nothing
+                    self._unregister(sub)
 
     def _offer(self, sub: Subscription, event: Event) -> None:
-        if sub.ended or event.seq <= sub.last_seq:
-            return
-        if sub.kind != "collectors":
-            sub.last_seq = event.seq
-        sub.subscriber.offer(event)
-        if sub.kind != "collectors" and event.terminal:
-            sub.ended = True
-            self._unregister(sub)
+        if sub.kind == "collectors":
+            offer_each((sub,), event, False)
+        else:
+            self._offer_single([sub], event)
 
     # ---- subscriptions ----
 

@@ -2,10 +2,11 @@
 
 The hub offers events without ever waiting for a client. A client that is keeping up (nothing
 queued, its writer idle, its socket taking data) gets the event's shared frame written to its
-socket at once, and that is all an offer costs. Only a client that is behind queues: an unsent
-older state of an object is replaced by its newer state (conflation), in place, so a slow
-client skips intermediate states but never sees them out of order and never loses a terminal
-one (nothing follows a terminal state). A client whose outbox holds more than ``limit``
+socket at once by the fanout's loop (realtime/fanout.py), which reads the socket from each
+subscription (``direct``, kept here), and that is all an offer costs. Only a client that is
+behind queues: an unsent older state of an object is replaced by its newer state
+(conflation), in place, so a slow client skips intermediate states but never sees them out of
+order and never loses a terminal one (nothing follows a terminal state). A client whose outbox holds more than ``limit``
 distinct objects, or whose socket accepted nothing for ``send_timeout`` seconds, is
 disconnected with a reason; it resumes from its last seq on reconnect.
 
@@ -14,8 +15,9 @@ remembers the last seq it offered: ``Topic.last_seq``). Only a subscriber that f
 collectors (many objects per topic, and topics that can overlap a job topic) remembers the
 last seq offered per object, here.
 
-Events written are counted in the ``events_delivered`` metric's plain integer for the
-subscriber's transport (server/observability/metrics.py): one addition per message, no call.
+Events written are counted in the ``events_delivered`` metric's plain integers for the
+subscriber's transport (server/observability/metrics.py): the fanout adds once per call, a
+writer once per message.
 """
 
 from __future__ import annotations
@@ -24,35 +26,19 @@ import asyncio
 import collections
 import itertools
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from server.observability.metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
+from server.realtime.fanout import DIRECT_WRITE_LIMIT, Wire, offer_each
 
 _control_ids = itertools.count()
 # The transports a subscriber can be on (its ``transport``, a metric label), each with its own
 # wire format for the fast path.
 TRANSPORTS = ("websocket", "sse")
-# A transport holding more than this unsent (in its write buffer) is not written to directly.
-DIRECT_WRITE_LIMIT = 64 * 1024
 # Keys of objects whose last offered seq is remembered (to drop an older state that arrives
 # after a newer one); pruned oldest-first past this many.
 MAX_REMEMBERED = 4096
-
-
-@runtime_checkable
-class Wire(Protocol):
-    """What the fast path needs of a connection's transport: asyncio's write-transport interface,
-    public methods only. asyncio's own transports (plain and TLS) have it, and so does uvloop's,
-    which is no subclass of ``asyncio.Transport`` (docs/LIVE_PUSH.md, event loops)."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def is_closing(self) -> bool: ...
-
-    def get_write_buffer_size(self) -> int: ...
-
-    def abort(self) -> None: ...
 
 
 def wire_of(transport: object) -> Wire | None:
@@ -67,6 +53,7 @@ class Topic(Protocol):
     kind: str
     target: str | frozenset[str]
     last_seq: int
+    direct: Wire | None  # the fanout writes there: kept by the subscriber (``_update``)
 
 
 def _key(topic: Topic) -> str:
@@ -77,10 +64,14 @@ class Subscriber:
     """The queue between the hub and one connection's writer."""
 
     __slots__ = (
-        "_busy", "_direct", "_direct_terminal", "_drain_before_close", "_held", "_offered", "_on_wake",
-        "_pending", "_sink", "_tally", "_topics", "_waiter", "_ws", "close_code", "close_reason",
-        "description", "limit", "transport",
+        "_busy", "_direct_terminal", "_drain_before_close", "_held", "_offered", "_on_wake", "_pending",
+        "_sink", "_tally", "_topics", "_waiter", "close_code", "close_reason", "description", "direct",
+        "limit", "transport", "ws",
     )  # fmt: skip
+    # Offered an event outside any topic (``offer``), a subscriber is its own follower for the
+    # fanout's loop: never ended, no seq.
+    ended = False
+    last_seq = -1
 
     def __init__(self, limit: int, description: str = "client", transport: str = "other") -> None:
         self.limit = limit
@@ -103,11 +94,12 @@ class Subscriber:
         # (else an SSE stream's: ``transport`` says which), and whether a terminal event may go
         # that way too.
         self._sink: Wire | None = None
-        self._ws = transport == "websocket"
+        self.ws = transport == "websocket"
         self._direct_terminal = True
-        # The one fact the hot path reads: the socket while this client keeps up (``_keeps_up``)
-        # and remembers nothing per object (follows no collectors), else None (``offer``).
-        self._direct: Wire | None = None
+        # The one fact the fanout's hot path reads, here and on each subscription: the socket
+        # while this client keeps up (``_keeps_up``) and remembers nothing per object (follows
+        # no collectors), else None.
+        self.direct: Wire | None = None
 
     def _keeps_up(self) -> bool:
         """Sink set, open, nothing queued or held, writer idle: events may be written directly."""
@@ -120,7 +112,16 @@ class Subscriber:
         )
 
     def _update(self) -> None:
-        self._direct = self._sink if self._offered is None and self._keeps_up() else None
+        direct = self._sink if self._offered is None and self._keeps_up() else None
+        self.direct = direct
+        for topic in self._topics:
+            topic.direct = direct
+
+    def _leave_fast_path(self) -> None:
+        if self.direct is not None:
+            self.direct = None
+            for topic in self._topics:
+                topic.direct = None
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -155,6 +156,7 @@ class Subscriber:
     # ---- the topics held (kept by the subscription registry) ----
 
     def add_topic(self, topic: Topic) -> None:
+        topic.direct = self.direct
         self._topics.append(topic)
         if topic.kind == "collectors" and self._offered is None:
             # From now on topics may overlap: remember per object, starting from what each
@@ -162,9 +164,10 @@ class Subscriber:
             self._offered = collections.OrderedDict(
                 (_key(t), t.last_seq) for t in self._topics if t.kind != "collectors" and t.last_seq >= 0
             )
-            self._direct = None  # each event is remembered first: off the hot path
+            self._leave_fast_path()  # each event is remembered first: off the hot path
 
     def remove_topic(self, topic: Topic) -> None:
+        topic.direct = None
         if topic in self._topics:
             self._topics.remove(topic)
         offered = self._offered
@@ -178,33 +181,23 @@ class Subscriber:
 
     def offer(self, event: Event) -> None:
         """Write ``event`` now if this client keeps up, else queue it, unless this client
-        already has (or is about to get) a newer state of the object."""
-        sink = self._direct
-        if sink is None or event.terminal:
-            sink = self._sink_for(event)
-            if sink is None:
-                return
-        # The hot path of every fanout: one attribute says the client keeps up, then two checks
-        # and a write, each a public method of the transport (the write sends at once what the
-        # socket takes, and buffers the rest).
-        if sink.get_write_buffer_size() <= DIRECT_WRITE_LIMIT and not sink.is_closing():
-            frame = event.ws_wire if self._ws else event.sse_wire
-            if frame is None:
-                frame = event.ws_frame() if self._ws else event.sse_chunk()
-            sink.write(frame)
-            self._tally.count += 1
-        else:
-            self._queue(event)
+        already has (or is about to get) a newer state of the object: outside any topic, the
+        fanout's own path (realtime/fanout.py)."""
+        offer_each((self,), event, False)
 
-    def _sink_for(self, event: Event) -> Wire | None:
-        """``offer`` off its hot path (a follower of collectors, a terminal event, a client
+    @property
+    def subscriber(self) -> Subscriber:
+        return self  # as a follower of the fanout's loop (``offer``)
+
+    def sink_for(self, event: Event) -> Wire | None:
+        """For the fanout, off its hot path (a follower of collectors, a terminal event, a client
         behind): the socket to write ``event`` to if it may go there now; else None, with the
         event queued, or dropped when an equal or newer state of its object was offered."""
         if self._offered is not None and not self._remember(event):
             return None
         if self._keeps_up() and (self._direct_terminal or not event.terminal):
             return self._sink
-        self._queue(event)
+        self.queue(event)
         return None
 
     def write_taken(self, item: Event | Control) -> bool:
@@ -224,7 +217,7 @@ class Subscriber:
             or sink.is_closing()
         ):
             return False
-        sink.write(item.ws_frame() if self._ws else item.sse_chunk())
+        sink.write(item.ws_frame() if self.ws else item.sse_chunk())
         return True
 
     @property
@@ -262,7 +255,8 @@ class Subscriber:
             offered.popitem(last=False)
         return True
 
-    def _queue(self, event: Event) -> None:
+    def queue(self, event: Event) -> None:
+        """Queue ``event`` for the writer, in place of an unsent older state of its object."""
         if self.close_reason is not None:
             return
         key = event.key
@@ -277,14 +271,14 @@ class Subscriber:
                 self.close(f"too slow: more than {self.limit} objects waiting to be sent; reconnect to resume", 1008)
                 SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
                 return
-        self._direct = None
+        self._leave_fast_path()
         self._wake()
 
     def hold(self) -> None:
         """Send nothing until ``release``: a WebSocket subscribe holds the outbox so that its
         acknowledgement can go ahead of the states queued meanwhile."""
         self._held += 1
-        self._direct = None
+        self._leave_fast_path()
 
     def release(self) -> None:
         self._held -= 1
@@ -311,7 +305,7 @@ class Subscriber:
             self.close(f"too slow: more than {self.limit} messages waiting to be sent", 1008)
             SLOW_SUBSCRIBERS_DROPPED.labels(self.transport).inc()
             return
-        self._direct = None
+        self._leave_fast_path()
         self._wake()
 
     def discard(self, keys: set[str]) -> None:
@@ -346,7 +340,7 @@ class Subscriber:
             self.close_reason = reason
             self.close_code = code
             self._drain_before_close = drain
-        self._direct = None
+        self._leave_fast_path()
         self._wake()
 
     async def next(self, wait: float | None = None) -> Event | Control | None:
@@ -382,7 +376,7 @@ class Subscriber:
         if isinstance(item, Event):
             self._tally.count += 1
         self._busy = True
-        self._direct = None
+        self._leave_fast_path()
         return item
 
 

@@ -2,8 +2,9 @@
 
 A :class:`Subscription` is one topic (a batch, a job, or every run of some collectors)
 followed by one :class:`Subscriber`. The registry indexes subscriptions by the id an event
-names, so that publishing a state costs one dictionary lookup per index, then one
-``Subscriber.offer`` per follower (no key built, no per-follower bookkeeping). Each
+names, so that publishing a state costs one dictionary lookup per index, then one turn of the
+fanout's loop per follower (realtime/fanout.py: no key built, no call, nothing read but the
+subscription and the socket). Each
 subscription is also told to its subscriber (``Subscriber.add_topic``), which needs to know when
 its topics can overlap. Connections (one subscriber per SSE stream or WebSocket) are
 registered apart from their subscriptions: shutdown closes them and the open-connections
@@ -16,6 +17,7 @@ import collections
 import dataclasses
 
 from server.realtime.events import Event
+from server.realtime.fanout import Wire
 from server.realtime.subscriber import TRANSPORTS, Subscriber
 
 
@@ -33,9 +35,14 @@ class Subscription:
     # older state read before a newer one was offered is never offered after it. A collectors
     # topic keeps ``since`` here (its subscriber remembers per object).
     last_seq: int = dataclasses.field(init=False)
+    # For the fanout's loop: the socket its subscriber keeps here while the client keeps up
+    # (else None), and whether it is a WebSocket's (else an SSE stream's).
+    direct: Wire | None = dataclasses.field(default=None, init=False)
+    ws: bool = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.last_seq = -1 if self.since is None else self.since
+        self.ws = self.subscriber.ws
 
     def covers(self, event: Event) -> bool:
         if self.kind == "collectors":

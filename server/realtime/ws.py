@@ -29,11 +29,12 @@ from server.keys import REGISTRY, SETTINGS
 from server.observability.access_log import request_id_of
 from server.observability.metrics import SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
+from server.realtime.fanout import Wire
 from server.realtime.heartbeat import PING_FRAME
 from server.realtime.hub import Hub
 from server.realtime.keys import HUB
 from server.realtime.log_tail import VARIANCES_KEY, LogFollower
-from server.realtime.subscriber import Subscriber, Wire, wire_of
+from server.realtime.subscriber import Subscriber, wire_of
 from server.realtime.subscriptions import Subscription
 from server.realtime.ws_tails import TailFollows
 
