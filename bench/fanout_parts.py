@@ -9,7 +9,7 @@ ratio bench/peers.py measures at a given N can be read:
     python bench/fanout_parts.py --sockets '' --repeat 5 --compare /work/main --together
         # part 2, both checkouts' servers following the same states at once: paired rounds
 
-1. Per subscriber: the hub's fanout loop (``Hub._offer_single`` -> ``Subscriber.offer``, the
+1. Per subscriber: the hub's fanout loop (``Hub._offer_single`` -> ``fanout.offer_each``, the
    code every push goes through) against a bare loop of ``transport.write(frame)``, over the
    same N loopback sockets, in this one process, alternating round by round (median of the
    rounds). The sockets' peers are drained between rounds, outside the timing.

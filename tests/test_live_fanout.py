@@ -231,48 +231,83 @@ def test_the_writer_of_a_client_behind_writes_the_shared_frame_once_the_socket_h
 
 
 def test_the_hot_path_is_open_exactly_while_the_client_keeps_up_and_remembers_nothing():
-    """``Subscriber.offer`` decides with one attribute (the socket, or None) whether an event may
-    skip every other check: after each change of what that attribute stands for (a queued
-    control message, the writer sending, a follower of collectors, a close) an event goes where
-    the guarantees say, and the attribute agrees (docs/ARCHITECTURE.md, rule 6)."""
+    """The fanout's loop (realtime/fanout.py) decides with one attribute of the subscription it
+    iterates (the socket, or None) whether an event may skip every other check. Its subscriber
+    keeps it, on itself and on each of its subscriptions: after each change of what it stands
+    for (a queued control message, the writer sending, a follower of collectors, a close) an
+    event goes where the guarantees say, and every copy agrees (docs/ARCHITECTURE.md, rule 6)."""
     wire = Buffered(0)
     subscriber = Subscriber(10, "test", "websocket")
-    assert subscriber.direct is None  # no socket yet
+    batch_topic = Subscription(subscriber, "batch", "bc_00000001")
+    subscriber.add_topic(batch_topic)
+    assert subscriber.direct is None and batch_topic.direct is None  # no socket yet
     subscriber.write_directly(wire)
 
     def offered_directly(item: Event) -> bool:
         written = len(wire.written)
         subscriber.offer(item)
         assert subscriber.direct is (wire if subscriber._offered is None and subscriber._keeps_up() else None)
+        assert all(topic.direct is subscriber.direct for topic in subscriber._topics)
         return len(wire.written) == written + 1 and wire.written[-1] is item.ws_frame()
 
     assert offered_directly(event(1))
+    assert batch_topic.direct is wire
     subscriber.send_control(Control.of({"type": "pong"}))
-    assert subscriber.direct is None
+    assert subscriber.direct is None and batch_topic.direct is None
     assert not offered_directly(event(2, object_id="bc_00000002"))  # behind the control message
     assert isinstance(subscriber.take(), Control)
     assert not offered_directly(event(3, object_id="bc_00000003"))  # the writer is sending: behind it
     assert subscriber.take() is not None and subscriber.take() is not None and subscriber.take() is None
-    assert subscriber.direct is wire  # caught up
+    assert subscriber.direct is wire and batch_topic.direct is wire  # caught up
     assert offered_directly(event(4))
 
     job_topic = Subscription(subscriber, "job", "de_00000001")
     job_topic.last_seq = 5
     subscriber.add_topic(job_topic)
+    assert job_topic.direct is wire
     collectors = Subscription(subscriber, "collectors", frozenset({"demo"}))
     subscriber.add_topic(collectors)
-    assert subscriber.direct is None  # each event is remembered first
+    assert subscriber.direct is None and job_topic.direct is None  # each event is remembered first
     assert not offered_directly(event(5, object_id="de_00000001", kind="job"))  # offered by the job topic
     assert subscriber.pending == 0
     assert offered_directly(event(6, object_id="de_00000001", kind="job"))  # remembered, then written
     assert not offered_directly(event(6, object_id="de_00000001", kind="job"))
     subscriber.remove_topic(collectors)
-    assert subscriber.direct is wire
+    assert collectors.direct is None and job_topic.direct is wire
     assert offered_directly(event(7))
 
     subscriber.close("bye")
-    assert subscriber.direct is None
+    assert subscriber.direct is None and batch_topic.direct is None
     assert not offered_directly(event(8)) and subscriber.pending == 0  # nothing after a close
+
+
+async def test_one_fanout_counts_what_it_wrote_per_transport_and_queues_the_client_behind(sockets):
+    """The fanout counts the events it writes once a fanout, for each transport; a follower
+    whose socket holds more than DIRECT_WRITE_LIMIT gets the event queued instead, counted when
+    its writer takes it (the /metrics figure stays exact)."""
+    hub = Hub(None)  # type: ignore[arg-type]  # the fanout reads nothing
+    subscribers = []
+    for transport in ("websocket", "websocket", "sse", "sse", "sse"):
+        subscriber = Subscriber(10, "test", transport)
+        subscriber.write_directly((await sockets.connect()).transport)
+        hub._subs.add(Subscription(subscriber, "batch", "bc_00000001"))
+        subscribers.append(subscriber)
+    behind = Subscriber(10, "test", "sse")
+    behind.write_directly(Buffered(DIRECT_WRITE_LIMIT + 1))
+    hub._subs.add(Subscription(behind, "batch", "bc_00000001"))
+
+    def delivered() -> tuple[float, float]:
+        return tuple(  # type: ignore[return-value]
+            sample_value("collector_hub_events_delivered_total", {"transport": t}) for t in ("websocket", "sse")
+        )
+
+    before = delivered()
+    hub._publish(BatchEntry(), None, snapshot(1))
+    ws, sse = delivered()
+    assert (ws - before[0], sse - before[1]) == (2, 3)
+    assert behind.pending == 1 and all(subscriber.pending == 0 for subscriber in subscribers)
+    assert isinstance(behind.take(), Event)
+    assert delivered() == (ws, sse + 1)
 
 
 async def test_a_client_that_reads_nothing_queues_then_is_cut_off_at_its_bound(sockets):
