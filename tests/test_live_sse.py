@@ -138,12 +138,17 @@ async def test_a_collectors_stream_resumes_with_every_run_that_changed_while_awa
     seen = await SseStream(resp).event()
     assert json.loads(seen["data"])["job_id"] == run_a
     resp.close()
+    # Stays connected: once it has the last write below, the hub has published every write, and
+    # no live event can overtake the resume's (a change published while the resume reads comes
+    # first: docs/LIVE_PUSH.md).
+    watcher = SseStream(await client.get(stream, params=ninja))
 
     # While the client is away, a second run of ninja is queued (now the collector's active
     # run) and the first one ends: both are news, the end of the first most of all.
     second = await trigger(client, "ninja")
     run_b = second["collectors"][0]["job_id"]
     await set_job(db, run_a, status="completed")
+    await watcher.events_until("completed")
     resp = await client.get(stream, params=ninja, headers={"Last-Event-ID": seen["id"]})
     sse = SseStream(resp)
     events = [await sse.event(), await sse.event()]
@@ -156,6 +161,7 @@ async def test_a_collectors_stream_resumes_with_every_run_that_changed_while_awa
         job_id = json.loads(event["data"])["job_id"]
         assert event["data"].encode() == (await get_bytes(client, f"/api/collectors/runs/job/{job_id}"))[1]
     resp.close()
+    watcher.resp.close()
 
     # Resuming from the newest of them: nothing is sent again; the next change comes first.
     resp = await client.get(stream, params=ninja, headers={"Last-Event-ID": events[1]["id"]})

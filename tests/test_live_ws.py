@@ -99,9 +99,12 @@ async def test_a_collectors_resume_sends_every_run_that_changed_since(client, db
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "collectors": ["ninja"]})
         seq = (await receive_until(ws, lambda m: m["type"] == "job"))[-1]["seq"]
-    second = await trigger(client, "ninja")
-    run_b = second["collectors"][0]["job_id"]
-    await set_job(db, run_a, status="failed", message="ended while the client was away")
+    async with client.ws_connect("/api/ws") as watcher:  # once it has the last write, all are published
+        await watcher.send_json({"op": "subscribe", "collectors": ["ninja"]})
+        second = await trigger(client, "ninja")
+        run_b = second["collectors"][0]["job_id"]
+        await set_job(db, run_a, status="failed", message="ended while the client was away")
+        await receive_until(watcher, lambda m: m["type"] == "job" and m["data"]["status"] == "failed")
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "collectors": ["ninja"], "since": seq})
         assert (await receive(ws))["type"] == "subscribed"
@@ -117,9 +120,15 @@ async def test_a_collectors_resume_replays_at_most_half_the_outbox(aiohttp_clien
     with db.cursor() as cur:
         cur.execute("SELECT coalesce(max(seq), 0) FROM job_batches")
         since = cur.fetchone()[0]
-    runs = [(await trigger(client, "ninja"))["collectors"][0]["job_id"] for _ in range(6)]
-    for job_id in runs[:5]:
-        await set_job(db, job_id, status="completed")
+    async with client.ws_connect("/api/ws") as watcher:  # once it has the last write, all are published
+        await watcher.send_json({"op": "subscribe", "collectors": ["ninja"]})
+        runs = [(await trigger(client, "ninja"))["collectors"][0]["job_id"] for _ in range(6)]
+        for job_id in runs[:5]:
+            await set_job(db, job_id, status="completed")
+        await receive_until(
+            watcher,
+            lambda m: m["type"] == "job" and m["data"]["job_id"] == runs[4] and m["data"]["status"] == "completed",
+        )
     async with client.ws_connect("/api/ws") as ws:
         await ws.send_json({"op": "subscribe", "collectors": ["ninja"], "since": since})
         assert (await receive(ws))["type"] == "subscribed"
