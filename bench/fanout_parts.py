@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import resource
 import socket
@@ -197,6 +198,28 @@ def _drain(socks: list[socket.socket]) -> None:
                 pass
 
 
+IDLE_SETTLE = 3.0  # seconds after a start before idle is read
+
+
+def idle_slices(seconds: float) -> int:
+    """How many one-second slices of idle CPU to read for a round of ``seconds``."""
+    return max(5, round(seconds / 3))
+
+
+def idle_rates(samples: list[list[float]]) -> list[float]:
+    """CPU seconds per second of each counter when idle: the median over the slices between
+    ``samples`` (each the monotonic time, then a reading of every counter). A median, not the whole window's
+    mean: a process's one-off burst soon after it starts (about 14 ms within one second, seen
+    only in a checkout whose ``__pycache__`` the test suite had written; this machine sets
+    PYTHONDONTWRITEBYTECODE) fell in the window, was multiplied by the round's length and made
+    a state look up to a third cheaper."""
+    slices = [
+        [(b - a) / (later[0] - earlier[0]) for a, b in zip(earlier[1:], later[1:], strict=True)]
+        for earlier, later in itertools.pairwise(samples)
+    ]
+    return [statistics.median(column) for column in zip(*slices, strict=True)]
+
+
 def fixed_cost(dsn: str, seconds: float, roots: list[Path | None]) -> list[dict[str, float]]:
     """Server CPU per state with one follower, and with none moving (idle), for one serve
     process of each checkout in ``roots`` (None: this one), all following the same batch at
@@ -255,10 +278,13 @@ async def _fixed_cost(
             ws = await stack.enter_async_context(http.ws_connect(base + "/api/ws"))
             await ws.send_json({"op": "subscribe", "batch_id": batch_id})
             followers.append(asyncio.create_task(follow(ws, index)))
-        await asyncio.sleep(1)
-        idle_before = cpu()
-        await asyncio.sleep(seconds / 3)
-        idle = [(a - c, b - d) for (a, b), (c, d) in zip(cpu(), idle_before, strict=True)]
+        await asyncio.sleep(IDLE_SETTLE)
+        samples = [[time.monotonic(), *(x for pair in cpu() for x in pair)]]
+        for _ in range(idle_slices(seconds)):
+            await asyncio.sleep(1)
+            samples.append([time.monotonic(), *(x for pair in cpu() for x in pair)])
+        rates = idle_rates(samples)
+        idle = list(zip(rates[0::2], rates[1::2], strict=True))  # per second: (serve process, its backend)
         halt = threading.Event()
         thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
         thread.start()
@@ -278,9 +304,9 @@ async def _fixed_cost(
         results.append(
             {
                 "states": count,
-                "ms_per_state": round(1000 * (own - own_idle * 3) / max(1, count), 3),
-                "pg_ms_per_state": round(1000 * (pg - pg_idle * 3) / max(1, count), 3),
-                "idle_cpu_percent": round(100 * own_idle / (seconds / 3), 2),
+                "ms_per_state": round(1000 * (own - own_idle * seconds) / max(1, count), 3),
+                "pg_ms_per_state": round(1000 * (pg - pg_idle * seconds) / max(1, count), 3),
+                "idle_cpu_percent": round(100 * own_idle, 2),
             }
         )
     return results
@@ -345,10 +371,12 @@ def floor_cost(dsn: str, seconds: float, read: bool) -> tuple[float, float]:
         try:
             assert stdout.readline().strip() == "listening"
             backend = listener_backend(dsn, "fanout-parts floor")
-            idle_before, pg_idle_before = fanout.cpu_seconds(process.pid), fanout.cpu_seconds(backend)
-            time.sleep(seconds / 3)
-            idle_per_second = (fanout.cpu_seconds(process.pid) - idle_before) / (seconds / 3)
-            pg_idle_per_second = (fanout.cpu_seconds(backend) - pg_idle_before) / (seconds / 3)
+            time.sleep(IDLE_SETTLE)
+            samples = [[time.monotonic(), fanout.cpu_seconds(process.pid), fanout.cpu_seconds(backend)]]
+            for _ in range(idle_slices(seconds)):
+                time.sleep(1)
+                samples.append([time.monotonic(), fanout.cpu_seconds(process.pid), fanout.cpu_seconds(backend)])
+            idle_per_second, pg_idle_per_second = idle_rates(samples)
             halt = threading.Event()
             thread = threading.Thread(target=fanout.writer, args=(dsn, job_id, halt), daemon=True)
             thread.start()
