@@ -39,10 +39,10 @@ class Event:
     collector: str | None
     _sse: bytes | None
     _ws: bytes | None
-    # The wire bytes of every SSE stream and every WebSocket, once built (the fanout reads
-    # them here and builds them only when they are still None).
-    sse_wire: bytes | None
-    ws_wire: bytes | None
+    # ``sse_chunk()`` and ``ws_frame()``, once built: the wire bytes of every SSE stream and
+    # every WebSocket without compression.
+    _sse_wire: bytes | None
+    _ws_wire: bytes | None
     # Worked out once, read once per subscriber by the fanout:
     terminal: bool
     _key: str | None  # ``key``, once asked for
@@ -59,7 +59,7 @@ class Event:
         self.encoded = encoded
         self.status = status
         self.collector = collector
-        self._sse = self._ws = self.sse_wire = self.ws_wire = self._key = None
+        self._sse = self._ws = self._sse_wire = self._ws_wire = self._key = None
         self.terminal = status in TERMINAL_STATUSES
 
     @property
@@ -92,9 +92,9 @@ class Event:
 
     def sse_chunk(self) -> bytes:
         """The SSE frame as one HTTP/1.1 chunk: what goes on the wire of every SSE stream."""
-        if self.sse_wire is None:
-            self.sse_wire = http_chunk(self.sse_frame())
-        return self.sse_wire
+        if self._sse_wire is None:
+            self._sse_wire = http_chunk(self.sse_frame())
+        return self._sse_wire
 
     def ws_frame(self) -> bytes:
         """The WebSocket message as one unmasked, uncompressed text frame (RFC 6455 5.2):
@@ -102,7 +102,7 @@ class Event:
         message's layout (``ws_message`` is this without its header). Put together in one
         join, with no call and no copy on the way (the fast path of every state's fanout makes
         it: docs/LIVE_PUSH.md, the fixed cost per state)."""
-        if self.ws_wire is None:
+        if self._ws_wire is None:
             kind = self.kind
             prefix = _WS_PREFIXES.get(kind) or b'{"type": "%s", "seq": ' % kind.encode()
             seq = b"%d" % self.seq
@@ -114,8 +114,8 @@ class Event:
                 header = (0x817E0000 | size).to_bytes(4, "big")  # 0x81, 126, then 16 bits
             else:
                 header = ((0x817F << 64) | size).to_bytes(10, "big")  # 0x81, 127, then 64 bits
-            self.ws_wire = b"".join((header, prefix, seq, _WS_DATA, encoded, b"}"))
-        return self.ws_wire
+            self._ws_wire = b"".join((header, prefix, seq, _WS_DATA, encoded, b"}"))
+        return self._ws_wire
 
 
 @dataclasses.dataclass(eq=False, slots=True)

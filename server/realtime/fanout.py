@@ -65,6 +65,12 @@ class Follower(Protocol):
     def subscriber(self) -> Outbox: ...
 
 
+def has_room(wire: Wire) -> bool:
+    """Whether ``wire`` may be written to now: no more than ``DIRECT_WRITE_LIMIT`` unsent, not
+    closing (``offer_each`` makes the same two checks inline, once per follower)."""
+    return wire.get_write_buffer_size() <= DIRECT_WRITE_LIMIT and not wire.is_closing()
+
+
 def offer_each(followers: Iterable[Follower], event: Event, single: bool) -> None:
     """Offer ``event`` to each follower that has not had it or a newer state. ``single``: batch
     or job topics, which remember the seq offered and end with a terminal state (the hub then

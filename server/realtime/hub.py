@@ -333,7 +333,8 @@ class Hub:
         sub = Subscription(subscriber, "collectors", names, since)
         self._subs.add(sub)
         try:
-            events = await self._tracker.batches.latest_run_events(self._pool, sorted(names), since, subscriber.limit)
+            replay = subscriber.limit // 2  # the outbox, held until the replay is offered, must hold it
+            events = await self._tracker.batches.latest_run_events(self._pool, sorted(names), since, replay)
         except BaseException:
             self.unsubscribe(sub)
             raise

@@ -51,11 +51,10 @@ class BatchSource(Protocol):
         ...
 
     async def latest_run_events(
-        self, pool: aiopg.Pool, collectors: Sequence[str], since: int | None = None, outbox: int = 0
+        self, pool: aiopg.Pool, collectors: Sequence[str], since: int | None = None, limit: int = 0
     ) -> list[Event]:
         """Per collector, its active run else its most recent one, and with ``since`` also the
-        runs whose batch changed after that seq (the newest, at most half of ``outbox``: the
-        subscriber's outbox must hold them), as job events in seq order, one per run."""
+        runs whose batch changed after that seq (the newest ``limit``), as job events in seq order, one per run."""
         ...
 
     async def batch_seqs(self, pool: aiopg.Pool, batch_ids: Sequence[str]) -> dict[str, int]:

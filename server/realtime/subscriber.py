@@ -30,7 +30,7 @@ from typing import Protocol
 
 from server.observability.metrics import EVENTS_DELIVERED, SLOW_SUBSCRIBERS_DROPPED
 from server.realtime.events import Control, Event
-from server.realtime.fanout import DIRECT_WRITE_LIMIT, Wire, offer_each
+from server.realtime.fanout import Wire, has_room, offer_each
 
 _control_ids = itertools.count()
 # The transports a subscriber can be on (its ``transport``, a metric label), each with its own
@@ -213,8 +213,7 @@ class Subscriber:
             sink is None
             or not isinstance(item, Event)
             or (item.terminal and not self._direct_terminal)
-            or sink.get_write_buffer_size() > DIRECT_WRITE_LIMIT
-            or sink.is_closing()
+            or not has_room(sink)
         ):
             return False
         sink.write(item.ws_frame() if self.ws else item.sse_chunk())
@@ -235,9 +234,7 @@ class Subscriber:
         """Write ``data`` (whole wire bytes: an SSE heartbeat chunk) at once if this client keeps
         up and nothing is being written to it; else do nothing and say so."""
         sink = self._sink
-        if sink is None or not self._keeps_up():
-            return False
-        if sink.get_write_buffer_size() > DIRECT_WRITE_LIMIT or sink.is_closing():
+        if sink is None or not self._keeps_up() or not has_room(sink):
             return False
         sink.write(data)
         return True

@@ -62,15 +62,14 @@ class RunsSource:
         return snapshot_from(rows)
 
     async def latest_run_events(
-        self, pool: aiopg.Pool, collectors: Sequence[str], since: int | None = None, outbox: int = 0
+        self, pool: aiopg.Pool, collectors: Sequence[str], since: int | None = None, limit: int = 0
     ) -> list[Event]:
         """Per collector, its active run else its most recent one (what ``/runs/latest`` shows),
-        and with ``since`` the runs whose batch changed after that seq, the newest, at most half
-        of ``outbox`` (what a follower of the collectors missed; its outbox must hold them), as
-        job events in seq order, one per run."""
+        and with ``since`` the runs whose batch changed after that seq, the newest ``limit`` (what
+        a follower of the collectors missed), as job events in seq order, one per run."""
         _, runs = await body_sql.latest_runs(pool, collectors)
         if since is not None:
-            runs += await body_sql.runs_changed_since(pool, collectors, since, outbox // 2)  # read after: newer
+            runs += await body_sql.runs_changed_since(pool, collectors, since, limit)  # read after: newer
         newest = {run.job_id: run for run in runs}
         events = [Event("job", r.job_id, r.batch_seq, r.body, r.status, r.collector) for r in newest.values()]
         events.sort(key=lambda e: e.seq)
